@@ -1,0 +1,141 @@
+"""``twistd -n tau --config FILE``: read config, prepare, compose services into one MultiService."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.logger import ILogObserver, Logger
+from twisted.python import usage
+
+from tau.config import DEFAULT_CONFIG, ConfigError, load_config
+
+log = Logger()
+#: seconds a shutdown waits for requests in flight (SIGTERM must end the process within 5 s)
+DRAIN_TIMEOUT = 3.0
+
+
+class Options(usage.Options):
+    optParameters = [["config", "c", None, f"path to tau.ini (default: $TAU_CONFIG or {DEFAULT_CONFIG})"]]
+
+
+class DatabaseService(Service):
+    """Owns the adbapi pool: started first, closed last, after listeners stopped accepting."""
+
+    name = "database"
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def startService(self) -> None:
+        super().startService()
+        self.registry.db.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.registry.db.close()
+
+
+class TauService(MultiService):
+    """The root service. Children stop in reverse order: listeners, background work, database."""
+
+    def __init__(self, registry: Any) -> None:
+        super().__init__()
+        self.registry = registry
+        self._uninstall_sighup: Any = None
+        #: ``drain(timeout)`` callables from the services (AppHost.on_drain)
+        self.drains: list[Any] = []
+        from tau.app.sdnotify import Notifier
+
+        self.notifier = Notifier(registry.reactor)
+
+    def setServiceParent(self, parent: Any) -> None:
+        super().setServiceParent(parent)
+        from tau.logs import json_observer
+
+        # twistd consults the application's ILogObserver before choosing its own: JSON lines
+        if hasattr(parent, "setComponent"):
+            parent.setComponent(ILogObserver, json_observer(sys.stdout))
+
+    def privilegedStartService(self) -> None:
+        # a port already in use is an operator's problem: one line and exit 2, not a traceback
+        from twisted.internet.error import CannotListenError
+
+        try:
+            super().privilegedStartService()
+        except CannotListenError as exc:
+            print(f"tau: cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}", file=sys.stderr)
+            raise SystemExit(2)
+
+    def startService(self) -> None:
+        super().startService()
+        from tau.tls import install_sighup_reload
+
+        self._uninstall_sighup = install_sighup_reload(self.registry.reactor, [self.reload])
+        services = sorted(self.registry.services)
+        log.info("tau started: {services}", services=services)
+        self.notifier.ready("serving " + ", ".join(services))
+
+    def reload(self) -> None:
+        """SIGHUP: re-read what can change without a restart (TLS certificates)."""
+        self.notifier.reloading(False)
+        if "tls" in self.registry._built:
+            self.registry.tls.reload()
+        self.notifier.reloading(True)
+
+    def stopService(self) -> Any:
+        if self._uninstall_sighup is not None:
+            self._uninstall_sighup()
+        self.notifier.stopping()
+        log.info("tau stopping")
+        return defer.Deferred.fromCoroutine(self._stop_in_order())
+
+    async def _stop_in_order(self) -> None:
+        """Listeners stop accepting, work in flight finishes (bounded), then background, database.
+
+        ``MultiService.stopService`` would stop every child at once, closing the database under
+        requests still being answered."""
+        Service.stopService(self)
+        for service in reversed(list(self)):
+            await defer.maybeDeferred(service.stopService)
+            if service.name == "listeners" and self.drains:
+                results = await defer.DeferredList(
+                    [defer.maybeDeferred(drain, DRAIN_TIMEOUT) for drain in self.drains], consumeErrors=True)
+                for ok, value in results:
+                    if not ok:
+                        log.failure("draining work in flight failed", value)
+
+
+def build_root(registry: Any) -> TauService:
+    from tau.app.host import AppHost
+    from tau.app.plugins import discover
+
+    root = TauService(registry)
+    DatabaseService(registry).setServiceParent(root)
+    background, listening = MultiService(), MultiService()
+    background.setName("background")
+    listening.setName("listeners")
+    background.setServiceParent(root)
+    listening.setServiceParent(root)
+    host = AppHost(registry, background, listening)
+    for plugin in discover():
+        plugin.install(registry, host)
+    root.drains = host.drains
+    return root
+
+
+def makeService(options: Options) -> TauService:
+    from tau.app.startup import prepare
+    from tau.registry import Registry
+
+    try:
+        config = load_config(options["config"])
+        registry = Registry(config)
+        for note in prepare(registry):
+            print(f"tau: {note}", file=sys.stderr)
+        return build_root(registry)
+    except ConfigError as exc:
+        print(f"tau: {exc}", file=sys.stderr)
+        raise SystemExit(2)

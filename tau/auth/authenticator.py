@@ -1,0 +1,125 @@
+"""Password and app-password login, shared by every protocol through the cred portal.
+
+argon2id costs ~80–110 ms and DAV/IMAP clients send credentials constantly, so a successful
+check is cached for a short TTL under a keyed hash of (address, stored hash, password): the
+cache never holds a password, and a password change or a disabled account misses it.
+App passwords are high-entropy random strings, so a keyed HMAC (not argon2) is enough to store
+and look them up in one query; they are checked first and never cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from tau.auth import accounts, passwords
+from tau.auth.accounts import User
+from tau.auth.throttle import LoginThrottle
+from tau.keys import Keys
+from tau.storage.database import Database
+
+log = Logger()
+CACHE_MAX = 50_000
+
+
+class LoginFailed(Exception):
+    """Wrong address or password (deliberately not saying which)."""
+
+
+class LoginThrottled(LoginFailed):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many failed logins; retry in {int(retry_after) + 1} s")
+        self.retry_after = retry_after
+
+
+class Authenticator:
+    def __init__(self, db: Database, keys: Keys, throttle: LoginThrottle, clock: Any,
+                 run_in_thread: Callable[..., defer.Deferred], cache_ttl: int) -> None:
+        self._db = db
+        self._keys = keys
+        self._throttle = throttle
+        self._clock = clock
+        self._run_in_thread = run_in_thread
+        self._cache_ttl = cache_ttl
+        self._cache: dict[str, float] = {}
+        #: an LdapDirectory when ``[ldap] url`` is set (installed by tau.auth.ldap)
+        self.directory: Any = None
+
+    def _cache_key(self, user: User, password: str) -> str:
+        # the stored hash (fresh salt on every change), not the change time: a change within the
+        # same second as the cached login must still miss
+        return self._keys.mac("credential-cache", f"{user.address}\0{user.password_hash}\0{password}")
+
+    async def authenticate(self, address: str, password: str, ip: str | None = None,
+                           second_factor: bool = False) -> User:
+        """The user for these credentials, or LoginFailed / LoginThrottled.
+
+        ``second_factor``: the caller asks for a TOTP code itself (token endpoint, consent page), so
+        the account password is acceptable for a 2FA user; protocol logins need an app password.
+        """
+        account = address.strip().lower() if isinstance(address, str) else ""
+        wait = self._throttle.retry_after(account, ip)
+        if wait > 0:
+            log.warn("login_throttled account={account} ip={ip} retry_after={wait:.0f}",
+                     account=account, ip=ip, wait=wait)
+            raise LoginThrottled(wait)
+        user = await self._check(account, password, second_factor)
+        if user is None:
+            self._throttle.failure(account, ip)
+            raise LoginFailed("invalid credentials")
+        self._throttle.success(account, ip)
+        return user
+
+    async def _primary(self, user: User | None, second_factor: bool) -> User | None:
+        """The account password was right: refuse it alone for 2FA users (tau.auth.totp)."""
+        from tau.auth.totp import is_enabled
+
+        if user is None or second_factor:
+            return user
+        return None if await self._db.run("auth_2fa", is_enabled, user.id, readonly=True) else user
+
+    async def _check(self, account: str, password: str, second_factor: bool = False) -> User | None:
+        if not account or not isinstance(password, str) or not password or len(password) > passwords.MAX_LENGTH:
+            return None
+        user = await self._db.run("auth_get_user", accounts.get_user, account, readonly=True)
+        if user is None and self.directory is not None:  # LDAP: provisioned on first login
+            return await self._primary(await self.directory.login(self._db, account, password, None), second_factor)
+        if user is None:
+            # same cost as a real check: no timing oracle for which addresses exist
+            await self._run_in_thread(passwords.verify_password, None, password)
+            return None
+        if user.disabled:
+            return None
+        now = self._clock.seconds()
+        key = self._cache_key(user, password)
+        expiry = self._cache.get(key)
+        if expiry is not None and expiry > now:
+            return await self._primary(user, second_factor)
+        # app passwords first: one indexed query instead of argon2id, and never cached, so a
+        # revoked app password stops working at once (even when revoked by the CLI)
+        app_hash = self._keys.mac("app-password", password)
+        app_user = await self._db.run("auth_app_password", accounts.find_app_password, user.address, app_hash)
+        if app_user is not None:
+            return app_user
+        if user.source == "ldap" and self.directory is not None:
+            return await self._primary(await self.directory.login(self._db, account, password, user), second_factor)
+        if user.password_hash and await self._run_in_thread(passwords.verify_password, user.password_hash, password):
+            self._remember(key, now)
+            return await self._primary(user, second_factor)
+        return None
+
+    def _remember(self, key: str, now: float) -> None:
+        if self._cache_ttl <= 0:
+            return
+        if len(self._cache) >= CACHE_MAX:
+            for k in [k for k, exp in self._cache.items() if exp <= now] or list(self._cache)[: CACHE_MAX // 10]:
+                self._cache.pop(k, None)
+        self._cache[key] = now + self._cache_ttl
+
+    def forget(self) -> None:
+        """Drop every cached verification (password change, account disabled)."""
+        self._cache.clear()
+

@@ -1,0 +1,104 @@
+"""The blob backend interface, its errors and key validation.
+
+A backend stores opaque (already encrypted) bytes under a content address. It is synchronous
+and runs in a worker thread; ``tau.blobs.store`` adds encryption and the async facade. The
+operations are chosen so that S3 maps onto them directly: ``read_range`` is a ranged GET,
+``Upload`` is a multipart upload (parts buffered by ``write``, completed by ``commit``), and
+``size``/``exists`` are a HEAD.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+KEY_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class BlobError(Exception):
+    """Base class of every blob store error."""
+
+
+class BlobNotFound(BlobError, KeyError):
+    """No blob under that key (a KeyError too, so ``except KeyError`` also works)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the argument
+        return f"no blob {self.args[0]}" if self.args else "no such blob"
+
+
+class BlobCorrupt(BlobError):
+    """Stored bytes fail authentication: tampered, truncated, reordered, or the wrong master key."""
+
+
+class BlobStoreUnavailable(BlobError):
+    """The backend cannot serve requests (missing folder, read-only disk, S3 down)."""
+
+
+class InvalidBlobKey(BlobError, ValueError):
+    """A key that is not 64 lowercase hex digits; rejected before it reaches a path or URL."""
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a well-formed content address, else raise InvalidBlobKey.
+
+    Keys become file names and object names, so anything but ``[0-9a-f]{64}`` (``../x``,
+    ``/etc/passwd``, upper case, a trailing newline) is refused outright.
+    """
+    if not isinstance(key, str) or KEY_RE.fullmatch(key) is None:
+        raise InvalidBlobKey(f"invalid blob key {key!r}")
+    return key
+
+
+class Upload(ABC):
+    """One pending blob: bytes are appended, then published under a key or thrown away."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> None:
+        """Append raw bytes (the caller writes ciphertext in order)."""
+
+    @abstractmethod
+    def commit(self, key: str) -> bool:
+        """Durably publish the upload under ``key``.
+
+        Returns True if stored, False if ``key`` already existed and this upload was discarded
+        (content addressing makes both copies equivalent). Once this returns, the blob survives
+        a crash. On error the upload is discarded.
+        """
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard the upload; idempotent, and a no-op after commit."""
+
+
+class BlobBackend(ABC):
+    """Raw byte storage keyed by content address; every method blocks."""
+
+    @abstractmethod
+    def new_upload(self) -> Upload:
+        """Start an upload; an Upload that is dropped without commit leaves nothing behind."""
+
+    @abstractmethod
+    def read_range(self, key: str, offset: int, length: int | None = None) -> Iterator[bytes]:
+        """Yield stored bytes ``[offset, offset+length)`` (to the end if ``length`` is None).
+
+        A range past the end yields fewer bytes (or none). BlobNotFound may be raised by the
+        call or by the first iteration. Closing the iterator releases the underlying file or
+        connection.
+        """
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Stored size in bytes; BlobNotFound if absent."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether a committed blob is stored under ``key``."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the blob; deleting an absent key is not an error (callers retry)."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Health probe: raise BlobStoreUnavailable with a one-line reason if unusable."""

@@ -1,0 +1,30 @@
+"""Build the daemon's blob store from ``[blobs]``: ``local`` (default) or ``s3`` (minio SDK)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.blobs.local import LocalBackend
+from tau.blobs.store import BlobStore
+
+
+def create_backend(config: Any) -> Any:
+    backend = config.get("blobs", "backend")
+    if backend == "local":
+        return LocalBackend(config.data_path(config.get("blobs", "path")))
+    if backend == "s3":
+        try:
+            import minio  # noqa: F401
+
+            from tau.blobs.s3 import S3Backend
+        except ImportError:
+            raise config.error("blobs", "backend", "backend s3 needs the minio package (pip install 'tau[s3]')")
+        blobs = config["blobs"]
+        return S3Backend(blobs["s3_endpoint"], blobs["s3_access_key"], blobs["s3_secret_key"], blobs["s3_bucket"],
+                         secure=blobs["s3_secure"])
+    raise config.error("blobs", "backend", f"backend {backend!r} is not available in this version of tau")
+
+
+def create_blob_store(registry: Any) -> BlobStore:
+    keys = registry.keys
+    return BlobStore(registry.blob_backend, keys.blob_master_key, keys.blob_address_key, registry.run_in_thread)

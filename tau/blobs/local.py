@@ -1,0 +1,207 @@
+"""Local disk backend: one file per blob under ``root/ab/cd/<key>``.
+
+Uploads go to ``root/tmp`` (same filesystem, so the final rename is atomic) and are published
+only after the file and the directory entries are fsynced: a committed blob survives power
+loss, and a crash mid-upload leaves only a temp file that ``sweep_tmp`` removes later.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+from tau.blobs.base import (
+    BlobBackend,
+    BlobNotFound,
+    BlobStoreUnavailable,
+    Upload,
+    validate_key,
+)
+
+READ_BLOCK = 256 * 1024
+TMP_MAX_AGE = 24 * 3600
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _TempFile:
+    """The temp file of an upload; separate from LocalUpload so a finalizer can own it."""
+
+    def __init__(self, tmp_dir: Path) -> None:
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="up-")  # mode 0600
+        self.fd: int | None = fd
+        self.path = Path(name)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
+    def discard(self) -> None:
+        try:
+            self.close()
+        finally:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+class LocalUpload(Upload):
+    """A blob being written to a temp file; removed when aborted or garbage collected."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self._backend = backend
+        self._tmp = _TempFile(backend.tmp)
+        # Runs discard() on abort, on error, or when the upload is dropped without commit.
+        self._cleanup = weakref.finalize(self, self._tmp.discard)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append bytes; any error discards the upload."""
+        if self._tmp.fd is None:
+            raise ValueError("upload is closed")
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._tmp.fd, view):]
+        except BaseException:
+            self._cleanup()
+            raise
+
+    def commit(self, key: str) -> bool:
+        """fsync, then rename into place and fsync the directory; False if deduplicated."""
+        if self._tmp.fd is None:
+            raise ValueError("upload is closed")
+        try:
+            final = self._backend.path_for(key)
+            os.fsync(self._tmp.fd)
+            self._tmp.close()
+            if final.exists():  # same content address: same plaintext, keep the first copy
+                self._cleanup()
+                return False
+            self._backend.make_dirs(final.parent)
+            os.replace(self._tmp.path, final)
+            _fsync_dir(final.parent)
+        except BaseException:
+            self._cleanup()
+            raise
+        self._cleanup.detach()
+        return True
+
+    def abort(self) -> None:
+        """Close and remove the temp file; idempotent."""
+        self._cleanup()
+
+
+class LocalBackend(BlobBackend):
+    """Blobs as files under ``path``; ``path/tmp`` holds uploads in progress."""
+
+    def __init__(self, path: str | os.PathLike[str], create: bool = True) -> None:
+        """With ``create``, make ``path`` (but not its parents: a missing mount stays missing)."""
+        self.root = Path(path).absolute()
+        self.tmp = self.root / "tmp"
+        if create:
+            for folder in (self.root, self.tmp):
+                try:
+                    folder.mkdir(mode=0o700, exist_ok=True)
+                except OSError:
+                    pass  # check() reports it with a reason
+
+    def path_for(self, key: str) -> Path:
+        """The file of ``key``; validation keeps every key inside the root."""
+        validate_key(key)
+        return self.root / key[:2] / key[2:4] / key
+
+    def make_dirs(self, folder: Path) -> None:
+        """Create the fan-out folders, fsyncing each parent so the new entries are durable."""
+        missing = []
+        while folder != self.root and not folder.is_dir():
+            missing.append(folder)
+            folder = folder.parent
+        for folder in reversed(missing):
+            try:
+                folder.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            _fsync_dir(folder.parent)
+
+    def new_upload(self) -> LocalUpload:
+        return LocalUpload(self)
+
+    def read_range(self, key: str, offset: int, length: int | None = None) -> Iterator[bytes]:
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError(f"bad range offset={offset} length={length}")
+        return self._read(self.path_for(key), key, offset, length)
+
+    @staticmethod
+    def _read(path: Path, key: str, offset: int, length: int | None) -> Iterator[bytes]:
+        try:
+            with open(path, "rb", buffering=0) as fh:
+                fh.seek(offset)
+                left = length
+                while left is None or left > 0:
+                    piece = fh.read(READ_BLOCK if left is None else min(READ_BLOCK, left))
+                    if not piece:
+                        return
+                    if left is not None:
+                        left -= len(piece)
+                    yield piece
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+    def size(self, key: str) -> int:
+        try:
+            return self.path_for(key).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(key) from None
+
+    def exists(self, key: str) -> bool:
+        return self.path_for(key).is_file()
+
+    def delete(self, key: str) -> None:
+        try:
+            os.unlink(self.path_for(key))
+        except FileNotFoundError:
+            pass
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise BlobStoreUnavailable(f"blob folder {self.root} does not exist")
+        try:
+            self.tmp.mkdir(mode=0o700, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.tmp, prefix="probe-")
+            try:
+                os.write(fd, b"probe")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(name)
+        except OSError as exc:
+            raise BlobStoreUnavailable(f"blob folder {self.tmp} is not writable: "
+                                       f"{exc.strerror or exc}") from exc
+
+    def sweep_tmp(self, max_age: float = TMP_MAX_AGE) -> int:
+        """Remove temp files older than ``max_age`` seconds (crash leftovers); returns the count."""
+        cutoff, removed = time.time() - max_age, 0
+        try:
+            entries = list(os.scandir(self.tmp))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed

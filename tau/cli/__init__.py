@@ -1,0 +1,1 @@
+"""The ``tau`` operator command (argparse); ``tau.cli.main:main`` is the console script."""

@@ -1,0 +1,156 @@
+"""``tau chat login|send|listen``: the end-to-end encrypted messenger from a terminal.
+
+A thin shell over :mod:`tau.client`. ``login`` creates this terminal's device (identity and
+prekeys generated here, public halves published) and keeps its secrets in a state file
+(``--state``, default ``$TAU_CHAT_STATE`` or ``~/.config/tau/chat.json``, mode 0600); ``send``
+and ``listen`` use it. The server never sees the text: only ciphertext per device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tau.cli.common import EXIT_OK, CliError, add_parser
+
+
+def default_state() -> str:
+    return os.environ.get("TAU_CHAT_STATE") or str(Path.home() / ".config" / "tau" / "chat.json")
+
+
+def register(subparsers: Any) -> None:
+    group = add_parser(subparsers, "chat", "end-to-end encrypted chat from the terminal (tau.client)")
+    group.set_defaults(group_parser=group)
+    sub = group.add_subparsers(dest="action", metavar="ACTION")
+
+    p = add_parser(sub, "login", "log in and register this terminal as a new device")
+    p.add_argument("server", metavar="URL", help="tau's HTTP base URL, e.g. https://mail.example.org")
+    p.add_argument("user", metavar="ADDRESS")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _common(p)
+    p.set_defaults(handler=login)
+
+    p = add_parser(sub, "send", "send a message to a user or a conversation (#ID)")
+    p.add_argument("recipient", metavar="ADDRESS|#CONVERSATION")
+    p.add_argument("text", nargs="*", help="the message (default: read from stdin)")
+    p.add_argument("--plain", action="store_true", help="unencrypted conversation (bots, integrations)")
+    _common(p)
+    p.set_defaults(handler=send)
+
+    p = add_parser(sub, "listen", "print messages as they arrive (queued ones first)")
+    p.add_argument("--count", type=int, metavar="N", help="exit after N messages")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="exit after this long without a message")
+    p.add_argument("--json", action="store_true", help="one JSON object per message")
+    _common(p)
+    p.set_defaults(handler=listen)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state", metavar="PATH", help="device state file (default: $TAU_CHAT_STATE or "
+                   "~/.config/tau/chat.json)")
+    p.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+
+
+def _state_path(args: argparse.Namespace) -> Path:
+    return Path(args.state or default_state())
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from tau.client import Client
+
+    path = _state_path(args)
+    if not path.exists():
+        raise CliError(f"no device state at {path}: run `tau chat login URL ADDRESS` first")
+    return Client.from_file(path, verify_tls=not args.insecure)
+
+
+def _run(coro: Any) -> int:
+    from tau.client import ApiError, Closed
+
+    try:
+        return int(asyncio.run(coro))
+    except ApiError as exc:
+        raise CliError(f"server said {exc.status} {exc.error}: {exc.body.get('message', '')}")
+    except (Closed, OSError, TimeoutError) as exc:
+        raise CliError(f"connection failed: {exc}")
+
+
+def login(args: argparse.Namespace) -> int:
+    from tau.client import Client
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.user}: ")
+    path = _state_path(args)
+
+    async def run() -> int:
+        client = await Client.login(args.server, args.user, password, state_path=path, verify_tls=not args.insecure)
+        print(f"logged in as {client.user}, device {client.device_id} (keys in {path})")
+        return EXIT_OK
+
+    return _run(run())
+
+
+def send(args: argparse.Namespace) -> int:
+    client = _client(args)
+    text = " ".join(args.text) if args.text else sys.stdin.read().rstrip("\n")
+    if not text:
+        raise CliError("nothing to send")
+    target = {"conversation": args.recipient[1:]} if args.recipient.startswith("#") else {"to": args.recipient}
+
+    async def run() -> int:
+        if args.plain:
+            result = await client.send_plain(text, **target)
+        else:
+            result = await client.send(text, **target)
+        print(f"sent #{result['id']} in conversation #{result['conversation']} at {result['timestamp']}")
+        return EXIT_OK
+
+    return _run(run())
+
+
+def listen(args: argparse.Namespace) -> int:
+    from tau.client import Closed
+
+    client = _client(args)
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        seen, idle_until, backoff = 0, None, 1.0
+        await client.connect()
+        try:
+            while args.count is None or seen < args.count:
+                if args.timeout is not None and idle_until is None:
+                    idle_until = loop.time() + args.timeout
+                if client.socket is None or client.socket.closed.is_set():  # server restarted: resume
+                    await client.disconnect()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    try:
+                        await client.connect()
+                    except (OSError, Closed, TimeoutError):
+                        continue
+                try:
+                    msg = await client.next_message(timeout=1.0)
+                except TimeoutError:
+                    if idle_until is not None and loop.time() >= idle_until:
+                        return EXIT_OK
+                    continue
+                seen, idle_until, backoff = seen + 1, None, 1.0
+                if args.json:
+                    print(json.dumps(msg.__dict__, ensure_ascii=False), flush=True)
+                else:
+                    text = msg.text if msg.error is None else f"[could not decrypt: {msg.error}]"
+                    print(f"{msg.timestamp} #{msg.conversation} {msg.sender}: {text}", flush=True)
+            return EXIT_OK
+        finally:
+            await client.disconnect()
+
+    return _run(run())

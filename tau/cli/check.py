@@ -1,0 +1,210 @@
+"""``tau check``: is this installation ready to start, and what must DNS say about it?
+
+Runs every check even after one fails, so one run lists everything to fix. An invalid config
+is the exception: nothing else can be checked, so it is the usual one-line error with exit 2.
+Exit 0 when every check passed (warnings allowed), 1 when one failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from tau.auth import accounts
+from tau.cli.common import (
+    DATABASE_ERRORS,
+    EXIT_FAILED,
+    EXIT_OK,
+    add_parser,
+    connect,
+    database_error,
+    load,
+)
+from tau.config import LISTENERS, Config
+from tau.keys import SecretError, load_secret
+from tau.storage.engines.base import DatabaseUnavailable
+from tau.storage.migrate import schema_status
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+EXPIRY_WARNING_DAYS = 14
+
+
+def register(subparsers: Any) -> None:
+    parser = add_parser(subparsers, "check", "check config, database, blobs and TLS; print DNS records",
+                        "Validate the configuration, reach the database, check that the blob folder is "
+                        "writable and the TLS files are usable, and print the DNS records to publish.")
+    parser.set_defaults(handler=run)
+
+
+class Report:
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def line(self, status: str, name: str, text: str) -> None:
+        if status == FAIL:
+            self.failed += 1
+        print(f"{status:<5} {name:<9} {text}")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load(args)
+    report = Report()
+    report.line(OK, "config", config.path)
+    domains = set(config.get("tau", "domains"))
+    checks: list[Callable[[Config, Report], set[str] | None]] = [
+        _database, _secret, _blobs, _tls, _listen]
+    for check in checks:
+        found = check(config, report)
+        if found:
+            domains |= found
+    _dns(config, sorted(domains))
+    print()
+    if report.failed:
+        print(f"{report.failed} check{'s' if report.failed > 1 else ''} failed")
+        return EXIT_FAILED
+    print("all checks passed")
+    return EXIT_OK
+
+
+def _database(config: Config, report: Report) -> set[str] | None:
+    try:
+        db = connect(config)
+    except DatabaseUnavailable as exc:
+        report.line(FAIL, "database", str(exc))
+        return None
+    where = db.engine.describe()
+    try:
+        current, code = schema_status(db)
+        domains = None
+        if current == code:
+            report.line(OK, "database", f"{where}, schema version {current}")
+            domains = {str(d["name"]) for d in db.run("cli_check_domains", accounts.list_domains, readonly=True)}
+        elif current < code:
+            report.line(WARN, "database", f"{where}, schema version {current}, this tau has {code}: "
+                        "`tau migrate` (or the daemon at start) will upgrade it")
+        else:
+            report.line(FAIL, "database", f"{where}, schema version {current} is newer than this tau ({code})")
+        return domains
+    except DATABASE_ERRORS as exc:  # a query failing here is a finding, not a crash
+        report.line(FAIL, "database", f"{where}: {database_error(exc)}")
+        return None
+    finally:
+        db.close()
+
+
+def _secret(config: Config, report: Report) -> None:
+    path = config.data_path(config.get("tau", "secret_file"))
+    try:
+        load_secret(path)
+    except SecretError as exc:
+        report.line(FAIL, "secret", str(exc))
+    else:
+        report.line(OK, "secret", str(path))
+
+
+def _blobs(config: Config, report: Report) -> None:
+    if config.get("blobs", "backend") != "local":
+        report.line(WARN, "blobs", f"s3 bucket {config.get('blobs', 's3_bucket')} at "
+                    f"{config.get('blobs', 's3_endpoint')}: not checked by `tau check`")
+        return
+    path = config.data_path(config.get("blobs", "path"))
+    if not path.is_dir():
+        report.line(FAIL, "blobs", f"{path} is not a folder")
+        return
+    probe = path / f".tau-check-{secrets.token_hex(8)}"
+    try:  # os.access lies for root and on some network filesystems: really write
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        report.line(FAIL, "blobs", f"{path} is not writable: {exc.strerror or exc}")
+    else:
+        report.line(OK, "blobs", f"{path} is writable")
+
+
+def _tls(config: Config, report: Report) -> None:
+    from tau.tls import TLSConfigError, load_tls
+
+    cert = config.data_path(config.get("tls", "certificate"))
+    key = config.data_path(config.get("tls", "private_key"))
+    try:
+        info = load_tls(cert, key).describe()
+    except TLSConfigError as exc:
+        report.line(FAIL, "tls", str(exc))
+        return
+    expires = datetime.datetime.fromisoformat(info["not_after"])
+    days = (expires - datetime.datetime.now(datetime.UTC)).days
+    names = ", ".join(n.split(":", 1)[1] for n in info["san"]) or info["subject"]
+    text = (f"{cert}: {names}; {'self-signed, ' if info['self_signed'] else ''}"
+            f"expires {expires:%Y-%m-%d} ({'expired' if days < 0 else f'in {days} days'})")
+    hostname = config.get("tau", "hostname")
+    if days < 0:
+        report.line(FAIL, "tls", text)
+    elif days < EXPIRY_WARNING_DAYS:
+        report.line(WARN, "tls", text)
+    elif not _covers(info["san"], hostname):
+        report.line(WARN, "tls", f"{text}; does not name the hostname {hostname}")
+    else:
+        report.line(OK, "tls", text)
+
+
+def _covers(san: list[str], hostname: str) -> bool:
+    for entry in san:
+        kind, _, name = entry.partition(":")
+        if kind != "DNS":
+            if name == hostname:
+                return True
+            continue
+        if name == hostname or (name.startswith("*.") and hostname.partition(".")[2] == name[2:]):
+            return True
+    return False
+
+
+def _listen(config: Config, report: Report) -> None:
+    enabled = [f"{name} {config.get('listen', name)}" for name in LISTENERS if config.get("listen", name)]
+    if enabled:
+        report.line(OK, "listen", ", ".join(enabled))
+    else:
+        report.line(WARN, "listen", "no listener enabled in [listen]: the daemon would serve nothing")
+
+
+def _dns(config: Config, domains: list[str]) -> None:
+    hostname = config.get("tau", "hostname")
+    print()
+    if not domains:
+        print("No domains yet: `tau domain add DOMAIN`, then run `tau check` again for its DNS records.")
+        return
+    print("DNS records to publish:")
+    rows: list[tuple[str, str, str]] = []
+    for domain in domains:
+        rows += [(f"{domain}.", "MX", f"10 {hostname}."),
+                 (f"{domain}.", "TXT", '"v=spf1 mx -all"'),
+                 (f"_dmarc.{domain}.", "TXT", '"v=DMARC1; p=quarantine"')]
+    rows += _mail_records(config, domains)
+    width = max(len(r[0]) for r in rows)
+    for name, kind, value in rows:
+        print(f"  {name.ljust(width)}  {kind:<3}  {value}")
+    for domain in domains:
+        if not any(r[0].endswith(f"._domainkey.{domain}.") for r in rows):
+            print(f"  DKIM for {domain}: run `tau dkim keygen {domain}`")
+    if domains:
+        print(f"  MTA-STS: serve https://mta-sts.DOMAIN/.well-known/mta-sts.txt (RFC 8461) containing:\n"
+              f"    version: STSv1\n    mode: enforce\n    mx: {hostname}\n    max_age: 604800")
+    if "." not in hostname or hostname.endswith((".localhost", ".local", ".test", ".invalid")):
+        print(f"  note: [tau] hostname {hostname} is not a public name; MX must point at one "
+              "with an A/AAAA record for this server")
+
+
+def _mail_records(config: Config, domains: list[str]) -> list[tuple[str, str, str]]:
+    """DKIM keys made by `tau dkim keygen` and the MTA-STS discovery records (issue 4)."""
+    from tau.cli import dkim
+
+    rows = [r for r in dkim.records(config) if r[0].rstrip(".").split("._domainkey.")[-1] in domains]
+    for domain in domains:
+        rows.append((f"_mta-sts.{domain}.", "TXT", '"v=STSv1; id=1"'))
+        rows.append((f"mta-sts.{domain}.", "CNAME", f"{config.get('tau', 'hostname')}."))
+    return rows

@@ -1,0 +1,34 @@
+"""``tau.client``: a Python client for tau's messenger, with end-to-end encryption on the client.
+
+The server relays ciphertext only; keys never leave this process (or the state file you
+choose). X3DH (``tau.client.x3dh``) sets up a session with each device of each peer, the
+Double Ratchet (``tau.client.ratchet``) encrypts every message, both on the ``cryptography``
+package's primitives.
+
+Example::
+
+    import asyncio
+    from tau.client import Client
+
+    async def main():
+        alice = await Client.login("http://127.0.0.1:18080", "alice@example.test", "secret")
+        await alice.connect()                       # /ws/messages: queued, then live messages
+        await alice.send("hello bob", to="bob@example.test")
+        msg = await alice.next_message(timeout=30)  # a tau.client.Message, already decrypted
+        print(msg.sender, msg.text)
+        await alice.disconnect()
+
+    asyncio.run(main())
+
+``Client.login(..., state_path=PATH)`` keeps the device's keys and sessions in ``PATH``
+(mode 0600) and ``Client.from_file(PATH)`` resumes it; ``tau chat`` is built that way.
+Lower layers: ``tau.client.rest.Rest`` (REST calls, blocking) and ``tau.client.ws.Socket``
+(JSON WebSocket on autobahn asyncio).
+"""
+
+from tau.client.device import DeviceState
+from tau.client.messenger import Client, Message
+from tau.client.rest import ApiError, Rest
+from tau.client.ws import Closed, Socket
+
+__all__ = ["ApiError", "Client", "Closed", "DeviceState", "Message", "Rest", "Socket"]

@@ -1,0 +1,68 @@
+"""Listener endpoint strings (INTERFACE.md: ``[listen]`` values are Twisted endpoint descriptions).
+
+``ssl:PORT`` without ``privateKey=`` means "TLS with the certificate from ``[tls]``": we listen on
+plain TCP and wrap the factory in TLS with tau's reloadable context factory, so SIGHUP can swap
+the certificate without rebinding. An ``ssl:`` string that names its own key is left to Twisted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.testing import MemoryReactor
+from twisted.protocols.tls import TLSMemoryBIOFactory
+
+
+def is_tau_tls(desc: str) -> bool:
+    """True for ``ssl:...`` strings that rely on tau's own certificate."""
+    parts = desc.split(":")
+    return parts[0] == "ssl" and not any(p.startswith(("privateKey=", "certKey=")) for p in parts[1:])
+
+
+def _plain(desc: str) -> str:
+    return "tcp:" + desc[len("ssl:"):] if is_tau_tls(desc) else desc
+
+
+def validate_endpoint(desc: str) -> str | None:
+    """A reason the description cannot listen, or None. Binds nothing."""
+    parts = desc.split(":")
+    if (parts[0] in ("tcp", "tcp6", "ssl") and len(parts) > 1 and parts[1].isdigit()
+            and not 0 <= int(parts[1]) <= 65535):
+        return f"bad endpoint {desc!r}: port out of range"
+    try:
+        serverFromString(MemoryReactor(), _plain(desc))
+    except (ValueError, TypeError, KeyError) as exc:
+        return f"bad endpoint {desc!r}: {exc}"
+    except Exception as exc:  # e.g. an ssl: key file that cannot be read
+        return f"bad endpoint {desc!r}: {exc.__class__.__name__}: {exc}"
+    return None
+
+
+def listen_endpoint(reactor: Any, desc: str) -> IStreamServerEndpoint:
+    return serverFromString(reactor, _plain(desc))
+
+
+def wrap_factory(desc: str, factory: Any, tls_context: Any) -> Any:
+    """Wrap ``factory`` in server-side TLS when ``desc`` asks for tau's certificate."""
+    if is_tau_tls(desc):
+        return TLSMemoryBIOFactory(tls_context, False, factory)
+    return factory
+
+
+def set_no_delay(transport: Any) -> None:
+    """TCP_NODELAY on the socket under any TLS wrappers.
+
+    Line protocols answer with small writes a few ms apart (pipelined SMTP replies, IMAP ``+`` and
+    IDLE pushes); Nagle plus the client's delayed ACK would hold each second one back ~40 ms.
+    """
+    while transport is not None:
+        setter = getattr(transport, "setTcpNoDelay", None)
+        if setter is not None:
+            try:
+                setter(True)
+            except OSError:
+                pass
+            return
+        transport = getattr(transport, "transport", None)

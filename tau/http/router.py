@@ -1,0 +1,200 @@
+"""The root HTTP resource: small routes registered per module (Synapse's ``register_servlets``).
+
+A route is (method, path pattern, async handler, auth mode). The router answers 404/405 in
+JSON, applies the per-IP and per-user rate limits, authenticates (Bearer for the API; Bearer or
+Basic where DAV clients need it), and turns ``HttpError`` into the contract's error body.
+Subtrees that are ordinary twisted.web resources (DAV) are mounted by prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import NOT_DONE_YET
+
+from tau.http.auth import authenticate_request
+from tau.http.errors import HttpError, error_body
+
+log = Logger()
+Handler = Callable[..., Awaitable[Any]]
+_PARAM = re.compile(r"\{([a-z_]+)\}")
+
+
+@dataclass
+class Response:
+    body: bytes
+    status: int = 200
+    content_type: str = "application/json"
+    headers: dict[str, str] | None = None
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(obj, ensure_ascii=False).encode(), status, "application/json", headers)
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: str
+    regex: re.Pattern[str]
+    handler: Handler
+    auth: str  # "none" | "bearer" | "any" (Bearer or Basic)
+
+
+class Router(Resource):
+    isLeaf = True
+
+    def __init__(self, registry: Any) -> None:
+        super().__init__()
+        self.registry = registry
+        self.routes: list[Route] = []
+        self.mounts: list[tuple[str, IResource, str]] = []
+
+    def route(self, method: str, pattern: str, handler: Handler, auth: str = "bearer") -> None:
+        """``pattern`` like ``/api/emails/{id}``; parameters match one path segment."""
+        regex = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", re.escape(pattern).replace(r"\{", "{")
+                                            .replace(r"\}", "}")) + "$")
+        self.routes.append(Route(method.upper(), pattern, regex, handler, auth))
+
+    def mount(self, prefix: str, resource: IResource, auth: str = "none") -> None:
+        """Delegate ``prefix/...`` to a twisted.web resource (after rate limiting and auth)."""
+        self.mounts.append((prefix.rstrip("/"), resource, auth))
+        self.mounts.sort(key=lambda m: -len(m[0]))
+
+    def render(self, request: Any) -> Any:
+        d = defer.Deferred.fromCoroutine(self._dispatch(request))
+        d.addErrback(request.processingFailed)
+        return NOT_DONE_YET
+
+    async def _dispatch(self, request: Any) -> None:
+        try:
+            raw_path = request.path.decode("latin-1")
+            path = unquote(raw_path, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            return send_error(request, HttpError(400, "bad_path", "path is not valid UTF-8"))
+        method = request.method.decode("latin-1").upper()
+        try:
+            await self.registry.rate_limiter.check_ip(request.client_ip)
+            for prefix, resource, auth in self.mounts:
+                if path == prefix or path.startswith(prefix + "/"):
+                    request.route = prefix + "/*"
+                    await self._authenticate(request, auth)
+                    return self._delegate(request, resource, prefix)
+            allowed: list[str] = []
+            for route in self.routes:
+                match = route.regex.match(path)
+                if match is None:
+                    continue
+                if route.method != method and not (route.method == "GET" and method == "HEAD"):
+                    allowed.append(route.method)
+                    continue
+                request.route = route.pattern
+                await self._authenticate(request, route.auth)
+                result = await route.handler(request, **match.groupdict())
+                return send_response(request, result)
+            if allowed:
+                raise HttpError(405, "method_not_allowed", f"{method} not allowed here",
+                                headers={"Allow": ", ".join(sorted(set(allowed)))})
+            raise HttpError(404, "not_found", "no such endpoint")
+        except HttpError as exc:
+            send_error(request, exc)
+
+    async def _authenticate(self, request: Any, mode: str) -> None:
+        if mode == "none":
+            return
+        request.user = await authenticate_request(self.registry, request, allow_basic=(mode == "any"))
+        await self.registry.rate_limiter.check_user(request.user.address)
+
+    def _delegate(self, request: Any, resource: IResource, prefix: str) -> None:
+        segments = [s for s in prefix.split("/") if s]
+        request.prepath = [s.encode() for s in segments]
+        request.postpath = request.postpath[len(segments):] if len(request.postpath) >= len(segments) else []
+        body = resource.render(request)
+        if body is NOT_DONE_YET:
+            return
+        request.write(body)
+        request.finish()
+
+
+def send_response(request: Any, result: Any) -> None:
+    if result is NOT_DONE_YET or request.finished or getattr(request, "_disconnected", False):
+        return
+    if not isinstance(result, Response):
+        result = json_response(result)
+    request.setResponseCode(result.status)
+    request.setHeader(b"content-type", result.content_type.encode())
+    request.setHeader(b"cache-control", b"no-store")
+    for name, value in (result.headers or {}).items():
+        request.setHeader(name.encode(), value.encode())
+    request.setHeader(b"content-length", str(len(result.body)).encode())
+    if request.method != b"HEAD":
+        request.write(result.body)
+    request.finish()
+
+
+def send_error(request: Any, exc: HttpError) -> None:
+    if request.finished or getattr(request, "_disconnected", False):
+        return
+    if exc.status >= 500:
+        log.error("{status} {code}: {message}", status=exc.status, code=exc.code, message=exc.message)
+    metrics = getattr(request.channel.site.registry, "metrics", None)
+    if metrics is not None:
+        metrics.errors.labels("http", exc.code).inc()
+    body = error_body(exc.code, exc.message, request.request_id, exc.extra)
+    send_response(request, Response(body, exc.status, "application/json", exc.headers))
+
+
+async def read_json(request: Any) -> Any:
+    """The request body as JSON; 400 ``invalid_json`` for anything else."""
+    request.content.seek(0)
+    raw = request.content.read()
+    if not raw.strip():
+        raise HttpError(400, "invalid_json", "request body must be a JSON object")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise HttpError(400, "invalid_json", "request body is not valid JSON")
+
+
+async def read_json_object(request: Any) -> dict[str, Any]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise HttpError(400, "invalid_json", "request body must be a JSON object")
+    return body
+
+
+def read_form(request: Any) -> dict[str, str]:
+    """A urlencoded form as str → str (first value); 400 ``invalid_form`` when it is not one."""
+    ctype = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+    if ctype != b"application/x-www-form-urlencoded":
+        raise HttpError(400, "invalid_form", "expected application/x-www-form-urlencoded")
+    from urllib.parse import parse_qsl
+
+    request.content.seek(0)
+    raw = request.content.read()
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw), max_num_fields=100)
+    except (UnicodeDecodeError, ValueError):
+        raise HttpError(400, "invalid_form", "form body is malformed")
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        out.setdefault(key, value)
+    return out
+
+
+def query_arg(request: Any, name: str, default: str | None = None) -> str | None:
+    values = request.args.get(name.encode())
+    if not values:
+        return default
+    try:
+        return values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError(400, "invalid_query", f"query parameter {name} is not UTF-8")

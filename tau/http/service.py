@@ -1,0 +1,62 @@
+"""The HTTP core service: one Site on ``[listen] http``/``https`` that every HTTP service mounts on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.http.health import health
+from tau.http.router import Response, Router, json_response
+from tau.http.site import TauSite
+
+
+class HttpHost:
+    """What ``host.http`` offers other services: routes, mounts, body limits."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        self.router = Router(registry)
+        self.site = TauSite(self.router, registry)
+        self.site.on_finish.append(self._observe)
+
+    def route(self, method: str, pattern: str, handler: Any, auth: str = "bearer") -> None:
+        self.router.route(method, pattern, handler, auth)
+
+    def mount(self, prefix: str, resource: Any, auth: str = "none", body_limit: int | None = -1) -> None:
+        """``body_limit=None`` lets the resource stream bodies of any size itself."""
+        self.router.mount(prefix, resource, auth)
+        if body_limit != -1:
+            self.site.set_body_limit(prefix, body_limit)
+
+    def _observe(self, request: Any, elapsed: float) -> None:
+        metrics = self.registry.metrics
+        method = request.method.decode("latin-1", "replace")[:10]
+        route = getattr(request, "route", "-")
+        metrics.http_requests.labels(method, route, str(request.code)).inc()
+        metrics.http_latency.labels(method, route).observe(elapsed)
+
+
+def install(registry: Any, host: Any) -> None:
+    http = HttpHost(registry)
+    host.http = http
+
+    async def get_health(request: Any) -> Response:
+        return await health(registry, request)
+
+    async def get_metrics(request: Any) -> Response:
+        return Response(registry.metrics.exposition(), 200, registry.metrics.content_type)
+
+    async def get_me(request: Any) -> Response:
+        return json_response(request.user.public())
+
+    http.route("GET", "/api/health", get_health, auth="none")
+    http.route("GET", "/metrics", get_metrics, auth="none")
+    http.route("GET", "/api/me", get_me)
+
+    from tau.http import oauth
+
+    oauth.register(registry, http)
+    for key in ("http", "https"):
+        host.add_listener(key, http.site)
+    if hasattr(host, "on_drain"):  # test stand-ins for the host may not have it
+        host.on_drain(http.site.drain)
+    registry.services["http"] = "ok"

@@ -1,0 +1,1 @@
+"""Plugin package scanned by ``twisted.plugin.getPlugins(ITauService, tau.plugins)``."""

@@ -1,0 +1,79 @@
+"""SQLite: the embedded default. WAL, foreign keys, busy timeout, one writer connection."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from tau.storage.engines.base import DatabaseUnavailable, Engine
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class SqliteEngine(Engine):
+    name = "sqlite"
+    single_connection = True
+    schema_tokens = {
+        "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "bigint": "INTEGER",
+        "blob": "BLOB",
+        "text_ci": "TEXT COLLATE NOCASE",
+    }
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            parent = Path(self.path).parent
+            if not parent.is_dir():
+                raise DatabaseUnavailable(f"cannot open {self.path}: folder {parent} does not exist")
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+            self.on_connect(conn)
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"cannot open {self.path}: {exc}") from exc
+        return conn
+
+    def pool_args(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        kwargs = {
+            "database": self.path,
+            "isolation_level": None,
+            "check_same_thread": False,
+            "timeout": BUSY_TIMEOUT_MS / 1000,
+            "cp_min": 1,
+            "cp_max": 1,
+            "cp_openfun": self.on_connect,
+        }
+        return "sqlite3", (), kwargs
+
+    def on_connect(self, conn: Any) -> None:
+        # isolation_level=None: we issue BEGIN ourselves (see begin), so DDL in migrations is
+        # transactional too and adbapi's commit()/rollback() end what we began.
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # Turning a brand-new file into WAL needs an exclusive lock, and SQLite answers "locked" at
+        # once (no busy wait) when two connections race for it: retry within the busy timeout.
+        for attempt in range(BUSY_TIMEOUT_MS // 50):
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == BUSY_TIMEOUT_MS // 50 - 1:
+                    raise
+                time.sleep(0.05)
+        conn.execute("PRAGMA synchronous=FULL")  # 250/OK means durable, even across power loss
+        conn.execute("PRAGMA foreign_keys=ON")
+
+    def begin(self, cursor: Any, readonly: bool) -> None:
+        # IMMEDIATE takes the write lock up front: no deadlock upgrading a read lock when the CLI
+        # writes at the same time as the daemon.
+        cursor.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+    def describe(self) -> str:
+        return f"sqlite:///{self.path}"

@@ -1,0 +1,16 @@
+"""Mount TauMail's REST API (``/api/emails``), OpenPGP key upload and WKD on the HTTP core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def install(registry: Any, host: Any) -> None:
+    if host.http is None:
+        return
+    from tau.mail import api, pgp
+
+    store = registry.mail_store
+    api.register(registry, host.http, store)
+    pgp.register(registry, host.http)
+    registry.services["mailapi"] = "ok"

@@ -1,0 +1,199 @@
+"""Build and send a message for ``POST /api/emails`` (RFC 5322, MIME RFC 2045-2049, RFC 6409 §8).
+
+The message is built with the standard library's ``email`` package (text and/or HTML as
+``multipart/alternative``, attachments as ``multipart/mixed``), optionally PGP-signed/encrypted
+(``tau.mail.pgp``), written to the blob store once and then, in ONE transaction: local
+recipients get it in their INBOX, remote ones go into the outbound queue, and the sender gets the
+Sent copy — exactly what SMTP submission does, so IMAP sees the same result either way.
+Bcc recipients get the message but the header is not transmitted (RFC 5322 §3.6.3).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.policy
+import email.utils
+import uuid
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from tau.http.errors import HttpError
+
+MAX_RECIPIENTS = 100
+
+
+@dataclass
+class Draft:
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+    subject: str
+    text: str | None
+    html: str | None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    encrypt: bool = False
+    sign: bool = False
+    passphrase: str | None = None
+
+    @property
+    def recipients(self) -> list[str]:
+        return list(dict.fromkeys(a.lower() for a in self.to + self.cc + self.bcc))
+
+
+def _addresses(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise HttpError(400, "invalid_request", f"{key} must be a list of addresses")
+    out = []
+    for v in value:
+        if any(c in v for c in "\r\n\0") or len(v) > 320:
+            raise HttpError(400, "invalid_address", f"not a mail address: {v[:100]!r}")
+        _, addr = email.utils.parseaddr(v)
+        local, at, domain = addr.rpartition("@")
+        if not at or not local or not domain or "." not in domain or any(c in addr for c in "\r\n<>,;\0 "):
+            raise HttpError(400, "invalid_address", f"not a mail address: {v!r}")
+        out.append(addr)
+    return out
+
+
+def parse_draft(body: dict[str, Any]) -> Draft:
+    to, cc, bcc = _addresses(body, "to"), _addresses(body, "cc"), _addresses(body, "bcc")
+    if not (to or cc or bcc):
+        raise HttpError(400, "no_recipients", "give at least one address in to, cc or bcc")
+    subject = body.get("subject", "")
+    text, html = body.get("text"), body.get("html")
+    for name, value in (("subject", subject), ("text", text), ("html", html)):
+        if value is not None and not isinstance(value, str):
+            raise HttpError(400, "invalid_request", f"{name} must be a string")
+    if any(c in subject for c in "\r\n\0"):
+        raise HttpError(400, "invalid_request", "subject must be one line")
+    attachments = body.get("attachments") or []
+    if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
+        raise HttpError(400, "invalid_request", "attachments must be a list of objects")
+    for flag in ("encrypt", "sign"):
+        if not isinstance(body.get(flag, False), bool):
+            raise HttpError(400, "invalid_request", f"{flag} must be true or false")
+    passphrase = body.get("passphrase")
+    if passphrase is not None and not isinstance(passphrase, str):
+        raise HttpError(400, "invalid_request", "passphrase must be a string")
+    draft = Draft(to, cc, bcc, subject, text, html, attachments, body.get("encrypt", False),
+                  body.get("sign", False), passphrase)
+    if len(draft.recipients) > MAX_RECIPIENTS:
+        raise HttpError(400, "too_many_recipients", f"at most {MAX_RECIPIENTS} recipients")
+    return draft
+
+
+async def attachment_bytes(registry: Any, user: Any, item: dict[str, Any]) -> tuple[str, str, bytes]:
+    """(filename, content type, bytes) of one attachment: inline base64 or a TauCloud file id."""
+    filename = item.get("filename")
+    ctype = item.get("content_type") or "application/octet-stream"
+    if not isinstance(ctype, str) or ctype.count("/") != 1 or any(c in ctype for c in "\r\n;\0 "):
+        raise HttpError(400, "invalid_attachment", "content_type must be type/subtype")
+    if "content_base64" in item:
+        try:
+            data = base64.b64decode(item["content_base64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise HttpError(400, "invalid_attachment", "content_base64 is not base64")
+    elif "file_id" in item:
+        data, found_name, found_type = await _file(registry, user, item["file_id"])
+        filename = filename or found_name
+        ctype = item.get("content_type") or found_type or ctype
+    else:
+        raise HttpError(400, "invalid_attachment", "each attachment needs content_base64 or file_id")
+    if not isinstance(filename, str) or not filename or any(c in filename for c in "\r\n\0/\\"):
+        raise HttpError(400, "invalid_attachment", "each attachment needs a plain filename")
+    return filename, ctype, data
+
+
+async def _file(registry: Any, user: Any, file_id: Any) -> tuple[bytes, str, str]:
+    """A TauCloud file the user may read (its own tree or a share), by id."""
+    try:
+        from tau.files import lookup
+    except ImportError:
+        raise HttpError(400, "file_attachments_unavailable", "file attachments need TauCloud (tau.files)")
+    if not isinstance(file_id, (str, int)) or not str(file_id).isdigit():
+        raise HttpError(400, "invalid_attachment", "file_id must be a file id")
+    found = await registry.db.run("mail_attach_file", lookup.locate, user.id, int(file_id), readonly=True)
+    if found is None or found[0].is_folder or not found[0].blob_key:
+        raise HttpError(404, "file_not_found", f"no file {file_id}")
+    node = found[0]
+    if node.size > registry.config.get("limits", "message_size"):
+        raise HttpError(413, "payload_too_large", "the file is larger than the message size limit")
+    return await registry.blobs.read(node.blob_key), node.name, node.content_type
+
+
+def build(sender: str, draft: Draft, files: list[tuple[str, str, bytes]], hostname: str,
+          extra_headers: list[tuple[str, str]] | None = None) -> EmailMessage:
+    """The MIME message (without Bcc), ready for signing/encryption."""
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = sender
+    if draft.to:
+        msg["To"] = ", ".join(draft.to)
+    if draft.cc:
+        msg["Cc"] = ", ".join(draft.cc)
+    msg["Subject"] = draft.subject
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@{sender.rpartition('@')[2] or hostname}>"
+    msg["MIME-Version"] = "1.0"
+    for name, value in extra_headers or []:
+        msg[name] = value
+    body_part = content_part(draft, files)
+    for name, value in body_part.items():
+        if name.lower() not in ("mime-version",):
+            msg[name] = value
+    msg.set_payload(body_part.get_payload())
+    return msg
+
+
+def content_part(draft: Draft, files: list[tuple[str, str, bytes]]) -> EmailMessage:
+    """The body entity (what PGP/MIME signs or encrypts): text/html alternatives plus attachments."""
+    part = EmailMessage(policy=email.policy.SMTP)
+    if draft.html is not None:
+        part.set_content(draft.text if draft.text is not None else "")
+        part.add_alternative(draft.html, subtype="html")
+    else:
+        part.set_content(draft.text or "")
+    for filename, ctype, data in files:
+        maintype, subtype = ctype.split("/")
+        part.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return part
+
+
+def as_bytes(msg: EmailMessage) -> bytes:
+    raw = msg.as_bytes(policy=email.policy.SMTP)
+    return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+
+
+def send_txn(txn: Any, ctx: Any, sender: str, recipients: list[str], key: str, size: int, fields: Any,
+             message_id: str | None) -> Any:
+    """Local delivery + outbound queue + Sent copy in one transaction; returns the Sent Delivered."""
+    from tau.auth import accounts
+    from tau.mail.store import messages, queue
+
+    local: list[str] = []
+    remote: list[str] = []
+    unknown: list[str] = []
+    for rcpt in recipients:
+        domain = rcpt.rpartition("@")[2]
+        if not accounts.is_local_domain(txn, domain):
+            remote.append(rcpt)
+            continue
+        targets = accounts.resolve_recipient(txn, rcpt)
+        if not targets:
+            unknown.append(rcpt)
+        for t in targets:
+            (local if accounts.is_local_domain(txn, t.rpartition("@")[2]) else remote).append(t)
+    if unknown:
+        raise HttpError(400, "unknown_recipient", "no such local recipient: " + ", ".join(unknown),
+                        extra={"recipients": unknown})
+    local, remote = sorted(set(local)), list(dict.fromkeys(remote))
+    if local:
+        messages.deliver(txn, ctx, local, key, size, fields, "INBOX", (), None, None)
+    if remote:
+        queue.enqueue(txn, sender, sender, remote, key, size, message_id, ctx)
+    [sent] = messages.deliver(txn, ctx, [sender], key, size, fields, "Sent", ("\\Seen",), None, None)
+    return sent

@@ -1,0 +1,72 @@
+"""COPY and MOVE with their UID forms (RFC 3501 §6.4.7, RFC 6851), answering with COPYUID
+(UIDPLUS, RFC 4315 §3). A missing destination is ``NO [TRYCREATE]`` (RFC 3501 §6.4.7).
+
+Destinations are always the authenticated user's own mailboxes: the store is called with
+``conn.user``, so a name can never reach another account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.mail.store.api import CopyResult, MailboxNotFound
+
+from .base import SYNC_FULL, No, State, command
+from .mailboxes import valid_name
+from .parser import Parser
+from .response import compress_uids
+
+
+async def _copy(conn: Any, p: Parser, uid: bool, move: bool) -> str:
+    seqset = p.seqset()
+    p.sp()
+    dest = p.mailbox()
+    p.end()
+    view = conn.selected
+    if move and view.readonly:
+        raise No("Mailbox is read-only", "READ-ONLY")
+    if not valid_name(dest):
+        raise No("Mailbox doesn't exist", "TRYCREATE")
+    uids = view.by_uid(seqset) if uid else view.by_seq(seqset)
+    uids = [u for u in uids if not view.is_gone(u)]
+    verb = ("UID " if uid else "") + ("MOVE" if move else "COPY")
+    if not uids:
+        if not uid and view.gone:
+            raise No("Some of the requested messages no longer exist", "EXPUNGEISSUED")
+        return f"{verb} completed"
+    try:
+        op = conn.store.move if move else conn.store.copy
+        result: CopyResult = await op(view.mailbox_id, uids, conn.user, dest)
+    except MailboxNotFound:
+        raise No("Mailbox doesn't exist", "TRYCREATE") from None
+    view.touch()  # the copies may land here; moved messages are gone
+    code = ""
+    if result.pairs:
+        src = compress_uids([s for s, _ in result.pairs])
+        dst = compress_uids([d for _, d in result.pairs])
+        code = f"[COPYUID {result.uidvalidity} {src} {dst}] "
+    if move:
+        if code:
+            conn.untagged("OK " + code + "Moved")  # RFC 6851 §4.3: before the EXPUNGEs
+        return f"{verb} completed"
+    return f"{code}{verb} completed"
+
+
+@command("COPY", State.SELECTED, SYNC_FULL)
+async def do_copy(conn: Any, tag: str, p: Parser) -> str:
+    return await _copy(conn, p, uid=False, move=False)
+
+
+@command("UID COPY", State.SELECTED, SYNC_FULL)
+async def do_uid_copy(conn: Any, tag: str, p: Parser) -> str:
+    return await _copy(conn, p, uid=True, move=False)
+
+
+@command("MOVE", State.SELECTED, SYNC_FULL)
+async def do_move(conn: Any, tag: str, p: Parser) -> str:
+    return await _copy(conn, p, uid=False, move=True)
+
+
+@command("UID MOVE", State.SELECTED, SYNC_FULL)
+async def do_uid_move(conn: Any, tag: str, p: Parser) -> str:
+    return await _copy(conn, p, uid=True, move=True)

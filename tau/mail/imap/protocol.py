@@ -1,0 +1,415 @@
+"""IMAP4rev1 connection: framing, literals, state machine, dispatch (RFC 3501 §2.2, §3, §5.5, §7).
+
+Input is read as CRLF lines; a line ending in ``{n}`` (synchronizing: answered with ``+``) or
+``{n+}`` (LITERAL+, RFC 7888) is followed by ``n`` octets that belong to the same command.
+Commands run one at a time, in order (pipelined input waits in the buffer). Limits: a line is at
+most :data:`MAX_LINE` octets (longer: ``BAD``, the line is skipped), a literal at most
+:data:`MAX_LITERAL` except in APPEND where ``[limits] message_size`` applies (bigger: ``NO
+[TOOBIG]``; a non-synchronizing one is read and dropped, RFC 7888 §4), too many ``BAD`` in a row
+or 30 minutes without input ends the connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import INegotiated, IPushProducer, ISSLTransport
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tau.endpoints import set_no_delay
+from tau.mail.store.api import MailStoreError
+
+from . import append, auth, copy, expunge, fetch, idle, listing, mailboxes, search, store  # noqa: F401
+from .base import COMMANDS, SYNC_FULL, SYNC_NONE, Bad, No, State, store_error
+from .parser import ATOM_CHARS, ParseError, Parser
+from .session import SelectedMailbox
+
+log = Logger(namespace="tau.mail.imap")
+
+MAX_LINE = 64 * 1024
+MAX_LITERAL = 64 * 1024            # outside APPEND
+MAX_COMMAND = 1024 * 1024          # all lines and small literals of one command
+MAX_BAD = 20                       # consecutive BAD responses before the connection is closed
+IDLE_TIMEOUT = 30 * 60             # RFC 3501 §5.4: at least 30 minutes once authenticated
+PREAUTH_TIMEOUT = 5 * 60
+_LITERAL_RE = re.compile(rb"~?\{(\d{1,12})(\+?)\}$")  # "~{n}": literal8 (RFC 3516 §4.2)
+_TAG_CHARS = (ATOM_CHARS | {ord("]")}) - {ord("+")}
+
+
+@implementer(IPushProducer)
+class IMAPConnection(Protocol):
+    """One client connection. Command modules use the attributes and helpers below."""
+
+    state = State.NOT_AUTH
+    user: str | None = None
+    selected: SelectedMailbox | None = None
+    condstore = False
+    tls = False
+    idling = False
+    idle_push: defer.Deferred[None] | None = None
+    _timeout_call: Any = None
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+        self.registry = factory.registry
+        self.store = factory.store
+        self._buf = bytearray()
+        self._segments: list[bytes] = []   # the command being read
+        self._cmd_size = 0
+        self._literal_left = 0              # octets of literal still to read
+        self._literal: bytearray | None = None  # None while discarding a literal
+        self._error: tuple[str, str] | None = None  # ("NO"|"BAD", text) once the command is lost
+        self._skip_line = False             # discarding the rest of an over-long line
+        self._skip_tag: bytes | None = None
+        self._busy = False
+        self._line_waiter: defer.Deferred[bytes] | None = None
+        self._paused = False
+        self._processing = False
+        self._input_paused = False
+        self._drain: list[defer.Deferred[None]] = []
+        self._bad = 0
+        self.peer_ip = ""
+        self.loopback = False
+
+    # -- connection lifecycle ------------------------------------------------------------------
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peer_ip = getattr(peer, "host", "") or ""
+        try:
+            ip = ipaddress.ip_address(self.peer_ip)
+            self.loopback = ip.is_loopback or (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
+        except ValueError:
+            self.loopback = False
+        self.tls = ISSLTransport.providedBy(self.transport) or INegotiated.providedBy(self.transport)
+        set_no_delay(self.transport)
+        self.transport.registerProducer(self, True)
+        self.factory.connection_opened(self)
+        self._reset_timeout()
+        self.write(b"* OK [CAPABILITY " + auth.capabilities(self).encode() + b"] tau IMAP4rev1 ready\r\n")
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.state = State.LOGOUT
+        if self._timeout_call is not None and self._timeout_call.active():
+            self._timeout_call.cancel()
+        self._timeout_call = None
+        self.factory.connection_closed(self)
+        waiter, self._line_waiter = self._line_waiter, None
+        if waiter is not None:
+            waiter.errback(ConnectionError("connection lost"))
+        for d in self._drain:
+            d.callback(None)
+        self._drain = []
+
+    def _reset_timeout(self) -> None:
+        delay = IDLE_TIMEOUT if self.state & (State.AUTH | State.SELECTED) else PREAUTH_TIMEOUT
+        if self._timeout_call is not None and self._timeout_call.active():
+            self._timeout_call.reset(delay)
+        else:
+            self._timeout_call = self.registry.reactor.callLater(delay, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self.write(b"* BYE Autologout; idle for too long\r\n")
+        self.transport.loseConnection()
+
+    # -- output ----------------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def untagged(self, *lines: str) -> None:
+        """``* line`` for each line (already formatted, without the star)."""
+        if lines:
+            self.write("".join(f"* {line}\r\n" for line in lines).encode("utf-8"))
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        waiting, self._drain = self._drain, []
+        for d in waiting:
+            d.callback(None)
+
+    def stopProducing(self) -> None:
+        self.resumeProducing()
+
+    def drain(self) -> defer.Deferred[None]:
+        """Fires once the transport has room again (big FETCH responses wait on this)."""
+        if not self._paused or self.state == State.LOGOUT:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._drain.append(d)
+        return d
+
+    def read_line(self) -> defer.Deferred[bytes]:
+        """The next input line (AUTHENTICATE continuation, IDLE's DONE)."""
+        d: defer.Deferred[bytes] = defer.Deferred()
+        self._line_waiter = d
+        self._process()  # a pipelined line may already be waiting
+        return d
+
+    # -- input framing -------------------------------------------------------------------------
+    def dataReceived(self, data: bytes) -> None:
+        self._buf += data
+        self._reset_timeout()
+        self._process()
+
+    def _process(self) -> None:
+        """Consume buffered input. Not re-entrant: commands that finish synchronously return here
+        and the loop continues, so a long pipeline does not recurse."""
+        if self._processing:
+            return
+        self._processing = True
+        try:
+            self._process_loop()
+        finally:
+            self._processing = False
+
+    def _process_loop(self) -> None:
+        while self._buf and self.state != State.LOGOUT:
+            if self._busy and self._line_waiter is None:
+                if len(self._buf) > MAX_COMMAND and not self._input_paused:
+                    self._input_paused = True  # stop reading until this command is done
+                    self.transport.pauseProducing()
+                return
+            if self._literal_left:
+                self._read_literal()
+                continue
+            nl = self._buf.find(b"\n")
+            if nl < 0:
+                if len(self._buf) > MAX_LINE:
+                    if not self._skip_line and not self._segments:
+                        self._skip_tag = _tag_of(bytes(self._buf[:200]))
+                    del self._buf[:]
+                    self._skip_line = True
+                return
+            line = bytes(self._buf[:nl])
+            del self._buf[:nl + 1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if self._skip_line or len(line) > MAX_LINE:
+                self._skip_line = False
+                self._abandon("BAD", "Line too long")
+                continue
+            if self._line_waiter is not None and not self._segments:
+                waiter, self._line_waiter = self._line_waiter, None
+                waiter.callback(line)
+                continue
+            self._take_line(line)
+
+    def _read_literal(self) -> None:
+        n = min(self._literal_left, len(self._buf))
+        if self._literal is not None:
+            self._literal += self._buf[:n]
+        del self._buf[:n]
+        self._literal_left -= n
+        if self._literal_left == 0:
+            self._segments.append(bytes(self._literal) if self._literal is not None else b"")
+            self._literal = None
+
+    def _take_line(self, line: bytes) -> None:
+        m = _LITERAL_RE.search(line)
+        text = line[:m.start()] if m else line
+        self._segments.append(text)
+        self._cmd_size += len(text)
+        if self._cmd_size > MAX_COMMAND:
+            self._error = self._error or ("BAD", "Command too long")
+        if not m:
+            self._complete()
+            return
+        size, nonsync = int(m.group(1)), bool(m.group(2))
+        limit = self._literal_limit()
+        if size > limit and self._error is None:
+            self._error = ("NO", "[TOOBIG] Literal is too big") if limit > MAX_LITERAL or self._is_append() \
+                else ("BAD", "Literal is too big")
+        if self._error is None:
+            self._cmd_size += size if size <= MAX_LITERAL else 0
+            if self._cmd_size > MAX_COMMAND and not self._is_append():
+                self._error = ("BAD", "Command too long")
+        if self._error is not None:
+            if not nonsync:
+                self._complete()  # the client waits for "+", which never comes: the command is over
+                return
+            if size > 2 * max(limit, MAX_COMMAND):  # not worth reading: end the connection
+                self._segments = []
+                self._respond_error(_tag_of(line) or b"*", "BAD", "Literal is too big")
+                self.write(b"* BYE Literal is too big\r\n")
+                self.state = State.LOGOUT
+                self.transport.loseConnection()
+                return
+            self._literal = None  # RFC 7888 §4: read the announced octets and drop them
+        else:
+            self._literal = bytearray()
+            if not nonsync:
+                self.write(b"+ Ready for literal data\r\n")
+        self._literal_left = size
+        if size == 0:
+            self._segments.append(b"")
+            self._literal = None
+
+    def _is_append(self) -> bool:
+        head = self._segments[0].split(b" ", 3)
+        return len(head) > 1 and head[1].upper() == b"APPEND"
+
+    def _literal_limit(self) -> int:
+        if self._is_append():
+            return int(self.registry.config.get("limits", "message_size"))
+        return MAX_LITERAL
+
+    def _abandon(self, status: str, text: str) -> None:
+        """The current command is lost (over-long line): answer once its last line is in."""
+        if not self._segments:
+            tag, self._skip_tag = self._skip_tag, None
+            self._respond_error(tag or b"*", status, text)
+            return
+        self._error = self._error or (status, text)
+
+    def _complete(self) -> None:
+        segments, self._segments = self._segments, []
+        error, self._error = self._error, None
+        self._cmd_size = 0
+        tag = _tag_of(segments[0])
+        if error is not None:
+            self._respond_error(tag or b"*", *error)
+            return
+        self._busy = True
+        d = defer.ensureDeferred(self._run(tag, segments))
+        d.addErrback(self._internal_error, tag)
+        d.addBoth(self._finished)
+
+    def _finished(self, _: object) -> None:
+        self._busy = False
+        if self.state == State.LOGOUT:
+            return
+        if self._input_paused:
+            self._input_paused = False
+            self.transport.resumeProducing()
+        if self._buf and not self._processing:
+            self._process()
+
+    def _respond_error(self, tag: bytes, status: str, text: str) -> None:
+        self.write(tag + b" " + status.encode() + b" " + text.encode("utf-8", "replace") + b"\r\n")
+        if status == "BAD":
+            self._count_bad()
+
+    def _count_bad(self) -> None:
+        self._bad += 1
+        if self._bad >= MAX_BAD:
+            self.write(b"* BYE Too many invalid commands\r\n")
+            self.state = State.LOGOUT
+            self.transport.loseConnection()
+
+    def _internal_error(self, failure: Failure, tag: bytes | None) -> None:
+        log.failure("IMAP command failed user={user}", failure=failure, user=self.user)
+        if self.state != State.LOGOUT:
+            self.write((tag or b"*") + b" NO [SERVERBUG] Internal error\r\n")
+
+    # -- dispatch --------------------------------------------------------------------------------
+    async def _run(self, tag: bytes | None, segments: list[bytes]) -> None:
+        if tag is None:
+            self.write(b"* BAD Missing or invalid tag\r\n")
+            self._count_bad()
+            return
+        p = Parser(segments)
+        p.pos = len(tag)
+        name = ""
+        cmd = None
+        try:
+            p.sp()
+            name = p.keyword()
+            if name == "UID":
+                p.sp()
+                name = "UID " + p.keyword()
+            cmd = COMMANDS.get(name)
+            if cmd is None:
+                raise Bad("Unknown command")
+            if not (self.state & cmd.states):
+                raise Bad(_state_complaint(self.state, cmd.states))
+            if not p.at_end() or p.at_literal():
+                p.sp()
+            sel = self.selected
+            if sel is not None and (sel.dirty or sel.flags_dirty):
+                await self._sync_after(cmd.sync)  # report news first, so "1:*" includes it
+            try:
+                text = await cmd.handler(self, tag.decode(), p)
+            except MailStoreError as exc:
+                if exc.code in ("invalid_search", "invalid_flag"):
+                    raise Bad(exc.message) from None
+                raise store_error(exc) from None
+        except ParseError as exc:
+            self.write(tag + b" BAD " + f"Error in IMAP command {name}: {exc}".encode() + b"\r\n")
+            self._count_bad()
+            return
+        except Bad as exc:
+            self.write(tag + b" BAD " + exc.text.encode("utf-8", "replace") + b"\r\n")
+            self._count_bad()
+            return
+        except No as exc:
+            self._bad = 0
+            await self._sync_after(cmd.sync if cmd is not None else SYNC_NONE)
+            self.write(tag + b" NO " + exc.text.encode("utf-8", "replace") + b"\r\n")
+            return
+        self._bad = 0
+        if text is None:
+            return
+        await self._sync_after(cmd.sync)
+        self.write(tag + b" OK " + text.encode("utf-8", "replace") + b"\r\n")
+
+    async def _sync_after(self, mode: str) -> None:
+        """Report what changed in the selected mailbox (see ``session.py``)."""
+        sel = self.selected
+        if sel is None or mode == SYNC_NONE or self.state == State.LOGOUT:
+            return
+        if sel.dirty or sel.flags_dirty or (mode == SYNC_FULL and sel.gone):
+            lines = await sel.sync(self.store, mode == SYNC_FULL, self.condstore)
+            if self.selected is sel:
+                self.untagged(*lines)
+
+    # -- selection -------------------------------------------------------------------------------
+    def select(self, view: SelectedMailbox | None) -> None:
+        if self.selected is not None:
+            self.factory.unwatch(self, self.selected.mailbox_id)
+        self.selected = view
+        if view is not None:
+            self.factory.watch(self, view.mailbox_id)
+            self.state = State.SELECTED
+        elif self.state == State.SELECTED:
+            self.state = State.AUTH
+
+    def mailbox_changed(self, event: dict[str, Any]) -> None:
+        """A ``mailbox.changed`` event for the selected mailbox (called by the factory)."""
+        sel = self.selected
+        if sel is None or event.get("mailbox_id") != sel.mailbox_id:
+            return
+        modseq = event.get("modseq")
+        sel.mark(str(event.get("kind", "")), modseq if isinstance(modseq, int) else 0)
+        idle.notify(self)
+
+    def login_done(self, user: str) -> None:
+        self.user = user
+        self.state = State.AUTH
+        self._reset_timeout()
+
+
+
+def _tag_of(first_line: bytes) -> bytes | None:
+    sp = first_line.find(b" ")
+    tag = first_line if sp < 0 else first_line[:sp]
+    if not tag or any(c not in _TAG_CHARS for c in tag):
+        return None
+    return tag
+
+
+def _state_complaint(state: State, allowed: State) -> str:
+    if state == State.NOT_AUTH:
+        return "Not authenticated"
+    if allowed == State.SELECTED:
+        return "No mailbox selected"
+    if allowed == State.NOT_AUTH:
+        return "Already authenticated"
+    return "Command not allowed now"

@@ -1,0 +1,161 @@
+"""SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8; CHARSET UTF-8; CONDSTORE MODSEQ, RFC 7162
+§3.1.5).
+
+Search keys are compiled into the store's ``Search`` tree (``tau.mail.store.api.Search``) and
+evaluated there, over the fields indexed at delivery; message sequence numbers are turned into
+UID ranges with the session's map first. No message is \\Recent here (the store keeps no session
+flags), so RECENT and NEW match nothing and OLD matches everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.mail.store.api import Search
+
+from .base import SYNC_FULL, SYNC_NOEXPUNGE, No, State, command
+from .parser import ParseError, Parser
+from .session import SelectedMailbox
+
+NOTHING: tuple = ("none",)
+MAX_DEPTH = 40
+CHARSETS = ("UTF-8", "US-ASCII")
+
+_FLAG_KEYS = {
+    "ANSWERED": ("\\Answered", True), "DELETED": ("\\Deleted", True), "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True), "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False), "UNDELETED": ("\\Deleted", False), "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False), "UNSEEN": ("\\Seen", False),
+}
+_STRING_KEYS = {"BCC": "bcc", "BODY": "body", "CC": "cc", "FROM": "from", "SUBJECT": "subject",
+                "TEXT": "text", "TO": "to"}
+_DATE_KEYS = {"BEFORE": "before", "ON": "on", "SINCE": "since", "SENTBEFORE": "sentbefore",
+              "SENTON": "senton", "SENTSINCE": "sentsince"}
+
+
+class _Compiler:
+    def __init__(self, p: Parser, view: SelectedMailbox) -> None:
+        self.p = p
+        self.view = view
+        self.modseq = False
+
+    def keys(self, depth: int = 0) -> tuple:
+        """``search-key *(SP search-key)`` up to the end of the command or a ``)``."""
+        keys = [self.key(depth)]
+        while self.p.take(b" "):
+            keys.append(self.key(depth))
+        return keys[0] if len(keys) == 1 else ("and", *keys)
+
+    def string(self) -> str:
+        self.p.sp()
+        raw = self.p.astring()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ParseError("search string is not UTF-8") from None
+
+    def key(self, depth: int) -> tuple:
+        if depth > MAX_DEPTH:
+            raise ParseError("search nested too deeply")
+        p = self.p
+        if p.take(b"("):
+            tree = self.keys(depth + 1)
+            p.expect(b")")
+            return tree
+        c = p.peek()
+        if c == ord("*") or ord("0") <= c <= ord("9"):
+            ranges = self.view.uid_ranges_for_seq(p.seqset())
+            return ("uid", ranges) if ranges else NOTHING
+        word = p.keyword()
+        if word in _FLAG_KEYS:
+            flag, present = _FLAG_KEYS[word]
+            return ("flag", flag, present)
+        if word in _STRING_KEYS:
+            return (_STRING_KEYS[word], self.string())
+        if word in _DATE_KEYS:
+            p.sp()
+            return (_DATE_KEYS[word], p.date())
+        if word == "ALL":
+            return ("all",)
+        if word in ("RECENT", "NEW"):
+            return NOTHING
+        if word == "OLD":
+            return ("all",)
+        if word in ("KEYWORD", "UNKEYWORD"):
+            p.sp()
+            return ("flag", p.flag(), word == "KEYWORD")
+        if word == "HEADER":
+            name = self.string()
+            return ("header", name.lower(), self.string())
+        if word in ("LARGER", "SMALLER"):
+            p.sp()
+            return (word.lower(), p.number())
+        if word == "NOT":
+            p.sp()
+            return ("not", self.key(depth + 1))
+        if word == "OR":
+            p.sp()
+            a = self.key(depth + 1)
+            p.sp()
+            return ("or", a, self.key(depth + 1))
+        if word == "UID":
+            p.sp()
+            seqset = p.seqset()
+            top = self.view.uids[-1] if self.view.uids else 0
+            ranges = seqset.resolve(top) if top else []
+            return ("uid", ranges) if ranges else NOTHING
+        if word == "MODSEQ":
+            p.sp()
+            if p.peek() == ord('"'):  # entry-name entry-type-req: per-flag modseqs are not kept
+                p.quoted()
+                p.sp()
+                p.keyword()
+                p.sp()
+            self.modseq = True
+            return ("modseq", p.number())
+        raise ParseError(f"unknown search key {word}")
+
+
+def compile_search(p: Parser, view: SelectedMailbox) -> tuple[Search, bool]:
+    """Parse ``[CHARSET x] keys`` into a Search; the flag says whether MODSEQ was used."""
+    if p.line[p.pos:p.pos + 8].upper() == b"CHARSET ":
+        p.keyword()
+        p.sp()
+        charset = p.astring().decode("ascii", "replace").upper()
+        if charset not in CHARSETS:
+            raise No("Unsupported charset", "BADCHARSET (" + " ".join(CHARSETS) + ")")
+        p.sp()
+    compiler = _Compiler(p, view)
+    tree = compiler.keys()
+    p.end()
+    return Search(tree), compiler.modseq
+
+
+@command("SEARCH", State.SELECTED, SYNC_NOEXPUNGE)
+async def do_search(conn: Any, tag: str, p: Parser) -> str:
+    return await run_search(conn, p, uid=False)
+
+
+@command("UID SEARCH", State.SELECTED, SYNC_FULL)
+async def do_uid_search(conn: Any, tag: str, p: Parser) -> str:
+    return await run_search(conn, p, uid=True)
+
+
+async def run_search(conn: Any, p: Parser, uid: bool) -> str:
+    view = conn.selected
+    query, with_modseq = compile_search(p, view)
+    found = await conn.store.search(view.mailbox_id, query) if view.uids else []
+    top = view.uids[-1] if view.uids else 0
+    hits = [u for u in found if u <= top and not view.is_gone(u)]
+    numbers = hits if uid else [view.seq_of(u) for u in hits]
+    line = "SEARCH" + "".join(f" {n}" for n in numbers if n)
+    if with_modseq and hits:
+        conn.condstore = True
+        wanted = set(hits)
+        changes = await conn.store.changed_since(view.mailbox_id, 0)
+        best = max((c.modseq for c in changes if c.uid in wanted), default=0)
+        if best:
+            line += f" (MODSEQ {best})"
+    conn.untagged(line)
+    return ("UID SEARCH" if uid else "SEARCH") + " completed"
+

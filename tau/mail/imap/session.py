@@ -1,0 +1,192 @@
+"""The selected mailbox as one session sees it (RFC 3501 §2.3.1.2, §5.2, §7.4.1).
+
+The view is the ascending UID list that defines sequence numbers. Other sessions (and SMTP) change
+the mailbox underneath; bus events only mark the view dirty, and :meth:`SelectedMailbox.sync`
+reconciles it with the store at the points where RFC 3501 allows it to be reported:
+
+- new messages → ``* n EXISTS`` whenever a command completes;
+- expunged messages → ``* n EXPUNGE`` only after commands that may renumber (NOOP, CHECK, IDLE,
+  EXPUNGE, UID commands ...), never during FETCH/STORE/SEARCH; until then they stay in the view
+  as ``gone`` so sequence numbers the client holds keep meaning the same messages;
+- flag changes by others → unsolicited ``* n FETCH (FLAGS ...)`` (RFC 7162 §3.2: with MODSEQ
+  once CONDSTORE is enabled).
+
+State per session is a compact ``array('I')`` plus a few small sets, so thousands of idle
+connections stay cheap.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from .parser import SeqSet
+
+Shared = Callable[[tuple, Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
+
+class SelectedMailbox:
+    __slots__ = ("dirty", "flags_dirty", "gone", "mailbox_id", "modseq", "name", "own", "readonly",
+                 "uids", "uidvalidity")
+
+    def __init__(self, mailbox_id: int, name: str, uids: Iterable[int], uidvalidity: int,
+                 modseq: int, readonly: bool) -> None:
+        self.mailbox_id = mailbox_id
+        self.name = name
+        self.uids = array("I", uids)
+        self.uidvalidity = uidvalidity
+        self.modseq = modseq              # highest MODSEQ whose flag changes were reported
+        self.readonly = readonly
+        self.dirty = False                # messages may have come or gone
+        self.flags_dirty = False          # flags may have changed
+        self.gone: set[int] | None = None  # expunged in the store, EXPUNGE not sent yet
+        self.own: dict[int, int] | None = None  # uid → modseq of changes this session reported
+
+    # -- numbering -----------------------------------------------------------------------------
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> int:
+        """1-based sequence number of ``uid``, 0 if not in the view."""
+        i = bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else 0
+
+    def by_seq(self, seqset: SeqSet) -> list[int]:
+        """UIDs for a message sequence set, ascending; numbers past the end are ignored."""
+        n = len(self.uids)
+        if n == 0:
+            return []
+        picked: set[int] = set()
+        whole: list[int] | None = None
+        for lo, hi in seqset.resolve(n):
+            lo, hi = max(lo, 1), min(hi, n)
+            if lo == 1 and hi == n:
+                whole = list(self.uids)
+                break
+            if lo <= hi:
+                picked.update(self.uids[lo - 1:hi])
+        return whole if whole is not None else sorted(picked)
+
+    def by_uid(self, seqset: SeqSet) -> list[int]:
+        """UIDs of the view within a UID set, ascending (``*`` = the highest UID, RFC 3501 §6.4.8)."""
+        if not self.uids:
+            return []
+        uids = self.uids
+        top = uids[-1]
+        ranges = seqset.resolve(top)
+        if len(ranges) == 1:
+            lo, hi = ranges[0]
+            return list(uids[bisect_left(uids, lo):bisect_right(uids, hi)])
+        picked: set[int] = set()
+        for lo, hi in ranges:
+            picked.update(uids[bisect_left(uids, lo):bisect_right(uids, hi)])
+        return sorted(picked)
+
+    def uid_ranges_for_seq(self, seqset: SeqSet) -> list[tuple[int, int]]:
+        """A message sequence set as UID ranges (SEARCH's sequence-set key)."""
+        n = len(self.uids)
+        out = []
+        for lo, hi in seqset.resolve(max(n, 1)):
+            lo, hi = max(lo, 1), min(hi, n)
+            if lo <= hi:
+                out.append((self.uids[lo - 1], self.uids[hi - 1]))
+        return out
+
+    def is_gone(self, uid: int) -> bool:
+        return self.gone is not None and uid in self.gone
+
+    def note_own(self, uid: int, modseq: int) -> None:
+        """A flag change this session already reported: do not echo it back as unsolicited."""
+        if self.own is None:
+            self.own = {}
+        self.own[uid] = modseq
+
+    def touch(self) -> None:
+        """Something may have changed: recheck messages and flags on the next sync."""
+        self.dirty = self.flags_dirty = True
+
+    def mark(self, kind: str, modseq: int = 0) -> None:
+        """A bus event for this mailbox arrived.
+
+        MODSEQs are allocated one per operation and in sequence per mailbox, so an append whose
+        MODSEQ directly follows everything already reported needs no flag query: only the new
+        messages carry it, and EXISTS announces them. That keeps an append seen by thousands of
+        idling sessions at one shared UID query.
+        """
+        if kind == "flags":
+            self.flags_dirty = True
+        elif kind == "append":
+            self.dirty = True
+            if not self.flags_dirty and modseq == self.modseq + 1:
+                self.modseq = modseq
+            else:
+                self.flags_dirty = True
+        else:
+            self.touch()
+
+    # -- reconciliation --------------------------------------------------------------------------
+    async def sync(self, store: Any, expunge_ok: bool, condstore: bool, shared: Shared | None = None) -> list[str]:
+        """Untagged responses bringing the client up to date (without the ``* `` prefix).
+
+        ``shared(key, query)`` may run a store query once for every session that needs it after
+        the same change (IDLE); without it each query goes to the store.
+        """
+        out: list[str] = []
+        new: list[int] = []
+        if self.dirty:
+            self.dirty = False
+            mid = self.mailbox_id
+            current = await (shared(("uids",), lambda: store.uids(mid)) if shared else store.uids(mid))
+            last = self.uids[-1] if self.uids else 0
+            idx = bisect_right(current, last)
+            new = current[idx:]
+            known = len(self.uids) - (len(self.gone) if self.gone else 0)
+            if idx != known:
+                present = set(current[:idx])
+                vanished = [u for u in self.uids if u not in present]
+                if self.gone is None:
+                    self.gone = set()
+                self.gone.update(vanished)
+        if expunge_ok and self.gone:
+            out.extend(self._expunge_lines())
+        if new:
+            self.uids.extend(new)
+            out.append(f"{len(self.uids)} EXISTS")
+        if self.flags_dirty:
+            self.flags_dirty = False
+            out.extend(await self._flag_lines(store, set(new), condstore, shared))
+        return out
+
+    def _expunge_lines(self) -> list[str]:
+        """``EXPUNGE`` responses, highest sequence number first so none shifts the next."""
+        gone = self.gone or set()
+        lines = []
+        for i in range(len(self.uids) - 1, -1, -1):
+            if self.uids[i] in gone:
+                lines.append(f"{i + 1} EXPUNGE")
+        self.uids = array("I", (u for u in self.uids if u not in gone))
+        self.gone = None
+        return lines
+
+    async def _flag_lines(self, store: Any, new: set[int], condstore: bool, shared: Shared | None) -> list[str]:
+        mid, since = self.mailbox_id, self.modseq
+        changes = await (shared(("changed", since), lambda: store.changed_since(mid, since)) if shared
+                         else store.changed_since(mid, since))
+        own = self.own or {}
+        self.own = None
+        lines = []
+        top = self.modseq
+        for ch in changes:
+            top = max(top, ch.modseq)
+            if ch.uid in new or own.get(ch.uid) == ch.modseq or self.is_gone(ch.uid):
+                continue
+            seq = self.seq_of(ch.uid)
+            if not seq:
+                continue
+            extra = f" MODSEQ ({ch.modseq})" if condstore else ""
+            lines.append(f"{seq} FETCH (UID {ch.uid} FLAGS ({' '.join(ch.flags)}){extra})")
+        self.modseq = top
+        return lines

@@ -1,0 +1,132 @@
+"""Queue transaction functions for the delivery worker (``outbound_queue``, delta 0006).
+
+Claiming: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`` on PostgreSQL,
+so several nodes take disjoint rows without waiting on each other; SQLite has one writer
+(``BEGIN IMMEDIATE``) and one node, so the plain sub-select is enough. A claimed row is
+``sending`` with a lease; a row whose lease ran out (its worker died, e.g. kill -9) goes back to
+``queued``. Per-recipient progress is a JSON map in ``rcpt_state`` and every recipient that got
+a 250 is journaled in ``outbound_sent`` by (Message-ID, recipient) in the same transaction, so a
+retried row skips whoever already has the message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tau.mail.store.blobrefs import drop_refs
+from tau.storage.database import Txn
+
+_COLS = ("q.id, u.address, q.mail_from, q.rcpt_to, q.blob_key, q.size, q.message_id, q.created_at, q.attempts,"
+         " q.rcpt_state, q.warned, q.signed_headers")
+
+
+@dataclass
+class Claimed:
+    id: int
+    user: str | None
+    mail_from: str
+    rcpt_to: list[str]
+    blob_key: str
+    size: int
+    message_id: str | None
+    created_at: int
+    attempts: int
+    state: dict[str, list[Any]]            # rcpt → [status, code, text]
+    warned: bool
+    signed_headers: str | None
+
+    @property
+    def message_key(self) -> str:
+        return self.message_id or self.blob_key
+
+    def pending(self) -> list[str]:
+        return [r for r in self.rcpt_to if self.state.get(r, ["pending"])[0] not in ("sent", "failed")]
+
+
+def _claimed(r: tuple[Any, ...]) -> Claimed:
+    return Claimed(int(r[0]), r[1], r[2], json.loads(r[3]), r[4], int(r[5]), r[6], int(r[7]), int(r[8]),
+                   json.loads(r[9]) if r[9] else {}, bool(r[10]), r[11])
+
+
+def reclaim(txn: Txn, now: int, everything: bool = False) -> int:
+    """Rows whose lease expired (or every ``sending`` row: one SQLite node starting) → queued."""
+    cond = "" if everything else " AND lease_until < ?"
+    txn.execute(f"UPDATE outbound_queue SET status = 'queued', lease_until = 0 WHERE status = 'sending'{cond}",
+                () if everything else (now,))
+    return txn.rowcount
+
+
+def claim(txn: Txn, now: int, limit: int, lease: int) -> list[Claimed]:
+    """Take up to ``limit`` due rows for this worker."""
+    lock = " FOR UPDATE SKIP LOCKED" if txn.engine.name == "postgres" else ""
+    ids = [int(r[0]) for r in txn.query(
+        "SELECT id FROM outbound_queue WHERE status = 'queued' AND next_attempt_at <= ?"
+        f" ORDER BY next_attempt_at, id LIMIT ?{lock}", (now, int(limit)))]
+    if not ids:
+        return []
+    marks = ", ".join("?" * len(ids))
+    txn.execute(f"UPDATE outbound_queue SET status = 'sending', lease_until = ? WHERE id IN ({marks})",
+                [now + lease, *ids])
+    rows = txn.query(f"SELECT {_COLS} FROM outbound_queue q LEFT JOIN users u ON u.id = q.user_id"
+                     f" WHERE q.id IN ({marks}) ORDER BY q.id", ids)
+    return [_claimed(r) for r in rows]
+
+
+def already_sent(txn: Txn, message_key: str, rcpts: list[str]) -> set[str]:
+    if not rcpts:
+        return set()
+    marks = ", ".join("?" * len(rcpts))
+    rows = txn.query(f"SELECT rcpt FROM outbound_sent WHERE message_key = ? AND rcpt IN ({marks})",
+                     [message_key, *[r.lower() for r in rcpts]])
+    return {r[0] for r in rows}
+
+
+@dataclass
+class Result:
+    """What one attempt changed about one row."""
+
+    row: Claimed
+    outcomes: dict[str, list[Any]] = field(default_factory=dict)   # rcpt → [status, code, text, remote]
+    next_attempt_at: int = 0
+    expired: bool = False
+    warned: bool = False
+    signed_headers: str | None = None
+
+    @property
+    def final(self) -> bool:
+        state = {**self.row.state, **self.outcomes}
+        return all(state.get(r, ["pending"])[0] in ("sent", "failed") for r in self.row.rcpt_to)
+
+
+def record(txn: Txn, result: Result, now: int) -> list[str]:
+    """Store one attempt; returns blob keys to collect after commit (final rows release theirs)."""
+    row = result.row
+    state = {**row.state, **result.outcomes}
+    sent = [r for r, s in result.outcomes.items() if s[0] == "sent"]
+    for rcpt in sent:
+        exists = txn.scalar("SELECT 1 FROM outbound_sent WHERE message_key = ? AND rcpt = ?",
+                            (row.message_key, rcpt.lower()))
+        if not exists:
+            txn.execute("INSERT INTO outbound_sent (message_key, rcpt, queue_id, sent_at) VALUES (?, ?, ?, ?)",
+                        (row.message_key, rcpt.lower(), row.id, now))
+    errors = [f"{r}: {s[1]} {s[2]}" for r, s in state.items() if s[0] in ("failed", "retry")]
+    last_error = "; ".join(errors)[:2000] or None
+    if result.final:
+        status = "sent" if any(s[0] == "sent" for s in state.values()) else "failed"
+        txn.execute("UPDATE outbound_queue SET status = ?, rcpt_state = ?, attempts = attempts + 1,"
+                    " last_error = ?, lease_until = 0, signed_headers = COALESCE(?, signed_headers)"
+                    " WHERE id = ? AND status = 'sending'",
+                    (status, json.dumps(state), last_error, result.signed_headers, row.id))
+        return drop_refs(txn, [row.blob_key]) if txn.rowcount else []
+    txn.execute("UPDATE outbound_queue SET status = 'queued', rcpt_state = ?, attempts = attempts + 1,"
+                " last_error = ?, next_attempt_at = ?, lease_until = 0, warned = ?,"
+                " signed_headers = COALESCE(?, signed_headers) WHERE id = ? AND status = 'sending'",
+                (json.dumps(state), last_error, result.next_attempt_at, int(row.warned or result.warned),
+                 result.signed_headers, row.id))
+    return []
+
+
+def counts(txn: Txn) -> dict[str, int]:
+    return {str(r[0]): int(r[1]) for r in txn.query("SELECT status, COUNT(*) FROM outbound_queue GROUP BY status")}

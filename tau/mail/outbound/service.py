@@ -1,0 +1,316 @@
+"""The delivery worker: a Twisted ``Service`` that empties ``outbound_queue``.
+
+Loop: claim due rows (``rows.claim``; leases make a crashed worker's rows come back), sign once
+with DKIM (the signature is stored on the row so a retry sends the same bytes), group the pending
+recipients by domain, deliver each group (``transfer.Transfer``) under a per-domain connection
+limit, then record the outcome in one transaction together with any DSN for the sender
+(``dsn.build``; local senders get it in their INBOX, others through the queue with a null
+sender). Retries back off exponentially (``retry_base * 2**attempts``, capped at ``retry_max``)
+until ``lifetime``; a delay notice goes out once after ``delay_warning``.
+
+Delivery is at least once: a crash between the peer's 250 and our commit resends that one
+message (RFC 5321 §6.1 accepts duplicates over loss); everything recorded in ``outbound_sent``
+is never sent again, whichever row carries it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from tau.mail.outbound import dsn, rows
+from tau.mail.outbound.dns import mail_dns
+from tau.mail.outbound.mtasts import MTASTS
+from tau.mail.outbound.transfer import Outcome, Settings, Transfer
+
+log = Logger()
+IN_MEMORY = 4 * 1024 * 1024          # messages up to this size are read once and kept for the attempt
+
+
+class OutboundService(Service):
+    name = "outbound"
+
+    def __init__(self, registry: Any, store: Any) -> None:
+        self.registry = registry
+        self.store = store
+        self.reactor = registry.reactor
+        cfg = registry.config["outbound"]
+        self.cfg = cfg
+        self.dns = mail_dns(registry)
+        self.mtasts = MTASTS(self.reactor, self.dns, cfg["tls_ca_file"], cfg["mta_sts_host"])
+        self.transfer = Transfer(self.reactor, self.dns, self.mtasts, Settings.from_config(registry.config))
+        self.hostname = registry.config.get("tau", "hostname")
+        self._domains: dict[str, defer.DeferredSemaphore] = {}
+        self._inflight: dict[int, defer.Deferred[None]] = {}
+        self._loop: LoopingCall | None = None
+        self._polling = False
+        self._again = False
+        self._signer: Any = None
+        self._recorder = Recorder(registry.db, self.store)
+        self.delivered = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        single_node = getattr(self.registry.db.engine, "single_connection", False)
+        d = self.registry.db.run("outbound_reclaim", rows.reclaim, int(time.time()), single_node)
+        d.addErrback(lambda f: log.failure("reclaiming outbound rows failed", f))
+        d.addBoth(lambda _: self._start_loop())
+
+    def _start_loop(self) -> None:
+        if not self.running:
+            return
+        self._loop = LoopingCall(self.kick)
+        self._loop.clock = self.reactor
+        self._loop.start(self.cfg["poll_interval"], now=True)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if not self._inflight:
+            return None
+        waiting = defer.DeferredList(list(self._inflight.values()), consumeErrors=True)
+        timeout = self.reactor.callLater(5, waiting.cancel)
+        waiting.addBoth(lambda _: timeout.active() and timeout.cancel())
+        return waiting
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def kick(self) -> None:
+        """Look for due rows now (new mail was queued, or a delivery finished)."""
+        if not self.running:
+            return
+        if self._polling:
+            self._again = True
+            return
+        free = self.cfg["concurrency"] - len(self._inflight)
+        if free <= 0:
+            return
+        self._polling = True
+        d = defer.Deferred.fromCoroutine(self._poll(free))
+        d.addErrback(lambda f: log.failure("outbound poll failed", f))
+        d.addBoth(self._polled)
+
+    def _polled(self, _: Any) -> None:
+        self._polling = False
+        if self._again:
+            self._again = False
+            self.kick()
+
+    async def _poll(self, free: int) -> None:
+        now = int(time.time())
+        claimed = await self.registry.db.run("outbound_claim", _claim, now, free, self.cfg["lease"])
+        for row, skip in claimed:
+            d = defer.Deferred.fromCoroutine(self._process(row, skip))
+            self._inflight[row.id] = d
+            d.addErrback(lambda f, qid=row.id: log.failure("outbound delivery of {id} failed", f, id=qid))
+            d.addBoth(self._finished, row.id)
+        if len(claimed) == free:
+            self._again = True
+
+    def _finished(self, _: Any, queue_id: int) -> None:
+        self._inflight.pop(queue_id, None)
+        if len(self._inflight) <= self.cfg["concurrency"] // 2:   # refill in batches: one claim for many rows
+            self.kick()
+
+    # -- one row ------------------------------------------------------------------------------
+
+    async def _process(self, row: rows.Claimed, skip: set[str]) -> None:
+        now = int(time.time())
+        result = rows.Result(row)
+        for rcpt in row.pending():
+            if rcpt.lower() in skip:
+                result.outcomes[rcpt] = ["sent", 250, "2.0.0 already delivered (Message-ID journal)", ""]
+        pending = [r for r in row.pending() if r not in result.outcomes]
+        message: bytes | None = None
+        if row.size <= IN_MEMORY:
+            message = await self.registry.blobs.read(row.blob_key)
+        prefix = (row.signed_headers or "").encode()
+        if pending and row.signed_headers is None and self.registry.config.get("dkim", "sign"):
+            signed = await self._sign(row, message)
+            if signed:
+                result.signed_headers = signed.decode("ascii")
+                prefix = signed
+        groups: dict[str, list[str]] = {}
+        for rcpt in pending:
+            domain = "" if self.cfg["smarthost"] else rcpt.rpartition("@")[2].lower()
+            groups.setdefault(domain, []).append(rcpt)
+        eight_bit = message is None or any(b > 127 for b in message)
+        size = row.size + len(prefix)
+        outcomes = await defer.DeferredList(
+            [defer.Deferred.fromCoroutine(self._group(domain, row, rcpts, size, eight_bit, prefix, message))
+             for domain, rcpts in groups.items()], consumeErrors=True)
+        for (ok, value), rcpts in zip(outcomes, groups.values(), strict=True):
+            if not ok:
+                log.failure("delivery to {rcpts} failed", value, rcpts=rcpts)
+                value = [Outcome(r, "retry", 451, "4.3.0 internal error") for r in rcpts]
+            for out in value:
+                result.outcomes[out.rcpt] = [out.status, out.code, out.text, out.remote]
+        await self._record(row, result, now, message)
+
+    async def _group(self, domain: str, row: rows.Claimed, rcpts: list[str], size: int, eight_bit: bool,
+                     prefix: bytes, message: bytes | None) -> list[Outcome]:
+        sem = self._domains.get(domain)
+        if sem is None:
+            sem = self._domains[domain] = defer.DeferredSemaphore(self.cfg["max_per_domain"])
+        await sem.acquire()
+        try:
+            target = domain or rcpts[0].rpartition("@")[2].lower()
+            return await self.transfer.deliver(target, row.mail_from, rcpts, size, eight_bit,
+                                               lambda: self._source(row, prefix, message))
+        finally:
+            sem.release()
+
+    async def _source(self, row: rows.Claimed, prefix: bytes, message: bytes | None) -> AsyncIterator[bytes]:
+        if prefix:
+            yield prefix
+        if message is not None:
+            yield message
+            return
+        async for chunk in self.registry.blobs.open(row.blob_key):
+            yield chunk
+
+    async def _sign(self, row: rows.Claimed, message: bytes | None) -> bytes:
+        if self._signer is None:
+            from tau.mail.trust.signer import Signer
+
+            self._signer = Signer(self.registry)
+        return await self._signer.sign_blob(row.mail_from, row.blob_key, message)
+
+    # -- recording ----------------------------------------------------------------------------
+
+    async def _record(self, row: rows.Claimed, result: rows.Result, now: int, message: bytes | None) -> None:
+        lifetime = self.cfg["lifetime"]
+        state = {**row.state, **result.outcomes}
+        retrying = [r for r in row.rcpt_to if state.get(r, ["pending"])[0] == "retry"]
+        if retrying and now - row.created_at >= lifetime:
+            for rcpt in retrying:
+                status, code, text, remote = (state[rcpt] + ["", "", "", ""])[:4]
+                result.outcomes[rcpt] = ["failed", code, f"4.4.7 Delivery time expired; last error: {text}", remote]
+            retrying = []
+        if retrying:
+            delay = min(self.cfg["retry_max"], self.cfg["retry_base"] * 2 ** row.attempts)
+            result.next_attempt_at = now + max(1, int(delay * random.uniform(0.9, 1.1)))
+        failed = [(r, int(s[1] or 0), str(s[2]), str(s[3] if len(s) > 3 else ""))
+                  for r, s in result.outcomes.items() if s[0] == "failed"]
+        notice: tuple[str, list[tuple[str, int, str, str]]] | None = None
+        if failed:
+            notice = ("failed", failed)
+        elif (retrying and not row.warned and self.cfg["delay_warning"]
+              and now - row.created_at >= self.cfg["delay_warning"]):
+            result.warned = True
+            notice = ("delayed", [(r, int(state[r][1] or 0), str(state[r][2]), str(state[r][3] if len(state[r]) > 3
+                                                                                    else "")) for r in retrying])
+        report = None
+        if notice is not None and row.mail_from:
+            headers = dsn.header_block(message if message is not None
+                                       else await self.registry.blobs.read(row.blob_key, 0, 65536))
+            raw = dsn.build(self.hostname, row.mail_from, notice[1], headers, action=notice[0],
+                            arrival=row.created_at, retry_until=row.created_at + lifetime)
+            report = await self._prepare_report(raw)
+        try:
+            keys = await self._recorder.submit((result, now, row.mail_from, report))
+        except Exception:
+            if report is not None:
+                await self.store.discard_blob(report[0])
+            raise
+        if report is not None:
+            await self.store.discard_blob(report[0])     # collected only if nothing took it
+        for key in keys:
+            await self.store.discard_blob(key)
+        self.delivered += sum(1 for s in result.outcomes.values() if s[0] == "sent")
+
+    async def _prepare_report(self, raw: bytes) -> tuple[str, int, Any]:
+        from tau.mail.store.fields import prepare
+
+        info = await self.registry.blobs.put(raw)
+        fields = await self.registry.run_in_thread(prepare, None, raw)
+        return info.key, info.size, fields
+
+
+def _claim(txn: Any, now: int, limit: int, lease: int) -> list[tuple[rows.Claimed, set[str]]]:
+    rows.reclaim(txn, now)
+    claimed = rows.claim(txn, now, limit, lease)
+    return [(row, rows.already_sent(txn, row.message_key, row.pending())) for row in claimed]
+
+
+def _record_txn(txn: Any, ctx: Any, result: rows.Result, now: int, sender: str,
+                report: tuple[str, int, Any] | None) -> list[str]:
+    """The attempt's outcome and the DSN for the sender, all or nothing."""
+    from tau.auth import accounts
+    from tau.mail.store import messages, queue
+
+    keys = rows.record(txn, result, now)
+    if report is not None:
+        key, size, fields = report
+        targets = accounts.resolve_recipient(txn, sender) if accounts.is_local_domain(
+            txn, sender.rpartition("@")[2]) else [sender]
+        local = [t for t in targets if accounts.is_local_domain(txn, t.rpartition("@")[2])]
+        remote = [t for t in targets if t not in local]
+        if local:
+            messages.deliver(txn, ctx, sorted(local), key, size, fields, "INBOX", (), None, None)
+        if remote:
+            queue.enqueue(txn, None, "", remote, key, size, None, ctx)
+    return keys
+
+
+class Recorder:
+    """Group commit for attempt outcomes: outcomes that finish while a transaction runs share the
+    next one (one fsync on SQLite for many messages); a failing batch is retried one by one."""
+
+    def __init__(self, db: Any, store: Any) -> None:
+        self._db = db
+        self._store = store
+        self._waiting: list[tuple[tuple[Any, ...], defer.Deferred[list[str]]]] = []
+        self._running = False
+
+    def submit(self, job: tuple[Any, ...]) -> defer.Deferred[list[str]]:
+        d: defer.Deferred[list[str]] = defer.Deferred()
+        self._waiting.append((job, d))
+        if not self._running:
+            self._running = True
+            defer.Deferred.fromCoroutine(self._drain()).addErrback(lambda f: log.failure("recorder", f))
+        return d
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:100], self._waiting[100:]
+                try:
+                    keys = await self._db.run("outbound_record", _record_batch, self._store.ctx,
+                                              [job for job, _ in batch])
+                except Exception:
+                    for job, d in batch:
+                        try:
+                            d.callback(await self._db.run("outbound_record", _record_txn, self._store.ctx, *job))
+                        except Exception as exc:
+                            d.errback(exc)
+                    continue
+                for (_, d), k in zip(batch, keys, strict=True):
+                    d.callback(k)
+        finally:
+            self._running = False
+
+
+def _record_batch(txn: Any, ctx: Any, jobs: list[tuple[Any, ...]]) -> list[list[str]]:
+    return [_record_txn(txn, ctx, *job) for job in jobs]
+
+
+def install(registry: Any, host: Any) -> None:
+    from tau.mail.trust.inbound import InboundChecks
+
+    store = registry.mail_store
+    service = OutboundService(registry, store)
+    host.add_service(service)
+    registry.outbound = service
+    registry.inbound_checks = InboundChecks(registry)
+    registry.services["outbound"] = "ok"

@@ -1,0 +1,249 @@
+"""Deliver one message to the recipients of one domain: route, connect, (TLS), transact.
+
+Routing (RFC 5321 §5.1): MX records by preference (equal ones shuffled); no MX → the domain's
+own A/AAAA (the implicit MX); a single MX of "." is a null MX (RFC 7505 §3) → permanent failure
+``556 5.1.10``; NXDOMAIN → ``550 5.1.2``; a DNS failure → try later. ``[outbound] smarthost``
+replaces all of it with one relay host and AUTH PLAIN (RFC 4954).
+TLS: STARTTLS (RFC 3207) whenever offered, unverified (opportunistic, RFC 7435) unless the
+domain's MTA-STS policy is ``enforce`` (RFC 8461 §4-5): then only matching MX hosts are used and
+their certificate must verify for the MX name, else the attempt fails temporarily.
+Outcomes are per recipient (RFC 5321 §3.3): 2xx sent, 5xx failed (bounced at once), 4xx and
+connection problems retried later.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.logger import Logger
+
+from tau.mail.outbound.client import ClientProtocol, Reply, connect
+from tau.mail.outbound.dns import DNSTempError, NoSuchDomain
+
+log = Logger()
+Source = Callable[[], AsyncIterator[bytes]]
+
+
+@dataclass
+class Outcome:
+    rcpt: str
+    status: str          # "sent" | "failed" | "retry"
+    code: int
+    text: str
+    remote: str = ""     # the MX that answered (DSN Remote-MTA, RFC 3464 §2.3.5)
+
+
+class Temporary(Exception):
+    """This host (or every host) cannot take the message now."""
+
+
+class Permanent(Exception):
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code} {text}")
+        self.code, self.text = code, text
+
+
+@dataclass
+class Settings:
+    helo: str
+    port: int = 25
+    connect_timeout: float = 30
+    command_timeout: float = 300
+    smarthost: str = ""
+    smarthost_user: str = ""
+    smarthost_password: str = ""
+    smarthost_tls: str = "verify"
+    tls_ca_file: str = ""
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Settings":
+        out = config["outbound"]
+        return cls(helo=out["helo"] or config.get("tau", "hostname"), port=out["port"],
+                   connect_timeout=out["connect_timeout"], command_timeout=out["command_timeout"],
+                   smarthost=out["smarthost"], smarthost_user=out["smarthost_user"],
+                   smarthost_password=out["smarthost_password"], smarthost_tls=out["smarthost_tls"],
+                   tls_ca_file=out["tls_ca_file"])
+
+
+class Transfer:
+    def __init__(self, reactor: Any, dns: Any, mtasts: Any, settings: Settings) -> None:
+        self.reactor = reactor
+        self.dns = dns
+        self.mtasts = mtasts
+        self.settings = settings
+        self._trust: Any = None
+
+    # -- routing ------------------------------------------------------------------------------
+
+    async def routes(self, domain: str) -> tuple[list[str], bool]:
+        """(hosts in the order to try, verified TLS required)."""
+        if self.settings.smarthost:
+            return [self.settings.smarthost], self.settings.smarthost_tls == "verify"
+        try:
+            records = await self.dns.mx(domain)
+        except NoSuchDomain:
+            raise Permanent(550, f"5.1.2 Domain {domain} does not exist")
+        except DNSTempError as exc:
+            raise Temporary(f"DNS lookup of {domain} MX failed: {exc}")
+        if len(records) == 1 and records[0][1] in ("", "."):
+            raise Permanent(556, f"5.1.10 Domain {domain} does not accept mail (null MX)")
+        hosts = _by_preference(records) if records else [domain]
+        policy = await self.mtasts.policy(domain) if self.mtasts is not None else None
+        if policy is not None and policy.enforce:
+            allowed = [h for h in hosts if policy.allows(h)]
+            if not allowed:
+                raise Temporary(f"no MX of {domain} matches its MTA-STS policy")
+            return allowed, True
+        return hosts, False
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    async def deliver(self, domain: str, mail_from: str, rcpts: list[str], size: int, eight_bit: bool,
+                      source: Source) -> list[Outcome]:
+        try:
+            hosts, verify = await self.routes(domain)
+        except Permanent as exc:
+            return [Outcome(r, "failed", exc.code, exc.text) for r in rcpts]
+        except Temporary as exc:
+            return [Outcome(r, "retry", 451, f"4.4.3 {exc}") for r in rcpts]
+        last = "4.4.1 No answer from any MX"
+        for host in hosts:
+            target, port = _host_port(host, self.settings.port)
+            try:
+                addresses = [target] if _is_ip(target) else await self.dns.addresses(target)
+            except DNSTempError as exc:
+                last = f"4.4.3 {exc}"
+                continue
+            for addr in addresses[:4]:
+                try:
+                    return await self._session(target, addr, port, verify, mail_from, rcpts, size, eight_bit,
+                                               source)
+                except Temporary as exc:
+                    last = f"4.4.1 {target}[{addr}]: {exc}"
+                    log.info("outbound {domain}: {why}", domain=domain, why=last)
+        return [Outcome(r, "retry", 451, last) for r in rcpts]
+
+    def _tls_context(self, host: str, verify: bool) -> Any:
+        from twisted.internet import ssl
+
+        if not verify:
+            return ssl.CertificateOptions(verify=False)
+        if self._trust is None:
+            ca = self.settings.tls_ca_file
+            self._trust = ssl.Certificate.loadPEM(Path(ca).read_bytes()) if ca else ssl.platformTrust()
+        return ssl.optionsForClientTLS(host, trustRoot=self._trust)
+
+    async def _session(self, host: str, addr: str, port: int, verify: bool, mail_from: str, rcpts: list[str],
+                       size: int, eight_bit: bool, source: Source) -> list[Outcome]:
+        s = self.settings
+        try:
+            proto = await connect(self.reactor, addr, port, s.connect_timeout, s.command_timeout)
+        except Exception as exc:
+            raise Temporary(f"connect failed: {type(exc).__name__}")
+        try:
+            return await self._transaction(proto, host, verify, mail_from, rcpts, size, eight_bit, source)
+        except (Temporary, Permanent):
+            raise
+        except Exception as exc:
+            raise Temporary(f"connection lost: {type(exc).__name__}: {exc}")
+        finally:
+            await proto.quit()
+
+    async def _transaction(self, proto: ClientProtocol, host: str, verify: bool, mail_from: str,
+                           rcpts: list[str], size: int, eight_bit: bool, source: Source) -> list[Outcome]:
+        s = self.settings
+        greeting = await proto.read_reply(min(s.command_timeout, 300))
+        if greeting.code != 220:
+            raise Temporary(f"greeting {greeting}")
+        await proto.ehlo(s.helo)
+        tls_required = verify or (s.smarthost and s.smarthost_tls != "none")
+        if "STARTTLS" in proto.extensions:
+            reply = await proto.starttls(self._tls_context(host, verify))
+            if reply.code == 220:
+                await proto.ehlo(s.helo)
+            elif tls_required:
+                raise Temporary(f"STARTTLS refused: {reply}")
+        elif tls_required:
+            raise Temporary("STARTTLS not offered but required")
+        if s.smarthost and s.smarthost_user:
+            token = base64.b64encode(f"\0{s.smarthost_user}\0{s.smarthost_password}".encode()).decode()
+            reply = await proto.command(f"AUTH PLAIN {token}")
+            if reply.code != 235:
+                raise Temporary(f"smarthost AUTH failed: {reply}")
+        params = f" SIZE={size}" if "SIZE" in proto.extensions else ""
+        if eight_bit and "8BITMIME" in proto.extensions:
+            params += " BODY=8BITMIME"
+        lines = [f"MAIL FROM:<{mail_from}>{params}"] + [f"RCPT TO:<{r}>" for r in rcpts] + ["DATA"]
+        if "PIPELINING" in proto.extensions:          # RFC 2920 §3.1: one write, then the replies
+            for line in lines:
+                proto.send_line(line)
+            replies = [await proto.read_reply() for _ in lines]
+        else:
+            replies = []
+            for line in lines:
+                replies.append(await proto.command(line))
+                if line.startswith("MAIL") and not replies[-1].ok:
+                    break
+                if line.startswith("RCPT") and line == lines[-2] and not any(r.ok for r in replies[1:]):
+                    break
+        mail_reply = replies[0]
+        remote = host
+        if not mail_reply.ok:
+            return [_outcome(r, mail_reply, remote) for r in rcpts]
+        rcpt_replies = replies[1:1 + len(rcpts)]
+        accepted = [r for r, rep in zip(rcpts, rcpt_replies, strict=False) if rep.ok]
+        outcomes = {r: _outcome(r, rep, remote) for r, rep in zip(rcpts, rcpt_replies, strict=False) if not rep.ok}
+        if not accepted:
+            return [outcomes[r] for r in rcpts]
+        data_reply = replies[1 + len(rcpts)] if len(replies) > 1 + len(rcpts) else None
+        if data_reply is None or data_reply.code != 354:
+            final = data_reply or Reply(451, ["4.3.0 DATA not accepted"])
+        else:
+            final = await proto.send_data(source(), max(s.command_timeout, 600))
+        for r in accepted:
+            outcomes[r] = _outcome(r, final, remote)
+        return [outcomes[r] for r in rcpts]
+
+
+def _outcome(rcpt: str, reply: Reply, remote: str) -> Outcome:
+    status = "sent" if 200 <= reply.code < 300 else "failed" if reply.permanent else "retry"
+    return Outcome(rcpt, status, reply.code, reply.text[:500], remote)
+
+
+def _by_preference(records: list[tuple[int, str]]) -> list[str]:
+    """RFC 5321 §5.1: lowest preference first; equal preferences in random order."""
+    groups: dict[int, list[str]] = {}
+    for pref, host in records:
+        if host and host != ".":
+            groups.setdefault(pref, []).append(host)
+    out: list[str] = []
+    for pref in sorted(groups):
+        hosts = groups[pref][:]
+        random.shuffle(hosts)
+        out += hosts
+    return out
+
+
+def _host_port(host: str, default: int) -> tuple[str, int]:
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        return name, int(rest[1:]) if rest.startswith(":") else default
+    if host.count(":") == 1:
+        name, _, port = host.partition(":")
+        return name, int(port)
+    return host, default
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False

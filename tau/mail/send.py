@@ -1,0 +1,78 @@
+"""``POST /api/emails``: validate, build (``compose``), protect (``pgp``), store and queue.
+
+The same path as SMTP submission (RFC 6409): the sender is the authenticated user (there is no
+way to choose another From), local recipients are delivered at once, remote ones are queued for
+the delivery worker (which DKIM-signs them), and the Sent copy is stored — all in one
+transaction, after the blob is durable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.http.errors import HttpError
+from tau.mail import compose, pgp
+from tau.mail.store import QuotaExceeded
+
+
+async def send(registry: Any, store: Any, user: Any, body: dict[str, Any]) -> dict[str, Any]:
+    draft = compose.parse_draft(body)
+    files = [await compose.attachment_bytes(registry, user, item) for item in draft.attachments]
+    sender = user.address
+    hostname = registry.config.get("tau", "hostname")
+    wanted = [sender, *draft.recipients] if (draft.encrypt or draft.sign) else [sender]
+    keys = await pgp.keys_of(registry, wanted)
+    extra: list[tuple[str, str]] = []
+    own = keys.get(sender.lower())
+    if own is not None:
+        extra.append(("Autocrypt", await registry.run_in_thread(pgp.autocrypt_header, sender, own[0])))
+    msg = compose.build(sender, draft, files, hostname, extra)
+    if draft.encrypt or draft.sign:
+        raw = await _protected(registry, draft, msg, files, keys, sender)
+    else:
+        raw = compose.as_bytes(msg)
+    if len(raw) > registry.config.get("limits", "message_size"):
+        raise HttpError(413, "payload_too_large", "the message is larger than the size limit")
+    await store.ensure_defaults(sender)
+    info = await registry.blobs.put(raw)
+    from tau.mail.store.fields import prepare
+
+    try:
+        fields = await registry.run_in_thread(prepare, None, raw)
+        sent = await registry.db.run("mail_api_send", compose.send_txn, store.ctx, sender, draft.recipients,
+                                     info.key, info.size, fields, msg["Message-ID"])
+    except QuotaExceeded as exc:
+        await store.discard_blob(info.key)
+        raise HttpError(413, "quota_exceeded", exc.message)
+    except BaseException:
+        await store.discard_blob(info.key)
+        raise
+    outbound = getattr(registry, "outbound", None)
+    if outbound is not None:
+        outbound.kick()
+    box = await store.get_mailbox(sender, sent.mailbox)
+    return {"id": f"{box.id}.{sent.uid}" if box else None, "message_id": msg["Message-ID"]}
+
+
+async def _protected(registry: Any, draft: compose.Draft, msg: Any, files: list[Any],
+                     keys: dict[str, tuple[str, str | None]], sender: str) -> bytes:
+    own = keys.get(sender.lower())
+    public_keys: list[str] = []
+    if draft.encrypt:
+        missing = [r for r in draft.recipients if r.lower() not in keys]
+        if missing:
+            raise HttpError(400, "recipient_keys_missing", "no OpenPGP key known for: " + ", ".join(missing),
+                            extra={"recipients": missing})
+        public_keys = [keys[r.lower()][0] for r in draft.recipients]
+        if own is not None:
+            public_keys.append(own[0])
+    if draft.sign and (own is None or own[1] is None):
+        raise HttpError(400, "no_private_key", "upload a private key (PUT /api/keys/pgp) to sign")
+    content = compose.as_bytes(compose.content_part(draft, files))
+    try:
+        ctype, body = await registry.run_in_thread(pgp.protect, content, sender, public_keys,
+                                                   own[1] if own else None, draft.passphrase, draft.encrypt,
+                                                   draft.sign)
+    except PermissionError as exc:
+        raise HttpError(403, "key_locked", str(exc))
+    return pgp.wrap(msg, ctype, body)

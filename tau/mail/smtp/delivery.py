@@ -1,0 +1,184 @@
+"""Who may send what to whom: the MX and submission policies, and handing a message to the store.
+
+MX (``smtp``, RFC 5321 §3.6 and §7.1): anyone may deliver to local recipients (users, aliases,
+the domain's catch-all); other domains are a relay attempt (``554 5.7.1``) and unknown local
+users are refused at RCPT (``550 5.1.1``) so nothing is accepted that would later bounce.
+Submission (``submission``/``submissions``, RFC 6409 §4-§6): the client is authenticated, the
+envelope sender must be one of the user's own addresses (``553 5.7.1``), local recipients are
+delivered directly and remote ones go into the outbound queue, plus a copy in the user's Sent.
+Quota is checked at RCPT (``552 5.2.2``, counting the SIZE the client declared) so one full
+mailbox does not fail a whole multi-recipient message at the end of data; the store checks
+again, in the delivering transaction.
+
+Rows are committed through ``batch.GroupCommit``. The per-recipient callables Twisted's
+``IMessageDelivery`` hands out do not fit a store that takes one blob and delivers it to several
+users in one transaction, so this is a plain class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from tau.auth import accounts
+from tau.auth.accounts import User
+from tau.mail.smtp.batch import GroupCommit, Job
+from tau.mail.smtp.syntax import Reply, domain_of
+from tau.storage.database import Txn
+
+log = Logger()
+
+
+@dataclass
+class Envelope:
+    """One mail transaction (RFC 5321 §3.3): MAIL FROM, the accepted RCPTs and what they resolve to."""
+
+    mail_from: str
+    queue_id: str
+    user: User | None = None                     # the authenticated submitter
+    smtputf8: bool = False
+    body: str = "7BIT"
+    declared_size: int | None = None
+    recipients: list[str] = field(default_factory=list)   # as accepted, for Received/logs
+    local: list[str] = field(default_factory=list)        # local user addresses to deliver to
+    remote: list[str] = field(default_factory=list)       # outbound (submission only)
+    client_ip: str = ""                                   # for SPF/DMARC (tau.mail.trust), MX only
+    helo: str = ""
+
+
+def _lookup(txn: Txn, address: str, default_quota: int, size: int) -> tuple[bool, list[tuple[str, bool]], str | None]:
+    """(is the domain ours, [(target, target is local)], the first local target too full for
+    ``size`` more bytes) — one read transaction per RCPT."""
+    from tau.mail.store import quota
+
+    if not accounts.is_local_domain(txn, domain_of(address)):
+        return False, [], None
+    targets = [(t, accounts.is_local_domain(txn, domain_of(t))) for t in accounts.resolve_recipient(txn, address)]
+    for target, is_local in targets:
+        if is_local:
+            account = quota.find_account(txn, target, default_quota)
+            if account is not None and account.quota:
+                used, limit = quota.usage(txn, target, default_quota)
+                if used + size > limit:
+                    return True, targets, target
+    return True, targets, None
+
+
+def _may_send_as(txn: Txn, address: str, sender: str) -> bool:
+    user = accounts.get_user(txn, address)
+    return user is not None and not user.disabled and accounts.user_may_send_as(txn, user, sender)
+
+
+class Delivery:
+    """The policy of one listener kind plus the calls into the mail store."""
+
+    def __init__(self, registry: Any, store: Any, submission: bool, commits: GroupCommit | None = None) -> None:
+        self._registry = registry
+        self._db = registry.db
+        self._store = store
+        self._commits = commits or group_commit(registry, store)
+        self.submission = submission
+        domains = registry.config.get("tau", "domains")
+        self._postmaster_domain = (domains[0] if domains else registry.config.get("tau", "hostname")).lower()
+
+    # -- MAIL FROM -----------------------------------------------------------------------------
+
+    async def check_sender(self, user: User | None, sender: str) -> None:
+        """RFC 6409 §6.1: a submission server may insist the sender is the authenticated user."""
+        if not self.submission:
+            return  # MX: sender authenticity is SPF/DKIM/DMARC's business (a later issue)
+        if user is None:
+            raise Reply(530, "5.7.0 Authentication required")
+        if not sender or not await self._db.run("smtp_may_send_as", _may_send_as, user.address, sender,
+                                                readonly=True):
+            raise Reply(553, f"5.7.1 Sender address <{sender}> not owned by user {user.address}")
+
+    # -- RCPT TO ---------------------------------------------------------------------------------
+
+    async def add_recipient(self, envelope: Envelope, address: str) -> None:
+        """Accept ``address`` into ``envelope`` or raise the refusing Reply."""
+        if address.lower() == "postmaster":
+            address = f"postmaster@{self._postmaster_domain}"
+        local_domain, targets, full = await self._db.run(
+            "smtp_resolve_recipient", _lookup, address, self._store.ctx.default_quota, envelope.declared_size or 0,
+            readonly=True)
+        if not local_domain:
+            if envelope.user is None:
+                raise Reply(554, "5.7.1 Relay access denied")
+            envelope.recipients.append(address)
+            envelope.remote[:] = unique([*envelope.remote, address])
+            return
+        if not targets:
+            raise Reply(550, f"5.1.1 <{address}>: Recipient address rejected: User unknown")
+        if full is not None:
+            raise Reply(552, f"5.2.2 <{full}>: Mailbox full")
+        local = [t for t, is_local in targets if is_local]
+        envelope.recipients.append(address)
+        envelope.local[:] = unique([*envelope.local, *local])
+        # an alias that forwards off-site: the outbound queue sends it on
+        envelope.remote[:] = unique([*envelope.remote, *(t for t, is_local in targets if not is_local)])
+
+    # -- end of data -----------------------------------------------------------------------------
+
+    async def deliver(self, envelope: Envelope, blob_key: str, size: int, parsed: Any, mailbox: str = "INBOX") -> Reply:
+        """Hand the committed blob to the store; returns the 250 once every row is committed.
+
+        The rows of one message — local copies, the outbound queue row for remote recipients
+        (submission, or an alias forwarding off-site) and the sender's Sent copy — commit in one
+        transaction (``batch.deliver_job``, built from the store's transaction functions), so a
+        failure never leaves half of it done and a retrying client cannot cause duplicates.
+        If only the Sent copy does not fit the sender's quota, the message still goes, without it.
+        """
+        from tau.mail.store.api import QuotaExceeded
+        from tau.mail.store.fields import prepare
+
+        sender = envelope.user.address if envelope.user is not None else None
+        try:
+            fields = await self._registry.run_in_thread(prepare, parsed, None)
+            job = Job(local=list(envelope.local), remote=list(envelope.remote), sender=sender,
+                      mail_from=envelope.mail_from, key=blob_key, size=size, fields=fields,
+                      message_id=getattr(parsed, "message_id", None), sent_copy=self.submission and sender is not None,
+                      mailbox=mailbox)
+            try:
+                await self._commits.submit(job)
+            except QuotaExceeded:
+                if not job.sent_copy:
+                    raise
+                log.warn("no Sent copy of {queue_id}: {user} is over quota", queue_id=envelope.queue_id, user=sender)
+                job.sent_copy = False
+                await self._commits.submit(job)
+        except Exception as exc:
+            self._discard(blob_key)
+            if isinstance(exc, QuotaExceeded):
+                raise Reply(552, f"5.2.2 Mailbox full: {exc.message}") from None
+            log.failure("delivery of {queue_id} failed", queue_id=envelope.queue_id)
+            raise Reply(451, "4.3.0 Local error storing the message; try again later") from None
+        log.info("smtp accepted id={queue_id} from=<{mail_from}> to={to} size={size}",
+                 queue_id=envelope.queue_id, mail_from=envelope.mail_from,
+                 to=",".join(envelope.recipients), size=size)
+        return Reply(250, f"2.0.0 Ok: queued as {envelope.queue_id}")
+
+    def _discard(self, blob_key: str) -> None:
+        """Drop the blob we committed if no row references it (it may also be someone else's)."""
+        discard = getattr(self._store, "discard_blob", None)
+        if discard is not None:
+            d = Deferred.fromCoroutine(discard(blob_key))
+            d.addErrback(lambda f: log.failure("discarding blob failed", failure=f))
+
+
+def group_commit(registry: Any, store: Any) -> GroupCommit:
+    """SQLite has one writer: one batch at a time. PostgreSQL: a few, leaving connections for reads."""
+    db = registry.db
+    if getattr(db.engine, "single_connection", False):
+        concurrency = 1
+    else:
+        concurrency = max(1, int(registry.config.get("database", "pool_max")) // 2)
+    return GroupCommit(db, store.ctx, concurrency)
+
+
+def unique(items: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(items))

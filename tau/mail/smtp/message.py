@@ -1,0 +1,162 @@
+"""One message in flight: streamed into the blob store as it arrives, committed before the 250.
+
+RFC 5321 §4.1.1.4 and §6.1: once the server answers 250 to the end of data it owns the message,
+so the reply waits until the blob is committed (fsynced and renamed by the blob store) and the
+database rows are committed by the mail store. Anything that ends the transfer early (client
+gone, size exceeded, a line too long) aborts the blob writer, so no partial blob remains.
+
+Memory: the bytes are also kept for ``parse_message`` while the message is at most
+``HOLD_LIMIT``; a bigger message is read back from the blob in a worker thread at the end, so
+during the transfer no more than ``HOLD_LIMIT`` plus one blob chunk is held per connection.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from tau.mail.mime import parse_message
+from tau.mail.smtp.delivery import Delivery, Envelope
+from tau.mail.smtp.syntax import Reply, sanitize
+
+log = Logger()
+
+HOLD_LIMIT = 4 * 1024 * 1024      # bytes kept in memory for parsing; above: read back from the blob
+THREAD_PARSE = 256 * 1024         # parse messages above this size off the reactor thread
+
+
+def trace_headers(*, host: str, helo: str, ip: str, protocol: str, queue_id: str,
+                  recipients: Sequence[str], return_path: str | None, when: float | None = None) -> bytes:
+    """``Return-Path`` (final delivery only) and ``Received`` (RFC 5321 §4.4, RFC 3848 protocol names).
+
+    "for <rcpt>" is written only for a single recipient: with several it would reveal Bcc'd
+    addresses to every recipient.
+    """
+    date = email.utils.formatdate(when if when is not None else time.time(), localtime=False)
+    date = date.replace("-0000", "+0000")
+    lines = []
+    if return_path is not None:
+        lines.append(f"Return-Path: <{sanitize(return_path, 256)}>")
+    literal = f"IPv6:{ip}" if ":" in ip else ip          # RFC 5321 §4.1.3 address literal
+    received = f"Received: from {sanitize(helo) or 'unknown'} ([{literal}])\r\n\tby {sanitize(host)} (tau)" \
+               f" with {protocol} id {queue_id}"
+    if len(recipients) == 1:
+        received += f"\r\n\tfor <{sanitize(recipients[0], 256)}>"
+    lines.append(received + f";\r\n\t{date}")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+class IncomingMessage:
+    """The sink for one DATA or BDAT transfer: ``write`` lines as they come, then ``finish``."""
+
+    def __init__(self, registry: Any, delivery: Delivery, envelope: Envelope, header: bytes,
+                 max_size: int) -> None:
+        self._registry = registry
+        self._delivery = delivery
+        self.envelope = envelope
+        self._max_size = max_size
+        self._writer = registry.blobs.writer()
+        self._pending: Deferred[Any] | None = None
+        self.size = 0                      # client bytes (what SIZE limits), without our headers
+        self._stored = 0                   # bytes written to the blob, with our headers
+        self._held: bytearray | None = bytearray()
+        self.failed: Reply | None = None
+        self._done = False
+        self._append(header)
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> Deferred[Any] | None:
+        """Add message bytes (already CRLF-normalised, dot-unstuffed).
+
+        Returns a Deferred while the blob writer is busy with earlier chunks: the caller stops
+        reading from the client until it fires (back-pressure instead of unbounded buffering).
+        """
+        if self.failed is not None or self._done:
+            return None
+        self.size += len(data)
+        if self.size > self._max_size:
+            # RFC 1870 §6.2 / RFC 3463 5.3.4; keep reading to the end of data, store nothing
+            self.fail(Reply(552, "5.3.4 Message size exceeds fixed maximum message size"))
+            return None
+        return self._append(data)
+
+    def _append(self, data: bytes) -> Deferred[Any] | None:
+        self._stored += len(data)
+        if self._held is not None:
+            if self._stored <= HOLD_LIMIT:
+                self._held += data
+            else:
+                self._held = None
+        d = self._writer.write(data)
+        if d.called:
+            out: list[Any] = []
+            d.addBoth(out.append)
+            if isinstance(out[0], Failure):
+                self._write_failed(out[0])
+            return None
+        d.addErrback(self._write_failed)
+        self._pending = d
+        return d
+
+    def _write_failed(self, failure: Failure) -> None:
+        log.failure("blob write failed", failure=failure)
+        self.fail(Reply(451, "4.3.0 Local error writing the message; try again later"))
+
+    def fail(self, reply: Reply) -> None:
+        """Give up on this message but keep swallowing its bytes; the reply comes at end of data."""
+        if self.failed is None:
+            self.failed = reply
+            self._release()
+
+    def abort(self) -> None:
+        """The client went away mid-transfer: nothing of this message may remain."""
+        if not self._done:
+            self._done = True
+            self._release()
+
+    def _release(self) -> None:
+        self._held = None
+        self._writer.abort().addErrback(lambda f: log.failure("blob abort failed", failure=f))
+
+    # -- end of data ---------------------------------------------------------------------------
+
+    async def finish(self) -> Reply:
+        """Commit blob and rows; the 250 reply, or raise the Reply explaining the refusal."""
+        if self._pending is not None and not self._pending.called:
+            await self._pending
+        if self.failed is not None:
+            raise self.failed
+        if self._done:
+            raise Reply(451, "4.3.0 Transfer aborted")
+        self._done = True
+        held, self._held = self._held, None
+        try:
+            info = await self._writer.commit()
+        except Exception:
+            log.failure("blob commit failed")
+            raise Reply(451, "4.3.0 Local error storing the message; try again later") from None
+        key, size, mailbox = info.key, info.size, "INBOX"
+        checks = getattr(self._registry, "inbound_checks", None)     # SPF/DKIM/DMARC/spam: tau.mail.trust
+        if checks is not None and not self._delivery.submission:
+            verdict = await checks.apply(self.envelope, key, size, held)
+            if verdict.reject:
+                raise Reply(verdict.code, verdict.text)
+            key, size, held, mailbox = verdict.key, verdict.size, verdict.raw, verdict.mailbox
+        parsed = await self._parse(held, key)
+        return await self._delivery.deliver(self.envelope, key, size, parsed, mailbox)
+
+    async def _parse(self, held: bytearray | None, key: str) -> Any:
+        run = self._registry.run_in_thread
+        if held is not None and len(held) <= THREAD_PARSE:
+            return parse_message(bytes(held))
+        if held is not None:
+            return await run(parse_message, bytes(held))
+        sync = self._registry.blobs.sync
+        return await run(lambda: parse_message(sync.read(key)))

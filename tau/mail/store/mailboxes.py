@@ -1,0 +1,284 @@
+"""Mailbox transaction functions: lookups scoped by user, create/delete/rename/subscribe.
+
+A mailbox is reached by name only through its owner's address (``user_id`` comes from the
+users table in the same query), so no name a client can type resolves into another user's
+tree. Functions that take a ``mailbox_id`` trust that it came from such a lookup; when in doubt
+(or for defence in depth) pass the user and they check ownership with :func:`require_owned`.
+Lock order, to keep PostgreSQL free of deadlocks: mailboxes (ascending id), then mail_usage.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tau.mail.store.api import (
+    DEFAULT_MAILBOXES,
+    DELIMITER,
+    InvalidMailboxName,
+    MailboxExists,
+    MailboxInfo,
+    MailboxInUse,
+    MailboxNotFound,
+)
+from tau.mail.store.blobrefs import drop_refs
+from tau.mail.store.context import StoreContext
+from tau.mail.store.names import INBOX, normalize_mailbox_name, parents
+from tau.mail.store.quota import Account, charge, ensure_usage, find_account, require_account
+from tau.storage.database import Txn
+
+_COLS = ("m.id, m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed,"
+         " m.messages, m.unseen, m.size")
+_HAS_CHILDREN = ("EXISTS (SELECT 1 FROM mailboxes c WHERE c.user_id = m.user_id"
+                 " AND substr(c.name, 1, length(m.name) + 1) = m.name || '/')")
+
+
+def _info(row: tuple[Any, ...], has_children: bool = False) -> MailboxInfo:
+    return MailboxInfo(int(row[0]), row[1], row[2], int(row[3]), int(row[4]), int(row[5]), bool(row[6]),
+                       int(row[7]), int(row[8]), int(row[9]), has_children)
+
+
+def _for_update(txn: Txn) -> str:
+    """Row lock on PostgreSQL; SQLite transactions already hold the database write lock."""
+    return " FOR UPDATE OF m" if txn.engine.name == "postgres" else ""
+
+
+# -- lookups -----------------------------------------------------------------------------------
+
+def get_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str) -> MailboxInfo | None:
+    """``user``'s mailbox ``name``, or None (also for invalid names and unknown users)."""
+    acct = find_account(txn, user, ctx.default_quota)
+    if acct is None:
+        return None
+    try:
+        name = normalize_mailbox_name(name)
+    except InvalidMailboxName:
+        return None
+    row = txn.query_one(f"SELECT {_COLS}, {_HAS_CHILDREN} FROM mailboxes m WHERE m.user_id = ? AND m.name = ?",
+                        (acct.id, name))
+    return _info(row, bool(row[10])) if row else None
+
+
+def get_mailbox_by_id(txn: Txn, ctx: StoreContext, user: str, mailbox_id: int) -> MailboxInfo | None:
+    """The mailbox with this id if ``user`` owns it (IMAP re-reads its selected box by id)."""
+    acct = find_account(txn, user, ctx.default_quota)
+    if acct is None:
+        return None
+    row = txn.query_one(f"SELECT {_COLS}, {_HAS_CHILDREN} FROM mailboxes m WHERE m.user_id = ? AND m.id = ?",
+                        (acct.id, int(mailbox_id)))
+    return _info(row, bool(row[10])) if row else None
+
+
+def owner(txn: Txn, mailbox_id: int) -> str | None:
+    """The address owning ``mailbox_id``, or None."""
+    return txn.scalar("SELECT u.address FROM mailboxes m JOIN users u ON u.id = m.user_id WHERE m.id = ?",
+                      (int(mailbox_id),))
+
+
+def require_owned(txn: Txn, mailbox_id: int, user: str | None) -> None:
+    """MailboxNotFound unless ``user`` (when given) owns ``mailbox_id``: the same answer as for
+    a mailbox that does not exist, so probing ids reveals nothing."""
+    if user is None:
+        return
+    found = owner(txn, mailbox_id)
+    acct_ok = False
+    if found is not None:
+        from tau.auth.accounts import AccountError, normalize_address
+
+        try:
+            acct_ok = normalize_address(user) == found
+        except (AccountError, AttributeError, TypeError):
+            acct_ok = False
+    if not acct_ok:
+        raise MailboxNotFound("no such mailbox")
+
+
+def lock_mailbox(txn: Txn, mailbox_id: int) -> tuple[int, int, str, int, int, int, str]:
+    """(id, user_id, name, uidvalidity, uidnext, highestmodseq, owner address), row-locked."""
+    row = txn.query_one("SELECT m.id, m.user_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, u.address"
+                        " FROM mailboxes m JOIN users u ON u.id = m.user_id WHERE m.id = ?" + _for_update(txn),
+                        (int(mailbox_id),))
+    if row is None:
+        raise MailboxNotFound("no such mailbox")
+    return (int(row[0]), int(row[1]), row[2], int(row[3]), int(row[4]), int(row[5]), row[6])
+
+
+def find_special(txn: Txn, acct: Account, special_use: str) -> MailboxInfo | None:
+    """The user's mailbox with this RFC 6154 attribute, whatever it is called now."""
+    row = txn.query_one(f"SELECT {_COLS} FROM mailboxes m WHERE m.user_id = ? AND m.special_use = ?"
+                        " ORDER BY m.id LIMIT 1", (acct.id, special_use))
+    return _info(row) if row else None
+
+
+def find_box(txn: Txn, acct: Account, name: str, lock: bool = False) -> MailboxInfo | None:
+    row = txn.query_one(f"SELECT {_COLS} FROM mailboxes m WHERE m.user_id = ? AND m.name = ?"
+                        + (_for_update(txn) if lock else ""), (acct.id, name))
+    return _info(row) if row else None
+
+
+def list_mailboxes(txn: Txn, ctx: StoreContext, user: str) -> list[MailboxInfo]:
+    """Every mailbox of ``user``: INBOX first, then by name; one query."""
+    acct = find_account(txn, user, ctx.default_quota)
+    if acct is None:
+        return []
+    rows = txn.query(f"SELECT {_COLS} FROM mailboxes m WHERE m.user_id = ?", (acct.id,))
+    names = {r[1] for r in rows}
+    prefixes = {p for n in names for p in parents(n)}
+    infos = [_info(r, r[1] in prefixes) for r in rows]
+    return sorted(infos, key=lambda i: (i.name != INBOX, i.name))
+
+
+# -- creation ----------------------------------------------------------------------------------
+
+def _next_uidvalidity(txn: Txn, user_id: int) -> int:
+    """Time-based and strictly increasing per user (RFC 3501 section 2.3.1.1)."""
+    ensure_usage(txn, user_id)
+    now = int(time.time())
+    row = txn.query_one("UPDATE mail_usage SET last_uidvalidity = CASE WHEN last_uidvalidity + 1 > ?"
+                        " THEN last_uidvalidity + 1 ELSE ? END WHERE user_id = ? RETURNING last_uidvalidity",
+                        (now, now, user_id))
+    assert row is not None
+    return int(row[0])
+
+
+def insert_mailbox(txn: Txn, acct: Account, name: str, special_use: str | None = None,
+                   subscribed: bool = False) -> int | None:
+    """A new mailbox row; None if the name exists already (also under a concurrent create)."""
+    row = txn.query_one(
+        "INSERT INTO mailboxes (user_id, name, special_use, uidvalidity, subscribed, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, name) DO NOTHING RETURNING id",
+        (acct.id, name, special_use, _next_uidvalidity(txn, acct.id), int(subscribed), int(time.time())))
+    return int(row[0]) if row else None
+
+
+def _create_parents(txn: Txn, acct: Account, name: str) -> None:
+    for parent in parents(name):
+        insert_mailbox(txn, acct, parent)
+
+
+def create_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str) -> MailboxInfo:
+    """CREATE (RFC 3501 section 6.3.3): missing parents are created too; one trailing "/" is the
+    client declaring it will create children, and is dropped."""
+    acct = require_account(txn, user, ctx.default_quota)
+    if isinstance(name, str) and name.endswith(DELIMITER) and not name.endswith(DELIMITER * 2):
+        name = name[:-1]
+    name = normalize_mailbox_name(name)
+    if find_box(txn, acct, name) is not None:
+        raise MailboxExists(f"mailbox {name} exists already")
+    _create_parents(txn, acct, name)
+    mailbox_id = insert_mailbox(txn, acct, name)
+    if mailbox_id is None:
+        raise MailboxExists(f"mailbox {name} exists already")
+    ctx.notify(txn, acct.address, mailbox_id, name, "mailboxes", action="create")
+    info = find_box(txn, acct, name)
+    assert info is not None
+    return info
+
+
+def ensure_defaults(txn: Txn, ctx: StoreContext, user: str) -> Account:
+    """INBOX, Sent, Drafts, Trash, Junk, Archive with RFC 6154 special-use; idempotent. A box that
+    exists under a default name without a special-use gets it, unless another box has it; a
+    special-use box the user renamed is not created again under its default name."""
+    acct = require_account(txn, user, ctx.default_quota)
+    ensure_usage(txn, acct.id)
+    rows = txn.query("SELECT name, special_use FROM mailboxes WHERE user_id = ?", (acct.id,))
+    existing = {r[0]: r[1] for r in rows}
+    uses = {r[1] for r in rows if r[1]}
+    for name, use in DEFAULT_MAILBOXES:
+        if name not in existing:
+            if use in uses:  # renamed by the user ("Sent" → "Sent Items"): do not bring it back
+                continue
+            new_id = insert_mailbox(txn, acct, name, use, subscribed=True)
+            if new_id is not None:
+                ctx.notify(txn, acct.address, new_id, name, "mailboxes", action="create")
+        elif use and existing[name] is None and use not in uses:
+            txn.execute("UPDATE mailboxes SET special_use = ? WHERE user_id = ? AND name = ?", (use, acct.id, name))
+    return acct
+
+
+# -- delete, rename, subscribe -----------------------------------------------------------------
+
+def delete_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str) -> None:
+    """DELETE (RFC 3501 section 6.3.4): its messages are expunged (quota and blobs released);
+    children stay. INBOX and special-use mailboxes are refused (MailboxInUse)."""
+    acct = require_account(txn, user, ctx.default_quota)
+    name = normalize_mailbox_name(name)
+    box = find_box(txn, acct, name, lock=True)
+    if box is None:
+        raise MailboxNotFound(f"no mailbox {name}")
+    if name == INBOX:
+        raise MailboxInUse("INBOX cannot be deleted")
+    if box.special_use:
+        raise MailboxInUse(f"{name} is the {box.special_use} mailbox and cannot be deleted")
+    rows = txn.query("SELECT blob_key, size FROM messages WHERE mailbox_id = ?", (box.id,))
+    if rows:
+        charge(txn, acct, -sum(int(r[1]) for r in rows), -len(rows))
+    gone = drop_refs(txn, [r[0] for r in rows])
+    txn.execute("DELETE FROM messages WHERE mailbox_id = ?", (box.id,))
+    txn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (box.id,))
+    txn.execute("DELETE FROM mailboxes WHERE id = ?", (box.id,))
+    ctx.collect_after(txn, gone)
+    ctx.notify(txn, acct.address, box.id, name, "mailboxes", action="delete")
+
+
+def rename_mailbox(txn: Txn, ctx: StoreContext, user: str, old: str, new: str) -> None:
+    """RENAME (RFC 3501 section 6.3.5): children follow; missing parents of ``new`` are created.
+    Renaming INBOX moves its messages into a new mailbox and leaves INBOX empty (children of
+    INBOX stay where they are)."""
+    acct = require_account(txn, user, ctx.default_quota)
+    old, new = normalize_mailbox_name(old), normalize_mailbox_name(new)
+    box = find_box(txn, acct, old, lock=True)
+    if box is None:
+        raise MailboxNotFound(f"no mailbox {old}")
+    if new == old or find_box(txn, acct, new) is not None:
+        raise MailboxExists(f"mailbox {new} exists already")
+    if old == INBOX:
+        _rename_inbox(txn, ctx, acct, box, new)
+        return
+    if new.startswith(old + DELIMITER):
+        raise InvalidMailboxName(f"cannot move {old} into its own child {new}")
+    prefix = old + DELIMITER
+    rows = txn.query("SELECT id, name FROM mailboxes WHERE user_id = ? AND substr(name, 1, ?) = ?",
+                     (acct.id, len(prefix), prefix))
+    moves = [(box.id, old, new)] + [(int(r[0]), r[1], new + r[1][len(old):]) for r in rows]
+    for _, _, target in moves:
+        if len(target) > 200:
+            raise InvalidMailboxName(f"{target} would be longer than 200 characters")
+        if target == INBOX or find_box(txn, acct, target) is not None:
+            raise MailboxExists(f"mailbox {target} exists already")
+    _create_parents(txn, acct, new)
+    txn.executemany("UPDATE mailboxes SET name = ? WHERE id = ?", [(t, i) for i, _, t in moves])
+    for mailbox_id, before, after in moves:
+        ctx.notify(txn, acct.address, mailbox_id, after, "mailboxes", action="rename", old=before)
+
+
+def _rename_inbox(txn: Txn, ctx: StoreContext, acct: Account, inbox: MailboxInfo, new: str) -> None:
+    _create_parents(txn, acct, new)
+    new_id = insert_mailbox(txn, acct, new)
+    if new_id is None:
+        raise MailboxExists(f"mailbox {new} exists already")
+    modseq = inbox.highestmodseq + 1
+    uids = [int(r[0]) for r in txn.query("SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid",
+                                         (inbox.id,))]
+    # UIDs stay: the new mailbox has its own UIDVALIDITY, and INBOX's uidnext never goes back
+    txn.execute("INSERT INTO expunged (mailbox_id, uid, modseq) SELECT mailbox_id, uid, ? FROM messages"
+                " WHERE mailbox_id = ?", (modseq, inbox.id))
+    txn.execute("UPDATE messages SET mailbox_id = ? WHERE mailbox_id = ?", (new_id, inbox.id))
+    txn.execute("UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, messages = ?, unseen = ?, size = ?"
+                " WHERE id = ?", (inbox.uidnext, modseq, inbox.messages, inbox.unseen, inbox.size, new_id))
+    txn.execute("UPDATE mailboxes SET highestmodseq = ?, messages = 0, unseen = 0, size = 0 WHERE id = ?",
+                (modseq, inbox.id))
+    ctx.notify(txn, acct.address, new_id, new, "mailboxes", action="create")
+    if uids:
+        ctx.notify(txn, acct.address, inbox.id, INBOX, "expunge", uids, modseq)
+
+
+def subscribe(txn: Txn, ctx: StoreContext, user: str, name: str, subscribed: bool) -> None:
+    """SUBSCRIBE/UNSUBSCRIBE (RFC 3501 section 6.3.6-7) of an existing mailbox."""
+    acct = require_account(txn, user, ctx.default_quota)
+    name = normalize_mailbox_name(name)
+    row = txn.query_one("UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND name = ? RETURNING id",
+                        (int(bool(subscribed)), acct.id, name))
+    if row is None:
+        raise MailboxNotFound(f"no mailbox {name}")
+    ctx.notify(txn, acct.address, int(row[0]), name, "mailboxes", action="subscribe" if subscribed else "unsubscribe")

@@ -1,0 +1,232 @@
+"""Message transaction functions: deliver/append, uids, fetch, changed_since and flags.
+
+UIDs and MODSEQs come from one ``UPDATE mailboxes ... RETURNING`` that also moves the cached
+counters, so allocation is atomic on both engines (the row lock serialises writers on
+PostgreSQL; SQLite has one writer) and STATUS stays O(1). One operation takes one MODSEQ for
+all the messages it changes (RFC 7162 section 3.1); MODSEQ never repeats within a mailbox.
+Functions taking a ``mailbox_id`` expect it from a user-scoped lookup; pass ``user`` to have
+ownership checked as well (see mailboxes.require_owned).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from tau.mail.store.api import (
+    DEFAULT_MAILBOXES,
+    Delivered,
+    FlagChange,
+    InvalidMailboxName,
+    MailboxInfo,
+    MailboxNotFound,
+    MessageMeta,
+    StoreResult,
+)
+from tau.mail.store.blobrefs import chunks, marks, ref_blob
+from tau.mail.store.context import StoreContext
+from tau.mail.store.fields import MessageFields
+from tau.mail.store.mailboxes import ensure_defaults, find_box, find_special, lock_mailbox, require_owned
+from tau.mail.store.names import INBOX, apply_flags, canonical_flags, flags_text, normalize_mailbox_name, split_flags
+from tau.mail.store.quota import Account, charge, require_account
+from tau.storage.database import Txn
+
+RANGES_PER_QUERY = 100
+_SPECIAL = {name: use for name, use in DEFAULT_MAILBOXES if use}
+_META = "uid, modseq, flags, internal_date, size, blob_key, envelope, body, bodystructure"
+_INSERT = ("INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internal_date, size, blob_key,"
+           " envelope, body, bodystructure, subject, from_text, to_text, cc_text, bcc_text, message_id,"
+           " sent_date, sent_day, parsed) VALUES (" + ", ".join("?" * 21) + ")")
+
+
+# -- selecting by UID --------------------------------------------------------------------------
+
+def uid_ranges(uids: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted, merged ranges of ``uids``."""
+    out: list[list[int]] = []
+    for uid in sorted(set(int(u) for u in uids)):
+        if out and uid == out[-1][1] + 1:
+            out[-1][1] = uid
+        else:
+            out.append([uid, uid])
+    return [(a, b) for a, b in out]
+
+
+def select_uids(txn: Txn, columns: str, mailbox_id: int, uids: Sequence[int]) -> list[tuple[Any, ...]]:
+    """Rows of ``columns`` for ``uids`` (ascending): UID ranges when the set is mostly runs
+    (``1:*`` is one query), otherwise IN lists of 500; never one query per message."""
+    ranges = uid_ranges(uids)
+    if not ranges:
+        return []
+    rows: list[tuple[Any, ...]] = []
+    count = sum(b - a + 1 for a, b in ranges)
+    if len(ranges) * 5 <= count:
+        for part in chunks(ranges, RANGES_PER_QUERY):
+            cond = " OR ".join(["uid BETWEEN ? AND ?"] * len(part))
+            rows += txn.query(f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND ({cond}) ORDER BY uid",
+                              [mailbox_id, *[v for r in part for v in r]])
+    else:
+        flat = [u for a, b in ranges for u in range(a, b + 1)]
+        for part in chunks(flat):
+            rows += txn.query(f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND uid IN ({marks(len(part))})"
+                              " ORDER BY uid", [mailbox_id, *part])
+    return rows
+
+
+# -- storing -----------------------------------------------------------------------------------
+
+def allocate(txn: Txn, mailbox_id: int, count: int, size: int, unseen: int) -> tuple[int, int]:
+    """Reserve ``count`` UIDs and one MODSEQ, moving the counters: (first uid, modseq)."""
+    row = txn.query_one("UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + 1,"
+                        " messages = messages + ?, unseen = unseen + ?, size = size + ? WHERE id = ?"
+                        " RETURNING uidnext, highestmodseq", (count, count, unseen, size, mailbox_id))
+    if row is None:
+        raise MailboxNotFound("no such mailbox")
+    return int(row[0]) - count, int(row[1])
+
+
+def target_box(txn: Txn, ctx: StoreContext, acct: Account, mailbox: str, fallback: bool) -> MailboxInfo:
+    """The mailbox to store into. INBOX is created (with the other defaults) on first use;
+    with ``fallback`` a default name ("Sent", "Junk") finds the box holding that special-use
+    even after a rename, and a missing or invalid target means INBOX."""
+    try:
+        name = normalize_mailbox_name(mailbox)
+    except InvalidMailboxName:
+        if not fallback:
+            raise
+        name = INBOX
+    box = find_box(txn, acct, name)
+    if box is None and fallback and name in _SPECIAL:  # "Sent" after the user renamed it
+        box = find_special(txn, acct, _SPECIAL[name])
+    if box is None and (fallback or name == INBOX):
+        box = find_box(txn, acct, INBOX)
+        if box is None:
+            ensure_defaults(txn, ctx, acct.address)
+            box = find_box(txn, acct, INBOX)
+    if box is None:
+        raise MailboxNotFound(f"no mailbox {name}")
+    return box
+
+
+def store_message(txn: Txn, ctx: StoreContext, acct: Account, box: MailboxInfo, key: str, size: int,
+                  fields: MessageFields, flags: tuple[str, ...], internal_date: int) -> Delivered:
+    """One message row (the blob reference is the caller's, see ref_blob)."""
+    seen = "\\Seen" in flags
+    deleted = "\\Deleted" in flags
+    uid, modseq = allocate(txn, box.id, 1, size, 0 if seen else 1)
+    charge(txn, acct, size, 1)
+    sent_date = fields.sent_date if fields.sent_date is not None else internal_date
+    sent_day = fields.sent_day if fields.sent_day is not None else internal_date - internal_date % 86400
+    txn.execute(_INSERT, (box.id, uid, modseq, flags_text(flags), int(seen), int(deleted), internal_date, size, key,
+                          fields.envelope, fields.body, fields.bodystructure, fields.subject, fields.from_text,
+                          fields.to_text, fields.cc_text, fields.bcc_text, fields.message_id, sent_date, sent_day,
+                          fields.parsed_json))
+    ctx.notify(txn, acct.address, box.id, box.name, "append", [uid], modseq)
+    return Delivered(acct.address, box.name, box.uidvalidity, uid)
+
+
+def deliver(txn: Txn, ctx: StoreContext, recipients: Sequence[str], key: str, size: int, fields: MessageFields,
+            mailbox: str, flags: Sequence[str], internal_date: int | None, raw: bytes | None) -> list[Delivered]:
+    """One message for several users, all or nothing: an unknown user (UnknownUser) or one over
+    quota (QuotaExceeded, the first in ``recipients`` order) rolls everything back. A user listed
+    twice gets one copy."""
+    canonical = canonical_flags(flags)
+    when = int(time.time()) if internal_date is None else int(internal_date)
+    accounts: list[Account] = []
+    for address in recipients:
+        acct = require_account(txn, address, ctx.default_quota)
+        if all(a.id != acct.id for a in accounts):
+            accounts.append(acct)
+    out = [store_message(txn, ctx, acct, target_box(txn, ctx, acct, mailbox, True), key, size, fields,
+                         canonical, when) for acct in accounts]
+    if accounts:
+        ref_blob(txn, ctx, key, len(accounts), fields, raw)
+    return out
+
+
+def append(txn: Txn, ctx: StoreContext, user: str, mailbox: str, key: str, size: int, fields: MessageFields,
+           flags: Sequence[str], internal_date: int | None, raw: bytes | None) -> Delivered:
+    """APPEND (RFC 3501 section 6.3.11): the mailbox must exist (IMAP answers NO [TRYCREATE])."""
+    canonical = canonical_flags(flags)
+    when = int(time.time()) if internal_date is None else int(internal_date)
+    acct = require_account(txn, user, ctx.default_quota)
+    box = target_box(txn, ctx, acct, mailbox, False)
+    out = store_message(txn, ctx, acct, box, key, size, fields, canonical, when)
+    ref_blob(txn, ctx, key, 1, fields, raw)
+    return out
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+def uids(txn: Txn, mailbox_id: int, user: str | None = None) -> list[int]:
+    require_owned(txn, mailbox_id, user)
+    return [int(r[0]) for r in txn.query("SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid",
+                                         (int(mailbox_id),))]
+
+
+def fetch(txn: Txn, mailbox_id: int, uid_list: Sequence[int], with_parsed: bool = False,
+          user: str | None = None) -> list[MessageMeta]:
+    require_owned(txn, mailbox_id, user)
+    columns = _META + (", parsed" if with_parsed else "")
+    rows = select_uids(txn, columns, int(mailbox_id), uid_list)
+    return [MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), r[5], r[6], r[7], r[8],
+                        r[9] if with_parsed else "") for r in rows]
+
+
+def changed_since(txn: Txn, mailbox_id: int, modseq: int, user: str | None = None) -> list[FlagChange]:
+    require_owned(txn, mailbox_id, user)
+    rows = txn.query("SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                     (int(mailbox_id), int(modseq)))
+    return [FlagChange(int(r[0]), split_flags(r[1]), int(r[2])) for r in rows]
+
+
+def expunged_since(txn: Txn, mailbox_id: int, modseq: int, user: str | None = None) -> list[int]:
+    """UIDs expunged after ``modseq`` (QRESYNC VANISHED, RFC 7162 section 3.2.5.2)."""
+    require_owned(txn, mailbox_id, user)
+    return [int(r[0]) for r in txn.query("SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                                         (int(mailbox_id), int(modseq)))]
+
+
+# -- flags -------------------------------------------------------------------------------------
+
+def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], mode: str,
+                flags: Sequence[str], unchanged_since: int | None = None, user: str | None = None) -> StoreResult:
+    """STORE (RFC 3501 section 6.4.6) with UNCHANGEDSINCE (RFC 7162 section 3.1.3): messages
+    whose MODSEQ is above it are left alone and reported in ``modified``. Only messages whose
+    flags actually change get the new MODSEQ."""
+    require_owned(txn, mailbox_id, user)
+    wanted = canonical_flags(flags)
+    apply_flags((), mode, ())  # validates mode before any write
+    _, _, name, _, _, _, address = lock_mailbox(txn, mailbox_id)
+    rows = select_uids(txn, "uid, flags, modseq, seen", int(mailbox_id), uid_list)
+    modified: list[int] = []
+    changes: list[tuple[int, tuple[str, ...]]] = []
+    unseen_delta = 0
+    for uid, text, modseq, seen in rows:
+        if unchanged_since is not None and int(modseq) > unchanged_since:
+            modified.append(int(uid))
+            continue
+        current = split_flags(text)
+        new = apply_flags(current, mode, wanted)
+        if new != current:
+            changes.append((int(uid), new))
+            unseen_delta += int(bool(seen)) - int("\\Seen" in new)
+    if not changes:
+        return StoreResult([], modified)
+    row = txn.query_one("UPDATE mailboxes SET highestmodseq = highestmodseq + 1, unseen = unseen + ?"
+                        " WHERE id = ? RETURNING highestmodseq", (unseen_delta, int(mailbox_id)))
+    assert row is not None
+    modseq = int(row[0])
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for uid, new in changes:
+        groups.setdefault(new, []).append(uid)
+    for new, group in groups.items():
+        for part in chunks(group):
+            txn.execute(f"UPDATE messages SET flags = ?, seen = ?, deleted = ?, modseq = ?"
+                        f" WHERE mailbox_id = ? AND uid IN ({marks(len(part))})",
+                        [flags_text(new), int("\\Seen" in new), int("\\Deleted" in new), modseq,
+                         int(mailbox_id), *part])
+    changed_uids = [uid for uid, _ in changes]
+    ctx.notify(txn, address, int(mailbox_id), name, "flags", changed_uids, modseq)
+    return StoreResult([FlagChange(uid, new, modseq) for uid, new in changes], modified)

@@ -1,0 +1,128 @@
+"""COPY, MOVE and EXPUNGE transaction functions.
+
+Copies are ``INSERT ... SELECT`` inside the database (the rendered ENVELOPE/BODYSTRUCTURE never
+travel through Python) and share the source's blob: only ``mail_blobs.refs`` grows. Destination
+UIDs are consecutive in source UID order, which gives the COPYUID pairs (RFC 4315 section 3).
+Removal records ``(uid, modseq)`` in ``expunged`` for QRESYNC and releases blobs whose last
+reference went, after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tau.mail.store.api import CopyResult, MailboxInfo, MailboxNotFound
+from tau.mail.store.blobrefs import add_refs, chunks, drop_refs, marks
+from tau.mail.store.context import StoreContext
+from tau.mail.store.mailboxes import find_box, lock_mailbox, owner, require_owned
+from tau.mail.store.messages import allocate, select_uids
+from tau.mail.store.names import normalize_mailbox_name
+from tau.mail.store.quota import Account, charge, require_account
+from tau.storage.database import Txn
+
+_COPIED = ("flags, seen, deleted, internal_date, size, blob_key, envelope, body, bodystructure, subject,"
+           " from_text, to_text, cc_text, bcc_text, message_id, sent_date, sent_day, parsed")
+
+
+def _destination(txn: Txn, ctx: StoreContext, mailbox_id: int, dest_user: str, dest_mailbox: str,
+                 user: str | None) -> tuple[Account, MailboxInfo]:
+    """The destination box; the source must belong to the same user (a session can only ever
+    hand out its own mail, never push it into someone else's mailbox)."""
+    require_owned(txn, mailbox_id, user)
+    acct = require_account(txn, dest_user, ctx.default_quota)
+    if owner(txn, mailbox_id) != acct.address:
+        raise MailboxNotFound("no such mailbox")
+    box = find_box(txn, acct, normalize_mailbox_name(dest_mailbox))
+    if box is None:
+        raise MailboxNotFound(f"no mailbox {dest_mailbox}")  # IMAP: NO [TRYCREATE]
+    for locked in sorted({int(mailbox_id), box.id}):
+        lock_mailbox(txn, locked)
+    return acct, box
+
+
+def _copy_rows(txn: Txn, ctx: StoreContext, acct: Account, source: int, box: MailboxInfo,
+               rows: list[tuple[Any, ...]], count_quota: bool) -> CopyResult:
+    """Insert copies of ``rows`` (uid, size, seen, blob_key) into ``box``."""
+    total = sum(int(r[1]) for r in rows)
+    unseen = sum(1 for r in rows if not r[2])
+    first, modseq = allocate(txn, box.id, len(rows), total, unseen)
+    if count_quota:
+        charge(txn, acct, total, len(rows))
+    src_uids = [int(r[0]) for r in rows]
+    offset = 0
+    for part in chunks(src_uids):
+        txn.execute(f"INSERT INTO messages (mailbox_id, uid, modseq, {_COPIED})"
+                    f" SELECT ?, ? + ROW_NUMBER() OVER (ORDER BY uid), ?, {_COPIED} FROM messages"
+                    f" WHERE mailbox_id = ? AND uid IN ({marks(len(part))})",
+                    [box.id, first + offset - 1, modseq, source, *part])
+        offset += len(part)
+    pairs = [(uid, first + i) for i, uid in enumerate(src_uids)]
+    ctx.notify(txn, acct.address, box.id, box.name, "append", [d for _, d in pairs], modseq)
+    return CopyResult(box.uidvalidity, pairs)
+
+
+def _remove_rows(txn: Txn, ctx: StoreContext, mailbox_id: int, name: str, address: str,
+                 rows: list[tuple[Any, ...]]) -> list[int]:
+    """Delete ``rows`` (uid, size, seen, blob_key) from the mailbox; one MODSEQ for all."""
+    total = sum(int(r[1]) for r in rows)
+    unseen = sum(1 for r in rows if not r[2])
+    row = txn.query_one("UPDATE mailboxes SET highestmodseq = highestmodseq + 1, messages = messages - ?,"
+                        " unseen = unseen - ?, size = size - ? WHERE id = ? RETURNING highestmodseq",
+                        (len(rows), unseen, total, mailbox_id))
+    assert row is not None
+    modseq = int(row[0])
+    removed = [int(r[0]) for r in rows]
+    for part in chunks(removed):
+        txn.execute(f"INSERT INTO expunged (mailbox_id, uid, modseq) SELECT mailbox_id, uid, ? FROM messages"
+                    f" WHERE mailbox_id = ? AND uid IN ({marks(len(part))})", [modseq, mailbox_id, *part])
+        txn.execute(f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({marks(len(part))})",
+                    [mailbox_id, *part])
+    ctx.notify(txn, address, mailbox_id, name, "expunge", removed, modseq)
+    return removed
+
+
+def copy(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], dest_user: str,
+         dest_mailbox: str, user: str | None = None) -> CopyResult:
+    """COPY (RFC 3501 section 6.4.7): flags and internal date travel, the blob is shared; the
+    copies count against the quota (QuotaExceeded copies nothing)."""
+    acct, box = _destination(txn, ctx, mailbox_id, dest_user, dest_mailbox, user)
+    rows = select_uids(txn, "uid, size, seen, blob_key", int(mailbox_id), uid_list)
+    if not rows:
+        return CopyResult(box.uidvalidity, [])
+    result = _copy_rows(txn, ctx, acct, int(mailbox_id), box, rows, count_quota=True)
+    add_refs(txn, [r[3] for r in rows])
+    return result
+
+
+def move(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], dest_user: str,
+         dest_mailbox: str, user: str | None = None) -> CopyResult:
+    """MOVE (RFC 6851): copy and expunge in one transaction. Usage and blob references do not
+    change (same owner), so a full mailbox can still move mail out to Trash."""
+    acct, box = _destination(txn, ctx, mailbox_id, dest_user, dest_mailbox, user)
+    rows = select_uids(txn, "uid, size, seen, blob_key", int(mailbox_id), uid_list)
+    if not rows:
+        return CopyResult(box.uidvalidity, [])
+    result = _copy_rows(txn, ctx, acct, int(mailbox_id), box, rows, count_quota=False)
+    _, _, name, _, _, _, address = lock_mailbox(txn, mailbox_id)
+    _remove_rows(txn, ctx, int(mailbox_id), name, address, rows)
+    return result
+
+
+def expunge(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int] | None = None,
+            user: str | None = None) -> list[int]:
+    """EXPUNGE / UID EXPUNGE (RFC 3501 section 6.4.3, RFC 4315 section 2.1): remove \\Deleted
+    messages (only those in ``uid_list`` when given). Returns the UIDs removed, ascending."""
+    require_owned(txn, mailbox_id, user)
+    _, user_id, name, _, _, _, address = lock_mailbox(txn, mailbox_id)
+    rows = txn.query("SELECT uid, size, seen, blob_key FROM messages WHERE mailbox_id = ? AND deleted = 1"
+                     " ORDER BY uid", (int(mailbox_id),))
+    if uid_list is not None:
+        wanted = {int(u) for u in uid_list}
+        rows = [r for r in rows if int(r[0]) in wanted]
+    if not rows:
+        return []
+    removed = _remove_rows(txn, ctx, int(mailbox_id), name, address, rows)
+    charge(txn, Account(user_id, address, 0), -sum(int(r[1]) for r in rows), -len(rows))
+    ctx.collect_after(txn, drop_refs(txn, [r[3] for r in rows]))
+    return removed

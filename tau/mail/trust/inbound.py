@@ -1,0 +1,179 @@
+"""Checks on mail arriving at the MX: SPF, DKIM, DMARC, Rspamd → a verdict and headers.
+
+Called by the SMTP server at the end of data (``tau.mail.smtp.message``) through
+``registry.inbound_checks``, which the outbound plugin installs; without it (in-process SMTP tests)
+nothing is checked. Verdicts:
+- DMARC fail with policy reject (RFC 7489 §6.6.4) → ``550 5.7.1``;
+- SPF fail (RFC 7208 §8.4) without a DMARC pass (so DKIM-signed forwarded mail survives) →
+  ``550 5.7.23`` (RFC 7372);
+- a spam score at or over ``[spam] reject_score`` → ``550 5.7.1``;
+- DMARC quarantine, or a spam score at or over ``junk_score`` → delivered to Junk;
+- otherwise INBOX. DNS trouble never refuses mail (temperror is recorded, the mail accepted).
+Accepted mail gets ``Authentication-Results`` (RFC 8601) after our own trace header, and any
+Authentication-Results claiming our authserv-id is removed first (§5).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from tau.mail.outbound.dns import mail_dns
+from tau.mail.trust import dkim, dmarc, rspamd, spf
+from tau.mail.trust.signer import from_domain
+
+log = Logger()
+MAX_SIGNATURES = 5
+
+
+@dataclass
+class Verdict:
+    reject: bool = False
+    code: int = 250
+    text: str = ""
+    mailbox: str = "INBOX"
+    headers: bytes = b""
+    key: str = ""
+    size: int = 0
+    raw: bytes | None = None
+
+
+class InboundChecks:
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        self.config = registry.config
+        self.dns = mail_dns(registry)
+        self.authserv = self.config.get("trust", "authserv_id") or self.config.get("tau", "hostname")
+
+    async def evaluate(self, ip: str, helo: str, mail_from: str, rcpts: list[str], queue_id: str,
+                       raw: bytes) -> Verdict:
+        cfg, spam_cfg = self.config["trust"], self.config["spam"]
+        d = defer.Deferred.fromCoroutine(self._authenticate(ip, helo, mail_from, raw))
+        d.addTimeout(cfg["timeout"], self.registry.reactor)
+        try:
+            spf_result, dkim_results, dmarc_result = await d
+        except Exception as exc:
+            if not isinstance(exc, defer.TimeoutError):
+                log.failure("inbound checks failed")
+            spf_result, dkim_results, dmarc_result = ("temperror", ""), [], dmarc.DmarcResult("temperror")
+        verdict = Verdict()
+        lines = [f"Authentication-Results: {self.authserv};"]
+        sender = mail_from or f"postmaster@{helo}"
+        parts = []
+        if cfg["spf"]:
+            parts.append(f"spf={spf_result[0]} smtp.mailfrom={_safe(sender)}")
+        if self.config.get("dkim", "verify"):
+            if not dkim_results:
+                parts.append("dkim=none")
+            for r in dkim_results:
+                parts.append(f"dkim={r.result} header.d={_safe(r.domain)} header.s={_safe(r.selector)}"
+                             f" header.a={_safe(r.algorithm)}")
+        if cfg["dmarc"]:
+            comment = f" (p={dmarc_result.published} dis={dmarc_result.policy})" if dmarc_result.published else ""
+            parts.append(f"dmarc={dmarc_result.result}{comment} header.from={_safe(dmarc_result.domain or 'unknown')}")
+        if not parts:
+            parts.append("none")
+        header = lines[0] + "".join(f"\r\n\t{p};" for p in parts)[:-1] + "\r\n"
+        if cfg["dmarc"] and dmarc_result.result == "fail" and dmarc_result.policy == "reject":
+            return Verdict(True, 550, f"5.7.1 Message rejected by the DMARC policy of {dmarc_result.domain}")
+        if cfg["spf"] and spf_result[0] == "fail" and dmarc_result.result != "pass":
+            return Verdict(True, 550, f"5.7.23 SPF check failed: {spf_result[1]} does not allow mail from {ip}")
+        if cfg["dmarc"] and dmarc_result.result == "fail" and dmarc_result.policy == "quarantine":
+            verdict.mailbox = "Junk"
+        url = spam_cfg["rspamd_url"]
+        if url:
+            junk, reject = float(spam_cfg["junk_score"]), float(spam_cfg["reject_score"])
+            result = await rspamd.check(url, raw, ip, helo, mail_from, rcpts, queue_id, spam_cfg["timeout"])
+            header += rspamd.headers(result, junk, reject).decode()
+            if result.score is not None and (result.score >= reject or result.action == "reject"):
+                return Verdict(True, 550, "5.7.1 Message rejected as spam")
+            if result.score is not None and (result.score >= junk or result.action in ("add header",
+                                                                                        "rewrite subject")):
+                verdict.mailbox = "Junk"
+        verdict.headers = header.encode()
+        return verdict
+
+    async def _authenticate(self, ip: str, helo: str, mail_from: str,
+                            raw: bytes) -> tuple[tuple[str, str], list[dkim.DkimResult], dmarc.DmarcResult]:
+        cfg = self.config["trust"]
+        spf_d = defer.Deferred.fromCoroutine(spf.check_host(self.dns, ip, mail_from, helo)) if cfg["spf"] \
+            else defer.succeed(("none", ""))
+        dkim_results: list[dkim.DkimResult] = []
+        if self.config.get("dkim", "verify"):
+            dkim_results = await self._dkim(raw)
+        spf_result = await spf_d
+        dmarc_result = dmarc.DmarcResult("none")
+        if cfg["dmarc"]:
+            dmarc_result = await dmarc.evaluate(self.dns, from_domain(raw), spf_result, dkim_results)
+        return spf_result, dkim_results, dmarc_result
+
+    async def _dkim(self, raw: bytes) -> list[dkim.DkimResult]:
+        sigs = dkim.signatures(raw)[:MAX_SIGNATURES]
+        if not sigs:
+            return []
+        txt: dict[str, list[str]] = {}
+        for tags in sigs:
+            name = f"{tags.get('s', '')}._domainkey.{tags.get('d', '')}".lower()
+            if name in txt or not tags.get("s") or not tags.get("d"):
+                continue
+            try:
+                txt[name] = [t for t in await self.dns.txt_or_empty(name)]
+            except Exception:
+                pass                                     # left out: temperror
+        return await self.registry.run_in_thread(_verify_limited, raw, txt, len(sigs))
+
+    async def apply(self, envelope: Any, key: str, size: int, held: bytes | bytearray | None) -> Verdict:
+        """The SMTP hook: evaluate, then store the message again with the headers in front."""
+        blobs = self.registry.blobs
+        raw = bytes(held) if held is not None else await blobs.read(key)
+        verdict = await self.evaluate(getattr(envelope, "client_ip", "") or "0.0.0.0",
+                                      getattr(envelope, "helo", "") or "", envelope.mail_from,
+                                      list(envelope.recipients), envelope.queue_id, raw)
+        discard = getattr(self.registry, "outbound", None)
+        store = discard.store if discard is not None else None
+        if verdict.reject:
+            if store is not None:
+                await store.discard_blob(key)
+            return verdict
+        new = insert_headers(raw, verdict.headers, self.authserv)
+        info = await blobs.put(new)
+        if store is not None and info.key != key:
+            await store.discard_blob(key)
+        verdict.key, verdict.size, verdict.raw = info.key, info.size, new
+        return verdict
+
+
+def _verify_limited(raw: bytes, txt: dict[str, list[str]], count: int) -> list[dkim.DkimResult]:
+    return dkim.verify(raw, txt)[:count]
+
+
+def _safe(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9@._+=-]", "", value or "")[:200] or "unknown"
+
+
+def insert_headers(raw: bytes, headers: bytes, authserv: str) -> bytes:
+    """``headers`` after our leading trace fields (Return-Path, Received and their folded lines);
+    Authentication-Results claiming ``authserv`` are dropped from the rest (RFC 8601 §5)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    fields = re.split(rb"\r\n(?![ \t])", head)
+    keep: list[bytes] = []
+    lead = 0
+    leading = True
+    for field in fields:
+        name = field.split(b":", 1)[0].strip().lower()
+        if leading and name in (b"return-path", b"received") and lead < 2:
+            lead += 1
+            keep.append(field)
+            continue
+        leading = False
+        if name == b"authentication-results":
+            value = field.split(b":", 1)[1].strip().split(b";", 1)[0].strip().lower()
+            if value == authserv.lower().encode():
+                continue
+        keep.append(field)
+    out = keep[:lead] + ([headers.rstrip(b"\r\n")] if headers else []) + keep[lead:]
+    return b"\r\n".join(out) + sep + body

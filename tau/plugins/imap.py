@@ -1,0 +1,3 @@
+from tau.app.plugins import LazyService
+
+imap = LazyService("imap", "tau.mail.imap.service", order=40)

@@ -1,0 +1,3 @@
+from tau.app.plugins import LazyService
+
+smtp = LazyService("smtp", "tau.mail.smtp.service", order=30)

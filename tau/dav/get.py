@@ -1,0 +1,185 @@
+"""GET and HEAD (RFC 7231 §4.3.1-2) with ETag/Last-Modified (RFC 7232) and Range (RFC 7233).
+
+One byte range is served with 206 (several ranges get the whole entity, which §3.1 allows);
+an unsatisfiable range is 416 with ``Content-Range: bytes */size``; ``If-Range`` falls back
+to the whole entity when the validator changed. Bodies stream with back-pressure: the next
+chunk is read (and decrypted) only once the transport has taken the previous one.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from tau.dav import conditions
+from tau.dav.errors import DavError
+
+if TYPE_CHECKING:
+    from tau.dav.server import DavContext, DavResponse
+
+log = Logger()
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``bytes=a-b`` → (start, end exclusive); None to serve everything; 416 if unsatisfiable."""
+    if not header:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, sep, last = spec.strip().partition("-")
+    if not sep:
+        return None
+    try:
+        if first == "":
+            n = int(last)
+            if n <= 0:
+                raise DavError(416, "unsatisfiable range", headers={"Content-Range": f"bytes */{size}"})
+            return max(0, size - n), size
+        start = int(first)
+        end = int(last) + 1 if last else size
+    except ValueError:
+        return None
+    if start < 0 or (last and end <= start):
+        return None
+    if start >= size:
+        raise DavError(416, "unsatisfiable range", headers={"Content-Range": f"bytes */{size}"})
+    return start, min(end, size)
+
+
+@implementer(IPushProducer)
+class _Pump:
+    """Pauses the writer loop while the transport's buffer is full."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.stopped = False
+        self._waiting: defer.Deferred[None] | None = None
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self._wake()
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiting is not None:
+            d, self._waiting = self._waiting, None
+            d.callback(None)
+
+    async def ready(self) -> None:
+        if self.paused and not self.stopped:
+            self._waiting = defer.Deferred()
+            await self._waiting
+
+
+async def _next(source: AsyncIterator[bytes]) -> bytes | None:
+    try:
+        return await source.__anext__()
+    except StopAsyncIteration:
+        return None
+
+
+async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
+    """Write ``chunks`` to ``request`` with back-pressure, then finish it."""
+    pump = _Pump()
+    request.registerProducer(pump, True)
+    source = chunks.__aiter__()
+    try:
+        # read ahead: the next piece is read and decrypted while the transport sends this one
+        pending = defer.ensureDeferred(_next(source))
+        while (chunk := await pending) is not None:
+            if pump.stopped or getattr(request, "_disconnected", False):
+                break
+            pending = defer.ensureDeferred(_next(source))
+            request.write(chunk)
+            await pump.ready()
+        else:
+            pending = None
+        if pending is not None:
+            await pending  # let the read-ahead finish before the source is closed
+    except Exception:
+        log.failure("body stream failed for {path}", path=request.path)
+        request.unregisterProducer()
+        request.channel.transport.loseConnection()  # the status line is gone: cut the response
+        return
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:
+                pass
+    request.unregisterProducer()
+    if not getattr(request, "_disconnected", False) and not request.finished:
+        request.finish()
+
+
+def entity_headers(resource: Any) -> dict[str, str]:
+    headers = {"Accept-Ranges": "bytes"}
+    if (etag := resource.etag()) is not None:
+        headers["ETag"] = etag
+    if (modified := resource.last_modified()) is not None:
+        headers["Last-Modified"] = conditions.http_date(modified)
+    return headers
+
+
+async def handle_get(ctx: DavContext) -> DavResponse | None:
+    from tau.dav.server import DavResponse
+
+    resource = ctx.resource
+    if resource is None:
+        raise DavError(404, "no such resource")
+    if resource.is_collection:
+        return await _listing(ctx)
+    headers = entity_headers(resource)
+    status = conditions.check_preconditions(ctx.header, resource.etag(), True, resource.last_modified(), read=True)
+    if status == 304:
+        return DavResponse(304, b"", None, headers)
+    size = resource.content_length() or 0
+    wanted = parse_range(ctx.header("range"), size)
+    if_range = ctx.header("if-range")
+    if wanted is not None and if_range is not None and if_range.strip() != (resource.etag() or ""):
+        wanted = None
+    start, end = wanted if wanted is not None else (0, size)
+    request = ctx.request
+    request.setResponseCode(206 if wanted is not None else 200)
+    for name, value in headers.items():
+        request.setHeader(name.encode(), value.encode("latin-1"))
+    request.setHeader(b"content-type", (resource.content_type() or "application/octet-stream").encode("latin-1"))
+    request.setHeader(b"content-length", str(end - start).encode())
+    if wanted is not None:
+        request.setHeader(b"content-range", f"bytes {start}-{end - 1}/{size}".encode())
+    if ctx.method == "HEAD" or end == start:
+        request.finish()
+        return None
+    await stream_body(request, resource.open(start, end))
+    return None
+
+
+async def _listing(ctx: DavContext) -> DavResponse:
+    """A minimal HTML index so a browser pointed at a folder sees its contents."""
+    from tau.dav.server import DavResponse
+
+    resource = ctx.resource
+    rows = []
+    for member in await resource.members():  # type: ignore[union-attr]
+        href = ctx.href(ctx.resolved.segments + [member.name], member.is_collection)
+        label = member.name + ("/" if member.is_collection else "")
+        rows.append(f'<li><a href="{html.escape(href)}">{html.escape(label)}</a></li>')
+    title = html.escape(ctx.href(ctx.resolved.segments, True))
+    body = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>"
+            f"<body><h1>{title}</h1><ul>{''.join(rows)}</ul></body></html>").encode()
+    etag = resource.etag()
+    return DavResponse(200, body, "text/html; charset=utf-8", {"ETag": etag} if etag else {})

@@ -1,0 +1,269 @@
+"""The twisted.web resource that serves one DAV tree: parse, resolve, check, dispatch.
+
+Every request goes through the same steps (RFC 4918 §8): split and normalise the path, resolve
+it with the provider (which enforces who may see what), evaluate the If header (§10.4) against
+the resources it names, then run the method's module. Errors are ``DavError``s rendered as
+``DAV:error`` bodies. Request bodies never sit in Twisted's buffer: ``install_sinks`` streams PUT
+bodies to storage and bounds every other body at ``xml.MAX_BODY``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.resource import Resource as WebResource
+from twisted.web.server import NOT_DONE_YET
+
+from tau.dav import conditions, paths
+from tau.dav.errors import DavError
+from tau.dav.locks import LockManager
+from tau.dav.properties import PropContext, PropertyRegistry, standard_properties
+from tau.dav.resource import DavProvider, Resolved, Resource
+from tau.dav.xml import MAX_BODY, parse_body
+
+log = Logger()
+
+
+@dataclass
+class DavResponse:
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+MULTISTATUS = "application/xml; charset=utf-8"
+Handler = Callable[["DavContext"], Awaitable["DavResponse | None"]]
+
+
+@dataclass
+class DavContext:
+    """One request being served: what the method modules work with."""
+
+    server: "DavServer"
+    request: Any
+    method: str
+    resolved: Resolved
+    trailing: bool
+    if_lists: list[conditions.IfList]
+    tokens: set[str]
+    body_used: bool = False
+
+    @property
+    def user(self) -> Any:
+        return self.request.user
+
+    @property
+    def principal(self) -> str:
+        return getattr(self.request.user, "address", "") or ""
+
+    @property
+    def resource(self) -> Resource | None:
+        return self.resolved.resource
+
+    @property
+    def provider(self) -> DavProvider:
+        return self.server.provider
+
+    @property
+    def locks(self) -> LockManager:
+        return self.server.locks
+
+    def header(self, name: str) -> str | None:
+        value = self.request.getHeader(name.encode())
+        return None if value is None else value.decode("latin-1")
+
+    def href(self, segments: list[str], collection: bool = False) -> str:
+        return paths.encode_path(self.server.prefix + segments, collection)
+
+    def href_of(self, resolved: Resolved) -> str:
+        res = resolved.resource
+        return self.href(resolved.segments, bool(res is not None and res.is_collection))
+
+    def lock_href(self, key: tuple[str, ...]) -> str:
+        return self.server.key_href(key)
+
+    def pctx(self, segments: list[str], key: tuple[str, ...], collection: bool) -> PropContext:
+        return PropContext(self.href(segments, collection), key, self.locks, self.server.clock(),
+                           self.provider, self.user)
+
+    def read_body(self) -> bytes:
+        content = self.request.content
+        if getattr(content, "overflowed", False):
+            raise DavError(413, f"request body over {MAX_BODY} bytes")
+        content.seek(0)
+        return content.read()
+
+    def xml_body(self, expect: str | None = None) -> Any:
+        return parse_body(self.read_body(), expect)
+
+    def depth(self, default: str = "infinity", allowed: tuple[str, ...] = ("0", "1", "infinity")) -> str:
+        value = (self.header("depth") or default).strip().lower()
+        if value not in allowed:
+            raise DavError(400, f"Depth {value!r} not allowed for {self.method}")
+        return value
+
+    def check_write(self, key: tuple[str, ...], depth: bool = False, member_of: tuple[str, ...] | None = None) -> None:
+        self.locks.check_write(key, self.tokens, self.principal, depth, member_of,
+                               href=lambda lock: lock.href)
+
+    async def resolve_other(self, segments: list[str]) -> Resolved:
+        return await self.provider.resolve(self.user, segments)
+
+
+class DavServer(WebResource):
+    """Mounted at ``prefix`` (e.g. ``/dav/files``) behind the router's authentication."""
+
+    isLeaf = True
+
+    def __init__(self, provider: DavProvider, prefix: str, clock: Callable[[], float],
+                 properties: PropertyRegistry | None = None, locks: LockManager | None = None) -> None:
+        super().__init__()
+        from tau.dav import copymove, delete, get, lockmethods, mkcol, propfind, proppatch, put, reports
+
+        self.provider = provider
+        self.prefix = [s for s in prefix.split("/") if s]
+        self.clock = clock
+        self.properties = properties or standard_properties()
+        self.locks = locks or LockManager(clock)
+        self.reports = reports.ReportRegistry()
+        self.methods: dict[str, Handler] = {
+            "OPTIONS": self.options, "GET": get.handle_get, "HEAD": get.handle_get, "PUT": put.handle,
+            "DELETE": delete.handle, "MKCOL": mkcol.handle, "PROPFIND": propfind.handle,
+            "PROPPATCH": proppatch.handle, "COPY": copymove.handle, "MOVE": copymove.handle,
+            "LOCK": lockmethods.handle_lock, "UNLOCK": lockmethods.handle_unlock,
+            "REPORT": self.reports.handle,
+        }
+
+    def add_method(self, name: str, handler: Handler) -> None:
+        """Serve another method (CalDAV's MKCALENDAR, RFC 4791 §5.3.1) with the same pipeline."""
+        self.methods[name.upper()] = handler
+
+    def key_href(self, key: tuple[str, ...]) -> str:
+        return paths.encode_path(self.prefix + list(key))
+
+    def render(self, request: Any) -> Any:
+        d = defer.ensureDeferred(self._handle(request))
+        d.addErrback(request.processingFailed)
+        return NOT_DONE_YET
+
+    async def _handle(self, request: Any) -> None:
+        method = request.method.decode("latin-1").upper()
+        ctx: DavContext | None = None
+        try:
+            handler = self.methods.get(method)
+            if handler is None:
+                raise DavError(405, f"{method} is not supported", headers={"Allow": self.allow()})
+            segments, trailing = paths.split_path(request.path)
+            rel = paths.strip_prefix(segments, self.prefix)
+            resolved = await self.provider.resolve(request.user, rel)
+            if_lists = conditions.parse_if(self._header(request, "if"))
+            ctx = DavContext(self, request, method, resolved, trailing, if_lists,
+                             conditions.submitted_tokens(if_lists))
+            if if_lists and not await conditions.evaluate_if(if_lists, lambda tag: self._state(ctx, tag)):
+                raise DavError(412, "If header conditions are not met")
+            response = await handler(ctx)
+        except DavError as exc:
+            response = DavResponse(exc.status, exc.body(), MULTISTATUS, dict(exc.headers))
+        finally:
+            if ctx is None or not ctx.body_used:
+                abort = getattr(request.content, "abort", None)
+                if abort is not None:
+                    await abort()
+        if response is not None:
+            self.send(request, response)
+
+    @staticmethod
+    def _header(request: Any, name: str) -> str | None:
+        value = request.getHeader(name.encode())
+        return None if value is None else value.decode("latin-1")
+
+    async def _state(self, ctx: DavContext, tag: str | None) -> conditions.State:
+        """The etag and lock tokens of the request URI, or of a tagged list's resource."""
+        resolved = ctx.resolved
+        if tag is not None:
+            try:
+                segs = paths.strip_prefix(paths.parse_destination(tag, ctx.header("host"), False), self.prefix)
+                resolved = await ctx.resolve_other(segs)
+            except DavError:
+                return conditions.State(None, set())
+        res = resolved.resource
+        tokens = {lock.token for lock in self.locks.covering(resolved.lock_key)}
+        return conditions.State(res.etag() if res is not None else None, tokens)
+
+    def allow(self) -> str:
+        return ", ".join(sorted(self.methods))
+
+    async def options(self, ctx: DavContext) -> DavResponse:
+        """RFC 4918 §10.1: compliance classes 1, 2 and 3; a provider adds its own (``calendar-access``)."""
+        classes = ", ".join(["1", "2", "3", *getattr(self.provider, "dav_classes", [])])
+        return DavResponse(200, b"", None, {"DAV": classes, "Allow": self.allow(), "MS-Author-Via": "DAV",
+                                            "Accept-Ranges": "bytes"})
+
+    def send(self, request: Any, response: DavResponse) -> None:
+        if request.finished or getattr(request, "_disconnected", False):
+            return
+        request.setResponseCode(response.status)
+        for name, value in response.headers.items():
+            request.setHeader(name.encode(), value.encode("latin-1"))
+        if response.content_type:
+            request.setHeader(b"content-type", response.content_type.encode())
+        if response.status not in (204, 304):
+            request.setHeader(b"content-length", str(len(response.body)).encode())
+        if response.body and request.method != b"HEAD" and response.status not in (204, 304):
+            request.write(response.body)
+        request.finish()
+
+    def prop_context(self, ctx: DavContext, segments: list[str], key: tuple[str, ...], collection: bool) -> PropContext:
+        return ctx.pctx(segments, key, collection)
+
+
+class BoundedBody:
+    """Request body sink for non-PUT methods: keeps at most ``limit`` bytes, then discards.
+
+    An XML bomb or a 50 MB PROPFIND therefore never sits in memory or a temp file; the handler
+    answers 413 when it sees ``overflowed``.
+    """
+
+    def __init__(self, request: Any, length: int | None, limit: int = MAX_BODY) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self.limit = limit
+        self.overflowed = length is not None and length > limit
+
+    def write(self, data: bytes) -> None:
+        if self.overflowed:
+            return
+        if len(self._buf) + len(data) > self.limit:
+            self.overflowed = True
+            self._buf = bytearray()
+            return
+        self._buf += data
+
+    def tell(self) -> int:
+        return 0  # keeps twisted.web from parsing the body as a form
+
+    def seek(self, offset: int, whence: int = 0) -> None:
+        self._pos = offset
+
+    def read(self, size: int = -1) -> bytes:
+        data = bytes(self._buf[self._pos:]) if size < 0 else bytes(self._buf[self._pos:self._pos + size])
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        self._buf = bytearray()
+
+
+XML_METHODS = {"PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "REPORT", "MKCOL", "COPY", "MOVE", "DELETE",
+               "OPTIONS", "GET", "HEAD", "POST", "MKCALENDAR", "ACL", "SEARCH"}
+
+
+def install_sinks(site: Any, prefix: str, upload_factory: Callable[[Any, int | None], Any]) -> None:
+    """Stream PUT bodies under ``prefix`` through ``upload_factory``; bound all other bodies."""
+    site.add_body_sink(prefix, {"PUT"}, upload_factory)
+    site.add_body_sink(prefix, XML_METHODS, lambda request, length: BoundedBody(request, length))

@@ -1,0 +1,1 @@
+"""TauCloud: the file tree (database metadata, blob contents), WebDAV, REST and sharing."""

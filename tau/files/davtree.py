@@ -1,0 +1,266 @@
+"""TauCloud's file tree as DAV resources (``tau.dav.resource``) mounted at ``/dav/files/``.
+
+``/dav/files/`` lists the caller's home; ``/dav/files/USER/...`` is USER's tree, which only
+USER may reach (anyone else gets 403 whether or not USER exists, so nothing leaks);
+``USER/Shared/NAME/...`` reaches folders and files other users shared with USER.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterator
+from typing import Any
+
+from tau.dav.errors import DavError
+from tau.dav.quota import available, insufficient_storage
+from tau.dav.resource import Collection, DavProvider, Resolved, Resource, SyncResult
+from tau.files import lookup, store
+from tau.files.lookup import Lookup
+from tau.files.service_tree import FileTree
+from tau.files.store import FilesError, Node
+
+TOKEN_PREFIX = "urn:tau:files:sync:"
+
+
+def dav_error(exc: FilesError) -> DavError:
+    if isinstance(exc, store.QuotaExceeded):
+        return insufficient_storage(exc.used, exc.limit, exc.needed)
+    return DavError(exc.status, exc.message)
+
+
+class NodeResource(Resource):
+    def __init__(self, tree: FileTree, node: Node, info: Lookup, props: dict[str, str] | None = None,
+                 alias: str | None = None) -> None:
+        self.tree, self.node, self.info = tree, node, info
+        self._props = props
+        self._alias = alias
+        self.writable = info.writable
+
+    @property
+    def name(self) -> str:
+        return self._alias or self.node.name
+
+    def etag(self) -> str | None:
+        return self.node.etag
+
+    def last_modified(self) -> float | None:
+        return float(self.node.modified_at)
+
+    def creation_date(self) -> float | None:
+        return float(self.node.created_at)
+
+    async def dead_properties(self) -> dict[str, str]:
+        if self._props is None:
+            self._props = (await self.tree.run("files_props", store.props_of, [self.node.id]))[self.node.id]
+        return self._props
+
+    async def patch_properties(self, set_props: dict[str, str], remove: list[str]) -> None:
+        if not self.writable:
+            raise DavError(403, "read-only share")
+        await self.tree.run("files_proppatch", store.set_props, self.node.id, set_props, remove)
+        self._props = None
+
+
+class FileResource(NodeResource):
+    def content_type(self) -> str | None:
+        return self.node.content_type or "application/octet-stream"
+
+    def content_length(self) -> int | None:
+        return self.node.size
+
+    def open(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:  # type: ignore[override]
+        if not self.node.blob_key:
+            return _empty()
+        return self.tree.read(self.node.blob_key, start, end)
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover
+
+
+class FolderResource(NodeResource, Collection):
+    def __init__(self, *args: Any, shares: list[Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shares = shares or []
+
+    async def members(self) -> list[Resource]:
+        nodes, props = await self.tree.run("files_list", lookup.member_lookups, self.node.id)
+        out: list[Resource] = [self._wrap(n, props.get(n.id, {})) for n in nodes]
+        if self.shares and self.node.parent_id is None and self.info.canonical[1:] == []:
+            out.append(SharedRoot(self.tree, self.info))
+        return out
+
+    def _wrap(self, node: Node, props: dict[str, str] | None = None) -> NodeResource:
+        cls = FolderResource if node.is_folder else FileResource
+        return cls(self.tree, node, self.info, props)
+
+    async def member(self, name: str) -> Resource | None:
+        node = await self.tree.run("files_child", store.child, self.node.id, name)
+        return None if node is None else self._wrap(node)
+
+    def _writable(self) -> None:
+        if not self.writable:
+            raise DavError(403, "read-only share")
+
+    async def create_collection(self, name: str, body: Any = None) -> Resource:
+        if body is not None:
+            raise DavError(415, "extended MKCOL is not supported for folders")
+        self._writable()
+        if name == lookup.SHARED and self.node.parent_id is None and self.shares:
+            raise DavError(405, "Shared is reserved for folders shared with you")
+        try:
+            node = await self.tree.run("files_mkcol", store.make_folder, self.node, name)
+        except FilesError as exc:
+            raise dav_error(exc)
+        return self._wrap(node)
+
+    async def put_member(self, name: str, body: Any, content_type: str | None,
+                         existing: Resource | None) -> Resource:
+        self._writable()
+        old = existing.content_length() if existing is not None else 0
+        if self.info.limit and self.info.used - (old or 0) + body.size > self.info.limit:
+            await body.abort()
+            raise insufficient_storage(self.info.used, self.info.limit, body.size)
+        ctype = _content_type(name, content_type)
+        try:
+            node = await self.tree.store_upload(body, self.node.id, name, ctype)
+        except FilesError as exc:
+            raise dav_error(exc)
+        return self._wrap(node)
+
+    async def delete_member(self, member: Resource) -> None:
+        self._writable()
+        if not isinstance(member, NodeResource) or member.info.share_parent:
+            raise DavError(403, "cannot delete this")
+        try:
+            await self.tree.run("files_delete", store.delete_node, self.tree.blobs.sync, member.node.id)
+        except FilesError as exc:
+            raise dav_error(exc)
+
+    async def transfer(self, source: Resource, name: str, move: bool, depth_infinity: bool,
+                       replace: Resource | None) -> Resource:
+        self._writable()
+        if not isinstance(source, NodeResource) or (move and (source.info.share_parent or not source.writable)):
+            raise DavError(403, "cannot move this resource")
+        replace_id = replace.node.id if isinstance(replace, NodeResource) else None
+        try:
+            node, _ = await self.tree.run("files_move" if move else "files_copy", store.transfer,
+                                          self.tree.blobs.sync, source.node.id, self.node.id, name, move,
+                                          depth_infinity, replace_id, self.tree.default_quota)
+        except FilesError as exc:
+            raise dav_error(exc)
+        return self._wrap(node)
+
+    def sync_token(self) -> str | None:
+        return f"{TOKEN_PREFIX}{self.info.seq}"
+
+    async def sync_changes(self, token: str | None, infinite: bool) -> SyncResult:
+        since = 0
+        if token is not None:
+            if not token.startswith(TOKEN_PREFIX) or not token[len(TOKEN_PREFIX):].isdigit():
+                raise DavError(403, "invalid sync token", "<D:valid-sync-token/>")
+            since = int(token[len(TOKEN_PREFIX):])
+            if since > self.info.seq:
+                raise DavError(403, "sync token from the future", "<D:valid-sync-token/>")
+        state = await self.tree.run("files_sync", lookup.sync_state, self.node.id, since, infinite)
+        if state is None:
+            raise DavError(403, "sync token too old; sync again from scratch", "<D:valid-sync-token/>")
+        seq, items = state
+        result = SyncResult(f"{TOKEN_PREFIX}{seq}")
+        for rel, node in items:
+            if node is None:
+                result.removed.append(rel)
+            else:
+                result.changed.append((rel, self._wrap(node)))
+        return result
+
+    async def quota(self) -> tuple[int, int | None] | None:
+        return self.info.used, available(self.info.used, self.info.limit)
+
+
+class SharedRoot(Collection):
+    """The virtual ``Shared/`` folder: one member per share granted to the caller."""
+
+    writable = False
+
+    def __init__(self, tree: FileTree, info: Lookup) -> None:
+        self.tree, self.info = tree, info
+
+    @property
+    def name(self) -> str:
+        return lookup.SHARED
+
+    def etag(self) -> str | None:
+        return f'"shared-{len(self.info.shares)}"'
+
+    async def members(self) -> list[Resource]:
+        out: list[Resource] = []
+        for name, share, node, owner in self.info.shares:
+            view = Lookup("node", node, None, share.owner_id, owner, share.permission == "write",
+                          [owner], self.info.used, self.info.seq, 0, share_parent=True)
+            cls = FolderResource if node.is_folder else FileResource
+            out.append(cls(self.tree, node, view, None, alias=name))
+        return out
+
+    async def member(self, name: str) -> Resource | None:
+        return next((m for m in await self.members() if m.name == name), None)
+
+
+class HomesRoot(Collection):
+    """``/dav/files/``: the caller's home is its only member."""
+
+    writable = False
+
+    def __init__(self, tree: FileTree, user: Any) -> None:
+        self.tree, self.user = tree, user
+
+    @property
+    def name(self) -> str:
+        return ""
+
+    async def members(self) -> list[Resource]:
+        info = await self.tree.lookup(self.user, [])
+        assert info.node is not None
+        return [FolderResource(self.tree, info.node, info, alias=self.user.address, shares=info.shares)]
+
+    async def member(self, name: str) -> Resource | None:
+        return next((m for m in await self.members() if m.name == name), None)
+
+
+def _content_type(name: str, given: str | None) -> str:
+    if given and given.split(";")[0].strip().lower() not in ("", "application/octet-stream"):
+        return given[:255]
+    guessed, _ = mimetypes.guess_type(name)
+    return guessed or (given or "application/octet-stream")[:255]
+
+
+class FilesProvider(DavProvider):
+    def __init__(self, tree: FileTree) -> None:
+        self.tree = tree
+
+    def empty_writer(self) -> Any:
+        return self.tree.blobs.writer()
+
+    async def resolve(self, user: Any, segments: list[str]) -> Resolved:
+        if not segments:
+            return Resolved([], HomesRoot(self.tree, user), None, ("",))
+        if segments[0].lower() != user.address.lower():
+            raise DavError(403, "not your file space")
+        info = await self.tree.lookup(user, segments[1:])
+        key = tuple(info.canonical)
+        segs = [user.address, *segments[1:]]
+        if info.kind == "shared_root":
+            return Resolved(segs, SharedRoot(self.tree, info), None, key)
+        resource: Resource | None = None
+        if info.node is not None:
+            alias = segments[-1] if info.share_parent else (user.address if len(segments) == 1 else None)
+            cls = FolderResource if info.node.is_folder else FileResource
+            resource = cls(self.tree, info.node, info, alias=alias, shares=info.shares) if cls is FolderResource \
+                else cls(self.tree, info.node, info, alias=alias)
+        parent: Collection | None = None
+        if info.parent is not None:
+            parent = FolderResource(self.tree, info.parent, info)
+        elif info.share_parent or (len(segments) == 3 and segments[1] == lookup.SHARED and info.kind == "missing"):
+            parent = SharedRoot(self.tree, info)
+        return Resolved(segs, resource, parent, key)

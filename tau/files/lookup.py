@@ -1,0 +1,126 @@
+"""Resolve a path in a user's file space in one transaction: own tree, or ``Shared/`` grants.
+
+``/dav/files/USER/a/b`` and ``/api/files?path=/a/b`` both land here. The result says which
+node (if any) the path names, its parent, whose tree it is in, whether the caller may write,
+the canonical path in the owner's tree (lock keys), and the owner's usage and quota.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tau.files import listing, sharestore, store
+from tau.files.store import Node
+from tau.storage.database import Txn
+
+SHARED = "Shared"
+
+
+@dataclass
+class Lookup:
+    kind: str  # "node" | "shared_root" | "missing"
+    node: Node | None
+    parent: Node | None
+    owner_id: int
+    owner_address: str
+    writable: bool
+    canonical: list[str]  # path in the owner's tree
+    used: int
+    seq: int
+    limit: int
+    shares: list[tuple[str, sharestore.Share, Node, str]] = field(default_factory=list)
+    share_parent: bool = False  # the node is a share root seen from Shared/ (no real parent)
+
+
+def resolve(txn: Txn, user_id: int, address: str, rest: list[str], default_limit: int) -> Lookup:
+    root = store.ensure_root(txn, user_id)
+    if rest and rest[0] == SHARED:
+        shares = sharestore.received(txn, user_id)
+        if shares:
+            return _in_share(txn, user_id, address, rest, shares, default_limit)
+    parent, node = store.walk(txn, root, rest) if rest else (None, root)
+    used, seq = store.usage(txn, user_id)
+    limit = store.quota_limit(txn, user_id, default_limit)
+    shares = sharestore.received(txn, user_id) if not rest else []
+    kind = "node" if node is not None else "missing"
+    return Lookup(kind, node, parent, user_id, address, True, [address, *rest], used, seq, limit, shares)
+
+
+def _in_share(txn: Txn, user_id: int, address: str, rest: list[str],
+              shares: list[tuple[str, sharestore.Share, Node, str]], default_limit: int) -> Lookup:
+    used, seq = store.usage(txn, user_id)
+    limit = store.quota_limit(txn, user_id, default_limit)
+    if len(rest) == 1:
+        return Lookup("shared_root", None, None, user_id, address, False, [address, SHARED], used, seq,
+                      limit, shares)
+    match = next(((s, n, owner) for name, s, n, owner in shares if name == rest[1]), None)
+    if match is None:
+        return Lookup("missing", None, None, user_id, address, False, [address, *rest], used, seq, limit)
+    share, start, owner = match
+    owner_used, owner_seq = store.usage(txn, share.owner_id)
+    owner_limit = store.quota_limit(txn, share.owner_id, default_limit)
+    base = [owner, *store.path_of(txn, start)]
+    sub = rest[2:]
+    parent, node = store.walk(txn, start, sub) if sub else (None, start)
+    kind = "node" if node is not None else "missing"
+    return Lookup(kind, node, parent, share.owner_id, owner, share.permission == "write", base + sub,
+                  owner_used, owner_seq, owner_limit, share_parent=not sub)
+
+
+def member_lookups(txn: Txn, folder_id: int) -> tuple[list[Node], dict[int, dict[str, str]]]:
+    """A folder's members and their dead properties: the two queries behind PROPFIND Depth 1."""
+    return store.children(txn, folder_id), store.child_props(txn, folder_id)
+
+
+def sync_state(txn: Txn, folder_id: int, since: int,
+               infinite: bool) -> tuple[int, list[tuple[list[str], Node | None]]] | None:
+    """(current seq, [(path relative to the folder, node or None if removed)]) for RFC 6578;
+    None when ``since`` is older than the retained change log."""
+    folder = store.get_node(txn, folder_id)
+    if folder is None:
+        return 0, []
+    if since and since < store.pruned_seq(txn, folder.user_id):
+        return None
+    _, seq = store.usage(txn, folder.user_id)
+    folders = listing.folder_paths(txn, folder_id) if infinite else {folder_id: []}
+    out: list[tuple[list[str], Node | None]] = []
+    if since == 0:
+        ids = list(folders)
+        for fid in ids:
+            for kid in store.children(txn, fid):
+                out.append((folders[fid] + [kid.name], kid))
+        return seq, out
+    for parent_id, name in listing.changes_since(txn, list(folders), since):
+        out.append((folders[parent_id] + [name], store.child(txn, parent_id, name)))
+    return seq, out
+
+
+def locate(txn: Txn, user_id: int, node_id: int) -> tuple[Node, list[str], bool] | None:
+    """A node by id as ``user_id`` sees it: (node, path in the caller's space, writable).
+
+    None when the node is neither in the caller's tree nor below a share granted to them
+    (the REST API then answers 404, whether or not the id exists).
+    """
+    node = store.get_node(txn, node_id)
+    if node is None:
+        return None
+    if node.user_id == user_id:
+        return node, store.path_of(txn, node), True
+    chain: list[Node] = [node]
+    while chain[-1].parent_id is not None:
+        up = store.get_node(txn, chain[-1].parent_id)
+        if up is None:
+            break
+        chain.append(up)
+    for name, share, start, _owner in sharestore.received(txn, user_id):
+        for depth, n in enumerate(chain):
+            if n.id == start.id:
+                below = [c.name for c in reversed(chain[:depth])]
+                return node, [SHARED, name, *below], share.permission == "write"
+    return None
+
+
+def canonical(txn: Txn, node: Node) -> list[str]:
+    """The lock key path of a node: its owner's address, then its path in the owner's tree."""
+    owner = txn.scalar("SELECT address FROM users WHERE id = ?", (node.user_id,))
+    return [str(owner), *store.path_of(txn, node)]

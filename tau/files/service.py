@@ -1,0 +1,58 @@
+"""TauCloud's ``install``: WebDAV at ``/dav/files/``, REST ``/api/files`` and ``/api/shares``,
+public links at ``/s/TOKEN`` — one file tree behind all of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.dav.put import UploadBody
+from tau.dav.server import DavServer, install_sinks
+from tau.files.davtree import FilesProvider
+from tau.files.service_tree import FileTree, files_blob_store
+
+DAV_PREFIX = "/dav/files"
+
+
+def install(registry: Any, host: Any) -> None:
+    blobs = files_blob_store(registry)
+    tree = FileTree(registry, blobs)
+    server = DavServer(FilesProvider(tree), DAV_PREFIX, clock=registry.reactor.seconds)
+    http = host.http
+    http.mount(DAV_PREFIX, server, auth="any", body_limit=None)
+    install_sinks(http.site, DAV_PREFIX + "/", lambda request, length: UploadBody(request, length, blobs.writer))
+    from tau.files import api, shares
+
+    api.register(registry, http, tree)
+    shares.register(registry, http, tree)
+    host.add_service(_orphan_collector(registry, tree))
+    registry.services["files"] = "ok"
+    registry.provide("files_tree", tree)
+    registry.provide("files_dav", server)
+
+
+GC_INTERVAL = 3600.0
+
+
+def _orphan_collector(registry: Any, tree: FileTree) -> Any:
+    """Hourly: blobs left behind when a user (and, by cascade, their files) was deleted."""
+    from twisted.application.internet import TimerService
+    from twisted.logger import Logger
+
+    from tau.files.blobrefs import collect_orphans
+
+    log = Logger()
+
+    async def collect() -> None:
+        try:
+            removed = await tree.run("files_gc", collect_orphans, tree.blobs.sync)
+            if removed:
+                log.info("removed {n} orphaned file blobs", n=removed)
+        except Exception:
+            log.failure("file blob collection failed")
+
+    from twisted.internet import defer
+
+    service = TimerService(GC_INTERVAL, lambda: defer.ensureDeferred(collect()))
+    service.clock = registry.reactor
+    service.setName("files-gc")
+    return service

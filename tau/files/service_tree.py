@@ -1,0 +1,75 @@
+"""The file space as the services see it: a database, a blob store and the quota default."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from tau.blobs import BlobStore
+from tau.files import blobrefs, lookup, store
+from tau.files.lookup import Lookup
+from tau.files.store import FilesError, Node
+
+
+def files_blob_store(registry: Any) -> BlobStore:
+    """The blob store for file contents.
+
+    Same backend and master key as everything else, but its own address key: file blobs and
+    mail blobs never share a content address, so mail's reference counting (``mail_blobs``)
+    and ours (``file_blobs``) can each delete their blobs without knowing about the other.
+    """
+    keys = registry.keys
+    return BlobStore(registry.blob_backend, keys.blob_master_key, keys.derive("files:blob-address"),
+                     registry.run_in_thread)
+
+
+READ_BATCH = 1024 * 1024
+
+
+def _take(chunks: Iterator[bytes], limit: int) -> bytes:
+    """Pull about ``limit`` plaintext bytes from a blob stream (runs in a thread)."""
+    out = bytearray()
+    for chunk in chunks:
+        out += chunk
+        if len(out) >= limit:
+            break
+    return bytes(out)
+
+
+class FileTree:
+    def __init__(self, registry: Any, blobs: BlobStore) -> None:
+        self.registry = registry
+        self.db = registry.db
+        self.blobs = blobs
+        self.default_quota: int = registry.config.get("limits", "quota_bytes")
+
+    def run(self, name: str, fn: Any, *args: Any) -> Any:
+        return self.db.run(name, fn, *args)
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Plaintext ``[start, end)`` in ~1 MiB pieces: one thread job decrypts many chunks."""
+        chunks = self.blobs.sync.open(key, start, end)
+        try:
+            while piece := await self.registry.run_in_thread(_take, chunks, READ_BATCH):
+                yield piece
+        finally:
+            await self.registry.run_in_thread(chunks.close)
+
+    async def lookup(self, user: Any, rest: list[str]) -> Lookup:
+        result: Lookup = await self.run("files_resolve", lookup.resolve, user.id, user.address, rest,
+                                        self.default_quota)
+        return result
+
+    async def store_upload(self, body: Any, parent_id: int, name: str, content_type: str,
+                           if_etag: str | None = None) -> Node:
+        """Seal a streamed body and link it at ``parent/name``; no trace is left on failure."""
+        info = await body.finish()
+        try:
+            node, _ = await self.run("files_put", store.put_file, self.blobs.sync, parent_id, name, info.key,
+                                     info.size, content_type, self.default_quota, if_etag)
+        except BaseException as exc:
+            await self.run("files_blob_cleanup", blobrefs.drop_if_unreferenced, self.blobs.sync, info.key)
+            if isinstance(exc, blobrefs.BlobMissing):
+                raise FilesError(503, "retry", "storage changed during the upload; try again")
+            raise
+        return node

@@ -1,0 +1,3 @@
+from tau.app.plugins import LazyService
+
+files = LazyService("files", "tau.files.service", order=50)

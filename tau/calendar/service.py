@@ -1,0 +1,51 @@
+"""TauCalendar's ``install``: CalDAV at ``/dav/`` (principals, calendar homes; TauCloud keeps
+``/dav/files/``), ``/.well-known/caldav`` and ``/.well-known/carddav`` redirects (RFC 6764 §5),
+REST ``/api/events`` and ``/api/calendars``, scheduling, and iMIP processing of delivered mail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.calendar import api, caldav
+from tau.calendar.davtree import CalendarBody, CalendarProvider
+from tau.calendar.domain import Calendars
+from tau.dav.server import XML_METHODS, BoundedBody, DavServer
+from tau.http.router import Response
+
+DAV_PREFIX = "/dav"
+DAV_BODY_LIMIT = 16 * 1024 * 1024   # bigger bodies are 413 before they are read; calendar objects stop at 1 MiB
+
+
+def install(registry: Any, host: Any) -> None:
+    cals = Calendars(registry)
+    server = DavServer(CalendarProvider(cals), DAV_PREFIX, clock=registry.reactor.seconds)
+    caldav.register(server)
+    http = host.http
+    http.mount(DAV_PREFIX, server, auth="any", body_limit=DAV_BODY_LIMIT)
+    http.site.add_body_sink(DAV_PREFIX + "/", {"PUT"}, lambda request, length: CalendarBody(request, length))
+    http.site.add_body_sink(DAV_PREFIX + "/", XML_METHODS, lambda request, length: BoundedBody(request, length))
+    _well_known(http)
+    api.register(registry, http, cals)
+    from tau.calendar.imip import ImipReceiver
+    from tau.calendar.scheduling import Scheduler
+
+    cals.scheduler = Scheduler(registry, cals)
+    ImipReceiver(registry, cals).subscribe()
+    from tau.calendar import maintenance
+
+    host.add_service(maintenance.service(registry))
+    registry.services["calendar"] = "ok"
+    registry.provide("calendars", cals)
+    registry.provide("calendar_dav", server)
+
+
+def _well_known(http: Any) -> None:
+    """RFC 6764 §5: a client given only a host name finds the DAV root here. 307 (one of the
+    codes §5 names) so clients repeat the PROPFIND with its body; after a 301 many drop it."""
+
+    async def redirect(request: Any) -> Response:
+        return Response(b"", 307, "text/plain", {"Location": DAV_PREFIX + "/"})
+
+    for path in ("/.well-known/caldav", "/.well-known/carddav"):
+        for method in ("GET", "PROPFIND", "OPTIONS", "REPORT"):
+            http.route(method, path, redirect, auth="none")

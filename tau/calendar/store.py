@@ -1,0 +1,234 @@
+"""Calendar collections and shares: transaction functions ``fn(txn, ...)`` (no protocol here).
+
+Every user gets a default calendar (``calendar``, events) and task list (``tasks``, to-dos) and
+a scheduling inbox (RFC 6638 §2.2) on first use. ``access`` answers "what may this user do with
+this calendar" in one place: the owner everything, a share grantee read or read-write (the
+calendar then also appears in the grantee's home under the share's name), anyone else nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tau.storage.database import Txn
+
+DEFAULTS = (("calendar", "Calendar", "VEVENT,VJOURNAL"), ("tasks", "Tasks", "VTODO"))
+INBOX, OUTBOX = "inbox", "outbox"
+RESERVED = {INBOX, OUTBOX}
+_COLS = ("c.id, c.user_id, u.address, c.name, c.kind, c.display_name, c.description, c.color, c.sort_order,"
+         " c.timezone, c.components, c.sync_seq, c.pruned_seq, c.created_at, c.modified_at")
+_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,128}$")
+
+
+class CalendarError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class CalendarRow:
+    id: int
+    user_id: int
+    owner: str
+    name: str
+    kind: str
+    display_name: str
+    description: str
+    color: str
+    sort_order: int | None
+    timezone: str
+    components: tuple[str, ...]
+    sync_seq: int
+    pruned_seq: int
+    created_at: int
+    modified_at: int
+
+
+@dataclass(frozen=True)
+class Access:
+    """A calendar as one user sees it: under which name, and whether they may write."""
+
+    calendar: CalendarRow
+    name: str                 # the segment in the viewer's home (the share's name for a grantee)
+    writable: bool
+    owned: bool
+
+    @property
+    def id(self) -> int:
+        return self.calendar.id
+
+
+def _row(r: tuple[Any, ...]) -> CalendarRow:
+    return CalendarRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7],
+                       None if r[8] is None else int(r[8]), r[9], tuple(x for x in r[10].split(",") if x),
+                       int(r[11]), int(r[12]), int(r[13]), int(r[14]))
+
+
+def user_id(txn: Txn, address: str) -> int | None:
+    value = txn.scalar("SELECT id FROM users WHERE address = ?", (address.lower(),))
+    return None if value is None else int(value)
+
+
+def ensure_defaults(txn: Txn, uid: int) -> None:
+    """The default calendar, task list and inbox, created once (idempotent)."""
+    existing = {r[0] for r in txn.query("SELECT name FROM cal_calendars WHERE user_id = ?", (uid,))}
+    if existing >= {d[0] for d in DEFAULTS} | {INBOX}:
+        return
+    now = int(time.time())
+    for name, label, comps in DEFAULTS:
+        if name not in existing and not existing - {INBOX}:
+            txn.execute("INSERT INTO cal_calendars (user_id, name, display_name, components, created_at, modified_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?)", (uid, name, label, comps, now, now))
+    if INBOX not in existing:
+        txn.execute("INSERT INTO cal_calendars (user_id, name, kind, display_name, components, created_at,"
+                    " modified_at) VALUES (?, ?, 'inbox', 'Inbox', 'VEVENT,VTODO,VJOURNAL,VFREEBUSY', ?, ?)",
+                    (uid, INBOX, now, now))
+
+
+def get(txn: Txn, owner_id: int, name: str) -> CalendarRow | None:
+    row = txn.query_one(f"SELECT {_COLS} FROM cal_calendars c JOIN users u ON u.id = c.user_id"
+                        " WHERE c.user_id = ? AND c.name = ?", (owner_id, name))
+    return _row(row) if row else None
+
+
+def by_id(txn: Txn, calendar_id: int) -> CalendarRow | None:
+    row = txn.query_one(f"SELECT {_COLS} FROM cal_calendars c JOIN users u ON u.id = c.user_id WHERE c.id = ?",
+                        (calendar_id,))
+    return _row(row) if row else None
+
+
+def owned(txn: Txn, owner_id: int) -> list[CalendarRow]:
+    return [_row(r) for r in txn.query(f"SELECT {_COLS} FROM cal_calendars c JOIN users u ON u.id = c.user_id"
+                                       " WHERE c.user_id = ? ORDER BY c.id", (owner_id,))]
+
+
+def visible(txn: Txn, viewer_id: int) -> list[Access]:
+    """The viewer's own calendars (inbox included) and those shared with them, in home order."""
+    out = [Access(c, c.name, True, True) for c in owned(txn, viewer_id)]
+    for r in txn.query(f"SELECT {_COLS}, s.name, s.permission FROM cal_shares s"
+                       " JOIN cal_calendars c ON c.id = s.calendar_id JOIN users u ON u.id = c.user_id"
+                       " WHERE s.grantee_id = ? ORDER BY s.id", (viewer_id,)):
+        out.append(Access(_row(r), r[15], r[16] == "write", False))
+    return out
+
+
+def access(txn: Txn, viewer_id: int, owner_id: int, name: str) -> Access | None:
+    """``owner``'s calendar ``name`` as ``viewer`` may use it, or None (not there, or not shared)."""
+    if viewer_id == owner_id:
+        cal = get(txn, owner_id, name)
+        if cal is None:
+            r = txn.query_one(f"SELECT {_COLS}, s.name, s.permission FROM cal_shares s"
+                              " JOIN cal_calendars c ON c.id = s.calendar_id JOIN users u ON u.id = c.user_id"
+                              " WHERE s.grantee_id = ? AND s.name = ?", (viewer_id, name))
+            return Access(_row(r), r[15], r[16] == "write", False) if r else None
+        return Access(cal, cal.name, True, True)
+    r = txn.query_one(f"SELECT {_COLS}, s.name, s.permission FROM cal_shares s"
+                      " JOIN cal_calendars c ON c.id = s.calendar_id JOIN users u ON u.id = c.user_id"
+                      " WHERE s.grantee_id = ? AND c.user_id = ? AND c.name = ?", (viewer_id, owner_id, name))
+    return Access(_row(r), r[3], r[16] == "write", False) if r else None
+
+
+def check_name(name: str) -> None:
+    if not _NAME.match(name) or name in (".", ".."):
+        raise CalendarError(400, "invalid_name", "invalid calendar name")
+    if name.lower() in RESERVED:
+        raise CalendarError(403, "reserved_name", f"{name} is reserved")
+
+
+def create(txn: Txn, owner_id: int, name: str, display_name: str = "", components: tuple[str, ...] = (),
+           props: dict[str, str] | None = None, fields: dict[str, Any] | None = None) -> CalendarRow:
+    """MKCALENDAR (RFC 4791 §5.3.1) / extended MKCOL (RFC 5689): a new, empty calendar."""
+    check_name(name)
+    ensure_defaults(txn, owner_id)
+    if get(txn, owner_id, name) is not None or txn.scalar(
+            "SELECT 1 FROM cal_shares WHERE grantee_id = ? AND name = ?", (owner_id, name)):
+        raise CalendarError(405, "exists", "a resource exists at this URL")
+    now = int(time.time())
+    comps = ",".join(components or ("VEVENT", "VTODO", "VJOURNAL"))
+    txn.execute("INSERT INTO cal_calendars (user_id, name, display_name, components, created_at, modified_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (owner_id, name, display_name or name, comps, now, now))
+    cal = get(txn, owner_id, name)
+    assert cal is not None
+    if fields:
+        update(txn, cal.id, **{k: v for k, v in fields.items() if k != "display_name"})
+    if props:
+        set_props(txn, cal.id, props, [])
+    return get(txn, owner_id, name)  # type: ignore[return-value]
+
+
+_FIELDS = {"display_name", "description", "color", "sort_order", "timezone"}
+
+
+def update(txn: Txn, calendar_id: int, **fields: Any) -> None:
+    for key, value in fields.items():
+        if key not in _FIELDS:
+            raise KeyError(key)
+        txn.execute(f"UPDATE cal_calendars SET {key} = ?, modified_at = ? WHERE id = ?",
+                    (value, int(time.time()), calendar_id))
+
+
+def delete(txn: Txn, calendar_id: int) -> None:
+    """Objects, index rows, changes, props and shares go with it (ON DELETE CASCADE)."""
+    txn.execute("DELETE FROM cal_instances WHERE calendar_id = ?", (calendar_id,))
+    txn.execute("DELETE FROM cal_calendars WHERE id = ?", (calendar_id,))
+
+
+def props(txn: Txn, calendar_id: int) -> dict[str, str]:
+    return {r[0]: r[1] for r in txn.query("SELECT name, value FROM cal_props WHERE calendar_id = ?", (calendar_id,))}
+
+
+def set_props(txn: Txn, calendar_id: int, to_set: dict[str, str], remove: list[str]) -> None:
+    for name in remove:
+        txn.execute("DELETE FROM cal_props WHERE calendar_id = ? AND name = ?", (calendar_id, name))
+    for name, value in to_set.items():
+        txn.execute("DELETE FROM cal_props WHERE calendar_id = ? AND name = ?", (calendar_id, name))
+        txn.execute("INSERT INTO cal_props (calendar_id, name, value) VALUES (?, ?, ?)", (calendar_id, name, value))
+
+
+# -- sharing --------------------------------------------------------------------------------------
+
+def share(txn: Txn, owner_id: int, name: str, grantee: str, permission: str) -> str:
+    """Share ``owner``'s calendar with a local user; returns its name in the grantee's home."""
+    if permission not in ("read", "write"):
+        raise CalendarError(400, "invalid_permission", "permission is read or write")
+    cal = get(txn, owner_id, name)
+    if cal is None or cal.kind != "calendar":
+        raise CalendarError(404, "not_found", "no such calendar")
+    gid = user_id(txn, grantee)
+    if gid is None or gid == owner_id:
+        raise CalendarError(400, "invalid_grantee", "share with another local user")
+    existing = txn.query_one("SELECT name FROM cal_shares WHERE calendar_id = ? AND grantee_id = ?", (cal.id, gid))
+    if existing:
+        txn.execute("UPDATE cal_shares SET permission = ? WHERE calendar_id = ? AND grantee_id = ?",
+                    (permission, cal.id, gid))
+        return str(existing[0])
+    taken = {r[0] for r in txn.query("SELECT name FROM cal_calendars WHERE user_id = ? UNION"
+                                     " SELECT name FROM cal_shares WHERE grantee_id = ?", (gid, gid))}
+    base = f"{name}-{cal.owner.split('@')[0]}"[:120]
+    alias, n = base, 1
+    while alias in taken or alias.lower() in RESERVED:
+        n += 1
+        alias = f"{base}-{n}"
+    txn.execute("INSERT INTO cal_shares (calendar_id, grantee_id, name, permission, created_at) VALUES (?, ?, ?, ?, ?)",
+                (cal.id, gid, alias, permission, int(time.time())))
+    return alias
+
+
+def unshare(txn: Txn, owner_id: int, name: str, grantee: str) -> bool:
+    cal = get(txn, owner_id, name)
+    gid = user_id(txn, grantee)
+    if cal is None or gid is None:
+        return False
+    txn.execute("DELETE FROM cal_shares WHERE calendar_id = ? AND grantee_id = ?", (cal.id, gid))
+    return txn.rowcount > 0
+
+
+def shares_of(txn: Txn, calendar_id: int) -> list[tuple[str, str]]:
+    """(grantee address, permission) of one calendar."""
+    return [(r[0], r[1]) for r in txn.query("SELECT u.address, s.permission FROM cal_shares s"
+                                            " JOIN users u ON u.id = s.grantee_id WHERE s.calendar_id = ?"
+                                            " ORDER BY u.address", (calendar_id,))]

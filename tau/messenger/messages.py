@@ -1,0 +1,219 @@
+"""Messages, per-device delivery queues and receipts (transaction functions).
+
+Sending follows Signal-Server's MessageController: an E2E message carries one envelope per
+device of every member (the sender's other devices included, for multi-device sync), and a
+sender whose view of the device lists is out of date is refused with the ``missing``,
+``extra`` and ``stale`` devices so it can fix its sessions and retry. Each envelope goes into
+the recipient device's queue and is deleted when that device acknowledges it, so ciphertext
+lives on the server only until delivery. Ids and timestamps are assigned here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tau.messenger.conversations import get_for_member, is_member
+from tau.messenger.errors import MessengerError
+from tau.storage.database import Txn
+
+MAX_ENVELOPE = 256 * 1024  # base64 characters per device envelope
+MAX_BODY = 64 * 1024  # characters of a plaintext body
+_B64 = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
+
+Device = tuple[str, int]  # (address, device id)
+
+
+@dataclass
+class DeviceMismatch(Exception):
+    """The sender's device lists are out of date (HTTP 409)."""
+
+    missing: list[Device] = field(default_factory=list)
+    extra: list[Device] = field(default_factory=list)
+    stale: list[Device] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[dict[str, Any]]]:
+        def listed(devices: list[Device]) -> list[dict[str, Any]]:
+            return [{"user": u, "device_id": d} for u, d in sorted(devices)]
+
+        return {"missing": listed(self.missing), "extra": listed(self.extra), "stale": listed(self.stale)}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    user: str
+    device_id: int
+    ciphertext: str
+    registration_id: int | None = None
+
+
+def check_ciphertext(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_ENVELOPE or not _B64.match(value):
+        raise MessengerError(400, "invalid_envelope", f"ciphertext must be base64, at most {MAX_ENVELOPE} characters")
+    return value
+
+
+def _devices(txn: Txn, user_id: int) -> dict[int, int]:
+    return {int(r[0]): int(r[1]) for r in txn.query(
+        "SELECT device_id, registration_id FROM msg_devices WHERE user_id = ?", (user_id,))}
+
+
+def _members(txn: Txn, conv_id: int) -> list[tuple[int, str]]:
+    return [(int(r[0]), r[1]) for r in txn.query(
+        "SELECT u.id, u.address FROM msg_members m JOIN users u ON u.id = m.user_id WHERE m.conversation_id = ?",
+        (conv_id,))]
+
+
+def post(txn: Txn, sender_id: int, sender: str, sender_device: int, conv_id: int, body: str | None,
+         envelopes: list[Envelope] | None, attachments: list[dict[str, Any]], now_ms: int
+         ) -> tuple[dict[str, Any], list[tuple[str, int, str | None]]]:
+    """Store a message and queue it per device; returns (message, deliveries [(user, device, envelope)])."""
+    conv = get_for_member(txn, conv_id, sender_id)
+    if conv["encrypted"] and envelopes is None:
+        raise MessengerError(400, "conversation_encrypted", "this conversation takes E2E envelopes, not a body")
+    if not conv["encrypted"] and envelopes is not None:
+        raise MessengerError(400, "conversation_not_encrypted", "this conversation is plaintext: send a body")
+    members = _members(txn, conv_id)
+    devices = {address: _devices(txn, uid) for uid, address in members}
+    if sender_device and sender_device not in devices.get(sender, {}):
+        raise MessengerError(400, "unknown_device", f"device {sender_device} is not registered for {sender}")
+    deliveries: list[tuple[str, int, str | None]] = []
+    if envelopes is not None:
+        if conv["kind"] == "direct" and len(devices) == 2 and not any(d for a, d in devices.items() if a != sender):
+            raise MessengerError(404, "no_devices", "the recipient has no registered device yet")
+        expected = {(a, d) for a, devs in devices.items() for d in devs} - {(sender, sender_device)}
+        given: dict[Device, Envelope] = {}
+        for env in envelopes:
+            if (env.user, env.device_id) in given:
+                raise MessengerError(400, "duplicate_envelope", f"two envelopes for {env.user} device {env.device_id}")
+            given[(env.user, env.device_id)] = env
+        mismatch = DeviceMismatch(
+            missing=sorted(expected - set(given)), extra=sorted(set(given) - expected),
+            stale=sorted(k for k, e in given.items() if k in expected and e.registration_id is not None
+                         and e.registration_id != devices[k[0]][k[1]]))
+        if mismatch.missing or mismatch.extra or mismatch.stale:
+            raise mismatch
+        deliveries = [(e.user, e.device_id, e.ciphertext) for e in envelopes]
+    else:
+        for address, devs in devices.items():
+            for dev in (sorted(devs) or [0]):
+                if (address, dev) != (sender, sender_device):
+                    deliveries.append((address, dev, None))
+    msg_id = int(txn.scalar("INSERT INTO msg_messages (conversation_id, sender_id, sender_device, created_at, body,"
+                            " attachments) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                            (conv_id, sender_id, sender_device, now_ms, body,
+                             json.dumps(attachments) if attachments else None)))
+    ids = dict((address, uid) for uid, address in members)
+    txn.executemany("INSERT INTO msg_queue (user_id, device_id, message_id, envelope) VALUES (?, ?, ?, ?)",
+                    [(ids[u], d, msg_id, env) for u, d, env in deliveries])
+    message = {"id": str(msg_id), "conversation": str(conv_id), "from": sender, "from_device": sender_device,
+               "timestamp_ms": now_ms, "encrypted": conv["encrypted"]}
+    if body is not None:
+        message["body"] = body
+    if attachments:
+        message["attachments"] = attachments
+    return message, deliveries
+
+
+_FRAME_SELECT = ("SELECT m.id, m.conversation_id, u.address, m.sender_device, m.created_at, c.encrypted, m.body,"
+                 " m.attachments, q.envelope FROM msg_messages m JOIN msg_conversations c ON c.id = m.conversation_id"
+                 " LEFT JOIN users u ON u.id = m.sender_id ")
+
+
+def _frame(row: tuple[Any, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": str(row[0]), "conversation": str(row[1]), "from": row[2],
+                           "from_device": int(row[3]), "timestamp_ms": int(row[4]), "encrypted": bool(row[5])}
+    if row[6] is not None:
+        out["body"] = row[6]
+    if row[7]:
+        out["attachments"] = json.loads(row[7])
+    if row[8] is not None:
+        out["envelope"] = row[8]
+    return out
+
+
+def pending(txn: Txn, user_id: int, device_id: int, after_message: int, limit: int) -> list[dict[str, Any]]:
+    """A device's queue in order: what it has not acknowledged yet."""
+    rows = txn.query(_FRAME_SELECT + "JOIN msg_queue q ON q.message_id = m.id"
+                     " WHERE q.user_id = ? AND q.device_id = ? AND q.message_id > ? ORDER BY q.message_id LIMIT ?",
+                     (user_id, device_id, after_message, limit))
+    return [_frame(r) for r in rows]
+
+
+def history(txn: Txn, user_id: int, conv_id: int | None, since_id: int, since_ms: int, limit: int,
+            device_id: int) -> list[dict[str, Any]]:
+    """Messages of the user's conversations (one, or all) since an id or time, oldest first.
+
+    E2E items carry this device's envelope while it is still queued; members see what was sent
+    since they joined.
+    """
+    sql = (_FRAME_SELECT + "JOIN msg_members mm ON mm.conversation_id = m.conversation_id AND mm.user_id = ?"
+           " LEFT JOIN msg_queue q ON q.message_id = m.id AND q.user_id = ? AND q.device_id = ?"
+           " WHERE m.id > ? AND m.created_at >= ? AND m.created_at >= mm.joined_at")
+    params: list[Any] = [user_id, user_id, device_id, since_id, since_ms]
+    if conv_id is not None:
+        if not is_member(txn, conv_id, user_id):
+            raise MessengerError(404, "conversation_not_found", "no such conversation")
+        sql += " AND m.conversation_id = ?"
+        params.append(conv_id)
+    items = [_frame(r) for r in txn.query(sql + " ORDER BY m.id LIMIT ?", (*params, limit))]
+    mine = [int(i["id"]) for i in items]
+    if mine:
+        marks = ",".join("?" for _ in mine)
+        receipts: dict[str, dict[str, list[str]]] = {}
+        for mid, address, kind in txn.query(
+                "SELECT r.message_id, u.address, r.kind FROM msg_receipts r JOIN users u ON u.id = r.user_id"
+                f" JOIN msg_messages m ON m.id = r.message_id WHERE r.message_id IN ({marks}) AND m.sender_id = ?"
+                " ORDER BY u.address", (*mine, user_id)):
+            receipts.setdefault(str(mid), {"delivered": [], "read": []})[kind].append(address)
+        for item in items:
+            if item["id"] in receipts:
+                item["receipts"] = receipts[item["id"]]
+    return items
+
+
+def ack(txn: Txn, user_id: int, device_id: int, message_ids: list[int], now_ms: int) -> list[dict[str, Any]]:
+    """Delete acknowledged queue entries; the first device of a user to ack makes a delivery receipt."""
+    if not message_ids:
+        return []
+    marks = ",".join("?" for _ in message_ids)
+    acked = [int(r[0]) for r in txn.query(
+        f"SELECT message_id FROM msg_queue WHERE user_id = ? AND device_id = ? AND message_id IN ({marks})",
+        (user_id, device_id, *message_ids))]
+    if not acked:
+        return []
+    marks = ",".join("?" for _ in acked)
+    txn.execute(f"DELETE FROM msg_queue WHERE user_id = ? AND device_id = ? AND message_id IN ({marks})",
+                (user_id, device_id, *acked))
+    return _receipts(txn, user_id, "delivered", acked, now_ms)
+
+
+def mark(txn: Txn, user_id: int, kind: str, conv_id: int, message_ids: list[int], now_ms: int) -> list[dict[str, Any]]:
+    """Explicit receipts from a reader; ``read`` implies ``delivered``."""
+    if not is_member(txn, conv_id, user_id):
+        raise MessengerError(404, "conversation_not_found", "no such conversation")
+    if not message_ids:
+        return []
+    marks = ",".join("?" for _ in message_ids)
+    ids = [int(r[0]) for r in txn.query(
+        f"SELECT id FROM msg_messages WHERE conversation_id = ? AND id IN ({marks})", (conv_id, *message_ids))]
+    out = _receipts(txn, user_id, "delivered", ids, now_ms) if kind == "read" else []
+    return out + _receipts(txn, user_id, kind, ids, now_ms)
+
+
+def _receipts(txn: Txn, user_id: int, kind: str, ids: list[int], now_ms: int) -> list[dict[str, Any]]:
+    """Insert new receipts; returns them grouped per (sender, conversation) for notification."""
+    if not ids:
+        return []
+    marks = ",".join("?" for _ in ids)
+    rows = txn.query(f"SELECT m.id, m.conversation_id, u.address FROM msg_messages m JOIN users u ON u.id = m.sender_id"
+                     f" WHERE m.id IN ({marks}) AND m.sender_id <> ?", (*ids, user_id))
+    groups: dict[tuple[str, int], list[str]] = {}
+    for mid, conv, sender in rows:
+        created = txn.scalar("INSERT INTO msg_receipts (message_id, user_id, kind, created_at) VALUES (?, ?, ?, ?)"
+                             " ON CONFLICT DO NOTHING RETURNING message_id", (mid, user_id, kind, now_ms))
+        if created is not None:
+            groups.setdefault((sender, int(conv)), []).append(str(mid))
+    return [{"kind": kind, "sender": s, "conversation": str(c), "ids": ids_} for (s, c), ids_ in groups.items()]

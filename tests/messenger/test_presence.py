@@ -1,0 +1,100 @@
+"""Presence transitions in memory and through the Redis implementation (against a fake Redis here;
+the PostgreSQL e2e run exercises the real one)."""
+
+from __future__ import annotations
+
+import time
+
+from twisted.internet.testing import MemoryReactorClock
+
+from tau.messenger.presence import MemoryPresence, RedisPresence
+from tau.testing.harness import resolve
+
+
+class FakeRedis:
+    """The few txredisapi calls RedisPresence makes, as coroutines over dicts."""
+
+    def __init__(self) -> None:
+        self.zsets: dict[str, dict[str, float]] = {}
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise ConnectionError("redis down")
+
+    async def zadd(self, key, score, member):
+        self._check()
+        self.zsets.setdefault(key, {})[member] = score
+
+    async def zrem(self, key, member):
+        self._check()
+        self.zsets.get(key, {}).pop(member, None)
+
+    async def zremrangebyscore(self, key, low, high):
+        self._check()
+        zset = self.zsets.get(key, {})
+        for member in [m for m, s in zset.items() if s <= float(high)]:
+            del zset[member]
+
+    async def zcount(self, key, low, high):
+        self._check()
+        return sum(1 for s in self.zsets.get(key, {}).values() if float(low) <= s)
+
+    async def expire(self, key, ttl):
+        self._check()
+
+    async def hset(self, key, field, value):
+        self._check()
+        self.hashes.setdefault(key, {})[field] = value
+
+    async def hget(self, key, field):
+        self._check()
+        return self.hashes.get(key, {}).get(field)
+
+    async def hdel(self, key, field):
+        self._check()
+        self.hashes.get(key, {}).pop(field, None)
+
+
+def _transitions(presence_cls, **kwargs):
+    changes: list[tuple[str, str]] = []
+    presence = presence_cls(on_change=lambda user, status, seen: changes.append((user, status)), **kwargs)
+    return presence, changes
+
+
+def _exercise(presence, changes) -> None:
+    resolve(presence.connected("bob", "c1"))
+    resolve(presence.connected("bob", "c2"))  # a second tab changes nothing
+    assert changes == [("bob", "online")]
+    resolve(presence.set_status("bob", "busy"))
+    resolve(presence.disconnected("bob", "c1"))
+    assert changes[-1] == ("bob", "busy") and len(changes) == 2
+    resolve(presence.disconnected("bob", "c2"))
+    assert changes[-1] == ("bob", "offline")
+    resolve(presence.set_status("bob", "away"))  # explicit status without a socket: still offline
+    assert len(changes) == 3
+    items = resolve(presence.get(["bob", "nobody"]))
+    assert [(i["user"], i["status"]) for i in items] == [("bob", "offline"), ("nobody", "offline")]
+    assert items[0]["last_seen"] is not None and items[1]["last_seen"] is None
+    resolve(presence.connected("bob", "c3"))
+    assert changes[-1] == ("bob", "away")
+
+
+def test_memory_presence():
+    presence, changes = _transitions(MemoryPresence, clock=MemoryReactorClock())
+    _exercise(presence, changes)
+
+
+def test_redis_presence_and_expiry_and_outage():
+    redis = FakeRedis()
+    presence, changes = _transitions(RedisPresence, url="", redis=redis)
+    _exercise(presence, changes)
+    # a crashed node's sockets age out: an entry past its expiry no longer counts
+    redis.zsets["tau:presence:conns:carol"] = {"dead": time.time() - 1}
+    assert resolve(presence.get(["carol"]))[0]["status"] == "offline"
+    resolve(presence.refresh([("bob", "c3")]))
+    assert redis.zsets["tau:presence:conns:bob"]["c3"] > time.time() + 60
+    redis.down = True  # Redis trouble degrades presence, never raises into the socket
+    resolve(presence.connected("dave", "c9"))
+    assert resolve(presence.get(["dave"]))[0]["status"] == "offline"

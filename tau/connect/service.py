@@ -1,0 +1,50 @@
+"""Install TauConnect into the daemon: ``/api/calls``, ``/ws/signal``, ``/call/{id}``, the SFU.
+
+The SFU supervisor is added only when aiortc is importable (the ``connect`` extra); without it
+1:1 calls work peer-to-peer and group calls are told ``sfu: unavailable``. Optional settings
+are read from a ``[connect]`` section when the config has one (``sfu_workers``, ``sfu``: on/off),
+so the defaults need no configuration at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.connect import api
+from tau.connect.calls import Calls, NoMedia
+from tau.connect.hub import SignalHub
+from tau.connect.sfu import supervisor
+from tau.connect.signaling import SignalSocket
+from tau.messenger.socket import make_resource
+
+#: signaling frames are small; SDP is at most 64 KiB
+MAX_FRAME = 256 * 1024
+
+
+def _settings(registry: Any) -> dict[str, Any]:
+    section = registry.config.values.get("connect", {})
+    return {"sfu": str(section.get("sfu", "on")).lower() not in ("off", "false", "0", "no", "none"),
+            "sfu_workers": int(section.get("sfu_workers", 1) or 1)}
+
+
+def build(registry: Any, media: Any = None) -> tuple[Calls, SignalHub, Any]:
+    """The calls domain, its hub and the ``/ws/signal`` resource (tests mount them on a TauSite)."""
+    calls = Calls(registry, media)
+    hub = SignalHub(registry.bus)
+    resource = make_resource(registry, SignalSocket, max_frame=MAX_FRAME)
+    resource._factory.calls = calls
+    resource._factory.hub = hub
+    return calls, hub, resource
+
+
+def install(registry: Any, host: Any) -> None:
+    settings = _settings(registry)
+    media: Any = NoMedia()
+    if settings["sfu"] and supervisor.available():
+        media = supervisor.SfuSupervisor(registry, workers=settings["sfu_workers"])
+        host.add_service(media)
+    calls, hub, resource = build(registry, media)
+    api.register(host.http, calls)
+    host.http.mount("/ws/signal", resource, auth="none")
+    registry.services["connect"] = "ok"
+    registry.services["connect_sfu"] = "ok" if isinstance(media, supervisor.SfuSupervisor) else "unavailable"

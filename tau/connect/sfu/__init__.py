@@ -1,0 +1,1 @@
+"""The SFU: ``supervisor`` (daemon side, no aiortc) and ``worker`` (the media process)."""

@@ -1,0 +1,54 @@
+"""``/api/account/2fa``: a user turns TOTP two-factor on and off for themselves (tau.auth.totp).
+
+``POST {"action": "setup"}`` returns a pending secret (otpauth:// URI) and recovery codes;
+``{"action": "confirm", "code"}`` proves the authenticator app has it and switches 2FA on;
+``{"action": "disable", "code"}`` needs a current code or a recovery code. ``GET`` → status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.auth import totp
+from tau.http.errors import HttpError
+from tau.http.router import Response, json_response, read_json_object
+
+
+def _setup(txn: Any, keys: Any, address: str, user_id: int) -> tuple[str, list[str]]:
+    if totp.is_enabled(txn, user_id):
+        raise HttpError(409, "totp_enabled", "two-factor authentication is on; disable it first")
+    return totp.begin(txn, keys, address, enable=False)
+
+
+def _disable(txn: Any, keys: Any, address: str, user_id: int, code: str) -> bool:
+    if not totp.verify(txn, keys, user_id, code):
+        return False
+    totp.disable(txn, address)
+    return True
+
+
+def register(registry: Any, http: Any) -> None:
+    db, keys = registry.db, registry.keys
+
+    async def status(request: Any) -> Response:
+        enabled = await db.run("totp_enabled", totp.is_enabled, request.user.id, readonly=True)
+        return json_response({"enabled": bool(enabled)})
+
+    async def change(request: Any) -> Response:
+        body = await read_json_object(request)
+        user, action, code = request.user, body.get("action"), str(body.get("code") or "")
+        if action == "setup":
+            uri, codes = await db.run("totp_setup", _setup, keys, user.address, user.id)
+            return json_response({"enabled": False, "otpauth_uri": uri, "recovery_codes": codes})
+        if action == "confirm":
+            if not await db.run("totp_confirm", totp.verify, keys, user.id, code, None, True):
+                raise HttpError(400, "invalid_totp", "the code does not match the new secret")
+            return json_response({"enabled": True})
+        if action == "disable":
+            if not await db.run("totp_disable", _disable, keys, user.address, user.id, code):
+                raise HttpError(400, "invalid_totp", "a current code or a recovery code is required")
+            return json_response({"enabled": False})
+        raise HttpError(400, "invalid_action", "action must be setup, confirm or disable")
+
+    http.route("GET", "/api/account/2fa", status)
+    http.route("POST", "/api/account/2fa", change)

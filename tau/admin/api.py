@@ -1,0 +1,242 @@
+"""``/api/admin/*``: users, domains, aliases, quotas, the outbound queue and health, for admins.
+
+Every route is Bearer-authenticated by the router and then checked for ``users.is_admin``
+(403 ``forbidden`` JSON otherwise), so a token of an ordinary user learns nothing, not even
+which accounts exist. The account rules (normalisation, conflicts) are the CLI's, from
+``tau.auth.accounts``; AccountError codes become 4xx JSON errors unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from tau.auth import accounts, passwords
+from tau.auth.accounts import AccountError
+from tau.http.errors import HttpError
+from tau.http.router import Response, json_response, query_arg, read_json_object
+
+_STATUS = {"user_not_found": 404, "domain_not_found": 404, "alias_not_found": 404, "user_exists": 409,
+           "domain_exists": 409, "alias_exists": 409, "domain_in_use": 409}
+
+
+def require_admin(request: Any) -> Any:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_admin:
+        raise HttpError(403, "forbidden", "administrators only")
+    return user
+
+
+def _account_error(exc: AccountError) -> HttpError:
+    return HttpError(_STATUS.get(exc.code, 400), exc.code, exc.message)
+
+
+def _queue_rows(txn: Any, status: str | None, limit: int) -> list[dict[str, Any]]:
+    from tau.mail.store import queue
+
+    return [dataclasses.asdict(r) for r in queue.list_queue(txn, status or None, limit)]
+
+
+def _queue_retry(txn: Any, queue_id: int) -> bool:
+    txn.execute("UPDATE outbound_queue SET next_attempt_at = ?, status = 'queued' WHERE id = ?"
+                " AND status IN ('queued', 'failed')", (int(time.time()), queue_id))
+    return txn.rowcount == 1
+
+
+def _queue_delete(txn: Any, queue_id: int) -> list[str] | None:
+    """Remove a row; a row still holding its blob reference (not yet final) releases it."""
+    from tau.mail.store.blobrefs import drop_refs
+
+    row = txn.query_one("SELECT blob_key, status FROM outbound_queue WHERE id = ?", (queue_id,))
+    if row is None:
+        return None
+    if row[1] == "sending":
+        raise HttpError(409, "queue_busy", "this message is being delivered right now; try again shortly")
+    txn.execute("DELETE FROM outbound_queue WHERE id = ?", (queue_id,))
+    return drop_refs(txn, [row[0]]) if row[1] not in ("sent", "failed") else []
+
+
+def _quotas(txn: Any, default_quota: int) -> list[dict[str, Any]]:
+    rows = txn.query("SELECT u.address, u.quota_bytes, COALESCE(m.bytes, 0), COALESCE(m.messages, 0),"
+                     " COALESCE(f.bytes, 0) FROM users u LEFT JOIN mail_usage m ON m.user_id = u.id"
+                     " LEFT JOIN file_usage f ON f.user_id = u.id ORDER BY u.address")
+    return [{"address": r[0], "quota_bytes": default_quota if r[1] is None else int(r[1]),
+             "mail_bytes": int(r[2]), "messages": int(r[3]), "file_bytes": int(r[4]),
+             "used_bytes": int(r[2]) + int(r[4])} for r in rows]
+
+
+def _queue_counts(txn: Any) -> dict[str, int]:
+    return {str(r[0]): int(r[1]) for r in txn.query("SELECT status, COUNT(*) FROM outbound_queue GROUP BY status")}
+
+
+def _update_user(txn: Any, address: str, body: dict[str, Any], password_hash: str | None) -> Any:
+    user = accounts.require_user(txn, address)
+    if "disabled" in body:
+        accounts.set_disabled(txn, user.address, bool(body["disabled"]))
+    if "admin" in body:
+        txn.execute("UPDATE users SET is_admin = ? WHERE id = ?", (int(bool(body["admin"])), user.id))
+    if "quota_bytes" in body:
+        quota = body["quota_bytes"]
+        if quota is not None and (not isinstance(quota, int) or quota < 0):
+            raise AccountError("invalid_quota", "quota_bytes must be a non-negative integer or null")
+        txn.execute("UPDATE users SET quota_bytes = ? WHERE id = ?", (quota, user.id))
+    if "display_name" in body:
+        txn.execute("UPDATE users SET display_name = ? WHERE id = ?", (str(body["display_name"])[:200], user.id))
+    if password_hash:
+        accounts.set_password(txn, user.address, password_hash)
+    return accounts.require_user(txn, user.address)
+
+
+def register(registry: Any, http: Any) -> None:
+    db = registry.db
+
+    async def run(name: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        try:
+            return await db.run(name, fn, *args, **kw)
+        except AccountError as exc:
+            raise _account_error(exc)
+
+    def changed() -> None:
+        registry.authenticator.forget()
+        users = registry.users
+        if hasattr(users, "clear"):
+            users.clear()
+
+    async def list_users(request: Any) -> Response:
+        require_admin(request)
+        users = await run("admin_users", accounts.list_users, query_arg(request, "domain"), readonly=True)
+        return json_response({"items": [u.public() for u in users], "next_cursor": None})
+
+    async def add_user(request: Any) -> Response:
+        require_admin(request)
+        body = await read_json_object(request)
+        password = body.get("password")
+        if not isinstance(password, str):
+            raise HttpError(400, "invalid_request", "password is required")
+        try:
+            passwords.check_strength(password)
+        except passwords.WeakPassword as exc:
+            raise HttpError(400, "weak_password", str(exc))
+        hashed = await registry.run_password_hash(passwords.hash_password, password)
+        quota = body.get("quota_bytes")
+        user = await run("admin_add_user", accounts.add_user, str(body.get("address", "")), hashed,
+                         display_name=str(body.get("display_name", ""))[:200], is_admin=bool(body.get("admin")),
+                         quota_bytes=quota if isinstance(quota, int) and quota >= 0 else None)
+        return json_response(user.public(), 201)
+
+    async def patch_user(request: Any, address: str) -> Response:
+        require_admin(request)
+        body = await read_json_object(request)
+        hashed = None
+        if isinstance(body.get("password"), str):
+            try:
+                passwords.check_strength(body["password"])
+            except passwords.WeakPassword as exc:
+                raise HttpError(400, "weak_password", str(exc))
+            hashed = await registry.run_password_hash(passwords.hash_password, body["password"])
+        user = await run("admin_patch_user", _update_user, address, body, hashed)
+        changed()
+        return json_response(user.public())
+
+    async def delete_user(request: Any, address: str) -> Response:
+        admin = require_admin(request)
+        if accounts.normalize_address(address) == admin.address:
+            raise HttpError(409, "cannot_delete_self", "an administrator cannot delete their own account")
+        await run("admin_delete_user", accounts.delete_user, address)
+        changed()
+        return Response(b"", 204, "text/plain")
+
+    async def list_domains(request: Any) -> Response:
+        require_admin(request)
+        return json_response({"items": await run("admin_domains", accounts.list_domains, readonly=True),
+                              "next_cursor": None})
+
+    async def add_domain(request: Any) -> Response:
+        require_admin(request)
+        body = await read_json_object(request)
+        name = await run("admin_add_domain", accounts.add_domain, str(body.get("name", "")))
+        return json_response({"name": name}, 201)
+
+    async def delete_domain(request: Any, name: str) -> Response:
+        require_admin(request)
+        await run("admin_delete_domain", accounts.delete_domain, name)
+        return Response(b"", 204, "text/plain")
+
+    async def list_aliases(request: Any) -> Response:
+        require_admin(request)
+        items = await run("admin_aliases", accounts.list_aliases, query_arg(request, "domain"), readonly=True)
+        return json_response({"items": items, "next_cursor": None})
+
+    async def add_alias(request: Any) -> Response:
+        require_admin(request)
+        body = await read_json_object(request)
+        await run("admin_add_alias", accounts.add_alias, str(body.get("address", "")), str(body.get("destination", "")))
+        return json_response({"address": body.get("address"), "destination": body.get("destination")}, 201)
+
+    async def delete_alias(request: Any, address: str) -> Response:
+        require_admin(request)
+        await run("admin_delete_alias", accounts.delete_alias, address, query_arg(request, "destination"))
+        return Response(b"", 204, "text/plain")
+
+    async def quotas(request: Any) -> Response:
+        require_admin(request)
+        items = await run("admin_quotas", _quotas, registry.config.get("limits", "quota_bytes"), readonly=True)
+        return json_response({"items": items, "next_cursor": None})
+
+    async def list_queue(request: Any) -> Response:
+        require_admin(request)
+        try:
+            limit = max(1, min(1000, int(query_arg(request, "limit", "100") or 100)))
+        except ValueError:
+            raise HttpError(400, "invalid_limit", "limit must be a number")
+        items = await run("admin_queue", _queue_rows, query_arg(request, "status"), limit, readonly=True)
+        counts = await run("admin_queue_counts", _queue_counts, readonly=True)
+        return json_response({"items": items, "counts": counts, "next_cursor": None})
+
+    def _id(text: str) -> int:
+        if not text.isdigit():
+            raise HttpError(404, "not_found", "no such queue entry")
+        return int(text)
+
+    async def retry(request: Any, queue_id: str) -> Response:
+        require_admin(request)
+        if not await run("admin_queue_retry", _queue_retry, _id(queue_id)):
+            raise HttpError(404, "not_found", "no queued or failed message with this id")
+        return json_response({"id": int(queue_id), "status": "queued"})
+
+    async def delete_queued(request: Any, queue_id: str) -> Response:
+        require_admin(request)
+        released = await run("admin_queue_delete", _queue_delete, _id(queue_id))
+        if released is None:
+            raise HttpError(404, "not_found", "no such queue entry")
+        if released:  # unreferenced now: let the mail store collect the blob
+            await registry.mail_store.sweep_blobs()
+        return Response(b"", 204, "text/plain")
+
+    async def health(request: Any) -> Response:
+        require_admin(request)
+        from tau.http.health import health as core_health
+
+        core = await core_health(registry, request)
+        import json
+
+        body = json.loads(core.body)
+        body["queue"] = await run("admin_queue_counts", _queue_counts, readonly=True)
+        directory = getattr(registry.authenticator, "directory", None)
+        body["ldap"] = None if directory is None else {"url": directory.url, "last_error": directory.last_error}
+        body["uptime_seconds"] = int(time.time() - registry.started_at) if hasattr(registry, "started_at") else None
+        return json_response(body, core.status)
+
+    for method, path, handler in (
+            ("GET", "/api/admin/users", list_users), ("POST", "/api/admin/users", add_user),
+            ("PATCH", "/api/admin/users/{address}", patch_user), ("DELETE", "/api/admin/users/{address}", delete_user),
+            ("GET", "/api/admin/domains", list_domains), ("POST", "/api/admin/domains", add_domain),
+            ("DELETE", "/api/admin/domains/{name}", delete_domain),
+            ("GET", "/api/admin/aliases", list_aliases), ("POST", "/api/admin/aliases", add_alias),
+            ("DELETE", "/api/admin/aliases/{address}", delete_alias),
+            ("GET", "/api/admin/quotas", quotas),
+            ("GET", "/api/admin/queue", list_queue), ("POST", "/api/admin/queue/{queue_id}/retry", retry),
+            ("DELETE", "/api/admin/queue/{queue_id}", delete_queued),
+            ("GET", "/api/admin/health", health)):
+        http.route(method, path, handler)

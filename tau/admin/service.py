@@ -1,0 +1,20 @@
+"""The admin service's ``install``: ``/api/admin/*``, the ``/admin`` dashboard, ``/api/account/2fa``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def install(registry: Any, host: Any) -> None:
+    http = getattr(host, "http", None)
+    if http is None:  # no HTTP listener configured: nothing to mount on
+        return
+    from tau.admin import account, api, dashboard
+
+    api.register(registry, http)
+    dashboard.register(registry, http)
+    account.register(registry, http)
+    if not hasattr(registry, "started_at"):
+        registry.started_at = time.time()
+    registry.services["admin"] = "ok"

@@ -1,0 +1,76 @@
+"""What every mail flow needs: the caller's message, parsed once, and its local correspondents.
+
+The flows call the other packages' domain objects directly (mail store, file tree, calendars,
+calls, messenger) rather than their REST endpoints, so a flow is one transaction per service and
+answers with the same errors those services give.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import getaddresses
+from typing import Any
+
+from tau.http.errors import HttpError
+
+
+@dataclass
+class Mail:
+    id: str
+    raw: bytes
+    msg: EmailMessage
+    subject: str
+    sender: str
+    #: every address in From, To and Cc, lower case, in order, without duplicates
+    people: list[str] = field(default_factory=list)
+
+
+def parse(message_id: str, raw: bytes) -> Mail:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    people: list[str] = []
+    for header in ("from", "to", "cc"):
+        for _, addr in getaddresses([str(v) for v in msg.get_all(header, [])]):
+            addr = addr.strip().lower()
+            if "@" in addr and addr not in people:
+                people.append(addr)
+    sender = people[0] if people else ""
+    return Mail(message_id, raw, msg, str(msg.get("subject", "") or ""), sender, people)
+
+
+async def load(registry: Any, store: Any, user: Any, message_id: str) -> Mail:
+    """The caller's message ``MAILBOXID.UID``; 404 for another user's (the mail API's rule)."""
+    from tau.mail.api import parse_id
+
+    mailbox_id, uid = parse_id(message_id)
+    box = await store.get_mailbox_by_id(user.address, mailbox_id)
+    metas = await store.fetch(mailbox_id, [uid], True, user=user.address) if box is not None else []
+    if not metas:
+        raise HttpError(404, "not_found", "no such message")
+    raw = await store.read(metas[0].blob_key)
+    return await registry.run_in_thread(parse, message_id, raw)
+
+
+async def local_users(registry: Any, addresses: list[str], exclude: str) -> list[str]:
+    """The addresses that are accounts here (other correspondents cannot chat or be rung)."""
+    wanted = [a for a in addresses if a != exclude.lower()]
+    if not wanted:
+        return []
+
+    def find(txn: Any) -> list[str]:
+        marks = ", ".join("?" for _ in wanted)
+        rows = txn.execute(f"SELECT address FROM users WHERE lower(address) IN ({marks})", wanted).fetchall()
+        return sorted({r[0].lower() for r in rows})
+
+    found = set(await registry.db.run("flows_local_users", find, readonly=True))
+    return [a for a in wanted if a in found]
+
+
+def refuse(exc: Exception) -> HttpError:
+    """A domain error (CallError, MessengerError, FilesError, CalendarError) as the API error."""
+    status = getattr(exc, "status", 400)
+    code = getattr(exc, "code", "invalid_request")
+    return HttpError(int(status) if isinstance(status, int) else 400, str(code), str(exc))

@@ -136,6 +136,20 @@ def test_org_domain():
     assert dmarc.org_domain("mail.example.co.uk") == "example.co.uk"
 
 
+def test_org_domain_follows_the_public_suffix_list():
+    # suffixes a two-label guess gets wrong: wildcard/deep public suffixes and private sections
+    assert dmarc.org_domain("a.b.c.kawasaki.jp") == "b.c.kawasaki.jp"
+    assert dmarc.org_domain("mail.alice.github.io") == "alice.github.io"
+    assert dmarc.org_domain("smtp.example.com.au.") == "example.com.au"
+    # a name under no listed suffix falls back to the default rule "*": the last two labels
+    assert dmarc.org_domain("x.org.test") == "org.test"
+
+
+def test_relaxed_alignment_does_not_join_two_tenants_of_one_public_suffix():
+    assert not dmarc.aligned("alice.github.io", "mallory.github.io", "r")
+    assert dmarc.aligned("mail.alice.github.io", "alice.github.io", "r")
+
+
 MESSAGE = (b"From: Alice <alice@example.test>\r\nTo: bob@remote.test\r\nSubject: signed\r\n"
            b"Date: Mon, 24 Nov 2025 10:00:00 +0000\r\nMessage-ID: <s@example.test>\r\n\r\nbody\r\n")
 

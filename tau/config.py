@@ -168,6 +168,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "sfu": Key(_bool, "true", "run aiortc media workers for group calls (needs the `connect` extra)"),
         "sfu_workers": Key(_int, "1", "media worker processes", minimum=1),
     },
+    "flows": {
+        "chat_digest_after": Key(_int, "3600", "seconds a user must be offline, with chat messages unread that long,"
+                                 " before they are summarised by email (0: off)", minimum=0),
+        "attachment_link_threshold": Key(_int, str(10 * 1024 * 1024), "outgoing attachments larger than this many"
+                                         " bytes go to the sender's files and are sent as a share link (0: off)",
+                                         minimum=0),
+    },
 }
 
 

@@ -1,4 +1,7 @@
-"""Install the cross-service flows: ``/api/emails/{id}/call|chat|event``, attachment save.
+"""Install the cross-service flows: ``/api/emails/{id}/call|chat|event``, attachment save, and the
+two automatic ones: the chat digest (``tau.flows.digest``) and attachment links on outgoing mail
+(``tau.flows.attach_links``, reached by SMTP submission and ``POST /api/emails`` through
+``registry.attachment_links``).
 
 Installed last (order 90) so the services it joins are already there. It builds its own thin
 handles on their domain objects (``Calls``, ``Messenger``, ``FileTree``): those hold no state of
@@ -53,7 +56,8 @@ class Flows:
         if self._messenger is None:
             from tau.messenger.domain import Messenger
 
-            self._messenger = Messenger(self.registry)
+            # the messenger service's own instance when it runs here (its presence knows the sockets)
+            self._messenger = self.registry._built.get("messenger") or Messenger(self.registry)
         return self._messenger
 
     @property
@@ -112,6 +116,15 @@ class Flows:
 
 
 def install(registry: Any, host: Any) -> None:
+    from tau.flows.digest import ChatDigest
+
+    if registry.config.get("flows", "attachment_link_threshold"):
+        from tau.flows.attach_links import AttachmentLinks
+
+        registry.attachment_links = AttachmentLinks(registry)
+    digest = ChatDigest(registry)
+    host.add_service(digest)
+    registry.provide("chat_digest", digest)
     if host.http is None:
         return
     flows = Flows(registry)

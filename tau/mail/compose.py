@@ -87,29 +87,71 @@ def parse_draft(body: dict[str, Any]) -> Draft:
     return draft
 
 
-async def attachment_bytes(registry: Any, user: Any, item: dict[str, Any]) -> tuple[str, str, bytes]:
-    """(filename, content type, bytes) of one attachment: inline base64 or a TauCloud file id."""
+@dataclass
+class Attachment:
+    """One attachment of a draft: bytes given inline, or a TauCloud file not read yet (``node``).
+
+    Holding a cloud file by reference lets ``[flows] attachment_link_threshold`` link a big file
+    without ever reading it (``tau.flows.attach_links``); otherwise ``read_attachment`` loads it.
+    """
+
+    filename: str
+    content_type: str
+    data: bytes | None = None
+    node: Any = None
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.data is not None else int(self.node.size)
+
+
+@dataclass
+class Link:
+    """An attachment replaced by a link: sent as an inline text/plain part with ``text``."""
+
+    filename: str
+    text: str
+
+
+async def attachment_source(registry: Any, user: Any, item: dict[str, Any]) -> Attachment:
+    """Validate one attachment: inline base64 (decoded) or a TauCloud file id (located, not read)."""
     filename = item.get("filename")
     ctype = item.get("content_type") or "application/octet-stream"
     if not isinstance(ctype, str) or ctype.count("/") != 1 or any(c in ctype for c in "\r\n;\0 "):
         raise HttpError(400, "invalid_attachment", "content_type must be type/subtype")
+    data: bytes | None = None
+    node: Any = None
     if "content_base64" in item:
         try:
             data = base64.b64decode(item["content_base64"], validate=True)
         except (binascii.Error, TypeError, ValueError):
             raise HttpError(400, "invalid_attachment", "content_base64 is not base64")
     elif "file_id" in item:
-        data, found_name, found_type = await _file(registry, user, item["file_id"])
-        filename = filename or found_name
-        ctype = item.get("content_type") or found_type or ctype
+        node = await _file_node(registry, user, item["file_id"])
+        filename = filename or node.name
+        ctype = item.get("content_type") or node.content_type or ctype
     else:
         raise HttpError(400, "invalid_attachment", "each attachment needs content_base64 or file_id")
     if not isinstance(filename, str) or not filename or any(c in filename for c in "\r\n\0/\\"):
         raise HttpError(400, "invalid_attachment", "each attachment needs a plain filename")
-    return filename, ctype, data
+    return Attachment(filename, ctype, data, node)
 
 
-async def _file(registry: Any, user: Any, file_id: Any) -> tuple[bytes, str, str]:
+async def read_attachment(registry: Any, att: Attachment) -> tuple[str, str, bytes]:
+    """(filename, content type, bytes): a cloud file is read here, within the message size limit."""
+    if att.data is not None:
+        return att.filename, att.content_type, att.data
+    if att.node.size > registry.config.get("limits", "message_size"):
+        raise HttpError(413, "payload_too_large", "the file is larger than the message size limit")
+    return att.filename, att.content_type, await registry.blobs.read(att.node.blob_key)
+
+
+async def attachment_bytes(registry: Any, user: Any, item: dict[str, Any]) -> tuple[str, str, bytes]:
+    """(filename, content type, bytes) of one attachment: inline base64 or a TauCloud file id."""
+    return await read_attachment(registry, await attachment_source(registry, user, item))
+
+
+async def _file_node(registry: Any, user: Any, file_id: Any) -> Any:
     """A TauCloud file the user may read (its own tree or a share), by id."""
     try:
         from tau.files import lookup
@@ -120,13 +162,13 @@ async def _file(registry: Any, user: Any, file_id: Any) -> tuple[bytes, str, str
     found = await registry.db.run("mail_attach_file", lookup.locate, user.id, int(file_id), readonly=True)
     if found is None or found[0].is_folder or not found[0].blob_key:
         raise HttpError(404, "file_not_found", f"no file {file_id}")
-    node = found[0]
-    if node.size > registry.config.get("limits", "message_size"):
-        raise HttpError(413, "payload_too_large", "the file is larger than the message size limit")
-    return await registry.blobs.read(node.blob_key), node.name, node.content_type
+    return found[0]
 
 
-def build(sender: str, draft: Draft, files: list[tuple[str, str, bytes]], hostname: str,
+Files = list[tuple[str, str, bytes] | Link]
+
+
+def build(sender: str, draft: Draft, files: Files, hostname: str,
           extra_headers: list[tuple[str, str]] | None = None) -> EmailMessage:
     """The MIME message (without Bcc), ready for signing/encryption."""
     msg = EmailMessage(policy=email.policy.SMTP)
@@ -149,15 +191,20 @@ def build(sender: str, draft: Draft, files: list[tuple[str, str, bytes]], hostna
     return msg
 
 
-def content_part(draft: Draft, files: list[tuple[str, str, bytes]]) -> EmailMessage:
-    """The body entity (what PGP/MIME signs or encrypts): text/html alternatives plus attachments."""
+def content_part(draft: Draft, files: Files) -> EmailMessage:
+    """The body entity (what PGP/MIME signs or encrypts): text/html alternatives plus attachments
+    (a ``Link`` as an inline text part, so it is signed and encrypted like the rest)."""
     part = EmailMessage(policy=email.policy.SMTP)
     if draft.html is not None:
         part.set_content(draft.text if draft.text is not None else "")
         part.add_alternative(draft.html, subtype="html")
     else:
         part.set_content(draft.text or "")
-    for filename, ctype, data in files:
+    for entry in files:
+        if isinstance(entry, Link):
+            part.add_attachment(entry.text, subtype="plain", cte="quoted-printable", disposition="inline")
+            continue
+        filename, ctype, data = entry
         maintype, subtype = ctype.split("/")
         part.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return part

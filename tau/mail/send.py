@@ -3,7 +3,9 @@
 The same path as SMTP submission (RFC 6409): the sender is the authenticated user (there is no
 way to choose another From), local recipients are delivered at once, remote ones are queued for
 the delivery worker (which DKIM-signs them), and the Sent copy is stored — all in one
-transaction, after the blob is durable.
+transaction, after the blob is durable. Before the message is built, attachments over
+``[flows] attachment_link_threshold`` become share links (``registry.attachment_links``, installed
+by the flows service): the link is inside whatever PGP then signs or encrypts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,20 @@ from tau.mail.store import QuotaExceeded
 
 async def send(registry: Any, store: Any, user: Any, body: dict[str, Any]) -> dict[str, Any]:
     draft = compose.parse_draft(body)
-    files = [await compose.attachment_bytes(registry, user, item) for item in draft.attachments]
+    sources = [await compose.attachment_source(registry, user, item) for item in draft.attachments]
+    links = getattr(registry, "attachment_links", None)
+    linked = await links.link_attachments(user, sources) if links is not None and sources else None
+    try:
+        return await _send(registry, store, user, draft, linked.entries if linked is not None else sources)
+    except BaseException:
+        if linked is not None:
+            await linked.undo()      # not sent: the files and links it made go too
+        raise
+
+
+async def _send(registry: Any, store: Any, user: Any, draft: compose.Draft, entries: list[Any]) -> dict[str, Any]:
+    files: compose.Files = [e if isinstance(e, compose.Link) else await compose.read_attachment(registry, e)
+                            for e in entries]
     sender = user.address
     hostname = registry.config.get("tau", "hostname")
     wanted = [sender, *draft.recipients] if (draft.encrypt or draft.sign) else [sender]
@@ -54,7 +69,7 @@ async def send(registry: Any, store: Any, user: Any, body: dict[str, Any]) -> di
     return {"id": f"{box.id}.{sent.uid}" if box else None, "message_id": msg["Message-ID"]}
 
 
-async def _protected(registry: Any, draft: compose.Draft, msg: Any, files: list[Any],
+async def _protected(registry: Any, draft: compose.Draft, msg: Any, files: compose.Files,
                      keys: dict[str, tuple[str, str | None]], sender: str) -> bytes:
     own = keys.get(sender.lower())
     public_keys: list[str] = []
@@ -75,4 +90,5 @@ async def _protected(registry: Any, draft: compose.Draft, msg: Any, files: list[
                                                    draft.sign)
     except PermissionError as exc:
         raise HttpError(403, "key_locked", str(exc))
+    msg.set_payload("")   # wrap keeps only the headers; a multipart payload (attachments) would not serialise
     return pgp.wrap(msg, ctype, body)

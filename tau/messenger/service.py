@@ -27,6 +27,7 @@ def build(registry: Any) -> tuple[Messenger, Hub, Any]:
 
 def install(registry: Any, host: Any) -> None:
     messenger, hub, resource = build(registry)
+    registry.provide("messenger", messenger)      # the flows (chat digest) ask its presence
     api.register(host.http, messenger)
     host.http.mount("/ws/messages", resource, auth="none")
     # Redis presence entries expire unless refreshed; in memory this is a no-op

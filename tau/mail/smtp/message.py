@@ -8,6 +8,9 @@ gone, size exceeded, a line too long) aborts the blob writer, so no partial blob
 Memory: the bytes are also kept for ``parse_message`` while the message is at most
 ``HOLD_LIMIT``; a bigger message is read back from the blob in a worker thread at the end, so
 during the transfer no more than ``HOLD_LIMIT`` plus one blob chunk is held per connection.
+On submission, attachments over ``[flows] attachment_link_threshold`` are first moved to the
+sender's files by a streaming rewrite of the blob (``tau.flows.attach_links``); what is parsed
+and stored is then the small rewritten message.
 """
 
 from __future__ import annotations
@@ -149,8 +152,29 @@ class IncomingMessage:
             if verdict.reject:
                 raise Reply(verdict.code, verdict.text)
             key, size, held, mailbox = verdict.key, verdict.size, verdict.raw, verdict.mailbox
-        parsed = await self._parse(held, key)
-        return await self._delivery.deliver(self.envelope, key, size, parsed, mailbox)
+        linked = await self._link_attachments(key, size)
+        if linked is not None:
+            key, size, held = linked.key, linked.size, None
+        try:
+            parsed = await self._parse(held, key)
+            return await self._delivery.deliver(self.envelope, key, size, parsed, mailbox)
+        except BaseException:
+            if linked is not None:
+                await linked.undo()          # refused after all: its files and links go too
+            raise
+
+    async def _link_attachments(self, key: str, size: int) -> Any:
+        """Submission only: attachments over ``[flows] attachment_link_threshold`` become share
+        links (``tau.flows.attach_links``) before any row is written, so the Sent copy, the DKIM
+        signature (made later by the outbound worker) and every recipient see the same message."""
+        links = getattr(self._registry, "attachment_links", None)
+        user = self.envelope.user
+        if links is None or not self._delivery.submission or user is None:
+            return None
+        linked = await links.rewrite_blob(user, key, size)
+        if linked is not None:
+            self._delivery._discard(key)     # the original is replaced; nothing references it
+        return linked
 
     async def _parse(self, held: bytearray | None, key: str) -> Any:
         run = self._registry.run_in_thread

@@ -47,6 +47,17 @@ def address(value: Any, what: str = "user") -> str:
         raise MessengerError(400, exc.code, exc.message)
 
 
+MAX_TITLE = 200
+
+
+def valid_title(value: Any) -> bool:
+    """A title is shown in every member's client and in digest mails: short, printable text.
+
+    Control characters are refused too (PostgreSQL cannot store NUL in text at all)."""
+    return (isinstance(value, str) and len(value) <= MAX_TITLE
+            and not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in value))
+
+
 def int_id(value: Any, what: str) -> int:
     """Ids travel as strings (JSON numbers lose precision in browsers); integers are accepted too."""
     if isinstance(value, bool):
@@ -131,8 +142,9 @@ class Messenger:
         encrypted = body.get("encrypted", True)
         title = body.get("title", "")
         members = body.get("members", [])
-        if kind not in ("direct", "group") or not isinstance(encrypted, bool) or not isinstance(title, str):
-            raise MessengerError(400, "invalid_request", "kind is direct|group, encrypted a boolean, title a string")
+        if kind not in ("direct", "group") or not isinstance(encrypted, bool) or not valid_title(title):
+            raise MessengerError(400, "invalid_request", "kind is direct|group, encrypted a boolean, title a string"
+                                 f" of at most {MAX_TITLE} printable characters")
         if not isinstance(members, list) or len(members) > convs.MAX_MEMBERS:
             raise MessengerError(400, "invalid_request", "members must be a list of addresses")
         wanted = sorted({address(m, "members[]") for m in members})
@@ -183,8 +195,9 @@ class Messenger:
         remove = [address(a, "remove[]") for a in body.get("remove", [])] \
             if isinstance(body.get("remove", []), list) else None
         title = body.get("title")
-        if add is None or remove is None or (title is not None and not isinstance(title, str)):
-            raise MessengerError(400, "invalid_request", "add and remove are lists of addresses, title a string")
+        if add is None or remove is None or (title is not None and not valid_title(title)):
+            raise MessengerError(400, "invalid_request", "add and remove are lists of addresses, title a string"
+                                 f" of at most {MAX_TITLE} printable characters")
         found = await self.db.run("msg_user_ids", convs.user_ids, sorted(set(add + remove)), readonly=True)
         unknown = sorted(set(add) - set(found))
         if unknown:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tau.client.device import DeviceState
 
 
@@ -141,6 +143,18 @@ def test_group_membership_changes(app, events):
     assert "carol@example.test" in audiences[2]  # the removed member is told too
     listing = app.call("bob", "GET", "/api/conversations").json()
     assert [c["id"] for c in listing["items"]] == [conv["id"]]
+
+
+@pytest.mark.parametrize("title", ["a\x00b", "line\nbreak", "x" * 201, 42])
+def test_hostile_conversation_titles_are_refused_with_400(app, title):
+    created = app.call("alice", "POST", "/api/conversations",
+                       {"kind": "group", "title": title, "members": ["bob@example.test"], "encrypted": False})
+    assert created.status == 400 and created.json()["error"] == "invalid_request"
+    conv = app.call("alice", "POST", "/api/conversations",
+                    {"kind": "group", "title": "ok", "members": ["bob@example.test"], "encrypted": False}).json()
+    renamed = app.call("alice", "PATCH", f"/api/conversations/{conv['id']}", {"title": title})
+    assert renamed.status == 400
+    assert app.call("bob", "GET", "/api/conversations").json()["items"][0]["title"] == "ok"
 
 
 def test_presence_rest_and_visibility(app):

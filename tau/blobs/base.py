@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 KEY_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -50,12 +51,50 @@ def validate_key(key: str) -> str:
     return key
 
 
+class RangeSource(Protocol):
+    """Stored bytes of one range, read into the caller's buffer (no per-read allocation)."""
+
+    def readinto(self, view: memoryview) -> int:
+        """Fill up to ``len(view)`` bytes; fewer only at the end of the range (0: the end)."""
+
+    def close(self) -> None:
+        """Release the file or connection."""
+
+
+class PieceSource:
+    """A RangeSource over an iterator of byte pieces (what ``read_range`` yields)."""
+
+    def __init__(self, pieces: Iterable[bytes]) -> None:
+        self._pieces = iter(pieces)
+        self._rest = memoryview(b"")
+
+    def readinto(self, view: memoryview) -> int:
+        got, want = 0, len(view)
+        while got < want:
+            if not self._rest:
+                piece = next(self._pieces, None)
+                if piece is None:
+                    break
+                self._rest = memoryview(piece)
+            n = min(len(self._rest), want - got)
+            view[got:got + n] = self._rest[:n]
+            self._rest = self._rest[n:]
+            got += n
+        return got
+
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
+
 class Upload(ABC):
     """One pending blob: bytes are appended, then published under a key or thrown away."""
 
     @abstractmethod
-    def write(self, data: bytes) -> None:
-        """Append raw bytes (the caller writes ciphertext in order)."""
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append raw bytes (the caller writes ciphertext in order). ``data`` may be a view of a
+        buffer the caller reuses: consume (write or copy) it before returning."""
 
     @abstractmethod
     def commit(self, key: str) -> bool:
@@ -86,6 +125,14 @@ class BlobBackend(ABC):
         call or by the first iteration. Closing the iterator releases the underlying file or
         connection.
         """
+
+    def open_range(self, key: str, offset: int, length: int) -> RangeSource:
+        """Stored bytes ``[offset, offset+length)`` as a RangeSource (BlobNotFound if absent).
+
+        The default adapts ``read_range``; a backend that can read into a buffer directly
+        (local files) overrides it and saves a copy per byte on large reads.
+        """
+        return PieceSource(self.read_range(key, offset, length))
 
     @abstractmethod
     def size(self, key: str) -> int:

@@ -27,7 +27,7 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tau.blobs.base import BlobCorrupt
+from tau.blobs.base import BlobCorrupt, PieceSource, RangeSource
 
 MAGIC = b"TAUB"
 VERSION = 1
@@ -43,6 +43,10 @@ _AAD = struct.Struct(">QB")
 
 # read(offset, length) -> pieces of raw stored bytes; what a backend's read_range is for one key.
 RangeReader = Callable[[int, "int | None"], Iterable[bytes]]
+# open(offset, length) -> the stored bytes of that range, read into buffers (backend.open_range)
+RangeOpener = Callable[[int, int], RangeSource]
+BATCH = 1024 * 1024  # plaintext per ``batches`` item: 16 chunks, one read and one thread job
+FEED_CHUNKS = 16  # chunks ``feed`` seals into its buffer before handing it on (~1 MiB)
 
 
 def _check_master(master_key: bytes) -> AESGCM:
@@ -152,6 +156,7 @@ class ChunkEncryptor:
         self._aead = AESGCM(data_key)
         self._index = 0
         self._buf = bytearray()
+        self._out = bytearray()  # reused by ``feed`` for the sealed chunks of one call
         self._header_sent = False
         self._done = False
 
@@ -168,15 +173,48 @@ class ChunkEncryptor:
 
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
         """Encrypt what can be; a full chunk is held back until it is known not to be the last."""
+        out: list[bytes] = []
+        self.feed(data, lambda piece: out.append(bytes(piece)))
+        return b"".join(out)
+
+    def feed(self, data: bytes | bytearray | memoryview, sink: Callable[[memoryview], object]) -> None:
+        """``update`` for large inputs: full chunks are sealed straight from ``data`` into a reused
+        buffer of at most ``FEED_CHUNKS`` chunks and handed to ``sink`` a buffer at a time (a view:
+        ``sink`` must consume it before it returns). Only a partial chunk at either end is copied,
+        and memory stays at one buffer whatever the size of ``data``."""
         if self._done:
             raise ValueError("encryptor already finalized")
-        self._buf += data
-        out = self._head()
-        size = self.chunk_size
-        while len(self._buf) > size:
-            out.append(self._seal(bytes(self._buf[:size]), False))
-            del self._buf[:size]
-        return b"".join(out)
+        view = memoryview(data).cast("B")
+        if not self._header_sent:
+            self._header_sent = True
+            sink(memoryview(self.header))
+        size, stride = self.chunk_size, self.chunk_size + TAG
+        if len(self._buf) + len(view) <= size:  # nothing can be sealed yet
+            self._buf += view
+            return
+        if not self._out:
+            self._out = bytearray(FEED_CHUNKS * stride)
+        out = memoryview(self._out)
+        pos = filled = 0
+        if self._buf:  # complete the held-back partial chunk first
+            pos = size - len(self._buf)
+            self._buf += view[:pos]
+            self._seal_into(memoryview(self._buf), out[:stride])
+            filled = 1
+        while len(view) - pos > size:  # a full chunk with more after it: not the last one
+            if filled == FEED_CHUNKS:
+                sink(out)
+                filled = 0
+            self._seal_into(view[pos:pos + size], out[filled * stride:(filled + 1) * stride])
+            pos += size
+            filled += 1
+        self._buf = bytearray(view[pos:])
+        if filled:
+            sink(out[:filled * stride])
+
+    def _seal_into(self, plain: memoryview, out: memoryview) -> None:
+        self._aead.encrypt_into(_nonce(self._prefix, self._index), plain, _AAD.pack(self._index, False), out)
+        self._index += 1
 
     def finalize(self) -> bytes:
         """Seal the last chunk (empty for an empty blob) with the final flag set."""
@@ -213,8 +251,10 @@ class DecryptingReader:
     is read and its key unwrapped on construction (BlobCorrupt on a wrong key).
     """
 
-    def __init__(self, master_key: bytes, read: RangeReader, ciphertext_size: int) -> None:
+    def __init__(self, master_key: bytes, read: RangeReader, ciphertext_size: int,
+                 open_range: RangeOpener | None = None) -> None:
         self._read = read
+        self._open_range = open_range or (lambda offset, length: PieceSource(read(offset, length)))
         header = Header.parse(b"".join(_read_exact(read, 0, HEADER_SIZE)))
         self._aead = AESGCM(header.unwrap(master_key))
         self._prefix = header.nonce_prefix
@@ -264,6 +304,53 @@ class DecryptingReader:
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()
+
+
+    def batches(self, start: int = 0, end: int | None = None, batch: int = BATCH) -> Iterator[bytes]:
+        """Like ``chunks`` but ~``batch`` bytes at a time: the ciphertext of several chunks is read
+        with one call into a reused buffer and decrypted in place (``decrypt_into``), so a large
+        read costs one read, one decryption and one copy per byte, and a few allocations."""
+        if start < 0 or (end is not None and end < start):
+            raise ValueError(f"bad range [{start}, {end})")
+        size, csize = self.size, self.chunk_size
+        end = size if end is None else min(end, size)
+        if size == 0 or start >= end:
+            yield from self.chunks(start, end)  # the empty blob: authenticate its lone chunk
+            return
+        offset, length, index = ciphertext_range(start, end, size=size, chunk_size=csize)
+        last, stop = (size - 1) // csize, (end - 1) // csize
+        per = max(1, batch // csize)
+        stride = csize + TAG
+        cipher = memoryview(bytearray(per * stride))
+        plain = memoryview(bytearray(per * csize))
+        source = self._open_range(offset, length)
+        try:
+            while index <= stop:
+                n = min(per, stop - index + 1)
+                final_len = size - last * csize if index + n - 1 == last else csize
+                clen, plen = (n - 1) * stride + final_len + TAG, (n - 1) * csize + final_len
+                got = 0
+                while got < clen:
+                    k = source.readinto(cipher[got:clen])
+                    if k <= 0:
+                        raise BlobCorrupt(f"blob truncated in chunk {index + got // stride}")
+                    got += k
+                for i in range(n):
+                    cl = stride if i < n - 1 else final_len + TAG
+                    self._decrypt_into(index + i, cipher[i * stride:i * stride + cl],
+                                       plain[i * csize:i * csize + cl - TAG], index + i == last)
+                pos = index * csize  # plaintext offset of this batch
+                lo, hi = max(start - pos, 0), min(end - pos, plen)
+                yield bytes(plain[lo:hi])
+                index += n
+        finally:
+            source.close()
+
+    def _decrypt_into(self, index: int, data: memoryview, out: memoryview, final: bool) -> None:
+        try:
+            self._aead.decrypt_into(_nonce(self._prefix, index), data, _AAD.pack(index, final), out)
+        except InvalidTag:
+            raise BlobCorrupt(f"blob chunk {index} failed authentication") from None
 
 
 def _read_exact(read: RangeReader, offset: int, length: int) -> Iterator[bytes]:

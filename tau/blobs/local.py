@@ -1,8 +1,12 @@
-"""Local disk backend: one file per blob under ``root/ab/cd/<key>``.
+"""Local disk backend: one file per blob under ``root/ab/<key>`` (256 folders, as git does).
 
 Uploads go to ``root/tmp`` (same filesystem, so the final rename is atomic) and are published
 only after the file and the directory entries are fsynced: a committed blob survives power
 loss, and a crash mid-upload leaves only a temp file that ``sweep_tmp`` removes later.
+
+Earlier versions used two levels, ``root/ab/cd/<key>``: with 65,536 leaf folders nearly every
+new blob of a young store created its folder, which cost a third fsync (the new folder's entry)
+on every upload. Blobs stored that way are still found there (reads, ``exists``, ``delete``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from tau.blobs.base import (
     BlobBackend,
     BlobNotFound,
     BlobStoreUnavailable,
+    RangeSource,
     Upload,
     validate_key,
 )
@@ -57,6 +62,33 @@ class _TempFile:
                 pass
 
 
+class _FileRange:
+    """A byte range of a blob file read with ``preadv`` straight into the caller's buffer."""
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self._fd: int | None = fd
+        self._pos = offset
+        self._left = length
+        self._cleanup = weakref.finalize(self, os.close, fd)
+
+    def readinto(self, view: memoryview) -> int:
+        if self._fd is None:
+            raise ValueError("range is closed")
+        got, want = 0, min(len(view), self._left)
+        while got < want:
+            n = os.preadv(self._fd, [view[got:want]], self._pos)
+            if n == 0:
+                break
+            got += n
+            self._pos += n
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._fd = None
+        self._cleanup()
+
+
 class LocalUpload(Upload):
     """A blob being written to a temp file; removed when aborted or garbage collected."""
 
@@ -86,7 +118,8 @@ class LocalUpload(Upload):
             final = self._backend.path_for(key)
             os.fsync(self._tmp.fd)
             self._tmp.close()
-            if final.exists():  # same content address: same plaintext, keep the first copy
+            if final.exists() or self._backend.legacy_path(key).exists():
+                # same content address: same plaintext, keep the first copy
                 self._cleanup()
                 return False
             self._backend.make_dirs(final.parent)
@@ -120,7 +153,22 @@ class LocalBackend(BlobBackend):
     def path_for(self, key: str) -> Path:
         """The file of ``key``; validation keeps every key inside the root."""
         validate_key(key)
+        return self.root / key[:2] / key
+
+    def legacy_path(self, key: str) -> Path:
+        """Where versions with two folder levels stored ``key``."""
+        validate_key(key)
         return self.root / key[:2] / key[2:4] / key
+
+    def _open(self, key: str) -> int:
+        """A read-only descriptor of ``key`` (either layout); BlobNotFound if stored in neither."""
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+        for path in (self.path_for(key), self.legacy_path(key)):
+            try:
+                return os.open(path, flags)
+            except FileNotFoundError:
+                continue
+        raise BlobNotFound(key)
 
     def make_dirs(self, folder: Path) -> None:
         """Create the fan-out folders, fsyncing each parent so the new entries are durable."""
@@ -141,38 +189,43 @@ class LocalBackend(BlobBackend):
     def read_range(self, key: str, offset: int, length: int | None = None) -> Iterator[bytes]:
         if offset < 0 or (length is not None and length < 0):
             raise ValueError(f"bad range offset={offset} length={length}")
-        return self._read(self.path_for(key), key, offset, length)
+        validate_key(key)
+        return self._read(key, offset, length)
 
-    @staticmethod
-    def _read(path: Path, key: str, offset: int, length: int | None) -> Iterator[bytes]:
-        try:
-            with open(path, "rb", buffering=0) as fh:
-                fh.seek(offset)
-                left = length
-                while left is None or left > 0:
-                    piece = fh.read(READ_BLOCK if left is None else min(READ_BLOCK, left))
-                    if not piece:
-                        return
-                    if left is not None:
-                        left -= len(piece)
-                    yield piece
-        except FileNotFoundError:
-            raise BlobNotFound(key) from None
+    def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
+        with open(self._open(key), "rb", buffering=0) as fh:
+            fh.seek(offset)
+            left = length
+            while left is None or left > 0:
+                piece = fh.read(READ_BLOCK if left is None else min(READ_BLOCK, left))
+                if not piece:
+                    return
+                if left is not None:
+                    left -= len(piece)
+                yield piece
+
+    def open_range(self, key: str, offset: int, length: int) -> RangeSource:
+        if offset < 0 or length < 0:
+            raise ValueError(f"bad range offset={offset} length={length}")
+        return _FileRange(self._open(key), offset, length)
 
     def size(self, key: str) -> int:
-        try:
-            return self.path_for(key).stat().st_size
-        except FileNotFoundError:
-            raise BlobNotFound(key) from None
+        for path in (self.path_for(key), self.legacy_path(key)):
+            try:
+                return path.stat().st_size
+            except FileNotFoundError:
+                continue
+        raise BlobNotFound(key)
 
     def exists(self, key: str) -> bool:
-        return self.path_for(key).is_file()
+        return self.path_for(key).is_file() or self.legacy_path(key).is_file()
 
     def delete(self, key: str) -> None:
-        try:
-            os.unlink(self.path_for(key))
-        except FileNotFoundError:
-            pass
+        for path in (self.path_for(key), self.legacy_path(key)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def check(self) -> None:
         if not self.root.is_dir():

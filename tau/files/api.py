@@ -238,7 +238,7 @@ async def _nothing() -> Any:
 
 def register(registry: Any, http: Any, tree: FileTree) -> None:
     api = FilesApi(registry, tree)
-    http.site.add_body_sink("/api/files", {"POST"}, upload_factory(tree.blobs.writer))
+    http.site.add_body_sink("/api/files", {"POST"}, upload_factory(tree.blobs.writer), auth="bearer")
     http.site.set_body_limit("/api/files", None)
     http.site.add_body_sink("/api/files", {"PATCH", "PUT", "DELETE", "GET", "HEAD"},
                             lambda request, length: BoundedBody(request, length, 64 * 1024))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote, unquote
 
 from tau.dav.errors import DavError
 from tau.dav.quota import available, insufficient_storage
@@ -20,6 +21,7 @@ from tau.files.service_tree import FileTree
 from tau.files.store import FilesError, Node
 
 TOKEN_PREFIX = "urn:tau:files:sync:"
+NO_PROPS: dict[str, str] = {}  # shared by members without dead properties: never modified
 
 
 def dav_error(exc: FilesError) -> DavError:
@@ -29,6 +31,8 @@ def dav_error(exc: FilesError) -> DavError:
 
 
 class NodeResource(Resource):
+    __slots__ = ("tree", "node", "info", "_props", "_alias", "writable")
+
     def __init__(self, tree: FileTree, node: Node, info: Lookup, props: dict[str, str] | None = None,
                  alias: str | None = None) -> None:
         self.tree, self.node, self.info = tree, node, info
@@ -49,6 +53,9 @@ class NodeResource(Resource):
     def creation_date(self) -> float | None:
         return float(self.node.created_at)
 
+    def loaded_dead_properties(self) -> dict[str, str] | None:
+        return self._props
+
     async def dead_properties(self) -> dict[str, str]:
         if self._props is None:
             self._props = (await self.tree.run("files_props", store.props_of, [self.node.id]))[self.node.id]
@@ -62,6 +69,8 @@ class NodeResource(Resource):
 
 
 class FileResource(NodeResource):
+    __slots__ = ()
+
     def content_type(self) -> str | None:
         return self.node.content_type or "application/octet-stream"
 
@@ -80,13 +89,15 @@ async def _empty() -> AsyncIterator[bytes]:
 
 
 class FolderResource(NodeResource, Collection):
+    __slots__ = ("shares",)
+
     def __init__(self, *args: Any, shares: list[Any] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.shares = shares or []
 
     async def members(self) -> list[Resource]:
         nodes, props = await self.tree.run("files_list", lookup.member_lookups, self.node.id)
-        out: list[Resource] = [self._wrap(n, props.get(n.id, {})) for n in nodes]
+        out: list[Resource] = [self._wrap(n, props.get(n.id, NO_PROPS)) for n in nodes]
         if self.shares and self.node.parent_id is None and self.info.canonical[1:] == []:
             out.append(SharedRoot(self.tree, self.info))
         return out
@@ -155,20 +166,18 @@ class FolderResource(NodeResource, Collection):
     def sync_token(self) -> str | None:
         return f"{TOKEN_PREFIX}{self.info.seq}"
 
-    async def sync_changes(self, token: str | None, infinite: bool) -> SyncResult:
-        since = 0
-        if token is not None:
-            if not token.startswith(TOKEN_PREFIX) or not token[len(TOKEN_PREFIX):].isdigit():
-                raise DavError(403, "invalid sync token", "<D:valid-sync-token/>")
-            since = int(token[len(TOKEN_PREFIX):])
-            if since > self.info.seq:
-                raise DavError(403, "sync token from the future", "<D:valid-sync-token/>")
-        state = await self.tree.run("files_sync", lookup.sync_state, self.node.id, since, infinite)
-        if state is None:
+    sync_limit_supported = True
+
+    async def sync_changes(self, token: str | None, infinite: bool, limit: int | None = None) -> SyncResult:
+        since, after = _parse_token(token, self.info.seq)
+        try:
+            page = await self.tree.run("files_sync", lookup.sync_state, self.node.id, since, infinite, after, limit)
+        except lookup.SyncLimitTooSmall as exc:
+            raise DavError(507, str(exc), "<D:number-of-matches-within-limits/>")
+        if page is None:
             raise DavError(403, "sync token too old; sync again from scratch", "<D:valid-sync-token/>")
-        seq, items = state
-        result = SyncResult(f"{TOKEN_PREFIX}{seq}")
-        for rel, node in items:
+        result = SyncResult(_format_token(page.seq, page.after), truncated=page.truncated)
+        for rel, node in page.items:
             if node is None:
                 result.removed.append(rel)
             else:
@@ -226,6 +235,32 @@ class HomesRoot(Collection):
 
     async def member(self, name: str) -> Resource | None:
         return next((m for m in await self.members() if m.name == name), None)
+
+
+def _format_token(seq: int, after: tuple[str, ...] | None) -> str:
+    """``PREFIX<seq>``, or ``PREFIX<seq>;after=<path>`` for an initial sync cut short by DAV:limit."""
+    if after is None:
+        return f"{TOKEN_PREFIX}{seq}"
+    return f"{TOKEN_PREFIX}{seq};after=" + "/".join(quote(segment, safe="") for segment in after)
+
+
+def _parse_token(token: str | None, current: int) -> tuple[int, tuple[str, ...] | None]:
+    """(seq, paths known up to) of a sync token; no token is the initial sync: (0, ())."""
+    if token is None:
+        return 0, ()
+    body = token[len(TOKEN_PREFIX):] if token.startswith(TOKEN_PREFIX) else ""
+    seq_text, sep, cursor = body.partition(";after=")
+    if not seq_text.isdigit() or len(seq_text) > 18 or (sep and not cursor):
+        raise DavError(403, "invalid sync token", "<D:valid-sync-token/>")
+    since = int(seq_text)
+    if since > current:
+        raise DavError(403, "sync token from the future", "<D:valid-sync-token/>")
+    if not sep:
+        return since, None
+    try:
+        return since, tuple(unquote(segment, errors="strict") for segment in cursor.split("/"))
+    except UnicodeDecodeError:
+        raise DavError(403, "invalid sync token", "<D:valid-sync-token/>")
 
 
 def _content_type(name: str, given: str | None) -> str:

@@ -6,16 +6,19 @@ from tau.files.store import COLS, PATHS, Node, _node
 from tau.storage.database import Txn
 
 
-def changes_since(txn: Txn, folder_ids: list[int], seq: int) -> list[tuple[int, str]]:
-    """(parent_id, name) of every member touched after ``seq`` in those folders."""
-    out: set[tuple[int, str]] = set()
+def changes_since(txn: Txn, folder_ids: list[int], seq: int) -> list[tuple[int, str, int]]:
+    """(parent_id, name, first change seq after ``seq``) of every member touched in those folders,
+    in the order of that first change (truncated sync reports cut the list at a seq boundary)."""
+    out: list[tuple[int, str, int]] = []
     for start in range(0, len(folder_ids), 500):
         batch = folder_ids[start:start + 500]
         marks = ",".join("?" * len(batch))
-        for parent_id, name in txn.query(f"SELECT DISTINCT parent_id, name FROM file_changes WHERE seq > ?"
-                                         f" AND parent_id IN ({marks})", [seq, *batch]):
-            out.add((int(parent_id), name))
-    return sorted(out)
+        for parent_id, name, first in txn.query(
+                f"SELECT parent_id, name, MIN(seq) FROM file_changes WHERE seq > ? AND parent_id IN ({marks})"
+                " GROUP BY parent_id, name", [seq, *batch]):
+            out.append((int(parent_id), name, int(first)))
+    out.sort(key=lambda c: (c[2], c[0], c[1]))
+    return out
 
 
 def folder_paths(txn: Txn, node_id: int) -> dict[int, list[str]]:

@@ -72,27 +72,70 @@ def member_lookups(txn: Txn, folder_id: int) -> tuple[list[Node], dict[int, dict
     return store.children(txn, folder_id), store.child_props(txn, folder_id)
 
 
-def sync_state(txn: Txn, folder_id: int, since: int,
-               infinite: bool) -> tuple[int, list[tuple[list[str], Node | None]]] | None:
-    """(current seq, [(path relative to the folder, node or None if removed)]) for RFC 6578;
-    None when ``since`` is older than the retained change log."""
+class SyncLimitTooSmall(Exception):
+    """DAV:limit is below the number of members one change touched: no valid token can cut there."""
+
+
+@dataclass
+class SyncPage:
+    """One sync-collection answer (RFC 6578): the token's seq, the members, and where it stopped.
+
+    ``after``: the paths the next token still has to list (an initial sync cut short by DAV:limit
+    continues after this path); None when the client knows every path.
+    """
+
+    seq: int
+    items: list[tuple[list[str], Node | None]]
+    after: tuple[str, ...] | None = None
+    truncated: bool = False
+
+
+def sync_state(txn: Txn, folder_id: int, since: int, infinite: bool, after: tuple[str, ...] | None = None,
+               limit: int | None = None) -> SyncPage | None:
+    """What changed below a folder since ``since`` (RFC 6578); None when ``since`` is older than the
+    retained change log.
+
+    The client's state is (``since``, ``after``): it knows the paths up to ``after`` (all of them
+    when None, none when ``()``: the initial sync) as of seq ``since``. So the answer is the
+    changes since ``since`` among known paths, then the current members it does not know yet,
+    in path order. With ``limit`` the answer is cut (``truncated``): the changes at a seq boundary
+    (every member first changed up to it, none after), the listing at a path.
+    """
     folder = store.get_node(txn, folder_id)
     if folder is None:
-        return 0, []
+        return SyncPage(0, [])
     if since and since < store.pruned_seq(txn, folder.user_id):
         return None
     _, seq = store.usage(txn, folder.user_id)
     folders = listing.folder_paths(txn, folder_id) if infinite else {folder_id: []}
-    out: list[tuple[list[str], Node | None]] = []
-    if since == 0:
-        ids = list(folders)
-        for fid in ids:
-            for kid in store.children(txn, fid):
-                out.append((folders[fid] + [kid.name], kid))
-        return seq, out
-    for parent_id, name in listing.changes_since(txn, list(folders), since):
-        out.append((folders[parent_id] + [name], store.child(txn, parent_id, name)))
-    return seq, out
+    items: list[tuple[list[str], Node | None]] = []
+    if after != ():
+        changed = [(folders[p] + [name], p, name, first) for p, name, first in listing.changes_since(
+            txn, list(folders), since)]
+        if after is not None:
+            changed = [c for c in changed if tuple(c[0]) <= after]
+        if limit is not None and len(changed) > limit:
+            boundary = changed[limit][3] - 1  # the list is in first-change order
+            kept = [c for c in changed if c[3] <= boundary]
+            if not kept:
+                raise SyncLimitTooSmall(f"one change touched more than {limit} members")
+            items = [(path, store.child(txn, p, name)) for path, p, name, _ in kept]
+            return SyncPage(boundary, items, after, truncated=True)
+        items = [(path, store.child(txn, p, name)) for path, p, name, _ in changed]
+    if after is None:
+        return SyncPage(seq, items)
+    listed: list[tuple[list[str], Node | None]] = []
+    for fid, base in folders.items():
+        for kid in store.children(txn, fid):
+            path = base + [kid.name]
+            if tuple(path) > after:
+                listed.append((path, kid))
+    listed.sort(key=lambda item: item[0])
+    room = None if limit is None else limit - len(items)
+    if room is not None and len(listed) > room:
+        listed = listed[:max(room, 0)]
+        return SyncPage(seq, items + listed, tuple(listed[-1][0]) if listed else after, truncated=True)
+    return SyncPage(seq, items + listed)
 
 
 def locate(txn: Txn, user_id: int, node_id: int) -> tuple[Node, list[str], bool] | None:

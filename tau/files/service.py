@@ -19,7 +19,8 @@ def install(registry: Any, host: Any) -> None:
     server = DavServer(FilesProvider(tree), DAV_PREFIX, clock=registry.reactor.seconds)
     http = host.http
     http.mount(DAV_PREFIX, server, auth="any", body_limit=None)
-    install_sinks(http.site, DAV_PREFIX + "/", lambda request, length: UploadBody(request, length, blobs.writer))
+    install_sinks(http.site, DAV_PREFIX + "/", lambda request, length: UploadBody(request, length, blobs.writer),
+                  auth="any")
     from tau.files import api, shares
 
     api.register(registry, http, tree)

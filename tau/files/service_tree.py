@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from tau.blobs import BlobStore
@@ -26,16 +26,6 @@ def files_blob_store(registry: Any) -> BlobStore:
 READ_BATCH = 1024 * 1024
 
 
-def _take(chunks: Iterator[bytes], limit: int) -> bytes:
-    """Pull about ``limit`` plaintext bytes from a blob stream (runs in a thread)."""
-    out = bytearray()
-    for chunk in chunks:
-        out += chunk
-        if len(out) >= limit:
-            break
-    return bytes(out)
-
-
 class FileTree:
     def __init__(self, registry: Any, blobs: BlobStore) -> None:
         self.registry = registry
@@ -47,13 +37,13 @@ class FileTree:
         return self.db.run(name, fn, *args)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """Plaintext ``[start, end)`` in ~1 MiB pieces: one thread job decrypts many chunks."""
-        chunks = self.blobs.sync.open(key, start, end)
+        """Plaintext ``[start, end)`` in ~1 MiB pieces: one thread job reads and decrypts 16 chunks."""
+        reader = self.blobs.stream(key, start, end, READ_BATCH)
         try:
-            while piece := await self.registry.run_in_thread(_take, chunks, READ_BATCH):
+            while piece := await reader.read_chunk():
                 yield piece
         finally:
-            await self.registry.run_in_thread(chunks.close)
+            await reader.aclose()
 
     async def lookup(self, user: Any, rest: list[str]) -> Lookup:
         result: Lookup = await self.run("files_resolve", lookup.resolve, user.id, user.address, rest,

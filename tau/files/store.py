@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from tau.files.blobrefs import Collector, ref_blob
 from tau.storage.database import Txn
@@ -36,8 +35,9 @@ class QuotaExceeded(FilesError):
         self.used, self.limit, self.needed = used, limit, needed
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
+    """One row of ``file_nodes`` (a NamedTuple: a 1,000-member listing builds a thousand of them)."""
+
     id: int
     user_id: int
     parent_id: int | None
@@ -58,8 +58,7 @@ class Node:
 def _node(row: tuple[Any, ...] | None) -> Node | None:
     if row is None:
         return None
-    return Node(int(row[0]), int(row[1]), None if row[2] is None else int(row[2]), row[3], row[4],
-                int(row[5]), row[6], row[7], row[8], int(row[9]), int(row[10]))
+    return Node._make(row[:11])
 
 
 def now() -> int:
@@ -190,14 +189,22 @@ def bump(txn: Txn, user_id: int) -> int:
 
     Every ``PRUNE_EVERY`` changes the log is cut to the last ``KEEP_CHANGES`` sequence numbers.
     """
-    ensure_root(txn, user_id)
-    seq = int(txn.scalar("UPDATE file_usage SET sync_seq = sync_seq + 1 WHERE user_id = ? RETURNING sync_seq",
-                         (user_id,)))
+    return _bump(txn, user_id)[0]
+
+
+def _bump(txn: Txn, user_id: int) -> tuple[int, int]:
+    """``bump``, also returning the bytes used (read under the same row lock: exact quota checks)."""
+    sql = "UPDATE file_usage SET sync_seq = sync_seq + 1 WHERE user_id = ? RETURNING sync_seq, bytes"
+    row = txn.query_one(sql, (user_id,))
+    if row is None:  # first write of this user: create the root and its usage row
+        ensure_root(txn, user_id)
+        row = txn.query_one(sql, (user_id,))
+    seq, used = int(row[0]), int(row[1])  # type: ignore[index]
     if seq % PRUNE_EVERY == 0 and seq > KEEP_CHANGES:
         cut = seq - KEEP_CHANGES
         txn.execute("DELETE FROM file_changes WHERE user_id = ? AND seq <= ?", (user_id, cut))
         txn.execute("UPDATE file_usage SET pruned_seq = ? WHERE user_id = ?", (cut, user_id))
-    return seq
+    return seq, used
 
 
 def pruned_seq(txn: Txn, user_id: int) -> int:
@@ -244,18 +251,24 @@ def make_folder(txn: Txn, parent: Node, name: str) -> Node:
 
 def put_file(txn: Txn, blobs: Any, parent_id: int, name: str, blob_key: str, size: int,
              content_type: str, default_limit: int, if_etag: str | None = None) -> tuple[Node, bool]:
-    """Create or replace a file; (node, created). Raises QuotaExceeded before changing anything."""
+    """Create or replace a file; (node, created). Raises QuotaExceeded before changing anything.
+
+    The hot path of every upload: one statement per step, no read-back of the new row.
+    """
     parent = get_node(txn, parent_id)
     if parent is None or not parent.is_folder:
         raise FilesError(409, "no_parent", "the parent folder does not exist")
-    seq = bump(txn, parent.user_id)
+    seq, used = _bump(txn, parent.user_id)
     existing = child(txn, parent.id, name)
     if existing is not None and existing.is_folder:
         raise FilesError(405, "is_folder", "a folder with that name exists")
     if if_etag is not None and (existing is None or existing.etag != if_etag):
         raise FilesError(412, "changed", "the file changed meanwhile")
     delta = size - (existing.size if existing else 0)
-    _check_quota(txn, parent.user_id, delta, default_limit)
+    if delta > 0:
+        limit = quota_limit(txn, parent.user_id, default_limit)
+        if limit and used + delta > limit:
+            raise QuotaExceeded(used, limit, delta)
     ref_blob(txn, blobs, blob_key)
     t = now()
     etag = file_etag(blob_key, t)
@@ -264,18 +277,17 @@ def put_file(txn: Txn, blobs: Any, parent_id: int, name: str, blob_key: str, siz
         txn.execute("UPDATE file_nodes SET size = ?, etag = ?, blob_key = ?, content_type = ?, modified_at = ?"
                     " WHERE id = ?", (size, etag, blob_key, content_type, t, existing.id))
         collector.unref(existing.blob_key)
-        node_id = existing.id
+        node = existing._replace(size=size, etag=etag, blob_key=blob_key, content_type=content_type, modified_at=t)
     else:
         node_id = int(txn.scalar(
             "INSERT INTO file_nodes (user_id, parent_id, name, kind, size, etag, blob_key, content_type,"
             " created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (parent.user_id, parent.id, name, FILE, size, etag, blob_key, content_type, t, t)))
+        node = Node(node_id, parent.user_id, parent.id, name, FILE, size, etag, blob_key, content_type, t, t)
         _touch_folder(txn, parent.id, t)
     _add_usage(txn, parent.user_id, delta)
     log_change(txn, parent.user_id, seq, parent.id, name)
     collector.collect(txn)
-    node = get_node(txn, node_id)
-    assert node is not None
     return node, existing is None
 
 

@@ -110,7 +110,11 @@ class Router(Resource):
     async def _authenticate(self, request: Any, mode: str) -> None:
         if mode == "none":
             return
-        request.user = await authenticate_request(self.registry, request, allow_basic=(mode == "any"))
+        early = getattr(request, "early_auth", None)
+        if early is not None and early.mode == mode:  # done when the headers arrived (tau.http.site)
+            request.user = await early.wait()
+        else:
+            request.user = await authenticate_request(self.registry, request, allow_basic=(mode == "any"))
         await self.registry.rate_limiter.check_user(request.user.address)
 
     def _delegate(self, request: Any, resource: IResource, prefix: str) -> None:

@@ -3,6 +3,9 @@
 Every response carries ``X-Request-ID``; bodies over the limit for their path are refused with
 413 before they are read (declared length) or as soon as they pass it (chunked); unhandled
 errors become JSON 500s without a traceback; every request is logged as one JSON access record.
+A streamed body whose sink asks for it is only stored once the request is authenticated, which
+happens as soon as the headers are in: a refused upload is answered 401 at once and nothing of
+its body is written anywhere.
 """
 
 from __future__ import annotations
@@ -13,16 +16,105 @@ import time
 import weakref
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
-from twisted.internet import task
+from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import http, server
 
-from tau.http.errors import error_body
+from tau.http.errors import HttpError, error_body
 
 log = Logger(namespace="tau.http.access")
 errlog = Logger(namespace="tau.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+SinkFactory = Callable[[Any, "int | None"], Any]
+#: body bytes kept in memory while the credentials of a gated upload are checked; the transport
+#: is paused beyond this (a slow argon2 check must not turn into an unbounded buffer)
+HOLD_LIMIT = 256 * 1024
+
+
+class EarlyAuth:
+    """The authentication of a request started when its headers arrived (see ``TauRequest``).
+
+    The router awaits ``wait()`` instead of authenticating the request a second time.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.done = False
+        self.user: Any = None
+        self.error: BaseException | None = None
+        self._waiters: list[defer.Deferred[Any]] = []
+
+    def settle(self, user: Any = None, error: BaseException | None = None) -> None:
+        self.done, self.user, self.error = True, user, error
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            if error is not None:
+                d.errback(error)
+            else:
+                d.callback(user)
+
+    async def wait(self) -> Any:
+        if not self.done:
+            d: defer.Deferred[Any] = defer.Deferred()
+            self._waiters.append(d)
+            return await d
+        if self.error is not None:
+            raise self.error
+        return self.user
+
+
+class HeldBody:
+    """``request.content`` of a gated upload until it is authenticated: at most about
+    ``HOLD_LIMIT`` bytes are kept (the transport is paused beyond), then handed to the real sink."""
+
+    def __init__(self, request: TauRequest) -> None:
+        self.request = request
+        self.pieces: list[bytes] = []
+        self.held = 0
+        self.paused = False
+        self.dropped = False
+        self.target: Any = None
+
+    def write(self, data: bytes) -> None:
+        if self.target is not None:
+            self.target.write(data)
+            return
+        if self.dropped:
+            return
+        self.pieces.append(data)
+        self.held += len(data)
+        if self.held >= HOLD_LIMIT and not self.paused:
+            self.paused = True
+            self.request.transport_call("pauseProducing")
+
+    def release(self, target: Any) -> None:
+        """Authenticated: replay what was held into ``target`` and let the body flow again."""
+        self.target = target
+        pieces, self.pieces, self.held = self.pieces, [], 0
+        if self.paused:  # before the replay: the sink may pause the transport again itself
+            self.paused = False
+            self.request.transport_call("resumeProducing")
+        for piece in pieces:
+            target.write(piece)
+
+    def drop(self) -> None:
+        self.dropped = True
+        self.pieces, self.held = [], 0
+
+    def tell(self) -> int:
+        return 0  # keeps twisted.web from parsing the body as a form
+
+    def seek(self, offset: int, whence: int = 0) -> None:
+        pass
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        self.drop()
 
 
 class TauRequest(server.Request):
@@ -37,6 +129,9 @@ class TauRequest(server.Request):
         self._rejected = False
         self._received = 0
         self._limit: int | None = None
+        self._complete = False  # the whole body is in (requestReceived ran)
+        #: set when the body sink asked for authentication at header time (the router reuses it)
+        self.early_auth: EarlyAuth | None = None
 
     # -- body limits ---------------------------------------------------------------------------
     def gotLength(self, length: int | None) -> None:
@@ -46,12 +141,71 @@ class TauRequest(server.Request):
         self._limit = site.body_limit(path)
         if length is not None and self._limit is not None and length > self._limit:
             self._reject_too_large()
-        sink = None if self._rejected else site.body_sink(method, path)
-        if sink is not None:
-            # the body goes straight to its destination (blob store) as it arrives
-            self.content = sink(self, length)
-        else:
+        sink = None if self._rejected else site.body_sink_for(method, path)
+        if sink is None:
             super().gotLength(length if not self._rejected else 0)
+        elif sink[1] is None:
+            # the body goes straight to its destination (blob store) as it arrives
+            self.content = sink[0](self, length)
+        else:
+            self._gate(site, sink[0], sink[1], length)
+
+    # -- authentication before the body ---------------------------------------------------------
+    def _gate(self, site: TauSite, factory: SinkFactory, mode: str, length: int | None) -> None:
+        """Authenticate now; create the sink only for an authenticated request.
+
+        ``Expect: 100-continue`` is answered here, after the check, so a refused client never
+        sends its body; a body already on its way is held (bounded) and then dropped or stored.
+        """
+        from tau.http.auth import authenticate_request
+
+        expect = (self.requestHeaders.getRawHeaders(b"expect") or [b""])[0].lower() == b"100-continue"
+        self.requestHeaders.removeHeader(b"expect")  # Twisted would send 100 before we know
+        held = HeldBody(self)
+        self.content = held
+        self.early_auth = early = EarlyAuth(mode)
+        raw = getattr(self.channel, "_path", b"") or b""
+        self.args = parse_qs(raw.split(b"?", 1)[1], 1) if b"?" in raw else {}
+
+        def accepted(user: Any) -> None:
+            if not (self._rejected or self._disconnected or self.finished):
+                try:
+                    target = factory(self, length)
+                except Exception:
+                    refused(Failure())
+                    return
+                self.content = target
+                held.release(target)
+                if expect and not self._complete and getattr(self.channel, "_version", b"") == b"HTTP/1.1":
+                    self.transport_call("write", b"HTTP/1.1 100 Continue\r\n\r\n")
+            early.settle(user)
+
+        def refused(failure: Any) -> None:
+            held.drop()
+            if not (self._complete or self._rejected or self._disconnected):
+                # the body is still coming: answer now and close instead of reading it
+                exc = failure.value
+                if not isinstance(exc, HttpError):
+                    errlog.failure("authentication failed", failure, request_id=self.request_id)
+                    exc = HttpError(500, "internal_error", "internal server error")
+                self._refuse(exc)
+            early.settle(error=failure.value)
+
+        d = defer.ensureDeferred(authenticate_request(site.registry, self, allow_basic=(mode == "any")))
+        d.addCallbacks(accepted, refused)
+        d.addErrback(lambda f: errlog.failure("early authentication of {path} failed", f, path=raw[:300]))
+
+    def _refuse(self, exc: HttpError) -> None:
+        body = error_body(exc.code, exc.message, self.request_id, exc.extra)
+        self._answer_and_close(exc.status, body, exc.headers or {})
+
+    def transport_call(self, action: str, *args: Any) -> None:
+        transport = getattr(self.channel, "transport", None)
+        if transport is not None and hasattr(transport, action):
+            try:
+                getattr(transport, action)(*args)
+            except Exception:  # a closed TLS transport may refuse; nothing to do then
+                pass
 
     def handleContentChunk(self, data: bytes) -> None:
         if self._rejected:
@@ -63,21 +217,28 @@ class TauRequest(server.Request):
         super().handleContentChunk(data)
 
     def _reject_too_large(self) -> None:
+        body = error_body("payload_too_large", f"request body over {self._limit} bytes", self.request_id)
+        self._answer_and_close(413, body)
+
+    def _answer_and_close(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        """Answer before the body is read, then close: the rest of the body is never looked at."""
         self._rejected = True
         self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after our answer
-        body = error_body("payload_too_large", f"request body over {self._limit} bytes", self.request_id)
-        head = (b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
-                b"X-Request-ID: " + self.request_id.encode() + b"\r\nConnection: close\r\n"
-                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode("latin-1")
+        reason = http.RESPONSES.get(status, b"Error")
+        head = (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n" % (status, reason)
+                + b"X-Request-ID: " + self.request_id.encode() + b"\r\nConnection: close\r\n" + extra
+                + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
         self.channel.transport.write(head + body)
         self.channel.transport.loseConnection()
-        log.info("{method} {path} 413", method=self.channel._command.decode("latin-1", "replace"),
-                 path=self.channel._path.decode("latin-1", "replace")[:300], status=413,
+        log.info("{method} {path} {status}", method=self.channel._command.decode("latin-1", "replace"),
+                 path=self.channel._path.decode("latin-1", "replace")[:300], status=status,
                  request_id=self.request_id, bytes_in=self._received)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._rejected:
             return
+        self._complete = True
         incoming = self.requestHeaders.getRawHeaders(b"x-request-id")
         if incoming:
             candidate = incoming[0].decode("latin-1")
@@ -143,8 +304,8 @@ class TauSite(server.Site):
         #: requests received and not yet finished (shutdown waits for them: ``drain``); weak, so a
         #: request whose connection was taken over (WebSocket) and never finishes is not kept
         self.in_flight: weakref.WeakSet[TauRequest] = weakref.WeakSet()
-        #: (path prefix, methods, factory(request, length) -> file-like with write()) for streamed bodies
-        self.body_sinks: list[tuple[bytes, frozenset[bytes], Callable[[Any, int | None], Any]]] = []
+        #: (path prefix, methods, factory(request, length) -> file-like with write(), auth mode or None)
+        self.body_sinks: list[tuple[bytes, frozenset[bytes], SinkFactory, str | None]] = []
 
     async def drain(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for requests being answered; returns how many were cut short.
@@ -183,22 +344,29 @@ class TauSite(server.Site):
         self.body_limits.append((prefix.encode(), limit))
         self.body_limits.sort(key=lambda p: -len(p[0]))
 
-    def add_body_sink(self, prefix: str, methods: set[str], factory: Callable[[Any, int | None], Any]) -> None:
+    def add_body_sink(self, prefix: str, methods: set[str], factory: SinkFactory, auth: str | None = None) -> None:
         """Stream request bodies of ``methods`` under ``prefix`` into ``factory(request, length)``.
 
         The object returned replaces ``request.content``: twisted.web calls its ``write(data)``
         for every chunk received; it may pause the transport (back-pressure) while it drains.
-        Authentication happens later, in the resource: a sink must not commit anything until
-        the resource accepts the request.
+        With ``auth`` (the route's mode: "bearer" or "any") the request is authenticated when its
+        headers arrive and ``factory`` is only called for an authenticated request (a refused one
+        is answered 401 at once); the router then reuses that result. Without it authentication
+        happens later, in the resource: the sink must not commit anything until the resource
+        accepts the request.
         """
-        self.body_sinks.append((prefix.encode(), frozenset(m.encode() for m in methods), factory))
+        self.body_sinks.append((prefix.encode(), frozenset(m.encode() for m in methods), factory, auth))
         self.body_sinks.sort(key=lambda p: -len(p[0]))
 
-    def body_sink(self, method: bytes, path: bytes) -> Callable[[Any, int | None], Any] | None:
-        for prefix, methods, factory in self.body_sinks:
+    def body_sink_for(self, method: bytes, path: bytes) -> tuple[SinkFactory, str | None] | None:
+        for prefix, methods, factory, auth in self.body_sinks:
             if method in methods and path.startswith(prefix):
-                return factory
+                return factory, auth
         return None
+
+    def body_sink(self, method: bytes, path: bytes) -> SinkFactory | None:
+        found = self.body_sink_for(method, path)
+        return None if found is None else found[0]
 
     def body_limit(self, path: bytes) -> int | None:
         for prefix, limit in self.body_limits:

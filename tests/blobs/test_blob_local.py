@@ -28,14 +28,31 @@ def put(backend: LocalBackend, key: str, data: bytes) -> bool:
 
 def test_layout_and_read(backend: LocalBackend) -> None:
     assert put(backend, KEY, b"hello world")
-    assert (backend.root / "ab" / "cd" / KEY).read_bytes() == b"hello world"
+    assert (backend.root / "ab" / KEY).read_bytes() == b"hello world"
     assert backend.exists(KEY) and backend.size(KEY) == 11
     assert b"".join(backend.read_range(KEY, 0)) == b"hello world"
     assert b"".join(backend.read_range(KEY, 6, 3)) == b"wor"
     assert b"".join(backend.read_range(KEY, 6, 100)) == b"world"
     assert b"".join(backend.read_range(KEY, 50, 5)) == b""
     assert os.listdir(backend.tmp) == []
-    assert (backend.root / "ab" / "cd" / KEY).stat().st_mode & 0o077 == 0
+    assert (backend.root / "ab" / KEY).stat().st_mode & 0o077 == 0
+
+
+def test_blobs_of_the_two_level_layout_are_still_served(backend: LocalBackend) -> None:
+    """Stores written before the one-level layout keep working: read, size, exists, dedup, delete."""
+    legacy = backend.root / "ab" / "cd" / KEY
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"old blob")
+    assert backend.exists(KEY) and backend.size(KEY) == 8
+    assert b"".join(backend.read_range(KEY, 4)) == b"blob"
+    src = backend.open_range(KEY, 0, 3)
+    buf = bytearray(3)
+    assert src.readinto(memoryview(buf)) == 3 and buf == b"old"
+    src.close()
+    assert put(backend, KEY, b"old blob") is False  # deduplicated against the old copy
+    assert not (backend.root / "ab" / KEY).exists()
+    backend.delete(KEY)
+    assert not backend.exists(KEY) and not legacy.exists()
 
 
 def test_large_read_comes_in_pieces(backend: LocalBackend) -> None:
@@ -126,10 +143,10 @@ def test_commit_fsyncs_file_and_dir_around_rename(backend: LocalBackend,
     monkeypatch.setattr(local_module, "_fsync_dir",
                         lambda p: events.append(f"dir:{Path(p).relative_to(backend.root)}"))
     put(backend, KEY, b"x")
-    assert events == ["fsync", "dir:.", "dir:ab", "replace", "dir:ab/cd"]
+    assert events == ["fsync", "dir:.", "replace", "dir:ab"]
     events.clear()
-    put(backend, "abcd" + "1" * 60, b"y")  # folders exist: no folder fsyncs before
-    assert events == ["fsync", "replace", "dir:ab/cd"]
+    put(backend, "ab" + "1" * 62, b"y")  # the folder exists: two fsyncs, file then folder
+    assert events == ["fsync", "replace", "dir:ab"]
 
 
 def test_failed_commit_removes_temp(backend: LocalBackend, monkeypatch: pytest.MonkeyPatch,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -74,6 +75,10 @@ class TauService(MultiService):
         from tau.tls import install_sighup_reload
 
         self._uninstall_sighup = install_sighup_reload(self.registry.reactor, [self.reload])
+        # everything built at start-up (modules, registry, routes) lives as long as the process:
+        # moving it out of the collector's generations keeps full collections from scanning it
+        # (they cost ~30 ms each and land on whichever request triggers them)
+        gc.freeze()
         services = sorted(self.registry.services)
         log.info("tau started: {services}", services=services)
         self.notifier.ready("serving " + ", ".join(services))

@@ -22,7 +22,9 @@ def install(registry: Any, host: Any) -> None:
     caldav.register(server)
     http = host.http
     http.mount(DAV_PREFIX, server, auth="any", body_limit=DAV_BODY_LIMIT)
-    http.site.add_body_sink(DAV_PREFIX + "/", {"PUT"}, lambda request, length: CalendarBody(request, length))
+    # authenticated when the headers arrive: a refused PUT is answered 401 before its body is read
+    http.site.add_body_sink(DAV_PREFIX + "/", {"PUT"}, lambda request, length: CalendarBody(request, length),
+                            auth="any")
     http.site.add_body_sink(DAV_PREFIX + "/", XML_METHODS, lambda request, length: BoundedBody(request, length))
     _well_known(http)
     api.register(registry, http, cals)

@@ -156,16 +156,28 @@ def send_error(request: Any, exc: HttpError) -> None:
     send_response(request, Response(body, exc.status, "application/json", exc.headers))
 
 
+# a \u0000 escape not itself escaped (an even number of backslashes before it)
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+
+
 async def read_json(request: Any) -> Any:
-    """The request body as JSON; 400 ``invalid_json`` for anything else."""
+    """The request body as JSON; 400 ``invalid_json`` for anything else.
+
+    Strings with NUL are refused here, once for every endpoint: PostgreSQL cannot store NUL in
+    text, so one would otherwise surface as a 500 wherever such a string reaches the database.
+    """
     request.content.seek(0)
     raw = request.content.read()
     if not raw.strip():
         raise HttpError(400, "invalid_json", "request body must be a JSON object")
     try:
-        return json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        body = json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise HttpError(400, "invalid_json", "request body is not valid JSON")
+    if "\\" in text and _NUL_ESCAPE.search(text):
+        raise HttpError(400, "invalid_json", "JSON strings must not contain NUL characters")
+    return body
 
 
 async def read_json_object(request: Any) -> dict[str, Any]:

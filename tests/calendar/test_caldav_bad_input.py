@@ -156,3 +156,27 @@ def test_xml_bombs_and_oversized_report_bodies(cal: Any) -> None:
     assert r.status == 413
     assert cal.report("calendar/", "<not-closed").status == 400
     assert cal.report("calendar/", '<D:foo xmlns:D="DAV:"/>').status == 403
+
+
+def _raw_put_head(cal: Any, path: str, length: int, headers: dict[str, str]) -> Any:
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    peer = IPv4Address("TCP", "127.0.0.1", 40000)
+    channel = cal.site.buildProtocol(peer)
+    transport = StringTransport(peerAddress=peer, hostAddress=IPv4Address("TCP", "127.0.0.1", 8080))
+    channel.makeConnection(transport)
+    lines = [f"PUT {path} HTTP/1.1", "Host: localhost", f"Content-Length: {length}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    channel.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return channel, transport
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic YWxpY2VAZXhhbXBsZS50ZXN0Ondyb25n"}])
+def test_a_put_without_valid_credentials_is_refused_before_its_body(cal: Any, headers: dict[str, str]) -> None:
+    channel, transport = _raw_put_head(cal, f"/dav/calendars/{ALICE}/calendar/x.ics", 1_000_000,
+                                       {"Expect": "100-continue", **headers})
+    assert transport.value().startswith(b"HTTP/1.1 401 "), transport.value()[:200]
+    assert b"100 Continue" not in transport.value()
+    channel.dataReceived(ics("x").encode())
+    assert cal.dav("GET", "calendar/x.ics").status == 404

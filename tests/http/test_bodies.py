@@ -123,3 +123,16 @@ def test_the_token_endpoint_has_the_same_limit(small: Any) -> None:
     response = small.post_form("/oauth2/token", {"grant_type": "password", "username": "a@example.test",
                                                  "password": "p" * 10_000})
     assert_json_error(response, 413)
+
+
+@pytest.mark.parametrize("body", [b'{"title": "a\\u0000b"}', b'{"k\\u0000": 1}', b'{"a": ["x\\\\\\u0000"]}'],
+                         ids=["in-a-value", "in-a-key", "after-an-escaped-backslash"])
+def test_json_strings_with_nul_are_a_json_400(tau: Any, body: bytes) -> None:
+    response = tau.request("POST", "/test/echo", body, headers=JSON)
+    body = assert_json_error(response, 400, "invalid_json")
+    assert "NUL" in body["message"]
+
+
+def test_an_escaped_backslash_before_u0000_is_just_text(tau: Any) -> None:
+    response = tau.request("POST", "/test/echo", b'{"a": "C:\\\\u0000"}', headers=JSON)
+    assert response.status == 200 and response.json() == {"got": {"a": "C:\\u0000"}}

@@ -53,8 +53,8 @@ async def handle(ctx: DavContext) -> DavResponse:
         ctx.check_write(source.lock_key, depth=True, member_of=source.lock_key[:-1])
     await target.parent.transfer(resource, target.segments[-1], move, depth == "infinity", existing)
     if existing is not None:
-        ctx.locks.drop_within(target.lock_key)
+        await ctx.locks.drop_within(target.lock_key)
     if move:
-        ctx.locks.drop_within(source.lock_key)
+        await ctx.locks.drop_within(source.lock_key)
     headers = {} if existing is not None else {"Location": ctx.href(target.segments, resource.is_collection)}
     return DavResponse(204 if existing is not None else 201, b"", None, headers)

@@ -30,5 +30,5 @@ async def handle(ctx: DavContext) -> DavResponse:
     conditions.check_preconditions(ctx.header, resource.etag(), True, resource.last_modified(), read=False)
     ctx.check_write(resolved.lock_key, depth=True, member_of=resolved.lock_key[:-1])
     await resolved.parent.delete_member(resource)
-    ctx.locks.drop_within(resolved.lock_key)
+    await ctx.locks.drop_within(resolved.lock_key)
     return DavResponse(204)

@@ -1,4 +1,5 @@
-"""LOCK and UNLOCK (RFC 4918 §9.10, §9.11) on top of ``tau.dav.locks.LockManager``.
+"""LOCK and UNLOCK (RFC 4918 §9.10, §9.11) on top of ``tau.dav.locks.LockSnapshot`` (write-through to the
+shared lock store).
 
 A LOCK with a ``lockinfo`` body creates a lock (200, or 201 when the URL was unmapped: an
 empty resource is created, RFC 4918 §7.3 "locked empty resources" rather than RFC 2518's
@@ -53,7 +54,7 @@ async def handle_lock(ctx: DavContext) -> DavResponse:
         for token in ctx.tokens:
             lock = ctx.locks.get(token)
             if lock is not None and lock.covers(resolved.lock_key):
-                lock = ctx.locks.refresh(token, resolved.lock_key, ctx.principal, timeout)
+                lock = await ctx.locks.refresh(token, resolved.lock_key, ctx.principal, timeout)
                 return DavResponse(200, _prop_body(lock_discovery([lock], now)), MULTISTATUS)
         raise DavError(412, "no matching lock to refresh", "<D:lock-token-matches-request-uri/>")
     scope = root.find(dav("lockscope"))
@@ -73,13 +74,13 @@ async def handle_lock(ctx: DavContext) -> DavResponse:
         ctx.check_write(resolved.lock_key, member_of=resolved.lock_key[:-1])
     infinite = depth == "infinity" and (resolved.resource is None or resolved.resource.is_collection)
     href = ctx.href(resolved.segments, bool(resolved.resource and resolved.resource.is_collection))
-    lock = ctx.locks.create(resolved.lock_key, href, exclusive, infinite, owner_xml, ctx.principal, timeout)
+    lock = await ctx.locks.create(resolved.lock_key, href, exclusive, infinite, owner_xml, ctx.principal, timeout)
     if resolved.resource is None:
         try:
             writer = ctx.provider.empty_writer()  # type: ignore[attr-defined]
             await resolved.parent.put_member(resolved.segments[-1], _EmptyBody(writer), None, None)  # type: ignore[union-attr]
         except BaseException:
-            ctx.locks.remove(lock.token, resolved.lock_key, ctx.principal)
+            await ctx.locks.remove(lock.token, resolved.lock_key, ctx.principal)
             raise
         created = True
     return DavResponse(201 if created else 200, _prop_body(lock_discovery([lock], now)), MULTISTATUS,
@@ -94,5 +95,5 @@ async def handle_unlock(ctx: DavContext) -> DavResponse:
         raise DavError(400, "UNLOCK needs a Lock-Token header")
     if ctx.resource is None:
         raise DavError(404, "no such resource")
-    ctx.locks.remove(raw[1:-1].strip(), ctx.resolved.lock_key, ctx.principal)
+    await ctx.locks.remove(raw[1:-1].strip(), ctx.resolved.lock_key, ctx.principal)
     return DavResponse(204)

@@ -17,7 +17,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from tau.dav.conditions import http_date
-from tau.dav.locks import SUPPORTED_LOCK, LockManager, lock_discovery
+from tau.dav.locks import SUPPORTED_LOCK, LockSnapshot, lock_discovery
 from tau.dav.resource import Collection, Resource
 
 Getter = Callable[[Resource, "PropContext"], "str | None | Awaitable[str | None]"]
@@ -29,7 +29,7 @@ class PropContext:
 
     href: str
     lock_key: tuple[str, ...]
-    locks: LockManager
+    locks: LockSnapshot
     now: float
     provider: Any
     user: Any

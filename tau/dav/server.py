@@ -1,7 +1,8 @@
 """The twisted.web resource that serves one DAV tree: parse, resolve, check, dispatch.
 
 Every request goes through the same steps (RFC 4918 §8): split and normalise the path, resolve
-it with the provider (which enforces who may see what), evaluate the If header (§10.4) against
+it with the provider (which enforces who may see what), load the shared locks that concern it
+(one query, ``load_locks``), evaluate the If header (§10.4) against
 the resources it names, then run the method's module. Errors are ``DavError``s rendered as
 ``DAV:error`` bodies. Request bodies never sit in Twisted's buffer: ``install_sinks`` streams PUT
 bodies to storage and bounds every other body at ``xml.MAX_BODY``.
@@ -20,7 +21,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from tau.dav import conditions, paths
 from tau.dav.errors import DavError
-from tau.dav.locks import LockManager
+from tau.dav.locks import Key, LockSnapshot, LockStore, MemoryLockStore
 from tau.dav.properties import PropContext, PropertyRegistry, standard_properties
 from tau.dav.resource import DavProvider, Resolved, Resource
 from tau.dav.xml import MAX_BODY, parse_body
@@ -37,6 +38,8 @@ class DavResponse:
 
 
 MULTISTATUS = "application/xml; charset=utf-8"
+READ_METHODS = {"GET", "HEAD", "OPTIONS"}  # never look at locks (unless an If header names tokens)
+DEEP_METHODS = {"DELETE", "COPY", "MOVE", "REPORT"}  # also need the locks below the request path
 Handler = Callable[["DavContext"], Awaitable["DavResponse | None"]]
 
 
@@ -51,6 +54,7 @@ class DavContext:
     trailing: bool
     if_lists: list[conditions.IfList]
     tokens: set[str]
+    locks: LockSnapshot
     body_used: bool = False
 
     @property
@@ -68,10 +72,6 @@ class DavContext:
     @property
     def provider(self) -> DavProvider:
         return self.server.provider
-
-    @property
-    def locks(self) -> LockManager:
-        return self.server.locks
 
     def header(self, name: str) -> str | None:
         value = self.request.getHeader(name.encode())
@@ -113,7 +113,10 @@ class DavContext:
                                href=lambda lock: lock.href)
 
     async def resolve_other(self, segments: list[str]) -> Resolved:
-        return await self.provider.resolve(self.user, segments)
+        """Resolve another path (Destination, a tagged If list) and load the locks on and below it."""
+        resolved = await self.provider.resolve(self.user, segments)
+        self.locks.add(await self.server.lock_store.load([resolved.lock_key], [resolved.lock_key]))
+        return resolved
 
 
 class DavServer(WebResource):
@@ -122,7 +125,8 @@ class DavServer(WebResource):
     isLeaf = True
 
     def __init__(self, provider: DavProvider, prefix: str, clock: Callable[[], float],
-                 properties: PropertyRegistry | None = None, locks: LockManager | None = None) -> None:
+                 properties: PropertyRegistry | None = None, locks: LockStore | None = None,
+                 db: Any = None) -> None:
         super().__init__()
         from tau.dav import copymove, delete, get, lockmethods, mkcol, propfind, proppatch, put, reports
 
@@ -130,7 +134,11 @@ class DavServer(WebResource):
         self.prefix = [s for s in prefix.split("/") if s]
         self.clock = clock
         self.properties = properties or standard_properties()
-        self.locks = locks or LockManager(clock)
+        if locks is None:  # with a database, locks are shared by every node (tau.dav.lockdb)
+            from tau.dav.lockdb import DbLockStore
+
+            locks = DbLockStore(db, prefix, clock) if db is not None else MemoryLockStore(clock)
+        self.lock_store: LockStore = locks
         self.reports = reports.ReportRegistry()
         self.methods: dict[str, Handler] = {
             "OPTIONS": self.options, "GET": get.handle_get, "HEAD": get.handle_get, "PUT": put.handle,
@@ -164,7 +172,8 @@ class DavServer(WebResource):
             resolved = await self.provider.resolve(request.user, rel)
             if_lists = conditions.parse_if(self._header(request, "if"))
             ctx = DavContext(self, request, method, resolved, trailing, if_lists,
-                             conditions.submitted_tokens(if_lists))
+                             conditions.submitted_tokens(if_lists), await self.load_locks(request, method,
+                                                                                          resolved, if_lists))
             if if_lists and not await conditions.evaluate_if(if_lists, lambda tag: self._state(ctx, tag)):
                 raise DavError(412, "If header conditions are not met")
             response = await handler(ctx)
@@ -177,6 +186,23 @@ class DavServer(WebResource):
                     await abort()
         if response is not None:
             self.send(request, response)
+
+    async def load_locks(self, request: Any, method: str, resolved: Resolved,
+                         if_lists: list[conditions.IfList]) -> LockSnapshot:
+        """The request's lock snapshot: one indexed query, none for a plain read.
+
+        Locks on the request path and its ancestors; for methods that act on or report a
+        subtree, also every lock below it.
+        """
+        snapshot = LockSnapshot(self.lock_store, self.clock)
+        if method in READ_METHODS and not if_lists:
+            return snapshot
+        key = resolved.lock_key
+        deep: list[Key] = []
+        if method in DEEP_METHODS or (method == "PROPFIND" and self._header(request, "depth") != "0"):
+            deep = [key]
+        snapshot.add(await self.lock_store.load([key], deep))
+        return snapshot
 
     @staticmethod
     def _header(request: Any, name: str) -> str | None:
@@ -193,7 +219,7 @@ class DavServer(WebResource):
             except DavError:
                 return conditions.State(None, set())
         res = resolved.resource
-        tokens = {lock.token for lock in self.locks.covering(resolved.lock_key)}
+        tokens = {lock.token for lock in ctx.locks.covering(resolved.lock_key)}
         return conditions.State(res.etag() if res is not None else None, tokens)
 
     def allow(self) -> str:

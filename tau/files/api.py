@@ -59,19 +59,22 @@ class FilesApi:
     def __init__(self, registry: Any, tree: FileTree) -> None:
         self.registry, self.tree = registry, tree
 
-    def _locked(self, canonical: list[str], depth: bool = False) -> None:
-        """423 when a WebDAV lock protects the path (REST clients cannot submit lock tokens)."""
+    async def _locked(self, canonical: list[str], depth: bool = False) -> None:
+        """423 when a WebDAV lock protects the path (REST clients cannot submit lock tokens).
+
+        One query against the shared lock store, so a lock taken on another node counts too.
+        """
         dav = self.registry._built.get("files_dav")
         if dav is None:
             return
         key = tuple(canonical)
-        if dav.locks.covering(key) or (depth and dav.locks.within(key)) or dav.locks.covering(key[:-1]):
+        found = await dav.lock_store.load([key], [key] if depth else [])
+        if any(lock.covers(key) or lock.covers(key[:-1]) or (depth and lock.within(key)) for lock in found):
             raise HttpError(423, "locked", "the file is locked by a WebDAV client")
 
     async def _locked_node(self, node: Node, depth: bool = True) -> None:
-        dav = self.registry._built.get("files_dav")
-        if dav is not None and len(dav.locks):
-            self._locked(await self.tree.run("files_canonical", lookup.canonical, node), depth)
+        if self.registry._built.get("files_dav") is not None:
+            await self._locked(await self.tree.run("files_canonical", lookup.canonical, node), depth)
 
     async def _locate(self, user: Any, file_id: str) -> tuple[Node, list[str], bool]:
         if not file_id.isdigit():
@@ -102,7 +105,7 @@ class FilesApi:
         if info.parent is None or not info.writable:
             raise HttpError(409 if info.writable else 403, "no_parent" if info.writable else "read_only",
                             "the parent folder does not exist" if info.writable else "read-only share")
-        self._locked(info.canonical)
+        await self._locked(info.canonical)
         old = info.node.size if info.node is not None else 0
         if info.limit and info.used - old + body.size > info.limit:
             await body.abort()
@@ -195,7 +198,7 @@ class FilesApi:
         if info.node is not None and body.get("overwrite") is not True:
             raise HttpError(409, "exists", "the destination exists")
         await self._locked_node(node)
-        self._locked(info.canonical, depth=True)
+        await self._locked(info.canonical, depth=True)
         try:
             moved, _ = await self.tree.run("files_move", store.transfer, self.tree.blobs.sync, node.id,
                                            info.parent.id, target[-1], True, True,

@@ -16,7 +16,7 @@ DAV_PREFIX = "/dav/files"
 def install(registry: Any, host: Any) -> None:
     blobs = files_blob_store(registry)
     tree = FileTree(registry, blobs)
-    server = DavServer(FilesProvider(tree), DAV_PREFIX, clock=registry.reactor.seconds)
+    server = DavServer(FilesProvider(tree), DAV_PREFIX, clock=registry.reactor.seconds, db=registry.db)
     http = host.http
     http.mount(DAV_PREFIX, server, auth="any", body_limit=None)
     install_sinks(http.site, DAV_PREFIX + "/", lambda request, length: UploadBody(request, length, blobs.writer),

@@ -56,9 +56,13 @@ def test_an_offline_user_gets_one_summary_without_any_message_text(world: Any) -
     secrets = [f"secret text {i} zq" for i in range(5)]
     for text in secrets[:3]:
         say(m, u["alice"], text, to="bob@example.test")
-    group = resolve(m.create_conversation(u["carol"], {"kind": "group", "title": "Project\r\nX\x1b\x07",
+    group = resolve(m.create_conversation(u["carol"], {"kind": "group", "title": "Project X",
                                                        "members": ["bob@example.test", "alice@example.test"],
                                                        "encrypted": False}))
+    # the API refuses control characters in titles now; a title stored before that must still
+    # not break or inject into the digest mail's text
+    resolve(registry.db.run("hostile_title", lambda txn: txn.execute(
+        "UPDATE msg_conversations SET title = ? WHERE id = ?", ("Project\r\nX\x1b\x07", int(group["id"])))))
     for text in secrets[3:]:
         say(m, u["carol"], text, conversation=group["id"])
     job = ChatDigest(registry)

@@ -149,7 +149,8 @@ def test_group_membership_changes(app, events):
 def test_hostile_conversation_titles_are_refused_with_400(app, title):
     created = app.call("alice", "POST", "/api/conversations",
                        {"kind": "group", "title": title, "members": ["bob@example.test"], "encrypted": False})
-    assert created.status == 400 and created.json()["error"] == "invalid_request"
+    # a NUL is already refused by the JSON reader (invalid_json), the rest by the messenger
+    assert created.status == 400 and created.json()["error"] in ("invalid_request", "invalid_json")
     conv = app.call("alice", "POST", "/api/conversations",
                     {"kind": "group", "title": "ok", "members": ["bob@example.test"], "encrypted": False}).json()
     renamed = app.call("alice", "PATCH", f"/api/conversations/{conv['id']}", {"title": title})

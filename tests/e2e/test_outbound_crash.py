@@ -72,9 +72,11 @@ def test_kill_9_with_100_in_flight(engine, request, tmp_path):
     daemon.start("submission")
     store = DaemonStore(daemon)
     try:
+        # after the first 20 the peer holds every end of data: those deliveries hang mid-DATA
+        # (set up front: the queue can drain faster than a test can watch it)
+        (peer.out / "stall").write_text("20")
         submit_many(daemon, COUNT, "bob@remote.test")
         assert wait(lambda: len(peer.messages()) >= 20, 30)
-        (peer.out / "stall").write_text("hold every end of data")           # deliveries now hang mid-DATA
         time.sleep(1.5)                                                      # the 250s already given are recorded
         in_flight = store.query("SELECT COUNT(*) FROM outbound_queue WHERE status = 'sending'")[0][0]
         before = len(peer.messages())

@@ -11,7 +11,7 @@ timeout (RFC 5321 §4.5.3.2), and ``send_data`` applies dot-stuffing (§4.5.2).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from twisted.internet import defer, error
@@ -59,6 +59,7 @@ class ClientProtocol(LineOnlyReceiver):
         self._lost: Failure | None = None
         self.extensions: dict[str, str] = {}
         self.tls = False
+        self.on_lost: Callable[[], None] | None = None     # set while parked (sessions.SessionCache)
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -70,6 +71,13 @@ class ClientProtocol(LineOnlyReceiver):
         self._lost = reason or Failure(error.ConnectionLost())
         while self._waiting:
             self._waiting.popleft().errback(self._lost)
+        if self.on_lost is not None:
+            self.on_lost()
+
+    @property
+    def alive(self) -> bool:
+        """Connected, and no reply is pending or unread (a clean point between transactions)."""
+        return self._lost is None and not self._waiting and not self._ready and not self._lines
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.transport.abortConnection()

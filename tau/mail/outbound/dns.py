@@ -6,7 +6,8 @@ through the same object, so tests point the whole mail stack at one small author
 
 Answers distinguish "no such name" (NXDOMAIN: a permanent fact) from "could not find out"
 (SERVFAIL, timeouts: :class:`DNSTempError`, to be retried) because RFC 5321 §5.1, RFC 7208 §5
-and RFC 7489 §6.6.3 treat them differently.
+and RFC 7489 §6.6.3 treat them differently. Answers are reused for their TTL
+(:mod:`tau.mail.outbound.dnscache`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.names import client, dns, error
+
+from tau.mail.outbound.dnscache import TTLCache, answer_ttl
 
 
 class DNSTempError(Exception):
@@ -58,23 +61,35 @@ class MailDNS:
 
     def __init__(self, reactor: Any, server: str = "", timeout: tuple[int, ...] = (1, 3, 5)) -> None:
         self.timeout = timeout
+        self.cache = TTLCache(reactor)
         if server:
             self.resolver: Any = _QuietResolver(servers=[parse_server(server)], reactor=reactor, timeout=timeout)
         else:
             self.resolver = _QuietResolver(resolv="/etc/resolv.conf", reactor=reactor, timeout=timeout)
 
     async def _query(self, method: str, name: str) -> list[Any]:
+        key = (method, name.rstrip(".").lower())
+        hit = self.cache.get(key)
+        if isinstance(hit, NoSuchDomain):
+            raise NoSuchDomain(name)
+        if hit is not None:
+            return list(hit)
         lookup = getattr(self.resolver, method)
         try:
-            answers, _, _ = await lookup(name.rstrip(".").encode("idna") if name else b"", timeout=self.timeout)
-        except (error.DNSNameError, error.AuthoritativeDomainError):
+            answers, authority, _ = await lookup(name.rstrip(".").encode("idna") if name else b"",
+                                                 timeout=self.timeout)
+        except (error.DNSNameError, error.AuthoritativeDomainError) as exc:
+            message = exc.args[0] if exc.args else None
+            self.cache.put(key, NoSuchDomain(name), answer_ttl((), getattr(message, "authority", ())))
             raise NoSuchDomain(name)
         except (error.DomainError, error.DNSQueryTimeoutError, defer.TimeoutError, defer.CancelledError,
                 OSError) as exc:
             raise DNSTempError(f"{name}: {type(exc).__name__}")
         except UnicodeError:
             raise NoSuchDomain(name)
-        return list(answers)
+        found = list(answers)
+        self.cache.put(key, tuple(found), answer_ttl(found, authority))
+        return found
 
     async def mx(self, domain: str) -> list[tuple[int, str]]:
         """(preference, host) ordered by preference; [] when the domain has no MX records.

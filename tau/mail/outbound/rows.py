@@ -75,12 +75,21 @@ def claim(txn: Txn, now: int, limit: int, lease: int) -> list[Claimed]:
 
 
 def already_sent(txn: Txn, message_key: str, rcpts: list[str]) -> set[str]:
-    if not rcpts:
-        return set()
-    marks = ", ".join("?" * len(rcpts))
-    rows = txn.query(f"SELECT rcpt FROM outbound_sent WHERE message_key = ? AND rcpt IN ({marks})",
-                     [message_key, *[r.lower() for r in rcpts]])
-    return {r[0] for r in rows}
+    return already_sent_many(txn, [(message_key, rcpts)])[0]
+
+
+def already_sent_many(txn: Txn, wanted: list[tuple[str, list[str]]]) -> list[set[str]]:
+    """For each (message key, recipients): those journaled in ``outbound_sent`` (one query per
+    100 message keys, not one per row)."""
+    keys = sorted({key for key, rcpts in wanted if rcpts})
+    found: dict[str, set[str]] = {}
+    for start in range(0, len(keys), 100):
+        part = keys[start:start + 100]
+        marks = ", ".join("?" * len(part))
+        for key, rcpt in txn.query(f"SELECT message_key, rcpt FROM outbound_sent WHERE message_key IN ({marks})",
+                                   part):
+            found.setdefault(key, set()).add(rcpt)
+    return [found.get(key, set()) & {r.lower() for r in rcpts} for key, rcpts in wanted]
 
 
 @dataclass
@@ -102,15 +111,25 @@ class Result:
 
 def record(txn: Txn, result: Result, now: int) -> list[str]:
     """Store one attempt; returns blob keys to collect after commit (final rows release theirs)."""
+    return record_many(txn, [result], now)
+
+
+def record_many(txn: Txn, results: list[Result], now: int) -> list[str]:
+    """Store attempts (of rows this worker holds); one blob-reference update for all the rows that
+    became final. Returns the blob keys to collect after commit."""
+    sent = [(r.row.message_key, rcpt.lower(), r.row.id, now) for r in results
+            for rcpt, s in r.outcomes.items() if s[0] == "sent"]
+    if sent:
+        txn.executemany("INSERT INTO outbound_sent (message_key, rcpt, queue_id, sent_at) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (message_key, rcpt) DO NOTHING", sent)
+    released = [r.row.blob_key for r in results if _update_row(txn, r)]
+    return drop_refs(txn, released) if released else []
+
+
+def _update_row(txn: Txn, result: Result) -> bool:
+    """The row's new state; True when it became final just now (its blob reference goes)."""
     row = result.row
     state = {**row.state, **result.outcomes}
-    sent = [r for r, s in result.outcomes.items() if s[0] == "sent"]
-    for rcpt in sent:
-        exists = txn.scalar("SELECT 1 FROM outbound_sent WHERE message_key = ? AND rcpt = ?",
-                            (row.message_key, rcpt.lower()))
-        if not exists:
-            txn.execute("INSERT INTO outbound_sent (message_key, rcpt, queue_id, sent_at) VALUES (?, ?, ?, ?)",
-                        (row.message_key, rcpt.lower(), row.id, now))
     errors = [f"{r}: {s[1]} {s[2]}" for r, s in state.items() if s[0] in ("failed", "retry")]
     last_error = "; ".join(errors)[:2000] or None
     if result.final:
@@ -119,13 +138,23 @@ def record(txn: Txn, result: Result, now: int) -> list[str]:
                     " last_error = ?, lease_until = 0, signed_headers = COALESCE(?, signed_headers)"
                     " WHERE id = ? AND status = 'sending'",
                     (status, json.dumps(state), last_error, result.signed_headers, row.id))
-        return drop_refs(txn, [row.blob_key]) if txn.rowcount else []
+        return txn.rowcount > 0
     txn.execute("UPDATE outbound_queue SET status = 'queued', rcpt_state = ?, attempts = attempts + 1,"
                 " last_error = ?, next_attempt_at = ?, lease_until = 0, warned = ?,"
                 " signed_headers = COALESCE(?, signed_headers) WHERE id = ? AND status = 'sending'",
                 (json.dumps(state), last_error, result.next_attempt_at, int(row.warned or result.warned),
                  result.signed_headers, row.id))
-    return []
+    return False
+
+
+def release(txn: Txn, ids: list[int]) -> int:
+    """Rows claimed but not attempted (the worker is stopping) → queued again, due now."""
+    if not ids:
+        return 0
+    marks = ", ".join("?" * len(ids))
+    txn.execute(f"UPDATE outbound_queue SET status = 'queued', lease_until = 0 WHERE status = 'sending'"
+                f" AND id IN ({marks})", ids)
+    return txn.rowcount
 
 
 def counts(txn: Txn) -> dict[str, int]:

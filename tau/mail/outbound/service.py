@@ -1,12 +1,15 @@
 """The delivery worker: a Twisted ``Service`` that empties ``outbound_queue``.
 
-Loop: claim due rows (``rows.claim``; leases make a crashed worker's rows come back), sign once
+Loop: claim due rows in batches (``rows.claim``; leases make a crashed worker's rows come back),
+up to ``PREFETCH`` more than can run, so that a claim is one transaction for many rows; a claimed
+row waiting for a free slot is started only within half its lease, else given back. Sign once
 with DKIM (the signature is stored on the row so a retry sends the same bytes), group the pending
-recipients by domain, deliver each group (``transfer.Transfer``) under a per-domain connection
-limit, then record the outcome in one transaction together with any DSN for the sender
-(``dsn.build``; local senders get it in their INBOX, others through the queue with a null
-sender). Retries back off exponentially (``retry_base * 2**attempts``, capped at ``retry_max``)
-until ``lifetime``; a delay notice goes out once after ``delay_warning``.
+recipients by domain, deliver each group (``transfer.Transfer``, which reuses SMTP sessions) under
+a per-domain connection limit, then hand the outcome to the ``recorder.Recorder``, which commits
+outcomes, DSNs for the sender (``dsn.build``) and the next claim together in few transactions.
+Retries back off exponentially (``retry_base * 2**attempts``, capped at ``retry_max``) until
+``lifetime``; a delay notice goes out once after ``delay_warning``. While the SMTP listeners are
+accepting mail, deliveries start at a capped rate (``pacing.Pacer``): acceptance comes first.
 
 Delivery is at least once: a crash between the peer's 250 and our commit resends that one
 message (RFC 5321 §6.1 accepts duplicates over loss); everything recorded in ``outbound_sent``
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,10 +32,15 @@ from twisted.logger import Logger
 from tau.mail.outbound import dsn, rows
 from tau.mail.outbound.dns import mail_dns
 from tau.mail.outbound.mtasts import MTASTS
+from tau.mail.outbound.pacing import Pacer
+from tau.mail.outbound.recorder import Job, Recorder
 from tau.mail.outbound.transfer import Outcome, Settings, Transfer
+from tau.mail.smtp.activity import activity
 
 log = Logger()
 IN_MEMORY = 4 * 1024 * 1024          # messages up to this size are read once and kept for the attempt
+PREFETCH = 32                        # rows claimed ahead of free slots (at least ``concurrency``)
+UNRECORDED = 4                       # attempts done but not committed, at most this × concurrency
 
 
 class OutboundService(Service):
@@ -49,11 +58,16 @@ class OutboundService(Service):
         self.hostname = registry.config.get("tau", "hostname")
         self._domains: dict[str, defer.DeferredSemaphore] = {}
         self._inflight: dict[int, defer.Deferred[None]] = {}
+        self._ready: deque[tuple[rows.Claimed, set[str], float]] = deque()   # claimed, not started yet
         self._loop: LoopingCall | None = None
         self._polling = False
         self._again = False
+        self._reclaimed_at = 0.0
         self._signer: Any = None
-        self._recorder = Recorder(registry.db, self.store)
+        self._pacer = Pacer(self.reactor, activity(registry))
+        self._resume: Any = None
+        self._recorder = Recorder(self.reactor, registry.db, self.store, flushed=self._flushed,
+                                  delay=self._pacer.flush_delay)
         self.delivered = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -61,6 +75,7 @@ class OutboundService(Service):
     def startService(self) -> None:
         super().startService()
         single_node = getattr(self.registry.db.engine, "single_connection", False)
+        self._reclaimed_at = time.monotonic()
         d = self.registry.db.run("outbound_reclaim", rows.reclaim, int(time.time()), single_node)
         d.addErrback(lambda f: log.failure("reclaiming outbound rows failed", f))
         d.addBoth(lambda _: self._start_loop())
@@ -76,9 +91,18 @@ class OutboundService(Service):
         super().stopService()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        if not self._inflight:
+        if self._resume is not None and self._resume.active():
+            self._resume.cancel()
+        waits: list[defer.Deferred[Any]] = list(self._inflight.values())
+        if self._ready:                       # claimed but never tried: back to the queue at once
+            ids = [row.id for row, _, _ in self._ready]
+            self._ready.clear()
+            waits.append(self.registry.db.run("outbound_release", rows.release, ids))
+        self.transfer.close()
+        if not waits and not self._recorder.pending:
             return None
-        waiting = defer.DeferredList(list(self._inflight.values()), consumeErrors=True)
+        waiting = defer.DeferredList(waits, consumeErrors=True)
+        waiting.addBoth(lambda _: self._recorder.drain())
         timeout = self.reactor.callLater(5, waiting.cancel)
         waiting.addBoth(lambda _: timeout.active() and timeout.cancel())
         return waiting
@@ -89,14 +113,16 @@ class OutboundService(Service):
         """Look for due rows now (new mail was queued, or a delivery finished)."""
         if not self.running:
             return
+        self._start_ready()
         if self._polling:
             self._again = True
             return
-        free = self.cfg["concurrency"] - len(self._inflight)
-        if free <= 0:
+        prefetch = max(PREFETCH, self.cfg["concurrency"])
+        want = self.cfg["concurrency"] + prefetch - len(self._inflight) - len(self._ready)
+        if want <= 0 or len(self._ready) > prefetch // 2:     # refill in batches: one claim, many rows
             return
         self._polling = True
-        d = defer.Deferred.fromCoroutine(self._poll(free))
+        d = defer.Deferred.fromCoroutine(self._poll(want))
         d.addErrback(lambda f: log.failure("outbound poll failed", f))
         d.addBoth(self._polled)
 
@@ -106,21 +132,54 @@ class OutboundService(Service):
             self._again = False
             self.kick()
 
-    async def _poll(self, free: int) -> None:
-        now = int(time.time())
-        claimed = await self.registry.db.run("outbound_claim", _claim, now, free, self.cfg["lease"])
-        for row, skip in claimed:
+    async def _poll(self, want: int) -> None:
+        lease = self.cfg["lease"]
+        reclaim = time.monotonic() - self._reclaimed_at >= min(lease, self.cfg["poll_interval"])
+        if reclaim:
+            self._reclaimed_at = time.monotonic()
+        claimed = await self._recorder.claim(want, lease, reclaim)
+        if not self.running:                  # stopped meanwhile: give them back
+            if claimed:
+                await self.registry.db.run("outbound_release", rows.release, [row.id for row, _ in claimed])
+            return
+        # a row may wait here for a free slot; it is only started well within its lease
+        start_by = time.monotonic() + lease / 2
+        self._ready.extend((row, skip, start_by) for row, skip in claimed)
+        self._start_ready()
+        if len(claimed) == want:
+            self._again = True
+
+    def _start_ready(self) -> None:
+        if not self.running:
+            return
+        stale: list[int] = []
+        while (self._ready and len(self._inflight) < self.cfg["concurrency"]
+               and self._recorder.pending < UNRECORDED * self.cfg["concurrency"]):
+            wait = self._pacer.take()
+            if wait > 0:                         # SMTP is accepting mail: it comes first (pacing.py)
+                if self._resume is None or not self._resume.active():
+                    self._resume = self.reactor.callLater(wait, self._start_ready)
+                break
+            row, skip, start_by = self._ready.popleft()
+            if time.monotonic() > start_by:
+                stale.append(row.id)
+                continue
             d = defer.Deferred.fromCoroutine(self._process(row, skip))
             self._inflight[row.id] = d
             d.addErrback(lambda f, qid=row.id: log.failure("outbound delivery of {id} failed", f, id=qid))
             d.addBoth(self._finished, row.id)
-        if len(claimed) == free:
-            self._again = True
+        if stale:
+            d = self.registry.db.run("outbound_release", rows.release, stale)
+            d.addErrback(lambda f: log.failure("releasing outbound rows failed", f))
+
+    def _flushed(self) -> None:
+        """Outcomes were committed: rows held back while too many waited for that can start."""
+        if self.running:
+            self._start_ready()
 
     def _finished(self, _: Any, queue_id: int) -> None:
         self._inflight.pop(queue_id, None)
-        if len(self._inflight) <= self.cfg["concurrency"] // 2:   # refill in batches: one claim for many rows
-            self.kick()
+        self.kick()
 
     # -- one row ------------------------------------------------------------------------------
 
@@ -132,7 +191,7 @@ class OutboundService(Service):
                 result.outcomes[rcpt] = ["sent", 250, "2.0.0 already delivered (Message-ID journal)", ""]
         pending = [r for r in row.pending() if r not in result.outcomes]
         message: bytes | None = None
-        if row.size <= IN_MEMORY:
+        if pending and row.size <= IN_MEMORY:
             message = await self.registry.blobs.read(row.blob_key)
         prefix = (row.signed_headers or "").encode()
         if pending and row.signed_headers is None and self.registry.config.get("dkim", "sign"):
@@ -144,7 +203,7 @@ class OutboundService(Service):
         for rcpt in pending:
             domain = "" if self.cfg["smarthost"] else rcpt.rpartition("@")[2].lower()
             groups.setdefault(domain, []).append(rcpt)
-        eight_bit = message is None or any(b > 127 for b in message)
+        eight_bit = message is None or not message.isascii()
         size = row.size + len(prefix)
         outcomes = await defer.DeferredList(
             [defer.Deferred.fromCoroutine(self._group(domain, row, rcpts, size, eight_bit, prefix, message))
@@ -217,17 +276,16 @@ class OutboundService(Service):
             raw = dsn.build(self.hostname, row.mail_from, notice[1], headers, action=notice[0],
                             arrival=row.created_at, retry_until=row.created_at + lifetime)
             report = await self._prepare_report(raw)
-        try:
-            keys = await self._recorder.submit((result, now, row.mail_from, report))
-        except Exception:
-            if report is not None:
-                await self.store.discard_blob(report[0])
-            raise
-        if report is not None:
-            await self.store.discard_blob(report[0])     # collected only if nothing took it
-        for key in keys:
-            await self.store.discard_blob(key)
-        self.delivered += sum(1 for s in result.outcomes.values() if s[0] == "sent")
+        sent = sum(1 for s in result.outcomes.values() if s[0] == "sent")
+        d = self._recorder.record(Job(result, row.mail_from, report))
+        d.addCallback(self._recorded, sent)
+        d.addErrback(lambda f: log.failure("recording the attempt of {id} failed (retried when its lease ends)",
+                                           f, id=row.id))
+        if report is not None:                             # collected only if nothing took it
+            d.addBoth(lambda _: defer.Deferred.fromCoroutine(self.store.discard_blob(report[0])))
+
+    def _recorded(self, _: Any, sent: int) -> None:
+        self.delivered += sent
 
     async def _prepare_report(self, raw: bytes) -> tuple[str, int, Any]:
         from tau.mail.store.fields import prepare
@@ -235,74 +293,6 @@ class OutboundService(Service):
         info = await self.registry.blobs.put(raw)
         fields = await self.registry.run_in_thread(prepare, None, raw)
         return info.key, info.size, fields
-
-
-def _claim(txn: Any, now: int, limit: int, lease: int) -> list[tuple[rows.Claimed, set[str]]]:
-    rows.reclaim(txn, now)
-    claimed = rows.claim(txn, now, limit, lease)
-    return [(row, rows.already_sent(txn, row.message_key, row.pending())) for row in claimed]
-
-
-def _record_txn(txn: Any, ctx: Any, result: rows.Result, now: int, sender: str,
-                report: tuple[str, int, Any] | None) -> list[str]:
-    """The attempt's outcome and the DSN for the sender, all or nothing."""
-    from tau.auth import accounts
-    from tau.mail.store import messages, queue
-
-    keys = rows.record(txn, result, now)
-    if report is not None:
-        key, size, fields = report
-        targets = accounts.resolve_recipient(txn, sender) if accounts.is_local_domain(
-            txn, sender.rpartition("@")[2]) else [sender]
-        local = [t for t in targets if accounts.is_local_domain(txn, t.rpartition("@")[2])]
-        remote = [t for t in targets if t not in local]
-        if local:
-            messages.deliver(txn, ctx, sorted(local), key, size, fields, "INBOX", (), None, None)
-        if remote:
-            queue.enqueue(txn, None, "", remote, key, size, None, ctx)
-    return keys
-
-
-class Recorder:
-    """Group commit for attempt outcomes: outcomes that finish while a transaction runs share the
-    next one (one fsync on SQLite for many messages); a failing batch is retried one by one."""
-
-    def __init__(self, db: Any, store: Any) -> None:
-        self._db = db
-        self._store = store
-        self._waiting: list[tuple[tuple[Any, ...], defer.Deferred[list[str]]]] = []
-        self._running = False
-
-    def submit(self, job: tuple[Any, ...]) -> defer.Deferred[list[str]]:
-        d: defer.Deferred[list[str]] = defer.Deferred()
-        self._waiting.append((job, d))
-        if not self._running:
-            self._running = True
-            defer.Deferred.fromCoroutine(self._drain()).addErrback(lambda f: log.failure("recorder", f))
-        return d
-
-    async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting[:100], self._waiting[100:]
-                try:
-                    keys = await self._db.run("outbound_record", _record_batch, self._store.ctx,
-                                              [job for job, _ in batch])
-                except Exception:
-                    for job, d in batch:
-                        try:
-                            d.callback(await self._db.run("outbound_record", _record_txn, self._store.ctx, *job))
-                        except Exception as exc:
-                            d.errback(exc)
-                    continue
-                for (_, d), k in zip(batch, keys, strict=True):
-                    d.callback(k)
-        finally:
-            self._running = False
-
-
-def _record_batch(txn: Any, ctx: Any, jobs: list[tuple[Any, ...]]) -> list[list[str]]:
-    return [_record_txn(txn, ctx, *job) for job in jobs]
 
 
 def install(registry: Any, host: Any) -> None:

@@ -6,7 +6,8 @@ process stays synchronous); :class:`RemotePeer` starts and reads it. The sink wr
 message to ``out/NNNNNN-xxxx.eml`` plus a ``.json`` envelope, only after it answered 250.
 Behaviour by recipient local part: ``reject*`` → 550 at RCPT; ``tempfail*`` → 451 at end of data
 for the first two attempts of each Message-ID; a file ``out/stall`` makes the sink hold its reply to
-the end of data (a delivery "in flight") until the connection drops.
+the end of data (a delivery "in flight") until the connection drops — every message's, or, when
+the file holds a number N, those after the first N accepted by this sink process.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Sink:
         self.auth = spec.get("auth")
         self.tls = None
         self.attempts: dict[str, int] = {}
-        self.current = self.peak = self.connections = 0
+        self.current = self.peak = self.connections = self.saved = 0
         if spec.get("tls_cert"):
             from twisted.internet import ssl
 
@@ -72,7 +73,15 @@ class Sink:
         tmp.write_text(json.dumps({"current": self.current, "peak": self.peak, "connections": self.connections}))
         os.replace(tmp, self.out / "stats.json")
 
+    def stalled(self) -> bool:
+        try:
+            text = (self.out / "stall").read_text().strip()
+        except FileNotFoundError:
+            return False
+        return not text.isdigit() or self.saved >= int(text)
+
     def save(self, data: bytes, envelope: dict[str, Any]) -> None:
+        self.saved += 1
         name = f"{time.time_ns()}-{uuid.uuid4().hex[:6]}"
         (self.out / f".{name}.tmp").write_bytes(data)
         (self.out / f"{name}.json").write_text(json.dumps(envelope))
@@ -177,7 +186,7 @@ def sink_protocol(sink: Sink) -> Any:
             data = b"\r\n".join(self.data or []) + b"\r\n"
             envelope = {"mail_from": self.mail_from, "rcpts": self.rcpts, "tls": self.tls, "user": self.user}
             self.reset()
-            if (sink.out / "stall").exists():
+            if sink.stalled():
                 return                           # the sender waits; nothing is kept
             if any(r.lower().startswith("tempfail") for r in envelope["rcpts"]):
                 mid = _message_id(data)
@@ -205,7 +214,19 @@ def serve(spec: dict[str, Any]) -> None:
     from twisted.internet.protocol import ServerFactory
     from twisted.names import dns, server
 
-    factory = server.DNSServerFactory(authorities=[build_authority(spec.get("zone", {}))])
+    zone = build_authority(spec.get("zone", {}))
+
+    class Factory(server.DNSServerFactory):
+        def gotResolverError(self, failure: Any, protocol: Any, message: Any, address: Any) -> None:
+            """NXDOMAIN with the zone's SOA in the authority section, as real authoritative
+            servers send it (RFC 2308 §2.1; Twisted leaves it out), so resolvers may cache it."""
+            if not failure.check(dns.AuthoritativeDomainError):
+                return super().gotResolverError(failure, protocol, message, address)
+            soa = dns.RRHeader(zone.soa[0], dns.SOA, dns.IN, zone.soa[1].ttl, zone.soa[1], auth=True)
+            response = self._responseFromMessage(message=message, rCode=dns.ENAME, authority=[soa])
+            self.sendReply(protocol, response, address)
+
+    factory = Factory(authorities=[zone])
     reactor.listenUDP(spec["dns_port"], dns.DNSDatagramProtocol(factory), interface="127.0.0.1")
     reactor.listenTCP(spec["dns_port"], factory, interface="127.0.0.1")
     sink = Sink(spec)

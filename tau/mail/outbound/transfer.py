@@ -9,6 +9,10 @@ domain's MTA-STS policy is ``enforce`` (RFC 8461 §4-5): then only matching MX h
 their certificate must verify for the MX name, else the attempt fails temporarily.
 Outcomes are per recipient (RFC 5321 §3.3): 2xx sent, 5xx failed (bounced at once), 4xx and
 connection problems retried later.
+Sessions are reused: after a 2xx end-of-data reply the connection is parked
+(``sessions.SessionCache``) and the next message to the same domain (or smarthost) goes over it
+with no new connection, greeting, EHLO, STARTTLS or AUTH; parked plus busy sessions stay within
+``[outbound] max_per_domain``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from twisted.logger import Logger
 
 from tau.mail.outbound.client import ClientProtocol, Reply, connect
 from tau.mail.outbound.dns import DNSTempError, NoSuchDomain
+from tau.mail.outbound.sessions import Parked, SessionCache
 
 log = Logger()
 Source = Callable[[], AsyncIterator[bytes]]
@@ -40,6 +45,10 @@ class Outcome:
 
 class Temporary(Exception):
     """This host (or every host) cannot take the message now."""
+
+
+class _Stale(Exception):
+    """A parked session was closed by the server before this transaction got anywhere."""
 
 
 class Permanent(Exception):
@@ -59,6 +68,7 @@ class Settings:
     smarthost_password: str = ""
     smarthost_tls: str = "verify"
     tls_ca_file: str = ""
+    max_per_domain: int = 10
 
     @classmethod
     def from_config(cls, config: Any) -> "Settings":
@@ -67,7 +77,7 @@ class Settings:
                    connect_timeout=out["connect_timeout"], command_timeout=out["command_timeout"],
                    smarthost=out["smarthost"], smarthost_user=out["smarthost_user"],
                    smarthost_password=out["smarthost_password"], smarthost_tls=out["smarthost_tls"],
-                   tls_ca_file=out["tls_ca_file"])
+                   tls_ca_file=out["tls_ca_file"], max_per_domain=out["max_per_domain"])
 
 
 class Transfer:
@@ -77,6 +87,11 @@ class Transfer:
         self.mtasts = mtasts
         self.settings = settings
         self._trust: Any = None
+        self.sessions = SessionCache(reactor)
+
+    def close(self) -> None:
+        """Say QUIT on every parked session (the service is stopping)."""
+        self.sessions.close_all()
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -111,7 +126,16 @@ class Transfer:
             return [Outcome(r, "failed", exc.code, exc.text) for r in rcpts]
         except Temporary as exc:
             return [Outcome(r, "retry", 451, f"4.4.3 {exc}") for r in rcpts]
+        key = "[smarthost]" if self.settings.smarthost else domain
         last = "4.4.1 No answer from any MX"
+        parked = self.sessions.take(key, hosts, verify)
+        if parked is not None:
+            try:
+                return await self._reuse(key, parked, mail_from, rcpts, size, eight_bit, source)
+            except _Stale:
+                pass                                   # the server hung up meanwhile: connect afresh
+            except Temporary as exc:
+                last = f"4.4.1 {parked.host}: {exc}"
         for host in hosts:
             target, port = _host_port(host, self.settings.port)
             try:
@@ -121,8 +145,8 @@ class Transfer:
                 continue
             for addr in addresses[:4]:
                 try:
-                    return await self._session(target, addr, port, verify, mail_from, rcpts, size, eight_bit,
-                                               source)
+                    return await self._session(key, host, target, addr, port, verify, mail_from, rcpts, size,
+                                               eight_bit, source)
                 except Temporary as exc:
                     last = f"4.4.1 {target}[{addr}]: {exc}"
                     log.info("outbound {domain}: {why}", domain=domain, why=last)
@@ -138,24 +162,58 @@ class Transfer:
             self._trust = ssl.Certificate.loadPEM(Path(ca).read_bytes()) if ca else ssl.platformTrust()
         return ssl.optionsForClientTLS(host, trustRoot=self._trust)
 
-    async def _session(self, host: str, addr: str, port: int, verify: bool, mail_from: str, rcpts: list[str],
-                       size: int, eight_bit: bool, source: Source) -> list[Outcome]:
+    async def _session(self, key: str, route: str, host: str, addr: str, port: int, verify: bool, mail_from: str,
+                       rcpts: list[str], size: int, eight_bit: bool, source: Source) -> list[Outcome]:
         s = self.settings
+        self.sessions.busy(key, +1)
+        self.sessions.make_room(key, s.max_per_domain)
+        keep = False
         try:
-            proto = await connect(self.reactor, addr, port, s.connect_timeout, s.command_timeout)
-        except Exception as exc:
-            raise Temporary(f"connect failed: {type(exc).__name__}")
+            try:
+                proto = await connect(self.reactor, addr, port, s.connect_timeout, s.command_timeout)
+            except Exception as exc:
+                raise Temporary(f"connect failed: {type(exc).__name__}")
+            entry = Parked(proto, route, verify, self.reactor.seconds())
+            try:
+                await self._open(proto, host, verify)
+                outcomes, keep = await self._transaction(proto, host, mail_from, rcpts, size, eight_bit, source)
+                return outcomes
+            except (Temporary, Permanent):
+                raise
+            except Exception as exc:
+                raise Temporary(f"connection lost: {type(exc).__name__}: {exc}")
+            finally:
+                if keep:
+                    self.sessions.park(key, entry)
+                else:
+                    await proto.quit()
+        finally:
+            if not keep:
+                self.sessions.busy(key, -1)
+
+    async def _reuse(self, key: str, entry: Parked, mail_from: str, rcpts: list[str], size: int, eight_bit: bool,
+                     source: Source) -> list[Outcome]:
+        """One more transaction on a parked session; :class:`_Stale` if it turned out to be closed
+        before the server accepted anything (the caller then connects afresh)."""
+        keep = False
         try:
-            return await self._transaction(proto, host, verify, mail_from, rcpts, size, eight_bit, source)
-        except (Temporary, Permanent):
+            host = _host_port(entry.host, self.settings.port)[0]
+            outcomes, keep = await self._transaction(entry.proto, host, mail_from, rcpts, size, eight_bit, source,
+                                                     reused=True)
+            return outcomes
+        except (_Stale, Temporary):
             raise
         except Exception as exc:
             raise Temporary(f"connection lost: {type(exc).__name__}: {exc}")
         finally:
-            await proto.quit()
+            if keep:
+                self.sessions.park(key, entry)
+            else:
+                self.sessions.busy(key, -1)
+                await entry.proto.quit()
 
-    async def _transaction(self, proto: ClientProtocol, host: str, verify: bool, mail_from: str,
-                           rcpts: list[str], size: int, eight_bit: bool, source: Source) -> list[Outcome]:
+    async def _open(self, proto: ClientProtocol, host: str, verify: bool) -> None:
+        """Greeting, EHLO, STARTTLS (+ EHLO again), AUTH: a session ready for MAIL FROM."""
         s = self.settings
         greeting = await proto.read_reply(min(s.command_timeout, 300))
         if greeting.code != 220:
@@ -175,18 +233,25 @@ class Transfer:
             reply = await proto.command(f"AUTH PLAIN {token}")
             if reply.code != 235:
                 raise Temporary(f"smarthost AUTH failed: {reply}")
+
+    async def _transaction(self, proto: ClientProtocol, host: str, mail_from: str, rcpts: list[str], size: int,
+                           eight_bit: bool, source: Source, reused: bool = False) -> tuple[list[Outcome], bool]:
+        """MAIL, RCPT..., DATA and the message: (outcome per recipient, the session may be reused)."""
+        s = self.settings
         params = f" SIZE={size}" if "SIZE" in proto.extensions else ""
         if eight_bit and "8BITMIME" in proto.extensions:
             params += " BODY=8BITMIME"
         lines = [f"MAIL FROM:<{mail_from}>{params}"] + [f"RCPT TO:<{r}>" for r in rcpts] + ["DATA"]
+        replies: list[Reply] = []
         if "PIPELINING" in proto.extensions:          # RFC 2920 §3.1: one write, then the replies
             for line in lines:
                 proto.send_line(line)
-            replies = [await proto.read_reply() for _ in lines]
+            for _ in lines:
+                replies.append(await self._reply(proto, reused and not replies))
         else:
-            replies = []
             for line in lines:
-                replies.append(await proto.command(line))
+                proto.send_line(line)
+                replies.append(await self._reply(proto, reused and not replies))
                 if line.startswith("MAIL") and not replies[-1].ok:
                     break
                 if line.startswith("RCPT") and line == lines[-2] and not any(r.ok for r in replies[1:]):
@@ -194,12 +259,12 @@ class Transfer:
         mail_reply = replies[0]
         remote = host
         if not mail_reply.ok:
-            return [_outcome(r, mail_reply, remote) for r in rcpts]
+            return [_outcome(r, mail_reply, remote) for r in rcpts], False
         rcpt_replies = replies[1:1 + len(rcpts)]
         accepted = [r for r, rep in zip(rcpts, rcpt_replies, strict=False) if rep.ok]
         outcomes = {r: _outcome(r, rep, remote) for r, rep in zip(rcpts, rcpt_replies, strict=False) if not rep.ok}
         if not accepted:
-            return [outcomes[r] for r in rcpts]
+            return [outcomes[r] for r in rcpts], False
         data_reply = replies[1 + len(rcpts)] if len(replies) > 1 + len(rcpts) else None
         if data_reply is None or data_reply.code != 354:
             final = data_reply or Reply(451, ["4.3.0 DATA not accepted"])
@@ -207,7 +272,22 @@ class Transfer:
             final = await proto.send_data(source(), max(s.command_timeout, 600))
         for r in accepted:
             outcomes[r] = _outcome(r, final, remote)
-        return [outcomes[r] for r in rcpts]
+        # after a 2xx end-of-data reply the session is between transactions (RFC 5321 §4.1.1.4)
+        return [outcomes[r] for r in rcpts], 200 <= final.code < 300 and proto.alive
+
+    @staticmethod
+    async def _reply(proto: ClientProtocol, first_on_reused: bool) -> Reply:
+        """The next reply; on a reused session, a lost connection or 421 instead of the first reply
+        (to MAIL FROM) means the server closed it while parked: :class:`_Stale`."""
+        if not first_on_reused:
+            return await proto.read_reply()
+        try:
+            reply = await proto.read_reply()
+        except Exception as exc:
+            raise _Stale() from exc
+        if reply.code == 421:
+            raise _Stale()
+        return reply
 
 
 def _outcome(rcpt: str, reply: Reply, remote: str) -> Outcome:

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 
 from tau.auth import accounts
 from tau.auth.accounts import User
+from tau.mail.smtp.activity import activity
 from tau.mail.smtp.batch import GroupCommit, Job
 from tau.mail.smtp.syntax import Reply, domain_of
 from tau.storage.database import Txn
@@ -82,6 +83,7 @@ class Delivery:
         self._store = store
         self._commits = commits or group_commit(registry, store)
         self.submission = submission
+        self._activity = activity(registry)
         domains = registry.config.get("tau", "domains")
         self._postmaster_domain = (domains[0] if domains else registry.config.get("tau", "hostname")).lower()
 
@@ -101,6 +103,7 @@ class Delivery:
 
     async def add_recipient(self, envelope: Envelope, address: str) -> None:
         """Accept ``address`` into ``envelope`` or raise the refusing Reply."""
+        self._activity.mark()
         if address.lower() == "postmaster":
             address = f"postmaster@{self._postmaster_domain}"
         local_domain, targets, full = await self._db.run(
@@ -136,6 +139,7 @@ class Delivery:
         from tau.mail.store.api import QuotaExceeded
         from tau.mail.store.fields import prepare
 
+        self._activity.mark()
         sender = envelope.user.address if envelope.user is not None else None
         try:
             fields = await self._registry.run_in_thread(prepare, parsed, None)

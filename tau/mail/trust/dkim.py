@@ -135,6 +135,11 @@ def sign(message: bytes, keys: list[DkimKey]) -> bytes:
 def _sign_one(message: bytes, selector: bytes, domain: bytes, private: bytes, **kwargs: Any) -> bytes:
     """One signature; a key that cannot sign (e.g. Ed25519 without PyNaCl) is skipped, not fatal."""
     try:
+        if kwargs.get("signature_algorithm") == b"rsa-sha256":
+            from tau.mail.trust.dkim_rsa import sign_rsa
+
+            kwargs.pop("signature_algorithm")
+            return sign_rsa(message, selector, domain, private, **kwargs)
         return dkim.sign(message, selector, domain, private, **kwargs)
     except (dkim.DKIMException, ValueError) as exc:
         import logging

@@ -26,6 +26,7 @@ from tau.blobs.base import (
     Upload,
     validate_key,
 )
+from tau.blobs.crypto import file_reader
 
 READ_BLOCK = 256 * 1024
 TMP_MAX_AGE = 24 * 3600
@@ -194,15 +195,7 @@ class LocalBackend(BlobBackend):
 
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
         with open(self._open(key), "rb", buffering=0) as fh:
-            fh.seek(offset)
-            left = length
-            while left is None or left > 0:
-                piece = fh.read(READ_BLOCK if left is None else min(READ_BLOCK, left))
-                if not piece:
-                    return
-                if left is not None:
-                    left -= len(piece)
-                yield piece
+            yield from file_reader(fh, READ_BLOCK)(offset, length)
 
     def open_range(self, key: str, offset: int, length: int) -> RangeSource:
         if offset < 0 or length < 0:

@@ -1,7 +1,7 @@
 """When the SMTP listeners last took part in a mail transaction, for background work that should
-give way to them: the outbound delivery worker (``tau.mail.outbound.service``) runs with a fraction
-of its concurrency while mail is being accepted, because a sending MTA or a user's mail client is
-waiting for each 250 and a queue of outgoing mail is not.
+give way to them: the outbound delivery worker paces the deliveries it starts while mail is being
+accepted (``tau.mail.outbound.pacing``), because a sending MTA or a user's mail client is waiting
+for each 250 and a queue of outgoing mail is not.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """``/oauth2/authorize``: a minimal server-rendered login + consent page (RFC 6749 §4.1, PKCE S256).
 
-Redirect URIs must be registered for the client, except loopback ones, which native apps may
-use with any port (RFC 8252 §7.3). A bad client or redirect URI is shown as an error page and
-never redirected to (no open redirector). The form carries a signed, time-limited token binding
-the request parameters, so it cannot be replayed with other parameters or forged cross-site.
+Redirect URIs must be registered for the client and match exactly, except loopback ones, which
+native public apps (unregistered client ids, or registered with ``native``) may use with any port
+(RFC 8252 §7.3); every one must pass the strict canonical parse of ``tau.auth.redirects``.
+A bad client or redirect URI is shown as an error page and never redirected to (no open
+redirector). The form carries a signed, time-limited token binding the request parameters, so it
+cannot be replayed with other parameters or forged cross-site.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from tau.auth import oauth_store, totp
+from tau.auth import oauth_clients, oauth_store, redirects, totp
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 from tau.http.errors import HttpError
 from tau.http.router import Response, query_arg, read_form
@@ -26,8 +28,8 @@ PAGE_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "default-s
 
 
 def is_loopback_redirect(uri: str) -> bool:
-    parts = urlsplit(uri)
-    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost") and not parts.fragment
+    """A canonical ``http://127.0.0.1:PORT/...`` or ``http://[::1]:PORT/...`` (see tau.auth.redirects)."""
+    return redirects.is_loopback(uri)
 
 
 def _page(title: str, body: str, status: int = 200) -> Response:
@@ -64,10 +66,10 @@ class Consent:
         client_id, redirect_uri = params.get("client_id", ""), params.get("redirect_uri", "")
         if not client_id or len(client_id) > 200:
             return _page("Cannot sign in", "<p>The application did not identify itself (client_id).</p>", 400)
-        registered = await self.registry.db.run("oauth_client_redirects", oauth_store.get_client_redirects,
-                                                client_id, readonly=True)
-        allowed = (registered is not None and redirect_uri in registered) or is_loopback_redirect(redirect_uri)
-        if not allowed:
+        client = await self.registry.db.run("oauth_client_get", oauth_clients.get_client, client_id, readonly=True)
+        # an unregistered client id is a native public client: loopback redirects only
+        registered, loopback = (client.redirect_uris, client.loopback_any_port) if client else ((), True)
+        if not redirects.allowed(redirect_uri, registered, loopback):
             return _page("Cannot sign in", "<p>The application's redirect address is not registered.</p>", 400)
         error = None
         if params.get("response_type") != "code":

@@ -14,9 +14,10 @@ import re
 import secrets
 from typing import Any
 
-from tau.auth import oauth_store, totp
+from tau.auth import oauth_clients, oauth_store, totp
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 from tau.auth.oauth_store import GrantError
+from tau.http import client_auth
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, read_form
 
@@ -58,20 +59,21 @@ class OAuth:
         except HttpError as exc:
             raise _oauth_error(400, "invalid_request", exc.message)
         grant = form.get("grant_type", "")
+        client = await client_auth.authenticate_client(self.registry, request, form)
         scope = " ".join(s for s in form.get("scope", "").split() if s in SCOPES.split())
         if grant == "password":
-            body = await self._password(request, form, scope)
+            body = await self._password(request, form, scope, client.client_id)
         elif grant == "refresh_token":
-            body = await self._refresh(form)
+            body = await self._refresh(form, client)
         elif grant == "authorization_code":
-            body = await self._code(form)
+            body = await self._code(form, client.client_id)
         elif not grant:
             raise _oauth_error(400, "invalid_request", "grant_type is required")
         else:
             raise _oauth_error(400, "unsupported_grant_type", f"grant_type {grant[:40]!r} is not supported")
         return json_response(body, headers={"Pragma": "no-cache"})
 
-    async def _password(self, request: Any, form: dict[str, str], scope: str) -> dict[str, Any]:
+    async def _password(self, request: Any, form: dict[str, str], scope: str, client_id: str) -> dict[str, Any]:
         username, password = form.get("username", ""), form.get("password", "")
         if not username or not password:
             raise _oauth_error(400, "invalid_request", "username and password are required")
@@ -92,12 +94,16 @@ class OAuth:
                 self.registry.throttle.failure(user.address, request.client_ip)
             raise _oauth_error(401, exc.code, exc.message, {"WWW-Authenticate": 'Bearer realm="tau"'})
         self.registry.metrics.logins.labels("http", "ok").inc()
-        return await self.issue(user, scope=scope, client_id=form.get("client_id", "")[:200])
+        return await self.issue(user, scope=scope, client_id=client_id)
 
-    async def _refresh(self, form: dict[str, str]) -> dict[str, Any]:
+    async def _refresh(self, form: dict[str, str], client: client_auth.ClientIdentity) -> dict[str, Any]:
         presented = form.get("refresh_token", "")
         if not presented or len(presented) > 200:
             raise _oauth_error(400, "invalid_request", "refresh_token is required")
+        owner = await self.registry.db.run("oauth_refresh_owner", oauth_clients.refresh_owner,
+                                           self._hash(presented), readonly=True)
+        if owner is not None:  # checked before the token is spent: a failed try does not burn it
+            await client_auth.require_owner(self.registry, client, owner)
         new_token = secrets.token_urlsafe(32)
         try:
             outcome = await self.registry.db.run("oauth_rotate_refresh", oauth_store.rotate_refresh_token,
@@ -109,7 +115,7 @@ class OAuth:
         return await self.issue(outcome.user, family=outcome.family, scope=outcome.scope,
                                 client_id=outcome.client_id, refresh_token=new_token)
 
-    async def _code(self, form: dict[str, str]) -> dict[str, Any]:
+    async def _code(self, form: dict[str, str], client_id: str) -> dict[str, Any]:
         code, verifier = form.get("code", ""), form.get("code_verifier", "")
         if not code or len(code) > 200:
             raise _oauth_error(400, "invalid_request", "code is required")
@@ -124,7 +130,7 @@ class OAuth:
             raise _oauth_error(400, exc.code, exc.message)
         if isinstance(outcome, GrantError):
             raise _oauth_error(400, outcome.code, outcome.message)
-        if form.get("client_id", "") != outcome.client_id:
+        if client_id != outcome.client_id:
             raise _oauth_error(400, "invalid_grant", "client_id does not match the authorization request")
         if form.get("redirect_uri", "") != outcome.redirect_uri:
             raise _oauth_error(400, "invalid_grant", "redirect_uri does not match the authorization request")
@@ -169,7 +175,7 @@ def register(registry: Any, http: Any) -> None:
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token", "password"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["none"],
+            "token_endpoint_auth_methods_supported": client_auth.AUTH_METHODS,
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "scopes_supported": SCOPES.split(),

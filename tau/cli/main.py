@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from tau.auth.accounts import AccountError
 from tau.auth.passwords import WeakPassword
-from tau.cli import aliases, apppasswords, backupcmd, chat, check, dkim, domains, init, migrate, users
+from tau.cli import aliases, apppasswords, backupcmd, chat, check, dkim, domains, init, migrate, oauthclients, users
 from tau.cli.common import (
     DATABASE_ERRORS,
     EXIT_FAILED,
@@ -28,7 +28,7 @@ from tau.keys import SecretError
 from tau.storage.engines.base import DatabaseUnavailable
 from tau.storage.migrate import SchemaTooNew
 
-GROUPS = (init, migrate, users, domains, aliases, apppasswords, dkim, check, chat, backupcmd)
+GROUPS = (init, migrate, users, domains, aliases, apppasswords, dkim, check, chat, backupcmd, oauthclients)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -140,10 +140,16 @@ class OAuth:
                                 client_id=outcome.client_id)
 
     async def revoke(self, request: Any) -> Response:
-        """RFC 7009: revoking a refresh token ends its whole family. Always 200."""
+        """RFC 7009: revoking a refresh token ends its whole family. 200 even for unknown tokens; a
+        confidential client authenticates as at the token endpoint."""
         form = read_form(request)
+        client = await client_auth.authenticate_client(self.registry, request, form)
         token = form.get("token", "")
         if token and len(token) <= 200:
+            owner = await self.registry.db.run("oauth_refresh_owner", oauth_clients.refresh_owner,
+                                               self._hash(token), readonly=True)
+            if owner is not None:  # a confidential client's tokens are revoked by that client only
+                await client_auth.require_owner(self.registry, client, owner)
             await self.registry.db.run("oauth_revoke", oauth_store.revoke_by_token, self._hash(token))
         return json_response({})
 

@@ -231,3 +231,26 @@ def test_a_removed_client_is_unknown_and_its_tokens_are_revoked(tau: Any) -> Non
 def test_discovery_names_the_client_authentication_methods(tau: Any) -> None:
     body = tau.get("/.well-known/openid-configuration").json()
     assert body["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post", "none"]
+
+
+def test_a_confidential_clients_refresh_token_is_revoked_only_with_its_secret(tau: Any) -> None:
+    redirect = "https://app.example.org/cb"
+    client_id, secret = register(tau, redirect, confidential=True)
+    flow = Flow(tau, client_id, redirect)
+    refresh = flow.exchange(flow.code(), client_secret=secret).json()["refresh_token"]
+    assert_json_error(tau.post_form("/oauth2/revoke", {"token": refresh}), 401, "invalid_client")
+    assert_json_error(tau.post_form("/oauth2/revoke", {"token": refresh, "client_id": client_id,
+                                                       "client_secret": "wrong"}), 401, "invalid_client")
+    live = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": client_id, "client_secret": secret}
+    refresh = tau.post_form("/oauth2/token", live).json()["refresh_token"]  # still alive, rotated
+    assert tau.post_form("/oauth2/revoke", {"token": refresh, "client_id": client_id,
+                                            "client_secret": secret}).status == 200
+    assert_json_error(tau.post_form("/oauth2/token", {**live, "refresh_token": refresh}), 400, "invalid_grant")
+
+
+def test_unregistered_clients_can_be_switched_off(make_tau: Any) -> None:
+    tau = make_tau(auth={"unregistered_oauth_clients": "false"})
+    assert_error_page(Flow(tau, "unregistered-native-app", "http://127.0.0.1:5555/cb").page())
+    native_id, _ = register(tau, native=True)
+    flow = Flow(tau, native_id, "http://127.0.0.1:5555/cb")
+    assert flow.exchange(flow.code()).status == 200

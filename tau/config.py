@@ -104,6 +104,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "access_token_ttl": Key(_int, "3600", "seconds an access token (JWT) lives", minimum=60),
         "refresh_token_ttl": Key(_int, str(30 * 86400), "seconds a refresh token lives", minimum=300),
         "credential_cache_ttl": Key(_int, "300", "seconds a verified password stays cached (0: off)", minimum=0),
+        "session_ttl": Key(_int, str(12 * 3600), "seconds a browser session (the admin page's HttpOnly cookie) "
+                           "lasts without use; each refresh extends it", minimum=300),
     },
     "ldap": {
         "url": Key(_str, "", "empty: local accounts only"),

@@ -53,7 +53,7 @@ def test_login_sets_httponly_strict_cookies_and_returns_no_token(admin: Admin) -
     assert b"access_token" not in r.body and b"refresh_token" not in r.body
     cookies = set_cookies(r)
     assert set(cookies) == {"tau_session", "tau_refresh"}, cookies
-    for name, value in cookies.items():
+    for value in cookies.values():
         a = attrs(value)
         assert "httponly" in a and a["samesite"].lower() == "strict", value
         assert "secure" not in a, value  # plain http here: a Secure cookie would never come back

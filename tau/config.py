@@ -106,6 +106,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "credential_cache_ttl": Key(_int, "300", "seconds a verified password stays cached (0: off)", minimum=0),
         "unregistered_oauth_clients": Key(_bool, "true", "an unregistered client_id counts as a native public app"
                                           " (loopback redirects only); false: only `tau oauth client add` ones"),
+        "session_ttl": Key(_int, str(12 * 3600), "seconds a browser session (the admin page's HttpOnly cookie) "
+                           "lasts without use; each refresh extends it", minimum=300),
     },
     "ldap": {
         "url": Key(_str, "", "empty: local accounts only"),

@@ -16,13 +16,14 @@ from typing import Any
 from tau.connect.calls import Calls, Identity
 from tau.connect.store import CallError
 from tau.http.errors import HttpError
+from tau.http.pageheaders import page_headers
 from tau.http.router import Response, json_response, query_arg, read_json_object
 
 MAX_LIMIT = 200
 ASSETS = {"call.js": "text/javascript; charset=utf-8", "call.css": "text/css; charset=utf-8"}
-#: the page talks to its own origin only; media elements play MediaStreams
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; "
-       "media-src 'self' blob: mediastream:; img-src 'self' data:; frame-ancestors 'none'")
+#: the page talks to its own origin only; media elements play MediaStreams (strict CSP otherwise)
+PAGE_HEADERS = page_headers(connect_src="'self' ws: wss:", media_src="'self' blob: mediastream:",
+                            img_src="'self' data:")
 
 
 def _call_error(exc: CallError) -> HttpError:
@@ -90,9 +91,7 @@ def register(http: Any, calls: Calls) -> None:
 
     async def page(request: Any, id: str) -> Response:
         # the page is the same for every call: who may join is decided by /ws/signal, not here
-        return Response(_asset("call.html"), 200, "text/html; charset=utf-8",
-                        {"Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer",
-                         "X-Content-Type-Options": "nosniff"})
+        return Response(_asset("call.html"), 200, "text/html; charset=utf-8", dict(PAGE_HEADERS))
 
     async def asset(request: Any, name: str) -> Response:
         if name not in ASSETS:

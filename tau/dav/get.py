@@ -19,6 +19,8 @@ from zope.interface import implementer
 
 from tau.dav import conditions
 from tau.dav.errors import DavError
+from tau.http import usercontent
+from tau.http.pageheaders import page_headers
 
 if TYPE_CHECKING:
     from tau.dav.server import DavContext, DavResponse
@@ -186,7 +188,8 @@ async def handle_get(ctx: DavContext) -> DavResponse | None:
     request.setResponseCode(206 if wanted is not None else 200)
     for name, value in headers.items():
         request.setHeader(name.encode(), value.encode("latin-1"))
-    request.setHeader(b"content-type", (resource.content_type() or "application/octet-stream").encode("latin-1"))
+    # user content: attachment unless a safe inline type, nosniff, sandbox CSP (tau.http.usercontent)
+    usercontent.apply(request, usercontent.user_content_headers(resource.content_type(), resource.name))
     request.setHeader(b"content-length", str(end - start).encode())
     if wanted is not None:
         request.setHeader(b"content-range", f"bytes {start}-{end - 1}/{size}".encode())
@@ -198,7 +201,7 @@ async def handle_get(ctx: DavContext) -> DavResponse | None:
 
 
 async def _listing(ctx: DavContext) -> DavResponse:
-    """A minimal HTML index so a browser pointed at a folder sees its contents."""
+    """A minimal HTML index so a browser pointed at a folder sees its contents (no script: strict CSP)."""
     from tau.dav.server import DavResponse
 
     resource = ctx.resource
@@ -211,4 +214,7 @@ async def _listing(ctx: DavContext) -> DavResponse:
     body = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>"
             f"<body><h1>{title}</h1><ul>{''.join(rows)}</ul></body></html>").encode()
     etag = resource.etag()
-    return DavResponse(200, body, "text/html; charset=utf-8", {"ETag": etag} if etag else {})
+    headers = page_headers()
+    if etag:
+        headers["ETag"] = etag
+    return DavResponse(200, body, "text/html; charset=utf-8", headers)

@@ -22,6 +22,7 @@ from tau.files import lookup, store
 from tau.files.service_tree import FileTree
 from tau.files.store import FilesError, Node
 from tau.files.uploads import upload_factory
+from tau.http import usercontent
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
 
@@ -219,12 +220,9 @@ async def send_file(tree: FileTree, request: Any, node: Node, filename: str | No
     for name, value in {"Accept-Ranges": "bytes", "ETag": node.etag,
                         "Last-Modified": http_date(node.modified_at)}.items():
         request.setHeader(name.encode(), value.encode("latin-1"))
-    request.setHeader(b"content-type", (node.content_type or "application/octet-stream").encode("latin-1"))
+    # user content: attachment unless a safe inline type, nosniff, sandbox CSP (tau.http.usercontent)
+    usercontent.apply(request, usercontent.user_content_headers(node.content_type, filename or node.name))
     request.setHeader(b"content-length", str(end - start).encode())
-    if filename:
-        from urllib.parse import quote
-
-        request.setHeader(b"content-disposition", f"attachment; filename*=UTF-8''{quote(filename)}".encode())
     if wanted is not None:
         request.setHeader(b"content-range", f"bytes {start}-{end - 1}/{node.size}".encode())
     if request.method == b"HEAD" or end == start:

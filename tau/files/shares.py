@@ -30,6 +30,7 @@ from tau.files.service_tree import FileTree
 from tau.files.store import FilesError, Node
 from tau.files.uploads import upload_factory
 from tau.files.zipstream import ZipStream
+from tau.http import usercontent
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
 
@@ -146,9 +147,8 @@ class Shares:
             await send_file(self.tree, request, node, node.name)
             return NOT_DONE_YET
         if query_arg(request, "download") == "zip":
-            request.setHeader(b"content-type", b"application/zip")
             name = (node.name or "files") + ".zip"
-            request.setHeader(b"content-disposition", f'attachment; filename="{name}"'.encode())
+            usercontent.apply(request, usercontent.user_content_headers("application/zip", name, inline_ok=False))
             from tau.dav.get import stream_body
 
             await stream_body(request, self._zip(node))

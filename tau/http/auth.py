@@ -14,6 +14,7 @@ from typing import Any
 from tau.auth.accounts import User
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 from tau.auth.tokens import InvalidToken, still_valid_for
+from tau.http import cookie_session
 from tau.http.errors import HttpError
 
 
@@ -24,12 +25,15 @@ def _unauthorized(message: str, allow_basic: bool, error: str = "unauthorized") 
     return HttpError(401, error, message, headers={"WWW-Authenticate": challenge})
 
 
-async def authenticate_request(registry: Any, request: Any, allow_basic: bool = False) -> User:
+async def authenticate_request(registry: Any, request: Any, allow_basic: bool = False,
+                               allow_cookie: bool = False) -> User:
     header = request.getHeader(b"authorization")
     if not header:
         token = request.args.get(b"access_token", [None])[0]
         if token:
             header = b"Bearer " + token
+    if not header and allow_cookie:  # the route opted in; 403 here without the CSRF header
+        header = cookie_session.bearer_from_cookie(registry, request)
     if not header:
         raise _unauthorized("authentication required", allow_basic)
     scheme, _, value = header.partition(b" ")

@@ -23,8 +23,12 @@ from tau.http.router import Response, query_arg, read_form
 
 FORM_TTL = 600
 PARAMS = ("response_type", "client_id", "redirect_uri", "code_challenge", "code_challenge_method", "state", "scope")
-PAGE_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
-                " form-action 'self'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer"}
+#: tau.http.pageheaders' strict policy; the one inline <style> of ``_page`` is allowed by its hash
+#: (change the hash with the style: tests/http/test_page_headers.py checks they match)
+PAGE_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "default-src 'none'; script-src 'self'; "
+                "style-src 'sha256-Hq/zdrjkrG4DilEEOe1rZuVgWyUK1XTe5iVLAZ2ZvoU='; img-src 'self'; connect-src 'self'; "
+                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer",
+                "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
 def is_loopback_redirect(uri: str) -> bool:

@@ -57,12 +57,18 @@ class Router(Resource):
         self.registry = registry
         self.routes: list[Route] = []
         self.mounts: list[tuple[str, IResource, str]] = []
+        #: route patterns (prefixes) that also accept the browser session cookie (tau.http.cookie_session)
+        self.cookie_prefixes: list[str] = []
 
     def route(self, method: str, pattern: str, handler: Handler, auth: str = "bearer") -> None:
         """``pattern`` like ``/api/emails/{id}``; parameters match one path segment."""
         regex = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", re.escape(pattern).replace(r"\{", "{")
                                             .replace(r"\}", "}")) + "$")
         self.routes.append(Route(method.upper(), pattern, regex, handler, auth))
+
+    def accept_session_cookie(self, prefix: str) -> None:
+        """Bearer routes whose pattern starts with ``prefix`` also accept the session cookie."""
+        self.cookie_prefixes.append(prefix)
 
     def mount(self, prefix: str, resource: IResource, auth: str = "none") -> None:
         """Delegate ``prefix/...`` to a twisted.web resource (after rate limiting and auth)."""
@@ -97,7 +103,7 @@ class Router(Resource):
                     allowed.append(route.method)
                     continue
                 request.route = route.pattern
-                await self._authenticate(request, route.auth)
+                await self._authenticate(request, route.auth, route.pattern.startswith(tuple(self.cookie_prefixes)))
                 result = await route.handler(request, **match.groupdict())
                 return send_response(request, result)
             if allowed:
@@ -107,14 +113,15 @@ class Router(Resource):
         except HttpError as exc:
             send_error(request, exc)
 
-    async def _authenticate(self, request: Any, mode: str) -> None:
+    async def _authenticate(self, request: Any, mode: str, cookie: bool = False) -> None:
         if mode == "none":
             return
         early = getattr(request, "early_auth", None)
         if early is not None and early.mode == mode:  # done when the headers arrived (tau.http.site)
             request.user = await early.wait()
         else:
-            request.user = await authenticate_request(self.registry, request, allow_basic=(mode == "any"))
+            request.user = await authenticate_request(self.registry, request, allow_basic=(mode == "any"),
+                                                      allow_cookie=cookie and mode == "bearer")
         await self.registry.rate_limiter.check_user(request.user.address)
 
     def _delegate(self, request: Any, resource: IResource, prefix: str) -> None:

@@ -21,6 +21,10 @@ class HttpHost:
     def route(self, method: str, pattern: str, handler: Any, auth: str = "bearer") -> None:
         self.router.route(method, pattern, handler, auth)
 
+    def accept_session_cookie(self, prefix: str) -> None:
+        """Let Bearer routes under ``prefix`` also accept the browser session cookie."""
+        self.router.accept_session_cookie(prefix)
+
     def mount(self, prefix: str, resource: Any, auth: str = "none", body_limit: int | None = -1) -> None:
         """``body_limit=None`` lets the resource stream bodies of any size itself."""
         self.router.mount(prefix, resource, auth)
@@ -55,6 +59,9 @@ def install(registry: Any, host: Any) -> None:
     from tau.http import oauth
 
     oauth.register(registry, http)
+    from tau.http import session
+
+    session.register(registry, http)
     for key in ("http", "https"):
         host.add_listener(key, http.site)
     if hasattr(host, "on_drain"):  # test stand-ins for the host may not have it

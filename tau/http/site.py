@@ -245,6 +245,7 @@ class TauRequest(server.Request):
             if _SAFE_ID.match(candidate):
                 self.request_id = candidate
         self.responseHeaders.setRawHeaders(b"x-request-id", [self.request_id.encode()])
+        self.responseHeaders.setRawHeaders(b"x-content-type-options", [b"nosniff"])  # every answer
         site = self.channel.site
         site.in_flight.add(self)
         self.notifyFinish().addBoth(lambda _: site.in_flight.discard(self))

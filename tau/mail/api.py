@@ -17,6 +17,7 @@ from typing import Any
 
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
+from tau.http.usercontent import user_content_headers
 from tau.mail.store import MailboxNotFound, MailStoreError, Search
 from tau.mail.store.names import InvalidFlag
 
@@ -118,7 +119,9 @@ class EmailsAPI:
         box, meta = await self._message(user, id)
         raw = await self.store.read(meta.blob_key)
         if query_arg(request, "raw") in ("1", "true"):
-            return Response(raw, 200, "message/rfc822")
+            # anyone can send these bytes: served as an inert attachment (tau.http.usercontent)
+            headers = user_content_headers("message/rfc822", f"{id}.eml", inline_ok=False)
+            return Response(raw, 200, headers.pop("Content-Type"), headers)
         item = self._item(box, meta)
         item.update(await self.registry.run_in_thread(render, raw))
         return json_response(item)

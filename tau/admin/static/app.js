@@ -1,13 +1,28 @@
 "use strict";
+// The session lives in HttpOnly cookies this script cannot read (tau.http.cookie_session): the page
+// holds no bearer token. It keeps only the session's CSRF token, in memory, and sends it with every
+// state-changing request; after a reload GET /api/session hands it out again.
 const $ = (id) => document.getElementById(id);
-let token = null;
-const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
-if (m) { token = decodeURIComponent(m[1]); sessionStorage.setItem("tau_admin", token); history.replaceState(null, "", "/admin"); }
-token = token || sessionStorage.getItem("tau_admin");
+let csrf = null;
 
-async function api(path, opts = {}) {
-  const r = await fetch(path, {...opts, headers: {Authorization: "Bearer " + token, ...(opts.headers || {})}});
-  if (r.status === 401) { sessionStorage.removeItem("tau_admin"); showLogin("Please sign in again."); throw new Error("401"); }
+function post(path, body, headers) {
+  return fetch(path, {method: "POST", credentials: "same-origin", body: JSON.stringify(body || {}),
+    headers: {"Content-Type": "application/json", ...(headers || {})}});
+}
+async function adopt(r) {
+  if (!r.ok) return false;
+  csrf = (await r.json()).csrf_token;
+  return Boolean(csrf);
+}
+async function refresh() { return adopt(await post("/api/session/refresh")); }
+async function resume() { return (await adopt(await fetch("/api/session", {credentials: "same-origin"}))) || refresh(); }
+
+async function api(path, opts = {}, retried = false) {
+  const headers = {...(opts.headers || {})};
+  if ((opts.method || "GET") !== "GET") headers["X-CSRF-Token"] = csrf;
+  const r = await fetch(path, {...opts, headers, credentials: "same-origin"});
+  if (r.status === 401 && !retried && await refresh()) return api(path, opts, true);
+  if (r.status === 401) { showLogin("Please sign in again."); throw new Error("401"); }
   if (r.status === 204) return null;
   const body = await r.json();
   if (!r.ok && r.status !== 503) throw new Error(body.message || r.status);
@@ -45,17 +60,34 @@ async function load() {
   table("aliases", ["alias", "destination"], a.items.map((x) => [x.address, x.destination]));
   document.body.dataset.loaded = "yes";
 }
-function showLogin(msg) { $("app").classList.add("hidden"); $("login").classList.remove("hidden"); $("loginerror").textContent = msg || ""; }
+function showLogin(msg) {
+  csrf = null;
+  $("app").classList.add("hidden"); $("logout").classList.add("hidden"); $("login").classList.remove("hidden");
+  $("loginerror").textContent = msg || "";
+}
 $("login").onsubmit = async (e) => {
   e.preventDefault();
-  const form = new URLSearchParams(new FormData(e.target)); form.set("grant_type", "password");
-  const r = await fetch("/oauth2/token", {method: "POST", body: form});
-  const body = await r.json();
-  if (!r.ok) { $("loginerror").textContent = body.error === "totp_required" ? "Enter your one-time code." : (body.message || "Sign-in failed"); return; }
-  token = body.access_token; sessionStorage.setItem("tau_admin", token); start();
+  const form = Object.fromEntries(new FormData(e.target));
+  const r = await post("/api/session", {...form, scope: "admin"});
+  if (!r.ok) {
+    const body = await r.json();
+    $("loginerror").textContent = body.error === "totp_required" ? "Enter your one-time code." : (body.message || "Sign-in failed");
+    return;
+  }
+  e.target.reset();
+  if (await adopt(r)) start();
 };
+$("logout").onclick = async () => { await post("/api/session/logout", {}, {"X-CSRF-Token": csrf}); showLogin("Signed out."); };
 function start() {
-  $("login").classList.add("hidden"); $("app").classList.remove("hidden");
+  $("login").classList.add("hidden"); $("app").classList.remove("hidden"); $("logout").classList.remove("hidden");
   load().catch((err) => { if (err.message !== "401") { $("who").textContent = String(err.message); } });
 }
-if (token) start(); else showLogin();
+async function boot() {
+  // an admin link with #token=... (never sent to the server by the browser) becomes a cookie session
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) history.replaceState(null, "", "/admin");
+  const ok = m ? await adopt(await post("/api/session", {}, {Authorization: "Bearer " + decodeURIComponent(m[1])}))
+    : await resume();
+  if (ok) start(); else showLogin();
+}
+boot();

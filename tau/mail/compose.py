@@ -239,7 +239,8 @@ def send_txn(txn: Any, ctx: Any, sender: str, recipients: list[str], key: str, s
                         extra={"recipients": unknown})
     local, remote = sorted(set(local)), list(dict.fromkeys(remote))
     if local:
-        messages.deliver(txn, ctx, local, key, size, fields, "INBOX", (), None, None)
+        messages.deliver(txn, ctx, local, key, size, fields, "INBOX", (), None, None,
+                         {"via": "submission", "user": sender})
     if remote:
         queue.enqueue(txn, sender, sender, remote, key, size, message_id, ctx)
     [sent] = messages.deliver(txn, ctx, [sender], key, size, fields, "Sent", ("\\Seen",), None, None)

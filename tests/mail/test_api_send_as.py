@@ -49,3 +49,16 @@ def test_own_address_alias_and_send_as_grant(mail):
     assert len(mail.items(BOB, "mailbox=Sent")) == 3
     mail.registry.db.sync.run("revoke", sendas.revoke, BOB, SHARED)
     assert_json_error(post(mail, SHARED), 403, "sender_not_allowed")
+
+
+def test_bare_cr_in_api_text_is_never_queued(mail):
+    """Item 9 on the API path: the message is built with CRLF line ends, so a bare CR in the text
+    (``\\r.\\r\\n``, a smuggling terminator downstream) cannot reach the outbound queue."""
+    r = mail.api("POST", "/api/emails", {"to": ["carol@remote.test"], "subject": "cr",
+                                          "text": "one\r.\r\nMAIL FROM:<x@y.z>\rtwo\n.\nthree",
+                                          "html": "<p>a\r.\rb</p>"}, user=BOB)
+    assert r.status == 202, r.body
+    [blob_key] = [row[0] for row in mail.registry.db.sync.run(
+        "q", lambda t: t.query("SELECT blob_key FROM outbound_queue"))]
+    raw = mail.registry.blobs.sync.read(blob_key)
+    assert raw.count(b"\r") == raw.count(b"\r\n") == raw.count(b"\n")

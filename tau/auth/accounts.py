@@ -258,15 +258,18 @@ def resolve_recipient(txn: Txn, address: str) -> list[str]:
 
 
 def user_may_send_as(txn: Txn, user: User, sender: str) -> bool:
-    """The user's own address or an alias that delivers to them (SMTP submission, 553 otherwise)."""
+    """The user's own address, an alias that delivers to them, or an address they were granted
+    (``tau user send-as``, tau.auth.sendas): the envelope sender, header From and Sender on
+    submission (553 otherwise) and the identity iMIP from local mail is applied as."""
     try:
         sender = normalize_address(sender)
     except AccountError:
         return False
     if sender == user.address:
         return True
-    return txn.scalar("SELECT 1 FROM aliases WHERE address = ? AND destination = ?",
-                      (sender, user.address)) is not None
+    return txn.scalar("SELECT 1 FROM aliases WHERE address = ? AND destination = ?"
+                      " UNION ALL SELECT 1 FROM send_as WHERE user_id = ? AND address = ?",
+                      (sender, user.address, user.id, sender)) is not None
 
 
 # -- app passwords -----------------------------------------------------------------------------

@@ -8,6 +8,17 @@ In: after a message lands in a user's INBOX (``mailbox.changed``, kind ``append`
 whose structure has a text/calendar part is read once, and its REQUEST, REPLY or CANCEL is
 applied as coming from the From address (§3: the sender must be the organizer, or the attendee
 replying). The Message-ID is remembered per user, so a copy appended again is not applied twice.
+
+Whether From can be believed depends on how the message came in, which the store's append event
+says (``origin``, set by the SMTP session or the API, never read from the message):
+- local submission (SMTP AUTH or ``POST /api/emails``): From must be an address the authenticated
+  user may send as (``accounts.user_may_send_as``; submission already refuses anything else with
+  553, this is checked again here); headers such as Authentication-Results count for nothing;
+- the MX: our own Authentication-Results must show an aligned pass (DMARC, or SPF/DKIM aligned
+  with From); mail claiming one of our own domains is never applied from the MX, because our
+  users' mail comes in by submission;
+- no origin (IMAP APPEND by the owner, tau's own notices): as the MX, without the domain rule.
+Otherwise the invitation stays an ordinary message and no calendar changes.
 """
 
 from __future__ import annotations
@@ -17,15 +28,17 @@ import email.policy
 import re
 import time
 from email.message import EmailMessage
-from email.utils import formatdate, getaddresses, make_msgid
+from email.utils import formatdate, make_msgid
 from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from tau.auth import accounts
 from tau.calendar import ical, itip
 from tau.calendar.domain import Calendars
 from tau.calendar.store import user_id as store_user_id
+from tau.mail import senders
 from tau.storage.database import Txn
 
 log = Logger()
@@ -92,8 +105,7 @@ def extract(raw: bytes, authserv: str = "") -> tuple[str, str, list[Any]]:
     """(From address, Message-ID, [iTIP calendars]) of an email (runs in a thread). A message our
     MX could not authenticate as coming from its From address yields no calendars (RFC 6047 §3)."""
     msg = email.message_from_bytes(raw, policy=email.policy.default)
-    senders = getaddresses([str(msg.get("From", ""))])
-    sender = senders[0][1].strip().lower() if senders else ""
+    sender = senders.author(raw)        # the same reading submission checked (tau.mail.senders)
     if authserv and authenticated(msg, authserv, sender) is False:
         log.info("iMIP message from {sender} ignored: not authenticated by SPF, DKIM or DMARC", sender=sender)
         return sender, str(msg.get("Message-ID", "")).strip(), []
@@ -109,6 +121,18 @@ def extract(raw: bytes, authserv: str = "") -> tuple[str, str, list[Any]]:
         if str(cal.get("METHOD", "")).upper() in ("REQUEST", "REPLY", "CANCEL"):
             found.append(cal)
     return sender, str(msg.get("Message-ID", "")).strip(), found
+
+
+def sender_trusted(txn: Txn, origin: dict[str, Any] | None, sender: str) -> bool:
+    """May an iMIP message that came in by ``origin`` be applied as coming from ``sender``?"""
+    origin = origin or {}
+    via = origin.get("via")
+    if via == "submission":
+        user = accounts.get_user(txn, str(origin.get("user", "")))
+        return user is not None and not user.disabled and accounts.user_may_send_as(txn, user, sender)
+    if via == "mx":
+        return not accounts.is_local_domain(txn, sender.rpartition("@")[2])
+    return True
 
 
 def mark_seen(txn: Txn, user_id: int, key: str) -> bool:
@@ -176,13 +200,15 @@ class ImipReceiver:
         if event.get("kind") != "append" or event.get("mailbox") != "INBOX":
             return
         d = defer.ensureDeferred(self.process(str(event.get("user", "")), int(event.get("mailbox_id", 0)),
-                                              list(event.get("uids", []))))
+                                              list(event.get("uids", [])), event.get("origin")))
         d.addErrback(lambda f: log.failure("iMIP processing failed", failure=f))
         self.pending.append(d)
         d.addBoth(lambda result: (self.pending.remove(d) if d in self.pending else None, result)[1])
 
-    async def process(self, user: str, mailbox_id: int, uids: list[int]) -> int:
-        """Apply the iMIP messages among ``uids``; returns how many were applied."""
+    async def process(self, user: str, mailbox_id: int, uids: list[int],
+                      origin: dict[str, Any] | None = None) -> int:
+        """Apply the iMIP messages among ``uids`` that came in by ``origin``; returns how many
+        were applied."""
         store = self.registry.mail_store
         metas = await store.fetch(mailbox_id, uids, user=user)
         applied = 0
@@ -193,8 +219,14 @@ class ImipReceiver:
             if owner is None or self.cals.scheduler is None:
                 return applied
             raw = await store.read(meta.blob_key)
-            sender, message_id, messages = await self.registry.run_in_thread(extract, raw, self._authserv())
+            submitted = isinstance(origin, dict) and origin.get("via") == "submission"
+            authserv = "" if submitted else self._authserv()    # a submitter's headers prove nothing
+            sender, message_id, messages = await self.registry.run_in_thread(extract, raw, authserv)
             if not messages or not sender:
+                continue
+            if not await self.cals.run("cal_imip_sender", sender_trusted, origin, sender, readonly=True):
+                log.info("iMIP message from {sender} to {user} not applied: not sent by {sender} ({via})",
+                         sender=sender, user=user, via=(origin or {}).get("via", "local"))
                 continue
             key = message_id or meta.blob_key
             if not await self.cals.run("cal_imip_seen", mark_seen, owner.id, key[:500]):

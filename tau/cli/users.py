@@ -67,10 +67,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("address", metavar="ADDRESS")
     p.set_defaults(handler=enable)
 
-    from tau.cli import privacy, twofactor  # issue 10: user 2fa, user export, user delete --purge
+    from tau.cli import privacy, sendas, twofactor  # issue 10: 2fa, export, delete --purge; 13: send-as
 
     twofactor.register(sub)
     privacy.register(sub)
+    sendas.register(sub)
 
 
 def _password_argument(parser: argparse.ArgumentParser) -> None:

@@ -36,6 +36,7 @@ class Draft:
     encrypt: bool = False
     sign: bool = False
     passphrase: str | None = None
+    sender: str | None = None          # "from": another address the user may send as (send-as)
 
     @property
     def recipients(self) -> list[str]:
@@ -80,8 +81,13 @@ def parse_draft(body: dict[str, Any]) -> Draft:
     passphrase = body.get("passphrase")
     if passphrase is not None and not isinstance(passphrase, str):
         raise HttpError(400, "invalid_request", "passphrase must be a string")
+    sender = None
+    if body.get("from") is not None:
+        if not isinstance(body["from"], str):
+            raise HttpError(400, "invalid_request", "from must be one address")
+        sender = _addresses(body, "from")[0].lower()
     draft = Draft(to, cc, bcc, subject, text, html, attachments, body.get("encrypt", False),
-                  body.get("sign", False), passphrase)
+                  body.get("sign", False), passphrase, sender)
     if len(draft.recipients) > MAX_RECIPIENTS:
         raise HttpError(400, "too_many_recipients", f"at most {MAX_RECIPIENTS} recipients")
     return draft
@@ -216,10 +222,19 @@ def as_bytes(msg: EmailMessage) -> bytes:
 
 
 def send_txn(txn: Any, ctx: Any, sender: str, recipients: list[str], key: str, size: int, fields: Any,
-             message_id: str | None) -> Any:
-    """Local delivery + outbound queue + Sent copy in one transaction; returns the Sent Delivered."""
+             message_id: str | None, mail_from: str | None = None) -> Any:
+    """Local delivery + outbound queue + Sent copy in one transaction; returns the Sent Delivered.
+    ``sender`` is the user; ``mail_from`` the From they chose (checked here, in the same
+    transaction: their own address, an alias of theirs or a send-as grant, else 403)."""
     from tau.auth import accounts
     from tau.mail.store import messages, queue
+
+    mail_from = mail_from or sender
+    if mail_from != sender:
+        user = accounts.get_user(txn, sender)
+        if user is None or not accounts.user_may_send_as(txn, user, mail_from):
+            raise HttpError(403, "sender_not_allowed", f"{sender} may not send as {mail_from}"
+                            " (tau user send-as add)")
 
     local: list[str] = []
     remote: list[str] = []
@@ -239,8 +254,9 @@ def send_txn(txn: Any, ctx: Any, sender: str, recipients: list[str], key: str, s
                         extra={"recipients": unknown})
     local, remote = sorted(set(local)), list(dict.fromkeys(remote))
     if local:
-        messages.deliver(txn, ctx, local, key, size, fields, "INBOX", (), None, None)
+        messages.deliver(txn, ctx, local, key, size, fields, "INBOX", (), None, None,
+                         {"via": "submission", "user": sender})
     if remote:
-        queue.enqueue(txn, sender, sender, remote, key, size, message_id, ctx)
+        queue.enqueue(txn, sender, mail_from, remote, key, size, message_id, ctx)
     [sent] = messages.deliver(txn, ctx, [sender], key, size, fields, "Sent", ("\\Seen",), None, None)
     return sent

@@ -1,7 +1,9 @@
 """``POST /api/emails``: validate, build (``compose``), protect (``pgp``), store and queue.
 
-The same path as SMTP submission (RFC 6409): the sender is the authenticated user (there is no
-way to choose another From), local recipients are delivered at once, remote ones are queued for
+The same path as SMTP submission (RFC 6409): the sender is the authenticated user; ``"from"``
+may name another address only when submission would accept it in From (an alias of the user or a
+``tau user send-as`` grant; otherwise 403 ``sender_not_allowed``, checked before anything is
+built), local recipients are delivered at once, remote ones are queued for
 the delivery worker (which DKIM-signs them), and the Sent copy is stored — all in one
 transaction, after the blob is durable. Before the message is built, attachments over
 ``[flows] attachment_link_threshold`` become share links (``registry.attachment_links``, installed
@@ -19,6 +21,12 @@ from tau.mail.store import QuotaExceeded
 
 async def send(registry: Any, store: Any, user: Any, body: dict[str, Any]) -> dict[str, Any]:
     draft = compose.parse_draft(body)
+    if draft.sender is not None and draft.sender != user.address:
+        allowed = await registry.db.run("mail_api_send_as", _may_send_as, user.address, draft.sender,
+                                        readonly=True)
+        if not allowed:
+            raise HttpError(403, "sender_not_allowed",
+                            f"{user.address} may not send as {draft.sender} (tau user send-as add)")
     sources = [await compose.attachment_source(registry, user, item) for item in draft.attachments]
     links = getattr(registry, "attachment_links", None)
     linked = await links.link_attachments(user, sources) if links is not None and sources else None
@@ -34,14 +42,15 @@ async def _send(registry: Any, store: Any, user: Any, draft: compose.Draft, entr
     files: compose.Files = [e if isinstance(e, compose.Link) else await compose.read_attachment(registry, e)
                             for e in entries]
     sender = user.address
+    author = draft.sender or sender
     hostname = registry.config.get("tau", "hostname")
     wanted = [sender, *draft.recipients] if (draft.encrypt or draft.sign) else [sender]
     keys = await pgp.keys_of(registry, wanted)
     extra: list[tuple[str, str]] = []
     own = keys.get(sender.lower())
-    if own is not None:
+    if own is not None and author == sender:     # Autocrypt's addr must be the From address
         extra.append(("Autocrypt", await registry.run_in_thread(pgp.autocrypt_header, sender, own[0])))
-    msg = compose.build(sender, draft, files, hostname, extra)
+    msg = compose.build(author, draft, files, hostname, extra)
     if draft.encrypt or draft.sign:
         raw = await _protected(registry, draft, msg, files, keys, sender)
     else:
@@ -55,7 +64,7 @@ async def _send(registry: Any, store: Any, user: Any, draft: compose.Draft, entr
     try:
         fields = await registry.run_in_thread(prepare, None, raw)
         sent = await registry.db.run("mail_api_send", compose.send_txn, store.ctx, sender, draft.recipients,
-                                     info.key, info.size, fields, msg["Message-ID"])
+                                     info.key, info.size, fields, msg["Message-ID"], author)
     except QuotaExceeded as exc:
         await store.discard_blob(info.key)
         raise HttpError(413, "quota_exceeded", exc.message)
@@ -67,6 +76,13 @@ async def _send(registry: Any, store: Any, user: Any, draft: compose.Draft, entr
         outbound.kick()
     box = await store.get_mailbox(sender, sent.mailbox)
     return {"id": f"{box.id}.{sent.uid}" if box else None, "message_id": msg["Message-ID"]}
+
+
+def _may_send_as(txn: Any, address: str, sender: str) -> bool:
+    from tau.auth import accounts
+
+    user = accounts.get_user(txn, address)
+    return user is not None and accounts.user_may_send_as(txn, user, sender)
 
 
 async def _protected(registry: Any, draft: compose.Draft, msg: Any, files: compose.Files,

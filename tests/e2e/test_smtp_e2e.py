@@ -256,6 +256,31 @@ def test_submission_refuses_strangers_and_spoofing(daemon, tls):
         assert spoof.value.smtp_code == 553
 
 
+def test_submission_refuses_a_forged_header_from_and_bare_cr(daemon, store, tls):
+    """Issue 13, items 4 and 9: bob, authenticated, cannot send From: alice (553 5.7.1 after DATA,
+    nothing stored or queued), and a bare CR (``\\r.\\r\\n``) is refused (554 5.6.0), never relayed."""
+    with submission(daemon, tls) as s:
+        s.login(BOB, PASSWORD)
+        with pytest.raises(smtplib.SMTPDataError) as forged:
+            s.sendmail(BOB, [ALICE, "carol@remote.test"], mail("forged-from", sender=ALICE))
+        assert (forged.value.smtp_code, forged.value.smtp_error[:5]) == (553, b"5.7.1")
+        with pytest.raises(smtplib.SMTPDataError) as via_sender:
+            with_sender = mail("forged-sender", sender=BOB).replace(b"To:", f"Sender: {ALICE}\r\nTo:".encode())
+            s.sendmail(BOB, [ALICE], with_sender)
+        assert via_sender.value.smtp_code == 553
+        s.mail(BOB)
+        s.rcpt("carol@remote.test")
+        assert s.docmd("DATA")[0] == 354
+        s.send(mail("bare-cr", sender=BOB, body="one\r.\r\nMAIL FROM:<x@y.z>\r\n") + b".\r\n")
+        code, text = s.getreply()
+        assert (code, text[:5]) == (554, b"5.6.0")
+        s.sendmail(BOB, [ALICE], mail("honest", sender=BOB))
+    assert find(store, ALICE, "forged-from") == [] and find(store, ALICE, "forged-sender") == []
+    assert find(store, BOB, "forged-from", "Sent") == [] and len(find(store, ALICE, "honest")) == 1
+    assert store.query("SELECT id FROM outbound_queue WHERE message_id IN"
+                       " ('<forged-from@e2e.test>', '<bare-cr@e2e.test>')") == []
+
+
 def test_submissions_implicit_tls(daemon, store, tls):
     big = mail("implicit-tls", sender=ALICE, to=BOB, body=("t" * 98 + "\r\n") * 9000)   # ~900 KB through TLS
     with smtplib.SMTP_SSL("localhost", daemon.ports["submissions"], context=tls, timeout=10) as s:

@@ -169,7 +169,7 @@ def test_sent_copy_skipped_when_sender_over_quota(sub, store, registry):
         "UPDATE users SET quota_bytes = 10 WHERE address = ?", (ALICE,)))
     c = Client(sub)
     c.submit_ready(ALICE, PASSWORD)
-    assert c.mail(ALICE, ["carol@remote.test"], message())[-1].code == 250
+    assert c.mail(ALICE, ["carol@remote.test"], message(sender=ALICE))[-1].code == 250
     assert len(queue_rows(registry)) == 1 and mailbox_messages(store, ALICE, "Sent") == []
 
 
@@ -177,7 +177,7 @@ def test_submissions_implicit_tls(registry, store):
     c = Client(make_factory(registry, store, "submissions"))
     c.ehlo()
     assert c.login(ALICE, PASSWORD).code == 235
-    assert c.mail(ALICE, [BOB], message())[-1].code == 250
+    assert c.mail(ALICE, [BOB], message(sender=ALICE))[-1].code == 250
     assert b"with ESMTPSA id" in mailbox_messages(store, BOB)[0]
 
 

@@ -36,6 +36,7 @@ class Job:
     message_id: str | None
     sent_copy: bool
     mailbox: str = "INBOX"        # "Junk" when the inbound checks (tau.mail.trust) say so
+    origin: dict[str, str] | None = None   # on the append events: MX or submission by whom (iMIP)
 
 
 def deliver_job(txn: Txn, ctx: Any, job: Job) -> None:
@@ -44,7 +45,8 @@ def deliver_job(txn: Txn, ctx: Any, job: Job) -> None:
 
     if job.local:
         # a fixed lock order (by address) keeps concurrent PostgreSQL batches from deadlocking
-        messages.deliver(txn, ctx, sorted(job.local), job.key, job.size, job.fields, job.mailbox, (), None, None)
+        messages.deliver(txn, ctx, sorted(job.local), job.key, job.size, job.fields, job.mailbox, (), None, None,
+                         job.origin)
     if job.remote:
         queue.enqueue(txn, job.sender, job.mail_from, job.remote, job.key, job.size, job.message_id, ctx)
     if job.sent_copy and job.sender is not None:

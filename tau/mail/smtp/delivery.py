@@ -4,7 +4,8 @@ MX (``smtp``, RFC 5321 §3.6 and §7.1): anyone may deliver to local recipients 
 the domain's catch-all); other domains are a relay attempt (``554 5.7.1``) and unknown local
 users are refused at RCPT (``550 5.1.1``) so nothing is accepted that would later bounce.
 Submission (``submission``/``submissions``, RFC 6409 §4-§6): the client is authenticated, the
-envelope sender must be one of the user's own addresses (``553 5.7.1``), local recipients are
+envelope sender and every From and Sender address must be one the user may send as (own address,
+aliases, ``tau user send-as`` grants; ``553 5.7.1``), local recipients are
 delivered directly and remote ones go into the outbound queue, plus a copy in the user's Sent.
 Quota is checked at RCPT (``552 5.2.2``, counting the SIZE the client declared) so one full
 mailbox does not fail a whole multi-recipient message at the end of data; the store checks
@@ -26,9 +27,11 @@ from twisted.logger import Logger
 
 from tau.auth import accounts
 from tau.auth.accounts import User
+from tau.mail import senders
+from tau.mail.senders import HeaderCapture
 from tau.mail.smtp.activity import activity
 from tau.mail.smtp.batch import GroupCommit, Job
-from tau.mail.smtp.syntax import Reply, domain_of
+from tau.mail.smtp.syntax import Reply, domain_of, sanitize
 from tau.storage.database import Txn
 
 log = Logger()
@@ -74,6 +77,15 @@ def _may_send_as(txn: Txn, address: str, sender: str) -> bool:
     return user is not None and not user.disabled and accounts.user_may_send_as(txn, user, sender)
 
 
+def _not_owned(txn: Txn, address: str, claimed: list[str]) -> str | None:
+    """The first of ``claimed`` the user may not send as (None: all are theirs)."""
+    user = accounts.get_user(txn, address)
+    for sender in claimed:
+        if user is None or user.disabled or not accounts.user_may_send_as(txn, user, sender):
+            return sender
+    return None
+
+
 class Delivery:
     """The policy of one listener kind plus the calls into the mail store."""
 
@@ -98,6 +110,34 @@ class Delivery:
         if not sender or not await self._db.run("smtp_may_send_as", _may_send_as, user.address, sender,
                                                 readonly=True):
             raise Reply(553, f"5.7.1 Sender address <{sender}> not owned by user {user.address}")
+
+    # -- end of data, before anything is stored ------------------------------------------------
+
+    async def check_message(self, envelope: Envelope, bare_cr: bool, head: HeaderCapture) -> None:
+        """Refuse what must not be stored or relayed (issue 13, items 4 and 9).
+
+        A bare CR (RFC 5322 §2.3) is refused on submission, and on the MX when the message would
+        be relayed (an alias forwarding off-site): downstream servers that take a lone CR for a
+        line end would read ``\\r.\\r\\n`` as the end of data, so what we relay, DKIM-signed,
+        could carry a second, smuggled message (``554 5.6.0``, as Exim and Sendmail refuse it).
+        Mail for local mailboxes only is stored as delivered. On submission every address in
+        From and Sender must be one the user may send as (RFC 6409 §8 lets an MSA check them):
+        ``553 5.7.1``, the same as a foreign envelope sender.
+        """
+        if bare_cr and (self.submission or envelope.remote):
+            raise Reply(554, "5.6.0 Message contains a bare CR; lines must end with CRLF")
+        if not self.submission:
+            return
+        user = envelope.user
+        if user is None:
+            raise Reply(530, "5.7.0 Authentication required")
+        try:
+            claimed = senders.claimed(head.header())
+        except senders.Ambiguous:
+            raise Reply(553, "5.7.1 From or Sender header cannot be read unambiguously") from None
+        refused = await self._db.run("smtp_header_senders", _not_owned, user.address, claimed, readonly=True)
+        if refused is not None:
+            raise Reply(553, f"5.7.1 Header address <{sanitize(refused)}> not owned by user {user.address}")
 
     # -- RCPT TO ---------------------------------------------------------------------------------
 
@@ -146,7 +186,7 @@ class Delivery:
             job = Job(local=list(envelope.local), remote=list(envelope.remote), sender=sender,
                       mail_from=envelope.mail_from, key=blob_key, size=size, fields=fields,
                       message_id=getattr(parsed, "message_id", None), sent_copy=self.submission and sender is not None,
-                      mailbox=mailbox)
+                      mailbox=mailbox, origin=origin(envelope, self.submission))
             try:
                 await self._commits.submit(job)
             except QuotaExceeded:
@@ -172,6 +212,14 @@ class Delivery:
         if discard is not None:
             d = Deferred.fromCoroutine(discard(blob_key))
             d.addErrback(lambda f: log.failure("discarding blob failed", failure=f))
+
+
+def origin(envelope: Envelope, submission: bool) -> dict[str, str]:
+    """How a message came in, for the append event: the authenticated submitter (from the SMTP
+    session, never from headers) or the MX."""
+    if submission and envelope.user is not None:
+        return {"via": "submission", "user": envelope.user.address}
+    return {"via": "mx"}
 
 
 def group_commit(registry: Any, store: Any) -> GroupCommit:

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from tau.mail.mime import parse_message
+from tau.mail.senders import HeaderCapture
 from tau.mail.smtp.delivery import Delivery, Envelope
 from tau.mail.smtp.syntax import Reply, sanitize
 
@@ -71,6 +72,9 @@ class IncomingMessage:
         self._held: bytearray | None = bytearray()
         self.failed: Reply | None = None
         self._done = False
+        self.head = HeaderCapture()        # From/Sender, checked on submission (senders.py)
+        self.bare_cr = False               # a CR not followed by LF anywhere in the data
+        self._cr_pending = False           # the last write ended with CR (BDAT chunks)
         self._append(header)
 
     # -- streaming ---------------------------------------------------------------------------
@@ -83,12 +87,24 @@ class IncomingMessage:
         """
         if self.failed is not None or self._done:
             return None
+        self._scan(data)
         self.size += len(data)
         if self.size > self._max_size:
             # RFC 1870 §6.2 / RFC 3463 5.3.4; keep reading to the end of data, store nothing
             self.fail(Reply(552, "5.3.4 Message size exceeds fixed maximum message size"))
             return None
         return self._append(data)
+
+    def _scan(self, data: bytes) -> None:
+        """Keep the header and note bare CRs (RFC 5322 §2.3: CR only in CRLF)."""
+        self.head.feed(data)
+        if not data:
+            return
+        if self._cr_pending and data[:1] != b"\n":
+            self.bare_cr = True
+        if data.count(b"\r") - data.endswith(b"\r") != data.count(b"\r\n"):
+            self.bare_cr = True
+        self._cr_pending = data.endswith(b"\r")
 
     def _append(self, data: bytes) -> Deferred[Any] | None:
         self._stored += len(data)
@@ -138,6 +154,11 @@ class IncomingMessage:
             raise self.failed
         if self._done:
             raise Reply(451, "4.3.0 Transfer aborted")
+        try:   # before anything is committed: a refused message leaves no blob and no row
+            await self._delivery.check_message(self.envelope, self.bare_cr or self._cr_pending, self.head)
+        except Reply as reply:
+            self.fail(reply)
+            raise
         self._done = True
         held, self._held = self._held, None
         try:

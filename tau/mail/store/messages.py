@@ -110,8 +110,11 @@ def target_box(txn: Txn, ctx: StoreContext, acct: Account, mailbox: str, fallbac
 
 
 def store_message(txn: Txn, ctx: StoreContext, acct: Account, box: MailboxInfo, key: str, size: int,
-                  fields: MessageFields, flags: tuple[str, ...], internal_date: int) -> Delivered:
-    """One message row (the blob reference is the caller's, see ref_blob)."""
+                  fields: MessageFields, flags: tuple[str, ...], internal_date: int,
+                  origin: dict[str, str] | None = None) -> Delivered:
+    """One message row (the blob reference is the caller's, see ref_blob). ``origin`` (how the
+    message came in, e.g. ``{"via": "submission", "user": ...}``) rides on the append event for
+    subscribers that must not trust the message's own headers (iMIP, tau.calendar.imip)."""
     seen = "\\Seen" in flags
     deleted = "\\Deleted" in flags
     uid, modseq = allocate(txn, box.id, 1, size, 0 if seen else 1)
@@ -122,15 +125,17 @@ def store_message(txn: Txn, ctx: StoreContext, acct: Account, box: MailboxInfo, 
                           fields.envelope, fields.body, fields.bodystructure, fields.subject, fields.from_text,
                           fields.to_text, fields.cc_text, fields.bcc_text, fields.message_id, sent_date, sent_day,
                           fields.parsed_json))
-    ctx.notify(txn, acct.address, box.id, box.name, "append", [uid], modseq)
+    extra = {"origin": origin} if origin else {}
+    ctx.notify(txn, acct.address, box.id, box.name, "append", [uid], modseq, **extra)
     return Delivered(acct.address, box.name, box.uidvalidity, uid)
 
 
 def deliver(txn: Txn, ctx: StoreContext, recipients: Sequence[str], key: str, size: int, fields: MessageFields,
-            mailbox: str, flags: Sequence[str], internal_date: int | None, raw: bytes | None) -> list[Delivered]:
+            mailbox: str, flags: Sequence[str], internal_date: int | None, raw: bytes | None,
+            origin: dict[str, str] | None = None) -> list[Delivered]:
     """One message for several users, all or nothing: an unknown user (UnknownUser) or one over
     quota (QuotaExceeded, the first in ``recipients`` order) rolls everything back. A user listed
-    twice gets one copy."""
+    twice gets one copy. ``origin``: see store_message."""
     canonical = canonical_flags(flags)
     when = int(time.time()) if internal_date is None else int(internal_date)
     accounts: list[Account] = []
@@ -139,7 +144,7 @@ def deliver(txn: Txn, ctx: StoreContext, recipients: Sequence[str], key: str, si
         if all(a.id != acct.id for a in accounts):
             accounts.append(acct)
     out = [store_message(txn, ctx, acct, target_box(txn, ctx, acct, mailbox, True), key, size, fields,
-                         canonical, when) for acct in accounts]
+                         canonical, when, origin) for acct in accounts]
     if accounts:
         ref_blob(txn, ctx, key, len(accounts), fields, raw)
     return out

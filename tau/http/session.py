@@ -19,6 +19,7 @@ from typing import Any
 from tau.auth import oauth_store
 from tau.http import cookie_session as cs
 from tau.http.auth import authenticate_request
+from tau.http.client_auth import ClientIdentity
 from tau.http.errors import HttpError
 from tau.http.oauth import SCOPES, OAuth, base_url
 from tau.http.router import Response, json_response, read_json_object
@@ -65,7 +66,7 @@ class Sessions:
         scope = " ".join(s for s in str(body.get("scope", "")).split() if s in SCOPES.split())
         form = {"username": str(body.get("username", "")), "password": str(body.get("password", "")),
                 "totp": str(body.get("totp", "") or ""), "client_id": CLIENT_ID}
-        return await self._answer(request, await self.oauth._password(request, form, scope))
+        return await self._answer(request, await self.oauth._password(request, form, scope, CLIENT_ID))
 
     async def current(self, request: Any) -> Response:
         claims = cs.session_claims(self.registry, request)
@@ -79,7 +80,7 @@ class Sessions:
         if token is None:
             raise HttpError(401, "unauthorized", "no session")
         try:
-            tokens = await self.oauth._refresh({"refresh_token": token})
+            tokens = await self.oauth._refresh({"refresh_token": token}, ClientIdentity(CLIENT_ID, False))
         except HttpError:
             cs.clear_cookies(self.registry, request)
             raise HttpError(401, "invalid_token", "the session ended; sign in again")

@@ -104,6 +104,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "access_token_ttl": Key(_int, "3600", "seconds an access token (JWT) lives", minimum=60),
         "refresh_token_ttl": Key(_int, str(30 * 86400), "seconds a refresh token lives", minimum=300),
         "credential_cache_ttl": Key(_int, "300", "seconds a verified password stays cached (0: off)", minimum=0),
+        "revocation_poll": Key(_int, "2", "seconds between checks for revoked sessions (1-5); a revoked"
+                               " session's access tokens are refused on every node within twice this", minimum=1),
     },
     "ldap": {
         "url": Key(_str, "", "empty: local accounts only"),

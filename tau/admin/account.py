@@ -45,7 +45,7 @@ def register(registry: Any, http: Any) -> None:
     async def change(request: Any) -> Response:
         body = await read_json_object(request)
         user, action, code = request.user, body.get("action"), str(body.get("code") or "")
-        session = getattr(request, "session", None)  # the asking session stays signed in
+        session = getattr(request, "token_session", None)  # the asking session stays signed in
         if action == "setup":
             uri, codes = await db.run("totp_setup", _setup, keys, user.address, user.id)
             return json_response({"enabled": False, "otpauth_uri": uri, "recovery_codes": codes})

@@ -31,10 +31,10 @@ def _unauthorized(message: str, allow_basic: bool, error: str = "unauthorized") 
 
 async def authenticate_request(registry: Any, request: Any, allow_basic: bool = False,
                                scope: str | None = None) -> User:
-    """The caller's account; sets ``request.scopes`` and ``request.session`` (the token's session,
+    """The caller's account; sets ``request.scopes`` and ``request.token_session`` (the token's session,
     None for Basic); refuses a caller lacking ``scope``."""
     user, granted, session = await _identify(registry, request, allow_basic)
-    request.scopes, request.session = granted, session
+    request.scopes, request.token_session = granted, session
     require_scope(user, granted, scope)
     return user
 

@@ -108,11 +108,13 @@ def require(granted: frozenset[str], scope: str | None, user: Any) -> None:
     if scope is None or scope == ANY:
         return
     needed = scope.split()
-    missing = [s for s in needed if s not in granted]
-    if missing:
-        raise ScopeRefused(scope, f"this token lacks the scope {' '.join(missing)!r} (needs {scope!r})")
+    # the role first: no token can give a non-administrator ``admin``, so "get a token with more
+    # scope" would be the wrong advice
     if ADMIN in needed and not getattr(user, "is_admin", False):
         raise ScopeRefused(scope, "administrators only", role=True)
+    missing = [s for s in needed if s not in granted]
+    if missing:
+        raise ScopeRefused(scope, f"this token does not carry the scope this needs: {' '.join(missing)}")
 
 
 def describe(text: str) -> list[tuple[str, str]]:

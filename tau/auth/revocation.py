@@ -13,6 +13,9 @@ round trip in the steady state. The dict is kept fresh two ways:
 - the bus: the node that revoked publishes the families on ``auth.revoked``; with Redis every
   other node adds them at once.
 
+Connections that outlive a request (WebSockets) ``watch`` their session: they are told when it is
+revoked, and while any is watched the node polls on a timer as well, requests or not.
+
 Polls ask for rows stamped since the previous poll's start minus ``SLACK`` seconds (one indexed
 range query), which absorbs commit delays and clock differences between nodes up to that much.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -47,6 +51,9 @@ class RevokedSessions:
         self._since: int = int(wall()) - self._ttl - SLACK
         self._waiters: list[defer.Deferred[Any]] | None = None
         self._purged_at = -math.inf
+        #: family → callbacks of the open connections it authenticated
+        self._watchers: dict[str, list[Callable[[], None]]] = {}
+        self._timer: Any = None
         bus.subscribe(TOPIC, self._on_event)
 
     # -- the per-request check ---------------------------------------------------------------------
@@ -61,6 +68,37 @@ class RevokedSessions:
 
     def known(self, family: str) -> bool:
         return family in self._families
+
+    # -- long-lived connections ---------------------------------------------------------------------
+    def watch(self, family: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` once ``family`` is revoked; returns the function that stops watching."""
+        if family in self._families:
+            callback()
+            return lambda: None
+        self._watchers.setdefault(family, []).append(callback)
+        self._schedule()
+
+        def cancel() -> None:
+            callbacks = self._watchers.get(family)
+            if callbacks and callback in callbacks:
+                callbacks.remove(callback)
+                if not callbacks:
+                    del self._watchers[family]
+
+        return cancel
+
+    def _schedule(self) -> None:
+        if self._timer is None or not self._timer.active():
+            self._timer = self._clock.callLater(self.poll, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if not self._watchers:
+            return
+        age = math.inf if self._polled_at is None else self._clock.seconds() - self._polled_at
+        if age >= self.poll and self._waiters is None:
+            self._poll_once().addErrback(lambda f: log.failure("revoked-session poll failed", f))
+        self._schedule()
 
     # -- keeping it fresh --------------------------------------------------------------------------
     def _poll_once(self) -> defer.Deferred[Any]:
@@ -107,6 +145,11 @@ class RevokedSessions:
         fresh = [(f, int(at)) for f, at in rows if f not in self._families]
         for family, at in fresh:
             self._families[family] = at
+            for callback in self._watchers.pop(family, []):
+                try:
+                    callback()
+                except Exception:
+                    log.failure("revoked-session watcher failed")
         return [f for f, _ in fresh]
 
     def _on_event(self, topic: str, event: dict[str, Any]) -> None:

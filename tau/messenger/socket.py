@@ -7,7 +7,8 @@ way. What it gives (INTERFACE.md, WebSocket):
   REST API (token verified, session not revoked, account enabled, password not changed since);
   anything else is accepted at the HTTP level and then closed with code 4401 (RFC 6455 section
   7.4.2 reserves 4000-4999 for applications), so browsers, which cannot read a refused handshake,
-  see why; a token without the socket's ``scope`` (tau.auth.scopes) is closed with 4403;
+  see why; a token without the socket's ``scope`` (tau.auth.scopes) is closed with 4403, and an
+  open socket whose session is revoked (tau.auth.revocation) is closed with 4401 "session_revoked";
 - frames are JSON objects with a ``type``; malformed or unknown frames get
   ``{"type": "error", "error": ...}`` and the connection stays;
 - a frame or message over ``max_frame`` bytes closes with 1009 "message too big" (RFC 6455 7.4.1);
@@ -92,7 +93,9 @@ class JsonSocket(WebSocketServerProtocol):
 
     async def _authenticate(self, request: Any) -> None:
         try:
-            self.user = await authenticate_request(self.registry, _Credentials(request), scope=self.scope)
+            credentials = _Credentials(request)
+            self.user = await authenticate_request(self.registry, credentials, scope=self.scope)
+            self._session = getattr(credentials, "token_session", None)
             await self.accept(request)
         except HttpError as exc:
             self.user = None
@@ -112,9 +115,20 @@ class JsonSocket(WebSocketServerProtocol):
             self.sendClose(code, reason)
             return
         self._open = True
+        session = getattr(self, "_session", None)
+        if session:
+            self._unwatch = self.registry.revocations.watch(session, self._session_revoked)
         defer.maybeDeferred(self.opened).addErrback(self._crashed, "open")
 
+    def _session_revoked(self) -> None:
+        if getattr(self, "_open", False):
+            self.sendClose(CLOSE_UNAUTHORIZED, "session_revoked")
+
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
+        unwatch = getattr(self, "_unwatch", None)
+        if unwatch is not None:
+            self._unwatch = None
+            unwatch()
         if getattr(self, "_open", False):
             self._open = False
             defer.maybeDeferred(self.closed).addErrback(self._crashed, "close")

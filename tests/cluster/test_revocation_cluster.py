@@ -4,6 +4,7 @@ no node) is refused by node B within 10 s, not when its access token expires."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tau.client import Closed, Socket
 from tau.testing.cluster import Cluster, RedisServer
 from tau.testing.databases import PostgresDatabase, postgres_available
 
@@ -69,5 +71,17 @@ def test_a_password_changed_with_the_cli_reaches_every_node(cluster: Cluster) ->
     a, b = cluster[0], cluster[1]
     token = grant(b)["access_token"]
     assert a.http("GET", "/api/emails", token=token)[0] == 200
-    a.cli("user", "passwd", BOB, "--password-stdin", input=b"another-Pa55-word\n")
+
+    async def scenario() -> float:
+        sock = await Socket.connect(b.url, "/ws/messages", token)
+        await sock.recv_type("synced")
+        started = time.monotonic()
+        a.cli("user", "passwd", BOB, "--password-stdin", input=b"another-Pa55-word\n")
+        with pytest.raises(Closed):  # nobody told node B: it polls while a socket watches
+            while True:
+                await sock.recv(10)
+        assert (sock.close_code, sock.close_reason) == (4401, "session_revoked")
+        return time.monotonic() - started
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 30)) < 10
     assert max(seconds_until_refused(n, token) for n in (a, b)) < 10

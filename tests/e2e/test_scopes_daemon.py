@@ -75,9 +75,20 @@ def test_a_revoked_session_is_refused_at_once_over_http_and_websocket(daemon: Ta
     session = grant(daemon, "mail chat")
     token = session["access_token"]
     assert daemon.http("GET", "/api/emails", token=token)[0] == 200
-    status, _, _ = daemon.http("POST", "/oauth2/revoke", urlencode({"token": session["refresh_token"]}).encode(),
-                               {"Content-Type": "application/x-www-form-urlencoded"})
-    assert status == 200
-    status, headers, body = daemon.http("GET", "/api/emails", token=token)
-    assert status == 401 and json.loads(body)["error"] == "invalid_token", body
-    assert run(_refused(daemon, "/ws/messages", token))[0] == 4401
+
+    async def scenario() -> None:
+        open_socket = await Socket.connect(daemon.url, "/ws/messages", token)
+        await open_socket.recv_type("synced")
+        status, _, _ = daemon.http("POST", "/oauth2/revoke", urlencode({"token": session["refresh_token"]}).encode(),
+                                   {"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 200
+        # the socket opened with the session is closed too, not left running until it drops
+        with pytest.raises(Closed):
+            while True:
+                await open_socket.recv(10)
+        assert (open_socket.close_code, open_socket.close_reason) == (4401, "session_revoked")
+        status, _, body = daemon.http("GET", "/api/emails", token=token)
+        assert status == 401 and json.loads(body)["error"] == "invalid_token", body
+        assert (await _refused(daemon, "/ws/messages", token))[0] == 4401
+
+    run(scenario())

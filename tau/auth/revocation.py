@@ -66,9 +66,6 @@ class RevokedSessions:
             self._poll_once().addErrback(lambda f: log.failure("revoked-session poll failed", f))
         return family in self._families
 
-    def known(self, family: str) -> bool:
-        return family in self._families
-
     # -- long-lived connections ---------------------------------------------------------------------
     def watch(self, family: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback()`` once ``family`` is revoked; returns the function that stops watching."""

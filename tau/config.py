@@ -108,6 +108,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                           " (loopback redirects only); false: only `tau oauth client add` ones"),
         "session_ttl": Key(_int, str(12 * 3600), "seconds a browser session (the admin page's HttpOnly cookie) "
                            "lasts without use; each refresh extends it", minimum=300),
+        "revocation_poll": Key(_int, "2", "seconds between checks for revoked sessions (1-5); a revoked"
+                               " session's access tokens are refused on every node within twice this", minimum=1),
     },
     "ldap": {
         "url": Key(_str, "", "empty: local accounts only"),

@@ -173,6 +173,14 @@ class Registry:
         return TokenService(self.keys, self.issuer, self.config.get("auth", "access_token_ttl"), self.clock)
 
     @component
+    def revocations(self) -> Any:
+        """Revoked sessions, in memory, polled and pushed (tau.auth.revocation)."""
+        from tau.auth.revocation import RevokedSessions
+
+        return RevokedSessions(self.db, self.clock, self.bus, self.config.get("auth", "revocation_poll"),
+                               self.config.get("auth", "access_token_ttl"))
+
+    @component
     def realm(self) -> Any:
         from tau.auth.portal import TauRealm
 
@@ -182,7 +190,7 @@ class Registry:
     def portal(self) -> Any:
         from tau.auth.portal import make_portal
 
-        return make_portal(self.realm, self.authenticator, self.tokens, self.users)
+        return make_portal(self.realm, self.authenticator, self.tokens, self.users, self.revocations)
 
     @component
     def users(self) -> Any:

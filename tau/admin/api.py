@@ -97,11 +97,14 @@ def register(registry: Any, http: Any) -> None:
         except AccountError as exc:
             raise _account_error(exc)
 
-    def changed() -> None:
+    async def changed() -> None:
+        """A password, the disabled flag or an account changed: caches forget, sessions the
+        transaction revoked are refused here at once and on other nodes within seconds."""
         registry.authenticator.forget()
         users = registry.users
         if hasattr(users, "clear"):
             users.clear()
+        await registry.revocations.changed()
 
     async def list_users(request: Any) -> Response:
         require_admin(request)
@@ -136,7 +139,7 @@ def register(registry: Any, http: Any) -> None:
                 raise HttpError(400, "weak_password", str(exc))
             hashed = await registry.run_password_hash(passwords.hash_password, body["password"])
         user = await run("admin_patch_user", _update_user, address, body, hashed)
-        changed()
+        await changed()
         return json_response(user.public())
 
     async def delete_user(request: Any, address: str) -> Response:
@@ -144,7 +147,7 @@ def register(registry: Any, http: Any) -> None:
         if accounts.normalize_address(address) == admin.address:
             raise HttpError(409, "cannot_delete_self", "an administrator cannot delete their own account")
         await run("admin_delete_user", accounts.delete_user, address)
-        changed()
+        await changed()
         return Response(b"", 204, "text/plain")
 
     async def list_domains(request: Any) -> Response:
@@ -239,4 +242,4 @@ def register(registry: Any, http: Any) -> None:
             ("GET", "/api/admin/queue", list_queue), ("POST", "/api/admin/queue/{queue_id}/retry", retry),
             ("DELETE", "/api/admin/queue/{queue_id}", delete_queued),
             ("GET", "/api/admin/health", health)):
-        http.route(method, path, handler)
+        http.route(method, path, handler, scope="admin")  # the admin role as well (tau.auth.scopes)

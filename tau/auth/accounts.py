@@ -10,6 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from tau.auth import revocation_store
 from tau.storage.database import Txn
 
 _LOCAL = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
@@ -181,17 +182,21 @@ def set_password(txn: Txn, address: str, password_hash: str) -> None:
     user = require_user(txn, address)
     txn.execute("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
                 (password_hash, _now(), user.id))
-    # a new password ends every session: access tokens by their iat, refresh tokens here
-    txn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?", (user.id,))
+    # a new password ends every session: refresh tokens here, access tokens by their iat and,
+    # within seconds on every node, by their revoked session (tau.auth.revocation)
+    revocation_store.revoke_user(txn, user.id)
 
 
 def set_disabled(txn: Txn, address: str, disabled: bool) -> None:
     user = require_user(txn, address)
     txn.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user.id))
+    if disabled:
+        revocation_store.revoke_user(txn, user.id)
 
 
 def delete_user(txn: Txn, address: str) -> User:
     user = require_user(txn, address)
+    revocation_store.revoke_user(txn, user.id)  # before the cascade takes its refresh tokens
     txn.execute("DELETE FROM aliases WHERE destination = ?", (user.address,))
     txn.execute("DELETE FROM users WHERE id = ?", (user.id,))
     return user

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from tau.auth import revocation_store
 from tau.auth.accounts import User, get_user_by_id
 from tau.storage.database import Txn
 
@@ -54,14 +55,14 @@ def rotate_refresh_token(txn: Txn, token_hash: str, new_hash: str, ttl: int) -> 
     if revoked:
         raise GrantError("invalid_grant", "refresh token revoked")
     if used_at is not None:
-        revoke_family(txn, family)
+        revoke_family(txn, family, int(user_id))
         return GrantError("invalid_grant", "refresh token reuse detected; the session has been revoked")
     if int(expires_at) <= _now():
         raise GrantError("invalid_grant", "refresh token expired")
     # spend it atomically: a concurrent use of the same token loses the race and counts as reuse
     txn.execute("UPDATE refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL", (_now(), token_id))
     if txn.rowcount != 1:
-        revoke_family(txn, family)
+        revoke_family(txn, family, int(user_id))
         return GrantError("invalid_grant", "refresh token reuse detected; the session has been revoked")
     user = get_user_by_id(txn, int(user_id))
     if user is None or user.disabled:
@@ -70,20 +71,21 @@ def rotate_refresh_token(txn: Txn, token_hash: str, new_hash: str, ttl: int) -> 
     return Grant(user, family, scope, client_id)
 
 
-def revoke_family(txn: Txn, family: str) -> None:
-    txn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?", (family,))
+def revoke_family(txn: Txn, family: str, user_id: int | None = None) -> None:
+    """End a session: its refresh tokens, and its access tokens within seconds (tau.auth.revocation)."""
+    revocation_store.revoke_families(txn, [family], user_id)
 
 
 def revoke_by_token(txn: Txn, token_hash: str, user_id: int | None = None) -> bool:
     row = txn.query_one("SELECT family, user_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,))
     if row is None or (user_id is not None and int(row[1]) != user_id):
         return False
-    revoke_family(txn, row[0])
+    revoke_family(txn, row[0], int(row[1]))
     return True
 
 
 def revoke_user_tokens(txn: Txn, user_id: int) -> None:
-    txn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?", (user_id,))
+    revocation_store.revoke_user(txn, user_id)
 
 
 def store_code(txn: Txn, code_hash: str, user_id: int, client_id: str, redirect_uri: str, challenge: str,
@@ -110,7 +112,7 @@ def spend_code(txn: Txn, code_hash: str) -> CodeGrant | GrantError:
         raise GrantError("invalid_grant", "unknown authorization code")
     user_id, client_id, redirect_uri, challenge, scope, expires_at, used = row
     if used:
-        revoke_family(txn, code_family(code_hash))
+        revoke_family(txn, code_family(code_hash), int(user_id))
         return GrantError("invalid_grant", "authorization code already used; tokens issued from it are revoked")
     if int(expires_at) <= _now():
         raise GrantError("invalid_grant", "authorization code expired")

@@ -78,10 +78,12 @@ class PasswordChecker:
 class BearerChecker:
     credentialInterfaces = (IBearerToken,)
 
-    def __init__(self, tokens: TokenService, users: Any = None) -> None:
+    def __init__(self, tokens: TokenService, users: Any = None, revocations: Any = None) -> None:
         self._tokens = tokens
         #: a UserCache: without one, a token outlives a password change (the realm checks disabled)
         self._users = users
+        #: RevokedSessions (tau.auth.revocation): a revoked session's tokens are refused at once
+        self._revocations = revocations
 
     def requestAvatarId(self, creds: Any) -> defer.Deferred:
         try:
@@ -92,6 +94,9 @@ class BearerChecker:
             return defer.succeed(claims["sub"])
 
         async def check() -> str:
+            sid = claims.get("sid")
+            if sid and self._revocations is not None and await self._revocations.is_revoked(sid):
+                raise error.UnauthorizedLogin("session revoked")
             user = await self._users.get(claims["sub"])
             if not still_valid_for(claims, user):
                 raise error.UnauthorizedLogin("token no longer valid")
@@ -130,5 +135,6 @@ class TauRealm:
         return defer.Deferred.fromCoroutine(build())
 
 
-def make_portal(realm: TauRealm, authenticator: Authenticator, tokens: TokenService, users: Any = None) -> Portal:
-    return Portal(realm, [PasswordChecker(authenticator), BearerChecker(tokens, users)])
+def make_portal(realm: TauRealm, authenticator: Authenticator, tokens: TokenService, users: Any = None,
+                revocations: Any = None) -> Portal:
+    return Portal(realm, [PasswordChecker(authenticator), BearerChecker(tokens, users, revocations)])

@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tau.auth import accounts
+from tau.auth import accounts, revocation_store
 
 STEP = 30
 DIGITS = 6
@@ -83,8 +83,12 @@ def is_enabled(txn: Any, user_id: int) -> bool:
 
 
 def begin(txn: Any, keys: Any, address: str, enable: bool = False) -> tuple[str, list[str]]:
-    """A fresh secret (pending unless ``enable``) and recovery codes; returns (uri, codes)."""
+    """A fresh secret (pending unless ``enable``) and recovery codes; returns (uri, codes).
+
+    Enabling it at once (the CLI) ends the user's sessions, as any change of the second factor does."""
     user = accounts.require_user(txn, address)
+    if enable:
+        revocation_store.revoke_user(txn, user.id)
     secret = new_secret()
     txn.execute("DELETE FROM totp_secrets WHERE user_id = ?", (user.id,))
     txn.execute("DELETE FROM totp_recovery WHERE user_id = ?", (user.id,))
@@ -97,11 +101,15 @@ def begin(txn: Any, keys: Any, address: str, enable: bool = False) -> tuple[str,
     return otpauth_uri(secret, user.address), codes
 
 
-def disable(txn: Any, address: str) -> bool:
+def disable(txn: Any, address: str, keep_session: str | None = None) -> bool:
+    """Turn 2FA off; if it was on, every session but ``keep_session`` (the one asking) ends."""
     user = accounts.require_user(txn, address)
     txn.execute("DELETE FROM totp_recovery WHERE user_id = ?", (user.id,))
     txn.execute("DELETE FROM totp_secrets WHERE user_id = ?", (user.id,))
-    return txn.rowcount > 0
+    removed = txn.rowcount > 0
+    if removed:
+        revocation_store.revoke_user(txn, user.id, keep=keep_session)
+    return removed
 
 
 def verify(txn: Any, keys: Any, user_id: int, code: str, now: float | None = None, pending: bool = False) -> bool:

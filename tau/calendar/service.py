@@ -21,7 +21,7 @@ def install(registry: Any, host: Any) -> None:
     server = DavServer(CalendarProvider(cals), DAV_PREFIX, clock=registry.reactor.seconds, db=registry.db)
     caldav.register(server)
     http = host.http
-    http.mount(DAV_PREFIX, server, auth="any", body_limit=DAV_BODY_LIMIT)
+    http.mount(DAV_PREFIX, server, auth="any", body_limit=DAV_BODY_LIMIT, scope="calendar")
     # authenticated when the headers arrive: a refused PUT is answered 401 before its body is read
     http.site.add_body_sink(DAV_PREFIX + "/", {"PUT"}, lambda request, length: CalendarBody(request, length),
                             auth="any")

@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from tau.auth.scopes import FULL as FULL_SCOPE
 from tau.testing.harness import add_user, make_registry
 from tau.testing.http import FakeHttpClient, HttpResponse
 
@@ -74,7 +75,7 @@ class Cal:
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
     def token(self, user: str = ALICE) -> str:
-        return str(self.registry.tokens.issue(user))
+        return str(self.registry.tokens.issue(user, scope=FULL_SCOPE))
 
     def api(self, method: str, path: str, obj: Any = None, user: str = ALICE) -> HttpResponse:
         if obj is None:

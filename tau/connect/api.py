@@ -98,9 +98,9 @@ def register(http: Any, calls: Calls) -> None:
             raise HttpError(404, "not_found", "no such file")
         return Response(_asset(name), 200, ASSETS[name], {"X-Content-Type-Options": "nosniff"})
 
-    http.route("POST", "/api/calls", create)
-    http.route("GET", "/api/calls", history)
-    http.route("GET", "/api/calls/{id}", get_one)
-    http.route("PATCH", "/api/calls/{id}", patch)
+    http.route("POST", "/api/calls", create, scope="calls")
+    http.route("GET", "/api/calls", history, scope="calls")
+    http.route("GET", "/api/calls/{id}", get_one, scope="calls")
+    http.route("PATCH", "/api/calls/{id}", patch, scope="calls")
     http.route("GET", "/call/assets/{name}", asset, auth="none")
     http.route("GET", "/call/{id}", page, auth="none")

@@ -35,6 +35,7 @@ ICE_BURST, ICE_RATE = 100.0, 50.0
 
 
 class SignalSocket(JsonSocket):
+    scope = "calls"  # guests joining by link carry no token and no scope
     who: Identity
     call_id: str | None = None
     participant_id: str | None = None

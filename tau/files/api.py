@@ -243,8 +243,8 @@ def register(registry: Any, http: Any, tree: FileTree) -> None:
     http.site.set_body_limit("/api/files", None)
     http.site.add_body_sink("/api/files", {"PATCH", "PUT", "DELETE", "GET", "HEAD"},
                             lambda request, length: BoundedBody(request, length, 64 * 1024))
-    http.route("POST", "/api/files", api.upload)
-    http.route("GET", "/api/files", api.listing)
-    http.route("GET", "/api/files/{id}", api.download)
-    http.route("DELETE", "/api/files/{id}", api.delete)
-    http.route("PATCH", "/api/files/{id}", api.patch)
+    http.route("POST", "/api/files", api.upload, scope="files")
+    http.route("GET", "/api/files", api.listing, scope="files")
+    http.route("GET", "/api/files/{id}", api.download, scope="files")
+    http.route("DELETE", "/api/files/{id}", api.delete, scope="files")
+    http.route("PATCH", "/api/files/{id}", api.patch, scope="files")

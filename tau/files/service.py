@@ -18,7 +18,7 @@ def install(registry: Any, host: Any) -> None:
     tree = FileTree(registry, blobs)
     server = DavServer(FilesProvider(tree), DAV_PREFIX, clock=registry.reactor.seconds, db=registry.db)
     http = host.http
-    http.mount(DAV_PREFIX, server, auth="any", body_limit=None)
+    http.mount(DAV_PREFIX, server, auth="any", body_limit=None, scope="files")
     install_sinks(http.site, DAV_PREFIX + "/", lambda request, length: UploadBody(request, length, blobs.writer),
                   auth="any")
     from tau.files import api, shares

@@ -194,9 +194,9 @@ class Shares:
 
 def register(registry: Any, http: Any, tree: FileTree) -> None:
     shares = Shares(registry, tree)
-    http.route("POST", "/api/shares", shares.create)
-    http.route("GET", "/api/shares", shares.listing)
-    http.route("DELETE", "/api/shares/{id}", shares.revoke)
+    http.route("POST", "/api/shares", shares.create, scope="files")
+    http.route("GET", "/api/shares", shares.listing, scope="files")
+    http.route("DELETE", "/api/shares/{id}", shares.revoke, scope="files")
     http.route("GET", "/s/{token}", shares.public_get, auth="none")
     http.route("POST", "/s/{token}", shares.public_upload, auth="none")
     http.site.add_body_sink("/s/", {"POST"}, upload_factory(tree.blobs.writer))

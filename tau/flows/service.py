@@ -128,9 +128,9 @@ def install(registry: Any, host: Any) -> None:
     if host.http is None:
         return
     flows = Flows(registry)
-    host.http.route("POST", "/api/emails/{id}/call", flows.call)
-    host.http.route("POST", "/api/emails/{id}/chat", flows.chat)
-    host.http.route("POST", "/api/emails/{id}/event", flows.event)
-    host.http.route("POST", "/api/emails/{id}/attachments/{n}/save", flows.save)
+    host.http.route("POST", "/api/emails/{id}/call", flows.call, scope="mail calls")
+    host.http.route("POST", "/api/emails/{id}/chat", flows.chat, scope="mail chat")
+    host.http.route("POST", "/api/emails/{id}/event", flows.event, scope="mail calendar")
+    host.http.route("POST", "/api/emails/{id}/attachments/{n}/save", flows.save, scope="mail files")
     registry.provide("flows", flows)
     registry.services["flows"] = "ok"

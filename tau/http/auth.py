@@ -1,8 +1,12 @@
 """Who is calling: ``Authorization: Bearer JWT`` (everywhere) or Basic (DAV clients, opt-in).
 
-Bearer: the JWT is verified from the token service's cache and the account from the user cache,
+Bearer: the JWT is verified from the token service's cache, its session checked against the
+revoked sessions held in memory (tau.auth.revocation) and the account read from the user cache,
 so an authenticated request costs no database round trip in the steady state. Basic goes
 through the authenticator (argon2id once, then its keyed cache) with the client IP for throttling.
+
+What the caller may reach is ``request.scopes`` (tau.auth.scopes): the token's scopes, or the
+Basic default; ``scope=`` refuses a caller without it (403 ``insufficient_scope``, RFC 6750 §3.1).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import base64
 import binascii
 from typing import Any
 
+from tau.auth import scopes
 from tau.auth.accounts import User
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 from tau.auth.tokens import InvalidToken, still_valid_for
@@ -26,7 +31,28 @@ def _unauthorized(message: str, allow_basic: bool, error: str = "unauthorized") 
 
 
 async def authenticate_request(registry: Any, request: Any, allow_basic: bool = False,
-                               allow_cookie: bool = False) -> User:
+                               allow_cookie: bool = False, scope: str | None = None) -> User:
+    """The caller's account; sets ``request.scopes`` and ``request.token_session`` (the token's session,
+    None for Basic); refuses a caller lacking ``scope``."""
+    user, granted, session = await _identify(registry, request, allow_basic, allow_cookie)
+    request.scopes, request.token_session = granted, session
+    require_scope(user, granted, scope)
+    return user
+
+
+def require_scope(user: Any, granted: frozenset[str], scope: str | None) -> None:
+    """403 unless ``granted`` holds ``scope`` (and, for ``admin``, the user is an administrator)."""
+    try:
+        scopes.require(granted, scope, user)
+    except scopes.ScopeRefused as exc:
+        if exc.role:
+            raise HttpError(403, "forbidden", exc.message)
+        raise HttpError(403, "insufficient_scope", exc.message, extra={"scope": exc.scope}, headers={
+            "WWW-Authenticate": f'Bearer realm="tau", error="insufficient_scope", scope="{exc.scope}"'})
+
+
+async def _identify(registry: Any, request: Any, allow_basic: bool,
+                    allow_cookie: bool) -> tuple[User, frozenset[str], str | None]:
     header = request.getHeader(b"authorization")
     if not header:
         token = request.args.get(b"access_token", [None])[0]
@@ -44,10 +70,13 @@ async def authenticate_request(registry: Any, request: Any, allow_basic: bool = 
             claims = registry.tokens.verify(value.decode("ascii"))
         except (InvalidToken, UnicodeDecodeError):
             raise _unauthorized("invalid or expired token", allow_basic, "invalid_token")
+        sid = claims.get("sid")
+        if sid and await registry.revocations.is_revoked(str(sid)):
+            raise _unauthorized("this session was revoked", allow_basic, "invalid_token")
         user = await registry.users.get(claims["sub"])
         if not still_valid_for(claims, user):
             raise _unauthorized("token no longer valid", allow_basic, "invalid_token")
-        return user
+        return user, scopes.of_token(claims, user), str(sid) if sid else None
     if scheme == b"basic" and allow_basic:
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
@@ -57,10 +86,11 @@ async def authenticate_request(registry: Any, request: Any, allow_basic: bool = 
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise _unauthorized("malformed Basic credentials", allow_basic)
         try:
-            return await registry.authenticator.authenticate(username, password, request.client_ip)
+            user = await registry.authenticator.authenticate(username, password, request.client_ip)
         except LoginThrottled as exc:
             raise HttpError(429, "too_many_failed_logins", str(exc),
                             headers={"Retry-After": str(int(exc.retry_after) + 1)})
         except LoginFailed:
             raise _unauthorized("invalid credentials", allow_basic)
+        return user, scopes.basic_default(), None
     raise _unauthorized("unsupported authorization scheme", allow_basic)

@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from tau.auth import oauth_clients, oauth_store, redirects, totp
+from tau.auth import oauth_clients, oauth_store, redirects, scopes, totp
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 from tau.http.errors import HttpError
 from tau.http.router import Response, query_arg, read_form
@@ -43,6 +43,14 @@ def _page(title: str, body: str, status: int = 200) -> Response:
             "input{display:block;width:100%;margin:.3em 0 1em;padding:.4em}button{padding:.5em 1.2em}</style>"
             f"</head><body><h1>{escape(title)}</h1>{body}</body></html>")
     return Response(html.encode(), status, "text/html; charset=utf-8", dict(PAGE_HEADERS))
+
+
+def _scope_list(requested: str) -> str:
+    """Each scope the application asks for, in words (tau.auth.scopes); identity only when it
+    names none it can get (what the code grant then issues)."""
+    described = scopes.describe(requested) or scopes.describe(" ".join(scopes.IDENTITY))
+    items = "".join(f"<li><b>{escape(name)}</b>: {escape(text)}</li>" for name, text in described)
+    return f"<p>It will be able to:</p><ul class=scopes>{items}</ul>"
 
 
 def _redirect(uri: str, params: dict[str, str]) -> Response:
@@ -97,8 +105,8 @@ class Consent:
                          for k in PARAMS)
         token = self._sign(params, int(self.registry.clock.seconds()))
         note = f"<p role=alert><strong>{escape(message)}</strong></p>" if message else ""
-        body = (f"<p><b>{escape(params.get('client_id', ''))}</b> asks to use your tau account"
-                f"{' for: ' + escape(params['scope']) if params.get('scope') else ''}.</p>{note}"
+        body = (f"<p><b>{escape(params.get('client_id', ''))}</b> asks to use your tau account.</p>"
+                f"{_scope_list(params.get('scope', ''))}{note}"
                 f"<form method=post action='/oauth2/authorize'>{hidden}"
                 f"<input type=hidden name=form_token value='{escape(token, quote=True)}'>"
                 "<label>Address<input name=username type=email autocomplete=username required></label>"

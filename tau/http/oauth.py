@@ -3,6 +3,9 @@
 Grants: ``password`` (first-party clients and scripts), ``refresh_token`` (rotation with reuse
 detection), ``authorization_code`` with PKCE S256 only (the consent page is in ``consent.py``).
 Errors carry both the contract's fields and RFC 6749's ``error_description``.
+Scopes (tau.auth.scopes): the password grant without ``scope=`` gets every user scope, plus
+``admin`` for an administrator; a code grant without one gets identity only; ``admin`` is never
+granted to a non-administrator. Every token issued now names its scopes.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import re
 import secrets
 from typing import Any
 
-from tau.auth import oauth_clients, oauth_store, totp
+from tau.auth import oauth_clients, oauth_store, scopes, totp
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 from tau.auth.oauth_store import GrantError
 from tau.http import client_auth
@@ -22,7 +25,7 @@ from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, read_form
 
 VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
-SCOPES = "openid profile email mail calendar files messages calls"
+SCOPES = " ".join(scopes.DESCRIPTIONS)
 
 
 def _oauth_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HttpError:
@@ -60,9 +63,8 @@ class OAuth:
             raise _oauth_error(400, "invalid_request", exc.message)
         grant = form.get("grant_type", "")
         client = await client_auth.authenticate_client(self.registry, request, form)
-        scope = " ".join(s for s in form.get("scope", "").split() if s in SCOPES.split())
         if grant == "password":
-            body = await self._password(request, form, scope, client.client_id)
+            body = await self._password(request, form, form.get("scope", ""), client.client_id)
         elif grant == "refresh_token":
             body = await self._refresh(form, client)
         elif grant == "authorization_code":
@@ -93,8 +95,11 @@ class OAuth:
             if exc.code == "invalid_totp":
                 self.registry.throttle.failure(user.address, request.client_ip)
             raise _oauth_error(401, exc.code, exc.message, {"WWW-Authenticate": 'Bearer realm="tau"'})
+        granted = scopes.grantable(user, scope) if scope.strip() else scopes.password_default(user)
+        if not granted:
+            raise _oauth_error(400, "invalid_scope", "none of the requested scopes can be granted")
         self.registry.metrics.logins.labels("http", "ok").inc()
-        return await self.issue(user, scope=scope, client_id=client_id)
+        return await self.issue(user, scope=" ".join(granted), client_id=client_id)
 
     async def _refresh(self, form: dict[str, str], client: client_auth.ClientIdentity) -> dict[str, Any]:
         presented = form.get("refresh_token", "")
@@ -110,7 +115,8 @@ class OAuth:
                                                  self._hash(presented), self._hash(new_token), self.refresh_ttl)
         except GrantError as exc:
             raise _oauth_error(400, exc.code, exc.message)
-        if isinstance(outcome, GrantError):
+        if isinstance(outcome, GrantError):  # reuse: the family was revoked on the way
+            await self.registry.revocations.changed()
             raise _oauth_error(400, outcome.code, outcome.message)
         return await self.issue(outcome.user, family=outcome.family, scope=outcome.scope,
                                 client_id=outcome.client_id, refresh_token=new_token)
@@ -128,7 +134,8 @@ class OAuth:
             outcome = await self.registry.db.run("oauth_spend_code", oauth_store.spend_code, code_hash)
         except GrantError as exc:
             raise _oauth_error(400, exc.code, exc.message)
-        if isinstance(outcome, GrantError):
+        if isinstance(outcome, GrantError):  # reuse: what the first use issued was revoked
+            await self.registry.revocations.changed()
             raise _oauth_error(400, outcome.code, outcome.message)
         if client_id != outcome.client_id:
             raise _oauth_error(400, "invalid_grant", "client_id does not match the authorization request")
@@ -136,22 +143,42 @@ class OAuth:
             raise _oauth_error(400, "invalid_grant", "redirect_uri does not match the authorization request")
         if not hmac.compare_digest(s256(verifier), outcome.challenge):
             raise _oauth_error(400, "invalid_grant", "code_verifier does not match the code_challenge")
-        return await self.issue(outcome.user, family=oauth_store.code_family(code_hash), scope=outcome.scope,
+        granted = scopes.grantable(outcome.user, outcome.scope) or scopes.IDENTITY
+        return await self.issue(outcome.user, family=oauth_store.code_family(code_hash), scope=" ".join(granted),
                                 client_id=outcome.client_id)
 
     async def revoke(self, request: Any) -> Response:
-        """RFC 7009: revoking a refresh token ends its whole family. 200 even for unknown tokens; a
-        confidential client authenticates as at the token endpoint."""
+        """RFC 7009: revoking a refresh token, or an access token, ends its whole family (the
+        session) on every node within seconds. 200 even for unknown tokens; a confidential client
+        authenticates as at the token endpoint."""
         form = read_form(request)
         client = await client_auth.authenticate_client(self.registry, request, form)
         token = form.get("token", "")
+        revoked = False
         if token and len(token) <= 200:
             owner = await self.registry.db.run("oauth_refresh_owner", oauth_clients.refresh_owner,
                                                self._hash(token), readonly=True)
             if owner is not None:  # a confidential client's tokens are revoked by that client only
                 await client_auth.require_owner(self.registry, client, owner)
-            await self.registry.db.run("oauth_revoke", oauth_store.revoke_by_token, self._hash(token))
+            revoked = await self.registry.db.run("oauth_revoke", oauth_store.revoke_by_token, self._hash(token))
+        elif token and len(token) <= 4096:
+            revoked = await self._revoke_access_token(token)
+        if revoked:
+            await self.registry.revocations.changed()
         return json_response({})
+
+    async def _revoke_access_token(self, token: str) -> bool:
+        from tau.auth import revocation_store
+        from tau.auth.tokens import InvalidToken
+
+        try:
+            claims = self.registry.tokens.verify(token)
+        except InvalidToken:
+            return False
+        if not claims.get("sid"):
+            return False
+        await self.registry.db.run("oauth_revoke_session", revocation_store.revoke_families, [str(claims["sid"])])
+        return True
 
 
 def base_url(registry: Any, request: Any) -> str:

@@ -1,9 +1,13 @@
 """The root HTTP resource: small routes registered per module (Synapse's ``register_servlets``).
 
-A route is (method, path pattern, async handler, auth mode). The router answers 404/405 in
-JSON, applies the per-IP and per-user rate limits, authenticates (Bearer for the API; Bearer or
-Basic where DAV clients need it), and turns ``HttpError`` into the contract's error body.
+A route is (method, path pattern, async handler, auth mode, scope). The router answers 404/405
+in JSON, applies the per-IP and per-user rate limits, authenticates (Bearer for the API; Bearer or
+Basic where DAV clients need it), refuses a caller without the route's scope (tau.auth.scopes:
+403 ``insufficient_scope``), and turns ``HttpError`` into the contract's error body.
 Subtrees that are ordinary twisted.web resources (DAV) are mounted by prefix.
+
+Every authenticated route and mount names its scope where it is registered; one that does not
+is a programming error, refused at registration rather than left open to every token.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
-from tau.http.auth import authenticate_request
+from tau.auth import scopes
+from tau.http.auth import authenticate_request, require_scope
 from tau.http.errors import HttpError, error_body
 
 log = Logger()
@@ -47,6 +52,16 @@ class Route:
     regex: re.Pattern[str]
     handler: Handler
     auth: str  # "none" | "bearer" | "any" (Bearer or Basic)
+    scope: str | None = None  # tau.auth.scopes name, or scopes.ANY; None only with auth="none"
+
+
+def _checked_scope(what: str, auth: str, scope: str | None) -> str | None:
+    if auth == "none":
+        return None
+    if scope is None or not scopes.valid_requirement(scope):
+        raise ValueError(f"{what}: an authenticated route needs scope= (one of {sorted(scopes.DESCRIPTIONS)}"
+                         f" or scopes.ANY), got {scope!r}")
+    return scope
 
 
 class Router(Resource):
@@ -56,24 +71,35 @@ class Router(Resource):
         super().__init__()
         self.registry = registry
         self.routes: list[Route] = []
-        self.mounts: list[tuple[str, IResource, str]] = []
+        self.mounts: list[tuple[str, IResource, str, str | None]] = []
         #: route patterns (prefixes) that also accept the browser session cookie (tau.http.cookie_session)
         self.cookie_prefixes: list[str] = []
 
-    def route(self, method: str, pattern: str, handler: Handler, auth: str = "bearer") -> None:
-        """``pattern`` like ``/api/emails/{id}``; parameters match one path segment."""
+    def route(self, method: str, pattern: str, handler: Handler, auth: str = "bearer",
+              scope: str | None = None) -> None:
+        """``pattern`` like ``/api/emails/{id}``; parameters match one path segment. ``scope``: what
+        the caller's token must carry (tau.auth.scopes); required unless ``auth="none"``."""
+        scope = _checked_scope(f"{method} {pattern}", auth, scope)
         regex = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", re.escape(pattern).replace(r"\{", "{")
                                             .replace(r"\}", "}")) + "$")
-        self.routes.append(Route(method.upper(), pattern, regex, handler, auth))
+        self.routes.append(Route(method.upper(), pattern, regex, handler, auth, scope))
 
     def accept_session_cookie(self, prefix: str) -> None:
         """Bearer routes whose pattern starts with ``prefix`` also accept the session cookie."""
         self.cookie_prefixes.append(prefix)
 
-    def mount(self, prefix: str, resource: IResource, auth: str = "none") -> None:
-        """Delegate ``prefix/...`` to a twisted.web resource (after rate limiting and auth)."""
-        self.mounts.append((prefix.rstrip("/"), resource, auth))
+    def mount(self, prefix: str, resource: IResource, auth: str = "none", scope: str | None = None) -> None:
+        """Delegate ``prefix/...`` to a twisted.web resource (after rate limiting, auth and scope)."""
+        scope = _checked_scope(f"mount {prefix}", auth, scope)
+        self.mounts.append((prefix.rstrip("/"), resource, auth, scope))
         self.mounts.sort(key=lambda m: -len(m[0]))
+
+    def mount_scope(self, path: str) -> str | None:
+        """The scope the mount serving ``path`` needs (early authentication of uploads asks)."""
+        for prefix, _resource, _auth, scope in self.mounts:
+            if path == prefix or path.startswith(prefix + "/"):
+                return scope
+        return None
 
     def render(self, request: Any) -> Any:
         d = defer.Deferred.fromCoroutine(self._dispatch(request))
@@ -89,10 +115,10 @@ class Router(Resource):
         method = request.method.decode("latin-1").upper()
         try:
             await self.registry.rate_limiter.check_ip(request.client_ip)
-            for prefix, resource, auth in self.mounts:
+            for prefix, resource, auth, scope in self.mounts:
                 if path == prefix or path.startswith(prefix + "/"):
                     request.route = prefix + "/*"
-                    await self._authenticate(request, auth)
+                    await self._authenticate(request, auth, scope)
                     return self._delegate(request, resource, prefix)
             allowed: list[str] = []
             for route in self.routes:
@@ -103,7 +129,8 @@ class Router(Resource):
                     allowed.append(route.method)
                     continue
                 request.route = route.pattern
-                await self._authenticate(request, route.auth, route.pattern.startswith(tuple(self.cookie_prefixes)))
+                await self._authenticate(request, route.auth, route.scope,
+                                         route.pattern.startswith(tuple(self.cookie_prefixes)))
                 result = await route.handler(request, **match.groupdict())
                 return send_response(request, result)
             if allowed:
@@ -113,15 +140,16 @@ class Router(Resource):
         except HttpError as exc:
             send_error(request, exc)
 
-    async def _authenticate(self, request: Any, mode: str, cookie: bool = False) -> None:
+    async def _authenticate(self, request: Any, mode: str, scope: str | None, cookie: bool = False) -> None:
         if mode == "none":
             return
         early = getattr(request, "early_auth", None)
         if early is not None and early.mode == mode:  # done when the headers arrived (tau.http.site)
             request.user = await early.wait()
+            require_scope(request.user, getattr(request, "scopes", frozenset()), scope)
         else:
             request.user = await authenticate_request(self.registry, request, allow_basic=(mode == "any"),
-                                                      allow_cookie=cookie and mode == "bearer")
+                                                      allow_cookie=cookie and mode == "bearer", scope=scope)
         await self.registry.rate_limiter.check_user(request.user.address)
 
     def _delegate(self, request: Any, resource: IResource, prefix: str) -> None:

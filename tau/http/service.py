@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tau.auth import scopes
 from tau.http.health import health
 from tau.http.router import Response, Router, json_response
 from tau.http.site import TauSite
@@ -18,16 +19,18 @@ class HttpHost:
         self.site = TauSite(self.router, registry)
         self.site.on_finish.append(self._observe)
 
-    def route(self, method: str, pattern: str, handler: Any, auth: str = "bearer") -> None:
-        self.router.route(method, pattern, handler, auth)
+    def route(self, method: str, pattern: str, handler: Any, auth: str = "bearer", scope: str | None = None) -> None:
+        """``scope``: what the caller's token must carry (tau.auth.scopes); required unless auth="none"."""
+        self.router.route(method, pattern, handler, auth, scope)
 
     def accept_session_cookie(self, prefix: str) -> None:
         """Let Bearer routes under ``prefix`` also accept the browser session cookie."""
         self.router.accept_session_cookie(prefix)
 
-    def mount(self, prefix: str, resource: Any, auth: str = "none", body_limit: int | None = -1) -> None:
+    def mount(self, prefix: str, resource: Any, auth: str = "none", body_limit: int | None = -1,
+              scope: str | None = None) -> None:
         """``body_limit=None`` lets the resource stream bodies of any size itself."""
-        self.router.mount(prefix, resource, auth)
+        self.router.mount(prefix, resource, auth, scope)
         if body_limit != -1:
             self.site.set_body_limit(prefix, body_limit)
 
@@ -54,7 +57,8 @@ def install(registry: Any, host: Any) -> None:
 
     http.route("GET", "/api/health", get_health, auth="none")
     http.route("GET", "/metrics", get_metrics, auth="none")
-    http.route("GET", "/api/me", get_me)
+    # any valid token: it only says whom the token is for (what the JWT's sub says anyway)
+    http.route("GET", "/api/me", get_me, scope=scopes.ANY)
 
     from tau.http import oauth
 

@@ -191,7 +191,8 @@ class TauRequest(server.Request):
                 self._refuse(exc)
             early.settle(error=failure.value)
 
-        d = defer.ensureDeferred(authenticate_request(site.registry, self, allow_basic=(mode == "any")))
+        d = defer.ensureDeferred(authenticate_request(site.registry, self, allow_basic=(mode == "any"),
+                                                      scope=site.scope_for(raw.split(b"?", 1)[0])))
         d.addCallbacks(accepted, refused)
         d.addErrback(lambda f: errlog.failure("early authentication of {path} failed", f, path=raw[:300]))
 
@@ -340,6 +341,15 @@ class TauSite(server.Site):
 
         channel.connectionMade, channel.connectionLost = connection_made, connection_lost
         return channel
+
+    def scope_for(self, raw_path: bytes) -> str | None:
+        """The scope the mount under ``raw_path`` needs (the router knows; see ``Router.mount``)."""
+        lookup = getattr(self.resource, "mount_scope", None)
+        if lookup is None:
+            return None
+        from urllib.parse import unquote
+
+        return lookup(unquote(raw_path.decode("latin-1"), errors="replace"))
 
     def set_body_limit(self, prefix: str, limit: int | None) -> None:
         self.body_limits.append((prefix.encode(), limit))

@@ -217,9 +217,9 @@ def _content(part: Any) -> str:
 
 def register(registry: Any, http: Any, store: Any) -> EmailsAPI:
     api = EmailsAPI(registry, store)
-    http.route("GET", "/api/emails", api.list)
-    http.route("POST", "/api/emails", api.send)
-    http.route("GET", "/api/emails/{id}", api.get)
-    http.route("PATCH", "/api/emails/{id}", api.patch)
-    http.route("DELETE", "/api/emails/{id}", api.delete)
+    http.route("GET", "/api/emails", api.list, scope="mail")
+    http.route("POST", "/api/emails", api.send, scope="mail")
+    http.route("GET", "/api/emails/{id}", api.get, scope="mail")
+    http.route("PATCH", "/api/emails/{id}", api.patch, scope="mail")
+    http.route("DELETE", "/api/emails/{id}", api.delete, scope="mail")
     return api

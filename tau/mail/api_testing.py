@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tau.auth.scopes import FULL as FULL_SCOPE
 from tau.testing.harness import add_user, make_registry
 from tau.testing.http import FakeHttpClient, HttpResponse
 
@@ -47,8 +48,8 @@ class Mail:
             **kw: Any) -> HttpResponse:
         body = raw if raw is not None else (json.dumps(obj).encode() if obj is not None else b"")
         headers = {"Content-Type": "application/json"} if obj is not None else {}
-        return self.client.request(method, path, body, token=str(self.registry.tokens.issue(user)),
-                                   headers=headers, **kw)
+        token = str(self.registry.tokens.issue(user, scope=FULL_SCOPE))
+        return self.client.request(method, path, body, token=token, headers=headers, **kw)
 
     def send(self, user: str = ALICE, **fields: Any) -> str:
         r = self.api("POST", "/api/emails", fields, user=user)

@@ -225,8 +225,8 @@ def wrap(msg: EmailMessage, content_type: str, body: bytes) -> bytes:
 
 def register(registry: Any, http: Any) -> PgpAPI:
     api = PgpAPI(registry)
-    http.route("PUT", "/api/keys/pgp", api.put_key)
-    http.route("GET", "/api/keys/pgp", api.get_key)
+    http.route("PUT", "/api/keys/pgp", api.put_key, scope="mail")
+    http.route("GET", "/api/keys/pgp", api.get_key, scope="mail")
     http.route("GET", "/.well-known/openpgpkey/hu/{hash}", api.wkd, auth="none")
     http.route("GET", "/.well-known/openpgpkey/policy", api.policy, auth="none")
     http.route("GET", "/.well-known/openpgpkey/{domain}/hu/{hash}", api.wkd_advanced, auth="none")

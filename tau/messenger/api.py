@@ -167,7 +167,7 @@ def register(http: Any, messenger: Messenger) -> None:
         await messenger.set_status(request.user, body.get("status"))
         return json_response({"status": body["status"]})
 
-    route = lambda method, pattern, handler: http.route(method, pattern, guarded(handler))  # noqa: E731
+    route = lambda method, pattern, handler: http.route(method, pattern, guarded(handler), scope="chat")  # noqa: E731
     route("PUT", "/api/keys", put_keys)
     route("GET", "/api/keys", get_own_keys)
     route("GET", "/api/keys/{user}", get_keys)

@@ -4,9 +4,11 @@
 way. What it gives (INTERFACE.md, WebSocket):
 
 - authentication by ``Authorization: Bearer`` or ``?access_token=`` through the same code as the
-  REST API (token verified, account enabled, password not changed since); anything else is
-  accepted at the HTTP level and then closed with code 4401 (RFC 6455 section 7.4.2 reserves
-  4000-4999 for applications), so browsers, which cannot read a refused handshake, see why;
+  REST API (token verified, session not revoked, account enabled, password not changed since);
+  anything else is accepted at the HTTP level and then closed with code 4401 (RFC 6455 section
+  7.4.2 reserves 4000-4999 for applications), so browsers, which cannot read a refused handshake,
+  see why; a token without the socket's ``scope`` (tau.auth.scopes) is closed with 4403, and an
+  open socket whose session is revoked (tau.auth.revocation) is closed with 4401 "session_revoked";
 - frames are JSON objects with a ``type``; malformed or unknown frames get
   ``{"type": "error", "error": ...}`` and the connection stays;
 - a frame or message over ``max_frame`` bytes closes with 1009 "message too big" (RFC 6455 7.4.1);
@@ -30,6 +32,7 @@ from tau.http.errors import HttpError
 
 log = Logger()
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
 
 
@@ -76,6 +79,8 @@ class JsonSocket(WebSocketServerProtocol):
 
     registry: Any = None  # set on the factory by make_resource
     user: Any = None
+    #: the scope a token needs to open this socket (tau.auth.scopes); every subclass names one
+    scope: str | None = None
     rate_capacity: float = 200.0
     rate_per_second: float = 100.0
 
@@ -88,11 +93,13 @@ class JsonSocket(WebSocketServerProtocol):
 
     async def _authenticate(self, request: Any) -> None:
         try:
-            self.user = await authenticate_request(self.registry, _Credentials(request))
+            credentials = _Credentials(request)
+            self.user = await authenticate_request(self.registry, credentials, scope=self.scope)
+            self._session = getattr(credentials, "token_session", None)
             await self.accept(request)
         except HttpError as exc:
             self.user = None
-            code = CLOSE_UNAUTHORIZED if exc.status == 401 else CLOSE_BAD_REQUEST
+            code = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN}.get(exc.status, CLOSE_BAD_REQUEST)
             self._close_after_open = (code, exc.code)
         except FrameError as exc:
             self._close_after_open = (CLOSE_BAD_REQUEST, exc.code)
@@ -108,9 +115,20 @@ class JsonSocket(WebSocketServerProtocol):
             self.sendClose(code, reason)
             return
         self._open = True
+        session = getattr(self, "_session", None)
+        if session:
+            self._unwatch = self.registry.revocations.watch(session, self._session_revoked)
         defer.maybeDeferred(self.opened).addErrback(self._crashed, "open")
 
+    def _session_revoked(self) -> None:
+        if getattr(self, "_open", False):
+            self.sendClose(CLOSE_UNAUTHORIZED, "session_revoked")
+
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
+        unwatch = getattr(self, "_unwatch", None)
+        if unwatch is not None:
+            self._unwatch = None
+            unwatch()
         if getattr(self, "_open", False):
             self._open = False
             defer.maybeDeferred(self.closed).addErrback(self._crashed, "close")
@@ -193,6 +211,10 @@ class JsonSocket(WebSocketServerProtocol):
 def make_resource(registry: Any, protocol: type[JsonSocket], max_frame: int = 1024 * 1024,
                   ping_interval: float = 30.0, ping_timeout: float = 10.0) -> WebSocketResource:
     """A twisted.web resource for ``host.http.mount(path, resource)``."""
+    from tau.auth import scopes
+
+    if protocol.scope is None or not scopes.valid_requirement(protocol.scope):
+        raise ValueError(f"{protocol.__name__} must name the scope its tokens need (tau.auth.scopes)")
     factory = WebSocketServerFactory()
     factory.protocol = protocol
     factory.registry = registry

@@ -31,6 +31,7 @@ WINDOW = 1000
 
 
 class MessagesSocket(JsonSocket):
+    scope = "chat"
     device_id: int = 0
     conn_id: str = ""
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tau.auth.scopes import FULL as FULL_SCOPE
 from tau.http.service import HttpHost
 from tau.testing.harness import add_user
 from tau.testing.http import FakeHttpClient
@@ -37,7 +38,7 @@ def app(registry) -> App:
     tokens = {}
     for name in ("alice", "bob", "carol", "mallory"):
         add_user(registry, f"{name}@example.test")
-        tokens[name] = registry.tokens.issue(f"{name}@example.test")
+        tokens[name] = registry.tokens.issue(f"{name}@example.test", scope=FULL_SCOPE)
     events: list[tuple[str, dict]] = []
     for topic in ("call.updated", "signal.frame"):
         registry.bus.subscribe(topic, lambda t, e: events.append((t, e)))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tau.auth.scopes import FULL as FULL_SCOPE
 from tau.testing.harness import add_user, make_registry
 from tau.testing.http import FakeHttpClient, HttpResponse
 
@@ -49,7 +50,7 @@ class Cloud:
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
     def token(self, user: str = ALICE) -> str:
-        return str(self.registry.tokens.issue(user))
+        return str(self.registry.tokens.issue(user, scope=FULL_SCOPE))
 
     def api(self, method: str, path: str, body: bytes = b"", user: str = ALICE, **kw: Any) -> HttpResponse:
         return self.client.request(method, path, body, token=self.token(user), **kw)

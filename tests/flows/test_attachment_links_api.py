@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tau.auth.scopes import FULL as FULL_SCOPE
 from tau.flows.attach_links import AttachmentLinks
 from tau.mail.api_testing import ALICE, BOB, Mail
 from tau.testing.harness import make_registry
@@ -33,7 +34,8 @@ def mail(tmp_path: Path, db_url: str) -> Any:
 
 
 def upload(mail: Mail, path: str, data: bytes, user: str = ALICE) -> str:
-    r = mail.client.request("POST", f"/api/files?path={path}", data, token=str(mail.registry.tokens.issue(user)))
+    token = str(mail.registry.tokens.issue(user, scope=FULL_SCOPE))
+    r = mail.client.request("POST", f"/api/files?path={path}", data, token=token)
     assert r.status == 201, r.body
     return str(r.json()["id"])
 

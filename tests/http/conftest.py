@@ -67,7 +67,7 @@ class Tau:
         self.host.http.route("POST", "/test/echo", echo, auth="none")
         self.host.http.route("GET", "/test/boom", boom, auth="none")
         self.host.http.route("GET", "/test/slow", slow, auth="none")
-        self.host.http.mount("/test/dav", WhoAmI(), auth="any")
+        self.host.http.mount("/test/dav", WhoAmI(), auth="any", scope="files")
         self.host.http.mount("/test/upload", WhoAmI(), auth="none", body_limit=None)
 
     @property

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from tau.auth.scopes import FULL as FULL_SCOPE
 from tau.mail.api_testing import ALICE, BOB, mail_world
 from tau.testing.harness import resolve
 from tau.testing.http import assert_json_error
@@ -93,7 +94,7 @@ def test_delete_to_trash_then_expunge(mail):
 
 def test_file_attachment_from_taucloud(mail):
     up = mail.client.request("POST", "/api/files?path=/notes.txt", b"cloud bytes",
-                             token=str(mail.registry.tokens.issue(ALICE)))
+                             token=str(mail.registry.tokens.issue(ALICE, scope=FULL_SCOPE)))
     assert up.status == 201, up.body
     file_id = up.json()["id"]
     mail.send(to=[BOB], subject="with file", text="see attached", attachments=[{"file_id": file_id}])

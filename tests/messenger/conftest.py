@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tau.auth.scopes import FULL as FULL_SCOPE
 from tau.client.device import DeviceState
 from tau.http.service import HttpHost
 from tau.testing.harness import add_user
@@ -45,7 +46,7 @@ def app(registry) -> App:
     tokens = {}
     for name in ("alice", "bob", "carol"):
         add_user(registry, f"{name}@example.test")
-        tokens[name] = registry.tokens.issue(f"{name}@example.test")
+        tokens[name] = registry.tokens.issue(f"{name}@example.test", scope=FULL_SCOPE)
     return App(registry, FakeHttpClient(host.site), messenger, hub, tokens)
 
 

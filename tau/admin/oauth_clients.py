@@ -63,6 +63,6 @@ def register(registry: Any, http: Any) -> None:
         await run("admin_oauth_client_remove", oauth_clients.remove_client, client_id)
         return Response(b"", 204, "text/plain")
 
-    http.route("GET", "/api/admin/oauth/clients", list_clients)
-    http.route("POST", "/api/admin/oauth/clients", add_client)
-    http.route("DELETE", "/api/admin/oauth/clients/{client_id}", remove_client)
+    http.route("GET", "/api/admin/oauth/clients", list_clients, scope="admin")
+    http.route("POST", "/api/admin/oauth/clients", add_client, scope="admin")
+    http.route("DELETE", "/api/admin/oauth/clients/{client_id}", remove_client, scope="admin")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tau.auth import oauth_store
+from tau.auth import oauth_store, scopes
 from tau.http import cookie_session as cs
 from tau.http.auth import authenticate_request
 from tau.http.client_auth import ClientIdentity
@@ -98,7 +98,7 @@ class Sessions:
 def register(registry: Any, http: Any) -> None:
     sessions = Sessions(registry)
     http.route("POST", "/api/session", sessions.login, auth="none")
-    http.route("GET", "/api/session", sessions.current)
+    http.route("GET", "/api/session", sessions.current, scope=scopes.ANY)
     http.route("POST", "/api/session/refresh", sessions.refresh, auth="none")
     http.route("POST", "/api/session/logout", sessions.logout, auth="none")
     http.accept_session_cookie("/api/session")

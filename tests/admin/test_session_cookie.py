@@ -39,8 +39,9 @@ def attrs(value: str) -> dict[str, str]:
     return out
 
 
-def login(admin: Admin, user: str = ALICE, **headers: str) -> HttpResponse:
-    r = admin.client.post_json("/api/session", {"username": user, "password": PASSWORD, "scope": "admin"},
+def login(admin: Admin, user: str = ALICE, scope: str = "admin", **headers: str) -> HttpResponse:
+    """A session as the admin page opens it (``scope=admin``; a non-admin asks for no scope)."""
+    r = admin.client.post_json("/api/session", {"username": user, "password": PASSWORD, "scope": scope},
                                headers=headers)
     assert r.status == 200, r.body
     return r
@@ -93,7 +94,7 @@ def test_cookie_is_not_accepted_where_routes_did_not_opt_in(admin: Admin) -> Non
     assert admin.client.get("/api/me", headers={"Cookie": cookie}).status == 200
     assert_json_error(admin.client.get("/api/account/2fa", headers={"Cookie": cookie}), 401)
     # a non-admin's cookie is still only a non-admin
-    bob = cookie_header(login(admin, BOB))
+    bob = cookie_header(login(admin, BOB, scope=""))
     assert_json_error(admin.client.get("/api/admin/users", headers={"Cookie": bob}), 403, "forbidden")
 
 

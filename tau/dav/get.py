@@ -117,17 +117,34 @@ async def _next(source: AsyncIterator[bytes]) -> bytes | None:
         return None
 
 
+def _gone(request: Any) -> bool:
+    """Has the client gone? Twisted then drops ``request.channel`` (and the producer with it)."""
+    return bool(getattr(request, "_disconnected", False)) or getattr(request, "channel", None) is None
+
+
+def _release(request: Any, restore: Callable[[], None]) -> None:
+    """Unregister the pump, unless the connection (and with it the registration) is already gone."""
+    restore()
+    if not _gone(request) and getattr(request, "producer", None) is not None:
+        request.unregisterProducer()
+
+
 async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
-    """Write ``chunks`` to ``request`` with back-pressure, then finish it."""
+    """Write ``chunks`` to ``request`` with back-pressure, then finish it.
+
+    A client may close the connection at any point, also right after the last byte and before
+    ``finish`` (it has read Content-Length bytes): then the stream just stops, quietly.
+    """
     pump = _Pump()
     restore = _widen_sends(request)
     request.registerProducer(pump, True)
     source = chunks.__aiter__()
+    failed = False
     try:
         # read ahead: the next piece is read and decrypted while the transport sends this one
         pending = defer.ensureDeferred(_next(source))
         while (chunk := await pending) is not None:
-            if pump.stopped or getattr(request, "_disconnected", False):
+            if pump.stopped or _gone(request):
                 break
             pending = defer.ensureDeferred(_next(source))
             request.write(chunk)
@@ -137,11 +154,9 @@ async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
         if pending is not None:
             await pending  # let the read-ahead finish before the source is closed
     except Exception:
-        log.failure("body stream failed for {path}", path=request.path)
-        request.unregisterProducer()
-        restore()
-        request.channel.transport.loseConnection()  # the status line is gone: cut the response
-        return
+        failed = True
+        if not _gone(request):  # a storage fault, not a client that left
+            log.failure("body stream failed for {path}", path=request.path)
     finally:
         close = getattr(chunks, "aclose", None)
         if close is not None:
@@ -149,10 +164,13 @@ async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
                 await close()
             except Exception:
                 pass
-    request.unregisterProducer()
-    restore()
-    if not getattr(request, "_disconnected", False) and not request.finished:
-        request.finish()
+    _release(request, restore)
+    if _gone(request) or request.finished:
+        return
+    if failed:
+        request.channel.transport.loseConnection()  # the status line is gone: cut the response
+        return
+    request.finish()
 
 
 def entity_headers(resource: Any) -> dict[str, str]:

@@ -110,6 +110,14 @@ def delete_within(txn: Txn, tree: str, key: Key) -> None:
                 [tree, text, text + "/", text + "0"])
 
 
+def delete_held_within(txn: Txn, tree: str, key: Key, principal: str) -> int:
+    """Drop ``principal``'s locks at or below ``key`` (a share to them was revoked or made read-only)."""
+    text = key_text(key)
+    txn.execute("DELETE FROM dav_locks WHERE tree = ? AND principal = ? AND (path = ? OR (path >= ? AND path < ?))",
+                [tree, principal, text, text + "/", text + "0"])
+    return txn.rowcount
+
+
 class DbLockStore:
     """``LockStore`` over ``db.run``: every call is one short transaction in the pool's thread."""
 

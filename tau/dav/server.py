@@ -25,6 +25,7 @@ from tau.dav.locks import MAX_TIMEOUT, Key, Lock, LockSnapshot, LockStore, Memor
 from tau.dav.properties import PropContext, PropertyRegistry, standard_properties
 from tau.dav.resource import DavProvider, Resolved, Resource
 from tau.dav.xml import MAX_BODY, parse_body
+from tau.storage.faults import RETRY_AFTER, is_unavailable
 
 log = Logger()
 
@@ -198,6 +199,14 @@ class DavServer(WebResource):
                 await ctx.locks.forget(ctx.broken)
         except DavError as exc:
             response = DavResponse(exc.status, exc.body(), MULTISTATUS, dict(exc.headers))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise  # a bug: the site logs it and answers 500
+            log.warn("{method} {path}: storage unavailable: {exc}", method=method, path=request.path,
+                     exc=repr(exc)[:300])
+            down = DavError(503, "storage is temporarily unavailable; retry later",
+                            headers={"Retry-After": str(RETRY_AFTER)})
+            response = DavResponse(503, down.body(), MULTISTATUS, dict(down.headers))
         finally:
             if ctx is None or not ctx.body_used:
                 abort = getattr(request.content, "abort", None)

@@ -22,6 +22,9 @@ from tau.storage.engines.base import Engine
 log = Logger()
 T = TypeVar("T")
 MAX_RETRIES = 5
+#: no retry once a transaction has spent this long: a busy timeout that has already waited out
+#: (SQLite's 10 s) is an outage to report (503), not a race to retry five more times
+RETRY_BUDGET = 2.0
 
 
 class Txn:
@@ -71,6 +74,7 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
                       rollback: Callable[[], None], fn: Callable[..., T], readonly: bool,
                       args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[T, Txn]:
     attempt = 0
+    started = time.monotonic()
     while True:
         cursor = get_cursor()
         txn = Txn(cursor, engine)
@@ -85,7 +89,7 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             except Exception:
                 pass
             attempt += 1
-            if attempt <= MAX_RETRIES and engine.is_retryable(exc):
+            if attempt <= MAX_RETRIES and engine.is_retryable(exc) and time.monotonic() - started < RETRY_BUDGET:
                 log.debug("transaction {name} retry {n}: {exc}", name=name, n=attempt, exc=exc)
                 time.sleep(0.01 * 2**attempt)
                 continue

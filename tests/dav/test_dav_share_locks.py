@@ -26,7 +26,9 @@ BASE = f"http://localhost/dav/files/{ALICE}/"
 
 
 def _share(cloud: Any, path: str, user: str, permission: str) -> str:
-    items = cloud.api("GET", "/api/files?path=/").json()["items"]
+    r = cloud.api("GET", "/api/files?path=/")
+    assert r.status == 200, (r.status, r.body)
+    items = r.json()["items"]
     fid = next(i["id"] for i in items if i["name"] == path)
     r = cloud.api("POST", "/api/shares", json.dumps({"file_id": fid, "user": user, "permission": permission}).encode(),
                   headers=JSON)
@@ -49,6 +51,9 @@ def _granted(r: Any) -> int:
 def proj(cloud: Any) -> Any:
     """alice's folder proj/ with spec.md, and carol as a third user."""
     add_user(cloud.registry, CAROL, PASSWORD)
+    # the fake clock started before the users' password stamps (wall clock): without this a token
+    # issued in the same test can predate its user's password change by a second (401)
+    cloud.registry.reactor.advance(2)
     assert cloud.dav("MKCOL", "proj").status == 201
     assert cloud.dav("PUT", "proj/spec.md", b"# spec").status == 201
     return cloud
@@ -147,3 +152,21 @@ def test_max_lock_timeout_is_configurable(tmp_path: Path, db_url: str) -> None:
         assert r.status == 201 and _granted(r) == 60
     finally:
         registry.db.close()
+
+
+def test_owner_rest_writes_through_recipient_lock(proj: Any) -> None:
+    _share(proj, "proj", BOB, "write")
+    shared = f"/dav/files/{BOB}/Shared/proj/"
+    assert _lock(proj, shared + "spec.md", BOB).status == 200
+    # bob (a REST client cannot send lock tokens) is held off by his own lock; the owner is not
+    assert proj.api("POST", "/api/files?path=/Shared/proj/spec.md", b"bob", user=BOB).status == 423
+    r = proj.api("POST", "/api/files?path=/proj/spec.md", b"owner via REST")
+    assert r.status == 201, r.body
+    assert proj.dav("GET", "proj/spec.md").body == b"owner via REST"
+    assert _lock(proj, shared + "spec.md", BOB).status == 200  # the old lock was broken
+    fid = r.json()["id"]
+    assert proj.api("DELETE", f"/api/files/{fid}").status == 204
+    # the owner's own DAV lock still holds off her REST writes (she cannot submit its token)
+    assert proj.dav("PUT", "proj/mine.md", b"m").status == 201
+    assert _lock(proj, "proj/mine.md", ALICE).status == 200
+    assert proj.api("POST", "/api/files?path=/proj/mine.md", b"x").status == 423

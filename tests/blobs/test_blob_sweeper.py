@@ -112,3 +112,31 @@ def test_one_node_sweeps_at_a_time(cloud: Any) -> None:
     assert run("t", orphans.take_lease, "blob-sweep", a.holder, now + 601, 600)  # expired: a takes it
     assert resolve(a.run_once()) == 1
     assert not cloud.registry.blob_backend.exists(key)
+
+
+def test_sweep_waits_for_a_concurrent_writer_postgres(cloud: Any, db_url: str) -> None:
+    """PostgreSQL runs writers concurrently: a writer's uncommitted reference holds the sweep of
+    that key until it commits, and the sweep then keeps the blob."""
+    if not db_url.startswith("postgres"):
+        pytest.skip("SQLite has one writer at a time: the sweep and a writer cannot interleave")
+    import threading
+
+    import psycopg2
+
+    key = resolve(cloud.tree.blobs.put(b"being referenced right now")).key
+    _age(cloud, key, GRACE + 60)
+    writer = psycopg2.connect(db_url)
+    try:
+        with writer.cursor() as cur:  # a file row's transaction, between its INSERT and COMMIT
+            cur.execute("INSERT INTO file_blobs (blob_key, refs) VALUES (%s, 1)", (key,))
+        result: list[int] = []
+        sweeping = threading.Thread(target=lambda: result.append(_sweep(cloud)))
+        sweeping.start()
+        sweeping.join(1.5)
+        assert sweeping.is_alive() and not result  # waiting on the writer's row
+        writer.commit()
+        sweeping.join(30)
+        assert result == [0]
+        assert cloud.registry.blob_backend.exists(key)
+    finally:
+        writer.close()

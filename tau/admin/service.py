@@ -10,9 +10,10 @@ def install(registry: Any, host: Any) -> None:
     http = getattr(host, "http", None)
     if http is None:  # no HTTP listener configured: nothing to mount on
         return
-    from tau.admin import account, api, dashboard
+    from tau.admin import account, api, dashboard, davlocks
 
     api.register(registry, http)
+    davlocks.register(registry, http)
     dashboard.register(registry, http)
     account.register(registry, http)
     if not hasattr(registry, "started_at"):

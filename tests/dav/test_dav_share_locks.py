@@ -170,3 +170,28 @@ def test_owner_rest_writes_through_recipient_lock(proj: Any) -> None:
     assert proj.dav("PUT", "proj/mine.md", b"m").status == 201
     assert _lock(proj, "proj/mine.md", ALICE).status == 200
     assert proj.api("POST", "/api/files?path=/proj/mine.md", b"x").status == 423
+
+
+def test_admin_lists_and_removes_locks_in_a_users_tree(proj: Any) -> None:
+    from types import SimpleNamespace
+
+    from tau.admin import davlocks
+
+    davlocks.register(proj.registry, SimpleNamespace(route=proj.site.resource.route))
+    add_user(proj.registry, "dave@example.test", PASSWORD, is_admin=True)
+    proj.registry.reactor.advance(2)
+    _share(proj, "proj", BOB, "write")
+    bobs = _lock(proj, f"/dav/files/{BOB}/Shared/proj/spec.md", BOB).header("lock-token").strip("<>")
+    assert proj.dav("PUT", "proj/own.md", b"o").status == 201
+    assert _lock(proj, "proj/own.md", ALICE).status == 200
+    assert proj.api("GET", f"/api/admin/dav-locks?user={ALICE}", user=BOB).status == 403
+    assert proj.api("DELETE", f"/api/admin/dav-locks?user={ALICE}", user=BOB).status == 403
+    r = proj.api("GET", f"/api/admin/dav-locks?user={ALICE}", user="dave@example.test")
+    assert r.status == 200
+    assert sorted(i["principal"] for i in r.json()["items"]) == [ALICE, BOB]
+    r = proj.api("DELETE", f"/api/admin/dav-locks?user={ALICE}&token={bobs}", user="dave@example.test")
+    assert r.status == 200 and r.json()["removed"] == 1
+    assert proj.api("DELETE", f"/api/admin/dav-locks?user={BOB}&token={bobs}", user="dave@example.test").status == 404
+    assert proj.api("DELETE", f"/api/admin/dav-locks?user={ALICE}", user="dave@example.test").json()["removed"] == 1
+    assert proj.api("GET", f"/api/admin/dav-locks?user={ALICE}", user="dave@example.test").json()["items"] == []
+    assert _lock(proj, "proj/spec.md", ALICE).status == 200  # nothing holds it any more

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tau.dav import conditions
@@ -139,7 +140,7 @@ async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
     restore = _widen_sends(request)
     request.registerProducer(pump, True)
     source = chunks.__aiter__()
-    failed = False
+    failure: Failure | None = None
     try:
         # read ahead: the next piece is read and decrypted while the transport sends this one
         pending = defer.ensureDeferred(_next(source))
@@ -154,9 +155,7 @@ async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
         if pending is not None:
             await pending  # let the read-ahead finish before the source is closed
     except Exception:
-        failed = True
-        if not _gone(request):  # a storage fault, not a client that left
-            log.failure("body stream failed for {path}", path=request.path)
+        failure = Failure()
     finally:
         close = getattr(chunks, "aclose", None)
         if close is not None:
@@ -167,10 +166,19 @@ async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
     _release(request, restore)
     if _gone(request) or request.finished:
         return
-    if failed:
+    if failure is not None:
+        if not request.startedWriting:  # nothing sent: the edge answers (503 for an outage, 500 for a bug)
+            for name in _ENTITY_HEADERS:
+                request.responseHeaders.removeHeader(name)
+            failure.raiseException()
+        log.failure("body stream failed for {path}", failure, path=request.path)
         request.channel.transport.loseConnection()  # the status line is gone: cut the response
         return
     request.finish()
+
+
+_ENTITY_HEADERS = (b"content-length", b"content-range", b"content-type", b"content-disposition", b"etag",
+                   b"last-modified", b"accept-ranges")
 
 
 def entity_headers(resource: Any) -> dict[str, str]:

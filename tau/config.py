@@ -83,6 +83,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "s3_secret_key": Key(_str, "", "s3 backend: secret key"),
         "s3_bucket": Key(_str, "tau", "s3 backend: bucket"),
         "s3_secure": Key(_bool, "true", "s3 backend: use https"),
+        "orphan_grace": Key(_int, "3600", "seconds a blob nothing references is kept before the sweeper deletes it"
+                            " (an upload in flight writes its blob before its row)", minimum=60),
+        "sweep_interval": Key(_int, "3600", "seconds between sweeps for unreferenced blobs", minimum=10),
+    },
+    "dav": {
+        "max_lock_timeout": Key(_int, "3600", "longest WebDAV lock granted, seconds; `Timeout: Infinite` and"
+                                " longer requests get this", minimum=1),
     },
     "redis": {
         "url": Key(_str, "", "empty: single node; redis://host:6379/0 shares bus, presence, limits"),

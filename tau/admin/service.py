@@ -10,10 +10,11 @@ def install(registry: Any, host: Any) -> None:
     http = getattr(host, "http", None)
     if http is None:  # no HTTP listener configured: nothing to mount on
         return
-    from tau.admin import account, api, dashboard, oauth_clients
+    from tau.admin import account, api, dashboard, davlocks, oauth_clients
 
     api.register(registry, http)
     oauth_clients.register(registry, http)
+    davlocks.register(registry, http)
     dashboard.register(registry, http)
     account.register(registry, http)
     if not hasattr(registry, "started_at"):

@@ -127,6 +127,9 @@ def build_root(registry: Any) -> TauService:
     host = AppHost(registry, background, listening)
     for plugin in discover():
         plugin.install(registry, host)
+    from tau.blobs.sweeper import blob_sweeper
+
+    host.add_service(blob_sweeper(registry))  # blobs left without rows by a crash (issue 13)
     root.drains = host.drains
     return root
 

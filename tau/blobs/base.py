@@ -149,3 +149,8 @@ class BlobBackend(ABC):
     @abstractmethod
     def check(self) -> None:
         """Health probe: raise BlobStoreUnavailable with a one-line reason if unusable."""
+
+    def list_older(self, cutoff: float) -> Iterator[str]:
+        """Keys of committed blobs last written before ``cutoff`` (epoch seconds), for the sweeper
+        of unreferenced blobs (``tau.blobs.sweeper``); uploads in progress are never listed."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its blobs")

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tau.blobs.base import (
+    KEY_RE,
     BlobBackend,
     BlobNotFound,
     BlobStoreUnavailable,
@@ -137,6 +138,27 @@ class LocalUpload(Upload):
         self._cleanup()
 
 
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _subdirs(root: Path) -> list[Path]:
+    """The fan-out folders ``root/ab`` (two hex digits), never ``root/tmp``."""
+    return [Path(e.path) for e in _entries(root) if len(e.name) == 2 and e.is_dir(follow_symlinks=False)
+            and all(c in "0123456789abcdef" for c in e.name)]
+
+
+def _old_blob(entry: os.DirEntry[str], cutoff: float) -> bool:
+    try:
+        return (KEY_RE.fullmatch(entry.name) is not None and entry.is_file(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_mtime < cutoff)
+    except FileNotFoundError:
+        return False
+
+
 class LocalBackend(BlobBackend):
     """Blobs as files under ``path``; ``path/tmp`` holds uploads in progress."""
 
@@ -235,6 +257,15 @@ class LocalBackend(BlobBackend):
         except OSError as exc:
             raise BlobStoreUnavailable(f"blob folder {self.tmp} is not writable: "
                                        f"{exc.strerror or exc}") from exc
+
+    def list_older(self, cutoff: float) -> Iterator[str]:
+        """Blob files (both layouts) whose mtime is before ``cutoff``; ``tmp/`` is not looked at."""
+        for top in _subdirs(self.root):
+            for entry in _entries(top):
+                if entry.is_dir(follow_symlinks=False):
+                    yield from (e.name for e in _entries(Path(entry.path)) if _old_blob(e, cutoff))
+                elif _old_blob(entry, cutoff):
+                    yield entry.name
 
     def sweep_tmp(self, max_age: float = TMP_MAX_AGE) -> int:
         """Remove temp files older than ``max_age`` seconds (crash leftovers); returns the count."""

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from tau.blobs.base import BlobBackend, BlobNotFound, BlobStoreUnavailable, Upload, validate_key
+from tau.blobs.base import KEY_RE, BlobBackend, BlobNotFound, BlobStoreUnavailable, Upload, validate_key
 
 PART_SIZE = 16 * 1024 * 1024  # S3 parts must be >= 5 MiB except the last
 COPY_LIMIT = 5 * 1024**3
@@ -200,6 +200,14 @@ class S3Backend(BlobBackend):
 
     def delete(self, key: str) -> None:
         self.client.remove_object(self.bucket, self.object_name(key))
+
+    def list_older(self, cutoff: float) -> Iterator[str]:
+        """Objects ``prefix/ab/<key>`` last modified before ``cutoff`` (``prefix/tmp/`` is skipped)."""
+        for obj in self.client.list_objects(self.bucket, prefix=f"{self.prefix}/", recursive=True):
+            parts = (obj.object_name or "")[len(self.prefix) + 1:].split("/")
+            modified = obj.last_modified.timestamp() if obj.last_modified is not None else cutoff
+            if len(parts) == 2 and KEY_RE.fullmatch(parts[1]) and parts[0] == parts[1][:2] and modified < cutoff:
+                yield parts[1]
 
     def check(self) -> None:
         try:

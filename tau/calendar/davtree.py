@@ -294,6 +294,10 @@ class CalendarProvider(DavProvider):
     def __init__(self, cals: Calendars) -> None:
         self.cals = cals
 
+    def lock_owner(self, key: tuple[str, ...]) -> str | None:
+        """Calendar lock keys are ``("calendars", owner address, calendar, ...)``."""
+        return key[1] if len(key) > 1 and key[0] == "calendars" else None
+
     def principal_url(self, user: Any) -> str:
         return f"/dav/principals/{user.address}/"
 

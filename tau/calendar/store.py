@@ -205,6 +205,8 @@ def share(txn: Txn, owner_id: int, name: str, grantee: str, permission: str) -> 
     if existing:
         txn.execute("UPDATE cal_shares SET permission = ? WHERE calendar_id = ? AND grantee_id = ?",
                     (permission, cal.id, gid))
+        if permission != "write":
+            _drop_locks(txn, cal, gid)
         return str(existing[0])
     taken = {r[0] for r in txn.query("SELECT name FROM cal_calendars WHERE user_id = ? UNION"
                                      " SELECT name FROM cal_shares WHERE grantee_id = ?", (gid, gid))}
@@ -224,7 +226,18 @@ def unshare(txn: Txn, owner_id: int, name: str, grantee: str) -> bool:
     if cal is None or gid is None:
         return False
     txn.execute("DELETE FROM cal_shares WHERE calendar_id = ? AND grantee_id = ?", (cal.id, gid))
-    return txn.rowcount > 0
+    gone = txn.rowcount > 0
+    _drop_locks(txn, cal, gid)
+    return gone
+
+
+def _drop_locks(txn: Txn, cal: Any, grantee_id: int) -> None:
+    """The grantee's WebDAV locks on the calendar go with their write access (issue 13)."""
+    from tau.dav.lockdb import delete_held_within
+
+    address = txn.scalar("SELECT address FROM users WHERE id = ?", (grantee_id,))
+    if address is not None:
+        delete_held_within(txn, "/dav", ("calendars", cal.owner, cal.name), str(address))
 
 
 def shares_of(txn: Txn, calendar_id: int) -> list[tuple[str, str]]:

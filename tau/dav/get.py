@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tau.dav import conditions
@@ -119,17 +120,34 @@ async def _next(source: AsyncIterator[bytes]) -> bytes | None:
         return None
 
 
+def _gone(request: Any) -> bool:
+    """Has the client gone? Twisted then drops ``request.channel`` (and the producer with it)."""
+    return bool(getattr(request, "_disconnected", False)) or getattr(request, "channel", None) is None
+
+
+def _release(request: Any, restore: Callable[[], None]) -> None:
+    """Unregister the pump, unless the connection (and with it the registration) is already gone."""
+    restore()
+    if not _gone(request) and getattr(request, "producer", None) is not None:
+        request.unregisterProducer()
+
+
 async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
-    """Write ``chunks`` to ``request`` with back-pressure, then finish it."""
+    """Write ``chunks`` to ``request`` with back-pressure, then finish it.
+
+    A client may close the connection at any point, also right after the last byte and before
+    ``finish`` (it has read Content-Length bytes): then the stream just stops, quietly.
+    """
     pump = _Pump()
     restore = _widen_sends(request)
     request.registerProducer(pump, True)
     source = chunks.__aiter__()
+    failure: Failure | None = None
     try:
         # read ahead: the next piece is read and decrypted while the transport sends this one
         pending = defer.ensureDeferred(_next(source))
         while (chunk := await pending) is not None:
-            if pump.stopped or getattr(request, "_disconnected", False):
+            if pump.stopped or _gone(request):
                 break
             pending = defer.ensureDeferred(_next(source))
             request.write(chunk)
@@ -139,11 +157,7 @@ async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
         if pending is not None:
             await pending  # let the read-ahead finish before the source is closed
     except Exception:
-        log.failure("body stream failed for {path}", path=request.path)
-        request.unregisterProducer()
-        restore()
-        request.channel.transport.loseConnection()  # the status line is gone: cut the response
-        return
+        failure = Failure()
     finally:
         close = getattr(chunks, "aclose", None)
         if close is not None:
@@ -151,10 +165,22 @@ async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
                 await close()
             except Exception:
                 pass
-    request.unregisterProducer()
-    restore()
-    if not getattr(request, "_disconnected", False) and not request.finished:
-        request.finish()
+    _release(request, restore)
+    if _gone(request) or request.finished:
+        return
+    if failure is not None:
+        if not request.startedWriting:  # nothing sent: the edge answers (503 for an outage, 500 for a bug)
+            for name in _ENTITY_HEADERS:
+                request.responseHeaders.removeHeader(name)
+            failure.raiseException()
+        log.failure("body stream failed for {path}", failure, path=request.path)
+        request.channel.transport.loseConnection()  # the status line is gone: cut the response
+        return
+    request.finish()
+
+
+_ENTITY_HEADERS = (b"content-length", b"content-range", b"content-type", b"content-disposition", b"etag",
+                   b"last-modified", b"accept-ranges")
 
 
 def entity_headers(resource: Any) -> dict[str, str]:

@@ -110,6 +110,35 @@ def delete_within(txn: Txn, tree: str, key: Key) -> None:
                 [tree, text, text + "/", text + "0"])
 
 
+def _within(key: Key) -> tuple[str, list[str]]:
+    text = key_text(key)
+    return "(path = ? OR (path >= ? AND path < ?))", [text, text + "/", text + "0"]
+
+
+def select_within(txn: Txn, tree: str, key: Key, now: float) -> list[Lock]:
+    """Live locks at or below ``key`` (an administrator's view of one user's tree)."""
+    cond, args = _within(key)
+    rows = txn.query(f"SELECT {_COLUMNS} FROM dav_locks WHERE tree = ? AND {cond} AND expires > ? ORDER BY path",
+                     [tree, *args, now])
+    return [_row_lock(row) for row in rows]
+
+
+def delete_within_tokens(txn: Txn, tree: str, key: Key, token: str | None = None) -> int:
+    """Remove every lock at or below ``key``, or just the one with ``token``; returns the count."""
+    cond, args = _within(key)
+    extra, more = (" AND token = ?", [token]) if token is not None else ("", [])
+    txn.execute(f"DELETE FROM dav_locks WHERE tree = ? AND {cond}{extra}", [tree, *args, *more])
+    return txn.rowcount
+
+
+def delete_held_within(txn: Txn, tree: str, key: Key, principal: str) -> int:
+    """Drop ``principal``'s locks at or below ``key`` (a share to them was revoked or made read-only)."""
+    text = key_text(key)
+    txn.execute("DELETE FROM dav_locks WHERE tree = ? AND principal = ? AND (path = ? OR (path >= ? AND path < ?))",
+                [tree, principal, text, text + "/", text + "0"])
+    return txn.rowcount
+
+
 class DbLockStore:
     """``LockStore`` over ``db.run``: every call is one short transaction in the pool's thread."""
 

@@ -39,11 +39,18 @@ def _prop_body(inner: str) -> bytes:
             f"<D:lockdiscovery>{inner}</D:lockdiscovery></D:prop>").encode()
 
 
+def _need_write(resource: object) -> None:
+    """A write lock keeps others from writing, so only someone who may write may take one: a
+    read-only share recipient must not lock the owner out (403, as Apache mod_dav's ACL does)."""
+    if not getattr(resource, "writable", True):
+        raise DavError(403, "you may not write here, so you may not lock it", "<D:need-privileges/>")
+
+
 async def handle_lock(ctx: DavContext) -> DavResponse:
     from tau.dav.server import MULTISTATUS, DavResponse
 
     resolved = ctx.resolved
-    timeout = parse_timeout(ctx.header("timeout"))
+    timeout = parse_timeout(ctx.header("timeout"), ctx.server.max_lock_timeout)
     root = ctx.xml_body(dav("lockinfo"))
     now = ctx.server.clock()
     if root is None:  # refresh
@@ -71,7 +78,10 @@ async def handle_lock(ctx: DavContext) -> DavResponse:
     if resolved.resource is None:
         if resolved.parent is None or not resolved.segments:
             raise DavError(409, "the parent collection does not exist")
+        _need_write(resolved.parent)
         ctx.check_write(resolved.lock_key, member_of=resolved.lock_key[:-1])
+    else:
+        _need_write(resolved.resource)
     infinite = depth == "infinity" and (resolved.resource is None or resolved.resource.is_collection)
     href = ctx.href(resolved.segments, bool(resolved.resource and resolved.resource.is_collection))
     lock = await ctx.locks.create(resolved.lock_key, href, exclusive, infinite, owner_xml, ctx.principal, timeout)
@@ -95,5 +105,5 @@ async def handle_unlock(ctx: DavContext) -> DavResponse:
         raise DavError(400, "UNLOCK needs a Lock-Token header")
     if ctx.resource is None:
         raise DavError(404, "no such resource")
-    await ctx.locks.remove(raw[1:-1].strip(), ctx.resolved.lock_key, ctx.principal)
+    await ctx.locks.remove(raw[1:-1].strip(), ctx.resolved.lock_key, ctx.principal, overrides=ctx.overrides)
     return DavResponse(204)

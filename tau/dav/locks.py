@@ -21,7 +21,9 @@ from tau.dav.errors import DavError, locked
 
 Key = tuple[str, ...]
 DEFAULT_TIMEOUT = 3600
-MAX_TIMEOUT = 7 * 24 * 3600
+#: the longest lock granted unless the server is told otherwise (``[dav] max_lock_timeout``):
+#: ``Timeout: Infinite`` and anything longer get this, and the response says so (RFC 4918 §10.7)
+MAX_TIMEOUT = 3600
 
 
 @dataclass
@@ -57,18 +59,18 @@ def conflict_error(other: Lock) -> DavError:
                     f"<D:no-conflicting-lock><D:href>{escape(other.href)}</D:href></D:no-conflicting-lock>")
 
 
-def parse_timeout(header: str | None) -> int:
-    """``Timeout: Second-600, Infinite`` → seconds, capped (RFC 4918 §10.7)."""
+def parse_timeout(header: str | None, maximum: int = MAX_TIMEOUT) -> int:
+    """``Timeout: Second-600, Infinite`` → seconds, capped at ``maximum`` (RFC 4918 §10.7)."""
     for item in (header or "").split(","):
         item = item.strip()
         if item.lower() == "infinite":
-            return MAX_TIMEOUT
+            return maximum
         if item.lower().startswith("second-"):
             try:
-                return max(1, min(int(item[7:]), MAX_TIMEOUT))
+                return max(1, min(int(item[7:]), maximum))
             except ValueError:
                 continue
-    return DEFAULT_TIMEOUT
+    return min(DEFAULT_TIMEOUT, maximum)
 
 
 class LockStore(Protocol):
@@ -157,21 +159,29 @@ class LockSnapshot:
         return [lock for lock in self._live() if lock.within(key)]
 
     def check_write(self, key: Key, submitted: set[str], principal: str, depth: bool = False,
-                    member_of: Key | None = None, href: Callable[[Lock], str] | None = None) -> None:
+                    member_of: Key | None = None, href: Callable[[Lock], str] | None = None,
+                    overrides: Callable[[Lock], bool] | None = None) -> list[Lock]:
         """423 unless every lock that protects ``key`` was submitted by its owner (RFC 4918 §7.4).
 
         ``depth``: the write affects everything below ``key`` too (DELETE, MOVE of a collection).
         ``member_of``: the write adds or removes a member of this collection, whose depth-0 lock
         protects its membership.
+        ``overrides``: locks the writer may break (the tree's owner over a share recipient's
+        lock); they do not block, and are returned so the caller can remove them.
         """
         needed = self.covering(key)
         if depth:
             needed += [lock for lock in self.within(key) if lock not in needed]
         if member_of is not None:
             needed += [lock for lock in self.covering(member_of) if lock not in needed]
+        broken: list[Lock] = []
         for lock in needed:
             if lock.token not in submitted or lock.principal != principal:
+                if overrides is not None and overrides(lock):
+                    broken.append(lock)
+                    continue
                 raise locked(href(lock) if href else lock.href)
+        return broken
 
     async def create(self, key: Key, href: str, exclusive: bool, infinite: bool, owner_xml: str,
                      principal: str, timeout: int) -> Lock:
@@ -197,16 +207,26 @@ class LockSnapshot:
             raise DavError(412, "no such lock on this resource", "<D:lock-token-matches-request-uri/>")
         return lock
 
-    async def remove(self, token: str, key: Key, principal: str) -> None:
-        """UNLOCK (RFC 4918 §9.11): the token must apply to the request URI."""
+    async def remove(self, token: str, key: Key, principal: str,
+                     overrides: Callable[[Lock], bool] | None = None) -> None:
+        """UNLOCK (RFC 4918 §9.11): the token must apply to the request URI.
+
+        Only the lock's holder may remove it, or someone ``overrides`` allows (the tree's owner).
+        """
         lock = self.get(token)
         if lock is None or not lock.covers(key):
             raise DavError(409, "lock token does not apply to this resource",
                            "<D:lock-token-matches-request-uri/>")
-        if lock.principal != principal:
+        if lock.principal != principal and not (overrides is not None and overrides(lock)):
             raise DavError(403, "the lock belongs to someone else")
         await self._store.remove(token)
         del self._by_token[token]
+
+    async def forget(self, locks: Iterable[Lock]) -> None:
+        """Remove locks an overriding write broke."""
+        for lock in locks:
+            await self._store.remove(lock.token)
+            self._by_token.pop(lock.token, None)
 
     async def drop_within(self, key: Key) -> None:
         """Forget every lock at or below ``key`` (after DELETE or MOVE of the resource)."""

@@ -175,6 +175,13 @@ class DavProvider(ABC):
         """Resolve the path below the mount. Raise DavError 404 (never 403) for what ``user``
         may not see, so existence does not leak; 403 for what it sees but may not change."""
 
+    def lock_owner(self, key: tuple[str, ...]) -> str | None:
+        """The address of the user whose tree the lock key ``key`` is in, or None.
+
+        That user may remove anyone's lock there and writes through it (``DavContext.overrides``).
+        """
+        return None
+
     def supported_reports(self, resource: Resource) -> list[str]:
         """Clark names of REPORTs ``resource`` answers (RFC 3253 §3.1.5)."""
         return ["{DAV:}sync-collection"] if resource.is_collection else []

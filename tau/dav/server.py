@@ -21,10 +21,11 @@ from twisted.web.server import NOT_DONE_YET
 
 from tau.dav import conditions, paths
 from tau.dav.errors import DavError
-from tau.dav.locks import Key, LockSnapshot, LockStore, MemoryLockStore
+from tau.dav.locks import MAX_TIMEOUT, Key, Lock, LockSnapshot, LockStore, MemoryLockStore
 from tau.dav.properties import PropContext, PropertyRegistry, standard_properties
 from tau.dav.resource import DavProvider, Resolved, Resource
 from tau.dav.xml import MAX_BODY, parse_body
+from tau.storage.faults import RETRY_AFTER, is_unavailable
 
 log = Logger()
 
@@ -56,6 +57,8 @@ class DavContext:
     tokens: set[str]
     locks: LockSnapshot
     body_used: bool = False
+    #: other people's locks this request overrode (the tree owner's writes): removed on success
+    broken: list[Lock] = field(default_factory=list)
 
     @property
     def user(self) -> Any:
@@ -109,8 +112,22 @@ class DavContext:
         return value
 
     def check_write(self, key: tuple[str, ...], depth: bool = False, member_of: tuple[str, ...] | None = None) -> None:
-        self.locks.check_write(key, self.tokens, self.principal, depth, member_of,
-                               href=lambda lock: lock.href)
+        """423 for a lock the request may not pass; locks the tree's owner overrides are broken
+        once the method succeeds (``DavServer._handle``)."""
+        broken = self.locks.check_write(key, self.tokens, self.principal, depth, member_of,
+                                        href=lambda lock: lock.href, overrides=self.overrides)
+        self.broken += [lock for lock in broken if lock not in self.broken]
+
+    def overrides(self, lock: Lock) -> bool:
+        """May this request break or remove ``lock``, held by someone else?
+
+        The owner of the tree the lock is in may: a share recipient's lock never locks the owner
+        out of her own files (as Nextcloud's and FileRun's owners "lock over" and unlock).
+        """
+        if lock.principal.lower() == self.principal.lower():
+            return False
+        owner = self.provider.lock_owner(lock.key)
+        return owner is not None and owner.lower() == self.principal.lower()
 
     async def resolve_other(self, segments: list[str]) -> Resolved:
         """Resolve another path (Destination, a tagged If list) and load the locks on and below it."""
@@ -126,13 +143,14 @@ class DavServer(WebResource):
 
     def __init__(self, provider: DavProvider, prefix: str, clock: Callable[[], float],
                  properties: PropertyRegistry | None = None, locks: LockStore | None = None,
-                 db: Any = None) -> None:
+                 db: Any = None, max_lock_timeout: int = MAX_TIMEOUT) -> None:
         super().__init__()
         from tau.dav import copymove, delete, get, lockmethods, mkcol, propfind, proppatch, put, reports
 
         self.provider = provider
         self.prefix = [s for s in prefix.split("/") if s]
         self.clock = clock
+        self.max_lock_timeout = max_lock_timeout
         self.properties = properties or standard_properties()
         if locks is None:  # with a database, locks are shared by every node (tau.dav.lockdb)
             from tau.dav.lockdb import DbLockStore
@@ -177,8 +195,18 @@ class DavServer(WebResource):
             if if_lists and not await conditions.evaluate_if(if_lists, lambda tag: self._state(ctx, tag)):
                 raise DavError(412, "If header conditions are not met")
             response = await handler(ctx)
+            if ctx.broken and response is not None and response.status < 300:
+                await ctx.locks.forget(ctx.broken)
         except DavError as exc:
             response = DavResponse(exc.status, exc.body(), MULTISTATUS, dict(exc.headers))
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise  # a bug: the site logs it and answers 500
+            log.warn("{method} {path}: storage unavailable: {exc}", method=method, path=request.path,
+                     exc=repr(exc)[:300])
+            down = DavError(503, "storage is temporarily unavailable; retry later",
+                            headers={"Retry-After": str(RETRY_AFTER)})
+            response = DavResponse(503, down.body(), MULTISTATUS, dict(down.headers))
         finally:
             if ctx is None or not ctx.body_used:
                 abort = getattr(request.content, "abort", None)

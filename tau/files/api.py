@@ -60,22 +60,28 @@ class FilesApi:
     def __init__(self, registry: Any, tree: FileTree) -> None:
         self.registry, self.tree = registry, tree
 
-    async def _locked(self, canonical: list[str], depth: bool = False) -> None:
+    async def _locked(self, canonical: list[str], user: Any, depth: bool = False) -> None:
         """423 when a WebDAV lock protects the path (REST clients cannot submit lock tokens).
 
-        One query against the shared lock store, so a lock taken on another node counts too.
+        One query against the shared lock store, so a lock taken on another node counts too. The
+        owner of the tree is not held off by a lock someone else took through a share: her write
+        breaks it, as her DAV writes do (``tau.dav.server.DavContext.overrides``).
         """
         dav = self.registry._built.get("files_dav")
         if dav is None:
             return
         key = tuple(canonical)
         found = await dav.lock_store.load([key], [key] if depth else [])
-        if any(lock.covers(key) or lock.covers(key[:-1]) or (depth and lock.within(key)) for lock in found):
+        hits = [lock for lock in found if lock.covers(key) or lock.covers(key[:-1]) or (depth and lock.within(key))]
+        me = str(getattr(user, "address", "")).lower()
+        if any(not (key[0].lower() == me and lock.principal.lower() != me) for lock in hits):
             raise HttpError(423, "locked", "the file is locked by a WebDAV client")
+        for lock in hits:
+            await dav.lock_store.remove(lock.token)
 
-    async def _locked_node(self, node: Node, depth: bool = True) -> None:
+    async def _locked_node(self, node: Node, user: Any, depth: bool = True) -> None:
         if self.registry._built.get("files_dav") is not None:
-            await self._locked(await self.tree.run("files_canonical", lookup.canonical, node), depth)
+            await self._locked(await self.tree.run("files_canonical", lookup.canonical, node), user, depth)
 
     async def _locate(self, user: Any, file_id: str) -> tuple[Node, list[str], bool]:
         if not file_id.isdigit():
@@ -106,7 +112,7 @@ class FilesApi:
         if info.parent is None or not info.writable:
             raise HttpError(409 if info.writable else 403, "no_parent" if info.writable else "read_only",
                             "the parent folder does not exist" if info.writable else "read-only share")
-        await self._locked(info.canonical)
+        await self._locked(info.canonical, request.user)
         old = info.node.size if info.node is not None else 0
         if info.limit and info.used - old + body.size > info.limit:
             await body.abort()
@@ -175,7 +181,7 @@ class FilesApi:
         node, path, writable = await self._locate(request.user, id)
         if not writable or node.parent_id is None or path[:1] == [lookup.SHARED] and len(path) == 2:
             raise HttpError(403, "forbidden", "cannot delete this")
-        await self._locked_node(node)
+        await self._locked_node(node, request.user)
         try:
             await self.tree.run("files_delete", store.delete_node, self.tree.blobs.sync, node.id)
         except FilesError as exc:
@@ -198,8 +204,8 @@ class FilesApi:
             raise HttpError(409, "no_parent", "the destination folder does not exist or is read-only")
         if info.node is not None and body.get("overwrite") is not True:
             raise HttpError(409, "exists", "the destination exists")
-        await self._locked_node(node)
-        await self._locked(info.canonical, depth=True)
+        await self._locked_node(node, request.user)
+        await self._locked(info.canonical, request.user, depth=True)
         try:
             moved, _ = await self.tree.run("files_move", store.transfer, self.tree.blobs.sync, node.id,
                                            info.parent.id, target[-1], True, True,

@@ -277,6 +277,10 @@ class FilesProvider(DavProvider):
     def empty_writer(self) -> Any:
         return self.tree.blobs.writer()
 
+    def lock_owner(self, key: tuple[str, ...]) -> str | None:
+        """Lock keys are ``(owner address, *path in the owner's tree)``."""
+        return key[0] or None if key else None
+
     async def resolve(self, user: Any, segments: list[str]) -> Resolved:
         if not segments:
             return Resolved([], HomesRoot(self.tree, user), None, ("",))

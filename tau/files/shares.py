@@ -164,8 +164,12 @@ class Shares:
         for path, node in entries:
             yield z.begin("/".join(path), node.modified_at, node.is_folder)
             if not node.is_folder and node.blob_key:
-                async for chunk in self.tree.read(node.blob_key):
-                    yield z.data(chunk)
+                reader = self.tree.read(node.blob_key)
+                try:  # closed here, awaited: a client leaving mid-file must not leave it to the GC
+                    async for chunk in reader:
+                        yield z.data(chunk)
+                finally:
+                    await reader.aclose()
             yield z.end()
         yield z.finish()
 

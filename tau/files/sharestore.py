@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from tau.files.store import COLS, Node, _node, now
+from tau.dav.lockdb import delete_held_within
+from tau.files.store import COLS, Node, _node, now, path_of
 from tau.storage.database import Txn
 
 
@@ -52,6 +53,8 @@ def create_link(txn: Txn, owner_id: int, node_id: int, token: str, password_hash
 
 
 def grant(txn: Txn, owner_id: int, node_id: int, grantee_id: int, permission: str) -> Share:
+    if permission != "write":
+        _drop_locks(txn, node_id, grantee_id)
     txn.execute("INSERT INTO file_shares (owner_id, node_id, grantee_id, permission, created_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id, grantee_id) DO UPDATE SET permission ="
                 " excluded.permission", (owner_id, node_id, grantee_id, permission, now()))
@@ -81,8 +84,31 @@ def list_owned(txn: Txn, owner_id: int) -> list[Share]:
 
 
 def revoke(txn: Txn, owner_id: int, share_id: int) -> bool:
+    """Delete a share; the DAV locks its recipient took through it go with it."""
+    share = get_share(txn, share_id)
+    if share is None or share.owner_id != owner_id:
+        return False
     txn.execute("DELETE FROM file_shares WHERE id = ? AND owner_id = ?", (share_id, owner_id))
-    return txn.rowcount > 0
+    if share.grantee_id is not None:
+        _drop_locks(txn, share.node_id, share.grantee_id)
+    return True
+
+
+DAV_TREE = "/dav/files"  # the lock tree of the files mount (tau.files.service.DAV_PREFIX)
+
+
+def _drop_locks(txn: Txn, node_id: int, grantee_id: int) -> None:
+    """Remove the grantee's locks on and below a shared node (keys are the owner's canonical paths).
+
+    A recipient who may no longer write must not keep the owner locked out. Locks the recipient
+    holds through another share of an enclosing folder go too: they can take them again.
+    """
+    node = _node(txn.query_one(f"SELECT {COLS} FROM file_nodes WHERE id = ?", (node_id,)))
+    grantee = txn.scalar("SELECT address FROM users WHERE id = ?", (grantee_id,))
+    if node is None or grantee is None:
+        return
+    owner = txn.scalar("SELECT address FROM users WHERE id = ?", (node.user_id,))
+    delete_held_within(txn, DAV_TREE, (str(owner), *path_of(txn, node)), str(grantee))
 
 
 def received(txn: Txn, grantee_id: int) -> list[tuple[str, Share, Node, str]]:

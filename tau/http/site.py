@@ -2,7 +2,8 @@
 
 Every response carries ``X-Request-ID``; bodies over the limit for their path are refused with
 413 before they are read (declared length) or as soon as they pass it (chunked); unhandled
-errors become JSON 500s without a traceback; every request is logged as one JSON access record.
+errors become JSON 500s without a traceback — or 503 with ``Retry-After`` when the database or
+blob store is unreachable (``tau.storage.faults``); every request is logged as one JSON access record.
 A streamed body whose sink asks for it is only stored once the request is authenticated, which
 happens as soon as the headers are in: a refused upload is answered 401 at once and nothing of
 its body is written anywhere.
@@ -24,6 +25,7 @@ from twisted.python.failure import Failure
 from twisted.web import http, server
 
 from tau.http.errors import HttpError, error_body
+from tau.storage.faults import RETRY_AFTER, is_unavailable
 
 log = Logger(namespace="tau.http.access")
 errlog = Logger(namespace="tau.http")
@@ -185,7 +187,10 @@ class TauRequest(server.Request):
             if not (self._complete or self._rejected or self._disconnected):
                 # the body is still coming: answer now and close instead of reading it
                 exc = failure.value
-                if not isinstance(exc, HttpError):
+                if not isinstance(exc, HttpError) and is_unavailable(exc):
+                    errlog.warn("authentication: storage unavailable: {exc}", exc=exc, request_id=self.request_id)
+                    exc = unavailable_error()
+                elif not isinstance(exc, HttpError):
                     errlog.failure("authentication failed", failure, request_id=self.request_id)
                     exc = HttpError(500, "internal_error", "internal server error")
                 self._refuse(exc)
@@ -254,15 +259,24 @@ class TauRequest(server.Request):
 
     # -- failures ------------------------------------------------------------------------------
     def processingFailed(self, reason: Any) -> None:
-        errlog.failure("unhandled error in {method} {path}", reason, method=self.method, path=self.path,
-                       request_id=self.request_id)
+        """The one place unhandled errors become answers: 503 for an outage, 500 for a bug."""
+        down = is_unavailable(reason.value)
+        if down:
+            errlog.warn("{method} {path}: storage unavailable: {exc}", method=self.method, path=self.path,
+                        exc=repr(reason.value)[:300], request_id=self.request_id)
+        else:
+            errlog.failure("unhandled error in {method} {path}", reason, method=self.method, path=self.path,
+                           request_id=self.request_id)
         if self.finished or self._disconnected:
             return
         if self.startedWriting:
             self.channel.transport.loseConnection()
             return
-        self.setResponseCode(500)
-        body = error_body("internal_error", "internal server error", self.request_id)
+        exc = unavailable_error() if down else HttpError(500, "internal_error", "internal server error")
+        self.setResponseCode(exc.status)
+        for name, value in exc.headers.items():
+            self.responseHeaders.setRawHeaders(name.encode(), [value.encode()])
+        body = error_body(exc.code, exc.message, self.request_id)
         self.responseHeaders.setRawHeaders(b"content-type", [b"application/json"])
         self.responseHeaders.setRawHeaders(b"content-length", [str(len(body)).encode()])
         self.write(body)
@@ -285,6 +299,12 @@ class TauChannel(http.HTTPChannel):
                              b"X-Request-ID: " + request_id.encode() + b"\r\nConnection: close\r\n"
                              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         self.loseConnection()
+
+
+def unavailable_error() -> HttpError:
+    """The answer to a request that met a storage outage (RFC 9110 §15.6.4)."""
+    return HttpError(503, "unavailable", "storage is temporarily unavailable; retry later",
+                     headers={"Retry-After": str(RETRY_AFTER)})
 
 
 def _tau_channel_factory(factory: Any) -> Any:

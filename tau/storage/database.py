@@ -22,6 +22,10 @@ from tau.storage.engines.base import Engine
 log = Logger()
 T = TypeVar("T")
 MAX_RETRIES = 5
+#: per engine, no retry once a transaction has spent this long: a SQLite "database is locked" after
+#: its busy timeout (10 s) has waited out is an outage to report (503), not a race to retry five
+#: more times; PostgreSQL's serialisation failures and deadlocks are always worth retrying
+RETRY_BUDGET = {"sqlite": 2.0}
 
 
 class Txn:
@@ -71,6 +75,7 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
                       rollback: Callable[[], None], fn: Callable[..., T], readonly: bool,
                       args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[T, Txn]:
     attempt = 0
+    started = time.monotonic()
     while True:
         cursor = get_cursor()
         txn = Txn(cursor, engine)
@@ -85,7 +90,9 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             except Exception:
                 pass
             attempt += 1
-            if attempt <= MAX_RETRIES and engine.is_retryable(exc):
+            budget = RETRY_BUDGET.get(engine.name)
+            if attempt <= MAX_RETRIES and engine.is_retryable(exc) and (
+                    budget is None or time.monotonic() - started < budget):
                 log.debug("transaction {name} retry {n}: {exc}", name=name, n=attempt, exc=exc)
                 time.sleep(0.01 * 2**attempt)
                 continue

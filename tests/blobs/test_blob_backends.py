@@ -234,3 +234,15 @@ def test_stream_detects_tampering(env: Env, store: BlobStore) -> None:
     with pytest.raises(BlobCorrupt):
         while resolve(reader.read_chunk()):
             pass
+
+
+def test_list_older_names_committed_blobs_by_age(env: Env, store: BlobStore) -> None:
+    """What the sweeper of unreferenced blobs sees: committed blobs, never uploads in progress."""
+    keys = {resolve(store.put(b"blob %d" % i)).key for i in range(3)}
+    pending = env.backend.new_upload()
+    pending.write(b"still uploading")
+    try:
+        assert set(env.backend.list_older(time.time() + 120)) == keys
+        assert set(env.backend.list_older(time.time() - 3600)) == set()
+    finally:
+        pending.abort()

@@ -168,7 +168,8 @@ def test_a_trickling_smtp_command_line_is_cut_with_421(registry, store) -> None:
 
 def test_a_slow_but_timely_smtp_session_is_not_cut(registry, store) -> None:
     c = Client(make_factory(registry, store, "smtp"), ip=ATTACKER)
-    for piece in (b"EHLO client.remote.test\r\n", b"MAIL FROM:<a@remote.test>\r\n", b"RCPT TO:<alice@example.test>\r\n"):
+    lines = (b"EHLO client.remote.test\r\n", b"MAIL FROM:<a@remote.test>\r\n", b"RCPT TO:<alice@example.test>\r\n")
+    for piece in lines:
         trickle(c.protocol.dataReceived, piece, registry.reactor, 1.5, lambda: c.closed)   # ~45 s a line
     assert not c.closed and [r.code for r in c.read()][-3:] == [250, 250, 250]
 

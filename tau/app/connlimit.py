@@ -8,9 +8,10 @@ same host) are counted but never refused by the per-address cap. IPv6 clients ar
 the block a single host usually gets. ``connections_total`` bounds all listeners together so a
 distributed flood cannot use up the process's file descriptors.
 
-Implemented once as a wrapping factory (``CappedFactory``) installed by ``AppHost.add_listener``;
-the wrapped factory's ``refusal`` attribute is its protocol's answer (else the connection is just
-closed). It sits inside any TLS wrapper, so the refusal is readable on implicit-TLS ports too.
+Implemented once as a wrapping factory (``CappedFactory``, the pattern of Twisted's
+``policies.LimitConnectionsByPeer``) installed by ``AppHost.add_listener`` outside any TLS; the
+served factory's ``refusal`` attribute is its protocol's answer (else the connection is just
+closed), sent through TLS on implicit-TLS ports so the client can read it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import resource
 from collections.abc import Iterable
 from typing import Any
 
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 
 log = Logger()
 
@@ -139,49 +142,49 @@ class Refusal(Protocol):
         self._abort = None
 
 
-class CappedFactory(Factory):
-    """Wraps a listener's factory: counts its connections, refuses those over the caps."""
+class _Counted(ProtocolWrapper):
+    """The outermost protocol of a capped connection: gives its slot back when the connection
+    ends, whatever protocol the connection was handed to meanwhile (a WebSocket takeover
+    replaces the wrapped protocol, so a hook on the HTTP channel would never run)."""
 
+    slot: tuple[str, str] | None = None
+
+    def connectionLost(self, reason: Any) -> None:
+        slot, self.slot = self.slot, None
+        if slot is not None:
+            self.factory.caps.release(slot)
+        super().connectionLost(reason)
+
+
+class CappedFactory(WrappingFactory):
+    """Wraps a listener's factory (TLS included): counts its connections, refuses those over the
+    caps with the protocol's ``refusal`` line, sent through TLS on an implicit-TLS listener."""
+
+    protocol = _Counted
     noisy = False
 
     def __init__(self, wrapped: Any, caps: ConnectionCaps, family: str, clock: Any) -> None:
-        self.wrapped = wrapped
+        super().__init__(wrapped)
         self.caps = caps
         self.family = family
         self.clock = clock
-
-    def doStart(self) -> None:
-        self.wrapped.doStart()
-
-    def doStop(self) -> None:
-        self.wrapped.doStop()
-
-    def logPrefix(self) -> str:
-        prefix = getattr(self.wrapped, "logPrefix", None)
-        return prefix() if callable(prefix) else self.wrapped.__class__.__name__
+        self._tls = isinstance(wrapped, TLSMemoryBIOFactory)
+        self.served = wrapped.wrappedFactory if self._tls else wrapped
 
     def buildProtocol(self, addr: Any) -> Any:
         host = str(getattr(addr, "host", addr))
         slot = self.caps.acquire(self.family, host)
         if slot is None:
-            return Refusal(getattr(self.wrapped, "refusal", b""), self.clock)
+            refusal = Refusal(getattr(self.served, "refusal", b""), self.clock)
+            return TLSMemoryBIOProtocol(self.wrappedFactory, refusal) if self._tls else refusal
         try:
-            protocol = self.wrapped.buildProtocol(addr)
+            inner = self.wrappedFactory.buildProtocol(addr)
         except BaseException:
             self.caps.release(slot)
             raise
-        if protocol is None:
+        if inner is None:
             self.caps.release(slot)
             return None
-        lost = protocol.connectionLost
-        released = False
-
-        def connection_lost(reason: Any = None) -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.caps.release(slot)
-            lost(reason)
-
-        protocol.connectionLost = connection_lost
-        return protocol
+        counted = self.protocol(self, inner)
+        counted.slot = slot
+        return counted

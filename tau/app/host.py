@@ -38,8 +38,8 @@ class AppHost:
     def add_listener(self, key: str, factory: Any) -> StreamServerEndpointService | None:
         """Listen on ``[listen] key`` if it is set; ``ssl:`` strings get tau's reloadable TLS.
 
-        Every listener is capped per client address and in total (``CappedFactory``); the cap sits
-        inside TLS so the refusal line reaches an implicit-TLS client readably."""
+        Every listener is capped per client address and in total (``CappedFactory``, outermost, so
+        a connection's slot is given back however its protocol changes; refusals go through TLS)."""
         if key not in LISTENERS:
             raise KeyError(key)
         desc = self.registry.config.get("listen", key)
@@ -47,8 +47,8 @@ class AppHost:
             return None
         tls = self.registry.tls if is_tau_tls(desc) else None
         endpoint = listen_endpoint(self.registry.reactor, desc)
-        capped = CappedFactory(factory, self.caps, FAMILIES[key], self.registry.reactor)
-        service = StreamServerEndpointService(endpoint, wrap_factory(desc, capped, tls))
+        capped = CappedFactory(wrap_factory(desc, factory, tls), self.caps, FAMILIES[key], self.registry.reactor)
+        service = StreamServerEndpointService(endpoint, capped)
         service.setName(f"listen-{key}")
         # an address in use should fail the start loudly rather than being logged and ignored
         service._raiseSynchronously = True

@@ -171,3 +171,25 @@ def test_share_link_password_guessing_is_throttled(daemon) -> None:
     assert retry is not None and int(retry) >= 1
     status, _, body = request(daemon, "GET", f"{link}?password=right%20one", "127.0.0.4")
     assert status == 200 and body == b"TOP SECRET"
+
+
+def websocket(port: int, source: str) -> socket.socket:
+    s = dial(port, source)
+    s.sendall(b"GET /ws/messages HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    return s
+
+
+def test_websocket_takeovers_give_their_slots_back(daemon) -> None:
+    """A WebSocket takes the connection over from the HTTP channel; its slot must still be released
+    when it closes, or an address would be locked out after ``CAP`` sockets over time."""
+    port = daemon.ports["http"]
+    for _round in range(3):
+        socks = [websocket(port, OUTSIDER) for _ in range(CAP)]
+        answers = [first_bytes(s) for s in socks]
+        assert all(a.startswith(b"HTTP/1.1 101 ") for a in answers), answers
+        for s in socks:
+            s.close()
+        time.sleep(0.5)
+    status, _, _ = request(daemon, "GET", "/api/health", OUTSIDER)
+    assert status == 200

@@ -118,6 +118,7 @@ def test_total_cap_over_all_listeners(registry, store) -> None:
 def test_listeners_made_by_the_host_are_capped_with_the_configured_limits(tmp_path, db_url) -> None:
     from twisted.application.service import MultiService
     from twisted.internet.ssl import CertificateOptions
+    from twisted.protocols.tls import TLSMemoryBIOFactory
 
     from tau.app.host import AppHost
     from tau.mail.imap import service as imap_service
@@ -135,8 +136,9 @@ def test_listeners_made_by_the_host_are_capped_with_the_configured_limits(tmp_pa
         imap_service.install(registry, host)
         smtp = host.listeners["smtp"].factory
         assert isinstance(smtp, CappedFactory) and smtp.family == "smtp"
-        imaps = host.listeners["imaps"].factory.wrappedFactory    # TLS outside, the cap inside
+        imaps = host.listeners["imaps"].factory                  # the cap outside, TLS inside
         assert isinstance(imaps, CappedFactory) and imaps.caps is smtp.caps
+        assert isinstance(imaps.wrappedFactory, TLSMemoryBIOFactory) and imaps.served.refusal.startswith(b"* BYE")
         assert smtp.caps.per_ip == {"smtp": 7, "imap": 4, "http": 100}
         assert smtp.caps.is_trusted("10.1.2.3") and not smtp.caps.is_trusted("127.0.0.1")
     finally:

@@ -9,6 +9,7 @@ import http.client
 import json
 import smtplib
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,7 @@ def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         pg.truncate_all()
         url = pg.url
     d = TauDaemon(tmp_path_factory.mktemp(f"exhaustion-{request.param}"), database_url=url,
-                  listeners=("smtp", "imap", "http"),
+                  listeners=("smtp", "imap", "imaps", "http"),
                   env={"TAU_LIMITS_TRUSTED_NETWORKS": "127.0.0.1/32",
                        "TAU_LIMITS_SMTP_CONNECTIONS_PER_IP": str(CAP),
                        "TAU_LIMITS_IMAP_CONNECTIONS_PER_IP": str(CAP),
@@ -193,3 +194,18 @@ def test_websocket_takeovers_give_their_slots_back(daemon) -> None:
         time.sleep(0.5)
     status, _, _ = request(daemon, "GET", "/api/health", OUTSIDER)
     assert status == 200
+
+
+def test_implicit_tls_listener_refuses_through_tls(daemon) -> None:
+    """On imaps the refusal is sent after the handshake, so the client can read why."""
+    context = ssl.create_default_context(cafile=str(daemon.data / "tls/cert.pem"))
+    port = daemon.ports["imaps"]
+    held = [context.wrap_socket(dial(port, OUTSIDER), server_hostname="localhost") for _ in range(CAP)]
+    try:
+        assert all(first_bytes(s).startswith(b"* OK ") for s in held)
+        extra = context.wrap_socket(dial(port, OUTSIDER), server_hostname="localhost")
+        assert first_bytes(extra).startswith(b"* BYE [UNAVAILABLE] Too many connections")
+        extra.close()
+    finally:
+        for s in held:
+            s.close()

@@ -105,3 +105,25 @@ def test_a_slow_request_body_is_not_a_slow_header(tau) -> None:
         clock.advance(10)
     answer = parse_response(transport.value())
     assert answer.status == 200 and answer.json() == {"got": {"x": "y" * 20}}
+
+
+def test_a_handler_that_hashes_while_the_queue_is_full_answers_503(tau) -> None:
+    """Any route that hashes a password (admin user creation, password change) is told to retry,
+    not a 500, when the hashing gate is full."""
+    from twisted.internet import defer
+
+    from tau.auth.hashgate import HashGate
+    from tau.auth.passwords import hash_password
+    from tau.http.router import json_response
+
+    tau.registry.provide("hash_gate", HashGate(lambda fn, *a: defer.Deferred(), 1, 0))
+
+    async def hashing(request):
+        await tau.registry.run_password_hash(hash_password, "a new password")
+        return json_response({"ok": True})
+
+    tau.host.http.route("POST", "/test/hash", hashing, auth="none")
+    first = connect(tau.site, "198.51.100.8")[0]
+    first.dataReceived(b"POST /test/hash HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")   # holds the hasher
+    answer = tau.request("POST", "/test/hash")
+    assert answer.status == 503 and answer.header("retry-after") and answer.json()["error"] == "unavailable"

@@ -209,3 +209,51 @@ def test_implicit_tls_listener_refuses_through_tls(daemon) -> None:
     finally:
         for s in held:
             s.close()
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_24_guessers_neither_slow_alice_down_nor_grow_the_daemon(daemon) -> None:
+    """The attack of the report: 24 anonymous addresses guessing a link's password at once, while
+    alice downloads. Hashing is bounded (2 at once, 64 MiB each), so RSS stays far from +500 MB."""
+    token = daemon.token(ALICE, PASSWORD)
+    auth = {"Authorization": f"Bearer {token}"}
+    _, _, body = request(daemon, "POST", "/api/files?path=/guessed.txt", "127.0.0.1", b"G", auth)
+    _, _, body = request(daemon, "POST", "/api/shares", "127.0.0.1",
+                         json.dumps({"file_id": json.loads(body)["id"], "password": "right one"}).encode(),
+                         {**auth, "Content-Type": "application/json"})
+    link = "/s/" + json.loads(body)["token"]
+    _, _, body = request(daemon, "POST", "/api/files?path=/alice.bin", "127.0.0.1", b"A" * 1_000_000, auth)
+    file_id = json.loads(body)["id"]
+    pid = daemon.proc.pid
+    before, peak, done = rss_mb(pid), [0.0], []
+
+    def watch() -> None:
+        while not done:
+            peak[0] = max(peak[0], rss_mb(pid))
+            time.sleep(0.05)
+
+    def guesser(n: int) -> list[int]:
+        return [request(daemon, "GET", f"{link}?password=g{n}-{i}", f"127.0.1.{n + 1}")[0] for i in range(15)]
+
+    with ThreadPoolExecutor(max_workers=26) as pool:
+        watcher = pool.submit(watch)
+        attacks = [pool.submit(guesser, n) for n in range(24)]
+        took = []
+        for _ in range(10):
+            start = time.monotonic()
+            status, _, data = request(daemon, "GET", f"/api/files/{file_id}", "127.0.0.1", headers=auth)
+            took.append(time.monotonic() - start)
+            assert status == 200 and len(data) == 1_000_000
+        statuses = [s for a in attacks for s in a.result()]
+        done.append(True)
+        watcher.result()
+    assert set(statuses) <= {401, 429, 503} and statuses.count(429) > statuses.count(401)
+    assert max(took) < 2.0, took
+    assert peak[0] - before < 300, (before, peak[0])

@@ -9,6 +9,7 @@ file, section and key; the CLI and the twistd plugin print them as one line and 
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -106,6 +107,23 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "quota_bytes": Key(_int, str(10 * 1024**3), "default storage quota per user, bytes (0: none)", minimum=0),
         "request_body": Key(_int, str(1024 * 1024), "largest buffered HTTP request body (JSON, forms), bytes",
                             minimum=1024),
+        "smtp_connections_per_ip": Key(_int, "50", "open SMTP connections (MX, submission) per client address;"
+                                       " IPv6 per /64 (Postfix: 50)", minimum=1),
+        "imap_connections_per_ip": Key(_int, "50", "open IMAP connections per client address, IPv6 per /64",
+                                       minimum=1),
+        "http_connections_per_ip": Key(_int, "100", "open HTTP connections per client address, IPv6 per /64",
+                                       minimum=1),
+        "connections_total": Key(_int, "0", "open connections on all listeners together (0: 80% of the"
+                                 " open-file limit)", minimum=0),
+        "trusted_networks": Key(_list, "127.0.0.0/8, ::1", "CIDR list never refused by the per-address"
+                                " connection caps (a reverse proxy, the webmail host)"),
+        "line_timeout": Key(_int, "60", "seconds a client may take to send one SMTP/IMAP command line or the"
+                            " headers of one HTTP request, however the bytes trickle in", minimum=1),
+        "data_timeout": Key(_int, "1800", "seconds a client may take to send one message (SMTP DATA/BDAT) or"
+                            " one IMAP command with its literals", minimum=1),
+        "password_hashes": Key(_int, "2", "password hashes (argon2id, 64 MiB each) computed at once", minimum=1),
+        "password_hash_queue": Key(_int, "32", "password checks waiting for a hasher; more are refused"
+                                   " (try again later)", minimum=0),
     },
     "auth": {
         "access_token_ttl": Key(_int, "3600", "seconds an access token (JWT) lives", minimum=60),
@@ -303,6 +321,11 @@ def _validate(config: Config) -> None:
             problem = validate_endpoint(desc)
             if problem:
                 raise config.error("listen", name, problem)
+    for net in config.get("limits", "trusted_networks"):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise config.error("limits", "trusted_networks", f"not a network: {net!r} (CIDR, e.g. 10.0.0.0/8)")
 
 
 def render_ini(values: Mapping[str, Mapping[str, str]], annotated: bool = True) -> str:

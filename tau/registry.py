@@ -76,11 +76,22 @@ class Registry:
         return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), fn, *args, **kwargs)
 
     def run_password_hash(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred[T]:
-        """argon2id work, in its own pool of one thread per CPU: a burst of logins then neither
-        starves the shared pool (blob I/O, MIME parsing wait behind it) nor holds 64 MiB per login."""
+        """argon2id work, through ``hash_gate`` into its own small pool: a burst of logins or
+        share-link guesses neither starves the shared pool (blob I/O, MIME parsing wait behind it)
+        nor holds 64 MiB per attempt; past the gate's queue it fails at once with HashBusy."""
+        return self.hash_gate.run(fn, *args, **kwargs)
+
+    def _hash_in_pool(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred[T]:
         if self._run_in_thread is not None:
             return self._run_in_thread(fn, *args, **kwargs)
         return threads.deferToThreadPool(self.reactor, self.hash_pool, fn, *args, **kwargs)
+
+    @component
+    def hash_gate(self) -> Any:
+        from tau.auth.hashgate import HashGate
+
+        limits = self.config["limits"]
+        return HashGate(self._hash_in_pool, limits["password_hashes"], limits["password_hash_queue"])
 
     @component
     def hash_pool(self) -> Any:
@@ -88,8 +99,10 @@ class Registry:
 
         from twisted.python.threadpool import ThreadPool
 
+        # as many threads as hashes may run at once (the gate's bound), and no more than CPUs
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        pool = ThreadPool(minthreads=0, maxthreads=max(1, cpus), name="tau-password-hash")
+        size = max(1, min(cpus, self.config.get("limits", "password_hashes")))
+        pool = ThreadPool(minthreads=0, maxthreads=size, name="tau-password-hash")
         pool.start()
         self.reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
         return pool

@@ -8,6 +8,7 @@ from typing import Any
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 
+from tau.app.connlimit import FAMILIES, CappedFactory, ConnectionCaps
 from tau.config import LISTENERS
 from tau.endpoints import is_tau_tls, listen_endpoint, wrap_factory
 
@@ -22,12 +23,23 @@ class AppHost:
         self.http: Any = None
         #: called at shutdown once the listeners stopped accepting (see ``on_drain``)
         self.drains: list[Callable[[float], Any]] = []
+        self._caps: ConnectionCaps | None = None
+
+    @property
+    def caps(self) -> ConnectionCaps:
+        """The connection caps every listener shares (``[limits]``, see tau.app.connlimit)."""
+        if self._caps is None:
+            self._caps = ConnectionCaps.from_config(self.registry.config, self.registry.metrics)
+        return self._caps
 
     def listener_configured(self, key: str) -> bool:
         return bool(self.registry.config.get("listen", key))
 
     def add_listener(self, key: str, factory: Any) -> StreamServerEndpointService | None:
-        """Listen on ``[listen] key`` if it is set; ``ssl:`` strings get tau's reloadable TLS."""
+        """Listen on ``[listen] key`` if it is set; ``ssl:`` strings get tau's reloadable TLS.
+
+        Every listener is capped per client address and in total (``CappedFactory``, outermost, so
+        a connection's slot is given back however its protocol changes; refusals go through TLS)."""
         if key not in LISTENERS:
             raise KeyError(key)
         desc = self.registry.config.get("listen", key)
@@ -35,7 +47,8 @@ class AppHost:
             return None
         tls = self.registry.tls if is_tau_tls(desc) else None
         endpoint = listen_endpoint(self.registry.reactor, desc)
-        service = StreamServerEndpointService(endpoint, wrap_factory(desc, factory, tls))
+        capped = CappedFactory(wrap_factory(desc, factory, tls), self.caps, FAMILIES[key], self.registry.reactor)
+        service = StreamServerEndpointService(endpoint, capped)
         service.setName(f"listen-{key}")
         # an address in use should fail the start loudly rather than being logged and ignored
         service._raiseSynchronously = True

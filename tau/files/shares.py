@@ -1,11 +1,16 @@
 """Sharing: public links ``/s/TOKEN`` and shares between users (``POST /api/shares``).
 
-A link may expire, carry an argon2id password (checked in a thread; a correct answer is
-remembered for a few minutes so a browser's many requests cost one hash) and allow uploads
+A link may expire, carry an argon2id password (checked through the bounded hashing gate; a correct
+answer is remembered for a few minutes so a browser's many requests cost one hash) and allow uploads
 into a shared folder. Folder links list their contents as JSON, download one file with
 ``?path=``, or the whole folder as a streamed ZIP with ``?download=zip``. A user share
 (``{"file_id", "user", "permission": "read"|"write"}``) makes the node appear in the
 recipient's ``Shared/``. Unknown, revoked and expired links are all 404.
+
+Password guesses are throttled like logins (tau.auth.throttle: per link, per client IP and per
+pair, exponential back-off): a locked guesser gets 429 + ``Retry-After`` without any hashing, and
+the owner's other visitors keep their own allowance. When the hashing queue is full the answer is
+503 + ``Retry-After`` (tau.auth.hashgate).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from typing import Any
 from twisted.web.server import NOT_DONE_YET
 
 from tau.auth import accounts
+from tau.auth.hashgate import HashBusy
 from tau.auth.passwords import hash_password, verify_password
+from tau.auth.throttle import LoginThrottle
 from tau.dav.server import BoundedBody
 from tau.files import listing, lookup, sharestore, store
 from tau.files.api import http_error, item, parse_path, rfc3339, send_file
@@ -50,6 +57,7 @@ class Shares:
     def __init__(self, registry: Any, tree: FileTree) -> None:
         self.registry, self.tree = registry, tree
         self._unlocked: dict[str, float] = {}
+        self._throttle = LoginThrottle(registry.clock)
 
     async def create(self, request: Any) -> Response:
         body = await read_json_object(request)
@@ -66,7 +74,7 @@ class Shares:
         password = body.get("password")
         if password is not None and (not isinstance(password, str) or not 1 <= len(password) <= 1024):
             raise HttpError(400, "invalid_password", "password must be a non-empty string")
-        hashed = await self.registry.run_in_thread(hash_password, password) if password else None
+        hashed = await self._hash(hash_password, password) if password else None
         token = secrets.token_urlsafe(24)
         share = await self.tree.run("files_share_link", sharestore.create_link, request.user.id, node.id, token,
                                     hashed, bool(body.get("can_upload")) and node.is_folder, expires)
@@ -121,17 +129,34 @@ class Shares:
         if given is None:
             raise HttpError(401, "password_required", "this link needs a password",
                             headers={"WWW-Authenticate": 'Basic realm="shared link"'})
+        link, ip = "share:" + sharestore.token_hash(token), request.client_ip
+        wait = self._throttle.retry_after(link, ip)
+        if wait > 0:  # checked before the memo too: a locked guesser learns nothing at all
+            retry = str(int(wait) + 1)
+            raise HttpError(429, "too_many_attempts", f"too many wrong passwords; retry in {retry} s",
+                            headers={"Retry-After": retry})
         memo = hmac.new(self.registry.keys.derive("files:share-memo"), f"{token}\0{given}".encode(),
                         hashlib.sha256).hexdigest()
         now = self.registry.clock.seconds()
         if self._unlocked.get(memo, 0) > now:
             return
-        if not await self.registry.run_in_thread(verify_password, stored, given):
+        if not await self._hash(verify_password, stored, given):
+            self._throttle.failure(link, ip)
             raise HttpError(401, "invalid_password", "wrong password",
                             headers={"WWW-Authenticate": 'Basic realm="shared link"'})
+        self._throttle.success(link, ip)
         if len(self._unlocked) > 10_000:
             self._unlocked.clear()
         self._unlocked[memo] = now + PASSWORD_TTL
+
+    async def _hash(self, fn: Any, *args: Any) -> Any:
+        """argon2id through the registry's bounded gate; a full queue is 503, not a longer wait."""
+        try:
+            return await self.registry.run_password_hash(fn, *args)
+        except HashBusy as exc:
+            retry = str(int(exc.retry_after) + 1)
+            raise HttpError(503, "unavailable", "busy checking passwords; try again shortly",
+                            headers={"Retry-After": retry})
 
     async def public_get(self, request: Any, token: str) -> Any:
         share, node = await self._open(request, token)

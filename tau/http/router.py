@@ -25,6 +25,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 
 from tau.auth import scopes
+from tau.auth.hashgate import HashBusy
 from tau.http.auth import authenticate_request, require_scope
 from tau.http.errors import HttpError, error_body
 
@@ -139,6 +140,9 @@ class Router(Resource):
             raise HttpError(404, "not_found", "no such endpoint")
         except HttpError as exc:
             send_error(request, exc)
+        except HashBusy as exc:  # any handler that hashes a password (admin, password change)
+            retry = str(int(exc.retry_after) + 1)
+            send_error(request, HttpError(503, "unavailable", str(exc), headers={"Retry-After": retry}))
 
     async def _authenticate(self, request: Any, mode: str, scope: str | None, cookie: bool = False) -> None:
         if mode == "none":

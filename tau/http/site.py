@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
 
+from tau.app.slow import SlowSender
 from tau.http.errors import HttpError, error_body
 from tau.storage.faults import RETRY_AFTER, is_unavailable
 
@@ -288,8 +289,45 @@ class TauRequest(server.Request):
         return getattr(peer, "host", "") or "unknown"
 
 
+def _plain_answer(status: int, code: str, message: str, headers: bytes = b"") -> bytes:
+    """A complete ``Connection: close`` JSON error response, written before any request is parsed."""
+    request_id = secrets.token_hex(8)
+    body = error_body(code, message, request_id)
+    reason = http.RESPONSES.get(status, b"Error")
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nX-Request-ID: %s\r\n%sConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % (status, reason, request_id.encode(), headers, len(body))) + body
+
+
 class TauChannel(http.HTTPChannel):
-    """HTTPChannel whose answer to unparseable framing is the contract's JSON error, not a bare 400."""
+    """HTTPChannel whose answer to unparseable framing is the contract's JSON error, not a bare 400,
+    and whose request line and headers must be in within ``[limits] line_timeout`` (Twisted's idle
+    timeout is reset by every byte, so a slowloris client trickling headers would never hit it)."""
+
+    _slow: SlowSender | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.line_mode and not self._handlingRequest:
+            if self._slow is None:
+                site = self.site
+                self._slow = SlowSender(site.registry.reactor, self._headers_too_slow)
+                self._header_timeout = site.registry.config.get("limits", "line_timeout")
+            self._slow.line(self._header_timeout)
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        if self._slow is not None:
+            self._slow.line_done()
+        super().allHeadersReceived()
+
+    def connectionLost(self, reason: Any) -> None:
+        if self._slow is not None:
+            self._slow.stop()
+        super().connectionLost(reason)
+
+    def _headers_too_slow(self, _what: str) -> None:
+        errlog.info("closing {peer}: request headers not received in time", peer=str(self.transport.getPeer()))
+        self.transport.write(_plain_answer(408, "request_timeout", "request headers not received in time"))
+        self.loseConnection()
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         # Twisted calls this for a bad request line, header, Content-Length or chunk framing
@@ -315,6 +353,11 @@ class TauSite(server.Site):
     requestFactory = TauRequest
     displayTracebacks = False
     protocol = _tau_channel_factory
+
+    @property
+    def refusal(self) -> bytes:
+        """What CappedFactory (tau.app.connlimit) says to a client over the connection caps."""
+        return _plain_answer(503, "unavailable", "too many connections from your address", b"Retry-After: 10\r\n")
 
     def __init__(self, resource: Any, registry: Any, **kwargs: Any) -> None:
         super().__init__(resource, **kwargs)

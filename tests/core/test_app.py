@@ -65,13 +65,17 @@ def test_a_dependency_cycle_is_reported_not_recursed(tmp_path: Path) -> None:
         registry.egg
 
 
-def test_password_hashing_has_its_own_pool_of_one_thread_per_cpu(tmp_path: Path) -> None:
-    """A burst of logins must not starve the shared pool that blob I/O and MIME parsing use."""
+def test_password_hashing_has_its_own_pool_bounded_by_cpus_and_the_hash_gate(tmp_path: Path) -> None:
+    """A burst of logins must not starve the shared pool that blob I/O and MIME parsing use; the
+    pool has one thread per hash the gate lets run at once ([limits] password_hashes), at most one
+    per CPU (issue 13: 24 guessers must not grow the process by hundreds of MB)."""
     registry = registry_for(tmp_path, f"sqlite:///{tmp_path}/tau.db")
     pool = registry.hash_pool
     try:
         assert pool.name == "tau-password-hash" and registry.authenticator is not None
-        assert pool.max == len(os.sched_getaffinity(0))
+        bound = registry.config.get("limits", "password_hashes")
+        assert pool.max == min(len(os.sched_getaffinity(0)), bound)
+        assert registry.hash_gate.concurrency == bound
         assert registry.reactor.triggers["during"]["shutdown"]  # stopped with the reactor
     finally:
         pool.stop()

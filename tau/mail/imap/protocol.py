@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from tau.app.slow import SlowSender
 from tau.endpoints import set_no_delay
 from tau.mail.store.api import MailStoreError
 
@@ -76,6 +77,10 @@ class IMAPConnection(Protocol):
         self._bad = 0
         self.peer_ip = ""
         self.loopback = False
+        limits = self.registry.config["limits"]
+        self._line_timeout: float = limits["line_timeout"]
+        self._command_timeout: float = limits["data_timeout"]
+        self._slow = SlowSender(self.registry.reactor, self._too_slow)
 
     # -- connection lifecycle ------------------------------------------------------------------
     def connectionMade(self) -> None:
@@ -98,6 +103,7 @@ class IMAPConnection(Protocol):
         if self._timeout_call is not None and self._timeout_call.active():
             self._timeout_call.cancel()
         self._timeout_call = None
+        self._slow.stop()
         self.factory.connection_closed(self)
         waiter, self._line_waiter = self._line_waiter, None
         if waiter is not None:
@@ -112,6 +118,26 @@ class IMAPConnection(Protocol):
             self._timeout_call.reset(delay)
         else:
             self._timeout_call = self.registry.reactor.callLater(delay, self._timed_out)
+
+    def _too_slow(self, what: str) -> None:
+        """A line (``[limits] line_timeout``) or a command with its literals (``data_timeout``)
+        did not arrive in time, however slowly its bytes kept coming."""
+        if self.state == State.LOGOUT:
+            return
+        log.info("imap closing {ip}: {what} not received in time", ip=self.peer_ip, what=what)
+        self.write(b"* BYE Timeout: command not received in time\r\n")
+        self.state = State.LOGOUT
+        self.transport.loseConnection()
+
+    def _watch(self) -> None:
+        """Tell the slow-sender deadlines whether a partial line and a command are under way."""
+        if self.state == State.LOGOUT:
+            return
+        waiting = self._busy and self._line_waiter is None  # our turn, not the client's
+        partial = (bool(self._buf) or self._skip_line) and not self._literal_left and not waiting
+        self._slow.line(self._line_timeout if partial else None)
+        reading = bool(self._segments or self._literal_left) and not waiting
+        self._slow.phase(self._command_timeout if reading else None)
 
     def _timed_out(self) -> None:
         self.write(b"* BYE Autologout; idle for too long\r\n")
@@ -169,6 +195,7 @@ class IMAPConnection(Protocol):
             self._process_loop()
         finally:
             self._processing = False
+        self._watch()
 
     def _process_loop(self) -> None:
         while self._buf and self.state != State.LOGOUT:
@@ -190,6 +217,7 @@ class IMAPConnection(Protocol):
                 return
             line = bytes(self._buf[:nl])
             del self._buf[:nl + 1]
+            self._slow.line_done()
             if line.endswith(b"\r"):
                 line = line[:-1]
             if self._skip_line or len(line) > MAX_LINE:

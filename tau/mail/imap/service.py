@@ -17,6 +17,8 @@ from .protocol import IMAPConnection
 
 class IMAPFactory(ServerFactory):
     protocol = IMAPConnection
+    #: what CappedFactory (tau.app.connlimit) says to a client over the connection caps
+    refusal = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
 
     def __init__(self, registry: Any, store: Any = None) -> None:
         self.registry = registry

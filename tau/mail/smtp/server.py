@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.mail.smtp import ESMTP
 from twisted.python.failure import Failure
 
+from tau.app.slow import SlowSender
 from tau.endpoints import set_no_delay
 from tau.mail.smtp import auth
 from tau.mail.smtp.commands import Commands
@@ -73,6 +74,7 @@ class SMTPServer(Commands, ESMTP):
         self._bdat_last = False
         self._bdat_error: Reply | None = None
         self._bdat_cr = False
+        self._slow = SlowSender(factory.registry.reactor, self._too_slow)
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -81,11 +83,12 @@ class SMTPServer(Commands, ESMTP):
         self.ip = str(getattr(peer, "host", peer))
         self.factory.metrics.connections.labels("smtp").inc()
         self._counted = True
-        if not self.factory.limiter.acquire(self.ip):
+        limiter = self.factory.limiter
+        if limiter is not None and not limiter.acquire(self.ip):
             self.sendCode(421, b"4.7.0 Too many connections from your address; try again later")
             self._close()
             return
-        self._acquired = True
+        self._acquired = limiter is not None
         set_no_delay(self.transport)
         if self.factory.implicit_tls:
             self.startedTLS = True
@@ -93,6 +96,7 @@ class SMTPServer(Commands, ESMTP):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.setTimeout(None)
+        self._slow.stop()
         if self._message is not None:
             self._message.abort()
             self._message = None
@@ -110,6 +114,20 @@ class SMTPServer(Commands, ESMTP):
         """RFC 5321 §4.5.3.2: the server may close an idle session, saying why."""
         self.sendCode(421, b"4.4.2 " + self.host + b" Error: timeout exceeded")
         self._close()
+
+    def _too_slow(self, what: str) -> None:
+        """A line or a message took longer than ``[limits] line_timeout``/``data_timeout``."""
+        log.info("smtp closing {ip}: {what} not received in time", ip=self.ip, what=what)
+        self.timeoutConnection()
+
+    def _watch(self) -> None:
+        """Tell the slow-sender deadlines whether a partial line and a message are under way."""
+        if self._closing:
+            return
+        factory = self.factory
+        partial = (bool(self._inbuf) or self._skip_line) and not self._bdat_left and not self._busy
+        self._slow.line(factory.line_timeout if partial else None)
+        self._slow.phase(factory.data_timeout if self._message is not None else None)
 
     def _close(self) -> None:
         self._closing = True
@@ -158,6 +176,7 @@ class SMTPServer(Commands, ESMTP):
         finally:
             self._pumping = False
         self._flow()
+        self._watch()
 
     def _flow(self) -> None:
         """Back-pressure: stop reading from the socket while we cannot keep up."""
@@ -196,6 +215,7 @@ class SMTPServer(Commands, ESMTP):
             return False
         line = bytes(self._inbuf[:idx]).rstrip(b"\r")
         del self._inbuf[: idx + 1]
+        self._slow.line_done()
         if self._skip_line:
             self._skip_line = False
             return True
@@ -240,6 +260,7 @@ class SMTPServer(Commands, ESMTP):
             return False
         chunk = bytes(buf[: end + 1])
         del buf[: end + 1]
+        self._slow.line_done()
         lines = chunk.split(b"\n")
         lines.pop()
         out: list[bytes] = []

@@ -1,8 +1,10 @@
 """Install the SMTP listeners: MX (``smtp``), ``submission`` (STARTTLS + AUTH), ``submissions``.
 
-One factory per listener, sharing a per-IP connection limiter so one address cannot hold more
-than ``MAX_PER_IP`` sessions across all three (a cheap guard against connection floods; RFC 5321
-§4.5.3.2 lets a server refuse with 421 when it is busy).
+One factory per listener. Connections per client address are capped for every listener by
+``AppHost.add_listener`` (tau.app.connlimit, ``[limits] smtp_connections_per_ip``, trusted networks
+exempt), which answers with the factory's ``refusal`` line (RFC 5321 §4.5.3.2 lets a server
+refuse with 421 when it is busy). A ``ConnectionLimiter`` given to a factory is an extra, in-protocol
+cap without exemptions (tests, embedding).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from tau.mail.smtp.batch import GroupCommit
 from tau.mail.smtp.delivery import Delivery, group_commit
 from tau.mail.smtp.server import SMTPServer
 
-MAX_PER_IP = 20
 MAX_ERRORS = 10
 MAX_RECIPIENTS = 100        # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
 TIMEOUT = 300               # RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes
@@ -50,6 +51,8 @@ class SMTPFactory(ServerFactory):
     """Settings for every connection of one listener; tests may change the limits on an instance."""
 
     noisy = False
+    #: what CappedFactory says to a client over the connection caps
+    refusal = b"421 4.7.0 Too many connections from your address; try again later\r\n"
 
     def __init__(self, registry: Any, store: Any, kind: str, limiter: ConnectionLimiter | None = None,
                  tls: Any = None, commits: GroupCommit | None = None) -> None:
@@ -66,7 +69,10 @@ class SMTPFactory(ServerFactory):
         self.max_errors = MAX_ERRORS
         self.max_recipients = MAX_RECIPIENTS
         self.timeout: int | None = TIMEOUT
-        self.limiter = limiter or ConnectionLimiter(MAX_PER_IP)
+        self.limiter = limiter
+        limits = registry.config["limits"]
+        self.line_timeout: float = limits["line_timeout"]
+        self.data_timeout: float = limits["data_timeout"]
         self.metrics = registry.metrics
         self.delivery = Delivery(registry, store, self.submission, commits)
 
@@ -76,12 +82,11 @@ class SMTPFactory(ServerFactory):
 
 def install(registry: Any, host: Any) -> None:
     store = registry.mail_store
-    limiter = ConnectionLimiter(MAX_PER_IP)
     commits = group_commit(registry, store)
     installed = []
     for kind in ("smtp", "submission", "submissions"):
         if host.listener_configured(kind):
-            host.add_listener(kind, SMTPFactory(registry, store, kind, limiter, tls=registry.tls, commits=commits))
+            host.add_listener(kind, SMTPFactory(registry, store, kind, tls=registry.tls, commits=commits))
             installed.append(kind)
     if installed:
         registry.services["smtp"] = "ok"

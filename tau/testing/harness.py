@@ -98,7 +98,13 @@ def add_user(registry: Registry, address: str, password: str = "secret-Pa55", fa
     """
     from tau.auth import accounts
 
-    return registry.db.sync.run("test_add_user", accounts.add_user, address, _hash(password, fast_hash), **kwargs)
+    user = registry.db.sync.run("test_add_user", accounts.add_user, address, _hash(password, fast_hash), **kwargs)
+    # accounts stamp password_changed_at with the wall clock; a token minted on a fake clock that
+    # fell behind it (a slow first hash, a loaded machine) would predate the password and be refused
+    behind = time.time() - registry.reactor.seconds()
+    if behind > 0:
+        registry.reactor.advance(behind)
+    return user
 
 
 _HASHES: dict[tuple[str, bool], str] = {}

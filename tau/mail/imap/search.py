@@ -60,7 +60,7 @@ class _Compiler:
 
     def key(self, depth: int) -> tuple:
         if depth > MAX_DEPTH:
-            raise No(f"Search nested deeper than {MAX_DEPTH} levels", "LIMIT")
+            raise ParseError("search nested too deeply")
         self.count += 1
         if self.count > MAX_KEYS:
             raise No(f"Too many search keys (at most {MAX_KEYS})", "LIMIT")

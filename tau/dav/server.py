@@ -25,6 +25,7 @@ from tau.dav.locks import Key, LockSnapshot, LockStore, MemoryLockStore
 from tau.dav.properties import PropContext, PropertyRegistry, standard_properties
 from tau.dav.resource import DavProvider, Resolved, Resource
 from tau.dav.xml import MAX_BODY, parse_body
+from tau.storage.budget import StatementTimeout
 
 log = Logger()
 
@@ -178,6 +179,9 @@ class DavServer(WebResource):
                 raise DavError(412, "If header conditions are not met")
             response = await handler(ctx)
         except DavError as exc:
+            response = DavResponse(exc.status, exc.body(), MULTISTATUS, dict(exc.headers))
+        except StatementTimeout:
+            exc = DavError(503, "the query took too long and was stopped", headers={"Retry-After": "5"})
             response = DavResponse(exc.status, exc.body(), MULTISTATUS, dict(exc.headers))
         finally:
             if ctx is None or not ctx.body_used:

@@ -22,6 +22,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from tau.http.auth import authenticate_request
 from tau.http.errors import HttpError, error_body
+from tau.storage.budget import StatementTimeout, act_as
 
 log = Logger()
 Handler = Callable[..., Awaitable[Any]]
@@ -106,6 +107,9 @@ class Router(Resource):
             raise HttpError(404, "not_found", "no such endpoint")
         except HttpError as exc:
             send_error(request, exc)
+        except StatementTimeout:
+            send_error(request, HttpError(503, "query_timeout", "the query took too long and was stopped",
+                                          headers={"Retry-After": "5"}))
 
     async def _authenticate(self, request: Any, mode: str) -> None:
         if mode == "none":
@@ -116,6 +120,7 @@ class Router(Resource):
         else:
             request.user = await authenticate_request(self.registry, request, allow_basic=(mode == "any"))
         await self.registry.rate_limiter.check_user(request.user.address)
+        act_as(request.user.address)  # the request's database work counts against this user's share
 
     def _delegate(self, request: Any, resource: IResource, prefix: str) -> None:
         segments = [s for s in prefix.split("/") if s]

@@ -137,16 +137,18 @@ def test_a_slow_search_is_cut_by_the_statement_timeout_and_the_pool_serves_bob(w
 def test_ten_heavy_sessions_of_one_user_do_not_starve_another(world: World) -> None:
     world.fill(10)
     clients = [world.imap.client(ALICE, mailbox="INBOX") for _ in range(10)]
-    world.pool(statement_timeout=0.25)
+    single = world.registry.engine.single_connection
+    # SQLite has one connection: bob's few transactions each wait behind at most one of alice's
+    # (cut after 0.25 s) rather than thirty; PostgreSQL keeps half its pool out of alice's reach
+    world.pool(statement_timeout=0.25 if single else 2.0)
     for c in clients:  # each session pipelines three heavy searches
         c.send("".join(f"h{n} {HEAVY}\r\n" for n in range(3)))
     r, took = world.http("/api/emails?mailbox=INBOX")
-    # a few transactions, each behind at most one of alice's (cut after 0.25 s) rather than 30
-    assert r.status == 200 and took < 5, (r.status, took)
+    assert r.status == 200 and took < (5 if single else 1.5), (r.status, took)
     assert world.db.shares.in_use(ALICE) <= world.db.shares.share
-    for c in clients:
-        line, _ = wait_tagged(world, c, "h2", timeout=60)
-        assert line.startswith("h2 NO [LIMIT]"), line
+    for c in clients:  # alice gives up: every queued and running search of hers is dropped
+        c.proto.connectionLost(Failure(ConnectionLost()))
+    assert world.reactor.pump(lambda: world.db.shares.in_use(ALICE) == 0, 5)
 
 
 def test_closing_the_connection_mid_search_cancels_it(world: World) -> None:

@@ -77,6 +77,7 @@ class Budget:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.cancelled = False
+        self._armed = False
         self._deadline = float("inf")
         self._lock = threading.Lock()
         self._conn: Any = None
@@ -87,13 +88,15 @@ class Budget:
         if self.cancelled:
             raise QueryCancelled("the client went away")
         self._deadline = time.monotonic() + self.seconds if self.seconds > 0 else float("inf")
+        self._armed = True
 
     def disarm(self) -> None:
         """Commit or rollback: never cut those short."""
+        self._armed = False
         self._deadline = float("inf")
 
     def expired(self) -> bool:
-        return self.cancelled or time.monotonic() > self._deadline
+        return self._armed and (self.cancelled or time.monotonic() > self._deadline)
 
     def attach(self, conn: Any, interrupt: Any) -> None:
         """The pool thread runs this transaction on ``conn``; ``interrupt(conn)`` stops a statement."""

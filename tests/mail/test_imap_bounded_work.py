@@ -36,9 +36,10 @@ class World:
         self.db: Any = None
 
     def fill(self, doublings: int) -> None:
-        """alice's INBOX: one 64 KiB message copied to 2**doublings (a search scans each)."""
+        """alice's INBOX: one 64 KiB message (its last word "omega") copied to 2**doublings (a
+        search scans each)."""
         rng = random.Random(1)
-        body = "\r\n".join(" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(800)) + "\r\n"
+        body = "\r\n".join(" ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(800)) + "\r\nomega\r\n"
         self.imap.append(ALICE, message(1, body=body))
         self.imap.append(BOB, message(2, subject="for bob"))
         store = self.imap.store
@@ -166,3 +167,14 @@ def test_closing_the_connection_mid_search_cancels_it(world: World) -> None:
     assert [ok for n, _, ok in world.observed if n == "mail_search"] == [False]
     r, took = world.http("/api/emails?mailbox=INBOX")
     assert r.status == 200 and took < 3, took
+
+
+def test_a_slow_rest_search_answers_503_json_and_the_next_call_works(world: World) -> None:
+    world.fill(10)
+    world.pool(statement_timeout=0.25)
+    words = "%20".join(["omega"] * 20)   # each found only at the end of every 64 KiB body
+    r, took = world.http(f"/api/emails?mailbox=INBOX&q={words}", user=ALICE)
+    assert r.status == 503 and r.json()["error"] == "query_timeout" and r.header("retry-after"), r.body
+    assert took < 5, took
+    r, _ = world.http("/api/emails?mailbox=INBOX&limit=1", user=ALICE)
+    assert r.status == 200 and len(r.json()["items"]) == 1

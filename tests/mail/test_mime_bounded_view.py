@@ -105,3 +105,34 @@ def test_the_tree_view_numbers_parts_as_the_stdlib_walk_does() -> None:
     for key in ("text", "html"):
         assert (normal[key] or "").replace("\r\n", "\n") == bounded[key]
     assert normal["attachments"] == bounded["attachments"]
+
+
+def test_mail_flows_refuse_a_hostile_message_with_422(tmp_path: Any, db_url: str) -> None:
+    """``/api/emails/{id}/attachments/{n}/save`` (and the other flows) parse with the stdlib too."""
+    from tau.files import service as files_service
+    from tau.flows import service as flows_service
+    from tau.http import service as http_service
+    from tau.mail import api_service
+    from tau.mail.api_testing import Host
+    from tau.testing.harness import add_user, make_registry
+    from tau.testing.http import FakeHttpClient, assert_json_error
+
+    registry = make_registry(tmp_path / "tau", db_url, limits={"requests_per_minute_ip": "0",
+                                                               "requests_per_hour_user": "0"})
+    host = Host(registry)
+    for service in (http_service, files_service, api_service, flows_service):
+        service.install(registry, host)
+    add_user(registry, ALICE)
+    registry.reactor.advance(max(0.0, time.time() - registry.reactor.seconds()))
+    imap = IMAPEnv(registry)
+    resolve(imap.store.ensure_defaults(ALICE))
+    box = resolve(imap.store.get_mailbox(ALICE, "INBOX"))
+    token = str(registry.tokens.issue(ALICE))
+    client = FakeHttpClient(host.http.site)
+    for raw in (deep(10_000), wide(100_000)):
+        uid = imap.append(ALICE, raw)
+        started = time.monotonic()
+        r = client.request("POST", f"/api/emails/{box.id}.{uid}/attachments/1/save", token=token)
+        assert_json_error(r, 422, "message_too_complex")
+        assert time.monotonic() - started < 10
+    registry.db.close()

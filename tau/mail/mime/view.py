@@ -42,6 +42,11 @@ def render(raw: bytes) -> dict[str, Any]:
     return _render_tree(raw, root)
 
 
+def is_ordinary(raw: bytes) -> bool:
+    """Whether the stdlib ``email`` package may parse ``raw`` (bounded work, no RecursionError)."""
+    return _ordinary(tree.parse_entity(raw, 0, len(raw)))
+
+
 def _walk(root: tree.Node) -> Iterator[tuple[tree.Node, int]]:
     """(entity, depth) in ``email``'s walk() order: an entity, then its parts or its message."""
     stack = [(root, 0)]

@@ -190,8 +190,12 @@ class Database:
             return f
 
         def forward(outcome: Any) -> None:
-            if not result.called:
-                result.errback(outcome) if isinstance(outcome, Failure) else result.callback(outcome)
+            if result.called:  # cancelled meanwhile: nobody waits for this any more
+                return
+            if isinstance(outcome, Failure):
+                result.errback(outcome)
+            else:
+                result.callback(outcome)
 
         def admitted(_: Any) -> None:
             if budget.cancelled:

@@ -329,6 +329,7 @@ class IMAPConnection(Protocol):
             self.write(b"* BAD Missing or invalid tag\r\n")
             self._count_bad()
             return
+        act_as(self.user)  # this command's database work counts against the user's share
         p = Parser(segments)
         p.pos = len(tag)
         name = ""
@@ -350,7 +351,6 @@ class IMAPConnection(Protocol):
             sel = self.selected
             if sel is not None and (sel.dirty or sel.flags_dirty):
                 await self._sync_after(cmd.sync)  # report news first, so "1:*" includes it
-            act_as(self.user)  # this command's database work counts against the user's share
             try:
                 text = await cmd.handler(self, tag.decode(), p)
             except MailStoreError as exc:

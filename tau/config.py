@@ -75,6 +75,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "url": Key(_str, "sqlite:///tau.db", "sqlite:///PATH or postgresql://user:pass@host:5432/db"),
         "pool_min": Key(_int, "1", "PostgreSQL: connections kept open", minimum=1),
         "pool_max": Key(_int, "8", "PostgreSQL: most connections at once", minimum=1),
+        "statement_timeout_ms": Key(_int, "30000", "longest one SQL statement of a request may run, ms;"
+                                    " over it: IMAP NO [LIMIT], HTTP 503 (0: no limit)", minimum=0),
+        "background_timeout_ms": Key(_int, "600000", "the same for background work (queues, maintenance),"
+                                     " ms (0: no limit)", minimum=0),
+        "user_share": Key(_int, "0", "most transactions one user may have in the pool at once"
+                          " (0: half the pool, at least 1)", minimum=0),
     },
     "blobs": {
         "backend": Key(_str, "local", "local | s3"),

@@ -130,7 +130,10 @@ class Registry:
     def db(self) -> Any:
         from tau.storage.database import Database
 
-        return Database(self.engine, self.reactor, observe=self.metrics.observe_db)
+        db = self.config["database"]
+        return Database(self.engine, self.reactor, observe=self.metrics.observe_db,
+                        statement_timeout=db["statement_timeout_ms"] / 1000,
+                        background_timeout=db["background_timeout_ms"] / 1000, user_share=db["user_share"])
 
     @component
     def blob_backend(self) -> Any:

@@ -122,8 +122,8 @@ def expand(cal: Any, window: TimeRange, offset: int = 0) -> Any:
     timed = [comp for comp in cal.subcomponents if comp.name in recurrence.TIMED]
     others = [comp for comp in cal.subcomponents if comp.name not in recurrence.TIMED + ("VTIMEZONE",)]
     recurring = recurrence.recurs(timed)
-    instances, _ = recurrence.between(timed, window.start, window.end, offset, limit=MAX_EXPANDED * 2)
-    if len(instances) > MAX_EXPANDED:
+    instances, certain = recurrence.between(timed, window.start, window.end, offset, limit=MAX_EXPANDED * 2)
+    if len(instances) > MAX_EXPANDED or not certain:
         raise TooMany(f"more than {MAX_EXPANDED} instances in the expand window")
     for inst in instances:
         comp = inst.component.copy()

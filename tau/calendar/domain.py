@@ -242,6 +242,7 @@ def _range_txn(txn: Any, calendar_id: int, start: int, end: int,
             objects.unindexed(txn, calendar_id, end, component))
 
 
+@recurrence.budgeted
 def _on_demand(rows: list[ObjectRow], found: set[int], start: int, end: int, offset: int) -> list[ObjectRow]:
     """Objects whose index stops early: expand their later instances now, bounded (thread)."""
     out = []
@@ -259,6 +260,7 @@ def _on_demand(rows: list[ObjectRow], found: set[int], start: int, end: int, off
     return out
 
 
+@recurrence.budgeted
 def _evaluate(rows: list[ObjectRow], cf: CompFilter, offset: int) -> list[ObjectRow]:
     kept = []
     for row in rows:
@@ -270,6 +272,7 @@ def _evaluate(rows: list[ObjectRow], cf: CompFilter, offset: int) -> list[Object
     return kept
 
 
+@recurrence.budgeted
 def _expand_rows(rows: list[ObjectRow], start: int, end: int, offset: int) -> list[tuple[ObjectRow, Any]]:
     out = []
     for row in rows:

@@ -282,13 +282,13 @@ def _alarm_in_range(alarm: Any, parent: Any, tr: TimeRange, offset: int) -> bool
     off = int(value.total_seconds())
     related_end = str(trigger.params.get("RELATED", "START")).upper() == "END"
     span = extra[-1]
-    instances, _ = recurrence.between([parent], tr.start - off - span - 366 * 86400, tr.end - off + 366 * 86400,
-                                      offset)
+    instances, certain = recurrence.between([parent], tr.start - off - span - 366 * 86400,
+                                            tr.end - off + 366 * 86400, offset)
     for inst in instances:
         base = (inst.end if related_end else inst.start) - (offset if inst.floating else 0)
         if any(tr.start <= base + off + d < tr.end for d in extra):
             return True
-    return False
+    return not certain  # undecidable within the budget: let the client decide (as _in_range does)
 
 
 def _values(comp: Any, name: str) -> list[Any]:

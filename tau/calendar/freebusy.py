@@ -35,6 +35,7 @@ def _txn(txn: Any, ids: list[int], start: int, end: int) -> tuple[list[objects.H
     return hits, extra
 
 
+@recurrence.budgeted
 def _expand_extra(rows: list[objects.ObjectRow], start: int, end: int, offset: int) -> list[tuple[int, int, str]]:
     out = []
     for row in rows:

@@ -161,10 +161,22 @@ def _check_rule(rule: Any) -> None:
     """SECONDLY rules filtered by larger units make dateutil step through every second of the
     days they skip (seconds of CPU per query): refused as unsupported rather than served slowly."""
     freq = str(rule.get("FREQ", [""])[0]).upper()
+    if _sub_minute(rule, freq):  # as Google Calendar: no calendar needs an event every few seconds
+        raise InvalidObject("valid-calendar-object-resource",
+                            "recurrence more often than once a minute is not supported")
     if freq == "SECONDLY" and any(part in rule for part in _FILTERS):
         raise InvalidObject("valid-calendar-data", "SECONDLY rules filtered by larger units are not supported")
     if len(rule.get("BYSETPOS", [])) > 366 or any(len(v) > 400 for v in rule.values() if isinstance(v, list)):
         raise InvalidObject("valid-calendar-data", "recurrence rule too large")
+
+
+def _sub_minute(rule: Any, freq: str) -> bool:
+    """FREQ=SECONDLY with an INTERVAL under 60, or several BYSECOND values (instances seconds apart)."""
+    try:
+        interval = int(rule.get("INTERVAL", [1])[0] or 1)
+    except (TypeError, ValueError):
+        interval = 1
+    return (freq == "SECONDLY" and interval < 60) or len(_listify(rule.get("BYSECOND"))) > 1
 
 
 def index(parsed: ParsedObject, now: float | None = None) -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tau.calendar import caldata, filters, objects
+from tau.calendar import caldata, filters, objects, recurrence
 from tau.calendar.caldata import DataRequest
 from tau.calendar.davtree import C, CalendarCollection, CalendarObject, Principal
 from tau.calendar.filters import FilterError
@@ -99,6 +99,7 @@ async def _respond(ctx: DavContext, ms: Multistatus, resource: CalendarCollectio
         ms.propstat(ctx.href(segs), groups)
 
 
+@recurrence.budgeted
 def _render_all(rows: list[ObjectRow], data: DataRequest, offset: int) -> dict[int, str]:
     out = {}
     total = 0
@@ -146,6 +147,7 @@ def _start(cf: filters.CompFilter | None) -> int:
     return p.time_range.start if p.time_range is not None else int(datetime.now(UTC).timestamp())
 
 
+@recurrence.budgeted
 def _match_one(row: ObjectRow, cf: filters.CompFilter | None, offset: int) -> bool:
     from tau.calendar.ical import parse_calendar
 

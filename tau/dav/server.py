@@ -25,6 +25,7 @@ from tau.dav.locks import MAX_TIMEOUT, Key, Lock, LockSnapshot, LockStore, Memor
 from tau.dav.properties import PropContext, PropertyRegistry, standard_properties
 from tau.dav.resource import DavProvider, Resolved, Resource
 from tau.dav.xml import MAX_BODY, parse_body
+from tau.storage.budget import StatementTimeout
 from tau.storage.faults import RETRY_AFTER, is_unavailable
 
 log = Logger()
@@ -198,6 +199,9 @@ class DavServer(WebResource):
             if ctx.broken and response is not None and response.status < 300:
                 await ctx.locks.forget(ctx.broken)
         except DavError as exc:
+            response = DavResponse(exc.status, exc.body(), MULTISTATUS, dict(exc.headers))
+        except StatementTimeout:
+            exc = DavError(503, "the query took too long and was stopped", headers={"Retry-After": "5"})
             response = DavResponse(exc.status, exc.body(), MULTISTATUS, dict(exc.headers))
         except Exception as exc:
             if not is_unavailable(exc):

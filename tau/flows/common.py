@@ -29,6 +29,10 @@ class Mail:
 
 
 def parse(message_id: str, raw: bytes) -> Mail:
+    from tau.mail.mime.view import is_ordinary
+
+    if not is_ordinary(raw):  # 100,000 parts took minutes, 10,000 levels a RecursionError (a 500)
+        raise HttpError(422, "message_too_complex", "the message has too many parts or too deep a nesting")
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     people: list[str] = []

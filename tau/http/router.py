@@ -28,6 +28,7 @@ from tau.auth import scopes
 from tau.auth.hashgate import HashBusy
 from tau.http.auth import authenticate_request, require_scope
 from tau.http.errors import HttpError, error_body
+from tau.storage.budget import StatementTimeout, act_as
 
 log = Logger()
 Handler = Callable[..., Awaitable[Any]]
@@ -140,6 +141,9 @@ class Router(Resource):
             raise HttpError(404, "not_found", "no such endpoint")
         except HttpError as exc:
             send_error(request, exc)
+        except StatementTimeout:
+            send_error(request, HttpError(503, "query_timeout", "the query took too long and was stopped",
+                                          headers={"Retry-After": "5"}))
         except HashBusy as exc:  # any handler that hashes a password (admin, password change)
             retry = str(int(exc.retry_after) + 1)
             send_error(request, HttpError(503, "unavailable", str(exc), headers={"Retry-After": retry}))
@@ -155,6 +159,7 @@ class Router(Resource):
             request.user = await authenticate_request(self.registry, request, allow_basic=(mode == "any"),
                                                       allow_cookie=cookie and mode == "bearer", scope=scope)
         await self.registry.rate_limiter.check_user(request.user.address)
+        act_as(request.user.address)  # the request's database work counts against this user's share
 
     def _delegate(self, request: Any, resource: IResource, prefix: str) -> None:
         segments = [s for s in prefix.split("/") if s]

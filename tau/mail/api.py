@@ -9,8 +9,6 @@ List order is newest first; the cursor is the last UID served. ``q`` maps onto t
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
 from tau.http.usercontent import user_content_headers
+from tau.mail.mime import view
 from tau.mail.store import MailboxNotFound, MailStoreError, Search
 from tau.mail.store.names import InvalidFlag
 
@@ -123,7 +122,7 @@ class EmailsAPI:
             headers = user_content_headers("message/rfc822", f"{id}.eml", inline_ok=False)
             return Response(raw, 200, headers.pop("Content-Type"), headers)
         item = self._item(box, meta)
-        item.update(await self.registry.run_in_thread(render, raw))
+        item.update(await self.registry.run_in_thread(view.render, raw))
         return json_response(item)
 
     async def send(self, request: Any) -> Response:
@@ -184,35 +183,6 @@ class EmailsAPI:
             raise HttpError(409, "no_trash", "this account has no Trash mailbox")
         result = await self.store.move(box.id, [meta.uid], user, trash.name, user=user)
         return json_response({"id": f"{trash.id}.{result.pairs[0][1]}", "mailbox": trash.name, "deleted": False})
-
-
-def render(raw: bytes) -> dict[str, Any]:
-    """headers, text, html and attachment metadata of a message (blocking; thread)."""
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    headers = [[k, str(v)] for k, v in msg.items()][:200]
-    text = html = None
-    attachments = []
-    for index, part in enumerate(msg.walk()):
-        if part.is_multipart():
-            continue
-        disposition = part.get_content_disposition()
-        ctype = part.get_content_type()
-        if disposition != "attachment" and ctype == "text/plain" and text is None:
-            text = _content(part)
-        elif disposition != "attachment" and ctype == "text/html" and html is None:
-            html = _content(part)
-        else:
-            payload = part.get_payload(decode=True) or b""
-            attachments.append({"part": index, "filename": part.get_filename(), "content_type": ctype,
-                                "size": len(payload)})
-    return {"headers": headers, "text": text, "html": html, "attachments": attachments}
-
-
-def _content(part: Any) -> str:
-    try:
-        return str(part.get_content())
-    except (LookupError, UnicodeError, ValueError):
-        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
 
 
 def register(registry: Any, http: Any, store: Any) -> EmailsAPI:

@@ -4,7 +4,9 @@ Store code is written once as plain functions ``fn(txn, ...)`` that run in a wor
 daemon runs them through :class:`Database` (``twisted.enterprise.adbapi``), the CLI through
 :class:`SyncDatabase`. The name of each transaction feeds metrics and logs; serialisation
 failures are retried; callbacks registered with ``txn.call_after`` run only after commit, on the
-reactor thread (Synapse's ``runInteraction`` pattern).
+reactor thread (Synapse's ``runInteraction`` pattern). In the daemon every statement has a time
+budget, a transaction can be cancelled by cancelling its Deferred, and one user holds at most a
+share of the pool (see :mod:`tau.storage.budget`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any, TypeVar
 from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from tau.storage.budget import Budget, QueryCancelled, StatementTimeout, UserShares, acting_user, in_background
 from tau.storage.engines.base import Engine
 
 log = Logger()
@@ -31,12 +35,15 @@ RETRY_BUDGET = {"sqlite": 2.0}
 class Txn:
     """A cursor that speaks ``?`` placeholders and collects after-commit callbacks."""
 
-    def __init__(self, cursor: Any, engine: Engine) -> None:
+    def __init__(self, cursor: Any, engine: Engine, budget: Budget | None = None) -> None:
         self._cursor = cursor
         self.engine = engine
+        self.budget = budget
         self.after_commit: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> "Txn":
+        if self.budget is not None:
+            self.budget.arm()
         if params:
             self._cursor.execute(self.engine.convert(sql), tuple(params))
         else:  # no placeholders: leave any literal % alone
@@ -44,6 +51,8 @@ class Txn:
         return self
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self.budget is not None:
+            self.budget.arm()
         self._cursor.executemany(self.engine.convert(sql), [tuple(r) for r in rows])
 
     def fetchone(self) -> tuple[Any, ...] | None:
@@ -73,22 +82,33 @@ class Txn:
 
 def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], commit: Callable[[], None],
                       rollback: Callable[[], None], fn: Callable[..., T], readonly: bool,
-                      args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[T, Txn]:
+                      args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget | None = None,
+                      session_timeout: float | None = None) -> tuple[T, Txn]:
     attempt = 0
     started = time.monotonic()
     while True:
         cursor = get_cursor()
-        txn = Txn(cursor, engine)
+        txn = Txn(cursor, engine, budget)
         try:
             engine.begin(cursor, readonly)
+            if budget is not None and budget.seconds != session_timeout:
+                engine.set_timeout(cursor, budget.seconds)
             result = fn(txn, *args, **kwargs)
+            if budget is not None:
+                budget.disarm()
             commit()
             return result, txn
         except BaseException as exc:
+            if budget is not None:
+                budget.disarm()
             try:
                 rollback()
             except Exception:
                 pass
+            if budget is not None and budget.cancelled:
+                raise QueryCancelled(f"{name}: cancelled") from exc
+            if budget is not None and engine.is_timeout(exc):
+                raise StatementTimeout(name, budget.seconds) from exc
             attempt += 1
             budget = RETRY_BUDGET.get(engine.name)
             if attempt <= MAX_RETRIES and engine.is_retryable(exc) and (
@@ -100,17 +120,35 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
 
 
 class Database:
-    """The daemon's pool. ``await db.run("name", fn, *args)`` → ``fn(txn, *args)`` in a thread."""
+    """The daemon's pool. ``await db.run("name", fn, *args)`` → ``fn(txn, *args)`` in a thread.
+
+    ``statement_timeout`` / ``background_timeout`` (seconds, 0: none) bound each statement;
+    ``user_share`` (0: half the pool, at least one) bounds one user's transactions in the pool.
+    Cancelling the Deferred ``run`` returns stops the transaction (its statement is interrupted)."""
 
     def __init__(self, engine: Engine, reactor: Any, observe: Callable[[str, float, bool], None] | None = None,
-                 pool: adbapi.ConnectionPool | None = None) -> None:
+                 pool: adbapi.ConnectionPool | None = None, statement_timeout: float = 0.0,
+                 background_timeout: float = 0.0, user_share: int = 0) -> None:
         self.engine = engine
         self._reactor = reactor
         self._observe = observe
+        self.statement_timeout = statement_timeout
+        self.background_timeout = background_timeout
+        size = 1 if engine.single_connection else int(getattr(engine, "pool_max", 1) or 1)
+        self.shares = UserShares(user_share or max(1, size // 2))
         if pool is None:
             module, args, kwargs = engine.pool_args()
-            pool = adbapi.ConnectionPool(module, *args, cp_noisy=False, cp_reactor=reactor, **kwargs)
+            pool = adbapi.ConnectionPool(module, *args, cp_noisy=False, cp_reactor=reactor,
+                                         **{**kwargs, "cp_openfun": self._opened(kwargs.get("cp_openfun"))})
         self.pool = pool
+        self._session_timeout = statement_timeout
+
+    def _opened(self, openfun: Callable[[Any], None] | None) -> Callable[[Any], None]:
+        def opened(conn: Any) -> None:
+            if openfun is not None:
+                openfun(conn)
+            self.engine.set_session_timeout(conn, self._session_timeout)
+        return opened
 
     def start(self) -> None:
         self.pool.start()
@@ -122,30 +160,63 @@ class Database:
     def run(self, name: str, fn: Callable[..., T], *args: Any, readonly: bool = False,
             **kwargs: Any) -> defer.Deferred[T]:
         started = time.monotonic()
+        budget = Budget(self.background_timeout if in_background() else self.statement_timeout)
+        user = acting_user()
+        gate: defer.Deferred[Any] = self.shares.acquire(user) if user else defer.succeed(None)
+
+        def cancel(_: Any) -> None:
+            budget.cancel()
+            gate.cancel()  # still queued behind the user's other work: leave the queue
+
+        result: defer.Deferred[T] = defer.Deferred(cancel)
 
         def interaction(trans: adbapi.Transaction) -> tuple[T, Txn]:
             conn = trans._connection
-            return _run_with_retries(self.engine, name, lambda: trans, lambda: None,
-                                     conn.rollback, fn, readonly, args, kwargs)
-
-        d = self.pool.runInteraction(interaction)
+            raw = conn._connection
+            budget.attach(raw, self.engine.interrupt)
+            self.engine.watch(raw, budget)
+            try:
+                return _run_with_retries(self.engine, name, lambda: trans, lambda: None, conn.rollback, fn,
+                                         readonly, args, kwargs, budget, self._session_timeout)
+            finally:
+                self.engine.unwatch(raw)
+                budget.detach()
 
         def done(outcome: tuple[T, Txn]) -> T:
-            result, txn = outcome
+            out, txn = outcome
             self._timed(name, started, True)
-            for cb, cb_args in txn.after_commit:
+            for cb, cb_args in txn.after_commit:  # committed: even when the caller went away
                 try:
                     cb(*cb_args)
                 except Exception:
                     log.failure("after-commit callback of {name} failed", name=name)
-            return result
+            return out
 
         def failed(f: Any) -> Any:
             self._timed(name, started, False)
             return f
 
-        d.addCallbacks(done, failed)
-        return d
+        def forward(outcome: Any) -> None:
+            if result.called:  # cancelled meanwhile: nobody waits for this any more
+                return
+            if isinstance(outcome, Failure):
+                result.errback(outcome)
+            else:
+                result.callback(outcome)
+
+        def admitted(_: Any) -> None:
+            if budget.cancelled:
+                if user:
+                    self.shares.release(user)
+                return
+            d = self.pool.runInteraction(interaction)
+            if user:
+                d.addBoth(lambda outcome: (self.shares.release(user), outcome)[1])
+            d.addCallbacks(done, failed)
+            d.addBoth(forward)
+
+        gate.addCallbacks(admitted, lambda f: None)
+        return result
 
     def _timed(self, name: str, started: float, ok: bool) -> None:
         if self._observe is not None:

@@ -25,6 +25,7 @@ from zope.interface import implementer
 from tau.app.slow import SlowSender
 from tau.endpoints import set_no_delay
 from tau.mail.store.api import MailStoreError
+from tau.storage.budget import QueryCancelled, StatementTimeout, act_as
 
 from . import append, auth, copy, expunge, fetch, idle, listing, mailboxes, search, store  # noqa: F401
 from .base import COMMANDS, SYNC_FULL, SYNC_NONE, Bad, No, State, store_error
@@ -39,6 +40,9 @@ MAX_COMMAND = 1024 * 1024          # all lines and small literals of one command
 MAX_BAD = 20                       # consecutive BAD responses before the connection is closed
 IDLE_TIMEOUT = 30 * 60             # RFC 3501 §5.4: at least 30 minutes once authenticated
 PREAUTH_TIMEOUT = 5 * 60
+#: read-only commands abandoned (their database work cancelled) when the client goes away
+CANCEL_ON_CLOSE = frozenset({"SEARCH", "UID SEARCH", "FETCH", "UID FETCH", "STATUS", "LIST", "LSUB",
+                             "SELECT", "EXAMINE", "GETQUOTAROOT"})
 _LITERAL_RE = re.compile(rb"~?\{(\d{1,12})(\+?)\}$")  # "~{n}": literal8 (RFC 3516 §4.2)
 _TAG_CHARS = (ATOM_CHARS | {ord("]")}) - {ord("+")}
 
@@ -69,6 +73,8 @@ class IMAPConnection(Protocol):
         self._skip_line = False             # discarding the rest of an over-long line
         self._skip_tag: bytes | None = None
         self._busy = False
+        self._command: defer.Deferred[None] | None = None  # the running command
+        self._command_name = ""
         self._line_waiter: defer.Deferred[bytes] | None = None
         self._paused = False
         self._processing = False
@@ -111,6 +117,9 @@ class IMAPConnection(Protocol):
         for d in self._drain:
             d.callback(None)
         self._drain = []
+        running, self._command = self._command, None
+        if running is not None and self._command_name in CANCEL_ON_CLOSE:
+            running.cancel()  # nobody will read the answer: stop its query, free the connection
 
     def _reset_timeout(self) -> None:
         delay = IDLE_TIMEOUT if self.state & (State.AUTH | State.SELECTED) else PREAUTH_TIMEOUT
@@ -307,11 +316,14 @@ class IMAPConnection(Protocol):
             return
         self._busy = True
         d = defer.ensureDeferred(self._run(tag, segments))
+        self._command = d
         d.addErrback(self._internal_error, tag)
         d.addBoth(self._finished)
 
     def _finished(self, _: object) -> None:
         self._busy = False
+        self._command = None
+        self._command_name = ""
         if self.state == State.LOGOUT:
             return
         if self._input_paused:
@@ -333,6 +345,8 @@ class IMAPConnection(Protocol):
             self.transport.loseConnection()
 
     def _internal_error(self, failure: Failure, tag: bytes | None) -> None:
+        if self.state == State.LOGOUT and failure.check(defer.CancelledError, QueryCancelled):
+            return  # abandoned when the client went away
         log.failure("IMAP command failed user={user}", failure=failure, user=self.user)
         if self.state != State.LOGOUT:
             self.write((tag or b"*") + b" NO [SERVERBUG] Internal error\r\n")
@@ -343,6 +357,7 @@ class IMAPConnection(Protocol):
             self.write(b"* BAD Missing or invalid tag\r\n")
             self._count_bad()
             return
+        act_as(self.user)  # this command's database work counts against the user's share
         p = Parser(segments)
         p.pos = len(tag)
         name = ""
@@ -353,6 +368,7 @@ class IMAPConnection(Protocol):
             if name == "UID":
                 p.sp()
                 name = "UID " + p.keyword()
+            self._command_name = name
             cmd = COMMANDS.get(name)
             if cmd is None:
                 raise Bad("Unknown command")
@@ -369,6 +385,8 @@ class IMAPConnection(Protocol):
                 if exc.code in ("invalid_search", "invalid_flag"):
                     raise Bad(exc.message) from None
                 raise store_error(exc) from None
+            except StatementTimeout:
+                raise No("The query took too long and was stopped; narrow it down", "LIMIT") from None
         except ParseError as exc:
             self.write(tag + b" BAD " + f"Error in IMAP command {name}: {exc}".encode() + b"\r\n")
             self._count_bad()

@@ -19,6 +19,9 @@ from .session import SelectedMailbox
 
 NOTHING: tuple = ("none",)
 MAX_DEPTH = 40
+#: search keys one command may use, NOT/OR and parenthesised groups counted too: each string key
+#: is one more LIKE scan of every message, so a few thousand held the database for minutes
+MAX_KEYS = 100
 CHARSETS = ("UTF-8", "US-ASCII")
 
 _FLAG_KEYS = {
@@ -38,6 +41,7 @@ class _Compiler:
         self.p = p
         self.view = view
         self.modseq = False
+        self.count = 0
 
     def keys(self, depth: int = 0) -> tuple:
         """``search-key *(SP search-key)`` up to the end of the command or a ``)``."""
@@ -57,6 +61,9 @@ class _Compiler:
     def key(self, depth: int) -> tuple:
         if depth > MAX_DEPTH:
             raise ParseError("search nested too deeply")
+        self.count += 1
+        if self.count > MAX_KEYS:
+            raise No(f"Too many search keys (at most {MAX_KEYS})", "LIMIT")
         p = self.p
         if p.take(b"("):
             tree = self.keys(depth + 1)

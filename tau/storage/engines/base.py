@@ -40,6 +40,25 @@ class Engine(ABC):
     def lock_for_migration(self, cursor: Any) -> None:  # noqa: B027 - optional hook, no-op by default
         """Serialise migrations between nodes starting at once."""
 
+    def set_session_timeout(self, conn: Any, seconds: float) -> None:  # noqa: B027 - optional hook
+        """The statement budget of a new pooled connection (engines that enforce it server-side)."""
+
+    def set_timeout(self, cursor: Any, seconds: float) -> None:  # noqa: B027 - optional hook
+        """This transaction's statement budget, when it differs from the connection's."""
+
+    def watch(self, conn: Any, budget: Any) -> None:  # noqa: B027 - optional hook
+        """Enforce ``budget`` (a storage.budget.Budget) on ``conn`` where the server cannot."""
+
+    def unwatch(self, conn: Any) -> None:  # noqa: B027 - optional hook
+        """Undo :meth:`watch`."""
+
+    def interrupt(self, conn: Any) -> None:  # noqa: B027 - optional hook
+        """From another thread: stop the statement running on ``conn``."""
+
+    def is_timeout(self, exc: BaseException) -> bool:
+        """The statement was stopped by its budget or by :meth:`interrupt`."""
+        return False
+
     @abstractmethod
     def is_retryable(self, exc: BaseException) -> bool:
         """Serialisation failures, deadlocks, busy databases: worth running the transaction again."""

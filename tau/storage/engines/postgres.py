@@ -53,6 +53,22 @@ class PostgresEngine(Engine):
             cur.execute("SET TIME ZONE 'UTC'")
         conn.commit()
 
+    def set_session_timeout(self, conn: Any, seconds: float) -> None:
+        with conn.cursor() as cur:
+            cur.execute(f"SET statement_timeout = {_ms(seconds)}")
+        conn.commit()
+
+    def set_timeout(self, cursor: Any, seconds: float) -> None:
+        cursor.execute(f"SET LOCAL statement_timeout = {_ms(seconds)}")
+
+    def interrupt(self, conn: Any) -> None:
+        conn.cancel()  # psycopg2: thread-safe, sends a cancel request for the running statement
+
+    def is_timeout(self, exc: BaseException) -> bool:
+        import psycopg2.errors
+
+        return isinstance(exc, psycopg2.errors.QueryCanceled)
+
     def convert(self, sql: str) -> str:
         return qmark_to_format(sql)
 
@@ -72,3 +88,8 @@ class PostgresEngine(Engine):
         if parts.username:
             netloc = f"{parts.username}@{netloc}"
         return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _ms(seconds: float) -> int:
+    """PostgreSQL's statement_timeout in milliseconds (0: none)."""
+    return max(1, int(round(seconds * 1000))) if seconds > 0 else 0

@@ -10,6 +10,7 @@ from typing import Any
 from tau.storage.engines.base import DatabaseUnavailable, Engine
 
 BUSY_TIMEOUT_MS = 10_000
+PROGRESS_STEPS = 10_000   # VM instructions between two looks at the clock (~0.1 ms of work)
 
 
 class SqliteEngine(Engine):
@@ -71,6 +72,20 @@ class SqliteEngine(Engine):
         # IMMEDIATE takes the write lock up front: no deadlock upgrading a read lock when the CLI
         # writes at the same time as the daemon.
         cursor.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    def watch(self, conn: Any, budget: Any) -> None:
+        # called every PROGRESS_STEPS virtual machine instructions; a true result aborts the
+        # statement with "interrupted"
+        conn.set_progress_handler(budget.expired, PROGRESS_STEPS)
+
+    def unwatch(self, conn: Any) -> None:
+        conn.set_progress_handler(None, 0)
+
+    def interrupt(self, conn: Any) -> None:
+        conn.interrupt()
+
+    def is_timeout(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "interrupted" in str(exc)
 
     def is_retryable(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)

@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.blobs import orphans
+from tau.storage.budget import background
 
 log = Logger()
 LEASE = "blob-sweep"
@@ -54,7 +55,8 @@ class BlobSweeper:
 
     async def tick(self) -> None:
         try:
-            removed = await self.run_once()
+            with background():  # maintenance: the background statement budget, no user's share
+                removed = await self.run_once()
             if removed:
                 log.info("removed {n} blobs no row referenced", n=removed)
         except NotImplementedError:

@@ -110,9 +110,9 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             if budget is not None and engine.is_timeout(exc):
                 raise StatementTimeout(name, budget.seconds) from exc
             attempt += 1
-            budget = RETRY_BUDGET.get(engine.name)
+            retry_for = RETRY_BUDGET.get(engine.name)
             if attempt <= MAX_RETRIES and engine.is_retryable(exc) and (
-                    budget is None or time.monotonic() - started < budget):
+                    retry_for is None or time.monotonic() - started < retry_for):
                 log.debug("transaction {name} retry {n}: {exc}", name=name, n=attempt, exc=exc)
                 time.sleep(0.01 * 2**attempt)
                 continue

@@ -17,7 +17,7 @@ def test_raw_message_is_an_attachment_with_nosniff_and_sandbox(mail):
     mail.send(to=[BOB], subject="<script>", html="<html><body><script>alert(document.domain)</script></body></html>",
               text="<script>alert(1)</script>")
     [item] = mail.items(BOB)
-    token = mail.registry.tokens.issue(BOB)
+    token = mail.registry.tokens.issue(BOB, scope="mail")
     r = mail.client.get(f"/api/emails/{item['id']}?raw=1&access_token={token}")
     assert r.status == 200 and b"<script>" in r.body
     assert r.header("content-type") == "message/rfc822"

@@ -60,7 +60,7 @@ class World:
         transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
                                     hostAddress=IPv4Address("TCP", "127.0.0.1", 8080))
         channel.makeConnection(transport)
-        token = self.registry.tokens.issue(user)
+        token = self.registry.tokens.issue(user, scope="mail")
         channel.dataReceived(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
                              f"Authorization: Bearer {token}\r\n\r\n".encode())
         return transport

@@ -127,7 +127,7 @@ def test_mail_flows_refuse_a_hostile_message_with_422(tmp_path: Any, db_url: str
     imap = IMAPEnv(registry)
     resolve(imap.store.ensure_defaults(ALICE))
     box = resolve(imap.store.get_mailbox(ALICE, "INBOX"))
-    token = str(registry.tokens.issue(ALICE))
+    token = str(registry.tokens.issue(ALICE, scope="mail files calls chat calendar"))
     client = FakeHttpClient(host.http.site)
     for raw in (deep(10_000), wide(100_000)):
         uid = imap.append(ALICE, raw)

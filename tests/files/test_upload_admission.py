@@ -161,7 +161,7 @@ def test_dav_put_over_the_quota_is_refused_at_the_headers(cloud) -> None:
     conn.head("PUT", f"/dav/files/{BOB}/huge.bin", BIG, {**cloud.basic(BOB), "Expect": "100-continue"})
     assert b"100 Continue" not in conn.output
     r = assert_refused_at_headers(conn, 507, cloud, uploads)
-    assert r.header("content-type", ).startswith("application/xml")
+    assert (r.header("content-type") or "").startswith("application/xml")
     assert b"quota-not-exceeded" in r.body and b"DAV:" in r.body
 
 
@@ -251,3 +251,35 @@ def test_replacing_a_file_counts_the_space_it_frees(cloud) -> None:
     conn = Conn(cloud.site)  # but not two of them
     conn.head("PUT", f"/dav/files/{BOB}/other.bin", len(bigger), cloud.basic(BOB))
     assert conn.response().status == 507
+
+
+def test_a_small_body_already_in_gets_the_same_quota_answer(cloud) -> None:
+    """Headers and body in one packet: the router answers the admission's refusal, as DAV XML."""
+    from twisted.internet.defer import Deferred, ensureDeferred
+
+    set_quota(cloud, BOB, 1000)
+    held: list[Any] = []
+    lookup = cloud.tree.lookup
+
+    def slow(user: Any, rest: list[str]) -> Any:  # the admission's query answers after the body is in
+        d: Deferred[Any] = Deferred()
+        held.append((d, user, rest))
+        return d
+
+    cloud.tree.lookup = slow
+    conn = Conn(cloud.site)
+    conn.head("PUT", f"/dav/files/{BOB}/x.bin", 2000, cloud.basic(BOB))
+    conn.send(b"z" * 2000)
+    assert conn.output == b"" and len(held) == 1
+    cloud.tree.lookup = lookup
+    d, user, rest = held[0]
+    ensureDeferred(lookup(user, rest)).chainDeferred(d)
+    r = conn.response()
+    assert r.status == 507 and b"quota-not-exceeded" in r.body, conn.output[:300]
+    assert (r.header("content-type") or "").startswith("application/xml")
+    conn = Conn(cloud.site)
+    conn.channel.dataReceived(b"POST /api/files?path=/y.bin HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000\r\n"
+                              + f"Authorization: {bearer(cloud, BOB, 'files')['Authorization']}\r\n\r\n".encode()
+                              + b"z" * 2000)
+    assert conn.response().status == 507 and conn.response().json()["error"] == "quota_exceeded"
+    assert cloud.temp_files() == [] and cloud.blob_keys() == []

@@ -38,7 +38,7 @@ class UploadBody:
         self._finished = False
         self._batch: list[bytes] = []  # pieces as received; joined once per BATCH (one copy)
         self._batched = 0
-        #: the room the request was admitted with (tau.http.site.BodyCap: what is left of the quota)
+        #: the room the request was admitted with (tau.http.gate.BodyCap: what is left of the quota)
         self._cap = getattr(request, "body_cap", None)
         # a cut-off upload (connection lost) or a request refused before the body was used
         request.notifyFinish().addBoth(self._lost)

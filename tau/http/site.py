@@ -40,7 +40,7 @@ class TauRequest(server.Request):
     request_id: str
     user: Any = None
     route: str = "-"
-    #: set by a body admission (quota): the streamed sink enforces it (tau.dav.put.UploadBody)
+    #: set by a body admission (quota); the streamed sink enforces it (tau.dav.put.UploadBody)
     body_cap: BodyCap | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -38,6 +38,8 @@ class UploadBody:
         self._finished = False
         self._batch: list[bytes] = []  # pieces as received; joined once per BATCH (one copy)
         self._batched = 0
+        #: the room the request was admitted with (tau.http.gate.BodyCap: what is left of the quota)
+        self._cap = getattr(request, "body_cap", None)
         # a cut-off upload (connection lost) or a request refused before the body was used
         request.notifyFinish().addBoth(self._lost)
 
@@ -46,6 +48,9 @@ class UploadBody:
         if self._closed or self._failure is not None:
             return
         self.size += len(data)
+        if self._cap is not None and self.size > self._cap.limit:
+            self._over_cap()
+            return
         # hand the writer about BATCH bytes at a time: one thread job per batch, not per read
         self._batch.append(data)
         self._batched += len(data)
@@ -66,6 +71,14 @@ class UploadBody:
             self._transport("pauseProducing")
         d.addErrback(self._failed)
         d.addBoth(self._written)
+
+    def _over_cap(self) -> None:
+        """The streamed bytes passed the quota: store no more, drop the partial blob, answer now."""
+        assert self._cap is not None
+        defer.ensureDeferred(self.abort())
+        refuse = getattr(self.request, "refuse_body", None)
+        if refuse is not None:
+            refuse(self._cap.error)
 
     def _written(self, _: Any) -> None:
         self._pending -= 1

@@ -19,6 +19,7 @@ from tau.dav.errors import DavError
 from tau.dav.get import parse_range, stream_body
 from tau.dav.server import BoundedBody
 from tau.files import lookup, store
+from tau.files.admission import rest_admission
 from tau.files.service_tree import FileTree
 from tau.files.store import FilesError, Node
 from tau.files.uploads import upload_factory
@@ -245,7 +246,9 @@ async def _nothing() -> Any:
 
 def register(registry: Any, http: Any, tree: FileTree) -> None:
     api = FilesApi(registry, tree)
+    # authenticated (with the route's scope) and admitted (quota) when the headers arrive
     http.site.add_body_sink("/api/files", {"POST"}, upload_factory(tree.blobs.writer), auth="bearer")
+    http.site.add_body_admission("/api/files", {"POST"}, rest_admission(tree, parse_path, query_arg))
     http.site.set_body_limit("/api/files", None)
     http.site.add_body_sink("/api/files", {"PATCH", "PUT", "DELETE", "GET", "HEAD"},
                             lambda request, length: BoundedBody(request, length, 64 * 1024))

@@ -7,6 +7,7 @@ from typing import Any
 
 from tau.dav.put import UploadBody
 from tau.dav.server import DavServer, install_sinks
+from tau.files.admission import dav_admission
 from tau.files.davtree import FilesProvider
 from tau.files.service_tree import FileTree, files_blob_store
 
@@ -22,6 +23,7 @@ def install(registry: Any, host: Any) -> None:
     http.mount(DAV_PREFIX, server, auth="any", body_limit=None, scope="files")
     install_sinks(http.site, DAV_PREFIX + "/", lambda request, length: UploadBody(request, length, blobs.writer),
                   auth="any")
+    http.site.add_body_admission(DAV_PREFIX + "/", {"PUT"}, dav_admission(tree, DAV_PREFIX))
     from tau.files import api, shares
 
     api.register(registry, http, tree)

@@ -16,6 +16,10 @@ STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: 
 class HttpError(Exception):
     """Raise from a handler; the router answers with the JSON error body."""
 
+    #: a body in another format than the JSON error (a DAV ``DAV:error`` refused at the headers)
+    body: bytes | None = None
+    content_type: str = "application/json"
+
     def __init__(self, status: int, code: str | None = None, message: str = "",
                  headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
         self.status = status

@@ -96,12 +96,33 @@ class Router(Resource):
         self.mounts.append((prefix.rstrip("/"), resource, auth, scope))
         self.mounts.sort(key=lambda m: -len(m[0]))
 
-    def mount_scope(self, path: str) -> str | None:
-        """The scope the mount serving ``path`` needs (early authentication of uploads asks)."""
-        for prefix, _resource, _auth, scope in self.mounts:
-            if path == prefix or path.startswith(prefix + "/"):
-                return scope
-        return None
+    def requirement(self, method: str, path: str) -> tuple[str, str | None]:
+        """(auth mode, scope) of the mount or route that will serve ``method path`` (``path``
+        decoded by ``route_path``); the 404/405 ``HttpError`` the router would answer otherwise.
+
+        Early authentication of uploads (tau.http.site) asks, so it checks exactly what the
+        router will check, before a byte of the body is stored."""
+        found = self._match(method, path)
+        return (found[0].auth, found[0].scope) if isinstance(found[0], Route) else (found[2], found[3])
+
+    def _match(self, method: str, path: str) -> tuple[Any, ...]:
+        """The mount ``(prefix, resource, auth, scope)`` or ``(route, match)`` serving the request."""
+        for mount in self.mounts:
+            if path == mount[0] or path.startswith(mount[0] + "/"):
+                return mount
+        allowed: list[str] = []
+        for route in self.routes:
+            match = route.regex.match(path)
+            if match is None:
+                continue
+            if route.method != method and not (route.method == "GET" and method == "HEAD"):
+                allowed.append(route.method)
+                continue
+            return route, match
+        if allowed:
+            raise HttpError(405, "method_not_allowed", f"{method} not allowed here",
+                            headers={"Allow": ", ".join(sorted(set(allowed)))})
+        raise HttpError(404, "not_found", "no such endpoint")
 
     def render(self, request: Any) -> Any:
         d = defer.Deferred.fromCoroutine(self._dispatch(request))
@@ -110,35 +131,24 @@ class Router(Resource):
 
     async def _dispatch(self, request: Any) -> None:
         try:
-            raw_path = request.path.decode("latin-1")
-            path = unquote(raw_path, errors="strict")
-        except (UnicodeDecodeError, ValueError):
+            path = route_path(request.path)
+        except ValueError:
             return send_error(request, HttpError(400, "bad_path", "path is not valid UTF-8"))
         method = request.method.decode("latin-1").upper()
         try:
             await self.registry.rate_limiter.check_ip(request.client_ip)
-            for prefix, resource, auth, scope in self.mounts:
-                if path == prefix or path.startswith(prefix + "/"):
-                    request.route = prefix + "/*"
-                    await self._authenticate(request, auth, scope)
-                    return self._delegate(request, resource, prefix)
-            allowed: list[str] = []
-            for route in self.routes:
-                match = route.regex.match(path)
-                if match is None:
-                    continue
-                if route.method != method and not (route.method == "GET" and method == "HEAD"):
-                    allowed.append(route.method)
-                    continue
-                request.route = route.pattern
-                await self._authenticate(request, route.auth, route.scope,
-                                         route.pattern.startswith(tuple(self.cookie_prefixes)))
-                result = await route.handler(request, **match.groupdict())
-                return send_response(request, result)
-            if allowed:
-                raise HttpError(405, "method_not_allowed", f"{method} not allowed here",
-                                headers={"Allow": ", ".join(sorted(set(allowed)))})
-            raise HttpError(404, "not_found", "no such endpoint")
+            found = self._match(method, path)
+            if not isinstance(found[0], Route):
+                prefix, resource, auth, scope = found
+                request.route = prefix + "/*"
+                await self._authenticate(request, auth, scope)
+                return self._delegate(request, resource, prefix)
+            route, match = found
+            request.route = route.pattern
+            await self._authenticate(request, route.auth, route.scope,
+                                     route.pattern.startswith(tuple(self.cookie_prefixes)))
+            result = await route.handler(request, **match.groupdict())
+            return send_response(request, result)
         except HttpError as exc:
             send_error(request, exc)
         except StatementTimeout:
@@ -172,6 +182,16 @@ class Router(Resource):
         request.finish()
 
 
+def route_path(raw: bytes | str) -> str:
+    """The request path (no query) as the router matches it: percent-decoded, strict UTF-8.
+
+    Body sinks, body limits and early authentication match on this same string (tau.http.site),
+    so ``/dav/%66iles/...`` reaches the files tree's sink as it reaches the files tree.
+    Raises ``ValueError`` for a path that is not valid UTF-8 (the router answers 400)."""
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    return unquote(text.split("?", 1)[0], errors="strict")
+
+
 def send_response(request: Any, result: Any) -> None:
     if result is NOT_DONE_YET or request.finished or getattr(request, "_disconnected", False):
         return
@@ -196,8 +216,8 @@ def send_error(request: Any, exc: HttpError) -> None:
     metrics = getattr(request.channel.site.registry, "metrics", None)
     if metrics is not None:
         metrics.errors.labels("http", exc.code).inc()
-    body = error_body(exc.code, exc.message, request.request_id, exc.extra)
-    send_response(request, Response(body, exc.status, "application/json", exc.headers))
+    body = exc.body if exc.body is not None else error_body(exc.code, exc.message, request.request_id, exc.extra)
+    send_response(request, Response(body, exc.status, exc.content_type, exc.headers))
 
 
 # a \u0000 escape not itself escaped (an even number of backslashes before it)

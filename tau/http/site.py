@@ -4,9 +4,11 @@ Every response carries ``X-Request-ID``; bodies over the limit for their path ar
 413 before they are read (declared length) or as soon as they pass it (chunked); unhandled
 errors become JSON 500s without a traceback — or 503 with ``Retry-After`` when the database or
 blob store is unreachable (``tau.storage.faults``); every request is logged as one JSON access record.
-A streamed body whose sink asks for it is only stored once the request is authenticated, which
-happens as soon as the headers are in: a refused upload is answered 401 at once and nothing of
-its body is written anywhere.
+A streamed body whose sink asks for it is only stored once the request is authenticated — with
+the auth mode and scope of the route that will serve it — and admitted (quota), which happens as
+soon as the headers are in: a refused upload is answered 401/403/404/405/507 at once and nothing
+of its body is written anywhere (``tau.http.gate``). Limits, sinks and that check all match the
+percent-decoded path the router routes (``tau.http.router.route_path``).
 """
 
 from __future__ import annotations
@@ -26,104 +28,20 @@ from twisted.web import http, server
 
 from tau.app.slow import SlowSender
 from tau.http.errors import HttpError, error_body
+from tau.http.gate import Admission, BodyCap, EarlyAuth, HeldBody
+from tau.http.router import route_path
 from tau.storage.faults import RETRY_AFTER, is_unavailable
 
 log = Logger(namespace="tau.http.access")
 errlog = Logger(namespace="tau.http")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 SinkFactory = Callable[[Any, "int | None"], Any]
-#: body bytes kept in memory while the credentials of a gated upload are checked; the transport
-#: is paused beyond this (a slow argon2 check must not turn into an unbounded buffer)
-HOLD_LIMIT = 256 * 1024
-
-
-class EarlyAuth:
-    """The authentication of a request started when its headers arrived (see ``TauRequest``).
-
-    The router awaits ``wait()`` instead of authenticating the request a second time.
-    """
-
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.done = False
-        self.user: Any = None
-        self.error: BaseException | None = None
-        self._waiters: list[defer.Deferred[Any]] = []
-
-    def settle(self, user: Any = None, error: BaseException | None = None) -> None:
-        self.done, self.user, self.error = True, user, error
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            if error is not None:
-                d.errback(error)
-            else:
-                d.callback(user)
-
-    async def wait(self) -> Any:
-        if not self.done:
-            d: defer.Deferred[Any] = defer.Deferred()
-            self._waiters.append(d)
-            return await d
-        if self.error is not None:
-            raise self.error
-        return self.user
-
-
-class HeldBody:
-    """``request.content`` of a gated upload until it is authenticated: at most about
-    ``HOLD_LIMIT`` bytes are kept (the transport is paused beyond), then handed to the real sink."""
-
-    def __init__(self, request: TauRequest) -> None:
-        self.request = request
-        self.pieces: list[bytes] = []
-        self.held = 0
-        self.paused = False
-        self.dropped = False
-        self.target: Any = None
-
-    def write(self, data: bytes) -> None:
-        if self.target is not None:
-            self.target.write(data)
-            return
-        if self.dropped:
-            return
-        self.pieces.append(data)
-        self.held += len(data)
-        if self.held >= HOLD_LIMIT and not self.paused:
-            self.paused = True
-            self.request.transport_call("pauseProducing")
-
-    def release(self, target: Any) -> None:
-        """Authenticated: replay what was held into ``target`` and let the body flow again."""
-        self.target = target
-        pieces, self.pieces, self.held = self.pieces, [], 0
-        if self.paused:  # before the replay: the sink may pause the transport again itself
-            self.paused = False
-            self.request.transport_call("resumeProducing")
-        for piece in pieces:
-            target.write(piece)
-
-    def drop(self) -> None:
-        self.dropped = True
-        self.pieces, self.held = [], 0
-
-    def tell(self) -> int:
-        return 0  # keeps twisted.web from parsing the body as a form
-
-    def seek(self, offset: int, whence: int = 0) -> None:
-        pass
-
-    def read(self, size: int = -1) -> bytes:
-        return b""
-
-    def close(self) -> None:
-        self.drop()
-
-
 class TauRequest(server.Request):
     request_id: str
     user: Any = None
     route: str = "-"
+    #: set by a body admission (quota); the streamed sink enforces it (tau.dav.put.UploadBody)
+    body_cap: BodyCap | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -138,26 +56,32 @@ class TauRequest(server.Request):
 
     # -- body limits ---------------------------------------------------------------------------
     def gotLength(self, length: int | None) -> None:
-        path = getattr(self.channel, "_path", b"/") or b"/"
+        raw = getattr(self.channel, "_path", b"/") or b"/"
         method = getattr(self.channel, "_command", b"GET") or b"GET"
         site = self.channel.site
-        self._limit = site.body_limit(path)
+        try:  # limits and sinks match the path the router will route (percent-decoded)
+            path: str | None = route_path(raw)
+        except ValueError:
+            path = None  # the router answers 400; the default limit bounds the body meanwhile
+        self._limit = site.body_limit(path) if path is not None else site.default_body_limit
         if length is not None and self._limit is not None and length > self._limit:
             self._reject_too_large()
-        sink = None if self._rejected else site.body_sink_for(method, path)
+        sink = None if self._rejected or path is None else site.body_sink_for(method, path)
         if sink is None:
             super().gotLength(length if not self._rejected else 0)
         elif sink[1] is None:
             # the body goes straight to its destination (blob store) as it arrives
             self.content = sink[0](self, length)
         else:
-            self._gate(site, sink[0], sink[1], length)
+            self._gate(site, sink[0], method.decode("latin-1").upper(), path or "/", length)
 
     # -- authentication before the body ---------------------------------------------------------
-    def _gate(self, site: TauSite, factory: SinkFactory, mode: str, length: int | None) -> None:
-        """Authenticate now; create the sink only for an authenticated request.
+    def _gate(self, site: TauSite, factory: SinkFactory, method: str, path: str, length: int | None) -> None:
+        """Authenticate now, with the auth mode and scope of the route that will serve the request
+        (``Router.requirement``), then admit the body (``TauSite.add_body_admission``: quota);
+        create the sink only for a request that passed both.
 
-        ``Expect: 100-continue`` is answered here, after the check, so a refused client never
+        ``Expect: 100-continue`` is answered here, after the checks, so a refused client never
         sends its body; a body already on its way is held (bounded) and then dropped or stored.
         """
         from tau.http.auth import authenticate_request
@@ -166,9 +90,25 @@ class TauRequest(server.Request):
         self.requestHeaders.removeHeader(b"expect")  # Twisted would send 100 before we know
         held = HeldBody(self)
         self.content = held
+        try:
+            mode, scope = site.requirement(method, path)
+        except HttpError as exc:  # no route takes this body (404/405): refused before it is read
+            held.drop()
+            self._refuse(exc)
+            return
+        if mode == "none":
+            self.content = factory(self, length)
+            return
         self.early_auth = early = EarlyAuth(mode)
         raw = getattr(self.channel, "_path", b"") or b""
         self.args = parse_qs(raw.split(b"?", 1)[1], 1) if b"?" in raw else {}
+        admit = site.body_admission(method, path)
+
+        async def check() -> Any:
+            user = await authenticate_request(site.registry, self, allow_basic=(mode == "any"), scope=scope)
+            if admit is not None:  # e.g. a declared length over the quota: refused at the headers
+                self.body_cap = await admit(self, user, length)
+            return user
 
         def accepted(user: Any) -> None:
             if not (self._rejected or self._disconnected or self.finished):
@@ -197,14 +137,20 @@ class TauRequest(server.Request):
                 self._refuse(exc)
             early.settle(error=failure.value)
 
-        d = defer.ensureDeferred(authenticate_request(site.registry, self, allow_basic=(mode == "any"),
-                                                      scope=site.scope_for(raw.split(b"?", 1)[0])))
+        d = defer.ensureDeferred(check())
         d.addCallbacks(accepted, refused)
         d.addErrback(lambda f: errlog.failure("early authentication of {path} failed", f, path=raw[:300]))
 
     def _refuse(self, exc: HttpError) -> None:
-        body = error_body(exc.code, exc.message, self.request_id, exc.extra)
-        self._answer_and_close(exc.status, body, exc.headers or {})
+        body = exc.body if exc.body is not None else error_body(exc.code, exc.message, self.request_id, exc.extra)
+        self._answer_and_close(exc.status, body, exc.headers or {}, exc.content_type)
+
+    def refuse_body(self, exc: HttpError) -> None:
+        """A sink stopped the body (a streamed upload passed the quota): answer ``exc`` now and
+        close; nothing more of the body is read. A no-op once the whole request is in (the
+        resource answers then)."""
+        if not (self._complete or self._rejected or self._disconnected or self.finished):
+            self._refuse(exc)
 
     def transport_call(self, action: str, *args: Any) -> None:
         transport = getattr(self.channel, "transport", None)
@@ -227,13 +173,14 @@ class TauRequest(server.Request):
         body = error_body("payload_too_large", f"request body over {self._limit} bytes", self.request_id)
         self._answer_and_close(413, body)
 
-    def _answer_and_close(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _answer_and_close(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                          content_type: str = "application/json") -> None:
         """Answer before the body is read, then close: the rest of the body is never looked at."""
         self._rejected = True
         self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after our answer
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode("latin-1")
         reason = http.RESPONSES.get(status, b"Error")
-        head = (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n" % (status, reason)
+        head = (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\n" % (status, reason, content_type.encode("latin-1"))
                 + b"X-Request-ID: " + self.request_id.encode() + b"\r\nConnection: close\r\n" + extra
                 + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
         self.channel.transport.write(head + body)
@@ -345,6 +292,12 @@ def unavailable_error() -> HttpError:
                      headers={"Retry-After": str(RETRY_AFTER)})
 
 
+def _under(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` or below it, at a segment boundary (as ``Router.mount`` matches)."""
+    base = prefix.rstrip("/")
+    return path == base or path.startswith(base + "/") or (not base and path.startswith("/"))
+
+
 def _tau_channel_factory(factory: Any) -> Any:
     return http._GenericHTTPChannelProtocol(TauChannel())
 
@@ -363,14 +316,16 @@ class TauSite(server.Site):
         super().__init__(resource, **kwargs)
         self.registry = registry
         self.default_body_limit: int = registry.config.get("limits", "request_body")
-        #: (path prefix, limit or None for streamed bodies) — longest prefix wins
-        self.body_limits: list[tuple[bytes, int | None]] = []
+        #: (decoded path prefix, limit or None for streamed bodies) — longest prefix wins
+        self.body_limits: list[tuple[str, int | None]] = []
         self.on_finish: list[Callable[[TauRequest, float], None]] = []
         #: requests received and not yet finished (shutdown waits for them: ``drain``); weak, so a
         #: request whose connection was taken over (WebSocket) and never finishes is not kept
         self.in_flight: weakref.WeakSet[TauRequest] = weakref.WeakSet()
         #: (path prefix, methods, factory(request, length) -> file-like with write(), auth mode or None)
-        self.body_sinks: list[tuple[bytes, frozenset[bytes], SinkFactory, str | None]] = []
+        self.body_sinks: list[tuple[str, frozenset[bytes], SinkFactory, str | None]] = []
+        #: (path prefix, methods, admit): checks of a gated body before its sink is created
+        self.body_admissions: list[tuple[str, frozenset[str], Admission]] = []
 
     async def drain(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for requests being answered; returns how many were cut short.
@@ -405,18 +360,28 @@ class TauSite(server.Site):
         channel.connectionMade, channel.connectionLost = connection_made, connection_lost
         return channel
 
-    def scope_for(self, raw_path: bytes) -> str | None:
-        """The scope the mount under ``raw_path`` needs (the router knows; see ``Router.mount``)."""
-        lookup = getattr(self.resource, "mount_scope", None)
-        if lookup is None:
-            return None
-        from urllib.parse import unquote
-
-        return lookup(unquote(raw_path.decode("latin-1"), errors="replace"))
+    def requirement(self, method: str, path: str) -> tuple[str, str | None]:
+        """(auth mode, scope) of the route or mount serving ``method path`` (the router knows,
+        ``Router.requirement``); raises its 404/405 ``HttpError`` when none does."""
+        return self.resource.requirement(method, path)  # type: ignore[no-any-return]
 
     def set_body_limit(self, prefix: str, limit: int | None) -> None:
-        self.body_limits.append((prefix.encode(), limit))
+        """Bodies under ``prefix`` (a decoded path, matched at a segment boundary) up to ``limit``."""
+        self.body_limits.append((prefix, limit))
         self.body_limits.sort(key=lambda p: -len(p[0]))
+
+    def add_body_admission(self, prefix: str, methods: set[str], admit: Admission) -> None:
+        """Before a gated body (``add_body_sink(auth=...)``) is stored, ``admit(request, user,
+        length)`` may refuse it (raise ``HttpError``: a declared length over the quota) or return
+        a ``BodyCap`` that the sink enforces on the bytes as they stream."""
+        self.body_admissions.append((prefix, frozenset(methods), admit))
+        self.body_admissions.sort(key=lambda p: -len(p[0]))
+
+    def body_admission(self, method: str, path: str) -> Admission | None:
+        for prefix, methods, admit in self.body_admissions:
+            if method in methods and _under(path, prefix):
+                return admit
+        return None
 
     def add_body_sink(self, prefix: str, methods: set[str], factory: SinkFactory, auth: str | None = None) -> None:
         """Stream request bodies of ``methods`` under ``prefix`` into ``factory(request, length)``.
@@ -429,22 +394,23 @@ class TauSite(server.Site):
         happens later, in the resource: the sink must not commit anything until the resource
         accepts the request.
         """
-        self.body_sinks.append((prefix.encode(), frozenset(m.encode() for m in methods), factory, auth))
+        self.body_sinks.append((prefix, frozenset(m.encode() for m in methods), factory, auth))
         self.body_sinks.sort(key=lambda p: -len(p[0]))
 
-    def body_sink_for(self, method: bytes, path: bytes) -> tuple[SinkFactory, str | None] | None:
+    def body_sink_for(self, method: bytes, path: str) -> tuple[SinkFactory, str | None] | None:
+        """The sink for ``method`` on the decoded ``path`` (``tau.http.router.route_path``)."""
         for prefix, methods, factory, auth in self.body_sinks:
-            if method in methods and path.startswith(prefix):
+            if method in methods and _under(path, prefix):
                 return factory, auth
         return None
 
-    def body_sink(self, method: bytes, path: bytes) -> SinkFactory | None:
+    def body_sink(self, method: bytes, path: str) -> SinkFactory | None:
         found = self.body_sink_for(method, path)
         return None if found is None else found[0]
 
-    def body_limit(self, path: bytes) -> int | None:
+    def body_limit(self, path: str) -> int | None:
         for prefix, limit in self.body_limits:
-            if path.startswith(prefix):
+            if _under(path, prefix):
                 return limit
         return self.default_body_limit
 

@@ -162,6 +162,8 @@ class Router(Resource):
         act_as(request.user.address)  # the request's database work counts against this user's share
 
     def _delegate(self, request: Any, resource: IResource, prefix: str) -> None:
+        if request.finished or getattr(request, "_disconnected", False):
+            return  # gone while authenticating: a resource would touch the dropped channel
         segments = [s for s in prefix.split("/") if s]
         request.prepath = [s.encode() for s in segments]
         request.postpath = request.postpath[len(segments):] if len(request.postpath) >= len(segments) else []

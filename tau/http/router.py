@@ -104,6 +104,7 @@ class Router(Resource):
         return None
 
     def render(self, request: Any) -> Any:
+        request.responseHeaders.removeHeader(b"server")  # twisted.web's "TwistedWeb/<version>"
         d = defer.Deferred.fromCoroutine(self._dispatch(request))
         d.addErrback(request.processingFailed)
         return NOT_DONE_YET
@@ -179,7 +180,8 @@ def send_response(request: Any, result: Any) -> None:
         return
     if not isinstance(result, Response):
         result = json_response(result)
-    request.setResponseCode(result.status)
+    # twisted.web.http.RESPONSES lacks 426 (RFC 7231 section 6.5.15)
+    request.setResponseCode(result.status, b"Upgrade Required" if result.status == 426 else None)
     request.setHeader(b"content-type", result.content_type.encode())
     request.setHeader(b"cache-control", b"no-store")
     for name, value in (result.headers or {}).items():

@@ -132,12 +132,33 @@ def _release(request: Any, restore: Callable[[], None]) -> None:
         request.unregisterProducer()
 
 
+async def _close(chunks: AsyncIterator[bytes]) -> None:
+    """Close the chunk source now (its blob reader, its thread job), not when the GC finds it."""
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:
+            pass
+
+
+def finish_empty(request: Any) -> None:
+    """Finish a body-less answer (HEAD, an empty range), unless the client has already gone."""
+    if not _gone(request) and not request.finished:
+        request.finish()
+
+
 async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
     """Write ``chunks`` to ``request`` with back-pressure, then finish it.
 
     A client may close the connection at any point, also right after the last byte and before
-    ``finish`` (it has read Content-Length bytes): then the stream just stops, quietly.
+    ``finish`` (it has read Content-Length bytes): then the stream just stops, quietly. It may
+    also have gone before the first byte, while the handler was still awaiting its lookups:
+    Twisted has then dropped ``request.channel``, so nothing may be registered or written.
     """
+    if _gone(request):
+        await _close(chunks)
+        return
     pump = _Pump()
     restore = _widen_sends(request)
     request.registerProducer(pump, True)
@@ -159,12 +180,7 @@ async def stream_body(request: Any, chunks: AsyncIterator[bytes]) -> None:
     except Exception:
         failure = Failure()
     finally:
-        close = getattr(chunks, "aclose", None)
-        if close is not None:
-            try:
-                await close()
-            except Exception:
-                pass
+        await _close(chunks)
     _release(request, restore)
     if _gone(request) or request.finished:
         return
@@ -220,7 +236,7 @@ async def handle_get(ctx: DavContext) -> DavResponse | None:
     if wanted is not None:
         request.setHeader(b"content-range", f"bytes {start}-{end - 1}/{size}".encode())
     if ctx.method == "HEAD" or end == start:
-        request.finish()
+        finish_empty(request)
         return None
     await stream_body(request, resource.open(start, end))
     return None

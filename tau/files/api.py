@@ -16,7 +16,7 @@ from twisted.web.server import NOT_DONE_YET
 from tau.dav import paths
 from tau.dav.conditions import http_date
 from tau.dav.errors import DavError
-from tau.dav.get import parse_range, stream_body
+from tau.dav.get import finish_empty, parse_range, stream_body
 from tau.dav.server import BoundedBody
 from tau.files import lookup, store
 from tau.files.admission import rest_admission
@@ -233,7 +233,7 @@ async def send_file(tree: FileTree, request: Any, node: Node, filename: str | No
     if wanted is not None:
         request.setHeader(b"content-range", f"bytes {start}-{end - 1}/{node.size}".encode())
     if request.method == b"HEAD" or end == start:
-        request.finish()
+        finish_empty(request)  # the client may have gone while the file was looked up
         return
     chunks = tree.read(node.blob_key, start, end) if node.blob_key else _nothing()
     await stream_body(request, chunks)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from tau.files import lookup, store
 from tau.files.lookup import Lookup
 from tau.files.service_tree import FileTree
 from tau.files.store import FilesError, Node
+from tau.http import usercontent
 
 TOKEN_PREFIX = "urn:tau:files:sync:"
 NO_PROPS: dict[str, str] = {}  # shared by members without dead properties: never modified
@@ -72,7 +73,8 @@ class FileResource(NodeResource):
     __slots__ = ()
 
     def content_type(self) -> str | None:
-        return self.node.content_type or "application/octet-stream"
+        # canonical also for rows stored before uploads were normalised
+        return usercontent.canonical_type(self.node.content_type)
 
     def content_length(self) -> int | None:
         return self.node.size
@@ -264,10 +266,14 @@ def _parse_token(token: str | None, current: int) -> tuple[int, tuple[str, ...] 
 
 
 def _content_type(name: str, given: str | None) -> str:
-    if given and given.split(";")[0].strip().lower() not in ("", "application/octet-stream"):
-        return given[:255]
+    """The type stored for an upload: the declared one in canonical form (tau.http.usercontent),
+    else a guess from the name. The uploader's string is never stored as sent, so neither a
+    download nor PROPFIND ``getcontenttype`` can carry ``application/zip;,text/javascript``."""
+    declared = usercontent.canonical_type(given)
+    if declared != usercontent.OCTET:
+        return declared
     guessed, _ = mimetypes.guess_type(name)
-    return guessed or (given or "application/octet-stream")[:255]
+    return usercontent.canonical_type(guessed) if guessed else usercontent.OCTET
 
 
 class FilesProvider(DavProvider):

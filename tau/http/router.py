@@ -125,6 +125,7 @@ class Router(Resource):
         raise HttpError(404, "not_found", "no such endpoint")
 
     def render(self, request: Any) -> Any:
+        request.responseHeaders.removeHeader(b"server")  # twisted.web's "TwistedWeb/<version>"
         d = defer.Deferred.fromCoroutine(self._dispatch(request))
         d.addErrback(request.processingFailed)
         return NOT_DONE_YET
@@ -172,6 +173,8 @@ class Router(Resource):
         act_as(request.user.address)  # the request's database work counts against this user's share
 
     def _delegate(self, request: Any, resource: IResource, prefix: str) -> None:
+        if request.finished or getattr(request, "_disconnected", False):
+            return  # gone while authenticating: a resource would touch the dropped channel
         segments = [s for s in prefix.split("/") if s]
         request.prepath = [s.encode() for s in segments]
         request.postpath = request.postpath[len(segments):] if len(request.postpath) >= len(segments) else []
@@ -197,7 +200,8 @@ def send_response(request: Any, result: Any) -> None:
         return
     if not isinstance(result, Response):
         result = json_response(result)
-    request.setResponseCode(result.status)
+    # twisted.web.http.RESPONSES lacks 426 (RFC 7231 section 6.5.15)
+    request.setResponseCode(result.status, b"Upgrade Required" if result.status == 426 else None)
     request.setHeader(b"content-type", result.content_type.encode())
     request.setHeader(b"cache-control", b"no-store")
     for name, value in (result.headers or {}).items():

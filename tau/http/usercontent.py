@@ -9,10 +9,12 @@ would run its script next to ``/admin``. So user content is
 * ``Content-Security-Policy: default-src 'none'; sandbox``: even if rendered it gets an opaque
   origin, no script, no plugins, no forms, no subresources.
 
-An attachment keeps its declared type only when that type is inert in every loading context
+An attachment keeps its type only when that type is inert in every loading context
 (``<script>``, ``<link rel=stylesheet>``, workers, ``<iframe>``, SVG ``<use>``, XSLT): the passive
 allow-list below. Anything else is sent as ``application/octet-stream``, which ``nosniff`` makes
-useless as script or style even from the same origin.
+useless as script or style even from the same origin. The type sent is always rebuilt from a
+strict parse (:func:`canonical_type`), never the uploader's string: a browser reads
+``application/zip;,text/javascript`` as JavaScript.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ SANDBOX_CSP = "default-src 'none'; sandbox"
 OCTET = "application/octet-stream"
 #: shown in the browser (with the type forced to exactly this)
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"})
-#: kept as declared on an attachment (never executed or styled by a browser)
+#: kept (in canonical form) on an attachment: never executed or styled by a browser
 PASSIVE_TYPES = INLINE_TYPES | frozenset({
     "text/calendar", "text/vcard", "text/x-vcard", "text/directory", "text/csv", "text/tab-separated-values",
     "text/markdown", "text/x-markdown", "application/zip", "application/gzip", "application/x-gzip",
@@ -35,15 +37,73 @@ PASSIVE_TYPES = INLINE_TYPES | frozenset({
     "application/ics", "application/mbox", "message/rfc822", "image/bmp", "image/tiff", "image/avif",
     "image/heic", "image/heif", "image/jxl", "font/ttf", "font/otf", "font/woff", "font/woff2", OCTET})
 _PASSIVE_MAJOR = ("audio/", "video/")
-_MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
-_CHARSET = re.compile(r"""charset\s*=\s*"?([A-Za-z0-9._-]{1,40})"?""", re.IGNORECASE)
-_PRINTABLE = re.compile(r"^[\x20-\x7e]{1,255}$")
+# RFC 6838 restricted-name (a strict subset of RFC 7230 tchar), lower case only
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+_PRINTABLE = re.compile(r"[\t\x20-\x7e]{1,255}")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# one piece of a header value: a quoted-string, a run of plain characters, or a separator
+_PIECE = re.compile(r'"(?:[^"\\]|\\.)*"|[^";,]+|[;,]|"')
+#: the only charsets ever named in a Content-Type tau sends (no UTF-7, no stateful ISO-2022 encodings)
+CHARSETS = frozenset({"utf-8", "us-ascii", "iso-8859-1", "iso-8859-2", "iso-8859-15", "windows-1250",
+                      "windows-1251", "windows-1252", "koi8-r", "shift_jis", "euc-jp", "euc-kr", "gb2312",
+                      "gbk", "gb18030", "big5"})
+
+
+def _parameters(declared: str) -> list[str] | None:
+    """The ``;``-separated pieces of a header value, quoted-strings kept whole.
+
+    None when the value is not one media type: an unquoted ``,`` makes it a list, and a browser
+    (Fetch, "extract a MIME type") would take the *last* type of that list.
+    """
+    pieces, current = [], ""
+    for match in _PIECE.finditer(declared):
+        piece = match.group(0)
+        if piece == "," or piece == '"':  # a list, or an unterminated quote
+            return None
+        if piece == ";":
+            pieces.append(current)
+            current = ""
+        else:
+            current += piece
+    pieces.append(current)
+    return pieces
+
+
+def _charset(params: list[str]) -> str | None:
+    for param in params:
+        name, eq, value = param.partition("=")
+        value = value.strip()
+        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+            value = value[1:-1]
+        if eq and name.strip().lower() == "charset" and _TOKEN.fullmatch(value):
+            return value.lower() if value.lower() in CHARSETS else None
+    return None
+
+
+def canonical_type(declared: str | None) -> str:
+    """The one Content-Type tau stores and sends for ``declared``: a bare lower-case
+    ``type/subtype``, plus ``; charset=...`` for ``text/*`` when the charset is on the allow-list.
+
+    The declared string itself is never passed on (``application/zip;,text/javascript`` is
+    JavaScript to a browser); anything that is not exactly one well-formed media type is
+    ``application/octet-stream``.
+    """
+    value = declared or ""
+    if not _PRINTABLE.fullmatch(value):  # control characters (CR, LF, NUL...), non-ASCII, empty, too long
+        return OCTET
+    params = _parameters(value)
+    if params is None:
+        return OCTET
+    mime = params[0].strip(" \t").lower()
+    if not _MIME.fullmatch(mime):
+        return OCTET
+    charset = _charset(params[1:]) if mime.startswith("text/") else None
+    return f"{mime}; charset={charset}" if charset else mime
 
 
 def media_type(declared: str | None) -> str:
     """The bare ``type/subtype`` of a declared Content-Type, lower-cased; ``OCTET`` if malformed."""
-    mime = (declared or "").split(";", 1)[0].strip().lower()
-    return mime if _MIME.match(mime) else OCTET
+    return canonical_type(declared).split(";", 1)[0]
 
 
 def _passive(mime: str) -> bool:
@@ -53,22 +113,15 @@ def _passive(mime: str) -> bool:
     return mime.startswith("application/vnd.") and not mime.endswith(("+xml", "+json", "xml"))
 
 
-def _inline_type(mime: str, declared: str) -> str:
-    if mime == "text/plain":
-        found = _CHARSET.search(declared)
-        if found and found.group(1).lower() not in ("utf-7", "utf7"):
-            return f"text/plain; charset={found.group(1)}"
-    return mime
-
-
 def serve_type(declared: str | None, inline_ok: bool = True) -> tuple[str, bool]:
-    """(Content-Type to send, inline?) for content declared as ``declared``."""
-    mime = media_type(declared)
+    """(Content-Type to send, inline?) for content declared as ``declared``: always built from
+    :func:`canonical_type`, never the declared string."""
+    canonical = canonical_type(declared)
+    mime = canonical.split(";", 1)[0]
     if inline_ok and mime in INLINE_TYPES:
-        return _inline_type(mime, declared or ""), True
+        return canonical, True
     if _passive(mime):
-        kept = (declared or "").strip()
-        return (kept if _PRINTABLE.match(kept) else mime), False
+        return canonical, False
     return OCTET, False
 
 

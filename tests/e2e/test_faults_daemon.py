@@ -126,6 +126,47 @@ def test_downloads_full_and_aborted_log_no_errors(env: Env) -> None:
     assert not bad, bad[:3]
 
 
+def _reset_at_once(env: Env, method: str, path: str, bearer: bool, extra: str = "") -> None:
+    """Send a request and reset the connection at once (SO_LINGER 0), before reading a byte."""
+    auth = f"Bearer {env.token}" if bearer else AUTH["Authorization"]
+    s = socket.create_connection(("127.0.0.1", env.daemon.ports["http"]), timeout=10)
+    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {auth}\r\n{extra}\r\n".encode())
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+    s.close()
+
+
+def test_requests_reset_before_the_first_byte_log_no_errors(env: Env) -> None:
+    """Re-review of item 10: a client that resets right after sending its GET used to make every
+    download path log a critical ``'NoneType' object has no attribute 'registerProducer'`` (the
+    handler registered its producer on a request whose channel Twisted had dropped). 20 per path."""
+    assert env.call("PUT", f"/dav/files/{ALICE}/reset.bin", BIG[: 1 << 20])[0] in (201, 204)
+    assert env.call("MKCOL", f"/dav/files/{ALICE}/reset/")[0] == 201
+    assert env.call("PUT", f"/dav/files/{ALICE}/reset/a.bin", BIG[: 1 << 20])[0] == 201
+    status, _, body = env.call("GET", "/api/files?path=/", bearer=True)
+    items = {i["name"]: i["id"] for i in json.loads(body)["items"]}
+    links = {}
+    for name in ("reset.bin", "reset"):
+        status, _, body = env.call("POST", "/api/shares", json.dumps({"file_id": items[name]}).encode(),
+                                   {"Content-Type": "application/json"}, bearer=True)
+        assert status == 201, body
+        links[name] = json.loads(body)["token"]
+    ws = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" \
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    dav, rest = f"/dav/files/{ALICE}/reset.bin", f"/api/files/{items['reset.bin']}"
+    cases = [("GET", dav, False, ""), ("HEAD", dav, False, ""), ("GET", rest, True, ""), ("HEAD", rest, True, ""),
+             ("GET", f"/s/{links['reset.bin']}", False, ""), ("GET", f"/s/{links['reset']}?download=zip", False, ""),
+             ("GET", f"/s/{links['reset']}?path=/a.bin", False, ""), ("GET", "/ws/messages", True, ws)]
+    mark = env.daemon.log.stat().st_size
+    for method, path, bearer, extra in cases:
+        for _ in range(20):
+            _reset_at_once(env, method, path, bearer, extra)
+    time.sleep(2.0)  # let the daemon finish the handlers of the gone clients
+    assert env.call("GET", f"/dav/files/{ALICE}/reset.bin")[0] == 200  # still serving
+    bad = [(r.get("msg", "")[:120], (r.get("traceback") or "").strip()[-300:]) for r in env.log_records(mark)
+           if r.get("level") in ("critical", "error")]
+    assert not bad, (len(bad), bad[:3])
+
+
 def _assert_unavailable(result: tuple[int, dict[str, str], bytes], what: str) -> None:
     status, headers, body = result
     assert status == 503, (what, status, body[:300])

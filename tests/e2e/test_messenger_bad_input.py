@@ -193,3 +193,50 @@ def test_burst_of_10000_messages_is_rate_limited_and_nothing_acknowledged_is_los
         await receiver.close()
 
     run(scenario())
+
+
+def _raw(d: TauDaemon, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send raw bytes to the daemon's HTTP port; (status line, headers, what followed them)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", d.ports["http"]), timeout=30) as s:
+        s.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        want = int(headers.get("content-length", "0") or 0)
+        while len(rest) < want:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return lines[0], headers, rest
+
+
+def test_plain_http_to_a_socket_is_a_json_error_and_no_server_version_leaks(daemon):
+    """A browser or scanner GETting /ws/... without an upgrade used to get Autobahn's HTML status page
+    (version, no CSP/nosniff/X-Request-ID); the 101 answer named AutobahnPython/<version>."""
+    token = daemon.rest["alice"].token
+    for path in ("/ws/messages", "/ws/signal"):
+        status, headers, body = _raw(daemon, f"GET {path} HTTP/1.1\r\nHost: localhost\r\n"
+                                              "Connection: close\r\n\r\n".encode())
+        assert status.startswith("HTTP/1.1 426"), (path, status, body[:200])
+        assert headers.get("content-type", "").startswith("application/json"), headers
+        error = json.loads(body)
+        assert error["error"] == "upgrade_required" and error["request_id"] == headers.get("x-request-id"), error
+        assert headers.get("x-content-type-options") == "nosniff" and "default-src 'none'" in \
+            headers.get("content-security-policy", ""), headers
+        assert headers.get("upgrade", "").lower() == "websocket", headers
+        assert b"autobahn" not in body.lower(), body
+        assert "server" not in headers, headers  # neither Autobahn's nor TwistedWeb's version
+        status, headers, _ = _raw(daemon, (f"GET {path}?access_token={token} HTTP/1.1\r\nHost: localhost\r\n"
+                                           "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
+        assert status.startswith("HTTP/1.1 101"), (path, status)
+        assert "server" not in headers, headers

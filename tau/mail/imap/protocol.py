@@ -39,7 +39,7 @@ MAX_BAD = 20                       # consecutive BAD responses before the connec
 IDLE_TIMEOUT = 30 * 60             # RFC 3501 §5.4: at least 30 minutes once authenticated
 PREAUTH_TIMEOUT = 5 * 60
 _LITERAL_RE = re.compile(rb"~?\{(\d{1,12})(\+?)\}$")  # "~{n}": literal8 (RFC 3516 §4.2)
-_TAG_CHARS = (ATOM_CHARS | {ord("]")}) - {ord("+")}
+_TAG_CHARS = frozenset(c for c in ATOM_CHARS | {ord("]")} if c < 0x80) - {ord("+")}  # tag: 7-bit ASTRING-CHARs
 
 
 @implementer(IPushProducer)

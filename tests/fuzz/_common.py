@@ -59,14 +59,15 @@ def header(data: bytes, n: int) -> tuple[bytes, bytes]:
     return data[:n].ljust(n, b"\0"), data[n:]
 
 
-def new_registry() -> Any:
-    """A migrated SQLite registry in a fresh temporary folder; all work completes synchronously."""
+def new_registry(**limits: str) -> Any:
+    """A migrated SQLite registry in a fresh temporary folder; all work completes synchronously.
+    ``limits``: extra ``[limits]`` keys (e.g. a small ``quota_bytes``)."""
     from tau.testing.databases import sqlite_url
     from tau.testing.harness import make_registry
 
     folder = Path(tempfile.mkdtemp(prefix="taufuzz-"))
     return make_registry(folder / "tau", sqlite_url(str(folder)),
-                         limits={"requests_per_minute_ip": "0", "requests_per_hour_user": "0"})
+                         limits={"requests_per_minute_ip": "0", "requests_per_hour_user": "0", **limits})
 
 
 def _site(exc: BaseException) -> str:

@@ -30,6 +30,7 @@ with atheris.instrument_imports(include=["tau"]):
 USER = "alice@example.test"
 PASSWORD = "secret-Pa55"
 RESET_EVERY = 3000
+MAX_INBOX = 50
 
 _state: dict[str, Any] = {}
 
@@ -55,7 +56,9 @@ def setup() -> None:
     old = _state.get("env")
     if old is not None:
         old.registry.db.close()
-    registry = _common.new_registry()
+    # a small quota: one input repeating "COPY 1:* INBOX" doubles INBOX per line (bounded by the quota,
+    # as for any user; 10 GB of 100-byte messages would only make the fuzzer time out)
+    registry = _common.new_registry(quota_bytes="300000")
     registry.provide("tls", _FakeTLS())  # STARTTLS works (the bytes stay plain) instead of "no certificate"
     env = IMAPEnv(registry)
     add_user(env.registry, USER, PASSWORD, fast_hash=True)
@@ -71,10 +74,18 @@ def setup() -> None:
     _state["n"] = 0
 
 
+def _inbox_size() -> int:
+    from tau.testing.harness import resolve
+
+    env = _state["env"]
+    info = resolve(env.store.get_mailbox(USER, "INBOX"))
+    return info.messages if info is not None else 0
+
+
 def one_input(data: bytes) -> None:
     _state["n"] += 1
-    if _state["n"] % RESET_EVERY == 0:
-        setup()
+    if _state["n"] % RESET_EVERY == 0 or _inbox_size() > MAX_INBOX:
+        setup()  # COPY 1:* INBOX doubles INBOX per input: keep every input's starting point small
     env = _state["env"]
     head, payload = _common.header(data, 3)
     mode, cut1, cut2 = head[0] % 4, head[1], head[2]

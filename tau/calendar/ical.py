@@ -89,7 +89,8 @@ def parse_calendar(data: bytes | str) -> Any:
         raise InvalidObject("valid-calendar-data", "not an iCalendar object (BEGIN:VCALENDAR expected)")
     try:
         cals = Calendar.from_ical(text.lstrip("\ufeff"), multiple=True)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError, OSError) as exc:
+        # OSError: a TZID naming a tzdata folder ("Europe/") makes zoneinfo open a directory
         raise InvalidObject("valid-calendar-data", f"iCalendar does not parse: {str(exc)[:200]}")
     if len(cals) != 1 or cals[0].name != "VCALENDAR":
         raise InvalidObject("valid-calendar-data", "exactly one VCALENDAR expected")
@@ -129,6 +130,9 @@ def parse_object(data: bytes | str, supported: tuple[str, ...] = COMPONENTS, now
     uid = uids.pop()
     if len(uid) > 1024:
         raise InvalidObject("valid-calendar-object-resource", "UID too long")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uid):  # RFC 5545 §3.3.11: no CTLs in TEXT
+        raise InvalidObject("valid-calendar-object-resource", "UID contains control characters")
+    _check_single(cal)
     masters, overrides = 0, set()
     for comp in components:
         rid = comp.get("RECURRENCE-ID")
@@ -151,6 +155,18 @@ def parse_object(data: bytes | str, supported: tuple[str, ...] = COMPONENTS, now
 
 
 _FILTERS = ("BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH")
+
+
+# RFC 5545 §3.6.1-§3.6.6: "MUST NOT occur more than once"; the code reads these as one value (.dt)
+_SINGLE = frozenset(("UID", "DTSTAMP", "DTSTART", "DTEND", "DUE", "DURATION", "RECURRENCE-ID", "ORGANIZER",
+                     "SEQUENCE", "TRIGGER", "TZOFFSETFROM", "TZOFFSETTO", "TZID"))
+
+
+def _check_single(cal: Any) -> None:
+    for comp in cal.walk():
+        for name in _SINGLE:
+            if isinstance(comp.get(name), list):
+                raise InvalidObject("valid-calendar-data", f"{name} occurs more than once in {comp.name}")
 
 
 def _listify(value: Any) -> list[Any]:

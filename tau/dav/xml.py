@@ -44,7 +44,7 @@ def parse_body(body: bytes, expect: str | None = None) -> ET.Element | None:
         root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise DavError(400, f"forbidden XML construct: {exc.__class__.__name__}")
-    except (ET.ParseError, ValueError, UnicodeDecodeError) as exc:
+    except (ET.ParseError, ValueError, UnicodeDecodeError, LookupError) as exc:  # LookupError: encoding="utf-9"
         raise DavError(400, f"malformed XML body: {exc}")
     if _too_deep(root):
         raise DavError(400, f"XML body nested deeper than {MAX_DEPTH} elements")

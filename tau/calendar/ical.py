@@ -145,6 +145,7 @@ def parse_object(data: bytes | str, supported: tuple[str, ...] = COMPONENTS, now
             overrides.add(key)
         for rule in _listify(comp.get("RRULE")):
             _check_rule(rule)
+            _check_setpos(rule)
         if kind == "VEVENT" and comp.get("DTSTART") is None:
             raise InvalidObject("valid-calendar-object-resource", "VEVENT without DTSTART")
     if masters > 1:
@@ -167,6 +168,29 @@ def _check_single(cal: Any) -> None:
         for name in _SINGLE:
             if isinstance(comp.get(name), list):
                 raise InvalidObject("valid-calendar-data", f"{name} occurs more than once in {comp.name}")
+
+
+def _check_setpos(rule: Any) -> None:
+    """A BYSETPOS beyond the occurrences one FREQ period can hold never selects anything, and
+    dateutil then walks period by period to the year 9999 without yielding (FREQ=MINUTELY;
+    BYSETPOS=2: hours of CPU for one PUT; no per-occurrence budget can stop it): refused."""
+    positions = _listify(rule.get("BYSETPOS"))
+    if not positions:
+        return
+    freq = str(rule.get("FREQ", [""])[0]).upper()
+
+    def count(key: str) -> int:
+        return len(set(_listify(rule.get(key)))) or 1  # unset: DTSTART's value, one
+
+    per_day = count("BYHOUR") * count("BYMINUTE") * count("BYSECOND")
+    bound = {"SECONDLY": 1, "MINUTELY": count("BYSECOND"), "HOURLY": count("BYMINUTE") * count("BYSECOND"),
+             "DAILY": per_day, "WEEKLY": count("BYDAY") * per_day, "MONTHLY": 31 * per_day}.get(freq, 366 * per_day)
+    try:
+        beyond = any(abs(int(p)) > bound for p in positions)
+    except (TypeError, ValueError):
+        beyond = True
+    if beyond:
+        raise InvalidObject("valid-calendar-data", f"BYSETPOS beyond the {bound} occurrences of one {freq} period")
 
 
 def _listify(value: Any) -> list[Any]:

@@ -4,6 +4,7 @@ protocol's refusal, never a 500."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -71,3 +72,24 @@ def test_xml_body_in_an_unknown_encoding_is_400(cal: Any) -> None:
         r = cal.dav(method, "calendar/", '<?xml version="1.0" encoding="utf-9"?><D:propfind xmlns:D="DAV:"/>',
                     headers={"Depth": "0", "Content-Type": "application/xml"})
         assert r.status == 400 and b"malformed XML body" in r.body, (method, r.status, r.body[:300])
+
+
+@pytest.mark.parametrize("rule", ["FREQ=MINUTELY;BYSETPOS=2", "FREQ=HOURLY;BYSETPOS=-2;BYHOUR=1,2",
+                                  "FREQ=DAILY;BYHOUR=1,2;BYSETPOS=3", "FREQ=WEEKLY;BYDAY=MO;BYSETPOS=2"])
+def test_bysetpos_beyond_one_period_is_refused_at_once(cal: Any, rule: str) -> None:
+    """A BYSETPOS no period can reach selects nothing, and dateutil walked period by period to
+    the year 9999 without yielding: 16 s of CPU for the HOURLY rule, hours for MINUTELY, on one
+    PUT (the per-occurrence time budget never gets a turn)."""
+    started = time.monotonic()
+    refused(cal.put("calendar/setpos.ics", ics("setpos", start="00010101T000000Z", end="", extra=f"RRULE:{rule}")))
+    assert time.monotonic() - started < 5
+
+
+def test_bysetpos_within_the_period_still_works(cal: Any) -> None:
+    last_weekday = ics("lw", start="20240101T090000Z", end="20240101T100000Z",
+                       extra="RRULE:FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1;COUNT=3")
+    assert cal.put("calendar/lw.ics", last_weekday).status == 201
+    r = cal.report("calendar/", EXPAND.replace("20240201T000000Z", "20240401T000000Z"))
+    assert r.status == 207 and r.body.count(b"RECURRENCE-ID") == 4, r.body  # DTSTART + 3
+    for day in (b"20240131", b"20240229", b"20240329"):
+        assert day in r.body

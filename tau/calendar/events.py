@@ -54,7 +54,7 @@ def parse_time(value: Any, field: str, zone: str | None = None) -> date | dateti
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):  # OSError: "Europe/" is a folder
         raise FieldError("timezone", f"unknown time zone {name!r}")
 
 

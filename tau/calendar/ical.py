@@ -89,7 +89,8 @@ def parse_calendar(data: bytes | str) -> Any:
         raise InvalidObject("valid-calendar-data", "not an iCalendar object (BEGIN:VCALENDAR expected)")
     try:
         cals = Calendar.from_ical(text.lstrip("\ufeff"), multiple=True)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as exc:
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError, OSError) as exc:
+        # OSError: a TZID naming a tzdata folder ("Europe/") makes zoneinfo open a directory
         raise InvalidObject("valid-calendar-data", f"iCalendar does not parse: {str(exc)[:200]}")
     if len(cals) != 1 or cals[0].name != "VCALENDAR":
         raise InvalidObject("valid-calendar-data", "exactly one VCALENDAR expected")
@@ -129,6 +130,9 @@ def parse_object(data: bytes | str, supported: tuple[str, ...] = COMPONENTS, now
     uid = uids.pop()
     if len(uid) > 1024:
         raise InvalidObject("valid-calendar-object-resource", "UID too long")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in uid):  # RFC 5545 §3.3.11: no CTLs in TEXT
+        raise InvalidObject("valid-calendar-object-resource", "UID contains control characters")
+    _check_single(cal)
     masters, overrides = 0, set()
     for comp in components:
         rid = comp.get("RECURRENCE-ID")
@@ -141,6 +145,7 @@ def parse_object(data: bytes | str, supported: tuple[str, ...] = COMPONENTS, now
             overrides.add(key)
         for rule in _listify(comp.get("RRULE")):
             _check_rule(rule)
+            _check_setpos(rule)
         if kind == "VEVENT" and comp.get("DTSTART") is None:
             raise InvalidObject("valid-calendar-object-resource", "VEVENT without DTSTART")
     if masters > 1:
@@ -151,6 +156,41 @@ def parse_object(data: bytes | str, supported: tuple[str, ...] = COMPONENTS, now
 
 
 _FILTERS = ("BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH")
+
+
+# RFC 5545 §3.6.1-§3.6.6: "MUST NOT occur more than once"; the code reads these as one value (.dt)
+_SINGLE = frozenset(("UID", "DTSTAMP", "DTSTART", "DTEND", "DUE", "DURATION", "RECURRENCE-ID", "ORGANIZER",
+                     "SEQUENCE", "TRIGGER", "TZOFFSETFROM", "TZOFFSETTO", "TZID"))
+
+
+def _check_single(cal: Any) -> None:
+    for comp in cal.walk():
+        for name in _SINGLE:
+            if isinstance(comp.get(name), list):
+                raise InvalidObject("valid-calendar-data", f"{name} occurs more than once in {comp.name}")
+
+
+def _check_setpos(rule: Any) -> None:
+    """A BYSETPOS beyond the occurrences one FREQ period can hold never selects anything, and
+    dateutil then walks period by period to the year 9999 without yielding (FREQ=MINUTELY;
+    BYSETPOS=2: hours of CPU for one PUT; no per-occurrence budget can stop it): refused."""
+    positions = _listify(rule.get("BYSETPOS"))
+    if not positions:
+        return
+    freq = str(rule.get("FREQ", [""])[0]).upper()
+
+    def count(key: str) -> int:
+        return len(set(_listify(rule.get(key)))) or 1  # unset: DTSTART's value, one
+
+    per_day = count("BYHOUR") * count("BYMINUTE") * count("BYSECOND")
+    bound = {"SECONDLY": 1, "MINUTELY": count("BYSECOND"), "HOURLY": count("BYMINUTE") * count("BYSECOND"),
+             "DAILY": per_day, "WEEKLY": count("BYDAY") * per_day, "MONTHLY": 31 * per_day}.get(freq, 366 * per_day)
+    try:
+        beyond = any(abs(int(p)) > bound for p in positions)
+    except (TypeError, ValueError):
+        beyond = True
+    if beyond:
+        raise InvalidObject("valid-calendar-data", f"BYSETPOS beyond the {bound} occurrences of one {freq} period")
 
 
 def _listify(value: Any) -> list[Any]:

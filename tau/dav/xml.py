@@ -20,6 +20,7 @@ from tau.dav.errors import DavError, status_line
 
 DAV = "DAV:"
 MAX_BODY = 1024 * 1024  # XML request bodies; larger ones are refused with 413
+MAX_DEPTH = 100         # element nesting; deeper bodies are refused with 400 (ElementTree recurses)
 Element = ET.Element
 
 
@@ -43,11 +44,24 @@ def parse_body(body: bytes, expect: str | None = None) -> ET.Element | None:
         root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise DavError(400, f"forbidden XML construct: {exc.__class__.__name__}")
-    except (ET.ParseError, ValueError, UnicodeDecodeError) as exc:
+    except (ET.ParseError, ValueError, UnicodeDecodeError, LookupError) as exc:  # LookupError: encoding="utf-9"
         raise DavError(400, f"malformed XML body: {exc}")
+    if _too_deep(root):
+        raise DavError(400, f"XML body nested deeper than {MAX_DEPTH} elements")
     if expect is not None and root.tag != expect:
         raise DavError(400, f"expected {expect} as the root element, got {root.tag}")
     return root
+
+
+def _too_deep(root: ET.Element) -> bool:
+    """Iteratively (a recursive walk is what fails): is any element deeper than MAX_DEPTH?"""
+    stack = [(root, 1)]
+    while stack:
+        elem, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in elem)
+    return False
 
 
 def element_to_xml(elem: ET.Element) -> str:

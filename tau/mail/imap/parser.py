@@ -277,7 +277,14 @@ def parse_date_time(raw: str) -> int:
         d = datetime(int(year), _MONTH_NUM[mon.lower()], int(day), hh, mm, ss, tzinfo=tz)
     except (ValueError, KeyError):
         raise ParseError("bad date-time") from None
-    return int(d.timestamp())
+    stamp = int(d.timestamp())
+    if not _MIN_STAMP <= stamp <= _MAX_STAMP:  # INTERNALDATE could not be written back (4-digit year)
+        raise ParseError("date-time out of range")
+    return stamp
+
+
+_MIN_STAMP = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
+_MAX_STAMP = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 
 
 def canonical_flag(flag: str) -> str:

@@ -44,7 +44,7 @@ PREAUTH_TIMEOUT = 5 * 60
 CANCEL_ON_CLOSE = frozenset({"SEARCH", "UID SEARCH", "FETCH", "UID FETCH", "STATUS", "LIST", "LSUB",
                              "SELECT", "EXAMINE", "GETQUOTAROOT"})
 _LITERAL_RE = re.compile(rb"~?\{(\d{1,12})(\+?)\}$")  # "~{n}": literal8 (RFC 3516 §4.2)
-_TAG_CHARS = (ATOM_CHARS | {ord("]")}) - {ord("+")}
+_TAG_CHARS = frozenset(c for c in ATOM_CHARS | {ord("]")} if c < 0x80) - {ord("+")}  # tag: 7-bit ASTRING-CHARs
 
 
 @implementer(IPushProducer)

@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from tau.storage.breaker import Breaker, CircuitOpen
 from tau.storage.budget import Budget, QueryCancelled, StatementTimeout, UserShares, acting_user, in_background
 from tau.storage.engines.base import Engine
 
@@ -110,9 +111,9 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             if budget is not None and engine.is_timeout(exc):
                 raise StatementTimeout(name, budget.seconds) from exc
             attempt += 1
-            budget = RETRY_BUDGET.get(engine.name)
+            retry_for = RETRY_BUDGET.get(engine.name)
             if attempt <= MAX_RETRIES and engine.is_retryable(exc) and (
-                    budget is None or time.monotonic() - started < budget):
+                    retry_for is None or time.monotonic() - started < retry_for):
                 log.debug("transaction {name} retry {n}: {exc}", name=name, n=attempt, exc=exc)
                 time.sleep(0.01 * 2**attempt)
                 continue
@@ -124,7 +125,9 @@ class Database:
 
     ``statement_timeout`` / ``background_timeout`` (seconds, 0: none) bound each statement;
     ``user_share`` (0: half the pool, at least one) bounds one user's transactions in the pool.
-    Cancelling the Deferred ``run`` returns stops the transaction (its statement is interrupted)."""
+    Cancelling the Deferred ``run`` returns stops the transaction (its statement is interrupted).
+    While the database is unreachable ``breaker`` fails transactions at once (see
+    :mod:`tau.storage.breaker`)."""
 
     def __init__(self, engine: Engine, reactor: Any, observe: Callable[[str, float, bool], None] | None = None,
                  pool: adbapi.ConnectionPool | None = None, statement_timeout: float = 0.0,
@@ -142,6 +145,7 @@ class Database:
                                          **{**kwargs, "cp_openfun": self._opened(kwargs.get("cp_openfun"))})
         self.pool = pool
         self._session_timeout = statement_timeout
+        self.breaker = Breaker()
 
     def _opened(self, openfun: Callable[[Any], None] | None) -> Callable[[Any], None]:
         def opened(conn: Any) -> None:
@@ -160,6 +164,11 @@ class Database:
     def run(self, name: str, fn: Callable[..., T], *args: Any, readonly: bool = False,
             **kwargs: Any) -> defer.Deferred[T]:
         started = time.monotonic()
+        try:  # down a moment ago: do not queue behind the user's other work or the pool
+            self.breaker.admit_soon()
+        except CircuitOpen:
+            self._timed(name, started, False)
+            return defer.fail()
         budget = Budget(self.background_timeout if in_background() else self.statement_timeout)
         user = acting_user()
         gate: defer.Deferred[Any] = self.shares.acquire(user) if user else defer.succeed(None)
@@ -170,7 +179,8 @@ class Database:
 
         result: defer.Deferred[T] = defer.Deferred(cancel)
 
-        def interaction(trans: adbapi.Transaction) -> tuple[T, Txn]:
+        def interaction(trans: adbapi.Transaction, role: str) -> tuple[T, Txn]:
+            self.breaker.check(role)  # queued before the outage began: fail now, not a timeout later
             conn = trans._connection
             raw = conn._connection
             budget.attach(raw, self.engine.interrupt)
@@ -209,7 +219,13 @@ class Database:
                 if user:
                     self.shares.release(user)
                 return
-            d = self.pool.runInteraction(interaction)
+            try:
+                role = self.breaker.admit()
+            except CircuitOpen:
+                d = defer.fail()
+            else:
+                d = self.pool.runInteraction(interaction, role)
+                d.addBoth(lambda outcome: self.breaker.settle(role, outcome))
             if user:
                 d.addBoth(lambda outcome: (self.shares.release(user), outcome)[1])
             d.addCallbacks(done, failed)

@@ -5,9 +5,10 @@ turn on the one connection (answers came one per 10 s; most clients gave up with
 PostgreSQL host that went away made each pooled transaction find that out for itself. Once a
 transaction fails because the database is unreachable (:func:`is_outage`), the breaker opens:
 transactions already queued and new ones fail at once with :class:`DatabaseUnavailable` (503 +
-``Retry-After``, IMAP ``NO [UNAVAILABLE]``, SMTP ``451 4.3.0``), and one transaction at a time, at
-most every :data:`PROBE_INTERVAL` seconds, is let through as a probe; when a probe reaches the
-database the breaker closes again.
+``Retry-After``, IMAP ``NO [UNAVAILABLE]``, SMTP ``451 4.3.0``). A request arriving while it is
+open starts a probe when none ran for :data:`PROBE_INTERVAL` seconds: one write transaction that
+changes nothing (on SQLite it must get the write lock), never a client's work; when a probe reaches
+the database the breaker closes again. Statement timeouts and cancelled queries never open it.
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ def is_outage(exc: BaseException) -> bool:
 
 
 class Breaker:
-    """Closed (database up) or open (down since ``down_since``); thread-safe."""
+    """Closed (database up) or open (down since ``down_since``); thread-safe.
+
+    While open every transaction is refused with :class:`CircuitOpen`; :meth:`claim_probe` hands
+    out the one probe (a dedicated write transaction, never a client's) at most every
+    ``interval`` seconds, and :meth:`settle` closes the breaker when a probe reached the database."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, interval: float = PROBE_INTERVAL) -> None:
         self._clock = clock
@@ -90,30 +95,21 @@ class Breaker:
     def is_open(self) -> bool:
         return self.down_since is not None
 
-    def admit_soon(self) -> None:
-        """Raise :class:`CircuitOpen` when a transaction asked for now could not be admitted."""
-        with self._lock:
-            if self.down_since is None or not self._probing and self._clock() >= self._next_probe:
-                return
-        raise CircuitOpen("database unavailable; retrying shortly")
+    def check(self) -> None:
+        """Raise :class:`CircuitOpen` while the database is down (before any SQL is sent)."""
+        if self.down_since is not None:
+            raise CircuitOpen("database unavailable; try again shortly")
 
-    def admit(self) -> str:
-        """The role of a transaction about to be queued; raises :class:`CircuitOpen` to refuse it."""
+    def claim_probe(self) -> bool:
+        """True (once per interval, one at a time) when the caller should run the probe now."""
         with self._lock:
-            if self.down_since is None:
-                return NORMAL
-            if not self._probing and self._clock() >= self._next_probe:
-                self._probing = True
-                return PROBE
-        raise CircuitOpen("database unavailable; retrying shortly")
-
-    def check(self, role: str) -> None:
-        """In the worker, before any SQL: a transaction queued before the outage fails fast too."""
-        if role == NORMAL and self.down_since is not None:
-            raise CircuitOpen("database unavailable; retrying shortly")
+            if self.down_since is None or self._probing or self._clock() < self._next_probe:
+                return False
+            self._probing = True
+            return True
 
     def settle(self, role: str, outcome: Any) -> Any:
-        """Record how a transaction ended (``outcome``: its result or Failure); passes it on."""
+        """Record how a transaction (or, ``role`` PROBE, the probe) ended; passes ``outcome`` on."""
         exc = outcome.value if isinstance(outcome, Failure) else None
         down = exc is not None and not isinstance(exc, CircuitOpen) and is_outage(exc)
         with self._lock:
@@ -122,11 +118,10 @@ class Breaker:
             if down and (role == PROBE or self.down_since is None):
                 if self.down_since is None:
                     self.down_since = self._clock()
-                    log.warn("database unavailable ({error}): failing fast, probing every {s:g} s",
+                    log.warn("database unavailable ({error}): refusing at once, probing every {s:g} s",
                              error=str(exc)[:200], s=self._interval)
                 self._next_probe = self._clock() + self._interval
-            elif role == PROBE and not down and not isinstance(exc, QueryCancelled):  # it answered
-                if self.down_since is not None:
-                    log.info("database available again after {s:.1f} s", s=self._clock() - self.down_since)
+            elif role == PROBE and not down and self.down_since is not None:
+                log.info("database available again after {s:.1f} s", s=self._clock() - self.down_since)
                 self.down_since = None
         return outcome

@@ -20,7 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from tau.storage.breaker import Breaker, CircuitOpen
+from tau.storage.breaker import NORMAL, PROBE, Breaker, CircuitOpen
 from tau.storage.budget import Budget, QueryCancelled, StatementTimeout, UserShares, acting_user, in_background
 from tau.storage.engines.base import Engine
 
@@ -120,6 +120,10 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             raise
 
 
+def _ping(txn: Txn) -> None:
+    txn.scalar("SELECT 1")
+
+
 class Database:
     """The daemon's pool. ``await db.run("name", fn, *args)`` → ``fn(txn, *args)`` in a thread.
 
@@ -164,11 +168,9 @@ class Database:
     def run(self, name: str, fn: Callable[..., T], *args: Any, readonly: bool = False,
             **kwargs: Any) -> defer.Deferred[T]:
         started = time.monotonic()
-        try:  # down a moment ago: do not queue behind the user's other work or the pool
-            self.breaker.admit_soon()
-        except CircuitOpen:
+        if self._refused():  # down a moment ago: do not queue behind the user's work or the pool
             self._timed(name, started, False)
-            return defer.fail()
+            return defer.fail(CircuitOpen("database unavailable; try again shortly"))
         budget = Budget(self.background_timeout if in_background() else self.statement_timeout)
         user = acting_user()
         gate: defer.Deferred[Any] = self.shares.acquire(user) if user else defer.succeed(None)
@@ -179,8 +181,8 @@ class Database:
 
         result: defer.Deferred[T] = defer.Deferred(cancel)
 
-        def interaction(trans: adbapi.Transaction, role: str) -> tuple[T, Txn]:
-            self.breaker.check(role)  # queued before the outage began: fail now, not a timeout later
+        def interaction(trans: adbapi.Transaction) -> tuple[T, Txn]:
+            self.breaker.check()  # queued before the outage began: fail now, not a timeout later
             conn = trans._connection
             raw = conn._connection
             budget.attach(raw, self.engine.interrupt)
@@ -219,13 +221,11 @@ class Database:
                 if user:
                     self.shares.release(user)
                 return
-            try:
-                role = self.breaker.admit()
-            except CircuitOpen:
-                d = defer.fail()
+            if self._refused():
+                d: defer.Deferred[Any] = defer.fail(CircuitOpen("database unavailable; try again shortly"))
             else:
-                d = self.pool.runInteraction(interaction, role)
-                d.addBoth(lambda outcome: self.breaker.settle(role, outcome))
+                d = self.pool.runInteraction(interaction)
+                d.addBoth(lambda outcome: self.breaker.settle(NORMAL, outcome))
             if user:
                 d.addBoth(lambda outcome: (self.shares.release(user), outcome)[1])
             d.addCallbacks(done, failed)
@@ -233,6 +233,21 @@ class Database:
 
         gate.addCallbacks(admitted, lambda f: None)
         return result
+
+    def _refused(self) -> bool:
+        """True while the database is down; starts the probe that ends that when one is due."""
+        if not self.breaker.is_open:
+            return False
+        if self.breaker.claim_probe():
+            d = self.pool.runInteraction(self._probe)
+            d.addBoth(lambda outcome: self.breaker.settle(PROBE, outcome))
+            d.addErrback(lambda _: None)
+        return True
+
+    def _probe(self, trans: adbapi.Transaction) -> None:
+        """A write transaction that changes nothing: it passes only when a write would."""
+        conn = trans._connection
+        _run_with_retries(self.engine, "db_probe", lambda: trans, lambda: None, conn.rollback, _ping, False, (), {})
 
     def _timed(self, name: str, started: float, ok: bool) -> None:
         if self._observe is not None:

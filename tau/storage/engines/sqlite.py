@@ -12,7 +12,7 @@ from tau.storage.engines.base import DatabaseUnavailable, Engine
 #: how long a transaction waits for another process's write lock before "database is locked" (then
 #: tau answers 503 and fails fast until the lock is gone, see tau.storage.breaker); tau itself writes
 #: through one connection, so only the CLI or another program can hold the lock
-BUSY_TIMEOUT_MS = 3_000
+BUSY_TIMEOUT_MS = 5_000
 PROGRESS_STEPS = 10_000   # VM instructions between two looks at the clock (~0.1 ms of work)
 
 

@@ -108,6 +108,10 @@ class Breaker:
             self._probing = True
             return True
 
+    def failed(self, exc: BaseException) -> None:
+        """A transaction failed with ``exc`` (called in its worker thread, before the next one)."""
+        self.settle(NORMAL, Failure(exc))
+
     def settle(self, role: str, outcome: Any) -> Any:
         """Record how a transaction (or, ``role`` PROBE, the probe) ended; passes ``outcome`` on."""
         exc = outcome.value if isinstance(outcome, Failure) else None

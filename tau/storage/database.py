@@ -190,6 +190,9 @@ class Database:
             try:
                 return _run_with_retries(self.engine, name, lambda: trans, lambda: None, conn.rollback, fn,
                                          readonly, args, kwargs, budget, self._session_timeout)
+            except BaseException as exc:
+                self.breaker.failed(exc)  # here, so the next transaction queued in this thread sees it
+                raise
             finally:
                 self.engine.unwatch(raw)
                 budget.detach()

@@ -40,6 +40,7 @@ class Env:
         self.daemon, self.proxy = daemon, proxy
         self.token = self.link = ""
         self.holder: sqlite3.Connection | None = None
+        self.down = False
 
     def call(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
              auth: bool = True, timeout: float = 40) -> tuple[int, dict[str, str], bytes]:
@@ -52,6 +53,7 @@ class Env:
             return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
 
     def cut(self) -> None:
+        self.down = True
         if self.proxy is not None:
             self.proxy.cut()
             return
@@ -59,6 +61,9 @@ class Env:
         self.holder.execute("BEGIN EXCLUSIVE")  # what the attacker held: every writer waits, then "locked"
 
     def restore(self) -> None:
+        if not self.down:
+            return
+        self.down = False
         if self.proxy is not None:
             self.proxy.restore()
         elif self.holder is not None:
@@ -209,7 +214,6 @@ def concurrently(calls: dict[str, Callable[[], Any]]) -> dict[str, tuple[Any, fl
 
 
 def assert_all_refused(results: dict[str, tuple[Any, float]], within: float) -> None:
-    print({k: (str(v[0])[:80], round(v[1], 1)) for k, v in results.items()})  # DEBUG
     for name, (out, took) in results.items():
         assert not isinstance(out, Exception), (name, out, took)
         if name == "SMTP":

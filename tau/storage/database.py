@@ -224,8 +224,9 @@ class Database:
                 if user:
                     self.shares.release(user)
                 return
-            if self._refused():
-                d: defer.Deferred[Any] = defer.fail(CircuitOpen("database unavailable; try again shortly"))
+            if self._refused():  # answered on the next turn: a user's queue drains without recursion
+                d: defer.Deferred[Any] = defer.Deferred()
+                self._reactor.callFromThread(d.errback, CircuitOpen("database unavailable; try again shortly"))
             else:
                 d = self.pool.runInteraction(interaction)
                 d.addBoth(lambda outcome: self.breaker.settle(NORMAL, outcome))

@@ -72,3 +72,18 @@ def test_statement_timeouts_and_client_errors_never_open_it() -> None:
     b.failed(QueryCancelled("client went away"))
     b.failed(sqlite3.IntegrityError("UNIQUE constraint failed"))
     assert not b.is_open
+
+
+def test_a_users_queue_drains_when_each_waiter_is_refused_at_once() -> None:
+    """While the breaker is open a queued transaction ends as soon as it is admitted; its release
+    runs inside the previous release (this was a KeyError, answered as a 500)."""
+    from tau.storage.budget import UserShares
+
+    shares = UserShares(1)
+    shares.acquire("alice@example.test")
+    waiting = [shares.acquire("alice@example.test") for _ in range(3)]
+    for d in waiting:
+        d.addCallback(lambda _: shares.release("alice@example.test"))
+    shares.release("alice@example.test")
+    assert all(d.called for d in waiting) and shares.in_use("alice@example.test") == 0
+    assert shares.acquire("alice@example.test").called  # the user is not locked out afterwards

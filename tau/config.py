@@ -81,6 +81,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                      " ms (0: no limit)", minimum=0),
         "user_share": Key(_int, "0", "most transactions one user may have in the pool at once"
                           " (0: half the pool, at least 1)", minimum=0),
+        "busy_timeout_ms": Key(_int, "5000", "SQLite: how long a write waits for another process's lock"
+                               " before tau answers 503 (and fails fast until the lock is gone), ms", minimum=1),
     },
     "blobs": {
         "backend": Key(_str, "local", "local | s3"),

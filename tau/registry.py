@@ -124,7 +124,7 @@ class Registry:
         from tau.storage.engines import create_engine
 
         db = self.config["database"]
-        return create_engine(self.config.database_url, db["pool_min"], db["pool_max"])
+        return create_engine(self.config.database_url, db["pool_min"], db["pool_max"], db["busy_timeout_ms"])
 
     @component
     def db(self) -> Any:

@@ -39,6 +39,16 @@ MAX_POLL = 5.0
 PURGE_EVERY = 3600.0
 
 
+
+def _poll_failed(failure: Any) -> None:
+    """A database outage is waited out (the next poll tries again); anything else is a bug."""
+    from tau.storage.faults import is_unavailable
+
+    if is_unavailable(failure.value):
+        log.warn("revoked-session poll: storage unavailable ({error})", error=str(failure.value)[:200])
+    else:
+        log.failure("revoked-session poll failed", failure)
+
 class RevokedSessions:
     def __init__(self, db: Any, clock: Any, bus: Any, poll: float, token_ttl: int,
                  wall: Any = time.time) -> None:
@@ -63,7 +73,7 @@ class RevokedSessions:
         if age >= 2 * self.poll:
             await self._poll_once()
         elif age >= self.poll and self._waiters is None:
-            self._poll_once().addErrback(lambda f: log.failure("revoked-session poll failed", f))
+            self._poll_once().addErrback(_poll_failed)
         return family in self._families
 
     # -- long-lived connections ---------------------------------------------------------------------
@@ -94,7 +104,7 @@ class RevokedSessions:
             return
         age = math.inf if self._polled_at is None else self._clock.seconds() - self._polled_at
         if age >= self.poll and self._waiters is None:
-            self._poll_once().addErrback(lambda f: log.failure("revoked-session poll failed", f))
+            self._poll_once().addErrback(_poll_failed)
         self._schedule()
 
     # -- keeping it fresh --------------------------------------------------------------------------

@@ -82,10 +82,12 @@ def ensure_defaults(txn: Txn, uid: int) -> None:
     for name, label, comps in DEFAULTS:
         if name not in existing and not existing - {INBOX}:
             txn.execute("INSERT INTO cal_calendars (user_id, name, display_name, components, created_at, modified_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?)", (uid, name, label, comps, now, now))
+                        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, name) DO NOTHING",  # a concurrent first use
+                        (uid, name, label, comps, now, now))
     if INBOX not in existing:
         txn.execute("INSERT INTO cal_calendars (user_id, name, kind, display_name, components, created_at,"
-                    " modified_at) VALUES (?, ?, 'inbox', 'Inbox', 'VEVENT,VTODO,VJOURNAL,VFREEBUSY', ?, ?)",
+                    " modified_at) VALUES (?, ?, 'inbox', 'Inbox', 'VEVENT,VTODO,VJOURNAL,VFREEBUSY', ?, ?)"
+                    " ON CONFLICT (user_id, name) DO NOTHING",
                     (uid, INBOX, now, now))
 
 

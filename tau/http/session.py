@@ -87,10 +87,18 @@ class Sessions:
         return await self._answer(request, tokens)
 
     async def logout(self, request: Any) -> Response:
+        """End the session the cookies name: its refresh family and the access cookie's ``sid``
+        are revoked, and every node learns it now (the old access cookie is refused at once)."""
         _same_origin_json(self.registry, request)
+        revoked = False
         token = cs.cookie(self.registry, request, 1)
         if token is not None and len(token) <= 200:
-            await self.registry.db.run("oauth_revoke", oauth_store.revoke_by_token, self.oauth._hash(token))
+            revoked = await self.registry.db.run("oauth_revoke", oauth_store.revoke_by_token, self.oauth._hash(token))
+        access = cs.cookie(self.registry, request, 0)
+        if access is not None:  # a bearer token turned cookie has no refresh cookie: end its session too
+            revoked = await self.oauth._revoke_access_token(access) or revoked
+        if revoked:
+            await self.registry.revocations.changed()
         cs.clear_cookies(self.registry, request)
         return Response(b"", 204, "text/plain")
 

@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from email.utils import getaddresses
 
 HEADER_LIMIT = 256 * 1024            # bytes of header read for these checks
-SENDER_FIELDS = ("from", "sender")
+#: every field that names who sent a message, the resent ones (RFC 5322 §3.6.6) included
+SENDER_FIELDS = ("from", "sender", "resent-from", "resent-sender")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
 _SPECIALS = set("\"<>()[],;:\\")
 
@@ -71,7 +72,8 @@ def addresses(value: str) -> list[str]:
 
 
 def claimed(head: bytes) -> list[str]:
-    """Every address in every From and Sender field (``Ambiguous`` when one is unreadable)."""
+    """Every address in every From, Sender, Resent-From and Resent-Sender field (``Ambiguous``
+    when one is unreadable)."""
     return [addr for _, value in field_values(head) for addr in addresses(value)]
 
 

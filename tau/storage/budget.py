@@ -137,8 +137,8 @@ class UserShares:
         gate = self._gates.get(user)
         if gate is None:
             return
-        gate.release()
-        if gate.tokens == gate.limit and not gate.waiting:
+        gate.release()  # may run the next waiter's work, and its release, right here
+        if gate.tokens == gate.limit and not gate.waiting and self._gates.get(user) is gate:
             del self._gates[user]
 
     def in_use(self, user: str) -> int:

@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from tau.storage.breaker import NORMAL, PROBE, Breaker, CircuitOpen
 from tau.storage.budget import Budget, QueryCancelled, StatementTimeout, UserShares, acting_user, in_background
 from tau.storage.engines.base import Engine
 
@@ -119,12 +120,18 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             raise
 
 
+def _ping(txn: Txn) -> None:
+    txn.scalar("SELECT 1")
+
+
 class Database:
     """The daemon's pool. ``await db.run("name", fn, *args)`` → ``fn(txn, *args)`` in a thread.
 
     ``statement_timeout`` / ``background_timeout`` (seconds, 0: none) bound each statement;
     ``user_share`` (0: half the pool, at least one) bounds one user's transactions in the pool.
-    Cancelling the Deferred ``run`` returns stops the transaction (its statement is interrupted)."""
+    Cancelling the Deferred ``run`` returns stops the transaction (its statement is interrupted).
+    While the database is unreachable ``breaker`` fails transactions at once (see
+    :mod:`tau.storage.breaker`)."""
 
     def __init__(self, engine: Engine, reactor: Any, observe: Callable[[str, float, bool], None] | None = None,
                  pool: adbapi.ConnectionPool | None = None, statement_timeout: float = 0.0,
@@ -142,6 +149,7 @@ class Database:
                                          **{**kwargs, "cp_openfun": self._opened(kwargs.get("cp_openfun"))})
         self.pool = pool
         self._session_timeout = statement_timeout
+        self.breaker = Breaker()
 
     def _opened(self, openfun: Callable[[Any], None] | None) -> Callable[[Any], None]:
         def opened(conn: Any) -> None:
@@ -160,6 +168,9 @@ class Database:
     def run(self, name: str, fn: Callable[..., T], *args: Any, readonly: bool = False,
             **kwargs: Any) -> defer.Deferred[T]:
         started = time.monotonic()
+        if self._refused():  # down a moment ago: do not queue behind the user's work or the pool
+            self._timed(name, started, False)
+            return defer.fail(CircuitOpen("database unavailable; try again shortly"))
         budget = Budget(self.background_timeout if in_background() else self.statement_timeout)
         user = acting_user()
         gate: defer.Deferred[Any] = self.shares.acquire(user) if user else defer.succeed(None)
@@ -171,6 +182,7 @@ class Database:
         result: defer.Deferred[T] = defer.Deferred(cancel)
 
         def interaction(trans: adbapi.Transaction) -> tuple[T, Txn]:
+            self.breaker.check()  # queued before the outage began: fail now, not a timeout later
             conn = trans._connection
             raw = conn._connection
             budget.attach(raw, self.engine.interrupt)
@@ -178,6 +190,9 @@ class Database:
             try:
                 return _run_with_retries(self.engine, name, lambda: trans, lambda: None, conn.rollback, fn,
                                          readonly, args, kwargs, budget, self._session_timeout)
+            except BaseException as exc:
+                self.breaker.failed(exc)  # here, so the next transaction queued in this thread sees it
+                raise
             finally:
                 self.engine.unwatch(raw)
                 budget.detach()
@@ -209,7 +224,12 @@ class Database:
                 if user:
                     self.shares.release(user)
                 return
-            d = self.pool.runInteraction(interaction)
+            if self._refused():  # answered on the next turn: a user's queue drains without recursion
+                d: defer.Deferred[Any] = defer.Deferred()
+                self._reactor.callFromThread(d.errback, CircuitOpen("database unavailable; try again shortly"))
+            else:
+                d = self.pool.runInteraction(interaction)
+                d.addBoth(lambda outcome: self.breaker.settle(NORMAL, outcome))
             if user:
                 d.addBoth(lambda outcome: (self.shares.release(user), outcome)[1])
             d.addCallbacks(done, failed)
@@ -217,6 +237,21 @@ class Database:
 
         gate.addCallbacks(admitted, lambda f: None)
         return result
+
+    def _refused(self) -> bool:
+        """True while the database is down; starts the probe that ends that when one is due."""
+        if not self.breaker.is_open:
+            return False
+        if self.breaker.claim_probe():
+            d = self.pool.runInteraction(self._probe)
+            d.addBoth(lambda outcome: self.breaker.settle(PROBE, outcome))
+            d.addErrback(lambda _: None)
+        return True
+
+    def _probe(self, trans: adbapi.Transaction) -> None:
+        """A write transaction that changes nothing: it passes only when a write would."""
+        conn = trans._connection
+        _run_with_retries(self.engine, "db_probe", lambda: trans, lambda: None, conn.rollback, _ping, False, (), {})
 
     def _timed(self, name: str, started: float, ok: bool) -> None:
         if self._observe is not None:

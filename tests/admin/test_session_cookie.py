@@ -159,3 +159,27 @@ def test_behind_https_the_cookies_are_secure_and_host_prefixed(https_admin: Admi
     # the http-named cookie is not what an https deployment reads
     plain = cookie_header(r).replace("__Host-", "")
     assert_json_error(https_admin.client.get("/api/admin/users", headers={"Cookie": plain}), 401)
+
+
+def test_logout_refuses_the_old_access_cookie_at_once(admin: Admin) -> None:
+    """Re-review of item 3: logout told no node about the revoked family, so the access cookie
+    (a token of that family) kept working until the next poll."""
+    r = login(admin)
+    cookies = cookie_header(r)
+    access = set_cookies(r)["tau_session"].split(";")[0]
+    assert admin.client.get("/api/session", headers={"Cookie": access}).status == 200
+    assert admin.client.get("/api/admin/users", headers={"Cookie": access}).status == 200
+    out = admin.client.post_json("/api/session/logout", {}, headers={"Cookie": cookies})
+    assert out.status == 204
+    assert_json_error(admin.client.get("/api/session", headers={"Cookie": access}), 401, "invalid_token")
+    assert_json_error(admin.client.get("/api/admin/users", headers={"Cookie": access}), 401, "invalid_token")
+    bearer = access.split("=", 1)[1]  # the same token as a bearer: refused too
+    assert_json_error(admin.client.get("/api/admin/users", token=bearer), 401, "invalid_token")
+
+
+def test_logout_of_a_bearer_turned_cookie_session_ends_it(admin: Admin) -> None:
+    token = admin.token()
+    r = admin.client.post_json("/api/session", {}, headers={"Authorization": f"Bearer {token}"})
+    access = set_cookies(r)["tau_session"].split(";")[0]
+    assert admin.client.post_json("/api/session/logout", {}, headers={"Cookie": access}).status == 204
+    assert_json_error(admin.client.get("/api/session", headers={"Cookie": access}), 401, "invalid_token")

@@ -125,7 +125,7 @@ def test_without_the_header_check_bobs_forgery_is_still_not_applied(team: Any, m
     takes the sender from the SMTP session: bob's message claiming alice changes nothing."""
     from tau.mail.smtp.delivery import Delivery
 
-    async def no_check(self: Any, envelope: Any, bare_cr: bool, head: Any) -> None:
+    async def no_check(self: Any, envelope: Any, bare_cr: bool, head: Any, **_: Any) -> None:
         return None
 
     monkeypatch.setattr(Delivery, "check_message", no_check)

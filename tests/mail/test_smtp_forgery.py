@@ -65,6 +65,10 @@ FORGED = [
     f"From: {BOB}\" <{ALICE}>",
     f"From: =?utf-8?b?{base64.b64encode(ALICE.encode()).decode()}?=",
     f"From: {BOB}\r\nX-Junk line without colon\r\nFrom: {ALICE}",
+    f"From: {BOB}\r\nResent-From: {ALICE}",                 # re-review: resent fields were not bound
+    f"From: {BOB}\r\nResent-From: {BOB}\r\nResent-Sender: {ALICE}",
+    f"From: {BOB}\r\nRESENT-SENDER : {ALICE}",
+    f"From: {BOB}\r\nResent-From: {BOB}, {ALICE}",
 ]
 
 
@@ -110,6 +114,14 @@ def test_send_as_grant_for_a_shared_address(bob, registry, store):
     assert bob.mail(BOB, [CAROL], body(f"From: {shared}"))[-1].code == 553
 
 
+def test_own_resent_from_is_fine(bob, registry, store):
+    assert bob.mail(BOB, [CAROL], body(f"From: {ALICE}\r\nResent-From: Bob <{BOB}>\r\nResent-Sender: {BOB}"))[-1].code \
+        == 553  # the original From is still checked
+    assert bob.mail(BOB, [CAROL], body(f"From: {BOB}\r\nResent-From: Bob <{BOB}>\r\nResent-Sender: {BOB}"))[-1].code \
+        == 250
+    assert len(mailbox_messages(store, CAROL)) == 1
+
+
 # -- bare CR (item 9) ----------------------------------------------------------------------------
 
 BARE_CR = [
@@ -151,6 +163,42 @@ def test_mx_stores_bare_cr_for_local_mailboxes_but_does_not_relay_it(registry, s
     mx = Client(make_factory(registry, store, "smtp"))
     mx.ehlo()
     data = b"From: x@remote.test\r\nSubject: cr\r\n\r\nline\r.\r\nmore\r\n"
+    assert mx.mail("x@remote.test", [CAROL], data)[-1].code == 250
+    assert strip_trace(mailbox_messages(store, CAROL)[0]) == data
+    replies = mx.mail("x@remote.test", ["fwd@example.test"], data)
+    assert (replies[-1].code, replies[-1].text[:6]) == (554, "5.6.0 ")
+    assert queue_rows(registry) == []
+
+
+# -- NUL bytes (item 9, re-review) ---------------------------------------------------------------
+
+NUL = [b"Subject: x\r\n\r\nline\x00more\r\n", b"Subject: x\x00\r\nBcc: v@remote.test\r\n\r\nbody\r\n",
+       b"Subject: x\r\n\r\n\x00\r\n"]
+
+
+@pytest.mark.parametrize("data", NUL)
+def test_nul_is_refused_on_submission(bob, registry, store, data):
+    replies = bob.mail(BOB, [CAROL, REMOTE], f"From: {BOB}\r\n".encode() + data)
+    assert (replies[-1].code, replies[-1].text[:6]) == (554, "5.6.0 "), replies
+    assert nothing_stored(registry, store)
+    assert bob.mail(BOB, [CAROL], body(f"From: {BOB}"))[-1].code == 250
+
+
+def test_nul_in_bdat_chunks_is_refused(bob, registry, store):
+    bob.send(f"MAIL FROM:<{BOB}>\r\nRCPT TO:<{REMOTE}>\r\n".encode())
+    one = f"From: {BOB}\r\nSubject: x\r\n\r\n".encode()
+    assert bob.send(b"BDAT %d\r\n" % len(one) + one)[-1].code == 250
+    two = b"a\x00b\r\n"
+    reply = bob.send(b"BDAT %d LAST\r\n" % len(two) + two)[-1]
+    assert (reply.code, reply.text[:6]) == (554, "5.6.0 ")
+    assert nothing_stored(registry, store)
+
+
+def test_mx_stores_nul_for_local_mailboxes_but_does_not_relay_it(registry, store):
+    registry.db.sync.run("alias", accounts.add_alias, "fwd@example.test", REMOTE)
+    mx = Client(make_factory(registry, store, "smtp"))
+    mx.ehlo()
+    data = b"From: x@remote.test\r\nSubject: nul\r\n\r\nline\x00more\r\n"
     assert mx.mail("x@remote.test", [CAROL], data)[-1].code == 250
     assert strip_trace(mailbox_messages(store, CAROL)[0]) == data
     replies = mx.mail("x@remote.test", ["fwd@example.test"], data)

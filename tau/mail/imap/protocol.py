@@ -26,6 +26,7 @@ from tau.app.slow import SlowSender
 from tau.endpoints import set_no_delay
 from tau.mail.store.api import MailStoreError
 from tau.storage.budget import QueryCancelled, StatementTimeout, act_as
+from tau.storage.faults import is_unavailable
 
 from . import append, auth, copy, expunge, fetch, idle, listing, mailboxes, search, store  # noqa: F401
 from .base import COMMANDS, SYNC_FULL, SYNC_NONE, Bad, No, State, store_error
@@ -347,6 +348,12 @@ class IMAPConnection(Protocol):
     def _internal_error(self, failure: Failure, tag: bytes | None) -> None:
         if self.state == State.LOGOUT and failure.check(defer.CancelledError, QueryCancelled):
             return  # abandoned when the client went away
+        if is_unavailable(failure.value):  # an outage to wait out, not a bug (RFC 5530 UNAVAILABLE)
+            log.warn("IMAP command {name}: storage unavailable ({error})", name=self._command_name,
+                     error=str(failure.value)[:200])
+            if self.state != State.LOGOUT:
+                self.write((tag or b"*") + b" NO [UNAVAILABLE] Temporarily unavailable, try again later\r\n")
+            return
         log.failure("IMAP command failed user={user}", failure=failure, user=self.user)
         if self.state != State.LOGOUT:
             self.write((tag or b"*") + b" NO [SERVERBUG] Internal error\r\n")

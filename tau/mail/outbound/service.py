@@ -43,6 +43,16 @@ PREFETCH = 32                        # rows claimed ahead of free slots (at leas
 UNRECORDED = 4                       # attempts done but not committed, at most this × concurrency
 
 
+
+def _poll_failed(failure: Any) -> None:
+    """A database outage is waited out (the next poll tries again); anything else is a bug."""
+    from tau.storage.faults import is_unavailable
+
+    if is_unavailable(failure.value):
+        log.warn("outbound poll: storage unavailable ({error})", error=str(failure.value)[:200])
+    else:
+        log.failure("outbound poll failed", failure)
+
 class OutboundService(Service):
     name = "outbound"
 
@@ -123,7 +133,7 @@ class OutboundService(Service):
             return
         self._polling = True
         d = defer.Deferred.fromCoroutine(self._poll(want))
-        d.addErrback(lambda f: log.failure("outbound poll failed", f))
+        d.addErrback(_poll_failed)
         d.addBoth(self._polled)
 
     def _polled(self, _: Any) -> None:

@@ -113,19 +113,24 @@ class Delivery:
 
     # -- end of data, before anything is stored ------------------------------------------------
 
-    async def check_message(self, envelope: Envelope, bare_cr: bool, head: HeaderCapture) -> None:
+    async def check_message(self, envelope: Envelope, bare_cr: bool, head: HeaderCapture,
+                            nul: bool = False) -> None:
         """Refuse what must not be stored or relayed (issue 13, items 4 and 9).
 
         A bare CR (RFC 5322 §2.3) is refused on submission, and on the MX when the message would
         be relayed (an alias forwarding off-site): downstream servers that take a lone CR for a
         line end would read ``\\r.\\r\\n`` as the end of data, so what we relay, DKIM-signed,
         could carry a second, smuggled message (``554 5.6.0``, as Exim and Sendmail refuse it).
-        Mail for local mailboxes only is stored as delivered. On submission every address in
-        From and Sender must be one the user may send as (RFC 6409 §8 lets an MSA check them):
-        ``553 5.7.1``, the same as a foreign envelope sender.
+        A NUL byte (RFC 5322 §2.3, RFC 5321 §4.5.2 forbid it; receivers truncate or drop at it)
+        is refused the same way. Mail for local mailboxes only is stored as delivered. On
+        submission every address in From, Sender, Resent-From and Resent-Sender must be one the
+        user may send as (RFC 6409 §8 lets an MSA check them): ``553 5.7.1``, the same as a foreign
+        envelope sender.
         """
         if bare_cr and (self.submission or envelope.remote):
             raise Reply(554, "5.6.0 Message contains a bare CR; lines must end with CRLF")
+        if nul and (self.submission or envelope.remote):
+            raise Reply(554, "5.6.0 Message contains a NUL byte")
         if not self.submission:
             return
         user = envelope.user

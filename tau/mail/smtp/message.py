@@ -75,6 +75,7 @@ class IncomingMessage:
         self.head = HeaderCapture()        # From/Sender, checked on submission (senders.py)
         self.bare_cr = False               # a CR not followed by LF anywhere in the data
         self._cr_pending = False           # the last write ended with CR (BDAT chunks)
+        self.nul = False                   # a NUL byte anywhere in the data (RFC 5322 §2.3 forbids it)
         self._append(header)
 
     # -- streaming ---------------------------------------------------------------------------
@@ -100,6 +101,8 @@ class IncomingMessage:
         self.head.feed(data)
         if not data:
             return
+        if b"\0" in data:
+            self.nul = True
         if self._cr_pending and data[:1] != b"\n":
             self.bare_cr = True
         if data.count(b"\r") - data.endswith(b"\r") != data.count(b"\r\n"):
@@ -155,7 +158,8 @@ class IncomingMessage:
         if self._done:
             raise Reply(451, "4.3.0 Transfer aborted")
         try:   # before anything is committed: a refused message leaves no blob and no row
-            await self._delivery.check_message(self.envelope, self.bare_cr or self._cr_pending, self.head)
+            await self._delivery.check_message(self.envelope, self.bare_cr or self._cr_pending, self.head,
+                                               nul=self.nul)
         except Reply as reply:
             self.fail(reply)
             raise

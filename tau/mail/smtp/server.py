@@ -31,6 +31,7 @@ from tau.mail.smtp.commands import Commands
 from tau.mail.smtp.delivery import Envelope
 from tau.mail.smtp.message import IncomingMessage, trace_headers
 from tau.mail.smtp.syntax import Reply
+from tau.storage.faults import is_unavailable
 
 log = Logger()
 
@@ -196,6 +197,9 @@ class SMTPServer(Commands, ESMTP):
         if isinstance(result, Failure):
             if result.check(Reply):
                 self._reply(result.value)
+            elif is_unavailable(result.value):  # an outage to wait out: nothing was accepted
+                log.warn("smtp command: storage unavailable ({error})", error=str(result.value)[:200])
+                self.sendCode(451, b"4.3.0 Temporarily unavailable; try again later")
             else:
                 log.failure("smtp command failed", failure=result)
                 self.sendCode(451, b"4.3.0 Local error in processing; try again later")

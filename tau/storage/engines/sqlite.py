@@ -9,7 +9,10 @@ from typing import Any
 
 from tau.storage.engines.base import DatabaseUnavailable, Engine
 
-BUSY_TIMEOUT_MS = 10_000
+#: how long a transaction waits for another process's write lock before "database is locked" (then
+#: tau answers 503 and fails fast until the lock is gone, see tau.storage.breaker); tau itself writes
+#: through one connection, so only the CLI or another program can hold the lock
+BUSY_TIMEOUT_MS = 5_000
 PROGRESS_STEPS = 10_000   # VM instructions between two looks at the clock (~0.1 ms of work)
 
 
@@ -23,8 +26,9 @@ class SqliteEngine(Engine):
         "text_ci": "TEXT COLLATE NOCASE",
     }
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
 
     def connect(self) -> sqlite3.Connection:
         if self.path != ":memory:":
@@ -33,7 +37,7 @@ class SqliteEngine(Engine):
                 raise DatabaseUnavailable(f"cannot open {self.path}: folder {parent} does not exist")
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                   timeout=BUSY_TIMEOUT_MS / 1000)
+                                   timeout=self.busy_timeout_ms / 1000)
             self.on_connect(conn)
         except sqlite3.Error as exc:
             raise DatabaseUnavailable(f"cannot open {self.path}: {exc}") from exc
@@ -44,7 +48,7 @@ class SqliteEngine(Engine):
             "database": self.path,
             "isolation_level": None,
             "check_same_thread": False,
-            "timeout": BUSY_TIMEOUT_MS / 1000,
+            "timeout": self.busy_timeout_ms / 1000,
             "cp_min": 1,
             "cp_max": 1,
             "cp_openfun": self.on_connect,
@@ -54,15 +58,16 @@ class SqliteEngine(Engine):
     def on_connect(self, conn: Any) -> None:
         # isolation_level=None: we issue BEGIN ourselves (see begin), so DDL in migrations is
         # transactional too and adbapi's commit()/rollback() end what we began.
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         # Turning a brand-new file into WAL needs an exclusive lock, and SQLite answers "locked" at
         # once (no busy wait) when two connections race for it: retry within the busy timeout.
-        for attempt in range(BUSY_TIMEOUT_MS // 50):
+        tries = max(1, self.busy_timeout_ms // 50)
+        for attempt in range(tries):
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 break
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == BUSY_TIMEOUT_MS // 50 - 1:
+                if "locked" not in str(exc) or attempt == tries - 1:
                     raise
                 time.sleep(0.05)
         conn.execute("PRAGMA synchronous=FULL")  # 250/OK means durable, even across power loss

@@ -14,6 +14,7 @@ from typing import Any
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
+from tau.http.site import ADMIT_ABOVE
 from tau.testing.http import parse_response
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
@@ -248,12 +249,13 @@ def test_replacing_a_file_counts_the_space_it_frees(cloud) -> None:
     conn.head("POST", "/api/files?path=/big.bin", len(bigger) + 1, bearer(cloud, BOB, "files"))
     conn.send(bigger + b"c")
     assert conn.response().status == 201, conn.output[:300]
-    conn = Conn(cloud.site)  # but not two of them
+    conn = Conn(cloud.site)  # but not two of them (under ADMIT_ABOVE: refused where it is stored)
     conn.head("PUT", f"/dav/files/{BOB}/other.bin", len(bigger), cloud.basic(BOB))
+    conn.send(bigger)
     assert conn.response().status == 507
 
 
-def test_a_small_body_already_in_gets_the_same_quota_answer(cloud) -> None:
+def test_a_body_already_in_gets_the_same_quota_answer(cloud) -> None:
     """Headers and body in one packet: the router answers the admission's refusal, as DAV XML."""
     from twisted.internet.defer import Deferred, ensureDeferred
 
@@ -268,8 +270,9 @@ def test_a_small_body_already_in_gets_the_same_quota_answer(cloud) -> None:
 
     cloud.tree.lookup = slow
     conn = Conn(cloud.site)
-    conn.head("PUT", f"/dav/files/{BOB}/x.bin", 2000, cloud.basic(BOB))
-    conn.send(b"z" * 2000)
+    size = ADMIT_ABOVE + 2000  # over the size whose admission is skipped
+    conn.head("PUT", f"/dav/files/{BOB}/x.bin", size, cloud.basic(BOB))
+    conn.send(b"z" * size)
     assert conn.output == b"" and len(held) == 1
     cloud.tree.lookup = lookup
     d, user, rest = held[0]
@@ -278,8 +281,20 @@ def test_a_small_body_already_in_gets_the_same_quota_answer(cloud) -> None:
     assert r.status == 507 and b"quota-not-exceeded" in r.body, conn.output[:300]
     assert (r.header("content-type") or "").startswith("application/xml")
     conn = Conn(cloud.site)
-    conn.channel.dataReceived(b"POST /api/files?path=/y.bin HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2000\r\n"
+    conn.channel.dataReceived(b"POST /api/files?path=/y.bin HTTP/1.1\r\nHost: localhost\r\n"
+                              + b"Content-Length: %d\r\n" % size
                               + f"Authorization: {bearer(cloud, BOB, 'files')['Authorization']}\r\n\r\n".encode()
-                              + b"z" * 2000)
+                              + b"z" * size)
+    assert conn.response().status == 507 and conn.response().json()["error"] == "quota_exceeded"
+    assert cloud.temp_files() == [] and cloud.blob_keys() == []
+
+
+def test_a_small_body_over_the_quota_is_refused_where_it_is_stored(cloud) -> None:
+    """Bodies up to ADMIT_ABOVE skip the query at the headers; the exact check still refuses them."""
+    set_quota(cloud, BOB, 1000)
+    assert cloud.dav("PUT", "small.bin", b"z" * 2000, user=BOB).status == 507
+    conn = Conn(cloud.site)
+    conn.head("POST", "/api/files?path=/small.bin", 2000, bearer(cloud, BOB, "files"))
+    conn.send(b"z" * 2000)
     assert conn.response().status == 507 and conn.response().json()["error"] == "quota_exceeded"
     assert cloud.temp_files() == [] and cloud.blob_keys() == []

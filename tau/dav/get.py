@@ -98,6 +98,8 @@ def _widen_sends(request: Any) -> Callable[[], None]:
     the function that puts the default back.
     """
     transport = getattr(getattr(request, "channel", None), "transport", None)
+    while getattr(transport, "transport", None) is not None:  # under wrappers (connection caps, TLS),
+        transport = transport.transport  # which delegate reads of SEND_LIMIT but not writes
     limit = getattr(transport, "SEND_LIMIT", None)
     if not isinstance(limit, int) or limit >= STREAM_SEND_LIMIT:
         return lambda: None

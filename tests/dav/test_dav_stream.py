@@ -21,6 +21,20 @@ def test_sends_are_widened_while_streaming_then_restored() -> None:
     assert transport.SEND_LIMIT == 128 * 1024 and "SEND_LIMIT" not in vars(transport)
 
 
+def test_the_tcp_transport_under_the_connection_caps_wrapper_is_widened() -> None:
+    """``AppHost`` wraps every listener (tau.app.connlimit): the channel's transport is the wrapper."""
+    from twisted.internet.protocol import Protocol
+    from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+
+    tcp = TcpLike()
+    wrapper = ProtocolWrapper(WrappingFactory(None), Protocol())
+    wrapper.transport = tcp
+    restore = _widen_sends(SimpleNamespace(channel=SimpleNamespace(transport=wrapper)))
+    assert tcp.SEND_LIMIT == STREAM_SEND_LIMIT
+    restore()
+    assert tcp.SEND_LIMIT == 128 * 1024
+
+
 def test_transports_without_a_send_limit_are_left_alone() -> None:
     transport = SimpleNamespace()
     _widen_sends(SimpleNamespace(channel=SimpleNamespace(transport=transport)))()

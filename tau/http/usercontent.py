@@ -20,6 +20,7 @@ strict parse (:func:`canonical_type`), never the uploader's string: a browser re
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from tau.http.disposition import content_disposition
 
@@ -80,6 +81,7 @@ def _charset(params: list[str]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)  # a PROPFIND asks it once per member; few distinct types
 def canonical_type(declared: str | None) -> str:
     """The one Content-Type tau stores and sends for ``declared``: a bare lower-case
     ``type/subtype``, plus ``; charset=...`` for ``text/*`` when the charset is on the allow-list.

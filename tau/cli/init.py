@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         "tls": {"certificate": "tls/cert.pem", "private_key": "tls/key.pem"},
         "listen": listen_values(args.dev_ports),
     }
+    if args.dev_ports:  # links (shares, calls, digests) must open on this machine, where tau listens
+        values["tau"]["public_url"] = f"http://127.0.0.1:{PORTS['http'][2]}"
     config = _write_config(ini_path, render_ini(values))
     report: list[tuple[str, str]] = [("config", f"{ini_path} (written)")]
 

@@ -90,6 +90,15 @@ def test_dev_ports(tau: Any, tmp_path: Path, database_url: str | None, init_args
         "https": "ssl:18443:interface=127.0.0.1"}
 
 
+def test_dev_ports_links_point_at_the_local_listener(tau: Any, tmp_path: Path, database_url: str | None,
+                                                     init_args: Any) -> None:
+    """Share, call and digest links a quick-tour install generates must open on this machine."""
+    assert tau(*init_args(tmp_path / "d", database_url, "--dev-ports")).code == 0
+    assert load_config(str(tmp_path / "d" / "tau.ini"))["tau"]["public_url"] == "http://127.0.0.1:18080"
+    assert tau(*init_args(tmp_path / "e", database_url)).code == 0
+    assert load_config(str(tmp_path / "e" / "tau.ini"))["tau"]["public_url"] == ""
+
+
 def test_init_on_postgres_through_the_environment(tau: Any, tmp_path: Path, pg_database: str,
                                                    monkeypatch: Any, init_args: Any) -> None:
     """TAU_DATABASE_URL overrides the written SQLite default: how a PostgreSQL install starts."""

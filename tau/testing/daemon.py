@@ -45,8 +45,9 @@ class TauDaemon:
             kind = "ssl" if name in ("submissions", "imaps", "https") else "tcp"
             self.env[f"TAU_LISTEN_{name.upper()}"] = (
                 f"{kind}:{self.ports[name]}:interface=127.0.0.1" if name in self.ports else "")
-        if "http" in self.ports:  # the links it makes (shares, calls) point at itself
-            self.env["TAU_TAU_PUBLIC_URL"] = f"http://127.0.0.1:{self.ports['http']}"
+        # `tau init --dev-ports` writes public_url for the dev port; these daemons listen elsewhere (and
+        # nodes of one cluster must share an issuer): links and the issuer come from hostname, as before
+        self.env["TAU_TAU_PUBLIC_URL"] = ""
         self.env.update(extra or {})
         self.env.update(env or {})
         self.proc: subprocess.Popen[bytes] | None = None

@@ -31,9 +31,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.auth import revocation_store
+from tau.bus import events
 
 log = Logger()
-TOPIC = "auth.revoked"
+TOPIC = events.AUTH_REVOKED
 SLACK = 60
 MAX_POLL = 5.0
 PURGE_EVERY = 3600.0

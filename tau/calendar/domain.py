@@ -16,6 +16,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from tau.bus import events
 from tau.calendar import filters, ical, objects, recurrence, store
 from tau.calendar.filters import CompFilter, Plan
 from tau.calendar.ical import InvalidObject, ParsedObject
@@ -23,7 +24,7 @@ from tau.calendar.objects import ObjectRow
 from tau.calendar.store import Access, CalendarError, CalendarRow
 
 log = Logger()
-TOPIC = "calendar.changed"
+TOPIC = events.CALENDAR_CHANGED
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.auth import accounts
+from tau.bus import events
 from tau.calendar import ical, itip
 from tau.calendar.domain import Calendars
 from tau.calendar.store import user_id as store_user_id
@@ -194,7 +195,7 @@ class ImipReceiver:
 
     def subscribe(self) -> None:
         bus = self.registry.bus  # once per cluster: only mail delivered on this node (issue 9)
-        getattr(bus, "subscribe_local", bus.subscribe)("mailbox.changed", self._on_event)
+        getattr(bus, "subscribe_local", bus.subscribe)(events.MAILBOX_CHANGED, self._on_event)
 
     def _on_event(self, topic: str, event: dict[str, Any]) -> None:
         if event.get("kind") != "append" or event.get("mailbox") != "INBOX":

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tau.auth.accounts import AccountError, normalize_address
+from tau.bus import events
 from tau.connect import store
 from tau.connect.store import CallError
 from tau.connect.turn import TurnConfig
@@ -237,7 +238,8 @@ class Calls:
         me = result["me"]
         if result["replaced"]:
             # the same participant on a new socket (reconnect, another tab): the old one steps aside
-            self.bus.publish("signal.frame", {"call_id": call_id, "replace": {"participant": me["id"], "conn": conn}})
+            self.bus.publish(events.SIGNAL_FRAME,
+                             {"call_id": call_id, "replace": {"participant": me["id"], "conn": conn}})
         people = await self.broadcast_participants(call_id)
         if result["started"]:
             self._call_event("status", self.summary(result["call"], people))
@@ -285,7 +287,7 @@ class Calls:
                                             self.now_ms())
         frame = {"type": "declined", "call_id": call_id, "by": me["id"], "user": me["user"]}
         self._room_event(call_id, frame)
-        self.bus.publish("signal.frame", {"users": [call["host"]], "frame": frame})
+        self.bus.publish(events.SIGNAL_FRAME, {"users": [call["host"]], "frame": frame})
         if ended:
             people = await self.db.run("call_people", store.participants, call_id, readonly=True)
             self._call_event("status", self.summary({**call, "status": "ended"}, people))
@@ -305,7 +307,7 @@ class Calls:
         people = await self.db.run("call_people", store.participants, call_id, readonly=True)
         inside = [public_participant(p) for p in people if p["state"] == "joined"]
         frame = {"type": "participants", "call_id": call_id, "participants": inside}
-        self.bus.publish("signal.frame", {"call_id": call_id, "roster": {p["id"]: p["user"] or "" for p in inside},
+        self.bus.publish(events.SIGNAL_FRAME, {"call_id": call_id, "roster": {p["id"]: p["user"] or "" for p in inside},
                                           "frame": frame})
         return people
 
@@ -316,12 +318,12 @@ class Calls:
             event["to"] = to
         if kick is not None:
             event["kick"] = kick
-        self.bus.publish("signal.frame", event)
+        self.bus.publish(events.SIGNAL_FRAME, event)
 
     def _call_event(self, kind: str, view: dict[str, Any]) -> None:
         audience = [p["user"] for p in view.get("participants", []) if p.get("user")]
         call = {k: v for k, v in view.items() if k not in ("turn", "ice_servers", "guests", "me", "sfu")}
-        self.bus.publish("call.updated", {"kind": kind, "call": call, "audience": audience})
+        self.bus.publish(events.CALL_UPDATED, {"kind": kind, "call": call, "audience": audience})
 
 
 def public_participant(p: dict[str, Any]) -> dict[str, Any]:

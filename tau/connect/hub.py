@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-TOPICS = ("signal.frame", "call.updated")
+from tau.bus import events
+
+TOPICS = (events.SIGNAL_FRAME, events.CALL_UPDATED)
 
 
 class SignalHub:
@@ -62,9 +64,9 @@ class SignalHub:
 
     # -- events ---------------------------------------------------------------------------------
     def _dispatch(self, topic: str, event: dict[str, Any]) -> None:
-        if topic == "signal.frame":
+        if topic == events.SIGNAL_FRAME:
             self._on_signal(event)
-        elif topic == "call.updated":
+        elif topic == events.CALL_UPDATED:
             self._on_call(event)
 
     def _on_signal(self, event: dict[str, Any]) -> None:

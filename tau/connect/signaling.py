@@ -22,6 +22,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from tau.bus import events
 from tau.connect import frames
 from tau.connect.calls import Calls, Identity, guest_identity
 from tau.connect.hub import SignalHub, ringing_frame
@@ -116,7 +117,7 @@ class SignalSocket(JsonSocket):
 
     async def frame_accept(self, frame: dict[str, Any]) -> None:
         joined = await self.frame_join(frame)
-        self.calls.bus.publish("signal.frame", {
+        self.calls.bus.publish(events.SIGNAL_FRAME, {
             "call_id": joined["call_id"], "except": joined["participant_id"],
             "frame": {"type": "accepted", "call_id": joined["call_id"], "by": joined["participant_id"],
                       "user": None if self.who.user_id is None else self.who.address}})
@@ -147,7 +148,7 @@ class SignalSocket(JsonSocket):
             return
         if not self.hub.in_room(call_id, to):
             raise FrameError("unknown_participant", "no such participant in this call")
-        self.calls.bus.publish("signal.frame", {"call_id": call_id, "to": to, "frame": relayed})
+        self.calls.bus.publish(events.SIGNAL_FRAME, {"call_id": call_id, "to": to, "frame": relayed})
 
     def frame_offer(self, frame: dict[str, Any]) -> None:
         call_id = self._room(frame)

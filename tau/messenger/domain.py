@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.auth.accounts import AccountError, User, normalize_address
+from tau.bus import events
 from tau.messenger import conversations as convs
 from tau.messenger import keys, messages
 from tau.messenger.errors import MessengerError
@@ -115,7 +116,8 @@ class Messenger:
         def claim(txn: Txn) -> list[dict[str, Any]]:
             bundles, low = keys.claim_bundles(txn, uid, device_id)
             for dev, remaining in low:
-                txn.call_after(self.bus.publish, "keys.low", {"user": who, "device_id": dev, "remaining": remaining})
+                txn.call_after(self.bus.publish, events.KEYS_LOW,
+                               {"user": who, "device_id": dev, "remaining": remaining})
             return bundles
 
         return list(await self.db.run("msg_keys_claim", claim))
@@ -180,7 +182,7 @@ class Messenger:
         return out
 
     def _publish_conversation(self, conv: dict[str, Any], audience: list[str]) -> None:
-        self.bus.publish("message.conversation", {"conversation": self._present_conv(conv), "audience": audience})
+        self.bus.publish(events.MESSAGE_CONVERSATION, {"conversation": self._present_conv(conv), "audience": audience})
 
     async def get_conversation(self, user: User, conv_id: int) -> dict[str, Any]:
         conv = await self.db.run("msg_conv_get", convs.get_for_member, conv_id, user.id, readonly=True)
@@ -240,7 +242,7 @@ class Messenger:
                 cid, _ = convs.find_or_create_direct(txn, user.id, other, envelopes is not None, now)
             message, deliveries = messages.post(txn, user.id, user.address, dev, cid, text, envelopes,
                                                 attachments, now)
-            txn.call_after(self.bus.publish, "message.created",
+            txn.call_after(self.bus.publish, events.MESSAGE_CREATED,
                            {"message": present(message), "deliveries": deliveries})
             return message
 
@@ -310,7 +312,7 @@ class Messenger:
 
     def _publish_receipt(self, reader: str, receipt: dict[str, Any], now_ms: int) -> None:
         audience = [receipt["sender"]] + ([reader] if receipt["kind"] == "read" else [])
-        self.bus.publish("message.receipt", {"kind": receipt["kind"], "conversation": receipt["conversation"],
+        self.bus.publish(events.MESSAGE_RECEIPT, {"kind": receipt["kind"], "conversation": receipt["conversation"],
                                              "user": reader, "ids": receipt["ids"], "timestamp": rfc3339_ms(now_ms),
                                              "audience": audience})
 
@@ -318,7 +320,7 @@ class Messenger:
         if state not in ("started", "stopped"):
             raise MessengerError(400, "invalid_request", "state is started or stopped")
         conv = await self.db.run("msg_conv_get", convs.get_for_member, conv_id, user.id, readonly=True)
-        self.bus.publish("message.typing", {"conversation": conv["id"], "user": user.address, "state": state,
+        self.bus.publish(events.MESSAGE_TYPING, {"conversation": conv["id"], "user": user.address, "state": state,
                                             "audience": [m for m in conv["members"] if m != user.address]})
 
     # -- presence ---------------------------------------------------------------------------------
@@ -344,7 +346,7 @@ class Messenger:
         async def publish() -> None:
             uid = (await self.db.run("msg_user_ids", convs.user_ids, [who], readonly=True)).get(who)
             audience = await self.db.run("msg_contacts", convs.contacts, uid, readonly=True) if uid else []
-            self.bus.publish("presence.changed", {
+            self.bus.publish(events.PRESENCE_CHANGED, {
                 "user": who, "status": status, "audience": audience + [who],
                 "last_seen": None if last_seen is None else rfc3339_ms(last_seen * 1000)})
 

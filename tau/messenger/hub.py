@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-TOPICS = ("message.created", "message.receipt", "message.typing", "message.conversation",
-          "presence.changed", "keys.low")
+from tau.bus import events
+
+TOPICS = (events.MESSAGE_CREATED, events.MESSAGE_RECEIPT, events.MESSAGE_TYPING, events.MESSAGE_CONVERSATION,
+          events.PRESENCE_CHANGED, events.KEYS_LOW)
 
 
 class Hub:

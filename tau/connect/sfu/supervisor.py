@@ -21,6 +21,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
+from tau.bus import events
 from tau.connect.sfu.protocol import LineBuffer, encode
 from tau.connect.store import CallError
 
@@ -138,9 +139,9 @@ class SfuSupervisor(Service):
             frame = {"type": kind, "call_id": room, "from": SFU, "sdp": event.get("sdp")}
             if event.get("stream"):
                 frame["stream"] = event["stream"]
-            self.bus.publish("signal.frame", {"call_id": room, "to": peer, "frame": frame})
+            self.bus.publish(events.SIGNAL_FRAME, {"call_id": room, "to": peer, "frame": frame})
         elif kind == "unpublished" and room and peer:
-            self.bus.publish("signal.frame", {"call_id": room, "to": peer, "frame": {
+            self.bus.publish(events.SIGNAL_FRAME, {"call_id": room, "to": peer, "frame": {
                 "type": "stream_ended", "call_id": room, "from": SFU, "stream": event.get("stream")}})
         elif kind == "error" and room and peer:
             log.info("sfu worker {index}: {message}", index=worker.index, message=event.get("message"))
@@ -148,7 +149,7 @@ class SfuSupervisor(Service):
                      "call_id": room}
             if event.get("stream"):
                 frame["stream"] = event["stream"]
-            self.bus.publish("signal.frame", {"call_id": room, "to": peer, "frame": frame})
+            self.bus.publish(events.SIGNAL_FRAME, {"call_id": room, "to": peer, "frame": frame})
         elif kind == "stats":
             worker.stats = event
 
@@ -174,7 +175,7 @@ class SfuSupervisor(Service):
             self._spawn(index)
 
     def _tell_room(self, call_id: str, frame: dict[str, Any]) -> None:
-        self.bus.publish("signal.frame", {"call_id": call_id, "frame": frame})
+        self.bus.publish(events.SIGNAL_FRAME, {"call_id": call_id, "frame": frame})
 
     # -- what signaling asks --------------------------------------------------------------------
     def _worker_for(self, call_id: str) -> Worker:

@@ -12,6 +12,8 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.protocol import ServerFactory
 
+from tau.bus import events
+
 from .protocol import IMAPConnection
 
 
@@ -29,7 +31,7 @@ class IMAPFactory(ServerFactory):
         self._shared: dict[int, tuple[dict[tuple, Any], dict[tuple, list[defer.Deferred[Any]]]]] = {}
         self.open_connections = 0
         self._gauge = registry.metrics.connections.labels("imap")
-        self._subscription = registry.bus.subscribe("mailbox.changed", self._on_event)
+        self._subscription = registry.bus.subscribe(events.MAILBOX_CHANGED, self._on_event)
 
     def buildProtocol(self, addr: Any) -> IMAPConnection:
         return IMAPConnection(self)

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tau.bus import events
 from tau.storage.database import Txn
 
-TOPIC = "mailbox.changed"
+TOPIC = events.MAILBOX_CHANGED
 
 
 @dataclass

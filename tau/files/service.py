@@ -32,6 +32,9 @@ def install(registry: Any, host: Any) -> None:
     registry.services["files"] = "ok"
     registry.provide("files_tree", tree)
     registry.provide("files_dav", server)
+    from tau.files.attachments import AttachmentFiles
+
+    registry.attachment_files = AttachmentFiles(registry)   # mail's file_id attachments (compose.FileSource)
 
 
 GC_INTERVAL = 3600.0

@@ -15,6 +15,7 @@ from email.utils import getaddresses
 from typing import Any
 
 from tau.http.errors import HttpError
+from tau.mail.errors import MailError
 
 
 @dataclass
@@ -74,7 +75,8 @@ async def local_users(registry: Any, addresses: list[str], exclude: str) -> list
 
 
 def refuse(exc: Exception) -> HttpError:
-    """A domain error (CallError, MessengerError, FilesError, CalendarError) as the API error."""
+    """A domain error (CallError, MessengerError, FilesError, CalendarError, MailError) as the API error."""
     status = getattr(exc, "status", 400)
     code = getattr(exc, "code", "invalid_request")
-    return HttpError(int(status) if isinstance(status, int) else 400, str(code), str(exc))
+    extra = exc.extra if isinstance(exc, MailError) else None
+    return HttpError(int(status) if isinstance(status, int) else 400, str(code), str(exc), extra=extra)

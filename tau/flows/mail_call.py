@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tau.flows.common import Mail, local_users, refuse
+from tau.mail.errors import MailError
 
 
 async def start_call(flows: Any, user: Any, mail: Mail, body: dict[str, Any]) -> dict[str, Any]:
@@ -23,6 +24,9 @@ async def start_call(flows: Any, user: Any, mail: Mail, body: dict[str, Any]) ->
         raise refuse(exc)
     others = [p for p in mail.people if p != user.address.lower()]
     if others and body.get("notify", True):
-        await flows.send_mail(user, others, f"Call: {title}",
-                              f"{user.address} started a call about \"{mail.subject}\".\n\nJoin: {call['join_url']}\n")
+        try:
+            text = f"{user.address} started a call about \"{mail.subject}\".\n\nJoin: {call['join_url']}\n"
+            await flows.send_mail(user, others, f"Call: {title}", text)
+        except MailError as exc:
+            raise refuse(exc)
     return {"call": call, "invited": invitees, "mailed": others if body.get("notify", True) else []}

@@ -73,9 +73,11 @@ class Flows:
         return self.registry._built.get("calendars")
 
     async def send_mail(self, user: Any, to: list[str], subject: str, text: str) -> Any:
+        """Plain text mail from ``user`` (raises ``tau.mail.errors.MailError`` when refused)."""
         from tau.mail import send
+        from tau.mail.compose import Draft
 
-        return await send.send(self.registry, self.store, user, {"to": to, "subject": subject, "text": text})
+        return await send.send(self.registry, self.store, user, Draft(to, [], [], subject, text, None))
 
     async def conference(self, user: Any, fields: dict[str, Any]) -> str:
         """Event → call, for ``POST /api/events`` with ``conference: true`` (tau.flows.event_call)."""

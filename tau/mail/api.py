@@ -16,6 +16,7 @@ from typing import Any
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
 from tau.http.usercontent import user_content_headers
+from tau.mail.errors import MailError
 from tau.mail.mime import view
 from tau.mail.store import MailboxNotFound, MailStoreError, Search
 from tau.mail.store.names import InvalidFlag
@@ -127,9 +128,13 @@ class EmailsAPI:
 
     async def send(self, request: Any) -> Response:
         from tau.mail import send
+        from tau.mail.api_draft import parse_draft
 
-        body = await read_json_object(request)
-        return json_response(await send.send(self.registry, self.store, request.user, body), 202)
+        draft = parse_draft(await read_json_object(request))
+        try:
+            return json_response(await send.send(self.registry, self.store, request.user, draft), 202)
+        except MailError as exc:      # the domain's refusal, in HTTP's words (INTERFACE.md)
+            raise HttpError(exc.status, exc.code, exc.message, extra=exc.extra)
 
     async def patch(self, request: Any, id: str) -> Response:
         user = request.user.address

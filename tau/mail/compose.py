@@ -17,9 +17,9 @@ import email.utils
 import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Protocol
 
-from tau.http.errors import HttpError
+from tau.mail.errors import AttachmentNotFound, InvalidMessage, MessageTooLarge, SenderNotAllowed
 
 MAX_RECIPIENTS = 100
 
@@ -32,7 +32,7 @@ class Draft:
     subject: str
     text: str | None
     html: str | None
-    attachments: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[AttachmentInput] = field(default_factory=list)
     encrypt: bool = False
     sign: bool = False
     passphrase: str | None = None
@@ -43,54 +43,44 @@ class Draft:
         return list(dict.fromkeys(a.lower() for a in self.to + self.cc + self.bcc))
 
 
-def _addresses(body: dict[str, Any], key: str) -> list[str]:
-    value = body.get(key) or []
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise HttpError(400, "invalid_request", f"{key} must be a list of addresses")
-    out = []
-    for v in value:
-        if any(c in v for c in "\r\n\0") or len(v) > 320:
-            raise HttpError(400, "invalid_address", f"not a mail address: {v[:100]!r}")
-        _, addr = email.utils.parseaddr(v)
-        local, at, domain = addr.rpartition("@")
-        if not at or not local or not domain or "." not in domain or any(c in addr for c in "\r\n<>,;\0 "):
-            raise HttpError(400, "invalid_address", f"not a mail address: {v!r}")
-        out.append(addr)
-    return out
+def valid_address(value: str) -> str | None:
+    """The bare address in ``value`` (a name may surround it), or None when it is not one."""
+    if any(c in value for c in "\r\n\0") or len(value) > 320:
+        return None
+    _, addr = email.utils.parseaddr(value)
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain or "." not in domain or any(c in addr for c in "\r\n<>,;\0 "):
+        return None
+    return addr
 
 
-def parse_draft(body: dict[str, Any]) -> Draft:
-    to, cc, bcc = _addresses(body, "to"), _addresses(body, "cc"), _addresses(body, "bcc")
-    if not (to or cc or bcc):
-        raise HttpError(400, "no_recipients", "give at least one address in to, cc or bcc")
-    subject = body.get("subject", "")
-    text, html = body.get("text"), body.get("html")
-    for name, value in (("subject", subject), ("text", text), ("html", html)):
-        if value is not None and not isinstance(value, str):
-            raise HttpError(400, "invalid_request", f"{name} must be a string")
-    if any(c in subject for c in "\r\n\0"):
-        raise HttpError(400, "invalid_request", "subject must be one line")
-    attachments = body.get("attachments") or []
-    if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
-        raise HttpError(400, "invalid_request", "attachments must be a list of objects")
-    for flag in ("encrypt", "sign"):
-        if not isinstance(body.get(flag, False), bool):
-            raise HttpError(400, "invalid_request", f"{flag} must be true or false")
-    passphrase = body.get("passphrase")
-    if passphrase is not None and not isinstance(passphrase, str):
-        raise HttpError(400, "invalid_request", "passphrase must be a string")
-    sender = None
-    if body.get("from") is not None:
-        if not isinstance(body["from"], str):
-            raise HttpError(400, "invalid_request", "from must be one address")
-        sender = _addresses(body, "from")[0].lower()
-    draft = Draft(to, cc, bcc, subject, text, html, attachments, body.get("encrypt", False),
-                  body.get("sign", False), passphrase, sender)
+def check(draft: Draft) -> None:
+    """What every draft must be, however it was made (the API's parser refuses the same earlier)."""
+    for addr in draft.to + draft.cc + draft.bcc + ([draft.sender] if draft.sender else []):
+        if valid_address(addr) != addr:
+            raise InvalidMessage("invalid_address", f"not a mail address: {addr[:100]!r}")
+    if not draft.recipients:
+        raise InvalidMessage("no_recipients", "give at least one address in to, cc or bcc")
+    if any(c in draft.subject for c in "\r\n\0"):
+        raise InvalidMessage("invalid_request", "subject must be one line")
     if len(draft.recipients) > MAX_RECIPIENTS:
-        raise HttpError(400, "too_many_recipients", f"at most {MAX_RECIPIENTS} recipients")
-    return draft
+        raise InvalidMessage("too_many_recipients", f"at most {MAX_RECIPIENTS} recipients")
+
+
+#: ``AttachmentInput`` fields the sender did not give (``None`` is a value a JSON body can give)
+ABSENT: Any = type("Absent", (), {"__repr__": lambda self: "ABSENT"})()
+
+
+@dataclass
+class AttachmentInput:
+    """One attachment as the sender gave it: ``data`` (bytes), ``base64`` text still to decode, or a
+    TauCloud ``file_id``; checked by ``attachment_source`` (after the send-as check, as always)."""
+
+    filename: Any = None
+    content_type: Any = None
+    data: bytes | None = None
+    base64: Any = ABSENT
+    file_id: Any = ABSENT
 
 
 @dataclass
@@ -119,27 +109,29 @@ class Link:
     text: str
 
 
-async def attachment_source(registry: Any, user: Any, item: dict[str, Any]) -> Attachment:
-    """Validate one attachment: inline base64 (decoded) or a TauCloud file id (located, not read)."""
-    filename = item.get("filename")
-    ctype = item.get("content_type") or "application/octet-stream"
+async def attachment_source(registry: Any, user: Any, item: AttachmentInput) -> Attachment:
+    """Validate one attachment: inline bytes or base64 (decoded), or a TauCloud file id (located, not read)."""
+    filename = item.filename
+    ctype = item.content_type or "application/octet-stream"
     if not isinstance(ctype, str) or ctype.count("/") != 1 or any(c in ctype for c in "\r\n;\0 "):
-        raise HttpError(400, "invalid_attachment", "content_type must be type/subtype")
-    data: bytes | None = None
+        raise InvalidMessage("invalid_attachment", "content_type must be type/subtype")
+    data: bytes | None = item.data
     node: Any = None
-    if "content_base64" in item:
+    if data is not None:
+        pass
+    elif item.base64 is not ABSENT:
         try:
-            data = base64.b64decode(item["content_base64"], validate=True)
+            data = base64.b64decode(item.base64, validate=True)
         except (binascii.Error, TypeError, ValueError):
-            raise HttpError(400, "invalid_attachment", "content_base64 is not base64")
-    elif "file_id" in item:
-        node = await _file_node(registry, user, item["file_id"])
+            raise InvalidMessage("invalid_attachment", "content_base64 is not base64")
+    elif item.file_id is not ABSENT:
+        node = await _file_node(registry, user, item.file_id)
         filename = filename or node.name
-        ctype = item.get("content_type") or node.content_type or ctype
+        ctype = item.content_type or node.content_type or ctype
     else:
-        raise HttpError(400, "invalid_attachment", "each attachment needs content_base64 or file_id")
+        raise InvalidMessage("invalid_attachment", "each attachment needs content_base64 or file_id")
     if not isinstance(filename, str) or not filename or any(c in filename for c in "\r\n\0/\\"):
-        raise HttpError(400, "invalid_attachment", "each attachment needs a plain filename")
+        raise InvalidMessage("invalid_attachment", "each attachment needs a plain filename")
     return Attachment(filename, ctype, data, node)
 
 
@@ -148,27 +140,34 @@ async def read_attachment(registry: Any, att: Attachment) -> tuple[str, str, byt
     if att.data is not None:
         return att.filename, att.content_type, att.data
     if att.node.size > registry.config.get("limits", "message_size"):
-        raise HttpError(413, "payload_too_large", "the file is larger than the message size limit")
+        raise MessageTooLarge("payload_too_large", "the file is larger than the message size limit")
     return att.filename, att.content_type, await registry.blobs.read(att.node.blob_key)
 
 
-async def attachment_bytes(registry: Any, user: Any, item: dict[str, Any]) -> tuple[str, str, bytes]:
+async def attachment_bytes(registry: Any, user: Any, item: AttachmentInput) -> tuple[str, str, bytes]:
     """(filename, content type, bytes) of one attachment: inline base64 or a TauCloud file id."""
     return await read_attachment(registry, await attachment_source(registry, user, item))
 
 
+class FileSource(Protocol):
+    """What mail needs of TauCloud to attach a stored file; ``tau.files.service`` installs one as
+    ``registry.attachment_files`` (mail does not import files)."""
+
+    async def readable_file(self, user: Any, file_id: int) -> Any:
+        """The file node (``name``, ``content_type``, ``size``, ``blob_key``) ``user`` may read, or None."""
+
+
 async def _file_node(registry: Any, user: Any, file_id: Any) -> Any:
     """A TauCloud file the user may read (its own tree or a share), by id."""
-    try:
-        from tau.files import lookup
-    except ImportError:
-        raise HttpError(400, "file_attachments_unavailable", "file attachments need TauCloud (tau.files)")
+    files: FileSource | None = getattr(registry, "attachment_files", None)
+    if files is None:
+        raise InvalidMessage("file_attachments_unavailable", "file attachments need TauCloud (tau.files)")
     if not isinstance(file_id, (str, int)) or not str(file_id).isdigit():
-        raise HttpError(400, "invalid_attachment", "file_id must be a file id")
-    found = await registry.db.run("mail_attach_file", lookup.locate, user.id, int(file_id), readonly=True)
-    if found is None or found[0].is_folder or not found[0].blob_key:
-        raise HttpError(404, "file_not_found", f"no file {file_id}")
-    return found[0]
+        raise InvalidMessage("invalid_attachment", "file_id must be a file id")
+    node = await files.readable_file(user, int(file_id))
+    if node is None:
+        raise AttachmentNotFound("file_not_found", f"no file {file_id}")
+    return node
 
 
 Files = list[tuple[str, str, bytes] | Link]
@@ -233,8 +232,8 @@ def send_txn(txn: Any, ctx: Any, sender: str, recipients: list[str], key: str, s
     if mail_from != sender:
         user = accounts.get_user(txn, sender)
         if user is None or not accounts.user_may_send_as(txn, user, mail_from):
-            raise HttpError(403, "sender_not_allowed", f"{sender} may not send as {mail_from}"
-                            " (tau user send-as add)")
+            raise SenderNotAllowed("sender_not_allowed", f"{sender} may not send as {mail_from}"
+                                   " (tau user send-as add)")
 
     local: list[str] = []
     remote: list[str] = []
@@ -250,8 +249,8 @@ def send_txn(txn: Any, ctx: Any, sender: str, recipients: list[str], key: str, s
         for t in targets:
             (local if accounts.is_local_domain(txn, t.rpartition("@")[2]) else remote).append(t)
     if unknown:
-        raise HttpError(400, "unknown_recipient", "no such local recipient: " + ", ".join(unknown),
-                        extra={"recipients": unknown})
+        raise InvalidMessage("unknown_recipient", "no such local recipient: " + ", ".join(unknown),
+                             extra={"recipients": unknown})
     local, remote = sorted(set(local)), list(dict.fromkeys(remote))
     if local:
         messages.deliver(txn, ctx, local, key, size, fields, "INBOX", (), None, None,

@@ -1,4 +1,4 @@
-"""``POST /api/emails``: validate, build (``compose``), protect (``pgp``), store and queue.
+"""Send a ``compose.Draft`` (``POST /api/emails``, the flows): validate, build, protect (``pgp``), store, queue.
 
 The same path as SMTP submission (RFC 6409): the sender is the authenticated user; ``"from"``
 may name another address only when submission would accept it in From (an alias of the user or a
@@ -14,19 +14,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from tau.http.errors import HttpError
 from tau.mail import compose, pgp
+from tau.mail.errors import InvalidMessage, KeyLocked, MessageTooLarge, SenderNotAllowed
 from tau.mail.store import QuotaExceeded
 
 
-async def send(registry: Any, store: Any, user: Any, body: dict[str, Any]) -> dict[str, Any]:
-    draft = compose.parse_draft(body)
+async def send(registry: Any, store: Any, user: Any, draft: compose.Draft) -> dict[str, Any]:
+    """Send ``draft`` as ``user``; raises ``MailError`` (``tau.mail.errors``) when it is refused."""
+    compose.check(draft)
     if draft.sender is not None and draft.sender != user.address:
         allowed = await registry.db.run("mail_api_send_as", _may_send_as, user.address, draft.sender,
                                         readonly=True)
         if not allowed:
-            raise HttpError(403, "sender_not_allowed",
-                            f"{user.address} may not send as {draft.sender} (tau user send-as add)")
+            raise SenderNotAllowed("sender_not_allowed",
+                                   f"{user.address} may not send as {draft.sender} (tau user send-as add)")
     sources = [await compose.attachment_source(registry, user, item) for item in draft.attachments]
     links = getattr(registry, "attachment_links", None)
     linked = await links.link_attachments(user, sources) if links is not None and sources else None
@@ -56,7 +57,7 @@ async def _send(registry: Any, store: Any, user: Any, draft: compose.Draft, entr
     else:
         raw = compose.as_bytes(msg)
     if len(raw) > registry.config.get("limits", "message_size"):
-        raise HttpError(413, "payload_too_large", "the message is larger than the size limit")
+        raise MessageTooLarge("payload_too_large", "the message is larger than the size limit")
     await store.ensure_defaults(sender)
     info = await registry.blobs.put(raw)
     from tau.mail.store.fields import prepare
@@ -67,7 +68,7 @@ async def _send(registry: Any, store: Any, user: Any, draft: compose.Draft, entr
                                      info.key, info.size, fields, msg["Message-ID"], author)
     except QuotaExceeded as exc:
         await store.discard_blob(info.key)
-        raise HttpError(413, "quota_exceeded", exc.message)
+        raise MessageTooLarge("quota_exceeded", exc.message)
     except BaseException:
         await store.discard_blob(info.key)
         raise
@@ -92,19 +93,19 @@ async def _protected(registry: Any, draft: compose.Draft, msg: Any, files: compo
     if draft.encrypt:
         missing = [r for r in draft.recipients if r.lower() not in keys]
         if missing:
-            raise HttpError(400, "recipient_keys_missing", "no OpenPGP key known for: " + ", ".join(missing),
-                            extra={"recipients": missing})
+            raise InvalidMessage("recipient_keys_missing", "no OpenPGP key known for: " + ", ".join(missing),
+                                 extra={"recipients": missing})
         public_keys = [keys[r.lower()][0] for r in draft.recipients]
         if own is not None:
             public_keys.append(own[0])
     if draft.sign and (own is None or own[1] is None):
-        raise HttpError(400, "no_private_key", "upload a private key (PUT /api/keys/pgp) to sign")
+        raise InvalidMessage("no_private_key", "upload a private key (PUT /api/keys/pgp) to sign")
     content = compose.as_bytes(compose.content_part(draft, files))
     try:
         ctype, body = await registry.run_in_thread(pgp.protect, content, sender, public_keys,
                                                    own[1] if own else None, draft.passphrase, draft.encrypt,
                                                    draft.sign)
     except PermissionError as exc:
-        raise HttpError(403, "key_locked", str(exc))
+        raise KeyLocked("key_locked", str(exc))
     msg.set_payload("")   # wrap keeps only the headers; a multipart payload (attachments) would not serialise
     return pgp.wrap(msg, ctype, body)

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tau.messenger.errors import MessengerError
 
-
-async def start(sock: Any, frame: dict[str, Any]) -> dict[str, Any]:
+async def start(flows: Any, sock: Any, frame: dict[str, Any]) -> dict[str, Any]:
+    """The ``call.start`` frame hook (``Messenger.frame_hooks``, added by ``tau.flows.service``)."""
     from tau.messenger.domain import int_id
 
-    flows = sock.registry._built.get("flows")
-    if flows is None:
-        raise MessengerError(503, "calls_unavailable", "calls are not enabled")
     conv = await sock.messenger.get_conversation(sock.user, int_id(frame.get("conversation"), "conversation"))
     others = [m for m in conv["members"] if m != sock.user.address]
     call = await flows.calls.create(sock.user, {"title": conv.get("title") or "Call", "participants": others})

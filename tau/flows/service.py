@@ -135,4 +135,10 @@ def install(registry: Any, host: Any) -> None:
     host.http.route("POST", "/api/emails/{id}/event", flows.event, scope="mail calendar")
     host.http.route("POST", "/api/emails/{id}/attachments/{n}/save", flows.save, scope="mail files")
     registry.provide("flows", flows)
+    if "messenger" in registry.services:      # installed before (order): its sockets ask us for call.start
+        from functools import partial
+
+        from tau.flows.chat_call import start
+
+        flows.messenger.frame_hooks["call.start"] = partial(start, flows)
     registry.services["flows"] = "ok"

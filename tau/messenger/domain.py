@@ -9,6 +9,7 @@ no change here. Topics: ``message.created``, ``message.receipt``, ``message.typi
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +86,9 @@ class Messenger:
         self.bus = registry.bus
         self.clock = registry.clock
         self.presence = create_presence(registry, self._presence_changed)
+        #: ``/ws/messages`` frame type → ``async (socket, frame)`` another service answers (the flows
+        #: add ``call.start``): the messenger runs them without importing their services
+        self.frame_hooks: dict[str, Callable[[Any, dict[str, Any]], Awaitable[Any]]] = {}
 
     def now_ms(self) -> int:
         return int(self.clock.seconds() * 1000)

@@ -149,7 +149,8 @@ class MessagesSocket(JsonSocket):
         await self.messenger.set_status(self.user, frame.get("status"))
 
     async def frame_call_start(self, frame: dict[str, Any]) -> None:
-        """Chat → call (issue 9): ``tau.flows.chat_call``."""
-        from tau.flows.chat_call import start
-
-        await start(self, frame)
+        """Chat → call (issue 9): answered by the hook the flows install (``tau.flows.chat_call``)."""
+        hook = self.messenger.frame_hooks.get("call.start")
+        if hook is None:
+            raise MessengerError(503, "calls_unavailable", "calls are not enabled")
+        await hook(self, frame)

@@ -55,3 +55,17 @@ def test_attachments_take_bytes_and_need_the_files_service_for_file_ids() -> Non
     with pytest.raises(MailError) as info:   # no ``registry.attachment_files``: TauCloud is not installed
         _run(compose.attachment_source(registry, None, compose.AttachmentInput(file_id=3)))
     assert info.value.code == "file_attachments_unavailable"
+
+
+def test_mail_does_not_import_files() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "tau" / "mail"
+    for path in root.rglob("*.py"):
+        if path.stem.endswith("testing"):    # test harnesses (api_testing mounts TauCloud too)
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            assert not any(n == "tau.files" or n.startswith("tau.files.") for n in names), path

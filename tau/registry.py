@@ -183,7 +183,8 @@ class Registry:
 
         directory = ldap.from_config(self.config["ldap"], self.run_in_thread, self.clock, self.keys.mac)
         return Authenticator(self.db, self.keys, self.throttle, self.clock, self.run_password_hash,
-                             self.config.get("auth", "credential_cache_ttl"), directory)
+                             self.config.get("auth", "credential_cache_ttl"), directory,
+                             self.tokens, self.users, lambda: self.revocations)
 
     @component
     def tokens(self) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tau.auth import accounts
-from tau.auth.authenticator import LoginFailed
+from tau.auth.authenticator import LoginFailed, TokenRefused
 from tau.auth.ldap import LdapDirectory
 from tau.testing.harness import add_user, make_registry, resolve
 
@@ -61,3 +61,10 @@ def test_a_disabled_user_cannot_log_in(registry: Any, alice: Any) -> None:
     registry.db.sync.run("t", accounts.set_disabled, ALICE, True)
     with pytest.raises(LoginFailed):
         login(registry, ALICE, PASSWORD)
+
+
+def test_a_bearer_token_logs_in_through_the_same_object(registry: Any, alice: Any) -> None:
+    user, claims = resolve(registry.authenticator.authenticate_token(registry.tokens.issue(ALICE)))
+    assert user.address == claims["sub"] == ALICE
+    with pytest.raises(TokenRefused, match="invalid or expired"):
+        resolve(registry.authenticator.authenticate_token("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"))

@@ -1,6 +1,6 @@
 """The Registry: every shared component, built lazily once, handed to each service.
 
-Services take the registry and pull what they need (``registry.db``, ``registry.portal``...),
+Services take the registry and pull what they need (``registry.db``, ``registry.authenticator``...),
 never from module globals (CalendarServer's global ``config`` is the warning; Synapse's
 ``HomeServer`` with ``cache_in_self`` is the model). Builders are cached properties with cycle
 detection, so a test can build a registry with a fake reactor and synchronous threads.
@@ -177,10 +177,14 @@ class Registry:
 
     @component
     def authenticator(self) -> Any:
+        """The one login path every protocol calls (tau.auth.authenticator), LDAP included."""
+        from tau.auth import ldap
         from tau.auth.authenticator import Authenticator
 
+        directory = ldap.from_config(self.config["ldap"], self.run_in_thread, self.clock, self.keys.mac)
         return Authenticator(self.db, self.keys, self.throttle, self.clock, self.run_password_hash,
-                             self.config.get("auth", "credential_cache_ttl"))
+                             self.config.get("auth", "credential_cache_ttl"), directory,
+                             self.tokens, self.users, lambda: self.revocations)
 
     @component
     def tokens(self) -> Any:
@@ -195,18 +199,6 @@ class Registry:
 
         return RevokedSessions(self.db, self.clock, self.bus, self.config.get("auth", "revocation_poll"),
                                self.config.get("auth", "access_token_ttl"))
-
-    @component
-    def realm(self) -> Any:
-        from tau.auth.portal import TauRealm
-
-        return TauRealm(self.db)
-
-    @component
-    def portal(self) -> Any:
-        from tau.auth.portal import make_portal
-
-        return make_portal(self.realm, self.authenticator, self.tokens, self.users, self.revocations)
 
     @component
     def users(self) -> Any:

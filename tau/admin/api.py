@@ -226,7 +226,7 @@ def register(registry: Any, http: Any) -> None:
 
         body = json.loads(core.body)
         body["queue"] = await run("admin_queue_counts", _queue_counts, readonly=True)
-        directory = getattr(registry.authenticator, "directory", None)
+        directory = registry.authenticator.directory
         body["ldap"] = None if directory is None else {"url": directory.url, "last_error": directory.last_error}
         body["uptime_seconds"] = int(time.time() - registry.started_at) if hasattr(registry, "started_at") else None
         return json_response(body, core.status)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from tau.auth import revocation_store
 from tau.storage.database import Txn
@@ -53,7 +54,7 @@ _USER_COLUMNS = ("id, address, password_hash, display_name, disabled, is_admin, 
                  " created_at, password_changed_at")
 
 
-def _user(row: tuple | None) -> User | None:
+def _user(row: tuple[Any, ...] | None) -> User | None:
     if row is None:
         return None
     return User(int(row[0]), row[1], row[2], row[3], bool(row[4]), bool(row[5]),

@@ -39,7 +39,7 @@ class HashGate:
         self.queue = queue
         self.active = 0
         self.peak = 0  # the most ever in flight (tests and metrics read it)
-        self._waiting: deque[tuple[defer.Deferred[Any], Callable[..., Any], tuple, dict]] = deque()
+        self._waiting: deque[tuple[defer.Deferred[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = deque()
 
     @property
     def waiting(self) -> int:
@@ -63,7 +63,7 @@ class HashGate:
                 self._waiting.remove(entry)
                 return
 
-    def _start(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> defer.Deferred[Any]:
+    def _start(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> defer.Deferred[Any]:
         self.active += 1
         self.peak = max(self.peak, self.active)
         try:

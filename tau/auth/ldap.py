@@ -1,8 +1,9 @@
 """LDAP directory logins (``[ldap] url``): bind as the user, map attributes, provision on first login.
 
-The authenticator consults this backend for addresses that are unknown locally or whose account
-row says ``source = 'ldap'``; local accounts never touch the directory, so they keep working
-when it is down. ldap3 is blocking, so every directory round trip runs in a thread.
+The authenticator is built with this backend (``from_config``, called by the registry builder)
+and consults it for addresses that are unknown locally or whose account row says
+``source = 'ldap'``; local accounts never touch the directory, so they keep working when it is
+down. ldap3 is blocking, so every directory round trip runs in a thread.
 
 Flow per login (cache miss): bind with the service account (or anonymously), search
 ``base_dn`` with ``user_filter`` for the user's DN and attributes (mail, displayName, memberOf),
@@ -22,6 +23,7 @@ from twisted.logger import Logger
 
 from tau.auth import accounts
 from tau.auth.accounts import AccountError, User
+from tau.storage.database import Database
 
 log = Logger()
 CACHE_MAX = 10_000
@@ -58,7 +60,7 @@ def _first(entry: Any, name: str) -> str:
 class LdapDirectory:
     """Bind-based verification against one directory; see the module doc for the flow."""
 
-    def __init__(self, settings: dict[str, Any], run_in_thread: Callable[..., defer.Deferred], clock: Any,
+    def __init__(self, settings: dict[str, Any], run_in_thread: Callable[..., defer.Deferred[Any]], clock: Any,
                  mac: Callable[[str, str], str]) -> None:
         self.url = settings["url"]
         self.bind_dn = settings.get("bind_dn", "")
@@ -152,7 +154,7 @@ class LdapDirectory:
         if hit is not None and hit[0] > now:
             return hit[1]
         try:
-            entry = await self._run_in_thread(self.verify_sync, address, password)
+            entry: DirectoryEntry | None = await self._run_in_thread(self.verify_sync, address, password)
         except DirectoryUnavailable as exc:
             self.last_error = str(exc)
             log.error("ldap_unavailable url={url} error={error}; directory users cannot log in "
@@ -165,7 +167,7 @@ class LdapDirectory:
             self._cache[key] = (now + self.cache_ttl, entry)
         return entry
 
-    async def login(self, db: Any, address: str, password: str, user: User | None) -> User | None:
+    async def login(self, db: Database, address: str, password: str, user: User | None) -> User | None:
         """The local row for a directory login, provisioned or refreshed; None if refused."""
         try:
             entry = await self.verify(address, password)
@@ -174,12 +176,13 @@ class LdapDirectory:
         if entry is None:
             return None
         try:
-            return await db.run("ldap_provision", provision, address, entry)
+            provisioned: User | None = await db.run("ldap_provision", provision, address, entry)
+            return provisioned
         except AccountError as exc:
             log.warn("ldap user {address} not provisioned: {why}", address=address, why=exc.message)
             return None
 
-    def check(self) -> defer.Deferred:
+    def check(self) -> defer.Deferred[None]:
         """For /api/health: a service bind (raises when the directory is down)."""
         return self._run_in_thread(lambda: self._service_bind().unbind())
 
@@ -199,12 +202,18 @@ def provision(txn: Any, address: str, entry: DirectoryEntry) -> User | None:
     return user
 
 
-def install(registry: Any, host: Any) -> None:
-    """Plugin hook: attach the directory to the authenticator when ``[ldap] url`` is set."""
-    settings = registry.config["ldap"]
+def from_config(settings: Any, run_in_thread: Callable[..., defer.Deferred[Any]], clock: Any,
+                mac: Callable[[str, str], str]) -> LdapDirectory | None:
+    """The directory the authenticator is built with when ``[ldap] url`` is set (tau.registry)."""
     if not settings.get("url"):
+        return None
+    return LdapDirectory(settings, run_in_thread, clock, mac)
+
+
+def install(registry: Any, host: Any) -> None:
+    """Plugin hook: the directory is already part of the login path; report its health."""
+    directory = registry.authenticator.directory
+    if directory is None:
         return
-    directory = LdapDirectory(settings, registry.run_in_thread, registry.clock, registry.keys.mac)
-    registry.authenticator.directory = directory
     registry.health_checks["ldap"] = directory.check
     registry.services["ldap"] = "ok"

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tau.auth import accounts, revocation_store
+from tau.storage.database import Txn
 
 STEP = 30
 DIGITS = 6
@@ -101,7 +102,7 @@ def begin(txn: Any, keys: Any, address: str, enable: bool = False) -> tuple[str,
     return otpauth_uri(secret, user.address), codes
 
 
-def disable(txn: Any, address: str, keep_session: str | None = None) -> bool:
+def disable(txn: Txn, address: str, keep_session: str | None = None) -> bool:
     """Turn 2FA off; if it was on, every session but ``keep_session`` (the one asking) ends."""
     user = accounts.require_user(txn, address)
     txn.execute("DELETE FROM totp_recovery WHERE user_id = ?", (user.id,))
@@ -112,7 +113,7 @@ def disable(txn: Any, address: str, keep_session: str | None = None) -> bool:
     return removed
 
 
-def verify(txn: Any, keys: Any, user_id: int, code: str, now: float | None = None, pending: bool = False) -> bool:
+def verify(txn: Txn, keys: Any, user_id: int, code: str, now: float | None = None, pending: bool = False) -> bool:
     """A current TOTP code (each time step once) or an unused recovery code."""
     row = txn.query_one("SELECT secret, enabled, last_step FROM totp_secrets WHERE user_id = ?", (user_id,))
     if row is None or (not row[1] and not pending):

@@ -2,8 +2,9 @@
 
 Bearer: the JWT is verified from the token service's cache, its session checked against the
 revoked sessions held in memory (tau.auth.revocation) and the account read from the user cache,
-so an authenticated request costs no database round trip in the steady state. Basic goes
-through the authenticator (argon2id once, then its keyed cache) with the client IP for throttling.
+so an authenticated request costs no database round trip in the steady state. Both go through the
+one login path, ``registry.authenticator`` (Basic: argon2id once, then its keyed cache, with the
+client IP for throttling).
 
 What the caller may reach is ``request.scopes`` (tau.auth.scopes): the token's scopes, or the
 Basic default; ``scope=`` refuses a caller without it (403 ``insufficient_scope``, RFC 6750 §3.1).
@@ -17,8 +18,7 @@ from typing import Any
 
 from tau.auth import scopes
 from tau.auth.accounts import User
-from tau.auth.authenticator import LoginFailed, LoginThrottled
-from tau.auth.tokens import InvalidToken, still_valid_for
+from tau.auth.authenticator import LoginFailed, LoginThrottled, TokenRefused
 from tau.http import cookie_session
 from tau.http.errors import HttpError
 
@@ -67,15 +67,12 @@ async def _identify(registry: Any, request: Any, allow_basic: bool,
     value = value.strip()
     if scheme == b"bearer":
         try:
-            claims = registry.tokens.verify(value.decode("ascii"))
-        except (InvalidToken, UnicodeDecodeError):
+            user, claims = await registry.authenticator.authenticate_token(value.decode("ascii"))
+        except UnicodeDecodeError:
             raise _unauthorized("invalid or expired token", allow_basic, "invalid_token")
+        except TokenRefused as exc:
+            raise _unauthorized(str(exc), allow_basic, "invalid_token")
         sid = claims.get("sid")
-        if sid and await registry.revocations.is_revoked(str(sid)):
-            raise _unauthorized("this session was revoked", allow_basic, "invalid_token")
-        user = await registry.users.get(claims["sub"])
-        if not still_valid_for(claims, user):
-            raise _unauthorized("token no longer valid", allow_basic, "invalid_token")
         return user, scopes.of_token(claims, user), str(sid) if sid else None
     if scheme == b"basic" and allow_basic:
         try:

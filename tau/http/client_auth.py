@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
 from tau.auth import oauth_clients
+from tau.auth.oauth import ClientIdentity
 from tau.http.errors import HttpError
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-
-
-@dataclass(frozen=True)
-class ClientIdentity:
-    client_id: str  # "" when the request named no client
-    authenticated: bool  # True only for a confidential client whose secret matched
+__all__ = ["AUTH_METHODS", "ClientIdentity", "authenticate_client"]
 
 
 def _error(status: int, code: str, message: str) -> HttpError:
@@ -78,15 +73,3 @@ async def authenticate_client(registry: Any, request: Any, form: dict[str, str])
     if not oauth_clients.secret_matches(stored, registry.keys.mac(oauth_clients.MAC_LABEL, secret)):
         raise _error(401, "invalid_client", "client authentication failed")
     return ClientIdentity(client_id, True)
-
-
-async def require_owner(registry: Any, identity: ClientIdentity, owner: str) -> None:
-    """A grant issued to ``owner`` may be used only by it: a confidential owner must have
-    authenticated, and an authenticated client may not use another client's grant."""
-    if identity.authenticated:
-        if identity.client_id != owner:
-            raise _error(400, "invalid_grant", "this grant was issued to another client")
-        return
-    _, stored = await registry.db.run("oauth_client_secret", oauth_clients.get_secret_hash, owner, readonly=True)
-    if stored is not None:
-        raise _error(401, "invalid_client", "client authentication is required for this client")

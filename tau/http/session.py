@@ -1,7 +1,7 @@
 """``/api/session``: sign a browser page in and out with cookies (``tau.http.cookie_session``).
 
 * ``POST /api/session`` ``{"username", "password", "totp"?, "scope"?}`` — the password grant of
-  ``tau.http.oauth`` (same throttling, 2FA, metrics); the tokens go into HttpOnly cookies and the
+  ``tau.auth.oauth`` (same throttling, 2FA, metrics); the tokens go into HttpOnly cookies and the
   body carries only ``{"user", "csrf_token", "expires_in"}``. With ``Authorization: Bearer`` and
   no body fields, that token itself becomes the session (an admin opening a ``#token=`` link).
 * ``GET /api/session`` — who the cookie speaks for and the CSRF token (after a page reload).
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tau.auth import oauth_store, scopes
+from tau.auth import scopes
+from tau.auth.oauth import SCOPES, ClientIdentity, OAuth, OAuthError
 from tau.http import cookie_session as cs
 from tau.http.auth import authenticate_request
-from tau.http.client_auth import ClientIdentity
 from tau.http.errors import HttpError
-from tau.http.oauth import SCOPES, OAuth, base_url
+from tau.http.oauth import base_url, http_error
 from tau.http.router import Response, json_response, read_json_object
 
 CLIENT_ID = "tau-web-session"
@@ -43,8 +43,7 @@ def _same_origin_json(registry: Any, request: Any) -> None:
 class Sessions:
     def __init__(self, registry: Any) -> None:
         self.registry = registry
-        self.oauth = OAuth(registry)
-        self.oauth.refresh_ttl = registry.config.get("auth", "session_ttl")
+        self.oauth = OAuth(registry, refresh_ttl=registry.config.get("auth", "session_ttl"))
 
     async def _answer(self, request: Any, tokens: dict[str, Any]) -> Response:
         """Set the cookies for ``tokens`` (an OAuth token response) and describe the session."""
@@ -64,9 +63,13 @@ class Sessions:
             return await self._answer(request, {"access_token": token})
         body = await read_json_object(request)
         scope = " ".join(s for s in str(body.get("scope", "")).split() if s in SCOPES.split())
-        form = {"username": str(body.get("username", "")), "password": str(body.get("password", "")),
-                "totp": str(body.get("totp", "") or ""), "client_id": CLIENT_ID}
-        return await self._answer(request, await self.oauth._password(request, form, scope, CLIENT_ID))
+        try:
+            tokens = await self.oauth.password_grant(str(body.get("username", "")), str(body.get("password", "")),
+                                                     str(body.get("totp", "") or ""), scope, CLIENT_ID,
+                                                     request.client_ip)
+        except OAuthError as exc:
+            raise http_error(exc)
+        return await self._answer(request, tokens)
 
     async def current(self, request: Any) -> Response:
         claims = cs.session_claims(self.registry, request)
@@ -80,8 +83,8 @@ class Sessions:
         if token is None:
             raise HttpError(401, "unauthorized", "no session")
         try:
-            tokens = await self.oauth._refresh({"refresh_token": token}, ClientIdentity(CLIENT_ID, False))
-        except HttpError:
+            tokens = await self.oauth.refresh_grant(token, ClientIdentity(CLIENT_ID, False))
+        except OAuthError:
             cs.clear_cookies(self.registry, request)
             raise HttpError(401, "invalid_token", "the session ended; sign in again")
         return await self._answer(request, tokens)
@@ -93,10 +96,10 @@ class Sessions:
         revoked = False
         token = cs.cookie(self.registry, request, 1)
         if token is not None and len(token) <= 200:
-            revoked = await self.registry.db.run("oauth_revoke", oauth_store.revoke_by_token, self.oauth._hash(token))
+            revoked = await self.oauth.revoke_refresh_token(token)
         access = cs.cookie(self.registry, request, 0)
         if access is not None:  # a bearer token turned cookie has no refresh cookie: end its session too
-            revoked = await self.oauth._revoke_access_token(access) or revoked
+            revoked = await self.oauth.revoke_access_token(access) or revoked
         if revoked:
             await self.registry.revocations.changed()
         cs.clear_cookies(self.registry, request)

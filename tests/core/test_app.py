@@ -36,7 +36,7 @@ def test_components_are_built_once_and_shared(tmp_path: Path) -> None:
     registry = registry_for(tmp_path, f"sqlite:///{tmp_path}/tau.db")
     assert registry.metrics is registry.metrics
     assert registry.tokens is registry.tokens
-    assert registry.portal is registry.portal
+    assert registry.authenticator is registry.authenticator
 
 
 def test_a_provided_component_replaces_the_builder(tmp_path: Path) -> None:

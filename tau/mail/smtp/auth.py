@@ -2,7 +2,7 @@
 
 Twisted's ESMTP AUTH lets a malformed PLAIN response escape as an exception and cannot pass
 the client's IP to the checker, which the login throttle needs; so the exchange is parsed here
-and the credentials go to ``registry.authenticator`` (the same checker behind the cred portal,
+and the credentials go to ``registry.authenticator`` (the one login path every protocol uses,
 with its throttle and credential cache).
 """
 

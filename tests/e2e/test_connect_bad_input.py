@@ -189,7 +189,7 @@ def _sfu_workers(daemon_pid: int) -> list[int]:
 
 def test_a_killed_sfu_worker_is_restarted_and_the_room_renegotiates(daemon):
     pytest.importorskip("aiortc", reason="aiortc (the connect extra) is needed for the SFU")
-    from tau.connect.client import CallClient
+    from tau.client.call import CallClient
 
     call_id = new_call(daemon, "bob", "carol")
 

@@ -12,7 +12,7 @@ from zope.interface import Interface
 
 from tau.auth import accounts
 from tau.auth.portal import BearerToken, IAccount, UsernamePasswordFrom
-from tau.testing.harness import add_user, resolve
+from tests.support.harness import add_user, resolve
 
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"
 OTHER_HASH = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$1hG5jPfbyJ9cI7OtvL5hdQ"  # of some other password

@@ -8,7 +8,7 @@ import base64
 import pytest
 from twisted.logger import globalLogPublisher
 
-from tau.mail.imap.testing import IMAPEnv
+from tests.support.imap import IMAPEnv
 
 ALICE = "alice@example.test"
 

@@ -321,7 +321,7 @@ def _validate(config: Config) -> None:
     if redis and url.startswith("sqlite:"):
         raise config.error("redis", "url", "Redis means several nodes, and SQLite serves one node only; "
                            "use PostgreSQL or leave [redis] url empty")
-    from tau.endpoints import validate_endpoint
+    from tau.net.endpoints import validate_endpoint
 
     for name in LISTENERS:
         desc = config.get("listen", name)

@@ -208,7 +208,7 @@ class Registry:
 
     @component
     def tls(self) -> Any:
-        from tau.tls import load_tls
+        from tau.net.tls import load_tls
 
         tls = self.config["tls"]
         return load_tls(self.config.data_path(tls["certificate"]), self.config.data_path(tls["private_key"]))

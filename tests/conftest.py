@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tau.testing.databases import FreshDatabases, PostgresDatabase, engines, sqlite_url
+from tests.support.databases import FreshDatabases, PostgresDatabase, engines, sqlite_url
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def registry(tmp_path: Path, db_url: str):
-    from tau.testing.harness import make_registry
+    from tests.support.harness import make_registry
 
     reg = make_registry(tmp_path / "tau", db_url)
     yield reg

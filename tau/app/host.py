@@ -10,7 +10,7 @@ from twisted.application.service import IService, MultiService
 
 from tau.app.connlimit import FAMILIES, CappedFactory, ConnectionCaps
 from tau.config import LISTENERS
-from tau.endpoints import is_tau_tls, listen_endpoint, wrap_factory
+from tau.net.endpoints import is_tau_tls, listen_endpoint, wrap_factory
 
 
 class AppHost:

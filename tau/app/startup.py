@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from tau.config import ConfigError
-from tau.endpoints import is_tau_tls
 from tau.keys import SecretError
+from tau.net.endpoints import is_tau_tls
 from tau.storage.database import SyncDatabase
 from tau.storage.engines.base import DatabaseUnavailable
 from tau.storage.migrate import SchemaTooNew, migrate
@@ -40,7 +40,7 @@ def prepare(registry: Any) -> list[str]:
     if applied:
         notes.append("applied schema deltas: " + ", ".join(f"{d.version:04d}_{d.name}" for d in applied))
     if any(is_tau_tls(config.get("listen", k) or "") for k in config["listen"]) or _uses_starttls(config):
-        from tau.tls import TLSConfigError
+        from tau.net.tls import TLSConfigError
 
         try:
             _ = registry.tls  # loads and checks the certificate before any port binds

@@ -72,7 +72,7 @@ class TauService(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        from tau.tls import install_sighup_reload
+        from tau.net.tls import install_sighup_reload
 
         self._uninstall_sighup = install_sighup_reload(self.registry.reactor, [self.reload])
         # everything built at start-up (modules, registry, routes) lives as long as the process:

@@ -12,21 +12,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from defusedxml.ElementTree import fromstring
-
-from tau.calendar import ical
+from tau.calendar import freebusy, ical, reports
+from tau.calendar.calprops import ICAL, NS_C, c_name, column_updates, components_of, mkcol_calendar, set_props
 from tau.calendar.davtree import C, CalendarCollection, CalendarObject, Home, Principal
+from tau.dav.context import DavContext, DavResponse
 from tau.dav.errors import DavError
 from tau.dav.properties import LiveProperty, PropContext, PropertyRegistry
 from tau.dav.resource import Resource
-from tau.dav.xml import dav, element_to_xml
+from tau.dav.xml import dav
 
 if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse, DavServer
+    from tau.dav.server import DavServer
 
 CS = "{http://calendarserver.org/ns/}"
-ICAL = "{http://apple.com/ns/ical/}"
-NS_C = "urn:ietf:params:xml:ns:caldav"
 
 
 def _href(path: str) -> str:
@@ -182,95 +180,10 @@ def properties(registry: PropertyRegistry) -> None:
         registry.register(prop)
 
 
-# -- writable properties and MKCALENDAR ----------------------------------------------------------
-
-_COLUMNS = {dav("displayname"): "display_name", "{" + NS_C + "}calendar-description": "description",
-            "{" + NS_C + "}calendar-timezone": "timezone", ICAL + "calendar-color": "color",
-            ICAL + "calendar-order": "sort_order"}
-
-
-def _text_of(xml: str) -> str:
-    try:
-        return (fromstring(xml, forbid_dtd=True, forbid_entities=True).text or "").strip()
-    except Exception:
-        return ""
-
-
-def column_updates(to_set: dict[str, str], remove: list[str]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """Split a PROPPATCH/MKCALENDAR into column updates and dead properties."""
-    columns: dict[str, Any] = {}
-    dead: dict[str, str] = {}
-    for name, xml in to_set.items():
-        column = _COLUMNS.get(name)
-        if column is None:
-            if name not in (c_name("supported-calendar-component-set"), dav("resourcetype")):
-                dead[name] = xml
-            continue
-        value: Any = _text_of(xml)[:64 * 1024]
-        if column == "sort_order":
-            value = int(value) if value.lstrip("-").isdigit() and len(value) < 12 else None
-        elif column == "timezone" and value:
-            try:
-                ical.parse_calendar(value)
-            except ical.InvalidObject:
-                raise DavError(403, "calendar-timezone is not a VCALENDAR", "<x:valid-calendar-data xmlns:x="
-                               f'"{NS_C}"/>')
-        columns[column] = value
-    gone = []
-    for name in remove:
-        column = _COLUMNS.get(name)
-        if column is None:
-            gone.append(name)
-        else:
-            columns[column] = None if column == "sort_order" else ""
-    return columns, dead, gone
-
-
-def c_name(local: str) -> str:
-    return "{" + NS_C + "}" + local
-
-
-def components_of(props: dict[str, str]) -> tuple[str, ...]:
-    xml = props.get(c_name("supported-calendar-component-set"))
-    if not xml:
-        return ()
-    try:
-        root = fromstring(xml, forbid_dtd=True, forbid_entities=True)
-    except Exception:
-        raise DavError(400, "malformed supported-calendar-component-set")
-    names = tuple(dict.fromkeys((e.get("name") or "").upper() for e in root if e.tag == c_name("comp")))
-    if not names or any(n not in ical.COMPONENTS for n in names):
-        raise DavError(403, "unsupported component set", f'<x:supported-calendar-component xmlns:x="{NS_C}"/>')
-    return names
-
-
-def _set_props(root: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for instruction in root:
-        if instruction.tag != dav("set"):
-            continue
-        for prop in instruction:
-            if prop.tag == dav("prop"):
-                for elem in prop:
-                    out[elem.tag] = element_to_xml(elem)
-    return out
-
-
-async def mkcol_calendar(home: Home, name: str, body: Any) -> Resource:
-    """RFC 5689 §3: ``DAV:mkcol`` whose resourcetype includes ``C:calendar``."""
-    if body.tag != dav("mkcol"):
-        raise DavError(415, "MKCOL body not understood")
-    props = _set_props(body)
-    rtype = props.pop(dav("resourcetype"), "")
-    if "calendar" not in rtype or NS_C not in rtype:
-        raise DavError(403, "only calendars can be created here", "<D:valid-resourcetype/>")
-    return await home.make_calendar(name, props)
-
+# -- MKCALENDAR ---------------------------------------------------------------------------------
 
 async def handle_mkcalendar(ctx: DavContext) -> DavResponse:
     """MKCALENDAR (RFC 4791 §5.3.1)."""
-    from tau.dav.server import DavResponse
-
     resolved = ctx.resolved
     if resolved.resource is not None:
         raise DavError(405, "a resource exists at this URL", "<D:resource-must-be-null/>",
@@ -283,7 +196,7 @@ async def handle_mkcalendar(ctx: DavContext) -> DavResponse:
     if root is not None:
         if root.tag != c_name("mkcalendar"):
             raise DavError(400, "expected C:mkcalendar")
-        props = _set_props(root)
+        props = set_props(root)
     ctx.check_write(resolved.lock_key, member_of=resolved.lock_key[:-1])
     await resolved.parent.make_calendar(resolved.segments[-1], props)
     return DavResponse(201, b"", None, {"Location": ctx.href(resolved.segments, True), "Cache-Control": "no-cache"})
@@ -291,8 +204,6 @@ async def handle_mkcalendar(ctx: DavContext) -> DavResponse:
 
 def register(server: DavServer) -> None:
     """Everything CalDAV adds to a DavServer."""
-    from tau.calendar import freebusy, reports
-
     properties(server.properties)
     server.add_method("MKCALENDAR", handle_mkcalendar)
     server.add_method("POST", freebusy.handle_post)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from tau.calendar import ical, store
+from tau.calendar.calprops import column_updates, components_of, mkcol_calendar
 from tau.calendar.domain import Calendars, Owner
 from tau.calendar.ical import InvalidObject
 from tau.calendar.objects import ObjectRow
@@ -207,8 +208,6 @@ class CalendarCollection(Collection):
         return self._props
 
     async def patch_properties(self, set_props: dict[str, str], remove: list[str]) -> None:
-        from tau.calendar.caldav import column_updates
-
         if not self.writable:
             raise READ_ONLY
         columns, dead_set, dead_remove = column_updates(set_props, remove)
@@ -256,15 +255,11 @@ class Home(Collection):
 
     async def create_collection(self, name: str, body: Any = None) -> Resource:
         """Extended MKCOL (RFC 5689) with a ``C:calendar`` resourcetype makes a calendar."""
-        from tau.calendar.caldav import mkcol_calendar
-
         if body is None:
             raise DavError(403, "only calendars can be created here (use MKCALENDAR)")
         return await mkcol_calendar(self, name, body)
 
     async def make_calendar(self, name: str, props: dict[str, str]) -> Resource:
-        from tau.calendar.caldav import column_updates, components_of
-
         columns, dead, _ = column_updates(props, [])
         comps = components_of(props)
         try:

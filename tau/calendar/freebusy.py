@@ -11,16 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.sax.saxutils import escape
 
 from tau.calendar import ical, objects, recurrence
 from tau.calendar.davtree import Fixed
 from tau.calendar.store import CalendarRow
+from tau.dav.context import DavContext, DavResponse
 from tau.dav.errors import DavError
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 NS_C = "urn:ietf:params:xml:ns:caldav"
 MAX_WINDOW = 5 * 366 * 86400
@@ -117,7 +115,6 @@ def _address(value: Any) -> str:
 async def handle_post(ctx: DavContext) -> DavResponse:
     """RFC 6638 §5: POST a VFREEBUSY request to your own outbox; one response per attendee."""
     from tau.calendar.domain import Owner
-    from tau.dav.server import DavResponse
 
     resource = ctx.resource
     me = ctx.user.address.lower()

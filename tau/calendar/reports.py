@@ -9,7 +9,7 @@ The principal reports (RFC 3744 §9) are answered minimally, for clients that pr
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from tau.calendar import caldata, filters, objects, recurrence
@@ -19,12 +19,10 @@ from tau.calendar.filters import FilterError
 from tau.calendar.ical import InvalidObject
 from tau.calendar.objects import ObjectRow
 from tau.dav import paths
+from tau.dav.context import MULTISTATUS, DavContext, DavResponse
 from tau.dav.errors import DavError
 from tau.dav.propfind import PropRequest, parse_prop_request, propstats
 from tau.dav.xml import Multistatus, dav, prop_element, text
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 NS_C = "urn:ietf:params:xml:ns:caldav"
 DATA = C + "calendar-data"
@@ -116,8 +114,6 @@ def _render_all(rows: list[ObjectRow], data: DataRequest, offset: int) -> dict[i
 
 async def calendar_query(ctx: DavContext, root: Any) -> DavResponse:
     """RFC 4791 §7.8."""
-    from tau.dav.server import MULTISTATUS, DavResponse
-
     resource = ctx.resource
     req, data = _props(root)
     try:
@@ -159,8 +155,6 @@ def _match_one(row: ObjectRow, cf: filters.CompFilter | None, offset: int) -> bo
 
 async def calendar_multiget(ctx: DavContext, root: Any) -> DavResponse:
     """RFC 4791 §7.9: hrefs of this calendar in one query; others resolved one by one."""
-    from tau.dav.server import MULTISTATUS, DavResponse
-
     resource = ctx.resource
     req, data = _props(root)
     hrefs = [(h.text or "").strip() for h in root.findall(dav("href"))]
@@ -195,7 +189,6 @@ async def calendar_multiget(ctx: DavContext, root: Any) -> DavResponse:
 async def free_busy_query(ctx: DavContext, root: Any) -> DavResponse:
     """RFC 4791 §7.10: a VFREEBUSY for the calendar over the time-range (200 text/calendar)."""
     from tau.calendar import freebusy
-    from tau.dav.server import DavResponse
 
     resource = ctx.resource
     if not isinstance(resource, CalendarCollection):
@@ -215,8 +208,6 @@ async def free_busy_query(ctx: DavContext, root: Any) -> DavResponse:
 
 async def principal_search(ctx: DavContext, root: Any) -> DavResponse:
     """RFC 3744 §9.4, minimally: the caller's own principal when it matches."""
-    from tau.dav.server import MULTISTATUS, DavResponse
-
     terms = [(m.text or "").lower() for m in root.iter(dav("match"))]
     me = ctx.user.address.lower()
     ms = Multistatus()
@@ -232,8 +223,6 @@ async def principal_search(ctx: DavContext, root: Any) -> DavResponse:
 
 
 async def principal_search_set(ctx: DavContext, root: Any) -> DavResponse:
-    from tau.dav.server import DavResponse
-
     body = ('<?xml version="1.0" encoding="utf-8"?>\n<D:principal-search-property-set xmlns:D="DAV:">'
             "<D:principal-search-property><D:prop><D:displayname/></D:prop>"
             "<D:description>Display name</D:description></D:principal-search-property>"
@@ -243,8 +232,6 @@ async def principal_search_set(ctx: DavContext, root: Any) -> DavResponse:
 
 async def expand_property(ctx: DavContext, root: Any) -> DavResponse:
     """RFC 3253 §3.8, without expansion: the named properties of the resource itself."""
-    from tau.dav.server import MULTISTATUS, DavResponse
-
     resource = ctx.resource
     assert resource is not None
     names = [p.get("name") for p in root.iter(dav("property"))]

@@ -127,7 +127,7 @@ def _blobs(config: Config, report: Report) -> None:
 
 
 def _tls(config: Config, report: Report) -> None:
-    from tau.tls import TLSConfigError, load_tls
+    from tau.net.tls import TLSConfigError, load_tls
 
     cert = config.data_path(config.get("tls", "certificate"))
     key = config.data_path(config.get("tls", "private_key"))

@@ -164,7 +164,7 @@ def _tls(config: Config, hostname: str) -> str:
             missing = key if cert.exists() else cert
             return f"{cert} (kept; {missing} is missing: `tau check` will fail until you add it)"
         return f"{cert} (kept)"
-    from tau.tls import make_self_signed
+    from tau.net.tls import make_self_signed
 
     make_self_signed(hostname, cert, key)  # creates tls/ (0700), key 0600, never overwrites
     return f"{cert} (new, self-signed for {hostname})"

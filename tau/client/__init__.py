@@ -23,7 +23,8 @@ Example::
 ``Client.login(..., state_path=PATH)`` keeps the device's keys and sessions in ``PATH``
 (mode 0600) and ``Client.from_file(PATH)`` resumes it; ``tau chat`` is built that way.
 Lower layers: ``tau.client.rest.Rest`` (REST calls, blocking) and ``tau.client.ws.Socket``
-(JSON WebSocket on autobahn asyncio).
+(JSON WebSocket on autobahn asyncio). ``tau.client.call.CallClient`` joins calls with aiortc media
+(the ``connect`` extra); it is not imported here, so the rest works without aiortc.
 """
 
 from tau.client.device import DeviceState

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tau.messenger.socket import FrameError
+from tau.http.websocket import FrameError
 
 MAX_SDP = 64 * 1024
 MAX_CANDIDATE = 1024

@@ -15,7 +15,7 @@ from tau.connect.calls import Calls, NoMedia
 from tau.connect.hub import SignalHub
 from tau.connect.sfu import supervisor
 from tau.connect.signaling import SignalSocket
-from tau.messenger.socket import make_resource
+from tau.http.websocket import make_resource
 
 #: signaling frames are small; SDP is at most 64 KiB
 MAX_FRAME = 256 * 1024

@@ -27,7 +27,7 @@ from tau.connect import frames
 from tau.connect.calls import Calls, Identity, guest_identity
 from tau.connect.hub import SignalHub, ringing_frame
 from tau.connect.store import CallError
-from tau.messenger.socket import CLOSE_UNAUTHORIZED, FrameError, JsonSocket, TokenBucket
+from tau.http.websocket import CLOSE_UNAUTHORIZED, FrameError, JsonSocket, TokenBucket
 
 log = Logger()
 SFU = "sfu"

@@ -9,18 +9,12 @@ transaction, dead properties included, so there is no partial result to report.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from tau.dav import paths
+from tau.dav.context import DavContext, DavResponse
 from tau.dav.errors import DavError
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 
 async def handle(ctx: DavContext) -> DavResponse:
-    from tau.dav.server import DavResponse
-
     move = ctx.method == "MOVE"
     source = ctx.resolved
     resource = source.resource

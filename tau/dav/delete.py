@@ -7,18 +7,12 @@ Every lock at or below the resource and the depth-0 lock of its parent must be s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from tau.dav import conditions
+from tau.dav.context import DavContext, DavResponse
 from tau.dav.errors import DavError
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 
 async def handle(ctx: DavContext) -> DavResponse:
-    from tau.dav.server import DavResponse
-
     resolved = ctx.resolved
     resource = resolved.resource
     if resource is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
@@ -19,12 +19,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tau.dav import conditions
+from tau.dav.context import DavContext, DavResponse
 from tau.dav.errors import DavError
 from tau.http import usercontent
 from tau.http.pageheaders import page_headers
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 log = Logger()
 
@@ -211,8 +209,6 @@ def entity_headers(resource: Any) -> dict[str, str]:
 
 
 async def handle_get(ctx: DavContext) -> DavResponse | None:
-    from tau.dav.server import DavResponse
-
     resource = ctx.resource
     if resource is None:
         raise DavError(404, "no such resource")
@@ -246,8 +242,6 @@ async def handle_get(ctx: DavContext) -> DavResponse | None:
 
 async def _listing(ctx: DavContext) -> DavResponse:
     """A minimal HTML index so a browser pointed at a folder sees its contents (no script: strict CSP)."""
-    from tau.dav.server import DavResponse
-
     resource = ctx.resource
     rows = []
     for member in await resource.members():  # type: ignore[union-attr]

@@ -9,14 +9,10 @@ carries ``Lock-Token`` and the ``lockdiscovery`` of the new lock.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from tau.dav.context import MULTISTATUS, DavContext, DavResponse
 from tau.dav.errors import DavError
 from tau.dav.locks import lock_discovery, parse_timeout
 from tau.dav.xml import dav, element_to_xml
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 
 class _EmptyBody:
@@ -47,8 +43,6 @@ def _need_write(resource: object) -> None:
 
 
 async def handle_lock(ctx: DavContext) -> DavResponse:
-    from tau.dav.server import MULTISTATUS, DavResponse
-
     resolved = ctx.resolved
     timeout = parse_timeout(ctx.header("timeout"), ctx.server.max_lock_timeout)
     root = ctx.xml_body(dav("lockinfo"))
@@ -98,8 +92,6 @@ async def handle_lock(ctx: DavContext) -> DavResponse:
 
 
 async def handle_unlock(ctx: DavContext) -> DavResponse:
-    from tau.dav.server import DavResponse
-
     raw = (ctx.header("lock-token") or "").strip()
     if not (raw.startswith("<") and raw.endswith(">")):
         raise DavError(400, "UNLOCK needs a Lock-Token header")

@@ -6,17 +6,11 @@ Extended MKCOL bodies (RFC 5689) are handed to the parent collection, which may 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from tau.dav.context import DavContext, DavResponse
 from tau.dav.errors import DavError
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 
 async def handle(ctx: DavContext) -> DavResponse:
-    from tau.dav.server import DavResponse
-
     resolved = ctx.resolved
     if resolved.resource is not None:
         raise DavError(405, "a resource exists at this URL", headers={"Allow": ctx.server.allow()})

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tau.dav.context import MULTISTATUS, DavContext, DavResponse
 from tau.dav.errors import DavError
 from tau.dav.paths import encode_segment
 from tau.dav.properties import PropContext
 from tau.dav.resource import Resource
 from tau.dav.xml import Multistatus, dav, empty_element, prop_element
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 
 @dataclass
@@ -145,8 +143,6 @@ def _sync_propstats(plan: list[tuple[str, Any]], resource: Resource, pctx: PropC
 
 
 async def handle(ctx: DavContext) -> DavResponse:
-    from tau.dav.server import MULTISTATUS, DavResponse
-
     depth = ctx.depth("infinity")
     if depth == "infinity":
         raise DavError(403, "Depth: infinity is not supported", "<D:propfind-finite-depth/>")

@@ -8,20 +8,14 @@ Dependency. Values are kept as the complete property element (namespaces, mixed 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from tau.dav.context import MULTISTATUS, DavContext, DavResponse
 from tau.dav.errors import DavError
 from tau.dav.xml import Multistatus, dav, element_to_xml, empty_element
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 MAX_VALUE = 64 * 1024
 
 
 async def handle(ctx: DavContext) -> DavResponse:
-    from tau.dav.server import MULTISTATUS, DavResponse
-
     resource = ctx.resource
     if resource is None:
         raise DavError(404, "no such resource")

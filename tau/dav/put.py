@@ -10,18 +10,16 @@ refused or cut-off upload is aborted and leaves nothing behind.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from tau.dav import conditions
+from tau.dav.context import DavContext, DavResponse
 from tau.dav.errors import DavError
 
 BATCH = 1024 * 1024
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 
 class UploadBody:
@@ -141,8 +139,6 @@ class UploadBody:
 
 
 async def handle(ctx: DavContext) -> DavResponse:
-    from tau.dav.server import DavResponse
-
     resolved = ctx.resolved
     existing = resolved.resource
     if ctx.header("content-range") is not None:

@@ -8,15 +8,13 @@ not advertise in ``DAV:supported-report-set`` is 403 ``DAV:supported-report``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tau.dav.context import MULTISTATUS, DavContext, DavResponse
 from tau.dav.errors import DavError
 from tau.dav.propfind import PropRequest, propstats
 from tau.dav.resource import Collection
 from tau.dav.xml import Multistatus, dav, text
-
-if TYPE_CHECKING:
-    from tau.dav.server import DavContext, DavResponse
 
 ReportHandler = Callable[["DavContext", Any], Awaitable["DavResponse"]]
 
@@ -54,8 +52,6 @@ def _nresults(root: Any) -> int | None:
 
 async def sync_collection(ctx: DavContext, root: Any) -> DavResponse:
     """Members changed or removed since ``DAV:sync-token`` (empty: everything, RFC 6578 §3.4)."""
-    from tau.dav.server import MULTISTATUS, DavResponse
-
     collection = ctx.resource
     if not isinstance(collection, Collection):
         raise DavError(403, "sync-collection needs a collection", "<D:supported-report/>")

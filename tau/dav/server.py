@@ -10,8 +10,7 @@ bodies to storage and bounds every other body at ``xml.MAX_BODY``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -19,122 +18,20 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource as WebResource
 from twisted.web.server import NOT_DONE_YET
 
-from tau.dav import conditions, paths
+from tau.dav import conditions, copymove, delete, get, lockmethods, mkcol, paths, propfind, proppatch, put, reports
+from tau.dav.context import MULTISTATUS, DavContext, DavResponse, Handler
 from tau.dav.errors import DavError
-from tau.dav.locks import MAX_TIMEOUT, Key, Lock, LockSnapshot, LockStore, MemoryLockStore
+from tau.dav.locks import MAX_TIMEOUT, Key, LockSnapshot, LockStore, MemoryLockStore
 from tau.dav.properties import PropContext, PropertyRegistry, standard_properties
-from tau.dav.resource import DavProvider, Resolved, Resource
-from tau.dav.xml import MAX_BODY, parse_body
+from tau.dav.resource import DavProvider, Resolved
+from tau.dav.xml import MAX_BODY
 from tau.storage.budget import StatementTimeout
 from tau.storage.faults import RETRY_AFTER, is_unavailable
 
 log = Logger()
 
-
-@dataclass
-class DavResponse:
-    status: int
-    body: bytes = b""
-    content_type: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-MULTISTATUS = "application/xml; charset=utf-8"
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}  # never look at locks (unless an If header names tokens)
 DEEP_METHODS = {"DELETE", "COPY", "MOVE", "REPORT"}  # also need the locks below the request path
-Handler = Callable[["DavContext"], Awaitable["DavResponse | None"]]
-
-
-@dataclass
-class DavContext:
-    """One request being served: what the method modules work with."""
-
-    server: "DavServer"
-    request: Any
-    method: str
-    resolved: Resolved
-    trailing: bool
-    if_lists: list[conditions.IfList]
-    tokens: set[str]
-    locks: LockSnapshot
-    body_used: bool = False
-    #: other people's locks this request overrode (the tree owner's writes): removed on success
-    broken: list[Lock] = field(default_factory=list)
-
-    @property
-    def user(self) -> Any:
-        return self.request.user
-
-    @property
-    def principal(self) -> str:
-        return getattr(self.request.user, "address", "") or ""
-
-    @property
-    def resource(self) -> Resource | None:
-        return self.resolved.resource
-
-    @property
-    def provider(self) -> DavProvider:
-        return self.server.provider
-
-    def header(self, name: str) -> str | None:
-        value = self.request.getHeader(name.encode())
-        return None if value is None else value.decode("latin-1")
-
-    def href(self, segments: list[str], collection: bool = False) -> str:
-        return paths.encode_path(self.server.prefix + segments, collection)
-
-    def href_of(self, resolved: Resolved) -> str:
-        res = resolved.resource
-        return self.href(resolved.segments, bool(res is not None and res.is_collection))
-
-    def lock_href(self, key: tuple[str, ...]) -> str:
-        return self.server.key_href(key)
-
-    def pctx(self, segments: list[str], key: tuple[str, ...], collection: bool,
-             href: str | None = None) -> PropContext:
-        return PropContext(self.href(segments, collection) if href is None else href, key, self.locks,
-                           self.server.clock(), self.provider, self.user)
-
-    def read_body(self) -> bytes:
-        content = self.request.content
-        if getattr(content, "overflowed", False):
-            raise DavError(413, f"request body over {MAX_BODY} bytes")
-        content.seek(0)
-        return content.read()
-
-    def xml_body(self, expect: str | None = None) -> Any:
-        return parse_body(self.read_body(), expect)
-
-    def depth(self, default: str = "infinity", allowed: tuple[str, ...] = ("0", "1", "infinity")) -> str:
-        value = (self.header("depth") or default).strip().lower()
-        if value not in allowed:
-            raise DavError(400, f"Depth {value!r} not allowed for {self.method}")
-        return value
-
-    def check_write(self, key: tuple[str, ...], depth: bool = False, member_of: tuple[str, ...] | None = None) -> None:
-        """423 for a lock the request may not pass; locks the tree's owner overrides are broken
-        once the method succeeds (``DavServer._handle``)."""
-        broken = self.locks.check_write(key, self.tokens, self.principal, depth, member_of,
-                                        href=lambda lock: lock.href, overrides=self.overrides)
-        self.broken += [lock for lock in broken if lock not in self.broken]
-
-    def overrides(self, lock: Lock) -> bool:
-        """May this request break or remove ``lock``, held by someone else?
-
-        The owner of the tree the lock is in may: a share recipient's lock never locks the owner
-        out of her own files (as Nextcloud's and FileRun's owners "lock over" and unlock).
-        """
-        if lock.principal.lower() == self.principal.lower():
-            return False
-        owner = self.provider.lock_owner(lock.key)
-        return owner is not None and owner.lower() == self.principal.lower()
-
-    async def resolve_other(self, segments: list[str]) -> Resolved:
-        """Resolve another path (Destination, a tagged If list) and load the locks on and below it."""
-        resolved = await self.provider.resolve(self.user, segments)
-        self.locks.add(await self.server.lock_store.load([resolved.lock_key], [resolved.lock_key]))
-        return resolved
 
 
 class DavServer(WebResource):
@@ -146,8 +43,6 @@ class DavServer(WebResource):
                  properties: PropertyRegistry | None = None, locks: LockStore | None = None,
                  db: Any = None, max_lock_timeout: int = MAX_TIMEOUT) -> None:
         super().__init__()
-        from tau.dav import copymove, delete, get, lockmethods, mkcol, propfind, proppatch, put, reports
-
         self.provider = provider
         self.prefix = [s for s in prefix.split("/") if s]
         self.clock = clock

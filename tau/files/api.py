@@ -66,7 +66,7 @@ class FilesApi:
 
         One query against the shared lock store, so a lock taken on another node counts too. The
         owner of the tree is not held off by a lock someone else took through a share: her write
-        breaks it, as her DAV writes do (``tau.dav.server.DavContext.overrides``).
+        breaks it, as her DAV writes do (``tau.dav.context.DavContext.overrides``).
         """
         dav = self.registry._built.get("files_dav")
         if dav is None:

@@ -26,10 +26,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http, server
 
-from tau.app.slow import SlowSender
 from tau.http.errors import HttpError, error_body
 from tau.http.gate import Admission, BodyCap, EarlyAuth, HeldBody
 from tau.http.router import route_path
+from tau.net.slow import SlowSender
 from tau.storage.faults import RETRY_AFTER, is_unavailable
 
 log = Logger(namespace="tau.http.access")

@@ -7,11 +7,11 @@ from typing import Any
 from twisted.application.internet import TimerService
 from twisted.internet import defer
 
+from tau.http.websocket import make_resource
 from tau.messenger import api
 from tau.messenger.domain import Messenger
 from tau.messenger.hub import Hub
 from tau.messenger.presence import TTL
-from tau.messenger.socket import make_resource
 from tau.messenger.ws import MessagesSocket
 
 

@@ -20,10 +20,10 @@ from typing import Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from tau.http.websocket import FrameError, JsonSocket
 from tau.messenger.domain import MessengerError, id_list, int_id
 from tau.messenger.keys import LOW_PREKEYS, MAX_DEVICE_ID
 from tau.messenger.messages import DeviceMismatch
-from tau.messenger.socket import FrameError, JsonSocket
 
 log = Logger()
 PAGE = 500

@@ -12,8 +12,8 @@ from twisted.application.service import MultiService
 from tau.admin import service as admin_service
 from tau.app.host import AppHost
 from tau.http import service
-from tau.testing.harness import add_user, make_registry
-from tau.testing.http import FakeHttpClient, HttpResponse
+from tests.support.harness import add_user, make_registry
+from tests.support.http import FakeHttpClient, HttpResponse
 
 ALICE, BOB, PASSWORD = "alice@example.test", "bob@example.test", "secret-Pa55"
 

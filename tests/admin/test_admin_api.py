@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tau.testing.http import assert_json_error
+from tests.support.http import assert_json_error
 
 ENDPOINTS = [("GET", "/api/admin/users"), ("POST", "/api/admin/users"), ("GET", "/api/admin/domains"),
              ("GET", "/api/admin/aliases"), ("GET", "/api/admin/quotas"), ("GET", "/api/admin/queue"),

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tau.auth import oauth_clients
-from tau.testing.http import assert_json_error
+from tests.support.http import assert_json_error
 
 REDIRECT = "https://app.example.org/cb"
 ENDPOINTS = [("GET", "/api/admin/oauth/clients"), ("POST", "/api/admin/oauth/clients"),

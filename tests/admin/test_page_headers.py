@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tau.testing.http import HttpResponse
+from tests.support.http import HttpResponse
 
 REQUIRED = {"default-src": "'none'", "script-src": "'self'", "frame-ancestors": "'none'", "base-uri": "'none'",
             "form-action": "'self'"}

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tau.testing.harness import add_user, make_registry
-from tau.testing.http import HttpResponse, assert_json_error
+from tests.support.harness import add_user, make_registry
+from tests.support.http import HttpResponse, assert_json_error
 
 from .conftest import ALICE, BOB, PASSWORD, Admin
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tau.app.sdnotify import notify
-from tau.testing.daemon import TauDaemon
+from tests.support.daemon import TauDaemon
 
 
 class _Collector(threading.Thread):

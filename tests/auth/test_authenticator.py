@@ -11,7 +11,7 @@ from twisted.logger import capturedLogs
 from tau.auth import accounts, passwords
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 from tau.auth.throttle import PAIR_POLICY
-from tau.testing.harness import add_user, resolve
+from tests.support.harness import add_user, resolve
 
 ALICE, PASSWORD, IP = "alice@example.test", "secret-Pa55", "192.0.2.7"
 
@@ -125,7 +125,7 @@ def test_a_password_change_invalidates_the_cache_at_once(registry: Any, alice: A
 
 
 def test_a_zero_ttl_turns_the_cache_off(tmp_path: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tau.testing.harness import make_registry
+    from tests.support.harness import make_registry
 
     registry = make_registry(tmp_path / "nocache", db_url, auth={"credential_cache_ttl": "0"})
     add_user(registry, ALICE, PASSWORD)

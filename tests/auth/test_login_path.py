@@ -11,7 +11,7 @@ import pytest
 from tau.auth import accounts
 from tau.auth.authenticator import LoginFailed, TokenRefused
 from tau.auth.ldap import LdapDirectory
-from tau.testing.harness import add_user, make_registry, resolve
+from tests.support.harness import add_user, make_registry, resolve
 
 ROOT = Path(__file__).resolve().parents[2] / "tau"
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"

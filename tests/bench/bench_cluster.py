@@ -23,9 +23,11 @@ import threading
 import time
 from pathlib import Path
 
-from tau.client import Client
-from tau.testing.cluster import Cluster, MotoServer, RedisServer
-from tau.testing.databases import PostgresDatabase
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: tests.support
+
+from tau.client import Client  # noqa: E402
+from tests.support.cluster import Cluster, MotoServer, RedisServer  # noqa: E402
+from tests.support.databases import PostgresDatabase  # noqa: E402
 
 PASSWORD = "secret-Pa55"
 USERS = tuple(f"u{i}@example.test" for i in range(16)) + ("bob@example.test",)

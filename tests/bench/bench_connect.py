@@ -28,8 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tau.client.ws import Socket
-from tau.testing.daemon import TauDaemon
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: tests.support
+
+from tau.client.ws import Socket  # noqa: E402
+from tests.support.daemon import TauDaemon  # noqa: E402
 
 USERS = [f"u{i}@example.test" for i in range(5)]
 

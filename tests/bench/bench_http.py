@@ -229,7 +229,7 @@ def main() -> int:
     users = [(f"nobody{n}@example.test", "wrong-password") for n in range(args.logins)]
     if args.start:
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        from tau.testing.daemon import TauDaemon
+        from tests.support.daemon import TauDaemon
 
         daemon = TauDaemon(Path(tempfile.mkdtemp(prefix="tau-bench-")), database_url=args.database_url,
                            listeners=("http",), env={"TAU_LIMITS_REQUESTS_PER_MINUTE_IP": "0",

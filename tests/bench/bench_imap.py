@@ -257,7 +257,7 @@ def main() -> None:
         run(args, None)
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tau.testing.daemon import TauDaemon
+    from tests.support.daemon import TauDaemon
 
     d = TauDaemon(Path(tempfile.mkdtemp(prefix="tau-bench-")), database_url=args.database_url,
                   listeners=("imap", "http")).init()

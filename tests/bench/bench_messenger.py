@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tau.client import DeviceState, Rest, Socket  # noqa: E402
-from tau.testing.daemon import TauDaemon  # noqa: E402
+from tests.support.daemon import TauDaemon  # noqa: E402
 
 PASSWORD = "secret-Pa55"
 CIPHERTEXT = base64.b64encode(os.urandom(256)).decode()
@@ -163,7 +163,7 @@ def main() -> None:
     pg = None
     url = None
     if args.engine == "postgres":
-        from tau.testing.databases import PostgresDatabase
+        from tests.support.databases import PostgresDatabase
 
         pg = PostgresDatabase("tau_bench")
         url = pg.url

@@ -20,9 +20,11 @@ import threading
 import time
 from pathlib import Path
 
-from tau.mail.outbound.testing import RemotePeer
-from tau.mail.smtp.testing import DaemonStore
-from tau.testing.daemon import TauDaemon
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: tests.support
+
+from tests.support.daemon import TauDaemon  # noqa: E402
+from tests.support.outbound import RemotePeer  # noqa: E402
+from tests.support.smtp import DaemonStore  # noqa: E402
 
 ALICE = "alice@example.test"
 BODY = ("x" * 76 + "\r\n") * 128                      # ~10 KB
@@ -133,7 +135,7 @@ def main() -> int:
     url = None
     pg = None
     if args.engine == "postgres":
-        from tau.testing.databases import PostgresDatabase
+        from tests.support.databases import PostgresDatabase
 
         pg = PostgresDatabase("tau_bench")
         url = pg.url

@@ -113,7 +113,7 @@ async def run(host: str, port: int, messages: int, connections: int, size: int, 
 
 def stored_count(daemon: object, user: str) -> int:
     """Messages in ``user``'s INBOX, read through the store of the daemon's data dir."""
-    from tau.mail.smtp.testing import DaemonStore
+    from tests.support.smtp import DaemonStore
 
     store = DaemonStore(daemon)
     try:
@@ -124,7 +124,7 @@ def stored_count(daemon: object, user: str) -> int:
 
 def start_daemon(folder: Path, database_url: str | None) -> object:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from tau.testing.daemon import TauDaemon
+    from tests.support.daemon import TauDaemon
 
     daemon = TauDaemon(folder, database_url=database_url, listeners=("smtp", "http"))
     daemon.init()

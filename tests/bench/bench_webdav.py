@@ -163,7 +163,7 @@ def main() -> None:
     daemon = None
     if args.start:
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-        from tau.testing.daemon import TauDaemon
+        from tests.support.daemon import TauDaemon
 
         daemon = TauDaemon(Path(tempfile.mkdtemp(prefix="tau-bench-")), listeners=("http",),
                            extra={"TAU_LIMITS_REQUESTS_PER_MINUTE_IP": "0",

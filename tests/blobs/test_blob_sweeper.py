@@ -18,7 +18,7 @@ from tau.blobs import orphans
 from tau.blobs.sweeper import BlobSweeper
 from tau.files.blobrefs import BlobMissing, ref_blob
 from tau.mail.store import MailStore
-from tau.testing.harness import make_registry, resolve
+from tests.support.harness import make_registry, resolve
 
 ALICE = "alice@example.test"
 GRACE = 3600.0

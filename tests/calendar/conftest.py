@@ -1,4 +1,4 @@
-"""In-process TauCalendar for tests/calendar (helpers live in ``tau.calendar.testing``)."""
+"""In-process TauCalendar for tests/calendar (helpers live in ``tests.support.calendars``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tau.calendar.testing import make_cal
+from tests.support.calendars import make_cal
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tau.calendar.testing import ALICE, BOB, ics
+from tests.support.calendars import ALICE, BOB, ics
 
 QUERY = ('<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
          '<C:calendar-data/></D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'

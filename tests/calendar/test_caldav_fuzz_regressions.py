@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tau.calendar.testing import ics
-from tau.testing.http import assert_json_error
+from tests.support.calendars import ics
+from tests.support.http import assert_json_error
 
 EXPAND = ('<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'
           '<C:calendar-data><C:expand start="20240101T000000Z" end="20240201T000000Z"/></C:calendar-data>'

@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from tau.calendar.testing import ALICE, C_NS, ics
+from tests.support.calendars import ALICE, C_NS, ics
 
 D = "{DAV:}"
 C = "{" + C_NS + "}"

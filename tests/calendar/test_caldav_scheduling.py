@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tau.calendar.testing import ALICE, BOB, ics
 from tau.mail.store import queue
-from tau.testing.harness import resolve
+from tests.support.calendars import ALICE, BOB, ics
+from tests.support.harness import resolve
 
 CAROL = "carol@remote.test"
 INVITE = (f"ORGANIZER;CN=Alice:mailto:{ALICE}\nATTENDEE;PARTSTAT=ACCEPTED:mailto:{ALICE}\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tau.calendar.testing import ALICE, BOB, ics
+from tests.support.calendars import ALICE, BOB, ics
 
 INFO = ('<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/>'
         "</D:locktype><D:owner>bob</D:owner></D:lockinfo>")

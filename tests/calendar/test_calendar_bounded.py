@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tau.calendar import ical, objects, recurrence, store
-from tau.calendar.testing import ALICE, ics
+from tests.support.calendars import ALICE, ics
 
 ALARMS = 300   # unbounded, each alarm's time-range test walked 50,000 occurrences (~0.45 s)
 ALARM_QUERY = ('<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/>'

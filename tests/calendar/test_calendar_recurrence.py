@@ -9,7 +9,7 @@ import pytest
 
 from tau.calendar import recurrence
 from tau.calendar.ical import InvalidObject, parse_object
-from tau.calendar.testing import ics
+from tests.support.calendars import ics
 
 
 def utc(text: str) -> int:
@@ -110,7 +110,7 @@ def test_invalid_objects_name_their_precondition(text: str, condition: str) -> N
 
 def test_the_index_horizon_is_extended_by_maintenance(cal) -> None:  # type: ignore[no-untyped-def]
     from tau.calendar import maintenance, objects
-    from tau.testing.harness import resolve
+    from tests.support.harness import resolve
 
     assert cal.put("calendar/birthday.ics", ics("bday", start=";VALUE=DATE:20000301", end="",
                                                 extra="RRULE:FREQ=YEARLY")).status == 201

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tau.calendar.testing import ALICE, ics
-from tau.testing.http import assert_json_error
+from tests.support.calendars import ALICE, ics
+from tests.support.http import assert_json_error
 
 JUNE = "from=2024-06-01T00:00:00Z&to=2024-07-01T00:00:00Z"
 

@@ -10,8 +10,8 @@ import pytest
 
 from tau.auth import sendas
 from tau.calendar.imip import sender_trusted
-from tau.calendar.testing import ALICE, BOB, CAROL, PASSWORD, ics
-from tau.mail.smtp.testing import Client, mailbox_messages, make_factory
+from tests.support.calendars import ALICE, BOB, CAROL, PASSWORD, ics
+from tests.support.smtp import Client, mailbox_messages, make_factory
 
 INVITE = (f"ORGANIZER;CN=Alice:mailto:{ALICE}\nATTENDEE;PARTSTAT=ACCEPTED:mailto:{ALICE}\n"
           f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{CAROL}")

@@ -15,7 +15,7 @@ from twisted.internet.testing import MemoryReactorClock
 from tau.bus import events
 from tau.bus.redis import RedisBus, encode
 from tau.config import ConfigError, load_config
-from tau.testing.cluster import RedisServer
+from tests.support.cluster import RedisServer
 
 
 def _bus(url: str = "redis://127.0.0.1:6379/7") -> RedisBus:

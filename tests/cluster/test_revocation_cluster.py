@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 import pytest
 
 from tau.client import Closed, Socket
-from tau.testing.cluster import Cluster, RedisServer
-from tau.testing.databases import PostgresDatabase, postgres_available
+from tests.support.cluster import Cluster, RedisServer
+from tests.support.databases import PostgresDatabase, postgres_available
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "secret-Pa55"

@@ -9,8 +9,8 @@ import pytest
 
 from tau.auth.scopes import FULL as FULL_SCOPE
 from tau.http.service import HttpHost
-from tau.testing.harness import add_user
-from tau.testing.http import FakeHttpClient
+from tests.support.harness import add_user
+from tests.support.http import FakeHttpClient
 
 
 @dataclass

@@ -6,8 +6,8 @@ import pytest
 
 from tau.connect.calls import Identity
 from tau.connect.store import CallError
-from tau.testing.harness import resolve
-from tau.testing.http import assert_json_error
+from tests.support.harness import resolve
+from tests.support.http import assert_json_error
 
 
 def who(app, name: str) -> Identity:

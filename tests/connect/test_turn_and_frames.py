@@ -13,7 +13,7 @@ from tau.bus import LocalBus
 from tau.connect import frames
 from tau.connect.hub import SignalHub
 from tau.connect.turn import TurnConfig, credentials
-from tau.messenger.socket import FrameError
+from tau.http.websocket import FrameError
 
 SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
 

@@ -22,7 +22,7 @@ from tau.registry import Registry, RegistryCycle, component
 from tau.storage.database import SyncDatabase
 from tau.storage.engines import create_engine
 from tau.storage.migrate import code_version, schema_status
-from tau.testing.harness import write_config
+from tests.support.harness import write_config
 
 
 def registry_for(folder: Path, db_url: str, **sections: dict[str, str]) -> Registry:
@@ -162,7 +162,7 @@ def test_plugins_are_discovered_in_install_order_with_the_http_core_early() -> N
 
 
 def test_the_root_starts_the_database_first_and_stops_listeners_first(tmp_path: Path) -> None:
-    from tau.testing.harness import make_registry
+    from tests.support.harness import make_registry
 
     registry = make_registry(tmp_path, f"sqlite:///{tmp_path}/tau.db", listen={"http": "tcp:0:interface=127.0.0.1"})
     root = build_root(registry)
@@ -176,7 +176,7 @@ def test_stopping_the_root_drains_between_listeners_and_the_database(tmp_path: P
     """Listeners stop accepting, requests in flight finish, then background work, then the pool."""
     from twisted.internet import defer
 
-    from tau.testing.harness import make_registry, resolve
+    from tests.support.harness import make_registry, resolve
 
     registry = make_registry(tmp_path, f"sqlite:///{tmp_path}/tau.db")
     root = build_root(registry)
@@ -204,7 +204,7 @@ def test_stopping_the_root_drains_between_listeners_and_the_database(tmp_path: P
 
 
 def test_the_root_makes_twistd_log_json_lines(tmp_path: Path) -> None:
-    from tau.testing.harness import make_registry
+    from tests.support.harness import make_registry
 
     registry = make_registry(tmp_path, f"sqlite:///{tmp_path}/tau.db")
     application = Application("tau")

@@ -19,7 +19,7 @@ from tau.dav.lockdb import delete_within, insert_lock, key_text, select_locks, t
 from tau.dav.locks import Lock
 from tau.storage.database import SyncDatabase
 from tau.storage.engines import create_engine
-from tau.testing.harness import add_user, make_registry
+from tests.support.harness import add_user, make_registry
 
 from .conftest import ALICE, BOB, PASSWORD, _mod
 
@@ -34,7 +34,7 @@ class Node(_mod.Cloud):  # type: ignore[misc, name-defined]
     def __init__(self, registry: Any, first: bool) -> None:
         from tau.files import service as files_service
         from tau.http import service as http_service
-        from tau.testing.http import FakeHttpClient
+        from tests.support.http import FakeHttpClient
 
         self.registry = registry
         host = _mod.Host(registry)

@@ -55,7 +55,7 @@ def test_deeply_nested_calendar_property_is_400_not_500(cal_env) -> None:
 
 @pytest.fixture
 def cal_env(tmp_path, db_url):
-    from tau.calendar.testing import make_cal
+    from tests.support.calendars import make_cal
 
     c = make_cal(tmp_path / "cal", db_url)
     yield c

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tau.testing.harness import add_user, make_registry
+from tests.support.harness import add_user, make_registry
 
 from .conftest import ALICE, BOB, PASSWORD, _mod
 

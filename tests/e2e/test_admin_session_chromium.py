@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tau.client.ws import Socket
-from tau.testing.daemon import TauDaemon
+from tests.support.daemon import TauDaemon
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

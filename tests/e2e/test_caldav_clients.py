@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
 
 caldav = pytest.importorskip("caldav")
 pytestmark = pytest.mark.e2e

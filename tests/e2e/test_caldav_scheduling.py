@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
 
 caldav = pytest.importorskip("caldav")
 pytestmark = pytest.mark.e2e
@@ -39,7 +39,7 @@ END:VCALENDAR
 
 @pytest.fixture(scope="module", params=engines())
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from tau.mail.smtp.testing import DaemonStore
+    from tests.support.smtp import DaemonStore
 
     folder = tmp_path_factory.mktemp(f"sched-{request.param}")
     url = None
@@ -49,7 +49,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         url = pg.url
     peer = None
     try:
-        from tau.mail.outbound.testing import RemotePeer
+        from tests.support.outbound import RemotePeer
 
         zone = {"remote.test": [["MX", 10, "mx.remote.test"], ["TXT", "v=spf1 ip4:127.0.0.0/8 -all"]],
                 "mx.remote.test": [["A", "127.0.0.1"]]}

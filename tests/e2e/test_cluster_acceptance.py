@@ -24,9 +24,9 @@ import pytest
 
 from tau.client import Client
 from tau.client.ws import Socket
-from tau.testing.cluster import Cluster, MotoServer, RedisServer
-from tau.testing.daemon import TauDaemon, tool
-from tau.testing.databases import PostgresDatabase, postgres_available
+from tests.support.cluster import Cluster, MotoServer, RedisServer
+from tests.support.daemon import TauDaemon, tool
+from tests.support.databases import PostgresDatabase, postgres_available
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "secret-Pa55"
@@ -39,7 +39,7 @@ SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if not postgres_available() or not RedisServer.available() or MotoServer.binary() is None:
         pytest.skip("needs PostgreSQL, redis-server and moto_server")
-    from tau.mail.outbound.testing import RemotePeer
+    from tests.support.outbound import RemotePeer
 
     folder = tmp_path_factory.mktemp("cluster")
     pg = PostgresDatabase("tau_cluster")

@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from tau.testing.daemon import TauDaemon, free_port
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon, free_port
+from tests.support.databases import engines
 
 pytest.importorskip("aiortc", reason="aiortc (the connect extra) is needed for media tests")
+from tau.client.call import CallClient  # noqa: E402
 from tau.client.ws import Closed, Socket  # noqa: E402
-from tau.connect.client import CallClient  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 USERS = ("alice", "bob", "carol", "mallory")

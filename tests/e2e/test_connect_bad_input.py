@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tau.client.ws import Closed, Socket
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
 
 pytestmark = pytest.mark.e2e
 USERS = ("alice", "bob", "carol")
@@ -189,7 +189,7 @@ def _sfu_workers(daemon_pid: int) -> list[int]:
 
 def test_a_killed_sfu_worker_is_restarted_and_the_room_renegotiates(daemon):
     pytest.importorskip("aiortc", reason="aiortc (the connect extra) is needed for the SFU")
-    from tau.connect.client import CallClient
+    from tau.client.call import CallClient
 
     call_id = new_call(daemon, "bob", "carol")
 

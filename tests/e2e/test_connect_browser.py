@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tau.client.ws import Socket
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tau.testing.daemon import TauDaemon
+from tests.support.daemon import TauDaemon
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import PostgresDatabase, engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import PostgresDatabase, engines
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import PostgresDatabase, postgres_available
+from tests.support.daemon import TauDaemon
+from tests.support.databases import PostgresDatabase, postgres_available
 
 pytestmark = pytest.mark.e2e
 REDIS_DB = 11

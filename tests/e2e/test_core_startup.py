@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tau.testing.daemon import TauDaemon, tool
+from tests.support.daemon import TauDaemon, tool
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tau.mail.smtp.testing import DaemonStore
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
+from tests.support.smtp import DaemonStore
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tau.testing.daemon import TauDaemon
+from tests.support.daemon import TauDaemon
 
 pytestmark = pytest.mark.e2e
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from tau.client import ApiError, Closed, DeviceState, Rest, Socket
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "secret-Pa55"

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tau.testing import slapd as slapd_mod
-from tau.testing.daemon import TauDaemon
+from tests.support import slapd as slapd_mod
+from tests.support.daemon import TauDaemon
 
 pytestmark = pytest.mark.e2e
 

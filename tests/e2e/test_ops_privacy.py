@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tau.testing.daemon import TauDaemon
+from tests.support.daemon import TauDaemon
 
 pytestmark = pytest.mark.e2e
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
-from tau.testing.tcpproxy import TcpProxy
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
+from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 ALICE, BOB, PASSWORD = "alice@example.test", "bob@example.test", "secret-Pa55"

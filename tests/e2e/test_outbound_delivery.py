@@ -18,10 +18,10 @@ import time
 import dkim
 import pytest
 
-from tau.mail.outbound.testing import RemotePeer, make_tls
-from tau.mail.smtp.testing import DaemonStore
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
+from tests.support.outbound import RemotePeer, make_tls
+from tests.support.smtp import DaemonStore
 
 pytestmark = pytest.mark.e2e
 ALICE, CAROL, PASSWORD = "alice@example.test", "carol@example.test", "secret-Pa55"

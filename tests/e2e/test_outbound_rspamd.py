@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from tau.mail.outbound.testing import RemotePeer, start_rspamd
-from tau.mail.smtp.testing import DaemonStore
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
+from tests.support.outbound import RemotePeer, start_rspamd
+from tests.support.smtp import DaemonStore
 
 pytestmark = pytest.mark.e2e
 ALICE = "alice@example.test"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tau.mail.smtp.testing import DaemonStore, dot_stuff, strip_trace
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
+from tests.support.smtp import DaemonStore, dot_stuff, strip_trace
 
 pytestmark = pytest.mark.e2e
 

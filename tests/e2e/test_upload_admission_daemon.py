@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "secret-Pa55"

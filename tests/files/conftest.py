@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tau.auth.scopes import FULL as FULL_SCOPE
-from tau.testing.harness import add_user, make_registry
-from tau.testing.http import FakeHttpClient, HttpResponse
+from tests.support.harness import add_user, make_registry
+from tests.support.http import FakeHttpClient, HttpResponse
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
 PASSWORD = "secret-Pa55"

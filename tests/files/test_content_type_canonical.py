@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tau.testing.harness import resolve
-from tau.testing.http import HttpResponse
+from tests.support.harness import resolve
+from tests.support.http import HttpResponse
 
 ALICE = "alice@example.test"
 JSON = {"Content-Type": "application/json"}
@@ -154,7 +154,7 @@ def test_cr_lf_in_the_declared_type_cannot_smuggle_a_second_type(cloud: Any, hea
     from twisted.internet.address import IPv4Address
     from twisted.internet.testing import StringTransport
 
-    from tau.testing.http import parse_response
+    from tests.support.http import parse_response
 
     auth = cloud.basic()["Authorization"].encode()
     raw = (b"PUT /dav/files/" + ALICE.encode() + b"/crlf.bin HTTP/1.1\r\nHost: localhost\r\nAuthorization: " + auth

@@ -111,7 +111,7 @@ def test_rest_respects_dav_locks(cloud) -> None:
 def test_deleted_users_blobs_are_collected(cloud) -> None:
     from tau.auth import accounts
     from tau.files.blobrefs import collect_orphans
-    from tau.testing.harness import resolve
+    from tests.support.harness import resolve
 
     cloud.dav("PUT", "mine", b"alice's")
     cloud.dav("PUT", f"/dav/files/{BOB}/his", b"bob's", user=BOB)

@@ -16,7 +16,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from tau.auth.hashgate import HashBusy, HashGate
-from tau.testing.http import parse_response
+from tests.support.http import parse_response
 
 ATTACKER, FRIEND = "203.0.113.66", "198.51.100.20"
 SECRET = "open sesame"
@@ -160,7 +160,7 @@ def test_a_failing_hash_frees_its_slot() -> None:
 @pytest.mark.parametrize("protocol", ["imap", "http"])
 def test_logins_are_told_to_retry_when_the_hashing_queue_is_full(cloud, protocol) -> None:
     """HashBusy is a LoginThrottled: every protocol already answers it as "try again later"."""
-    from tau.mail.imap.testing import IMAPEnv
+    from tests.support.imap import IMAPEnv
 
     pool = ManualPool()
     cloud.registry.provide("hash_gate", HashGate(pool.run, 1, 0))

@@ -15,7 +15,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from tau.http.site import ADMIT_ABOVE
-from tau.testing.http import parse_response
+from tests.support.http import parse_response
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
 BIG = 200 * 1024 * 1024

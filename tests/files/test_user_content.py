@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote
 import pytest
 
 from tau.http.disposition import content_disposition
-from tau.testing.http import HttpResponse
+from tests.support.http import HttpResponse
 
 ALICE = "alice@example.test"
 JSON = {"Content-Type": "application/json"}

@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from tau.mail.outbound.testing import RemotePeer
-from tau.mail.smtp.testing import DaemonStore
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import engines
+from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
+from tests.support.outbound import RemotePeer
+from tests.support.smtp import DaemonStore
 
 pytestmark = pytest.mark.e2e
 ALICE, BOB, CAROL, PASSWORD = "alice@example.test", "bob@example.test", "carol@example.test", "secret-Pa55"

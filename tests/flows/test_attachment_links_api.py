@@ -14,9 +14,9 @@ import pytest
 
 from tau.auth.scopes import FULL as FULL_SCOPE
 from tau.flows.attach_links import AttachmentLinks
-from tau.mail.api_testing import ALICE, BOB, Mail
-from tau.testing.harness import make_registry
-from tau.testing.http import assert_json_error
+from tests.support.harness import make_registry
+from tests.support.http import assert_json_error
+from tests.support.mail_api import ALICE, BOB, Mail
 
 LINK = re.compile(r"https://localhost/s/([A-Za-z0-9_-]+)")
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from tau.client import Client
-from tau.testing.cluster import Cluster, MotoServer, RedisServer
-from tau.testing.daemon import TauDaemon
-from tau.testing.databases import PostgresDatabase, engines, postgres_available
+from tests.support.cluster import Cluster, MotoServer, RedisServer
+from tests.support.daemon import TauDaemon
+from tests.support.databases import PostgresDatabase, engines, postgres_available
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "secret-Pa55"

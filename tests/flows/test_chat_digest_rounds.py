@@ -16,9 +16,9 @@ import pytest
 
 from tau.flows import digest_store
 from tau.flows.digest import ChatDigest
-from tau.mail.smtp.testing import mailbox_messages
 from tau.messenger.domain import Messenger
-from tau.testing.harness import add_user, make_registry, resolve
+from tests.support.harness import add_user, make_registry, resolve
+from tests.support.smtp import mailbox_messages
 
 AFTER = 60
 NAMES = ("alice", "bob", "carol", "dave")

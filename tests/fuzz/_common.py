@@ -24,6 +24,10 @@ from typing import Any
 
 from twisted.logger import LogLevel, globalLogPublisher
 
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # the targets run as scripts: ``tests.support`` is imported from the checkout
+
 _failures: list[Any] = []
 _seen: set[str] = set()
 
@@ -62,8 +66,8 @@ def header(data: bytes, n: int) -> tuple[bytes, bytes]:
 def new_registry(**limits: str) -> Any:
     """A migrated SQLite registry in a fresh temporary folder; all work completes synchronously.
     ``limits``: extra ``[limits]`` keys (e.g. a small ``quota_bytes``)."""
-    from tau.testing.databases import sqlite_url
-    from tau.testing.harness import make_registry
+    from tests.support.databases import sqlite_url
+    from tests.support.harness import make_registry
 
     folder = Path(tempfile.mkdtemp(prefix="taufuzz-"))
     return make_registry(folder / "tau", sqlite_url(str(folder)),

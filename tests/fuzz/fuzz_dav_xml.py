@@ -22,11 +22,11 @@ import _common  # noqa: E402
 
 with atheris.instrument_imports(include=["tau"]):
     from tau.calendar import service as calendar_service
-    from tau.calendar.testing import Host, ics
     from tau.files import service as files_service
     from tau.http import service as http_service
-    from tau.testing.harness import add_user
-    from tau.testing.http import FakeHttpClient
+    from tests.support.calendars import Host, ics
+    from tests.support.harness import add_user
+    from tests.support.http import FakeHttpClient
 
 ALICE = "alice@example.test"
 PASSWORD = "secret-Pa55"

@@ -23,9 +23,9 @@ with atheris.instrument_imports(include=["tau"]):
     from twisted.internet.error import ConnectionDone
     from twisted.python.failure import Failure
 
-    from tau.mail.imap.testing import Client, IMAPEnv, message
-    from tau.mail.smtp.testing import TLSStringTransport
-    from tau.testing.harness import add_user
+    from tests.support.harness import add_user
+    from tests.support.imap import Client, IMAPEnv, message
+    from tests.support.smtp import TLSStringTransport
 
 USER = "alice@example.test"
 PASSWORD = "secret-Pa55"
@@ -41,7 +41,7 @@ class _FakeTLS:
 
 
 class _Client(Client):
-    """``tau.mail.imap.testing.Client`` on a transport that accepts ``startTLS``."""
+    """``tests.support.imap.Client`` on a transport that accepts ``startTLS``."""
 
     def __init__(self, factory: Any) -> None:
         from twisted.internet.address import IPv4Address
@@ -62,7 +62,7 @@ def setup() -> None:
     registry.provide("tls", _FakeTLS())  # STARTTLS works (the bytes stay plain) instead of "no certificate"
     env = IMAPEnv(registry)
     add_user(env.registry, USER, PASSWORD, fast_hash=True)
-    from tau.testing.harness import resolve
+    from tests.support.harness import resolve
 
     resolve(env.store.ensure_defaults(USER))
     env.append(USER, message(1), flags=("\\Seen",))
@@ -75,7 +75,7 @@ def setup() -> None:
 
 
 def _inbox_size() -> int:
-    from tau.testing.harness import resolve
+    from tests.support.harness import resolve
 
     env = _state["env"]
     info = resolve(env.store.get_mailbox(USER, "INBOX"))

@@ -25,8 +25,8 @@ with atheris.instrument_imports(include=["tau"]):
     from twisted.internet.error import ConnectionDone
     from twisted.python.failure import Failure
 
-    from tau.mail.smtp.testing import Client, mail_store, make_factory
-    from tau.testing.harness import add_user
+    from tests.support.harness import add_user
+    from tests.support.smtp import Client, mail_store, make_factory
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
 PASSWORD = "secret-Pa55"

@@ -16,8 +16,8 @@ from twisted.web.resource import Resource
 from tau.app.host import AppHost
 from tau.http import service
 from tau.http.router import json_response, read_json_object
-from tau.testing.harness import add_user, make_registry
-from tau.testing.http import FakeHttpClient, HttpResponse
+from tests.support.harness import add_user, make_registry
+from tests.support.http import FakeHttpClient, HttpResponse
 
 ALICE, BOB, PASSWORD = "alice@example.test", "bob@example.test", "secret-Pa55"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tau.testing.http import assert_json_error
+from tests.support.http import assert_json_error
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSON = {"Content-Type": "application/json"}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from twisted.logger import capturedLogs
 
-from tau.testing.http import assert_json_error
+from tests.support.http import assert_json_error
 
 
 def test_a_success_carries_a_request_id(tau: Any) -> None:

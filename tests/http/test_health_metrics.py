@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from tau.testing.http import assert_json_error
+from tests.support.http import assert_json_error
 
 
 def test_health_is_ok_without_credentials(tau: Any) -> None:

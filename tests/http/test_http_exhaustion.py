@@ -12,7 +12,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from tau.app.connlimit import CappedFactory, Refusal
-from tau.testing.http import parse_response
+from tests.support.http import parse_response
 
 LISTEN = {"http": "tcp:0:interface=127.0.0.1"}
 ATTACKER = "203.0.113.66"

@@ -9,7 +9,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from tau.testing.http import parse_response
+from tests.support.http import parse_response
 
 MALFORMED = {
     "bad request line": b"GARBAGE\r\n\r\n",

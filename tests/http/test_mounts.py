@@ -8,7 +8,7 @@ from typing import Any
 
 from tau.auth import accounts
 from tau.auth.throttle import PAIR_POLICY
-from tau.testing.http import assert_json_error
+from tests.support.http import assert_json_error
 
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"
 

@@ -11,7 +11,7 @@ import pytest
 
 from tau.auth import accounts
 from tau.auth.throttle import PAIR_POLICY
-from tau.testing.http import assert_json_error
+from tests.support.http import assert_json_error
 
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"
 OTHER_HASH = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$1hG5jPfbyJ9cI7OtvL5hdQ"  # of some other password

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from tau.auth import oauth_store
-from tau.testing.http import HttpResponse, assert_json_error
+from tests.support.http import HttpResponse, assert_json_error
 
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"
 CLIENT, REDIRECT = "notes-app", "http://127.0.0.1:5555/callback"

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 import pytest
 
 from tau.auth import oauth_clients
-from tau.testing.http import HttpResponse, assert_json_error
+from tests.support.http import HttpResponse, assert_json_error
 
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"
 ATTACK = "http://evil.example:1234\\@127.0.0.1/cb"

@@ -9,8 +9,8 @@ import pytest
 from twisted.internet.task import Clock
 
 from tau.http.ratelimit import MemoryBuckets
-from tau.testing.harness import resolve
-from tau.testing.http import assert_json_error
+from tests.support.harness import resolve
+from tests.support.http import assert_json_error
 
 ALICE, BOB = "alice@example.test", "bob@example.test"
 

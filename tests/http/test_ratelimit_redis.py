@@ -17,7 +17,7 @@ from twisted.internet.task import Clock
 
 from tau.http import ratelimit
 from tau.http.ratelimit import RedisBuckets
-from tau.testing.harness import resolve
+from tests.support.harness import resolve
 
 REDIS_DB = "11"
 

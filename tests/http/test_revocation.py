@@ -13,8 +13,8 @@ import pytest
 
 from tau.auth import accounts, passwords
 from tau.bus import LocalBus
-from tau.testing.http import assert_json_error
-from tau.testing.suite import Suite, make_suite
+from tests.support.http import assert_json_error
+from tests.support.suite import Suite, make_suite
 
 ADMIN, BOB = "alice@example.test", "bob@example.test"
 USERS = {ADMIN: True, BOB: False}

@@ -18,8 +18,8 @@ import pytest
 
 from tau.auth import scopes
 from tau.http.router import Router
-from tau.testing.http import HttpResponse, assert_json_error
-from tau.testing.suite import PASSWORD, Suite, make_suite
+from tests.support.http import HttpResponse, assert_json_error
+from tests.support.suite import PASSWORD, Suite, make_suite
 
 ADMIN, BOB = "alice@example.test", "bob@example.test"
 #: (method, path, scope it needs): one route of each service

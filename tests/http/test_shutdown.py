@@ -9,8 +9,8 @@ from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from tau.testing.harness import resolve
-from tau.testing.http import parse_response
+from tests.support.harness import resolve
+from tests.support.http import parse_response
 
 
 def start_slow_request(tau: Any) -> StringTransport:

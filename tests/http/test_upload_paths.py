@@ -17,8 +17,8 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 
-from tau.testing.http import parse_response
-from tau.testing.suite import Suite, make_suite
+from tests.support.http import parse_response
+from tests.support.suite import Suite, make_suite
 
 BOB = "bob@example.test"
 

@@ -12,9 +12,9 @@ import json
 import pytest
 
 from tau.auth.scopes import FULL as FULL_SCOPE
-from tau.mail.api_testing import ALICE, BOB, mail_world
-from tau.testing.harness import resolve
-from tau.testing.http import assert_json_error
+from tests.support.harness import resolve
+from tests.support.http import assert_json_error
+from tests.support.mail_api import ALICE, BOB, mail_world
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pgpy
 import pytest
 from pgpy.constants import CompressionAlgorithm, HashAlgorithm, KeyFlags, PubKeyAlgorithm, SymmetricKeyAlgorithm
 
-from tau.mail.api_testing import ALICE, BOB, mail_world
 from tau.mail.pgp import wkd_hash, zbase32
-from tau.testing.http import assert_json_error
+from tests.support.http import assert_json_error
+from tests.support.mail_api import ALICE, BOB, mail_world
 
 
 @pytest.fixture

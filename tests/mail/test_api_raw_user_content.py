@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tau.mail.api_testing import BOB, mail_world
+from tests.support.mail_api import BOB, mail_world
 
 
 @pytest.fixture

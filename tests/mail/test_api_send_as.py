@@ -9,9 +9,9 @@ import time
 import pytest
 
 from tau.auth import accounts, sendas
-from tau.mail.api_testing import ALICE, BOB, mail_world
-from tau.mail.smtp.testing import mailbox_messages
-from tau.testing.http import assert_json_error
+from tests.support.http import assert_json_error
+from tests.support.mail_api import ALICE, BOB, mail_world
+from tests.support.smtp import mailbox_messages
 
 SHARED = "shared@example.test"
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tau.mail.imap.testing import IMAPEnv, message
+from tests.support.imap import IMAPEnv, message
 
 ALICE = "alice@example.test"
 

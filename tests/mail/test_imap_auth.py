@@ -8,7 +8,7 @@ import base64
 import pytest
 from twisted.logger import globalLogPublisher
 
-from tau.mail.imap.testing import IMAPEnv
+from tests.support.imap import IMAPEnv
 
 ALICE = "alice@example.test"
 
@@ -156,7 +156,7 @@ def test_implicit_tls_counts_as_tls_for_remote_peers(env):
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
     from tau.mail.imap.auth import capabilities
-    from tau.tls import make_self_signed
+    from tau.net.tls import make_self_signed
 
     config = env.registry.config
     make_self_signed("localhost", config.data_path(config.get("tls", "certificate")),

@@ -18,11 +18,11 @@ from twisted.internet.error import ConnectionLost
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from tau.mail.api_testing import ALICE, BOB, Mail
-from tau.mail.imap.testing import IMAPEnv, message
-from tau.testing.harness import make_registry, resolve
-from tau.testing.http import HttpResponse, parse_response
-from tau.testing.pool import PumpedReactor, pooled_database
+from tests.support.harness import make_registry, resolve
+from tests.support.http import HttpResponse, parse_response
+from tests.support.imap import IMAPEnv, message
+from tests.support.mail_api import ALICE, BOB, Mail
+from tests.support.pool import PumpedReactor, pooled_database
 
 HEAVY = "SEARCH " + " ".join(f"NOT TEXT zz{i}" for i in range(50))   # 100 keys: the most allowed
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]

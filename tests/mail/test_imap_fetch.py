@@ -9,8 +9,8 @@ import re
 import pytest
 from imapclient.response_parser import parse_fetch_response
 
-from tau.mail.imap.testing import IMAPEnv, message
 from tau.mail.mime import parse_message
+from tests.support.imap import IMAPEnv, message
 
 ALICE = "alice@example.test"
 

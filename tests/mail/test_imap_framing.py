@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tau.mail.imap import protocol
-from tau.mail.imap.testing import IMAPEnv, message
+from tests.support.imap import IMAPEnv, message
 
 ALICE = "alice@example.test"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tau.mail.imap.testing import IMAPEnv, message
-from tau.testing.harness import resolve
+from tests.support.harness import resolve
+from tests.support.imap import IMAPEnv, message
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"

@@ -10,7 +10,7 @@ import pytest
 from tau.mail.imap.parser import Parser
 from tau.mail.imap.search import compile_search
 from tau.mail.imap.session import SelectedMailbox
-from tau.mail.imap.testing import IMAPEnv, message
+from tests.support.imap import IMAPEnv, message
 
 ALICE = "alice@example.test"
 DAY = 86400

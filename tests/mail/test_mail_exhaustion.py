@@ -12,9 +12,9 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from tau.app.connlimit import CappedFactory, ConnectionCaps, Refusal, address_key
-from tau.mail.imap.testing import IMAPEnv
-from tau.mail.smtp.testing import Client, mail_store, make_factory
-from tau.testing.harness import add_user
+from tests.support.harness import add_user
+from tests.support.imap import IMAPEnv
+from tests.support.smtp import Client, mail_store, make_factory
 
 ATTACKER = "203.0.113.66"
 
@@ -123,7 +123,7 @@ def test_listeners_made_by_the_host_are_capped_with_the_configured_limits(tmp_pa
     from tau.app.host import AppHost
     from tau.mail.imap import service as imap_service
     from tau.mail.smtp import service as smtp_service
-    from tau.testing.harness import make_registry
+    from tests.support.harness import make_registry
 
     registry = make_registry(tmp_path / "tau", db_url,
                              listen={"smtp": "tcp:0:interface=127.0.0.1", "imaps": "ssl:0:interface=127.0.0.1"},

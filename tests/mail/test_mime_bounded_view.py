@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from tau.mail.api_testing import ALICE, mail_world
-from tau.mail.imap.testing import IMAPEnv
 from tau.mail.mime import view
-from tau.mail.smtp.testing import Client, make_factory
-from tau.testing.harness import resolve
+from tests.support.harness import resolve
+from tests.support.imap import IMAPEnv
+from tests.support.mail_api import ALICE, mail_world
+from tests.support.smtp import Client, make_factory
 
 HEAD = b"From: Bob <bob@remote.test>\r\nTo: alice@example.test\r\nSubject: %s\r\nMIME-Version: 1.0\r\n"
 
@@ -113,9 +113,9 @@ def test_mail_flows_refuse_a_hostile_message_with_422(tmp_path: Any, db_url: str
     from tau.flows import service as flows_service
     from tau.http import service as http_service
     from tau.mail import api_service
-    from tau.mail.api_testing import Host
-    from tau.testing.harness import add_user, make_registry
-    from tau.testing.http import FakeHttpClient, assert_json_error
+    from tests.support.harness import add_user, make_registry
+    from tests.support.http import FakeHttpClient, assert_json_error
+    from tests.support.mail_api import Host
 
     registry = make_registry(tmp_path / "tau", db_url, limits={"requests_per_minute_ip": "0",
                                                                "requests_per_hour_user": "0"})

@@ -14,7 +14,7 @@ from twisted.internet.task import Clock
 from tau.mail.outbound import pacing, rows
 from tau.mail.outbound.recorder import FLUSH_DELAY, Job, Recorder
 from tau.mail.smtp.activity import Activity
-from tau.testing.harness import add_user, resolve
+from tests.support.harness import add_user, resolve
 
 ALICE = "alice@example.test"
 

@@ -17,10 +17,10 @@ from twisted.test import iosim
 
 from tau.mail.outbound import sessions
 from tau.mail.outbound.dns import DNSTempError, MailDNS, NoSuchDomain
-from tau.mail.outbound.testing import Sink, sink_protocol
 from tau.mail.outbound.transfer import Settings, Transfer
 from tau.mail.trust import dkim as tau_dkim
-from tau.testing.harness import resolve
+from tests.support.harness import resolve
+from tests.support.sink import Sink, sink_protocol
 
 MESSAGE = b"From: a@example.test\r\nTo: b@dest.test\r\nSubject: s\r\nMessage-ID: <s@example.test>\r\n\r\nhello\r\n"
 

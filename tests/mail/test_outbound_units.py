@@ -16,7 +16,7 @@ from tau.mail.outbound import dsn, mtasts, rows
 from tau.mail.outbound.client import _stuff
 from tau.mail.outbound.dns import DNSTempError, NoSuchDomain
 from tau.mail.outbound.transfer import Permanent, Settings, Temporary, Transfer
-from tau.testing.harness import add_user, resolve
+from tests.support.harness import add_user, resolve
 
 ALICE = "alice@example.test"
 

@@ -8,10 +8,10 @@ from twisted.internet.defer import Deferred
 
 from tau.mail.mime import parse_message
 from tau.mail.smtp.batch import GroupCommit, Job
-from tau.mail.smtp.testing import Client, mail_store, mailbox_messages, make_factory, message
 from tau.mail.store import QuotaExceeded
 from tau.mail.store.fields import prepare
-from tau.testing.harness import add_user
+from tests.support.harness import add_user
+from tests.support.smtp import Client, mail_store, mailbox_messages, make_factory, message
 
 
 class GatedDatabase:

@@ -9,8 +9,8 @@ import pytest
 from twisted.internet import defer
 
 import tau.mail.smtp.message as message_module
-from tau.mail.smtp.testing import Client, mail_store, mailbox_messages, make_factory, strip_trace
-from tau.testing.harness import add_user, immediate, resolve
+from tests.support.harness import add_user, immediate, resolve
+from tests.support.smtp import Client, mail_store, mailbox_messages, make_factory, strip_trace
 
 
 class ManualThreads:

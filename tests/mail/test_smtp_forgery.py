@@ -12,8 +12,8 @@ import os
 import pytest
 
 from tau.auth import accounts, sendas
-from tau.mail.smtp.testing import Client, mail_store, mailbox_messages, make_factory, strip_trace
-from tau.testing.harness import add_user
+from tests.support.harness import add_user
+from tests.support.smtp import Client, mail_store, mailbox_messages, make_factory, strip_trace
 
 ALICE, BOB, CAROL, PASSWORD = "alice@example.test", "bob@example.test", "carol@example.test", "secret-Pa55"
 REMOTE = "dave@remote.test"

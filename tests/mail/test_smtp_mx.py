@@ -7,8 +7,8 @@ import os
 import pytest
 
 from tau.auth import accounts
-from tau.mail.smtp.testing import Client, mail_store, mailbox_messages, make_factory, message, strip_trace
-from tau.testing.harness import add_user
+from tests.support.harness import add_user
+from tests.support.smtp import Client, mail_store, mailbox_messages, make_factory, message, strip_trace
 
 
 @pytest.fixture

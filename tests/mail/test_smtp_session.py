@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tau.mail.smtp.service import ConnectionLimiter
-from tau.mail.smtp.testing import Client, mail_store, make_factory
-from tau.testing.harness import add_user
+from tests.support.harness import add_user
+from tests.support.smtp import Client, mail_store, make_factory
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from twisted.logger import globalLogPublisher
 
 from tau.auth import accounts
-from tau.mail.smtp.testing import Client, mail_store, mailbox_messages, make_factory, message, strip_trace
-from tau.testing.harness import add_user, resolve
+from tests.support.harness import add_user, resolve
+from tests.support.smtp import Client, mail_store, mailbox_messages, make_factory, message, strip_trace
 
 ALICE, BOB, PASSWORD = "alice@example.test", "bob@example.test", "secret-Pa55"
 

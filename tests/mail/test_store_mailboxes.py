@@ -15,7 +15,7 @@ from tau.mail.store import (
     Search,
     UnknownUser,
 )
-from tau.testing.harness import add_user, resolve
+from tests.support.harness import add_user, resolve
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"

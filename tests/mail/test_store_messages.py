@@ -16,7 +16,7 @@ from tau.mail.store import (
     blobrefs,
     messages,
 )
-from tau.testing.harness import add_user, make_registry, resolve
+from tests.support.harness import add_user, make_registry, resolve
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"

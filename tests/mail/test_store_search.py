@@ -7,7 +7,7 @@ import pytest
 
 from tau.mail.store import InvalidSearch, MailStore, Search
 from tau.mail.store import search as search_module
-from tau.testing.harness import add_user, resolve
+from tests.support.harness import add_user, resolve
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"

@@ -12,7 +12,7 @@ from tau.mail.outbound.dns import DNSTempError, NoSuchDomain
 from tau.mail.trust import dkim, dmarc, spf
 from tau.mail.trust.inbound import insert_headers
 from tau.mail.trust.signer import from_domain, pick_domain
-from tau.testing.harness import resolve
+from tests.support.harness import resolve
 
 
 class FakeDNS:

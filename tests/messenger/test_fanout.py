@@ -8,7 +8,7 @@ from tau.bus import LocalBus
 from tau.messenger import ws
 from tau.messenger.hub import Hub
 from tau.messenger.ws import MessagesSocket
-from tau.testing.harness import resolve
+from tests.support.harness import resolve
 
 
 class FakeSocket:

@@ -10,7 +10,7 @@ import pytest
 
 from tau.messenger.errors import MessengerError
 from tau.messenger.ws import MessagesSocket
-from tau.testing.harness import resolve
+from tests.support.harness import resolve
 
 
 def _socket(hooks: dict[str, Any]) -> MessagesSocket:

@@ -160,7 +160,7 @@ def test_hostile_conversation_titles_are_refused_with_400(app, title):
 
 def test_presence_rest_and_visibility(app):
     app.call("alice", "POST", "/api/messages", {"to": "bob@example.test", "body": "hi"})
-    from tau.testing.harness import resolve
+    from tests.support.harness import resolve
 
     resolve(app.messenger.presence.connected("bob@example.test", "c1"))
     items = app.call("alice", "GET", "/api/presence?users=bob@example.test,carol@example.test").json()["items"]

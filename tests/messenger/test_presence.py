@@ -8,7 +8,7 @@ import time
 from twisted.internet.testing import MemoryReactorClock
 
 from tau.messenger.presence import MemoryPresence, RedisPresence
-from tau.testing.harness import resolve
+from tests.support.harness import resolve
 
 
 class FakeRedis:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tau.http.service import HttpHost
-from tau.testing.http import FakeHttpClient, HttpResponse, assert_json_error
+from tests.support.http import FakeHttpClient, HttpResponse, assert_json_error
 
 PATHS = ("/ws/messages", "/ws/signal")
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tau.testing import slapd as slapd_mod
+from tests.support import slapd as slapd_mod
 
 PEOPLE = [("bob", "bob@example.test", "bob-ldap-Pa55", "Bob Builder"),
           ("carol", "carol@example.test", "carol-ldap-Pa55", "Carol Admin")]
@@ -32,7 +32,7 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[slapd_mod.Slapd]
 @pytest.fixture
 def ldap_registry(tmp_path: Path, db_url: str, slapd: slapd_mod.Slapd) -> Iterator:
     from tau.auth import ldap
-    from tau.testing.harness import make_registry
+    from tests.support.harness import make_registry
 
     reg = make_registry(tmp_path / "tau", db_url, ldap=slapd.settings())
     ldap.install(reg, None)

@@ -14,8 +14,8 @@ from tau.ops import dbdump
 from tau.ops.backup import backup, open_snapshot
 from tau.ops.restore import RestoreError, restore, verify
 from tau.storage.engines import create_engine
-from tau.testing.databases import sqlite_url
-from tau.testing.harness import add_user, resolve, write_config
+from tests.support.databases import sqlite_url
+from tests.support.harness import add_user, resolve, write_config
 
 RAW = (b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: backup me\r\n"
        b"Message-ID: <b1@example.test>\r\n\r\nhello\r\n")
@@ -107,7 +107,7 @@ def test_verify_detects_corruption_and_truncation(registry: Any, tmp_path: Path)
 
 def test_sqlite_backup_restores_into_postgres(tmp_path: Path, fresh_databases: Any) -> None:
     """The documented migration path (and back): ids, UIDs, UIDVALIDITY and blobs unchanged."""
-    from tau.testing.harness import make_registry
+    from tests.support.harness import make_registry
 
     source = make_registry(tmp_path / "src", sqlite_url(str(tmp_path / "src")))
     fill(source)

@@ -9,7 +9,7 @@ import pytest
 from tau.auth import accounts
 from tau.auth.authenticator import LoginFailed
 from tau.auth.ldap import DirectoryUnavailable, LdapDirectory
-from tau.testing.harness import add_user, resolve
+from tests.support.harness import add_user, resolve
 
 
 def login(reg: Any, address: str, password: str) -> Any:

@@ -14,8 +14,8 @@ from twisted.application.service import MultiService
 from tau.app.host import AppHost
 from tau.auth import accounts, totp
 from tau.auth.authenticator import LoginFailed
-from tau.testing.harness import add_user, resolve
-from tau.testing.http import FakeHttpClient, assert_json_error
+from tests.support.harness import add_user, resolve
+from tests.support.http import FakeHttpClient, assert_json_error
 
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"
 

@@ -14,7 +14,7 @@ from twisted.internet import defer
 
 from tau.storage import budget
 from tau.storage.budget import QueryCancelled, StatementTimeout
-from tau.testing.pool import PumpedReactor, pooled_database
+from tests.support.pool import PumpedReactor, pooled_database
 
 SLOW_SQLITE = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000)"
                " SELECT COUNT(*) FROM n")

@@ -9,7 +9,7 @@ import pytest
 from twisted.python.failure import Failure
 
 from tau.storage.database import Database, SyncDatabase, Txn
-from tau.testing.harness import ThreadedMemoryReactorClock, resolve
+from tests.support.harness import ThreadedMemoryReactorClock, resolve
 
 
 class SynchronousThreadPool:

@@ -1,7 +1,7 @@
-"""Fixtures for tau.tls: certificate factories and a real Twisted TLS server in a subprocess.
+"""Fixtures for tau.net.tls: certificate factories and a real Twisted TLS server in a subprocess.
 
 Run as a script (``python conftest.py CERT KEY``) this file *is* that server: a TLS echo
-listener built exactly like ``tau.endpoints.wrap_factory`` does it, a STARTTLS echo listener
+listener built exactly like ``tau.net.endpoints.wrap_factory`` does it, a STARTTLS echo listener
 using ``transport.startTLS``, and SIGHUP wired through ``install_sighup_reload``. A subprocess
 keeps the reactor, signals and the pytest process apart; the fixture always kills it.
 """
@@ -41,7 +41,7 @@ def _serve(cert: str, key: str) -> None:
     from twisted.protocols.basic import LineReceiver
     from twisted.protocols.tls import TLSMemoryBIOFactory
 
-    from tau.tls import install_sighup_reload, load_tls
+    from tau.net.tls import install_sighup_reload, load_tls
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)], redirectStandardIO=False)
     ctx = load_tls(cert, key)

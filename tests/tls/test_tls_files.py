@@ -1,4 +1,4 @@
-"""tau.tls without sockets: self-signed generation, loading errors, reload, SIGHUP plumbing."""
+"""tau.net.tls without sockets: self-signed generation, loading errors, reload, SIGHUP plumbing."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.logger import LogLevel, globalLogPublisher
 
-from tau.tls import (
+from tau.net.tls import (
     TLSConfigError,
     TLSContext,
     install_sighup_reload,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 from cryptography import x509
 
-from tau.tls import TLS12_CIPHERS, make_self_signed
+from tau.net.tls import TLS12_CIPHERS, make_self_signed
 
 if TYPE_CHECKING:
     from conftest import Chain, ServerProcess

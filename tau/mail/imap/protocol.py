@@ -22,9 +22,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tau.app.slow import SlowSender
-from tau.endpoints import set_no_delay
 from tau.mail.store.api import MailStoreError
+from tau.net.endpoints import set_no_delay
+from tau.net.slow import SlowSender
 from tau.storage.budget import QueryCancelled, StatementTimeout, act_as
 from tau.storage.faults import is_unavailable
 

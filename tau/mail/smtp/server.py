@@ -24,13 +24,13 @@ from twisted.logger import Logger
 from twisted.mail.smtp import ESMTP
 from twisted.python.failure import Failure
 
-from tau.app.slow import SlowSender
-from tau.endpoints import set_no_delay
 from tau.mail.smtp import auth
 from tau.mail.smtp.commands import Commands
 from tau.mail.smtp.delivery import Envelope
 from tau.mail.smtp.message import IncomingMessage, trace_headers
 from tau.mail.smtp.syntax import Reply
+from tau.net.endpoints import set_no_delay
+from tau.net.slow import SlowSender
 from tau.storage.faults import is_unavailable
 
 log = Logger()

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from tau.auth.scopes import FULL as FULL_SCOPE
-from tau.testing.harness import add_user, make_registry
-from tau.testing.http import FakeHttpClient, HttpResponse
+from tests.support.harness import add_user, make_registry
+from tests.support.http import FakeHttpClient, HttpResponse
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
 PASSWORD = "secret-Pa55"

@@ -147,7 +147,7 @@ def mail_store(registry: Any) -> Any:
 
 def mailbox_messages(store: Any, user: str, mailbox: str = "INBOX") -> list[bytes]:
     """The raw bytes of every message in ``user``'s ``mailbox``, in UID order (via the store API)."""
-    from tau.testing.harness import resolve
+    from tests.support.harness import resolve
 
     info = resolve(store.get_mailbox(user, mailbox))
     if info is None:
@@ -180,7 +180,7 @@ class DaemonStore:
         from tau.config import load_config
         from tau.registry import Registry
         from tau.storage.engines import create_engine
-        from tau.testing.harness import ImmediateDatabase, ThreadedMemoryReactorClock, immediate
+        from tests.support.harness import ImmediateDatabase, ThreadedMemoryReactorClock, immediate
 
         self.config = load_config(str(daemon.config), environ=daemon.env)
         self.registry = Registry(self.config, reactor=ThreadedMemoryReactorClock(), run_in_thread=immediate)
@@ -191,7 +191,7 @@ class DaemonStore:
         return mailbox_messages(self.store, user, mailbox)
 
     def count(self, user: str, mailbox: str = "INBOX") -> int:
-        from tau.testing.harness import resolve
+        from tests.support.harness import resolve
 
         info = resolve(self.store.get_mailbox(user, mailbox))
         return info.messages if info is not None else 0

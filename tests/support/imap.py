@@ -1,6 +1,6 @@
 """Drive the IMAP server in-process: bytes in through a ``StringTransport``, bytes out, no sockets.
 
-With the ``tau.testing.harness`` registry every database and thread call completes at once, so a
+With the ``tests.support.harness`` registry every database and thread call completes at once, so a
 command's whole response is in the transport when ``send`` returns.
 """
 
@@ -12,9 +12,8 @@ from typing import Any
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from tau.testing.harness import add_user, resolve
-
-from .service import IMAPFactory
+from tau.mail.imap.service import IMAPFactory
+from tests.support.harness import add_user, resolve
 
 _TAGGED = re.compile(rb"^([A-Za-z0-9.]+) (OK|NO|BAD)\b")
 

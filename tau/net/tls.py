@@ -1,7 +1,7 @@
 """Server-side TLS: the ``[tls]`` certificate, its reloadable OpenSSL context, SIGHUP wiring.
 
 One :class:`TLSContext` serves every TLS listener (``TLSMemoryBIOFactory`` in
-``tau.endpoints``) and every STARTTLS upgrade (``transport.startTLS(ctx)``). It hands each new
+``tau.net.endpoints``) and every STARTTLS upgrade (``transport.startTLS(ctx)``). It hands each new
 connection the *current* ``OpenSSL.SSL.Context``; :meth:`TLSContext.reload` builds a fresh one
 from the files and swaps a single attribute, so certificate renewal needs no rebinding and open
 connections keep the context they were born with.

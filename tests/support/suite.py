@@ -11,8 +11,8 @@ from twisted.application.service import MultiService
 
 from tau.app.host import AppHost
 from tau.app.plugins import discover
-from tau.testing.harness import add_user, make_registry
-from tau.testing.http import FakeHttpClient, HttpResponse
+from tests.support.harness import add_user, make_registry
+from tests.support.http import FakeHttpClient, HttpResponse
 
 PASSWORD = "secret-Pa55"
 

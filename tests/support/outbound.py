@@ -1,7 +1,7 @@
 """A remote mail world on loopback for tests: an authoritative DNS server with test zone data, an
 SMTP sink standing in for the remote MX (RFC 5321), and an HTTPS server for MTA-STS policies.
 
-Run as ``python -m tau.mail.outbound.testing SPEC.json`` (its own process and reactor, so the test
+Run as ``python -m tests.support.outbound SPEC.json`` (its own process and reactor, so the test
 process stays synchronous); :class:`RemotePeer` starts and reads it. The sink writes every accepted
 message to ``out/NNNNNN-xxxx.eml`` plus a ``.json`` envelope, only after it answered 250.
 Behaviour by recipient local part: ``reject*`` → 550 at RCPT; ``tempfail*`` → 451 at end of data
@@ -12,17 +12,18 @@ the file holds a number N, those after the first N accepted by this sink process
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.support.sink import Sink, sink_protocol
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: ``tests.support`` imports from here
 ZONE_SOA = "test"
 
 
@@ -51,162 +52,6 @@ def build_authority(zone: dict[str, list[list[Any]]]) -> Any:
                         out.append(dns.Record_CNAME(args[0].encode(), ttl=1))
 
     return MemoryAuthority(None)
-
-
-class Sink:
-    """State shared by the sink's connections."""
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self.out = Path(spec["out"])
-        self.auth = spec.get("auth")
-        self.tls = None
-        self.attempts: dict[str, int] = {}
-        self.current = self.peak = self.connections = self.saved = 0
-        if spec.get("tls_cert"):
-            from twisted.internet import ssl
-
-            pem = Path(spec["tls_cert"]).read_text() + Path(spec["tls_key"]).read_text()
-            self.tls = ssl.PrivateCertificate.loadPEM(pem).options()
-
-    def stats(self) -> None:
-        tmp = self.out / ".stats.tmp"
-        tmp.write_text(json.dumps({"current": self.current, "peak": self.peak, "connections": self.connections}))
-        os.replace(tmp, self.out / "stats.json")
-
-    def stalled(self) -> bool:
-        try:
-            text = (self.out / "stall").read_text().strip()
-        except FileNotFoundError:
-            return False
-        return not text.isdigit() or self.saved >= int(text)
-
-    def save(self, data: bytes, envelope: dict[str, Any]) -> None:
-        self.saved += 1
-        name = f"{time.time_ns()}-{uuid.uuid4().hex[:6]}"
-        (self.out / f".{name}.tmp").write_bytes(data)
-        (self.out / f"{name}.json").write_text(json.dumps(envelope))
-        os.replace(self.out / f".{name}.tmp", self.out / f"{name}.eml")
-
-
-def sink_protocol(sink: Sink) -> Any:
-    from twisted.protocols.basic import LineOnlyReceiver
-
-    class SinkSMTP(LineOnlyReceiver):
-        delimiter = b"\r\n"
-        MAX_LENGTH = 100_000
-
-        def connectionMade(self) -> None:
-            sink.current += 1
-            sink.connections += 1
-            sink.peak = max(sink.peak, sink.current)
-            sink.stats()
-            self.tls = False
-            self.user = None
-            self.reset()
-            self.reply("220 mx.remote.test ESMTP sink")
-
-        def connectionLost(self, reason: Any = None) -> None:
-            sink.current -= 1
-            sink.stats()
-
-        def reset(self) -> None:
-            self.mail_from: str | None = None
-            self.rcpts: list[str] = []
-            self.data: list[bytes] | None = None
-
-        def reply(self, text: str) -> None:
-            self.transport.write(text.encode() + b"\r\n")
-
-        def lineReceived(self, line: bytes) -> None:
-            if self.data is not None:
-                if line == b".":
-                    self.end_of_data()
-                else:
-                    self.data.append(line[1:] if line.startswith(b".") else line)
-                return
-            verb, _, arg = line.decode("utf-8", "replace").partition(" ")
-            verb = verb.upper()
-            if verb == "EHLO":
-                ext = ["PIPELINING", "8BITMIME", "SIZE 100000000", "ENHANCEDSTATUSCODES"]
-                if sink.tls is not None and not self.tls:
-                    ext.append("STARTTLS")
-                if sink.auth:
-                    ext.append("AUTH PLAIN")
-                self.reply("\r\n".join([f"250-mx.remote.test hello {arg}"] + [f"250-{e}" for e in ext[:-1]]
-                                       + [f"250 {ext[-1]}"]))
-            elif verb == "HELO":
-                self.reply("250 mx.remote.test")
-            elif verb == "STARTTLS" and sink.tls is not None:
-                self.reply("220 2.0.0 go ahead")
-                self.transport.startTLS(sink.tls)
-                self.tls = True
-                self.reset()
-            elif verb == "AUTH" and sink.auth:
-                try:
-                    _, user, password = base64.b64decode(arg.split(" ", 1)[1]).decode().split("\0")
-                except Exception:
-                    self.reply("501 5.5.2 bad AUTH")
-                    return
-                if [user, password] == list(sink.auth):
-                    self.user = user
-                    self.reply("235 2.7.0 ok")
-                else:
-                    self.reply("535 5.7.8 bad credentials")
-            elif verb == "MAIL":
-                if sink.auth and self.user is None:
-                    self.reply("530 5.7.0 authentication required")
-                    return
-                self.mail_from = arg.partition(":")[2].strip().split(" ")[0].strip("<>")
-                self.reply("250 2.1.0 ok")
-            elif verb == "RCPT":
-                rcpt = arg.partition(":")[2].strip().split(" ")[0].strip("<>")
-                if rcpt.lower().startswith("reject"):
-                    self.reply(f"550 5.1.1 <{rcpt}>: no such user here")
-                else:
-                    self.rcpts.append(rcpt)
-                    self.reply("250 2.1.5 ok")
-            elif verb == "DATA":
-                if not self.rcpts:
-                    self.reply("554 5.5.1 no valid recipients")
-                    return
-                self.data = []
-                self.reply("354 go ahead")
-            elif verb == "RSET":
-                self.reset()
-                self.reply("250 2.0.0 ok")
-            elif verb == "NOOP":
-                self.reply("250 2.0.0 ok")
-            elif verb == "QUIT":
-                self.reply("221 2.0.0 bye")
-                self.transport.loseConnection()
-            else:
-                self.reply("502 5.5.2 unknown command")
-
-        def end_of_data(self) -> None:
-            data = b"\r\n".join(self.data or []) + b"\r\n"
-            envelope = {"mail_from": self.mail_from, "rcpts": self.rcpts, "tls": self.tls, "user": self.user}
-            self.reset()
-            if sink.stalled():
-                return                           # the sender waits; nothing is kept
-            if any(r.lower().startswith("tempfail") for r in envelope["rcpts"]):
-                mid = _message_id(data)
-                sink.attempts[mid] = sink.attempts.get(mid, 0) + 1
-                if sink.attempts[mid] <= 2:
-                    self.reply("451 4.3.0 try again later")
-                    return
-            sink.save(data, envelope)
-            self.reply("250 2.0.0 accepted")
-
-    return SinkSMTP
-
-
-def _message_id(data: bytes) -> str:
-    for line in data.split(b"\r\n"):
-        if not line:
-            break
-        if line.lower().startswith(b"message-id:"):
-            return line.split(b":", 1)[1].strip().decode("ascii", "replace")
-    return ""
 
 
 def serve(spec: dict[str, Any]) -> None:
@@ -272,8 +117,9 @@ class RemotePeer:
         spec_file = self.folder / "peer.json"
         spec_file.write_text(json.dumps(self.spec))
         self.log = open(self.folder / "peer.log", "wb")  # noqa: SIM115 - lives as long as the peer
-        self.proc = subprocess.Popen([sys.executable, "-m", "tau.mail.outbound.testing", str(spec_file)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.outbound", str(spec_file)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 20
         while not (self.out / "ready").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:

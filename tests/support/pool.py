@@ -1,7 +1,7 @@
 """The daemon's real database pool in an in-process test: worker threads run the SQL at the same
 time, and the test thread plays the reactor (:meth:`PumpedReactor.pump`) until what it waits for
 has happened. For tests of concurrency (time budgets, cancellation, fair shares) that the
-synchronous :class:`tau.testing.harness.ImmediateDatabase` cannot show."""
+synchronous :class:`tests.support.harness.ImmediateDatabase` cannot show."""
 
 from __future__ import annotations
 

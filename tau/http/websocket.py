@@ -1,7 +1,8 @@
 """A JSON-over-WebSocket server layer on autobahn's Twisted integration, reusable by every socket.
 
-``/ws/messages`` uses it here; ``/ws/signal`` (issue 8) can subclass :class:`JsonSocket` the same
-way. What it gives (INTERFACE.md, WebSocket):
+It lives on the HTTP floor because a socket opens as an HTTP request and authenticates through the
+same code as the REST API; ``/ws/messages`` (tau.messenger) and ``/ws/signal`` (tau.connect) subclass
+:class:`JsonSocket`. What it gives (INTERFACE.md, WebSocket):
 
 - authentication by ``Authorization: Bearer`` or ``?access_token=`` through the same code as the
   REST API (token verified, session not revoked, account enabled, password not changed since);

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tau.testing.daemon import TauDaemon, free_port
+from tests.support.daemon import TauDaemon, free_port
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:

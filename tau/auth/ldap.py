@@ -201,7 +201,7 @@ def provision(txn: Any, address: str, entry: DirectoryEntry) -> User | None:
 
 def install(registry: Any, host: Any) -> None:
     """Plugin hook: attach the directory to the authenticator when ``[ldap] url`` is set."""
-    settings = registry.config["ldap"]
+    settings = registry.config.ldap.as_dict()
     if not settings.get("url"):
         return
     directory = LdapDirectory(settings, registry.run_in_thread, registry.clock, registry.keys.mac)

@@ -39,7 +39,7 @@ def s256(verifier: str) -> str:
 class OAuth:
     def __init__(self, registry: Any) -> None:
         self.registry = registry
-        self.refresh_ttl = registry.config.get("auth", "refresh_token_ttl")
+        self.refresh_ttl = registry.config.auth.refresh_token_ttl
 
     def _hash(self, token: str) -> str:
         return self.registry.keys.mac("refresh-token", token)
@@ -182,12 +182,12 @@ class OAuth:
 
 
 def base_url(registry: Any, request: Any) -> str:
-    configured = registry.config.get("tau", "public_url")
+    configured = registry.config.tau.public_url
     if configured:
         return configured.rstrip("/")
     host = (request.getHeader(b"host") or b"localhost").decode("latin-1")
     if not re.match(r"^[A-Za-z0-9.\-:\[\]]{1,255}$", host):
-        host = registry.config.get("tau", "hostname")
+        host = registry.config.tau.hostname
     scheme = "https" if request.isSecure() else "http"
     return f"{scheme}://{host}"
 

@@ -92,7 +92,7 @@ class Key:
 def _keys(cls: type[Section]) -> dict[str, Key]:
     hints = get_type_hints(cls)
     return {f.name: Key(_PARSERS[hints[f.name]], default_text(f.default), f.metadata["help"], f.metadata["minimum"])
-            for f in fields(cls)}  # type: ignore[arg-type]
+            for f in fields(cls)}
 
 
 #: section -> key -> how to parse it, its default as INI text, its help; derived from ``SECTIONS``
@@ -256,3 +256,11 @@ def render_ini(values: Mapping[str, Mapping[str, str]], annotated: bool = True) 
             lines.append(f"{key} = {value}")
         lines.append("")
     return "\n".join(lines)
+
+
+__all__ = [
+    "DEFAULT_CONFIG", "LISTENERS", "SCHEMA", "SECTIONS", "AuthSection", "BlobsSection", "Config", "ConfigError",
+    "ConnectSection", "DatabaseSection", "DavSection", "DkimSection", "FlowsSection", "Key", "LdapSection",
+    "LimitsSection", "ListenSection", "OutboundSection", "RedisSection", "Section", "SpamSection", "TauSection",
+    "TlsSection", "TrustSection", "TurnSection", "load_config", "render_ini",
+]

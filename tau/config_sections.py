@@ -21,11 +21,12 @@ def key(default: T, help: str, minimum: int | None = None) -> T:
     return dataclasses.field(default=default, metadata={"help": help, "minimum": minimum})
 
 
+@dataclass(frozen=True)
 class Section:
     """Common to every section: the old ``config["section"]`` dict view, for code that wants one."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FLOORS: list[tuple[str, set[str]]] = [
     ("net", {"net"}),                                    # endpoints, TLS, slow-sender deadlines
-    ("infrastructure", {"config", "keys", "logs", "metrics", "clock", "storage", "blobs", "bus"}),
+    ("infrastructure", {"config", "config_sections", "keys", "logs", "metrics", "clock", "storage", "blobs", "bus"}),
     ("auth", {"auth"}),
     ("http", {"http"}),                                  # Site, router, errors, auth wrapper, WebSocket layer
     ("dav", {"dav"}),                                    # protocol-only WebDAV core (RFC 4918)

@@ -184,7 +184,7 @@ def register(registry: Any, http: Any) -> None:
 
     async def quotas(request: Any) -> Response:
         require_admin(request)
-        items = await run("admin_quotas", _quotas, registry.config.get("limits", "quota_bytes"), readonly=True)
+        items = await run("admin_quotas", _quotas, registry.config.limits.quota_bytes, readonly=True)
         return json_response({"items": items, "next_cursor": None})
 
     async def list_queue(request: Any) -> Response:

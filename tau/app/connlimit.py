@@ -71,9 +71,9 @@ class ConnectionCaps:
 
     @classmethod
     def from_config(cls, config: Any, metrics: Any = None) -> ConnectionCaps:
-        limits = config["limits"]
-        per_ip = {f: limits[f"{f}_connections_per_ip"] for f in ("smtp", "imap", "http")}
-        return cls(per_ip, limits["connections_total"] or auto_total(), limits["trusted_networks"], metrics)
+        limits = config.limits
+        per_ip = {f: getattr(limits, f"{f}_connections_per_ip") for f in ("smtp", "imap", "http")}
+        return cls(per_ip, limits.connections_total or auto_total(), limits.trusted_networks, metrics)
 
     def is_trusted(self, host: str) -> bool:
         try:

@@ -33,7 +33,7 @@ class AppHost:
         return self._caps
 
     def listener_configured(self, key: str) -> bool:
-        return bool(self.registry.config.get("listen", key))
+        return bool(self.registry.config.listen.endpoint(key))
 
     def add_listener(self, key: str, factory: Any) -> StreamServerEndpointService | None:
         """Listen on ``[listen] key`` if it is set; ``ssl:`` strings get tau's reloadable TLS.
@@ -42,7 +42,7 @@ class AppHost:
         a connection's slot is given back however its protocol changes; refusals go through TLS)."""
         if key not in LISTENERS:
             raise KeyError(key)
-        desc = self.registry.config.get("listen", key)
+        desc = self.registry.config.listen.endpoint(key)
         if not desc:
             return None
         tls = self.registry.tls if is_tau_tls(desc) else None

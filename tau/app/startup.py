@@ -39,7 +39,7 @@ def prepare(registry: Any) -> list[str]:
         sync.close()
     if applied:
         notes.append("applied schema deltas: " + ", ".join(f"{d.version:04d}_{d.name}" for d in applied))
-    if any(is_tau_tls(config.get("listen", k) or "") for k in config["listen"]) or _uses_starttls(config):
+    if any(is_tau_tls(desc) for desc in config.listen.as_dict().values()) or _uses_starttls(config):
         from tau.net.tls import TLSConfigError
 
         try:
@@ -56,7 +56,7 @@ def prepare(registry: Any) -> list[str]:
 
 
 def _uses_starttls(config: Any) -> bool:
-    return any(config.get("listen", k) for k in ("smtp", "submission", "imap"))
+    return any(config.listen.endpoint(k) for k in ("smtp", "submission", "imap"))
 
 
 __all__ = ["ConfigError", "prepare"]

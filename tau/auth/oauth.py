@@ -66,8 +66,7 @@ class OAuth:
 
     def __init__(self, registry: Any, refresh_ttl: int | None = None) -> None:
         self.registry = registry
-        self.refresh_ttl: int = refresh_ttl if refresh_ttl is not None else registry.config.get(
-            "auth", "refresh_token_ttl")
+        self.refresh_ttl: int = refresh_ttl if refresh_ttl is not None else registry.config.auth.refresh_token_ttl
 
     def token_hash(self, token: str) -> str:
         """The keyed hash a refresh token is stored and looked up by (never the token itself)."""

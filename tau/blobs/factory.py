@@ -9,9 +9,9 @@ from tau.blobs.store import BlobStore
 
 
 def create_backend(config: Any) -> Any:
-    backend = config.get("blobs", "backend")
+    backend = config.blobs.backend
     if backend == "local":
-        return LocalBackend(config.data_path(config.get("blobs", "path")))
+        return LocalBackend(config.data_path(config.blobs.path))
     if backend == "s3":
         try:
             import minio  # noqa: F401
@@ -19,9 +19,9 @@ def create_backend(config: Any) -> Any:
             from tau.blobs.s3 import S3Backend
         except ImportError:
             raise config.error("blobs", "backend", "backend s3 needs the minio package (pip install 'tau[s3]')")
-        blobs = config["blobs"]
-        return S3Backend(blobs["s3_endpoint"], blobs["s3_access_key"], blobs["s3_secret_key"], blobs["s3_bucket"],
-                         secure=blobs["s3_secure"])
+        blobs = config.blobs
+        return S3Backend(blobs.s3_endpoint, blobs.s3_access_key, blobs.s3_secret_key, blobs.s3_bucket,
+                         secure=blobs.s3_secure)
     raise config.error("blobs", "backend", f"backend {backend!r} is not available in this version of tau")
 
 

@@ -83,4 +83,4 @@ def _list(backend: Any, cutoff: float, limit: int) -> list[str]:
 def blob_sweeper(registry: Any) -> TimerService:
     """The background service ``tau.app.tap`` registers."""
     config = registry.config
-    return BlobSweeper(registry, config.get("blobs", "orphan_grace"), config.get("blobs", "sweep_interval")).service()
+    return BlobSweeper(registry, config.blobs.orphan_grace, config.blobs.sweep_interval).service()

@@ -182,7 +182,7 @@ class Calendars:
             make_room = self.registry._built.get("calendar_conference")
             if make_room is not None:
                 fields = {**fields, "conference": await make_room(user.address, fields)}
-        uid, text = events.build(fields, user.address, self.registry.config.get("tau", "hostname"))
+        uid, text = events.build(fields, user.address, self.registry.config.tau.hostname)
         row, _, _ = await self.put_object(user if schedule else None, cal, f"{uid}.ics", text, create_only=True)
         return cal, row
 

@@ -152,7 +152,7 @@ class ImipSender:
     async def send(self, sender: str, remote: list[str], local: list[str], method: str, message: Any) -> None:
         if not remote and not local:
             return
-        hostname = self.registry.config.get("tau", "hostname")
+        hostname = self.registry.config.tau.hostname
         store = self.registry.mail_store
         if remote:
             raw, message_id = await self.registry.run_in_thread(build_message, sender, remote, method, message,
@@ -189,9 +189,9 @@ class ImipReceiver:
         """The authserv-id our MX writes into Authentication-Results (``[trust] authserv_id``)."""
         config = self.registry.config
         try:
-            return str(config.get("trust", "authserv_id") or config.get("tau", "hostname"))
+            return str(config.trust.authserv_id or config.tau.hostname)
         except (KeyError, AttributeError):
-            return str(config.get("tau", "hostname"))
+            return str(config.tau.hostname)
 
     def subscribe(self) -> None:
         bus = self.registry.bus  # once per cluster: only mail delivered on this node (issue 9)

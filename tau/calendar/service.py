@@ -19,7 +19,7 @@ DAV_BODY_LIMIT = 16 * 1024 * 1024   # bigger bodies are 413 before they are read
 def install(registry: Any, host: Any) -> None:
     cals = Calendars(registry)
     server = DavServer(CalendarProvider(cals), DAV_PREFIX, clock=registry.reactor.seconds, db=registry.db,
-                       max_lock_timeout=registry.config.get("dav", "max_lock_timeout"))
+                       max_lock_timeout=registry.config.dav.max_lock_timeout)
     caldav.register(server)
     http = host.http
     http.mount(DAV_PREFIX, server, auth="any", body_limit=DAV_BODY_LIMIT, scope="calendar")

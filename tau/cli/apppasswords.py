@@ -58,7 +58,7 @@ def generate() -> str:
 
 
 def keys_for(config: Config) -> Keys:
-    return Keys(load_secret(config.data_path(config.get("tau", "secret_file"))))
+    return Keys(load_secret(config.data_path(config.tau.secret_file)))
 
 
 def add(args: argparse.Namespace) -> int:

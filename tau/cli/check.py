@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     config = load(args)
     report = Report()
     report.line(OK, "config", config.path)
-    domains = set(config.get("tau", "domains"))
+    domains = set(config.tau.domains)
     checks: list[Callable[[Config, Report], set[str] | None]] = [
         _database, _secret, _blobs, _tls, _listen]
     for check in checks:
@@ -97,7 +97,7 @@ def _database(config: Config, report: Report) -> set[str] | None:
 
 
 def _secret(config: Config, report: Report) -> None:
-    path = config.data_path(config.get("tau", "secret_file"))
+    path = config.data_path(config.tau.secret_file)
     try:
         load_secret(path)
     except SecretError as exc:
@@ -107,11 +107,11 @@ def _secret(config: Config, report: Report) -> None:
 
 
 def _blobs(config: Config, report: Report) -> None:
-    if config.get("blobs", "backend") != "local":
-        report.line(WARN, "blobs", f"s3 bucket {config.get('blobs', 's3_bucket')} at "
-                    f"{config.get('blobs', 's3_endpoint')}: not checked by `tau check`")
+    if config.blobs.backend != "local":
+        report.line(WARN, "blobs", f"s3 bucket {config.blobs.s3_bucket} at "
+                    f"{config.blobs.s3_endpoint}: not checked by `tau check`")
         return
-    path = config.data_path(config.get("blobs", "path"))
+    path = config.data_path(config.blobs.path)
     if not path.is_dir():
         report.line(FAIL, "blobs", f"{path} is not a folder")
         return
@@ -129,8 +129,8 @@ def _blobs(config: Config, report: Report) -> None:
 def _tls(config: Config, report: Report) -> None:
     from tau.net.tls import TLSConfigError, load_tls
 
-    cert = config.data_path(config.get("tls", "certificate"))
-    key = config.data_path(config.get("tls", "private_key"))
+    cert = config.data_path(config.tls.certificate)
+    key = config.data_path(config.tls.private_key)
     try:
         info = load_tls(cert, key).describe()
     except TLSConfigError as exc:
@@ -141,7 +141,7 @@ def _tls(config: Config, report: Report) -> None:
     names = ", ".join(n.split(":", 1)[1] for n in info["san"]) or info["subject"]
     text = (f"{cert}: {names}; {'self-signed, ' if info['self_signed'] else ''}"
             f"expires {expires:%Y-%m-%d} ({'expired' if days < 0 else f'in {days} days'})")
-    hostname = config.get("tau", "hostname")
+    hostname = config.tau.hostname
     if days < 0:
         report.line(FAIL, "tls", text)
     elif days < EXPIRY_WARNING_DAYS:
@@ -165,7 +165,7 @@ def _covers(san: list[str], hostname: str) -> bool:
 
 
 def _listen(config: Config, report: Report) -> None:
-    enabled = [f"{name} {config.get('listen', name)}" for name in LISTENERS if config.get("listen", name)]
+    enabled = [f"{name} {config.listen.endpoint(name)}" for name in LISTENERS if config.listen.endpoint(name)]
     if enabled:
         report.line(OK, "listen", ", ".join(enabled))
     else:
@@ -173,7 +173,7 @@ def _listen(config: Config, report: Report) -> None:
 
 
 def _dns(config: Config, domains: list[str]) -> None:
-    hostname = config.get("tau", "hostname")
+    hostname = config.tau.hostname
     print()
     if not domains:
         print("No domains yet: `tau domain add DOMAIN`, then run `tau check` again for its DNS records.")
@@ -206,5 +206,5 @@ def _mail_records(config: Config, domains: list[str]) -> list[tuple[str, str, st
     rows = [r for r in dkim.records(config) if r[0].rstrip(".").split("._domainkey.")[-1] in domains]
     for domain in domains:
         rows.append((f"_mta-sts.{domain}.", "TXT", '"v=STSv1; id=1"'))
-        rows.append((f"mta-sts.{domain}.", "CNAME", f"{config.get('tau', 'hostname')}."))
+        rows.append((f"mta-sts.{domain}.", "CNAME", f"{config.tau.hostname}."))
     return rows

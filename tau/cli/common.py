@@ -69,8 +69,8 @@ def load(args: argparse.Namespace) -> Config:
 
 def connect(config: Config, create: bool = False) -> SyncDatabase:
     """One blocking connection. ``create`` allows a new SQLite file (init, migrate)."""
-    engine = create_engine(config.database_url, config.get("database", "pool_min"),
-                           config.get("database", "pool_max"))
+    engine = create_engine(config.database_url, config.database.pool_min,
+                           config.database.pool_max)
     if (isinstance(engine, SqliteEngine) and engine.path != ":memory:" and not create
             and not Path(engine.path).exists()):
         raise DatabaseUnavailable(f"database {engine.path} does not exist "

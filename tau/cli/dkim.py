@@ -32,10 +32,10 @@ def register(subparsers: Any) -> None:
 
 def keygen(args: argparse.Namespace) -> int:
     config = load(args)
-    algorithm = args.algorithm or config.get("dkim", "algorithm")
+    algorithm = args.algorithm or config.dkim.algorithm
     if algorithm not in ("rsa", "ed25519"):
         raise CliError(f"[dkim] algorithm must be rsa or ed25519, not {algorithm!r}")
-    selector = args.selector or config.get("dkim", "selector") + ("-ed" if algorithm == "ed25519" else "")
+    selector = args.selector or config.dkim.selector + ("-ed" if algorithm == "ed25519" else "")
     try:
         path, record = dkim.write_key(dkim.keys_dir(config), args.domain, selector, algorithm, args.force)
     except (ValueError, FileExistsError) as exc:

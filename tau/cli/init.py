@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     config = _write_config(ini_path, render_ini(values))
     report: list[tuple[str, str]] = [("config", f"{ini_path} (written)")]
 
-    secret = config.data_path(config.get("tau", "secret_file"))
+    secret = config.data_path(config.tau.secret_file)
     if secret.exists():
         report.append(("secret", f"{secret} (kept)"))
     else:
@@ -97,13 +97,13 @@ def run(args: argparse.Namespace) -> int:
         generate_secret(secret)
         report.append(("secret", f"{secret} (new, mode 0600)"))
 
-    if config.get("blobs", "backend") == "local":
-        blobs = config.data_path(config.get("blobs", "path"))
+    if config.blobs.backend == "local":
+        blobs = config.data_path(config.blobs.path)
         kept = blobs.is_dir()
         blobs.mkdir(mode=0o750, parents=True, exist_ok=True)
         report.append(("blobs", f"{blobs} ({'kept' if kept else 'new'})"))
     else:
-        bucket, endpoint = config.get("blobs", "s3_bucket"), config.get("blobs", "s3_endpoint")
+        bucket, endpoint = config.blobs.s3_bucket, config.blobs.s3_endpoint
         report.append(("blobs", f"s3 bucket {bucket} at {endpoint}"))
 
     report.append(("tls", _tls(config, hostname)))
@@ -157,8 +157,8 @@ def _create_sqlite_file(config: Config) -> None:
 
 
 def _tls(config: Config, hostname: str) -> str:
-    cert = config.data_path(config.get("tls", "certificate"))
-    key = config.data_path(config.get("tls", "private_key"))
+    cert = config.data_path(config.tls.certificate)
+    key = config.data_path(config.tls.private_key)
     if cert.exists() or key.exists():
         if not (cert.exists() and key.exists()):
             missing = key if cert.exists() else cert

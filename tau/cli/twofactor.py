@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
 
 
 def _keys(config: Any) -> Keys:
-    return Keys(load_secret(config.data_path(config.get("tau", "secret_file"))))
+    return Keys(load_secret(config.data_path(config.tau.secret_file)))
 
 
 def enable(args: argparse.Namespace) -> int:

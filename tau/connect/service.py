@@ -22,9 +22,8 @@ MAX_FRAME = 256 * 1024
 
 
 def _settings(registry: Any) -> dict[str, Any]:
-    section = registry.config.values.get("connect", {})
-    return {"sfu": str(section.get("sfu", "on")).lower() not in ("off", "false", "0", "no", "none"),
-            "sfu_workers": int(section.get("sfu_workers", 1) or 1)}
+    section = registry.config.connect
+    return {"sfu": section.sfu, "sfu_workers": section.sfu_workers}
 
 
 def build(registry: Any, media: Any = None) -> tuple[Calls, SignalHub, Any]:

@@ -29,8 +29,8 @@ class TurnConfig:
 
     @classmethod
     def from_config(cls, config: Any) -> "TurnConfig":
-        turn = config["turn"]
-        return cls(turn["uris"], turn["shared_secret"], turn["ttl"])
+        turn = config.turn
+        return cls(list(turn.uris), turn.shared_secret, turn.ttl)
 
     def for_user(self, user: str, now: float) -> dict[str, Any]:
         """The ``turn`` object of INTERFACE.md (``POST /api/calls``). Without a shared secret the

@@ -18,7 +18,7 @@ def install(registry: Any, host: Any) -> None:
     blobs = files_blob_store(registry)
     tree = FileTree(registry, blobs)
     server = DavServer(FilesProvider(tree), DAV_PREFIX, clock=registry.reactor.seconds, db=registry.db,
-                       max_lock_timeout=registry.config.get("dav", "max_lock_timeout"))
+                       max_lock_timeout=registry.config.dav.max_lock_timeout)
     http = host.http
     http.mount(DAV_PREFIX, server, auth="any", body_limit=None, scope="files")
     install_sinks(http.site, DAV_PREFIX + "/", lambda request, length: UploadBody(request, length, blobs.writer),

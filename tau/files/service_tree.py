@@ -31,7 +31,7 @@ class FileTree:
         self.registry = registry
         self.db = registry.db
         self.blobs = blobs
-        self.default_quota: int = registry.config.get("limits", "quota_bytes")
+        self.default_quota: int = registry.config.limits.quota_bytes
 
     def run(self, name: str, fn: Any, *args: Any) -> Any:
         return self.db.run(name, fn, *args)

@@ -110,8 +110,8 @@ class AttachmentLinks:
 
     def __init__(self, registry: Any) -> None:
         self.registry = registry
-        self.threshold: int = registry.config.get("flows", "attachment_link_threshold")
-        self.default_quota: int = registry.config.get("limits", "quota_bytes")
+        self.threshold: int = registry.config.flows.attachment_link_threshold
+        self.default_quota: int = registry.config.limits.quota_bytes
         self._file_blobs: Any = None
 
     @property

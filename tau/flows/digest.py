@@ -112,7 +112,7 @@ class ChatDigest(Service):
 
     def __init__(self, registry: Any) -> None:
         self.registry = registry
-        self.after: int = registry.config.get("flows", "chat_digest_after")
+        self.after: int = registry.config.flows.chat_digest_after
         self.interval = interval_for(self.after)
         self._loop: task.LoopingCall | None = None
         self._presence: Any = None
@@ -204,7 +204,7 @@ class ChatDigest(Service):
             except Lost:
                 pass
             return 0
-        raw = build_digest(address, found, reg.public_url, reg.config.get("tau", "hostname"), f"{user_id}.{mark}",
+        raw = build_digest(address, found, reg.public_url, reg.config.tau.hostname, f"{user_id}.{mark}",
                            now_ms / 1000)
         store = reg.mail_store
         info = await reg.blobs.put(raw)

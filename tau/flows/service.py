@@ -120,7 +120,7 @@ class Flows:
 def install(registry: Any, host: Any) -> None:
     from tau.flows.digest import ChatDigest
 
-    if registry.config.get("flows", "attachment_link_threshold"):
+    if registry.config.flows.attachment_link_threshold:
         from tau.flows.attach_links import AttachmentLinks
 
         registry.attachment_links = AttachmentLinks(registry)

@@ -80,7 +80,7 @@ class Consent:
             return _page("Cannot sign in", "<p>The application did not identify itself (client_id).</p>", 400)
         client = await self.registry.db.run("oauth_client_get", oauth_clients.get_client, client_id, readonly=True)
         # an unregistered client id is a native public client (loopback redirects only), if allowed
-        unregistered = self.registry.config.get("auth", "unregistered_oauth_clients")
+        unregistered = self.registry.config.auth.unregistered_oauth_clients
         registered, loopback = (client.redirect_uris, client.loopback_any_port) if client else ((), unregistered)
         if not redirects.allowed(redirect_uri, registered, loopback):
             return _page("Cannot sign in", "<p>The application's redirect address is not registered.</p>", 400)

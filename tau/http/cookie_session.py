@@ -33,7 +33,7 @@ SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
 def is_secure(registry: Any, request: Any) -> bool:
     """https to the browser: TLS here, or a TLS-terminating proxy named by ``[tau] public_url``."""
-    public = registry.config.get("tau", "public_url") or ""
+    public = registry.config.tau.public_url or ""
     return bool(request.isSecure()) or public.startswith("https://")
 
 

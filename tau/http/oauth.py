@@ -78,12 +78,12 @@ class OAuthEndpoints:
 
 
 def base_url(registry: Any, request: Any) -> str:
-    configured = registry.config.get("tau", "public_url")
+    configured = registry.config.tau.public_url
     if configured:
         return configured.rstrip("/")
     host = (request.getHeader(b"host") or b"localhost").decode("latin-1")
     if not re.match(r"^[A-Za-z0-9.\-:\[\]]{1,255}$", host):
-        host = registry.config.get("tau", "hostname")
+        host = registry.config.tau.hostname
     scheme = "https" if request.isSecure() else "http"
     return f"{scheme}://{host}"
 

@@ -146,7 +146,7 @@ class RateLimiter:
 
 
 def create_rate_limiter(registry: Any) -> RateLimiter:
-    limits = registry.config["limits"]
-    url = registry.config.get("redis", "url")
+    limits = registry.config.limits
+    url = registry.config.redis.url
     buckets = RedisBuckets(url, registry.reactor) if url else MemoryBuckets(registry.clock)
-    return RateLimiter(buckets, limits["requests_per_minute_ip"], limits["requests_per_hour_user"], registry.metrics)
+    return RateLimiter(buckets, limits.requests_per_minute_ip, limits.requests_per_hour_user, registry.metrics)

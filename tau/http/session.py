@@ -43,7 +43,7 @@ def _same_origin_json(registry: Any, request: Any) -> None:
 class Sessions:
     def __init__(self, registry: Any) -> None:
         self.registry = registry
-        self.oauth = OAuth(registry, refresh_ttl=registry.config.get("auth", "session_ttl"))
+        self.oauth = OAuth(registry, refresh_ttl=registry.config.auth.session_ttl)
 
     async def _answer(self, request: Any, tokens: dict[str, Any]) -> Response:
         """Set the cookies for ``tokens`` (an OAuth token response) and describe the session."""

@@ -262,7 +262,7 @@ class TauChannel(http.HTTPChannel):
             if self._slow is None:
                 site = self.site
                 self._slow = SlowSender(site.registry.reactor, self._headers_too_slow)
-                self._header_timeout = site.registry.config.get("limits", "line_timeout")
+                self._header_timeout = site.registry.config.limits.line_timeout
             self._slow.line(self._header_timeout)
         super().dataReceived(data)
 
@@ -320,7 +320,7 @@ class TauSite(server.Site):
     def __init__(self, resource: Any, registry: Any, **kwargs: Any) -> None:
         super().__init__(resource, **kwargs)
         self.registry = registry
-        self.default_body_limit: int = registry.config.get("limits", "request_body")
+        self.default_body_limit: int = registry.config.limits.request_body
         #: (decoded path prefix, limit or None for streamed bodies) — longest prefix wins
         self.body_limits: list[tuple[str, int | None]] = []
         self.on_finish: list[Callable[[TauRequest, float], None]] = []

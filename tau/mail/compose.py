@@ -139,7 +139,7 @@ async def read_attachment(registry: Any, att: Attachment) -> tuple[str, str, byt
     """(filename, content type, bytes): a cloud file is read here, within the message size limit."""
     if att.data is not None:
         return att.filename, att.content_type, att.data
-    if att.node.size > registry.config.get("limits", "message_size"):
+    if att.node.size > registry.config.limits.message_size:
         raise MessageTooLarge("payload_too_large", "the file is larger than the message size limit")
     return att.filename, att.content_type, await registry.blobs.read(att.node.blob_key)
 

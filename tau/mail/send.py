@@ -44,7 +44,7 @@ async def _send(registry: Any, store: Any, user: Any, draft: compose.Draft, entr
                             for e in entries]
     sender = user.address
     author = draft.sender or sender
-    hostname = registry.config.get("tau", "hostname")
+    hostname = registry.config.tau.hostname
     wanted = [sender, *draft.recipients] if (draft.encrypt or draft.sign) else [sender]
     keys = await pgp.keys_of(registry, wanted)
     extra: list[tuple[str, str]] = []
@@ -56,7 +56,7 @@ async def _send(registry: Any, store: Any, user: Any, draft: compose.Draft, entr
         raw = await _protected(registry, draft, msg, files, keys, sender)
     else:
         raw = compose.as_bytes(msg)
-    if len(raw) > registry.config.get("limits", "message_size"):
+    if len(raw) > registry.config.limits.message_size:
         raise MessageTooLarge("payload_too_large", "the message is larger than the size limit")
     await store.ensure_defaults(sender)
     info = await registry.blobs.put(raw)

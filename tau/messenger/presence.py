@@ -186,5 +186,5 @@ class RedisPresence:
 
 
 def create_presence(registry: Any, on_change: OnChange) -> MemoryPresence | RedisPresence:
-    url = registry.config.get("redis", "url")
+    url = registry.config.redis.url
     return RedisPresence(url, on_change) if url else MemoryPresence(registry.clock, on_change)

@@ -87,10 +87,10 @@ class ArchiveWriter:
 def config_files(config: Any) -> list[tuple[str, Path]]:
     """(archive name, path) of the configuration, secret, TLS material and DKIM keys that exist."""
     found = [("files/tau.ini", Path(config.path)),
-             ("files/secret", config.data_path(config.get("tau", "secret_file"))),
-             ("files/tls/certificate", config.data_path(config.get("tls", "certificate"))),
-             ("files/tls/private_key", config.data_path(config.get("tls", "private_key")))]
-    dkim = config.data_path(config.get("dkim", "keys_dir"))
+             ("files/secret", config.data_path(config.tau.secret_file)),
+             ("files/tls/certificate", config.data_path(config.tls.certificate)),
+             ("files/tls/private_key", config.data_path(config.tls.private_key))]
+    dkim = config.data_path(config.dkim.keys_dir)
     if dkim.is_dir():
         for path in sorted(dkim.rglob("*")):
             if path.is_file():
@@ -171,7 +171,7 @@ def backup(config: Any, out: str, log: Callable[[str], None] = lambda m: None) -
         with tarfile.open(partial, "w|gz", format=tarfile.PAX_FORMAT) as tar:
             writer = ArchiveWriter(tar)
             meta = {"format": FORMAT, "created_at": writer.now, "engine": engine.name, "schema_version": schema,
-                    "code_version": code_version(), "hostname": config.get("tau", "hostname"), "tables": tables,
+                    "code_version": code_version(), "hostname": config.tau.hostname, "tables": tables,
                     "data_dir": str(config.data_dir)}
             writer.add_bytes(META, json.dumps(meta, indent=1).encode())
             for name, path in config_files(config):

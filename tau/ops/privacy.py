@@ -37,7 +37,7 @@ def _stores(config: Any) -> tuple[Any, Any]:
     from tau.blobs.store import SyncBlobStore
     from tau.keys import Keys, load_secret
 
-    keys = Keys(load_secret(config.data_path(config.get("tau", "secret_file"))))
+    keys = Keys(load_secret(config.data_path(config.tau.secret_file)))
     backend = create_backend(config)
     return (SyncBlobStore(backend, keys.blob_master_key, keys.blob_address_key),
             SyncBlobStore(backend, keys.blob_master_key, keys.derive("files:blob-address")))

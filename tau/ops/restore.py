@@ -231,11 +231,11 @@ def restore(path: str, config_path: str, log: Callable[[str], None] = lambda m: 
                 if config is None:
                     config = load_config(str(target))
                 rel = name[len("files/"):]
-                dest = {"secret": config.data_path(config.get("tau", "secret_file")),
-                        "tls/certificate": config.data_path(config.get("tls", "certificate")),
-                        "tls/private_key": config.data_path(config.get("tls", "private_key"))}.get(rel)
+                dest = {"secret": config.data_path(config.tau.secret_file),
+                        "tls/certificate": config.data_path(config.tls.certificate),
+                        "tls/private_key": config.data_path(config.tls.private_key)}.get(rel)
                 if dest is None and rel.startswith("dkim/"):
-                    dest = config.data_path(config.get("dkim", "keys_dir")) / rel[len("dkim/"):]
+                    dest = config.data_path(config.dkim.keys_dir) / rel[len("dkim/"):]
                 if dest is not None:
                     _write_file(dest, fh, 0o600, overwrite=(rel == "secret"))
             elif name.startswith("db/"):

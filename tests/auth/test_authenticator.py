@@ -111,7 +111,7 @@ def test_the_cache_never_accepts_a_wrong_password(registry: Any, quick_alice: An
 
 def test_the_cache_expires(registry: Any, quick_alice: Any, argon2: Argon2Counter) -> None:
     login(registry)
-    registry.reactor.advance(registry.config.get("auth", "credential_cache_ttl") + 1)
+    registry.reactor.advance(registry.config.auth.credential_cache_ttl + 1)
     login(registry)
     assert argon2.calls == 2
 

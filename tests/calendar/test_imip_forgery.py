@@ -62,7 +62,7 @@ def test_bob_cannot_forge_alices_request_or_cancel_to_carol(team: Any) -> None:
     # with his own From and alice as ORGANIZER: delivered as mail, never applied
     for method, uid in (("REQUEST", "forged-2"), ("REQUEST", "team-1"), ("CANCEL", "team-1")):
         data = imip(BOB, CAROL, method, uid, ALICE, CAROL,
-                    extra=f"Authentication-Results: {team.registry.config.get('tau', 'hostname')}; dmarc=pass "
+                    extra=f"Authentication-Results: {team.registry.config.tau.hostname}; dmarc=pass "
                           f"header.from={ALICE.split('@')[1]}\r\n")
         assert bob.mail(BOB, [CAROL], data)[-1].code == 250
     assert len(mailbox_messages(team.registry.mail_store, CAROL)) == inbox_before + 3

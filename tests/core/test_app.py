@@ -73,7 +73,7 @@ def test_password_hashing_has_its_own_pool_bounded_by_cpus_and_the_hash_gate(tmp
     pool = registry.hash_pool
     try:
         assert pool.name == "tau-password-hash" and registry.authenticator is not None
-        bound = registry.config.get("limits", "password_hashes")
+        bound = registry.config.limits.password_hashes
         assert pool.max == min(len(os.sched_getaffinity(0)), bound)
         assert registry.hash_gate.concurrency == bound
         assert registry.reactor.triggers["during"]["shutdown"]  # stopped with the reactor

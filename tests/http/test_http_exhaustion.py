@@ -60,7 +60,7 @@ def test_trusted_networks_are_never_refused(make_tau) -> None:
 
 def test_request_headers_trickling_in_are_cut_after_line_timeout(tau) -> None:
     clock = tau.clock
-    limit = tau.registry.config.get("limits", "line_timeout")
+    limit = tau.registry.config.limits.line_timeout
     channel, transport = connect(tau.site, ATTACKER)
     head = b"GET /api/health HTTP/1.1\r\nHost: localhost\r\nX-A: " + b"a" * 200
     sent = 0

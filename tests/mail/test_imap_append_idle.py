@@ -4,6 +4,7 @@ made by other sessions through the bus."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_append_refusals(env):
 
 
 def test_append_over_quota(registry):
-    registry.config.values["limits"]["quota_bytes"] = 2000
+    registry.config.limits = replace(registry.config.limits, quota_bytes=2000)
     env = IMAPEnv(registry)
     env.add_user(ALICE)
     c = env.client(ALICE)

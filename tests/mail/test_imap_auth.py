@@ -159,8 +159,8 @@ def test_implicit_tls_counts_as_tls_for_remote_peers(env):
     from tau.net.tls import make_self_signed
 
     config = env.registry.config
-    make_self_signed("localhost", config.data_path(config.get("tls", "certificate")),
-                     config.data_path(config.get("tls", "private_key")))
+    make_self_signed("localhost", config.data_path(config.tls.certificate),
+                     config.data_path(config.tls.private_key))
     wrapped = TLSMemoryBIOFactory(env.registry.tls, False, env.factory)
     proto = wrapped.buildProtocol(None)
     proto.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "198.51.100.7", 4000)))

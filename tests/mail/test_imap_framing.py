@@ -6,6 +6,8 @@ keeps working afterwards.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tau.mail.imap import protocol
@@ -151,7 +153,7 @@ def test_bad_over_long_literal_outside_append(env):
 
 def test_bad_append_literal_over_message_size_sync(env):
     c = env.client(ALICE)
-    limit = env.registry.config.get("limits", "message_size")
+    limit = env.registry.config.limits.message_size
     out = c.send(b"a1 APPEND INBOX {%d}\r\n" % (limit + 1)).decode()
     assert out == "a1 NO [TOOBIG] Literal is too big\r\n"
     alive(c)
@@ -159,7 +161,7 @@ def test_bad_append_literal_over_message_size_sync(env):
 
 def test_bad_append_literal_over_message_size_nonsync(env):
     """RFC 7888 §4: a too-big LITERAL+ is read and dropped, then refused; nothing is stored."""
-    env.registry.config.values["limits"]["message_size"] = 2048
+    env.registry.config.limits = replace(env.registry.config.limits, message_size=2048)
     c = env.client(ALICE, mailbox="INBOX")
     c.send(b"a1 APPEND INBOX {5000+}\r\n")
     out = c.send(b"x" * 5000 + b"\r\n").decode()

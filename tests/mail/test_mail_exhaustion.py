@@ -182,7 +182,7 @@ def test_a_message_trickled_line_by_line_is_cut_after_data_timeout(registry, sto
     c.ehlo()
     replies = c.send(b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
     assert [r.code for r in replies] == [250, 250, 354]
-    limit = registry.config.get("limits", "data_timeout")
+    limit = registry.config.limits.data_timeout
     lines = 0
     while not c.closed and lines < 1000:
         c.protocol.dataReceived(b"x\r\n")        # every line is complete, each well inside 60 s
@@ -206,7 +206,7 @@ def test_a_trickling_imap_literal_is_cut_after_data_timeout(registry) -> None:
     env = IMAPEnv(registry)
     user = env.add_user("bob@example.test")
     c = env.client(user, peer=ATTACKER)
-    limit = registry.config.get("limits", "data_timeout")
+    limit = registry.config.limits.data_timeout
     assert c.send(b"a1 APPEND INBOX {100000}\r\n").startswith(b"+ ")
     took = trickle(c.proto.dataReceived, b"y" * 100000, registry.reactor, 20, lambda: c.closed)
     assert c.closed and limit <= took <= limit + 20

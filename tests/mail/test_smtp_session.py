@@ -31,7 +31,7 @@ def test_greeting_and_ehlo_keywords_on_mx(mx, registry):
     assert reply.code == 250
     assert {"PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING",
             "STARTTLS"} <= keywords(reply)
-    assert f"SIZE {registry.config.get('limits', 'message_size')}" in reply.lines
+    assert f"SIZE {registry.config.limits.message_size}" in reply.lines
     assert "AUTH" not in keywords(reply)                    # MX never offers AUTH
 
 

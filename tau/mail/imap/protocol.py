@@ -84,9 +84,9 @@ class IMAPConnection(Protocol):
         self._bad = 0
         self.peer_ip = ""
         self.loopback = False
-        limits = self.registry.config["limits"]
-        self._line_timeout: float = limits["line_timeout"]
-        self._command_timeout: float = limits["data_timeout"]
+        limits = self.registry.config.limits
+        self._line_timeout: float = limits.line_timeout
+        self._command_timeout: float = limits.data_timeout
         self._slow = SlowSender(self.registry.reactor, self._too_slow)
 
     # -- connection lifecycle ------------------------------------------------------------------
@@ -296,7 +296,7 @@ class IMAPConnection(Protocol):
 
     def _literal_limit(self) -> int:
         if self._is_append():
-            return int(self.registry.config.get("limits", "message_size"))
+            return int(self.registry.config.limits.message_size)
         return MAX_LITERAL
 
     def _abandon(self, status: str, text: str) -> None:

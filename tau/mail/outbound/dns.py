@@ -141,6 +141,6 @@ def mail_dns(registry: Any) -> MailDNS:
     """The registry's shared MailDNS (created on first use)."""
     found = getattr(registry, "mail_dns", None)
     if found is None:
-        found = MailDNS(registry.reactor, registry.config.get("outbound", "resolver"))
+        found = MailDNS(registry.reactor, registry.config.outbound.resolver)
         registry.mail_dns = found
     return found

@@ -60,12 +60,12 @@ class OutboundService(Service):
         self.registry = registry
         self.store = store
         self.reactor = registry.reactor
-        cfg = registry.config["outbound"]
+        cfg = registry.config.outbound
         self.cfg = cfg
         self.dns = mail_dns(registry)
-        self.mtasts = MTASTS(self.reactor, self.dns, cfg["tls_ca_file"], cfg["mta_sts_host"])
+        self.mtasts = MTASTS(self.reactor, self.dns, cfg.tls_ca_file, cfg.mta_sts_host)
         self.transfer = Transfer(self.reactor, self.dns, self.mtasts, Settings.from_config(registry.config))
-        self.hostname = registry.config.get("tau", "hostname")
+        self.hostname = registry.config.tau.hostname
         self._domains: dict[str, defer.DeferredSemaphore] = {}
         self._inflight: dict[int, defer.Deferred[None]] = {}
         self._ready: deque[tuple[rows.Claimed, set[str], float]] = deque()   # claimed, not started yet
@@ -95,7 +95,7 @@ class OutboundService(Service):
             return
         self._loop = LoopingCall(self.kick)
         self._loop.clock = self.reactor
-        self._loop.start(self.cfg["poll_interval"], now=True)
+        self._loop.start(self.cfg.poll_interval, now=True)
 
     def stopService(self) -> Any:
         super().stopService()
@@ -127,8 +127,8 @@ class OutboundService(Service):
         if self._polling:
             self._again = True
             return
-        prefetch = max(PREFETCH, self.cfg["concurrency"])
-        want = self.cfg["concurrency"] + prefetch - len(self._inflight) - len(self._ready)
+        prefetch = max(PREFETCH, self.cfg.concurrency)
+        want = self.cfg.concurrency + prefetch - len(self._inflight) - len(self._ready)
         if want <= 0 or len(self._ready) > prefetch // 2:     # refill in batches: one claim, many rows
             return
         self._polling = True
@@ -143,8 +143,8 @@ class OutboundService(Service):
             self.kick()
 
     async def _poll(self, want: int) -> None:
-        lease = self.cfg["lease"]
-        reclaim = time.monotonic() - self._reclaimed_at >= min(lease, self.cfg["poll_interval"])
+        lease = self.cfg.lease
+        reclaim = time.monotonic() - self._reclaimed_at >= min(lease, self.cfg.poll_interval)
         if reclaim:
             self._reclaimed_at = time.monotonic()
         claimed = await self._recorder.claim(want, lease, reclaim)
@@ -163,8 +163,8 @@ class OutboundService(Service):
         if not self.running:
             return
         stale: list[int] = []
-        while (self._ready and len(self._inflight) < self.cfg["concurrency"]
-               and self._recorder.pending < UNRECORDED * self.cfg["concurrency"]):
+        while (self._ready and len(self._inflight) < self.cfg.concurrency
+               and self._recorder.pending < UNRECORDED * self.cfg.concurrency):
             wait = self._pacer.take()
             if wait > 0:                         # SMTP is accepting mail: it comes first (pacing.py)
                 if self._resume is None or not self._resume.active():
@@ -204,14 +204,14 @@ class OutboundService(Service):
         if pending and row.size <= IN_MEMORY:
             message = await self.registry.blobs.read(row.blob_key)
         prefix = (row.signed_headers or "").encode()
-        if pending and row.signed_headers is None and self.registry.config.get("dkim", "sign"):
+        if pending and row.signed_headers is None and self.registry.config.dkim.sign:
             signed = await self._sign(row, message)
             if signed:
                 result.signed_headers = signed.decode("ascii")
                 prefix = signed
         groups: dict[str, list[str]] = {}
         for rcpt in pending:
-            domain = "" if self.cfg["smarthost"] else rcpt.rpartition("@")[2].lower()
+            domain = "" if self.cfg.smarthost else rcpt.rpartition("@")[2].lower()
             groups.setdefault(domain, []).append(rcpt)
         eight_bit = message is None or not message.isascii()
         size = row.size + len(prefix)
@@ -230,7 +230,7 @@ class OutboundService(Service):
                      prefix: bytes, message: bytes | None) -> list[Outcome]:
         sem = self._domains.get(domain)
         if sem is None:
-            sem = self._domains[domain] = defer.DeferredSemaphore(self.cfg["max_per_domain"])
+            sem = self._domains[domain] = defer.DeferredSemaphore(self.cfg.max_per_domain)
         await sem.acquire()
         try:
             target = domain or rcpts[0].rpartition("@")[2].lower()
@@ -258,7 +258,7 @@ class OutboundService(Service):
     # -- recording ----------------------------------------------------------------------------
 
     async def _record(self, row: rows.Claimed, result: rows.Result, now: int, message: bytes | None) -> None:
-        lifetime = self.cfg["lifetime"]
+        lifetime = self.cfg.lifetime
         state = {**row.state, **result.outcomes}
         retrying = [r for r in row.rcpt_to if state.get(r, ["pending"])[0] == "retry"]
         if retrying and now - row.created_at >= lifetime:
@@ -267,15 +267,15 @@ class OutboundService(Service):
                 result.outcomes[rcpt] = ["failed", code, f"4.4.7 Delivery time expired; last error: {text}", remote]
             retrying = []
         if retrying:
-            delay = min(self.cfg["retry_max"], self.cfg["retry_base"] * 2 ** row.attempts)
+            delay = min(self.cfg.retry_max, self.cfg.retry_base * 2 ** row.attempts)
             result.next_attempt_at = now + max(1, int(delay * random.uniform(0.9, 1.1)))
         failed = [(r, int(s[1] or 0), str(s[2]), str(s[3] if len(s) > 3 else ""))
                   for r, s in result.outcomes.items() if s[0] == "failed"]
         notice: tuple[str, list[tuple[str, int, str, str]]] | None = None
         if failed:
             notice = ("failed", failed)
-        elif (retrying and not row.warned and self.cfg["delay_warning"]
-              and now - row.created_at >= self.cfg["delay_warning"]):
+        elif (retrying and not row.warned and self.cfg.delay_warning
+              and now - row.created_at >= self.cfg.delay_warning):
             result.warned = True
             notice = ("delayed", [(r, int(state[r][1] or 0), str(state[r][2]), str(state[r][3] if len(state[r]) > 3
                                                                                     else "")) for r in retrying])

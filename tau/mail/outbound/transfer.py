@@ -72,12 +72,12 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: Any) -> "Settings":
-        out = config["outbound"]
-        return cls(helo=out["helo"] or config.get("tau", "hostname"), port=out["port"],
-                   connect_timeout=out["connect_timeout"], command_timeout=out["command_timeout"],
-                   smarthost=out["smarthost"], smarthost_user=out["smarthost_user"],
-                   smarthost_password=out["smarthost_password"], smarthost_tls=out["smarthost_tls"],
-                   tls_ca_file=out["tls_ca_file"], max_per_domain=out["max_per_domain"])
+        out = config.outbound
+        return cls(helo=out.helo or config.tau.hostname, port=out.port,
+                   connect_timeout=out.connect_timeout, command_timeout=out.command_timeout,
+                   smarthost=out.smarthost, smarthost_user=out.smarthost_user,
+                   smarthost_password=out.smarthost_password, smarthost_tls=out.smarthost_tls,
+                   tls_ca_file=out.tls_ca_file, max_per_domain=out.max_per_domain)
 
 
 class Transfer:

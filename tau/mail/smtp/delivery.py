@@ -96,8 +96,8 @@ class Delivery:
         self._commits = commits or group_commit(registry, store)
         self.submission = submission
         self._activity = activity(registry)
-        domains = registry.config.get("tau", "domains")
-        self._postmaster_domain = (domains[0] if domains else registry.config.get("tau", "hostname")).lower()
+        domains = registry.config.tau.domains
+        self._postmaster_domain = (domains[0] if domains else registry.config.tau.hostname).lower()
 
     # -- MAIL FROM -----------------------------------------------------------------------------
 
@@ -233,7 +233,7 @@ def group_commit(registry: Any, store: Any) -> GroupCommit:
     if getattr(db.engine, "single_connection", False):
         concurrency = 1
     else:
-        concurrency = max(1, int(registry.config.get("database", "pool_max")) // 2)
+        concurrency = max(1, int(registry.config.database.pool_max) // 2)
     return GroupCommit(db, store.ctx, concurrency)
 
 

@@ -64,15 +64,15 @@ class SMTPFactory(ServerFactory):
         self.submission = kind != "smtp"
         self.implicit_tls = kind == "submissions"
         self.tls = tls
-        self.hostname: str = registry.config.get("tau", "hostname")
-        self.max_size: int = registry.config.get("limits", "message_size")
+        self.hostname: str = registry.config.tau.hostname
+        self.max_size: int = registry.config.limits.message_size
         self.max_errors = MAX_ERRORS
         self.max_recipients = MAX_RECIPIENTS
         self.timeout: int | None = TIMEOUT
         self.limiter = limiter
-        limits = registry.config["limits"]
-        self.line_timeout: float = limits["line_timeout"]
-        self.data_timeout: float = limits["data_timeout"]
+        limits = registry.config.limits
+        self.line_timeout: float = limits.line_timeout
+        self.data_timeout: float = limits.data_timeout
         self.metrics = registry.metrics
         self.delivery = Delivery(registry, store, self.submission, commits)
 

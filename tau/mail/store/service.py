@@ -49,7 +49,7 @@ class MailStore:
         if self._ctx is None:
             reg = self._registry
             self._ctx = StoreContext(blobs=reg.blobs.sync, bus=reg.bus,
-                                     default_quota=int(reg.config.get("limits", "quota_bytes") or 0),
+                                     default_quota=int(reg.config.limits.quota_bytes or 0),
                                      collect=self._collect)
         return self._ctx
 

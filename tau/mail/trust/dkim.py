@@ -37,7 +37,7 @@ class DkimKey:
 
 
 def keys_dir(config: Any) -> Path:
-    return config.data_path(config.get("dkim", "keys_dir"))
+    return config.data_path(config.dkim.keys_dir)
 
 
 def generate(algorithm: str) -> tuple[bytes, str]:

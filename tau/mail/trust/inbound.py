@@ -47,13 +47,13 @@ class InboundChecks:
         self.registry = registry
         self.config = registry.config
         self.dns = mail_dns(registry)
-        self.authserv = self.config.get("trust", "authserv_id") or self.config.get("tau", "hostname")
+        self.authserv = self.config.trust.authserv_id or self.config.tau.hostname
 
     async def evaluate(self, ip: str, helo: str, mail_from: str, rcpts: list[str], queue_id: str,
                        raw: bytes) -> Verdict:
-        cfg, spam_cfg = self.config["trust"], self.config["spam"]
+        cfg, spam_cfg = self.config.trust, self.config.spam
         d = defer.Deferred.fromCoroutine(self._authenticate(ip, helo, mail_from, raw))
-        d.addTimeout(cfg["timeout"], self.registry.reactor)
+        d.addTimeout(cfg.timeout, self.registry.reactor)
         try:
             spf_result, dkim_results, dmarc_result = await d
         except Exception as exc:
@@ -64,30 +64,30 @@ class InboundChecks:
         lines = [f"Authentication-Results: {self.authserv};"]
         sender = mail_from or f"postmaster@{helo}"
         parts = []
-        if cfg["spf"]:
+        if cfg.spf:
             parts.append(f"spf={spf_result[0]} smtp.mailfrom={_safe(sender)}")
-        if self.config.get("dkim", "verify"):
+        if self.config.dkim.verify:
             if not dkim_results:
                 parts.append("dkim=none")
             for r in dkim_results:
                 parts.append(f"dkim={r.result} header.d={_safe(r.domain)} header.s={_safe(r.selector)}"
                              f" header.a={_safe(r.algorithm)}")
-        if cfg["dmarc"]:
+        if cfg.dmarc:
             comment = f" (p={dmarc_result.published} dis={dmarc_result.policy})" if dmarc_result.published else ""
             parts.append(f"dmarc={dmarc_result.result}{comment} header.from={_safe(dmarc_result.domain or 'unknown')}")
         if not parts:
             parts.append("none")
         header = lines[0] + "".join(f"\r\n\t{p};" for p in parts)[:-1] + "\r\n"
-        if cfg["dmarc"] and dmarc_result.result == "fail" and dmarc_result.policy == "reject":
+        if cfg.dmarc and dmarc_result.result == "fail" and dmarc_result.policy == "reject":
             return Verdict(True, 550, f"5.7.1 Message rejected by the DMARC policy of {dmarc_result.domain}")
-        if cfg["spf"] and spf_result[0] == "fail" and dmarc_result.result != "pass":
+        if cfg.spf and spf_result[0] == "fail" and dmarc_result.result != "pass":
             return Verdict(True, 550, f"5.7.23 SPF check failed: {spf_result[1]} does not allow mail from {ip}")
-        if cfg["dmarc"] and dmarc_result.result == "fail" and dmarc_result.policy == "quarantine":
+        if cfg.dmarc and dmarc_result.result == "fail" and dmarc_result.policy == "quarantine":
             verdict.mailbox = "Junk"
-        url = spam_cfg["rspamd_url"]
+        url = spam_cfg.rspamd_url
         if url:
-            junk, reject = float(spam_cfg["junk_score"]), float(spam_cfg["reject_score"])
-            result = await rspamd.check(url, raw, ip, helo, mail_from, rcpts, queue_id, spam_cfg["timeout"])
+            junk, reject = float(spam_cfg.junk_score), float(spam_cfg.reject_score)
+            result = await rspamd.check(url, raw, ip, helo, mail_from, rcpts, queue_id, spam_cfg.timeout)
             header += rspamd.headers(result, junk, reject).decode()
             if result.score is not None and (result.score >= reject or result.action == "reject"):
                 return Verdict(True, 550, "5.7.1 Message rejected as spam")
@@ -99,15 +99,15 @@ class InboundChecks:
 
     async def _authenticate(self, ip: str, helo: str, mail_from: str,
                             raw: bytes) -> tuple[tuple[str, str], list[dkim.DkimResult], dmarc.DmarcResult]:
-        cfg = self.config["trust"]
-        spf_d = defer.Deferred.fromCoroutine(spf.check_host(self.dns, ip, mail_from, helo)) if cfg["spf"] \
+        cfg = self.config.trust
+        spf_d = defer.Deferred.fromCoroutine(spf.check_host(self.dns, ip, mail_from, helo)) if cfg.spf \
             else defer.succeed(("none", ""))
         dkim_results: list[dkim.DkimResult] = []
-        if self.config.get("dkim", "verify"):
+        if self.config.dkim.verify:
             dkim_results = await self._dkim(raw)
         spf_result = await spf_d
         dmarc_result = dmarc.DmarcResult("none")
-        if cfg["dmarc"]:
+        if cfg.dmarc:
             dmarc_result = await dmarc.evaluate(self.dns, from_domain(raw), spf_result, dkim_results)
         return spf_result, dkim_results, dmarc_result
 

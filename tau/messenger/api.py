@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -85,8 +86,26 @@ def guarded(handler: Any) -> Any:
     return run
 
 
+def _page(items: list[dict[str, Any]], limit: int) -> Any:
+    """One page of a list: a full page names the next cursor (its last id)."""
+    nxt = encode_cursor(int(items[-1]["id"])) if len(items) == limit else None
+    return json_response({"items": items, "next_cursor": nxt})
+
+
+Route = Callable[[str, str, Any], None]
+
+
 def register(http: Any, messenger: Messenger) -> None:
-    # -- keys -------------------------------------------------------------------------------------
+    def route(method: str, pattern: str, handler: Any) -> None:
+        http.route(method, pattern, guarded(handler), scope="chat")
+
+    _keys(route, messenger)
+    _conversations(route, messenger)
+    _messages(route, messenger)
+    _presence(route, messenger)
+
+
+def _keys(route: Route, messenger: Messenger) -> None:
     async def put_keys(request: Any) -> Any:
         count = await messenger.upload_keys(request.user, await read_json_object(request))
         return json_response({"one_time_prekeys": count})
@@ -105,7 +124,13 @@ def register(http: Any, messenger: Messenger) -> None:
             raise HttpError(404, "device_not_found", "no such device")
         return json_response({}, 200)
 
-    # -- conversations ----------------------------------------------------------------------------
+    route("PUT", "/api/keys", put_keys)
+    route("GET", "/api/keys", get_own_keys)
+    route("GET", "/api/keys/{user}", get_keys)
+    route("DELETE", "/api/devices/{device_id}", delete_device)
+
+
+def _conversations(route: Route, messenger: Messenger) -> None:
     async def post_conversation(request: Any) -> Any:
         conv = await messenger.create_conversation(request.user, await read_json_object(request))
         return json_response(conv, 201)
@@ -114,8 +139,7 @@ def register(http: Any, messenger: Messenger) -> None:
         cursor = query_arg(request, "cursor")
         limit = _limit(request)
         items = await messenger.list_conversations(request.user, decode_cursor(cursor) if cursor else 0, limit)
-        nxt = encode_cursor(int(items[-1]["id"])) if len(items) == limit else None
-        return json_response({"items": items, "next_cursor": nxt})
+        return _page(items, limit)
 
     async def get_conversation(request: Any, conv_id: str) -> Any:
         return json_response(await messenger.get_conversation(request.user, int_id(conv_id, "id")))
@@ -124,7 +148,13 @@ def register(http: Any, messenger: Messenger) -> None:
         body = await read_json_object(request)
         return json_response(await messenger.change_members(request.user, int_id(conv_id, "id"), body))
 
-    # -- messages ---------------------------------------------------------------------------------
+    route("POST", "/api/conversations", post_conversation)
+    route("GET", "/api/conversations", list_conversations)
+    route("GET", "/api/conversations/{conv_id}", get_conversation)
+    route("PATCH", "/api/conversations/{conv_id}", patch_conversation)
+
+
+def _messages(route: Route, messenger: Messenger) -> None:
     async def post_message(request: Any) -> Any:
         body = await read_json_object(request)
         device = _device(request) if "device_id" not in body else None
@@ -138,9 +168,7 @@ def register(http: Any, messenger: Messenger) -> None:
         if cursor:
             since_id = max(since_id, decode_cursor(cursor))
         limit = _limit(request)
-        items = await messenger.history(request.user, conv, since_id, since_ms, limit, _device(request))
-        nxt = encode_cursor(int(items[-1]["id"])) if len(items) == limit else None
-        return json_response({"items": items, "next_cursor": nxt})
+        return _page(await messenger.history(request.user, conv, since_id, since_ms, limit, _device(request)), limit)
 
     async def post_ack(request: Any) -> Any:
         body = await read_json_object(request)
@@ -154,7 +182,13 @@ def register(http: Any, messenger: Messenger) -> None:
         await messenger.mark(request.user, body.get("kind"), conv, id_list(body.get("ids"), "ids"))
         return json_response({})
 
-    # -- presence ---------------------------------------------------------------------------------
+    route("POST", "/api/messages", post_message)
+    route("GET", "/api/messages", get_messages)
+    route("POST", "/api/messages/ack", post_ack)
+    route("POST", "/api/messages/receipts", post_receipts)
+
+
+def _presence(route: Route, messenger: Messenger) -> None:
     async def get_presence(request: Any) -> Any:
         users = [u for u in (query_arg(request, "users") or "").split(",") if u.strip()]
         if len(users) > 200:
@@ -167,19 +201,5 @@ def register(http: Any, messenger: Messenger) -> None:
         await messenger.set_status(request.user, body.get("status"))
         return json_response({"status": body["status"]})
 
-    route = lambda method, pattern, handler: http.route(method, pattern, guarded(handler), scope="chat")  # noqa: E731
-    route("PUT", "/api/keys", put_keys)
-    route("GET", "/api/keys", get_own_keys)
-    route("GET", "/api/keys/{user}", get_keys)
-    route("DELETE", "/api/devices/{device_id}", delete_device)
-    route("POST", "/api/conversations", post_conversation)
-    route("GET", "/api/conversations", list_conversations)
-    route("GET", "/api/conversations/{conv_id}", get_conversation)
-    route("PATCH", "/api/conversations/{conv_id}", patch_conversation)
-    route("POST", "/api/messages", post_message)
-    route("GET", "/api/messages", get_messages)
-    route("POST", "/api/messages/ack", post_ack)
-    route("POST", "/api/messages/receipts", post_receipts)
     route("GET", "/api/presence", get_presence)
     route("PUT", "/api/presence", put_presence)
-

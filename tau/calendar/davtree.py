@@ -21,6 +21,7 @@ from tau.calendar.store import Access, CalendarError, CalendarRow
 from tau.dav.errors import DavError
 from tau.dav.paths import encode_path
 from tau.dav.resource import Collection, DavProvider, Resolved, Resource, SyncResult
+from tau.http.sinks import WriteOnlyBody
 
 C = "{urn:ietf:params:xml:ns:caldav}"
 TOKEN_PREFIX = "urn:tau:calendar:sync:"
@@ -354,7 +355,7 @@ class CalendarProvider(DavProvider):
         return Resolved(segments, resource, collection, canonical + (rest[2],))
 
 
-class CalendarBody:
+class CalendarBody(WriteOnlyBody):
     """PUT body sink for calendar objects: kept in memory up to ``limit``, then discarded.
 
     Over the limit the PUT is refused with ``CALDAV:max-resource-size`` (RFC 4791 §5.3.2.1)
@@ -375,18 +376,6 @@ class CalendarBody:
             self.overflowed, self._buf = True, bytearray()
             return
         self._buf += data
-
-    def tell(self) -> int:
-        return 0
-
-    def seek(self, offset: int, whence: int = 0) -> None:
-        pass
-
-    def read(self, size: int = -1) -> bytes:
-        return b""
-
-    def close(self) -> None:
-        pass
 
     async def finish(self) -> bytes:
         if self.overflowed:

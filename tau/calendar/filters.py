@@ -127,18 +127,32 @@ def _anyof(elem: Any) -> bool:
     return (elem.get("test") or "allof").strip().lower() == "anyof"
 
 
-def _prop_filter(elem: Any, budget: list[int]) -> PropFilter:
-    _spend(budget)
+def _named(elem: Any, what: str) -> str:
+    """The NAME of a comp-filter or prop-filter, which both must have."""
     name = (elem.get("name") or "").upper()
     if not name:
-        raise FilterError("valid-filter", "prop-filter needs a name")
-    pf = PropFilter(name, anyof=_anyof(elem))
+        raise FilterError("valid-filter", f"{what} needs a name")
+    return name
+
+
+def _shared_test(target: CompFilter | PropFilter, child: Any) -> bool:
+    """is-not-defined and time-range, which comp-filter and prop-filter both take (RFC 4791 §9.7)."""
+    if child.tag == c("is-not-defined"):
+        target.is_not_defined = True
+    elif child.tag == c("time-range"):
+        target.time_range = parse_time_range(child)
+    else:
+        return False
+    return True
+
+
+def _prop_filter(elem: Any, budget: list[int]) -> PropFilter:
+    _spend(budget)
+    pf = PropFilter(_named(elem, "prop-filter"), anyof=_anyof(elem))
     for child in elem:
-        if child.tag == c("is-not-defined"):
-            pf.is_not_defined = True
-        elif child.tag == c("time-range"):
-            pf.time_range = parse_time_range(child)
-        elif child.tag == c("text-match"):
+        if _shared_test(pf, child):
+            continue
+        if child.tag == c("text-match"):
             pf.text_match = _text_match(child)
         elif child.tag == c("param-filter"):
             _spend(budget)
@@ -157,16 +171,11 @@ def _comp_filter(elem: Any, budget: list[int], depth: int = 0) -> CompFilter:
     _spend(budget)
     if depth > 4:
         raise FilterError("valid-filter", "comp-filters nested too deep")
-    name = (elem.get("name") or "").upper()
-    if not name:
-        raise FilterError("valid-filter", "comp-filter needs a name")
-    cf = CompFilter(name, anyof=_anyof(elem))
+    cf = CompFilter(_named(elem, "comp-filter"), anyof=_anyof(elem))
     for child in elem:
-        if child.tag == c("is-not-defined"):
-            cf.is_not_defined = True
-        elif child.tag == c("time-range"):
-            cf.time_range = parse_time_range(child)
-        elif child.tag == c("prop-filter"):
+        if _shared_test(cf, child):
+            continue
+        if child.tag == c("prop-filter"):
             cf.props.append(_prop_filter(child, budget))
         elif child.tag == c("comp-filter"):
             cf.comps.append(_comp_filter(child, budget, depth + 1))

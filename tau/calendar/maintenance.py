@@ -13,13 +13,11 @@ import time
 from typing import Any
 
 from twisted.application.internet import TimerService
-from twisted.internet import defer
-from twisted.logger import Logger
 
 from tau.calendar import ical
+from tau.net.periodic import periodic
 from tau.storage.database import Txn
 
-log = Logger()
 INTERVAL = 24 * 3600.0
 BATCH = 200
 MAX_BATCHES = 50
@@ -79,15 +77,5 @@ async def extend_index(registry: Any) -> int:
 
 
 def service(registry: Any) -> TimerService:
-    async def tick() -> None:
-        try:
-            count = await extend_index(registry)
-            if count:
-                log.info("extended the calendar index of {n} objects", n=count)
-        except Exception:
-            log.failure("calendar index maintenance failed")
-
-    timer = TimerService(INTERVAL, lambda: defer.ensureDeferred(tick()))
-    timer.clock = registry.reactor
-    timer.setName("calendar-maintenance")
-    return timer
+    return periodic(registry, "calendar-maintenance", INTERVAL, lambda: extend_index(registry),
+                    "extended the calendar index of {n} objects", "calendar index maintenance failed")

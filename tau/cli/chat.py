@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tau.cli.common import EXIT_OK, CliError, add_parser
+from tau.cli.common import EXIT_OK, CliError, add_action, add_group
 
 
 def default_state() -> str:
@@ -25,30 +25,22 @@ def default_state() -> str:
 
 
 def register(subparsers: Any) -> None:
-    group = add_parser(subparsers, "chat", "end-to-end encrypted chat from the terminal (tau.client)")
-    group.set_defaults(group_parser=group)
-    sub = group.add_subparsers(dest="action", metavar="ACTION")
-
-    p = add_parser(sub, "login", "log in and register this terminal as a new device")
+    sub = add_group(subparsers, "chat", "end-to-end encrypted chat from the terminal (tau.client)")
+    p = add_action(sub, "login", "log in and register this terminal as a new device", login)
     p.add_argument("server", metavar="URL", help="tau's HTTP base URL, e.g. https://mail.example.org")
     p.add_argument("user", metavar="ADDRESS")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     _common(p)
-    p.set_defaults(handler=login)
-
-    p = add_parser(sub, "send", "send a message to a user or a conversation (#ID)")
+    p = add_action(sub, "send", "send a message to a user or a conversation (#ID)", send)
     p.add_argument("recipient", metavar="ADDRESS|#CONVERSATION")
     p.add_argument("text", nargs="*", help="the message (default: read from stdin)")
     p.add_argument("--plain", action="store_true", help="unencrypted conversation (bots, integrations)")
     _common(p)
-    p.set_defaults(handler=send)
-
-    p = add_parser(sub, "listen", "print messages as they arrive (queued ones first)")
+    p = add_action(sub, "listen", "print messages as they arrive (queued ones first)", listen)
     p.add_argument("--count", type=int, metavar="N", help="exit after N messages")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="exit after this long without a message")
     p.add_argument("--json", action="store_true", help="one JSON object per message")
     _common(p)
-    p.set_defaults(handler=listen)
 
 
 def _common(p: argparse.ArgumentParser) -> None:

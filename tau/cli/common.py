@@ -12,14 +12,17 @@ import json
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 
+from tau.auth import accounts
+from tau.auth.accounts import User
 from tau.config import DEFAULT_CONFIG, Config, load_config
+from tau.keys import Keys, load_secret
 from tau.storage.database import SyncDatabase
 from tau.storage.engines import SqliteEngine, create_engine
 from tau.storage.engines.base import DatabaseUnavailable
@@ -47,6 +50,28 @@ def add_parser(subparsers: Any, name: str, help: str, description: str | None = 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=help, description=description or help)
     add_config_argument(parser, suppress=True)
+    return parser
+
+
+def add_group(subparsers: Any, name: str, help: str, description: str | None = None,
+              dest: str = "action", metavar: str = "ACTION") -> Any:
+    """A subcommand group (``tau user``): its actions' sub-parsers; alone it prints its help."""
+    group = add_parser(subparsers, name, help, description)
+    group.set_defaults(group_parser=group)
+    return group.add_subparsers(dest=dest, metavar=metavar)
+
+
+def add_action(sub: Any, name: str, help: str, handler: Callable[[argparse.Namespace], int],
+               positionals: Sequence[str] = (), json: bool = False,
+               description: str | None = None) -> argparse.ArgumentParser:
+    """One action of a group: positionals by name (``"destination?"`` is optional), metavar in capitals."""
+    parser = add_parser(sub, name, help, description)
+    for positional in positionals:
+        dest = positional.rstrip("?")
+        parser.add_argument(dest, metavar=dest.upper(), **({"nargs": "?"} if positional.endswith("?") else {}))
+    if json:
+        add_json_argument(parser)
+    parser.set_defaults(handler=handler)
     return parser
 
 
@@ -96,6 +121,34 @@ def open_database(config: Config, create: bool = False, check_schema: bool = Tru
         db.close()
 
 
+@contextmanager
+def open_user(config: Config, address: str) -> Iterator[tuple[SyncDatabase, User]]:
+    """The database and the existing user ADDRESS names (unknown: AccountError, exit 1)."""
+    with open_database(config) as db:
+        yield db, db.run("cli_user_get", accounts.require_user, address, readonly=True)
+
+
+def run_store(config: Config, name: str, fn: Callable[..., Any], *fn_args: Any, readonly: bool = False) -> Any:
+    """Open the configured database, run one store function in a transaction, return its result."""
+    with open_database(config) as db:
+        return db.run(name, fn, *fn_args, readonly=readonly)
+
+
+def keys_for(config: Config) -> Keys:
+    """The installation secret's keys (app password and client secret hashes, TOTP secrets)."""
+    return Keys(load_secret(config.data_path(config.tau.secret_file)))
+
+
+def require_confirmation(yes: bool, refusal: str, question: str) -> None:
+    """Go on with ``--yes`` or a "y" typed on a terminal; refuse otherwise (exit 1)."""
+    if yes:
+        return
+    if not stdin_is_tty():
+        raise CliError(f"{refusal} without --yes (stdin is not a terminal)")
+    if not confirm(question):
+        raise CliError("not deleted", EXIT_FAILED)
+
+
 def database_error(exc: Exception) -> str:
     """The first line of a driver's message: enough for an operator, never a traceback."""
     lines = str(exc).strip().splitlines()
@@ -115,6 +168,26 @@ def print_table(rows: list[list[str]]) -> None:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]]
         print("  ".join(cells).rstrip())
+
+
+def print_listing(args: argparse.Namespace, items: Sequence[Any], empty: str, header: list[str],
+                  row: Callable[[Any], list[str]], public: Callable[[Any], Any] | None = None) -> int:
+    """A ``list`` action's output: JSON with ``--json``, else ``empty`` or a table."""
+    if args.json:
+        print_json([public(item) for item in items] if public else items)
+    elif not items:
+        print(empty)
+    else:
+        print_table([header] + [row(item) for item in items])
+    return EXIT_OK
+
+
+def print_secret_once(line: str, what_to_do: str) -> None:
+    """A generated secret, set apart so it is easy to copy; only its keyed hash is stored."""
+    print()
+    print(f"    {line}")
+    print()
+    print(f"{what_to_do} now: it is not stored and will not be shown again.")
 
 
 def format_time(epoch: int | None) -> str:

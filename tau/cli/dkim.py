@@ -11,23 +11,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tau.cli.common import EXIT_OK, CliError, add_parser, load
+from tau.cli.common import EXIT_OK, CliError, add_action, add_group, load
 from tau.mail.trust import dkim
 
 
 def register(subparsers: Any) -> None:
-    group = add_parser(subparsers, "dkim", "make DKIM keys and print their DNS records")
-    group.set_defaults(group_parser=group)
-    sub = group.add_subparsers(dest="action", metavar="ACTION")
-    p = add_parser(sub, "keygen", "make a signing key for DOMAIN and print the TXT record to publish",
-                   "Make a DKIM key for DOMAIN (RSA 2048 by default, or Ed25519) and print the DNS TXT record.")
-    p.add_argument("domain", metavar="DOMAIN")
+    sub = add_group(subparsers, "dkim", "make DKIM keys and print their DNS records")
+    p = add_action(sub, "keygen", "make a signing key for DOMAIN and print the TXT record to publish", keygen,
+                   ("domain",), description="Make a DKIM key for DOMAIN (RSA 2048 by default, or Ed25519) "
+                                            "and print the DNS TXT record.")
     p.add_argument("--selector", metavar="S", help="selector (default: [dkim] selector; ed25519 keys add '-ed')")
     p.add_argument("--algorithm", choices=("rsa", "ed25519"), help="key type (default: [dkim] algorithm)")
     p.add_argument("--force", action="store_true", help="replace an existing key with the same selector")
-    p.set_defaults(handler=keygen)
-    p = add_parser(sub, "list", "list DKIM keys and their TXT records")
-    p.set_defaults(handler=list_)
+    add_action(sub, "list", "list DKIM keys and their TXT records", list_)
 
 
 def keygen(args: argparse.Namespace) -> int:

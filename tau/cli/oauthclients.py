@@ -13,29 +13,29 @@ from typing import Any
 
 from tau.auth import oauth_clients
 from tau.auth.oauth_clients import ClientError
-from tau.cli.apppasswords import keys_for
 from tau.cli.common import (
     EXIT_OK,
     CliError,
-    add_json_argument,
-    add_parser,
+    add_action,
+    add_group,
     format_time,
+    keys_for,
     load,
     open_database,
     print_json,
-    print_table,
+    print_listing,
+    print_secret_once,
+    run_store,
 )
 
 
 def register(subparsers: Any) -> None:
-    group = add_parser(subparsers, "oauth", "manage OAuth clients (apps that ask users for access)")
-    group.set_defaults(group_parser=group)
-    clients = add_parser(group.add_subparsers(dest="topic", metavar="TOPIC"), "client",
-                         "add, list and remove registered OAuth clients")
-    clients.set_defaults(group_parser=clients)
-    sub = clients.add_subparsers(dest="action", metavar="ACTION")
+    topics = add_group(subparsers, "oauth", "manage OAuth clients (apps that ask users for access)",
+                       dest="topic", metavar="TOPIC")
+    sub = add_group(topics, "client",
+                    "add, list and remove registered OAuth clients")
 
-    p = add_parser(sub, "add", "register a client; prints its client_id (and secret, once)")
+    p = add_action(sub, "add", "register a client; prints its client_id (and secret, once)", add)
     p.add_argument("name", metavar="NAME", help="shown to users on the consent page's records")
     p.add_argument("--redirect-uri", dest="redirect_uris", action="append", default=[], metavar="URI",
                    help="an exact redirect URI (repeat for several); https, or http to 127.0.0.1/[::1]")
@@ -45,15 +45,9 @@ def register(subparsers: Any) -> None:
     kind.add_argument("--native", action="store_true",
                       help="a public native app: loopback redirects with any port are allowed too")
     p.add_argument("--json", action="store_true", help="print a JSON object (with the secret, if any)")
-    p.set_defaults(handler=add)
-
-    p = add_parser(sub, "list", "list registered clients (never their secrets)")
-    add_json_argument(p)
-    p.set_defaults(handler=list_)
-
-    p = add_parser(sub, "remove", "remove a client and revoke the tokens it was given")
+    add_action(sub, "list", "list registered clients (never their secrets)", list_, json=True)
+    p = add_action(sub, "remove", "remove a client and revoke the tokens it was given", remove)
     p.add_argument("client_id", metavar="ID", help="as shown by `tau oauth client list`")
-    p.set_defaults(handler=remove)
 
 
 def _run(fn: Callable[[], Any]) -> Any:
@@ -78,32 +72,22 @@ def add(args: argparse.Namespace) -> int:
     print(f"registered {kind} OAuth client {client.name!r}")
     print(f"client_id: {client.client_id}")
     if secret:
-        print()
-        print(f"    client_secret: {secret}")
-        print()
-        print("Store the secret in the application now: it is not stored and will not be shown again.")
+        print_secret_once(f"client_secret: {secret}", "Store the secret in the application")
     return EXIT_OK
 
 
 def list_(args: argparse.Namespace) -> int:
-    config = load(args)
-    with open_database(config) as db:
-        clients = db.run("cli_oauth_client_list", oauth_clients.list_clients, readonly=True)
-    if args.json:
-        print_json([c.public() for c in clients])
-    elif not clients:
-        print("no OAuth clients registered")
-    else:
-        rows = [["CLIENT ID", "NAME", "KIND", "CREATED", "REDIRECT URIS"]]
-        rows += [[c.client_id, c.name, "confidential" if c.confidential else "native" if c.native else "public",
-                  format_time(c.created_at), " ".join(c.redirect_uris) or "-"] for c in clients]
-        print_table(rows)
-    return EXIT_OK
+    clients = run_store(load(args), "cli_oauth_client_list", oauth_clients.list_clients, readonly=True)
+    return print_listing(args, clients, "no OAuth clients registered",
+                         ["CLIENT ID", "NAME", "KIND", "CREATED", "REDIRECT URIS"],
+                         lambda c: [c.client_id, c.name,
+                                    "confidential" if c.confidential else "native" if c.native else "public",
+                                    format_time(c.created_at), " ".join(c.redirect_uris) or "-"],
+                         public=lambda c: c.public())
 
 
 def remove(args: argparse.Namespace) -> int:
     config = load(args)
-    with open_database(config) as db:
-        _run(lambda: db.run("cli_oauth_client_remove", oauth_clients.remove_client, args.client_id))
+    _run(lambda: run_store(config, "cli_oauth_client_remove", oauth_clients.remove_client, args.client_id))
     print(f"removed OAuth client {args.client_id} (its refresh tokens are revoked)")
     return EXIT_OK

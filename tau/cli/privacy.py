@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tau.auth import accounts
-from tau.cli.common import EXIT_FAILED, EXIT_OK, CliError, add_parser, confirm, load, open_database, stdin_is_tty
+from tau.cli.common import EXIT_OK, add_action, load, open_database, open_user, require_confirmation
 
 
 def register(sub: Any) -> None:
-    p = add_parser(sub, "export", "write everything stored about a user to a tar.gz (GDPR export)")
-    p.add_argument("address", metavar="ADDRESS")
+    p = add_action(sub, "export", "write everything stored about a user to a tar.gz (GDPR export)", export,
+                   ("address",))
     p.add_argument("archive", metavar="OUT.tar.gz")
-    p.set_defaults(handler=export)
     delete = sub.choices.get("delete")
     if delete is not None:
         delete.add_argument("--purge", action="store_true",
@@ -41,13 +39,9 @@ def purge(args: argparse.Namespace) -> int:
     from tau.ops.privacy import purge_user
 
     config = load(args)
-    with open_database(config) as db:
-        user = db.run("cli_user_get", accounts.require_user, args.address, readonly=True)
-        if not args.yes:
-            if not stdin_is_tty():
-                raise CliError(f"refusing to purge {user.address} without --yes (stdin is not a terminal)")
-            if not confirm(f"Delete {user.address} and every trace of their data, irreversibly?"):
-                raise CliError("not deleted", EXIT_FAILED)
+    with open_user(config, args.address) as (db, user):
+        require_confirmation(args.yes, f"refusing to purge {user.address}",
+                             f"Delete {user.address} and every trace of their data, irreversibly?")
         counts = purge_user(config, db, user.address)
     print(f"purged {user.address} ({counts['mail_blobs']} mail blobs, {counts['file_blobs']} file blobs removed)")
     return EXIT_OK

@@ -11,31 +11,21 @@ import argparse
 from typing import Any
 
 from tau.auth import accounts, totp
-from tau.cli.common import EXIT_OK, add_parser, load, open_database
-from tau.keys import Keys, load_secret
+from tau.cli.common import EXIT_OK, add_action, add_group, keys_for, load, run_store
 
 
 def register(sub: Any) -> None:
     """Called by ``tau.cli.users.register`` with the ``user`` group's sub-parsers."""
-    group = add_parser(sub, "2fa", "two-factor authentication (TOTP) for a user")
-    group.set_defaults(group_parser=group)
-    actions = group.add_subparsers(dest="twofactor_action", metavar="ACTION")
+    actions = add_group(sub, "2fa", "two-factor authentication (TOTP) for a user", dest="twofactor_action")
     for name, help_, handler in (("enable", "turn 2FA on: print the otpauth:// URI and recovery codes", enable),
                                  ("disable", "turn 2FA off (the account password works again)", disable),
                                  ("status", "show whether 2FA is on", status)):
-        p = add_parser(actions, name, help_)
-        p.add_argument("address", metavar="ADDRESS")
-        p.set_defaults(handler=handler)
-
-
-def _keys(config: Any) -> Keys:
-    return Keys(load_secret(config.data_path(config.tau.secret_file)))
+        add_action(actions, name, help_, handler, ("address",))
 
 
 def enable(args: argparse.Namespace) -> int:
     config = load(args)
-    with open_database(config) as db:
-        uri, codes = db.run("cli_2fa_enable", totp.begin, _keys(config), args.address, True)
+    uri, codes = run_store(config, "cli_2fa_enable", totp.begin, keys_for(config), args.address, True)
     print(uri)
     print("recovery codes (each works once; store them safely):")
     for code in codes:
@@ -45,9 +35,7 @@ def enable(args: argparse.Namespace) -> int:
 
 
 def disable(args: argparse.Namespace) -> int:
-    config = load(args)
-    with open_database(config) as db:
-        was = db.run("cli_2fa_disable", totp.disable, args.address)
+    was = run_store(load(args), "cli_2fa_disable", totp.disable, args.address)
     print(f"2fa {'disabled' if was else 'was not enabled'} for {accounts.normalize_address(args.address)}")
     return EXIT_OK
 
@@ -57,8 +45,6 @@ def _enabled(txn: Any, address: str) -> bool:
 
 
 def status(args: argparse.Namespace) -> int:
-    config = load(args)
-    with open_database(config) as db:
-        on = db.run("cli_2fa_status", _enabled, args.address, readonly=True)
+    on = run_store(load(args), "cli_2fa_status", _enabled, args.address, readonly=True)
     print("enabled" if on else "disabled")
     return EXIT_OK

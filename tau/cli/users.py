@@ -14,16 +14,16 @@ from typing import Any
 
 from tau.auth import accounts, passwords
 from tau.cli.common import (
-    EXIT_FAILED,
     EXIT_OK,
     CliError,
-    add_json_argument,
-    add_parser,
-    confirm,
+    add_action,
+    add_group,
     load,
     open_database,
-    print_json,
-    print_table,
+    open_user,
+    print_listing,
+    require_confirmation,
+    run_store,
     stdin_is_tty,
 )
 
@@ -31,41 +31,20 @@ _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
 def register(subparsers: Any) -> None:
-    group = add_parser(subparsers, "user", "add, list, change and delete users")
-    group.set_defaults(group_parser=group)
-    sub = group.add_subparsers(dest="action", metavar="ACTION")
-
-    p = add_parser(sub, "add", "add a user (the domain must exist)")
-    p.add_argument("address", metavar="ADDRESS")
+    sub = add_group(subparsers, "user", "add, list, change and delete users")
+    p = add_action(sub, "add", "add a user (the domain must exist)", add, ("address",))
     _password_argument(p)
     p.add_argument("--display-name", default="", metavar="NAME")
     p.add_argument("--admin", action="store_true", help="may administer the server")
     p.add_argument("--quota", type=parse_size, metavar="BYTES",
                    help="storage quota (e.g. 5000000000 or 5G; default: [limits] quota_bytes)")
-    p.set_defaults(handler=add)
-
-    p = add_parser(sub, "passwd", "set a user's password")
-    p.add_argument("address", metavar="ADDRESS")
-    _password_argument(p)
-    p.set_defaults(handler=passwd)
-
-    p = add_parser(sub, "list", "list users")
+    _password_argument(add_action(sub, "passwd", "set a user's password", passwd, ("address",)))
+    p = add_action(sub, "list", "list users", list_, json=True)
     p.add_argument("--domain", metavar="D", help="only users of this domain")
-    add_json_argument(p)
-    p.set_defaults(handler=list_)
-
-    p = add_parser(sub, "delete", "delete a user and the aliases pointing to them")
-    p.add_argument("address", metavar="ADDRESS")
+    p = add_action(sub, "delete", "delete a user and the aliases pointing to them", delete, ("address",))
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.set_defaults(handler=delete)
-
-    p = add_parser(sub, "disable", "refuse every login of a user, keep their data")
-    p.add_argument("address", metavar="ADDRESS")
-    p.set_defaults(handler=disable)
-
-    p = add_parser(sub, "enable", "allow a disabled user to log in again")
-    p.add_argument("address", metavar="ADDRESS")
-    p.set_defaults(handler=enable)
+    add_action(sub, "disable", "refuse every login of a user, keep their data", disable, ("address",))
+    add_action(sub, "enable", "allow a disabled user to log in again", enable, ("address",))
 
     from tau.cli import privacy, sendas, twofactor  # issue 10: 2fa, export, delete --purge; 13: send-as
 
@@ -129,9 +108,7 @@ def add(args: argparse.Namespace) -> int:
 
 
 def passwd(args: argparse.Namespace) -> int:
-    config = load(args)
-    with open_database(config) as db:
-        user = db.run("cli_user_get", accounts.require_user, args.address, readonly=True)
+    with open_user(load(args), args.address) as (db, user):
         password_hash = passwords.hash_password(read_password(args.password_stdin, user.address))
         db.run("cli_user_passwd", accounts.set_password, user.address, password_hash)
     print(f"password of {user.address} changed")
@@ -139,41 +116,27 @@ def passwd(args: argparse.Namespace) -> int:
 
 
 def list_(args: argparse.Namespace) -> int:
-    config = load(args)
-    with open_database(config) as db:
-        users = db.run("cli_user_list", accounts.list_users, args.domain, readonly=True)
-    if args.json:
-        print_json([u.public() for u in users])
-        return EXIT_OK
-    if not users:
-        print("no users")
-        return EXIT_OK
-    rows = [["ADDRESS", "STATUS", "ADMIN", "QUOTA", "NAME"]]
-    for u in users:
-        rows.append([u.address, "disabled" if u.disabled else "active", "yes" if u.is_admin else "-",
-                     "default" if u.quota_bytes is None else _human(u.quota_bytes), u.display_name])
-    print_table(rows)
-    return EXIT_OK
+    users = run_store(load(args), "cli_user_list", accounts.list_users, args.domain, readonly=True)
+    return print_listing(args, users, "no users", ["ADDRESS", "STATUS", "ADMIN", "QUOTA", "NAME"], _row,
+                         public=lambda u: u.public())
+
+
+def _row(u: accounts.User) -> list[str]:
+    return [u.address, "disabled" if u.disabled else "active", "yes" if u.is_admin else "-",
+            "default" if u.quota_bytes is None else _human(u.quota_bytes), u.display_name]
 
 
 def delete(args: argparse.Namespace) -> int:
-    config = load(args)
-    with open_database(config) as db:
-        user = db.run("cli_user_get", accounts.require_user, args.address, readonly=True)
-        if not args.yes:
-            if not stdin_is_tty():
-                raise CliError(f"refusing to delete {user.address} without --yes (stdin is not a terminal)")
-            if not confirm(f"Delete {user.address} and everything they own?"):
-                raise CliError("not deleted", EXIT_FAILED)
+    with open_user(load(args), args.address) as (db, user):
+        require_confirmation(args.yes, f"refusing to delete {user.address}",
+                             f"Delete {user.address} and everything they own?")
         db.run("cli_user_delete", accounts.delete_user, user.address)
     print(f"deleted {user.address}")
     return EXIT_OK
 
 
 def _set_disabled(args: argparse.Namespace, disabled: bool) -> int:
-    config = load(args)
-    with open_database(config) as db:
-        user = db.run("cli_user_get", accounts.require_user, args.address, readonly=True)
+    with open_user(load(args), args.address) as (db, user):
         db.run("cli_user_disable" if disabled else "cli_user_enable", accounts.set_disabled, user.address, disabled)
     print(f"{user.address} {'disabled' if disabled else 'enabled'}")
     return EXIT_OK

@@ -18,11 +18,12 @@ from twisted.python.failure import Failure
 from tau.dav import conditions
 from tau.dav.context import DavContext, DavResponse
 from tau.dav.errors import DavError
+from tau.http.sinks import WriteOnlyBody
 
 BATCH = 1024 * 1024
 
 
-class UploadBody:
+class UploadBody(WriteOnlyBody):
     """A streamed request body: ``write`` from twisted.web, ``finish``/``abort`` from the method."""
 
     def __init__(self, request: Any, length: int | None, writer_factory: Callable[[], Any]) -> None:
@@ -99,18 +100,6 @@ class UploadBody:
         """The request ended without ``finish``: throw the partial blob away."""
         if not self._finished:
             defer.ensureDeferred(self.abort())
-
-    def tell(self) -> int:
-        return 0  # twisted.web must not try to parse this body as a form
-
-    def seek(self, offset: int, whence: int = 0) -> None:
-        pass
-
-    def read(self, size: int = -1) -> bytes:
-        return b""
-
-    def close(self) -> None:
-        pass
 
     # -- method side ---------------------------------------------------------------------------
     async def finish(self) -> Any:

@@ -42,24 +42,11 @@ GC_INTERVAL = 3600.0
 
 def _orphan_collector(registry: Any, tree: FileTree) -> Any:
     """Hourly: blobs left behind when a user (and, by cascade, their files) was deleted."""
-    from twisted.application.internet import TimerService
-    from twisted.logger import Logger
-
     from tau.files.blobrefs import collect_orphans
+    from tau.net.periodic import periodic
 
-    log = Logger()
+    async def collect() -> int:
+        return int(await tree.run("files_gc", collect_orphans, tree.blobs.sync))
 
-    async def collect() -> None:
-        try:
-            removed = await tree.run("files_gc", collect_orphans, tree.blobs.sync)
-            if removed:
-                log.info("removed {n} orphaned file blobs", n=removed)
-        except Exception:
-            log.failure("file blob collection failed")
-
-    from twisted.internet import defer
-
-    service = TimerService(GC_INTERVAL, lambda: defer.ensureDeferred(collect()))
-    service.clock = registry.reactor
-    service.setName("files-gc")
-    return service
+    return periodic(registry, "files-gc", GC_INTERVAL, collect, "removed {n} orphaned file blobs",
+                    "file blob collection failed")

@@ -16,6 +16,7 @@ falls back to attaching the file normally rather than not sending. The reason is
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,16 +225,16 @@ class AttachmentLinks:
             return None
 
     async def _drop(self, keys: list[str]) -> None:
-        if keys:
-            try:
-                await self.registry.db.run("flows_attachment_cleanup", _drop, self.file_blobs.sync, keys)
-            except Exception:
-                log.failure("attachment links: cleaning up {n} blob(s) failed", n=len(keys))
+        await self._clean_up("flows_attachment_cleanup", _drop, keys, "cleaning up {n} blob(s) failed")
 
     async def remove(self, node_ids: list[int]) -> None:
         """The message was not sent after all: its files and links go too."""
-        if node_ids:
+        await self._clean_up("flows_attachment_undo", _remove, node_ids, "removing {n} unsent file(s) failed")
+
+    async def _clean_up(self, name: str, fn: Callable[..., Any], items: list[Any], failed: str) -> None:
+        """Best effort: a failure is logged, not passed on to the caller sending the mail."""
+        if items:
             try:
-                await self.registry.db.run("flows_attachment_undo", _remove, self.file_blobs.sync, node_ids)
+                await self.registry.db.run(name, fn, self.file_blobs.sync, items)
             except Exception:
-                log.failure("attachment links: removing {n} unsent file(s) failed", n=len(node_ids))
+                log.failure("attachment links: " + failed, n=len(items))

@@ -14,6 +14,7 @@ from typing import Any
 from twisted.internet import defer
 
 from tau.http.errors import HttpError
+from tau.http.sinks import WriteOnlyBody
 
 #: (request, authenticated user, declared length) -> a cap on the streamed bytes, or None
 Admission = Callable[[Any, Any, "int | None"], Awaitable["BodyCap | None"]]
@@ -63,7 +64,7 @@ class EarlyAuth:
         return self.user
 
 
-class HeldBody:
+class HeldBody(WriteOnlyBody):
     """``request.content`` of a gated upload until it is authenticated: at most about
     ``HOLD_LIMIT`` bytes are kept (the transport is paused beyond), then handed to the real sink."""
 
@@ -100,15 +101,6 @@ class HeldBody:
     def drop(self) -> None:
         self.dropped = True
         self.pieces, self.held = [], 0
-
-    def tell(self) -> int:
-        return 0  # keeps twisted.web from parsing the body as a form
-
-    def seek(self, offset: int, whence: int = 0) -> None:
-        pass
-
-    def read(self, size: int = -1) -> bytes:
-        return b""
 
     def close(self) -> None:
         self.drop()

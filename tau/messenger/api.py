@@ -85,52 +85,62 @@ def guarded(handler: Any) -> Any:
     return run
 
 
-def register(http: Any, messenger: Messenger) -> None:
-    # -- keys -------------------------------------------------------------------------------------
-    async def put_keys(request: Any) -> Any:
-        count = await messenger.upload_keys(request.user, await read_json_object(request))
+def _page(items: list[dict[str, Any]], limit: int) -> Any:
+    """One page of a list: a full page names the next cursor (its last id)."""
+    nxt = encode_cursor(int(items[-1]["id"])) if len(items) == limit else None
+    return json_response({"items": items, "next_cursor": nxt})
+
+
+class MessengerApi:
+    """The handlers, one per route; domain errors become HTTP errors in :func:`guarded`."""
+
+    def __init__(self, messenger: Messenger) -> None:
+        self.messenger = messenger
+
+    # -- keys --------------------------------------------------------------------------------------
+    async def put_keys(self, request: Any) -> Any:
+        count = await self.messenger.upload_keys(request.user, await read_json_object(request))
         return json_response({"one_time_prekeys": count})
 
-    async def get_own_keys(request: Any) -> Any:
-        return json_response({"devices": await messenger.prekey_counts(request.user)})
+    async def get_own_keys(self, request: Any) -> Any:
+        return json_response({"devices": await self.messenger.prekey_counts(request.user)})
 
-    async def get_keys(request: Any, user: str) -> Any:
+    async def get_keys(self, request: Any, user: str) -> Any:
         raw = query_arg(request, "device_id")
         device = _device(request) if raw else None
-        bundles = await messenger.fetch_bundles(user, device)
+        bundles = await self.messenger.fetch_bundles(user, device)
         return json_response({"user": address(user), "devices": bundles})
 
-    async def delete_device(request: Any, device_id: str) -> Any:
-        if not await messenger.delete_device(request.user, int_id(device_id, "device_id")):
+    async def delete_device(self, request: Any, device_id: str) -> Any:
+        if not await self.messenger.delete_device(request.user, int_id(device_id, "device_id")):
             raise HttpError(404, "device_not_found", "no such device")
         return json_response({}, 200)
 
-    # -- conversations ----------------------------------------------------------------------------
-    async def post_conversation(request: Any) -> Any:
-        conv = await messenger.create_conversation(request.user, await read_json_object(request))
+    # -- conversations -----------------------------------------------------------------------------
+    async def post_conversation(self, request: Any) -> Any:
+        conv = await self.messenger.create_conversation(request.user, await read_json_object(request))
         return json_response(conv, 201)
 
-    async def list_conversations(request: Any) -> Any:
+    async def list_conversations(self, request: Any) -> Any:
         cursor = query_arg(request, "cursor")
         limit = _limit(request)
-        items = await messenger.list_conversations(request.user, decode_cursor(cursor) if cursor else 0, limit)
-        nxt = encode_cursor(int(items[-1]["id"])) if len(items) == limit else None
-        return json_response({"items": items, "next_cursor": nxt})
+        items = await self.messenger.list_conversations(request.user, decode_cursor(cursor) if cursor else 0, limit)
+        return _page(items, limit)
 
-    async def get_conversation(request: Any, conv_id: str) -> Any:
-        return json_response(await messenger.get_conversation(request.user, int_id(conv_id, "id")))
+    async def get_conversation(self, request: Any, conv_id: str) -> Any:
+        return json_response(await self.messenger.get_conversation(request.user, int_id(conv_id, "id")))
 
-    async def patch_conversation(request: Any, conv_id: str) -> Any:
+    async def patch_conversation(self, request: Any, conv_id: str) -> Any:
         body = await read_json_object(request)
-        return json_response(await messenger.change_members(request.user, int_id(conv_id, "id"), body))
+        return json_response(await self.messenger.change_members(request.user, int_id(conv_id, "id"), body))
 
-    # -- messages ---------------------------------------------------------------------------------
-    async def post_message(request: Any) -> Any:
+    # -- messages ----------------------------------------------------------------------------------
+    async def post_message(self, request: Any) -> Any:
         body = await read_json_object(request)
         device = _device(request) if "device_id" not in body else None
-        return json_response(await messenger.send(request.user, body, device_id=device), 201)
+        return json_response(await self.messenger.send(request.user, body, device_id=device), 201)
 
-    async def get_messages(request: Any) -> Any:
+    async def get_messages(self, request: Any) -> Any:
         conv_raw = query_arg(request, "conversation")
         conv = int_id(conv_raw, "conversation") if conv_raw else None
         since_id, since_ms = _since(query_arg(request, "since"))
@@ -138,48 +148,51 @@ def register(http: Any, messenger: Messenger) -> None:
         if cursor:
             since_id = max(since_id, decode_cursor(cursor))
         limit = _limit(request)
-        items = await messenger.history(request.user, conv, since_id, since_ms, limit, _device(request))
-        nxt = encode_cursor(int(items[-1]["id"])) if len(items) == limit else None
-        return json_response({"items": items, "next_cursor": nxt})
+        items = await self.messenger.history(request.user, conv, since_id, since_ms, limit, _device(request))
+        return _page(items, limit)
 
-    async def post_ack(request: Any) -> Any:
+    async def post_ack(self, request: Any) -> Any:
         body = await read_json_object(request)
         device = int_id(body.get("device_id", _device(request)), "device_id")
-        await messenger.ack(request.user, device, id_list(body.get("ids"), "ids"))
+        await self.messenger.ack(request.user, device, id_list(body.get("ids"), "ids"))
         return json_response({})
 
-    async def post_receipts(request: Any) -> Any:
+    async def post_receipts(self, request: Any) -> Any:
         body = await read_json_object(request)
         conv = int_id(body.get("conversation"), "conversation")
-        await messenger.mark(request.user, body.get("kind"), conv, id_list(body.get("ids"), "ids"))
+        await self.messenger.mark(request.user, body.get("kind"), conv, id_list(body.get("ids"), "ids"))
         return json_response({})
 
-    # -- presence ---------------------------------------------------------------------------------
-    async def get_presence(request: Any) -> Any:
+    # -- presence ----------------------------------------------------------------------------------
+    async def get_presence(self, request: Any) -> Any:
         users = [u for u in (query_arg(request, "users") or "").split(",") if u.strip()]
         if len(users) > 200:
             raise HttpError(400, "invalid_query", "at most 200 users at once")
         users = users or [request.user.address]
-        return json_response({"items": await messenger.presence_of(request.user, users)})
+        return json_response({"items": await self.messenger.presence_of(request.user, users)})
 
-    async def put_presence(request: Any) -> Any:
+    async def put_presence(self, request: Any) -> Any:
         body = await read_json_object(request)
-        await messenger.set_status(request.user, body.get("status"))
+        await self.messenger.set_status(request.user, body.get("status"))
         return json_response({"status": body["status"]})
 
-    route = lambda method, pattern, handler: http.route(method, pattern, guarded(handler), scope="chat")  # noqa: E731
-    route("PUT", "/api/keys", put_keys)
-    route("GET", "/api/keys", get_own_keys)
-    route("GET", "/api/keys/{user}", get_keys)
-    route("DELETE", "/api/devices/{device_id}", delete_device)
-    route("POST", "/api/conversations", post_conversation)
-    route("GET", "/api/conversations", list_conversations)
-    route("GET", "/api/conversations/{conv_id}", get_conversation)
-    route("PATCH", "/api/conversations/{conv_id}", patch_conversation)
-    route("POST", "/api/messages", post_message)
-    route("GET", "/api/messages", get_messages)
-    route("POST", "/api/messages/ack", post_ack)
-    route("POST", "/api/messages/receipts", post_receipts)
-    route("GET", "/api/presence", get_presence)
-    route("PUT", "/api/presence", put_presence)
 
+def register(http: Any, messenger: Messenger) -> None:
+    api = MessengerApi(messenger)
+    for method, pattern, handler in (
+        ("PUT", "/api/keys", api.put_keys),
+        ("GET", "/api/keys", api.get_own_keys),
+        ("GET", "/api/keys/{user}", api.get_keys),
+        ("DELETE", "/api/devices/{device_id}", api.delete_device),
+        ("POST", "/api/conversations", api.post_conversation),
+        ("GET", "/api/conversations", api.list_conversations),
+        ("GET", "/api/conversations/{conv_id}", api.get_conversation),
+        ("PATCH", "/api/conversations/{conv_id}", api.patch_conversation),
+        ("POST", "/api/messages", api.post_message),
+        ("GET", "/api/messages", api.get_messages),
+        ("POST", "/api/messages/ack", api.post_ack),
+        ("POST", "/api/messages/receipts", api.post_receipts),
+        ("GET", "/api/presence", api.get_presence),
+        ("PUT", "/api/presence", api.put_presence),
+    ):
+        http.route(method, pattern, guarded(handler), scope="chat")

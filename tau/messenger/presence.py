@@ -13,7 +13,7 @@ explicit status and last_seen. Redis trouble degrades presence, never the socket
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -127,35 +127,32 @@ class RedisPresence:
             seen = await self._redis.hget(self._p + "seen", user)
             self._on_change(user, after, float(seen) if seen is not None else None)
 
-    async def connected(self, user: str, conn: str) -> None:
+    async def _change(self, what: str, user: str, change: Callable[[], Awaitable[Any]], seen: bool = True) -> None:
+        """Apply ``change``, stamp last seen (connections), announce the status if it moved."""
+
         async def work() -> None:
             before = await self._status(user)
-            await self._redis.zadd(self._conns_key(user), time.time() + TTL, conn)
-            await self._redis.expire(self._conns_key(user), TTL)
-            await self._redis.hset(self._p + "seen", user, repr(time.time()))
+            await change()
+            if seen:
+                await self._redis.hset(self._p + "seen", user, repr(time.time()))
             await self._transition(user, before)
 
-        await self._guard("connect", user, work)
+        await self._guard(what, user, work)
+
+    async def connected(self, user: str, conn: str) -> None:
+        await self._change("connect", user, lambda: self._touch(user, conn, time.time() + TTL))
 
     async def disconnected(self, user: str, conn: str) -> None:
-        async def work() -> None:
-            before = await self._status(user)
-            await self._redis.zrem(self._conns_key(user), conn)
-            await self._redis.hset(self._p + "seen", user, repr(time.time()))
-            await self._transition(user, before)
-
-        await self._guard("disconnect", user, work)
+        await self._change("disconnect", user, lambda: self._redis.zrem(self._conns_key(user), conn))
 
     async def set_status(self, user: str, status: str) -> None:
-        async def work() -> None:
-            before = await self._status(user)
+        async def change() -> None:
             if status == "online":
                 await self._redis.hdel(self._p + "status", user)
             else:
                 await self._redis.hset(self._p + "status", user, status)
-            await self._transition(user, before)
 
-        await self._guard("status", user, work)
+        await self._change("status", user, change, seen=False)
 
     async def refresh(self, entries: list[tuple[str, str]]) -> None:
         """Keep this node's live sockets from ageing out (called every TTL/3 seconds)."""

@@ -24,28 +24,29 @@ class SlowSender:
 
     def line(self, limit: float | None) -> None:
         """A partial line is buffered (``limit``: seconds it may take), or none is (None)."""
-        if limit is None:
-            self._line_due = None
-        elif self._line_due is None:
-            self._line_due = self._clock.seconds() + limit
-            self._arm(self._line_due)
+        self._line_due = self._deadline(self._line_due, limit)
 
     def line_done(self) -> None:
         self._line_due = None
 
     def phase(self, limit: float | None) -> None:
         """A phase is under way (``limit``: seconds it may take in all), or none is (None)."""
-        if limit is None:
-            self._phase_due = None
-        elif self._phase_due is None:
-            self._phase_due = self._clock.seconds() + limit
-            self._arm(self._phase_due)
+        self._phase_due = self._deadline(self._phase_due, limit)
 
     def stop(self) -> None:
         self._line_due = self._phase_due = None
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
+
+    def _deadline(self, due: float | None, limit: float | None) -> float | None:
+        """The deadline from now on: none (no limit), the one running, or a new one, armed."""
+        if limit is None:
+            return None
+        if due is None:
+            due = self._clock.seconds() + limit
+            self._arm(due)
+        return due
 
     def _arm(self, due: float) -> None:
         delay = max(0.0, due - self._clock.seconds())

@@ -190,14 +190,71 @@ class Loader:
         self.conn.close()
 
 
+def _check_meta(fh: _Hashing) -> dict[str, Any]:
+    """The archive's meta.json, refused if its schema is newer than this code knows."""
+    from tau.storage.migrate import code_version
+
+    meta: dict[str, Any] = json.loads(fh.read())
+    if meta.get("schema_version", 0) > code_version():
+        raise RestoreError(f"archive schema {meta['schema_version']} is newer than this tau "
+                           f"({code_version()}); upgrade tau first")
+    return meta
+
+
+def _write_config(target: Path, fh: _Hashing, old_data_dir: str | None) -> None:
+    """The archived tau.ini, its data_dir pointed at the folder it is restored into."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(_rewrite_data_dir(fh.read().decode(), target.parent.resolve(), old_data_dir))
+    os.chmod(target, 0o640)
+
+
+def _restore_file(config: Any, rel: str, fh: _Hashing) -> None:
+    """A key or certificate, to where this config expects it (the secret replaces a fresh one)."""
+    dest = {"secret": config.data_path(config.tau.secret_file),
+            "tls/certificate": config.data_path(config.tls.certificate),
+            "tls/private_key": config.data_path(config.tls.private_key)}.get(rel)
+    if dest is None and rel.startswith("dkim/"):
+        dest = config.data_path(config.dkim.keys_dir) / rel[len("dkim/"):]
+    if dest is not None:
+        _write_file(dest, fh, 0o600, overwrite=(rel == "secret"))
+
+
+def _open_loader(config: Any) -> Loader:
+    """A loader into the configured database, migrated to this code's schema and checked empty."""
+    from tau.storage.database import SyncDatabase
+    from tau.storage.engines import create_engine
+    from tau.storage.migrate import migrate
+
+    engine = create_engine(config.database_url)
+    if engine.name == "sqlite":
+        Path(engine.path).parent.mkdir(parents=True, exist_ok=True)
+    db = SyncDatabase(engine)
+    migrate(db)
+    db.close()
+    loader = Loader(engine)
+    loader.check_empty()
+    return loader
+
+
+def _restore_blob(backend: Any, key: str, fh: _Hashing) -> None:
+    """One blob, unless the backend has it already (blobs are content-addressed)."""
+    if backend.exists(key):
+        return
+    upload = backend.new_upload()
+    try:
+        while chunk := fh.read(1024 * 1024):
+            upload.write(chunk)
+        upload.commit(key)
+    except BaseException:
+        upload.abort()
+        raise
+
+
 def restore(path: str, config_path: str, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     """Restore the archive at ``path`` for the config at ``config_path`` (written from the archive if
     missing, with ``data_dir`` set to its folder). Returns a summary."""
     from tau.blobs.factory import create_backend
     from tau.config import load_config
-    from tau.storage.database import SyncDatabase
-    from tau.storage.engines import create_engine
-    from tau.storage.migrate import code_version, migrate
 
     summary: dict[str, Any] = {"tables": {}, "blobs": 0}
     expected: dict[str, str] = {}
@@ -215,40 +272,19 @@ def restore(path: str, config_path: str, log: Callable[[str], None] = lambda m: 
                 continue
             fh = _Hashing(raw)
             if name == META:
-                meta = json.loads(fh.read())
-                if meta.get("schema_version", 0) > code_version():
-                    raise RestoreError(f"archive schema {meta['schema_version']} is newer than this tau "
-                                       f"({code_version()}); upgrade tau first")
-                summary["meta"] = meta
+                summary["meta"] = _check_meta(fh)
             elif name == "files/tau.ini":
                 if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(_rewrite_data_dir(fh.read().decode(), target.parent.resolve(),
-                                                        summary.get("meta", {}).get("data_dir")))
-                    os.chmod(target, 0o640)
+                    _write_config(target, fh, summary.get("meta", {}).get("data_dir"))
                 config = load_config(str(target))
             elif name.startswith("files/"):
                 if config is None:
                     config = load_config(str(target))
-                rel = name[len("files/"):]
-                dest = {"secret": config.data_path(config.tau.secret_file),
-                        "tls/certificate": config.data_path(config.tls.certificate),
-                        "tls/private_key": config.data_path(config.tls.private_key)}.get(rel)
-                if dest is None and rel.startswith("dkim/"):
-                    dest = config.data_path(config.dkim.keys_dir) / rel[len("dkim/"):]
-                if dest is not None:
-                    _write_file(dest, fh, 0o600, overwrite=(rel == "secret"))
+                _restore_file(config, name[len("files/"):], fh)
             elif name.startswith("db/"):
                 if loader is None:
                     assert config is not None, "archive lists the database before the configuration"
-                    engine = create_engine(config.database_url)
-                    if engine.name == "sqlite":
-                        Path(engine.path).parent.mkdir(parents=True, exist_ok=True)
-                    db = SyncDatabase(engine)
-                    migrate(db)
-                    db.close()
-                    loader = Loader(engine)
-                    loader.check_empty()
+                    loader = _open_loader(config)
                 table, count = loader.load(fh)
                 summary["tables"][table] = count
                 log(f"table {table}: {count} rows")
@@ -259,16 +295,7 @@ def restore(path: str, config_path: str, log: Callable[[str], None] = lambda m: 
                 if backend is None:
                     assert config is not None
                     backend = create_backend(config)
-                key = name[len("blobs/"):]
-                if not backend.exists(key):
-                    upload = backend.new_upload()
-                    try:
-                        while chunk := fh.read(1024 * 1024):
-                            upload.write(chunk)
-                        upload.commit(key)
-                    except BaseException:
-                        upload.abort()
-                        raise
+                _restore_blob(backend, name[len("blobs/"):], fh)
                 summary["blobs"] += 1
             seen[name] = fh.drain()
     if loader is not None:

@@ -149,7 +149,7 @@ def test_delete(with_alice: Any) -> None:
 
 
 def test_delete_asks_on_a_terminal(with_alice: Any, monkeypatch: Any) -> None:
-    monkeypatch.setattr("tau.cli.users.stdin_is_tty", lambda: True)
+    monkeypatch.setattr("tau.cli.common.stdin_is_tty", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt="": "n")
     assert with_alice.run("user", "delete", "alice@example.test").code == 1
     assert with_alice.db_run(accounts.get_user, "alice@example.test") is not None

@@ -71,6 +71,24 @@ def command(name: str, states: State = AUTHED, sync: str = SYNC_FULL) -> Callabl
     return register
 
 
+def by_number_and_uid(name: str, run: Callable[[Any, Any, bool], Awaitable[str]],
+                      sync: str = SYNC_NOEXPUNGE) -> None:
+    """Register NAME (message sequence numbers) and UID NAME (UIDs) for the selected state.
+
+    ``run(conn, parser, uid)`` does the work of both. The sequence-number form defaults to no
+    EXPUNGE responses after it: they would renumber the messages it names (RFC 3501 §7.4.1).
+    """
+
+    async def numbered(conn: Any, tag: str, p: Any) -> str:
+        return await run(conn, p, False)
+
+    async def by_uid(conn: Any, tag: str, p: Any) -> str:
+        return await run(conn, p, True)
+
+    command(name, State.SELECTED, sync)(numbered)
+    command("UID " + name, State.SELECTED, SYNC_FULL)(by_uid)
+
+
 def store_error(exc: Exception) -> No:
     """A mail store refusal as a tagged NO with the RFC 5530 response code."""
     code = {

@@ -7,11 +7,12 @@ Destinations are always the authenticated user's own mailboxes: the store is cal
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from tau.mail.store.api import CopyResult, MailboxNotFound
 
-from .base import SYNC_FULL, No, State, command
+from .base import SYNC_FULL, No, by_number_and_uid
 from .mailboxes import valid_name
 from .parser import Parser
 from .response import compress_uids
@@ -52,21 +53,5 @@ async def _copy(conn: Any, p: Parser, uid: bool, move: bool) -> str:
     return f"{code}{verb} completed"
 
 
-@command("COPY", State.SELECTED, SYNC_FULL)
-async def do_copy(conn: Any, tag: str, p: Parser) -> str:
-    return await _copy(conn, p, uid=False, move=False)
-
-
-@command("UID COPY", State.SELECTED, SYNC_FULL)
-async def do_uid_copy(conn: Any, tag: str, p: Parser) -> str:
-    return await _copy(conn, p, uid=True, move=False)
-
-
-@command("MOVE", State.SELECTED, SYNC_FULL)
-async def do_move(conn: Any, tag: str, p: Parser) -> str:
-    return await _copy(conn, p, uid=False, move=True)
-
-
-@command("UID MOVE", State.SELECTED, SYNC_FULL)
-async def do_uid_move(conn: Any, tag: str, p: Parser) -> str:
-    return await _copy(conn, p, uid=True, move=True)
+by_number_and_uid("COPY", functools.partial(_copy, move=False), SYNC_FULL)
+by_number_and_uid("MOVE", functools.partial(_copy, move=True), SYNC_FULL)

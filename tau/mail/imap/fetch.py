@@ -16,7 +16,7 @@ from tau.mail.mime import ParsedMessage, PartInfo
 from tau.mail.store.api import MessageMeta
 
 from . import binary, bodies
-from .base import SYNC_FULL, SYNC_NOEXPUNGE, State, command
+from .base import by_number_and_uid
 from .binary import BinaryItem
 from .bodies import BodyItem
 from .parser import ParseError, Parser
@@ -85,16 +85,6 @@ def parse_modifiers(p: Parser) -> int | None:
         p.sp()
 
 
-@command("FETCH", State.SELECTED, SYNC_NOEXPUNGE)
-async def do_fetch(conn: Any, tag: str, p: Parser) -> str:
-    return await run_fetch(conn, p, uid=False)
-
-
-@command("UID FETCH", State.SELECTED, SYNC_FULL)
-async def do_uid_fetch(conn: Any, tag: str, p: Parser) -> str:
-    return await run_fetch(conn, p, uid=True)
-
-
 async def run_fetch(conn: Any, p: Parser, uid: bool) -> str:
     seqset = p.seqset()
     p.sp()
@@ -126,6 +116,9 @@ async def run_fetch(conn: Any, p: Parser, uid: bool) -> str:
     if len(metas) < len(uids) and not uid:
         return "[EXPUNGEISSUED] Some messages were expunged"
     return ("UID FETCH" if uid else "FETCH") + " completed"
+
+
+by_number_and_uid("FETCH", run_fetch)
 
 
 def _order(names: list[str], uid: bool, modseq: bool, seen_changed: bool) -> list[str]:

@@ -9,6 +9,7 @@ extended LIST) when a ``%`` pattern reaches them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from tau.mail.store.api import DELIMITER, MailboxInfo
@@ -42,17 +43,18 @@ def _join(reference: str, pattern: str) -> str:
     return pattern if not reference or pattern.startswith(DELIMITER) else reference + pattern
 
 
-def _options(p: Parser, allowed: set[str]) -> list[str]:
+def _options(p: Parser, allowed: set[str], what: str = "LIST option") -> Iterator[str]:
+    """The options of a parenthesized list, in order; the caller parses an option's argument."""
     p.expect(b"(")
-    opts: list[str] = []
+    first = True
     while not p.take(b")"):
-        if opts:
+        if not first:
             p.sp()
+        first = False
         opt = p.keyword()
         if opt not in allowed:
-            raise ParseError(f"unknown LIST option {opt}")
-        opts.append(opt)
-    return opts
+            raise ParseError(f"unknown {what} {opt}")
+        yield opt
 
 
 def _patterns(p: Parser) -> list[str]:
@@ -70,7 +72,7 @@ async def do_list(conn: Any, tag: str, p: Parser) -> str:
     select: list[str] = []
     extended = False
     if p.peek() == ord("("):
-        select = _options(p, _SELECT_OPTS)
+        select = list(_options(p, _SELECT_OPTS))
         extended = True
         p.sp()
     reference = p.list_mailbox()
@@ -83,13 +85,7 @@ async def do_list(conn: Any, tag: str, p: Parser) -> str:
         if p.keyword() != "RETURN":
             raise ParseError("expected RETURN")
         p.sp()
-        p.expect(b"(")
-        while not p.take(b")"):
-            if returns:
-                p.sp()
-            opt = p.keyword()
-            if opt not in _RETURN_OPTS:
-                raise ParseError(f"unknown LIST return option {opt}")
+        for opt in _options(p, _RETURN_OPTS, "LIST return option"):
             returns.append(opt)
             if opt == "STATUS":
                 p.sp()

@@ -1,4 +1,4 @@
-"""IMAP4rev1 connection: framing, literals, state machine, dispatch (RFC 3501 §2.2, §3, §5.5, §7).
+"""IMAP4rev1 connection: framing, literals, state machine (RFC 3501 §2.2, §3, §5.5); dispatch is in dispatch.py.
 
 Input is read as CRLF lines; a line ending in ``{n}`` (synchronizing: answered with ``+``) or
 ``{n+}`` (LITERAL+, RFC 7888) is followed by ``n`` octets that belong to the same command.
@@ -22,15 +22,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tau.mail.store.api import MailStoreError
 from tau.net.endpoints import set_no_delay
 from tau.net.slow import SlowSender
-from tau.storage.budget import QueryCancelled, StatementTimeout, act_as
+from tau.storage.budget import QueryCancelled, act_as
 from tau.storage.faults import is_unavailable
 
-from . import append, auth, copy, expunge, fetch, idle, listing, mailboxes, search, store  # noqa: F401
-from .base import COMMANDS, SYNC_FULL, SYNC_NONE, Bad, No, State, store_error
-from .parser import ATOM_CHARS, ParseError, Parser
+from . import auth, dispatch, idle
+from .base import State
+from .parser import ATOM_CHARS
 from .session import SelectedMailbox
 
 log = Logger(namespace="tau.mail.imap")
@@ -75,7 +74,7 @@ class IMAPConnection(Protocol):
         self._skip_tag: bytes | None = None
         self._busy = False
         self._command: defer.Deferred[None] | None = None  # the running command
-        self._command_name = ""
+        self.command_name = ""
         self._line_waiter: defer.Deferred[bytes] | None = None
         self._paused = False
         self._processing = False
@@ -119,7 +118,7 @@ class IMAPConnection(Protocol):
             d.callback(None)
         self._drain = []
         running, self._command = self._command, None
-        if running is not None and self._command_name in CANCEL_ON_CLOSE:
+        if running is not None and self.command_name in CANCEL_ON_CLOSE:
             running.cancel()  # nobody will read the answer: stop its query, free the connection
 
     def _reset_timeout(self) -> None:
@@ -324,7 +323,7 @@ class IMAPConnection(Protocol):
     def _finished(self, _: object) -> None:
         self._busy = False
         self._command = None
-        self._command_name = ""
+        self.command_name = ""
         if self.state == State.LOGOUT:
             return
         if self._input_paused:
@@ -349,7 +348,7 @@ class IMAPConnection(Protocol):
         if self.state == State.LOGOUT and failure.check(defer.CancelledError, QueryCancelled):
             return  # abandoned when the client went away
         if is_unavailable(failure.value):  # an outage to wait out, not a bug (RFC 5530 UNAVAILABLE)
-            log.warn("IMAP command {name}: storage unavailable ({error})", name=self._command_name,
+            log.warn("IMAP command {name}: storage unavailable ({error})", name=self.command_name,
                      error=str(failure.value)[:200])
             if self.state != State.LOGOUT:
                 self.write((tag or b"*") + b" NO [UNAVAILABLE] Temporarily unavailable, try again later\r\n")
@@ -358,70 +357,20 @@ class IMAPConnection(Protocol):
         if self.state != State.LOGOUT:
             self.write((tag or b"*") + b" NO [SERVERBUG] Internal error\r\n")
 
-    # -- dispatch --------------------------------------------------------------------------------
+    # -- dispatch (dispatch.py) ------------------------------------------------------------------
     async def _run(self, tag: bytes | None, segments: list[bytes]) -> None:
         if tag is None:
             self.write(b"* BAD Missing or invalid tag\r\n")
             self._count_bad()
             return
         act_as(self.user)  # this command's database work counts against the user's share
-        p = Parser(segments)
-        p.pos = len(tag)
-        name = ""
-        cmd = None
-        try:
-            p.sp()
-            name = p.keyword()
-            if name == "UID":
-                p.sp()
-                name = "UID " + p.keyword()
-            self._command_name = name
-            cmd = COMMANDS.get(name)
-            if cmd is None:
-                raise Bad("Unknown command")
-            if not (self.state & cmd.states):
-                raise Bad(_state_complaint(self.state, cmd.states))
-            if not p.at_end() or p.at_literal():
-                p.sp()
-            sel = self.selected
-            if sel is not None and (sel.dirty or sel.flags_dirty):
-                await self._sync_after(cmd.sync)  # report news first, so "1:*" includes it
-            try:
-                text = await cmd.handler(self, tag.decode(), p)
-            except MailStoreError as exc:
-                if exc.code in ("invalid_search", "invalid_flag"):
-                    raise Bad(exc.message) from None
-                raise store_error(exc) from None
-            except StatementTimeout:
-                raise No("The query took too long and was stopped; narrow it down", "LIMIT") from None
-        except ParseError as exc:
-            self.write(tag + b" BAD " + f"Error in IMAP command {name}: {exc}".encode() + b"\r\n")
-            self._count_bad()
-            return
-        except Bad as exc:
-            self.write(tag + b" BAD " + exc.text.encode("utf-8", "replace") + b"\r\n")
-            self._count_bad()
-            return
-        except No as exc:
-            self._bad = 0
-            await self._sync_after(cmd.sync if cmd is not None else SYNC_NONE)
-            self.write(tag + b" NO " + exc.text.encode("utf-8", "replace") + b"\r\n")
+        outcome = await dispatch.run(self, tag, segments)
+        if outcome is not None and outcome[0] == "BAD":
+            self._respond_error(tag, *outcome)
             return
         self._bad = 0
-        if text is None:
-            return
-        await self._sync_after(cmd.sync)
-        self.write(tag + b" OK " + text.encode("utf-8", "replace") + b"\r\n")
-
-    async def _sync_after(self, mode: str) -> None:
-        """Report what changed in the selected mailbox (see ``session.py``)."""
-        sel = self.selected
-        if sel is None or mode == SYNC_NONE or self.state == State.LOGOUT:
-            return
-        if sel.dirty or sel.flags_dirty or (mode == SYNC_FULL and sel.gone):
-            lines = await sel.sync(self.store, mode == SYNC_FULL, self.condstore)
-            if self.selected is sel:
-                self.untagged(*lines)
+        if outcome is not None:
+            self.write(tag + b" " + outcome[0].encode() + b" " + outcome[1].encode("utf-8", "replace") + b"\r\n")
 
     # -- selection -------------------------------------------------------------------------------
     def select(self, view: SelectedMailbox | None) -> None:
@@ -449,7 +398,6 @@ class IMAPConnection(Protocol):
         self._reset_timeout()
 
 
-
 def _tag_of(first_line: bytes) -> bytes | None:
     sp = first_line.find(b" ")
     tag = first_line if sp < 0 else first_line[:sp]
@@ -457,12 +405,3 @@ def _tag_of(first_line: bytes) -> bytes | None:
         return None
     return tag
 
-
-def _state_complaint(state: State, allowed: State) -> str:
-    if state == State.NOT_AUTH:
-        return "Not authenticated"
-    if allowed == State.SELECTED:
-        return "No mailbox selected"
-    if allowed == State.NOT_AUTH:
-        return "Already authenticated"
-    return "Command not allowed now"

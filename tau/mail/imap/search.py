@@ -13,7 +13,7 @@ from typing import Any
 
 from tau.mail.store.api import Search
 
-from .base import SYNC_FULL, SYNC_NOEXPUNGE, No, State, command
+from .base import No, by_number_and_uid
 from .parser import ParseError, Parser
 from .session import SelectedMailbox
 
@@ -138,16 +138,6 @@ def compile_search(p: Parser, view: SelectedMailbox) -> tuple[Search, bool]:
     return Search(tree), compiler.modseq
 
 
-@command("SEARCH", State.SELECTED, SYNC_NOEXPUNGE)
-async def do_search(conn: Any, tag: str, p: Parser) -> str:
-    return await run_search(conn, p, uid=False)
-
-
-@command("UID SEARCH", State.SELECTED, SYNC_FULL)
-async def do_uid_search(conn: Any, tag: str, p: Parser) -> str:
-    return await run_search(conn, p, uid=True)
-
-
 async def run_search(conn: Any, p: Parser, uid: bool) -> str:
     view = conn.selected
     query, with_modseq = compile_search(p, view)
@@ -166,3 +156,5 @@ async def run_search(conn: Any, p: Parser, uid: bool) -> str:
     conn.untagged(line)
     return ("UID SEARCH" if uid else "SEARCH") + " completed"
 
+
+by_number_and_uid("SEARCH", run_search)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import SYNC_FULL, SYNC_NOEXPUNGE, No, State, command
+from .base import No, by_number_and_uid
 from .parser import ParseError, Parser
 from .response import compress_uids
 
@@ -38,16 +38,6 @@ def parse_store_args(p: Parser) -> tuple[int | None, str, bool, list[str]]:
             raise ParseError(f"unknown system flag {f}")
     flags = [f for f in flags if f != "\\Recent"]  # session flag: not settable (§2.3.2)
     return unchanged_since, mode, what.endswith(".SILENT"), list(dict.fromkeys(flags))
-
-
-@command("STORE", State.SELECTED, SYNC_NOEXPUNGE)
-async def do_store(conn: Any, tag: str, p: Parser) -> str:
-    return await run_store(conn, p, uid=False)
-
-
-@command("UID STORE", State.SELECTED, SYNC_FULL)
-async def do_uid_store(conn: Any, tag: str, p: Parser) -> str:
-    return await run_store(conn, p, uid=True)
 
 
 async def run_store(conn: Any, p: Parser, uid: bool) -> str:
@@ -93,3 +83,6 @@ async def run_store(conn: Any, p: Parser, uid: bool) -> str:
         numbers = sorted(refused) if uid else sorted(view.seq_of(u) for u in refused)
         return f"[MODIFIED {compress_uids(numbers)}] Conditional STORE failed"
     return ("UID STORE" if uid else "STORE") + " completed"
+
+
+by_number_and_uid("STORE", run_store)

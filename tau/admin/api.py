@@ -9,7 +9,6 @@ which accounts exist. The account rules (normalisation, conflicts) are the CLI's
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 from tau.auth import accounts, passwords
@@ -40,7 +39,7 @@ def _queue_rows(txn: Any, status: str | None, limit: int) -> list[dict[str, Any]
 
 def _queue_retry(txn: Any, queue_id: int) -> bool:
     txn.execute("UPDATE outbound_queue SET next_attempt_at = ?, status = 'queued' WHERE id = ?"
-                " AND status IN ('queued', 'failed')", (int(time.time()), queue_id))
+                " AND status IN ('queued', 'failed')", (int(txn.now), queue_id))
     return txn.rowcount == 1
 
 
@@ -228,7 +227,8 @@ def register(registry: Any, http: Any) -> None:
         body["queue"] = await run("admin_queue_counts", _queue_counts, readonly=True)
         directory = registry.authenticator.directory
         body["ldap"] = None if directory is None else {"url": directory.url, "last_error": directory.last_error}
-        body["uptime_seconds"] = int(time.time() - registry.started_at) if hasattr(registry, "started_at") else None
+        body["uptime_seconds"] = (int(registry.clock.seconds() - registry.started_at)
+                                  if hasattr(registry, "started_at") else None)
         return json_response(body, core.status)
 
     for method, path, handler in (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 
@@ -18,5 +17,5 @@ def install(registry: Any, host: Any) -> None:
     dashboard.register(registry, http)
     account.register(registry, http)
     if not hasattr(registry, "started_at"):
-        registry.started_at = time.time()
+        registry.started_at = registry.clock.seconds()
     registry.services["admin"] = "ok"

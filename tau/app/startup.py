@@ -26,7 +26,7 @@ def prepare(registry: Any) -> list[str]:
     except SecretError as exc:
         raise config.error("tau", "secret_file", str(exc))
     try:
-        sync = SyncDatabase(registry.engine)
+        sync = SyncDatabase(registry.engine, registry.clock)
     except DatabaseUnavailable as exc:
         raise config.error("database", "url", str(exc))
     try:

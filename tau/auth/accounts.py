@@ -7,7 +7,6 @@ CLI through one blocking connection, so both share every rule here (normalisatio
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,9 +82,6 @@ def normalize_address(address: str) -> str:
     return f"{local}@{normalize_domain(domain)}"
 
 
-def _now() -> int:
-    return int(time.time())
-
 
 # -- domains -----------------------------------------------------------------------------------
 
@@ -93,14 +89,14 @@ def add_domain(txn: Txn, name: str) -> str:
     domain = normalize_domain(name)
     if txn.scalar("SELECT id FROM domains WHERE name = ?", (domain,)) is not None:
         raise AccountError("domain_exists", f"domain {domain} exists already")
-    txn.execute("INSERT INTO domains (name, created_at) VALUES (?, ?)", (domain, _now()))
+    txn.execute("INSERT INTO domains (name, created_at) VALUES (?, ?)", (domain, int(txn.now)))
     return domain
 
 
 def ensure_domain(txn: Txn, name: str) -> str:
     domain = normalize_domain(name)
     if txn.scalar("SELECT id FROM domains WHERE name = ?", (domain,)) is None:
-        txn.execute("INSERT INTO domains (name, created_at) VALUES (?, ?)", (domain, _now()))
+        txn.execute("INSERT INTO domains (name, created_at) VALUES (?, ?)", (domain, int(txn.now)))
     return domain
 
 
@@ -141,7 +137,7 @@ def add_user(txn: Txn, address: str, password_hash: str | None, display_name: st
     domain_id = _domain_id(txn, address)
     if txn.scalar("SELECT id FROM users WHERE address = ?", (address,)) is not None:
         raise AccountError("user_exists", f"user {address} exists already")
-    now = _now()
+    now = int(txn.now)
     txn.execute(
         "INSERT INTO users (address, domain_id, password_hash, display_name, is_admin, quota_bytes, source,"
         " created_at, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -182,7 +178,7 @@ def list_users(txn: Txn, domain: str | None = None) -> list[User]:
 def set_password(txn: Txn, address: str, password_hash: str) -> None:
     user = require_user(txn, address)
     txn.execute("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-                (password_hash, _now(), user.id))
+                (password_hash, int(txn.now), user.id))
     # a new password ends every session: refresh tokens here, access tokens by their iat and,
     # within seconds on every node, by their revoked session (tau.auth.revocation)
     revocation_store.revoke_user(txn, user.id)
@@ -219,7 +215,7 @@ def add_alias(txn: Txn, address: str, destination: str) -> None:
     if txn.scalar("SELECT 1 FROM aliases WHERE address = ? AND destination = ?", (source, target)):
         raise AccountError("alias_exists", f"alias {source} -> {target} exists already")
     txn.execute("INSERT INTO aliases (address, domain_id, destination, created_at) VALUES (?, ?, ?, ?)",
-                (source, domain_id, target, _now()))
+                (source, domain_id, target, int(txn.now)))
 
 
 def list_aliases(txn: Txn, domain: str | None = None) -> list[dict[str, str]]:
@@ -285,7 +281,7 @@ def add_app_password(txn: Txn, address: str, name: str, token_hash: str) -> int:
     if not name or len(name) > 100:
         raise AccountError("invalid_name", "app password name must be 1-100 characters")
     row = txn.query_one("INSERT INTO app_passwords (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)"
-                        " RETURNING id", (user.id, name, token_hash, _now()))
+                        " RETURNING id", (user.id, name, token_hash, int(txn.now)))
     assert row is not None
     return int(row[0])
 
@@ -313,5 +309,5 @@ def find_app_password(txn: Txn, address: str, token_hash: str) -> User | None:
     app_id = txn.scalar("SELECT id FROM app_passwords WHERE user_id = ? AND token_hash = ?", (user.id, token_hash))
     if app_id is None:
         return None
-    txn.execute("UPDATE app_passwords SET last_used_at = ? WHERE id = ?", (_now(), app_id))
+    txn.execute("UPDATE app_passwords SET last_used_at = ? WHERE id = ?", (int(txn.now), app_id))
     return user

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +114,7 @@ def add_client(txn: Txn, client_id: str, reg: Registration, secret_hash: str | N
     if txn.query_one("SELECT 1 FROM oauth_clients WHERE client_id = ?", (client_id,)) is not None:
         raise ClientError("client_exists", f"client {client_id} already exists")
     txn.execute(f"INSERT INTO oauth_clients ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                (client_id, reg.name, " ".join(reg.redirect_uris), secret_hash, int(reg.native), int(time.time())))
+                (client_id, reg.name, " ".join(reg.redirect_uris), secret_hash, int(reg.native), int(txn.now)))
     found = get_client(txn, client_id)
     assert found is not None
     return found

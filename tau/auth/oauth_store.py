@@ -8,7 +8,6 @@ stored only as keyed hashes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from tau.auth import revocation_store
@@ -31,13 +30,10 @@ class Grant:
     client_id: str
 
 
-def _now() -> int:
-    return int(time.time())
-
 
 def store_refresh_token(txn: Txn, user_id: int, family: str, token_hash: str, client_id: str, scope: str,
                         ttl: int) -> None:
-    now = _now()
+    now = int(txn.now)
     txn.execute("INSERT INTO refresh_tokens (user_id, family, token_hash, client_id, scope, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)", (user_id, family, token_hash, client_id, scope, now, now + ttl))
 
@@ -57,10 +53,10 @@ def rotate_refresh_token(txn: Txn, token_hash: str, new_hash: str, ttl: int) -> 
     if used_at is not None:
         revoke_family(txn, family, int(user_id))
         return GrantError("invalid_grant", "refresh token reuse detected; the session has been revoked")
-    if int(expires_at) <= _now():
+    if int(expires_at) <= int(txn.now):
         raise GrantError("invalid_grant", "refresh token expired")
     # spend it atomically: a concurrent use of the same token loses the race and counts as reuse
-    txn.execute("UPDATE refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL", (_now(), token_id))
+    txn.execute("UPDATE refresh_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL", (int(txn.now), token_id))
     if txn.rowcount != 1:
         revoke_family(txn, family, int(user_id))
         return GrantError("invalid_grant", "refresh token reuse detected; the session has been revoked")
@@ -92,7 +88,7 @@ def store_code(txn: Txn, code_hash: str, user_id: int, client_id: str, redirect_
                scope: str, ttl: int = 60) -> None:
     txn.execute("INSERT INTO auth_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, scope,"
                 " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (code_hash, user_id, client_id, redirect_uri, challenge, scope, _now() + ttl))
+                (code_hash, user_id, client_id, redirect_uri, challenge, scope, int(txn.now) + ttl))
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,7 @@ def spend_code(txn: Txn, code_hash: str) -> CodeGrant | GrantError:
     if used:
         revoke_family(txn, code_family(code_hash), int(user_id))
         return GrantError("invalid_grant", "authorization code already used; tokens issued from it are revoked")
-    if int(expires_at) <= _now():
+    if int(expires_at) <= int(txn.now):
         raise GrantError("invalid_grant", "authorization code expired")
     txn.execute("UPDATE auth_codes SET used = 1 WHERE code_hash = ? AND used = 0", (code_hash,))
     if txn.rowcount != 1:
@@ -135,6 +131,6 @@ def get_client_redirects(txn: Txn, client_id: str) -> list[str] | None:
 
 
 def purge_expired(txn: Txn) -> None:
-    now = _now()
+    now = int(txn.now)
     txn.execute("DELETE FROM auth_codes WHERE expires_at < ?", (now - 3600,))
     txn.execute("DELETE FROM refresh_tokens WHERE expires_at < ?", (now - 86400,))

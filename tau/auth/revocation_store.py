@@ -7,7 +7,6 @@ and records the family with the time, so every node refuses its access tokens wi
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 from tau.storage.database import Txn
@@ -15,13 +14,10 @@ from tau.storage.database import Txn
 _INSERT = "INSERT INTO revoked_families (family, user_id, revoked_at) VALUES (?, ?, ?) ON CONFLICT (family) DO NOTHING"
 
 
-def _now() -> int:
-    return int(time.time())
-
 
 def revoke_families(txn: Txn, families: Iterable[str], user_id: int | None = None) -> None:
     """Revoke these sessions: their refresh tokens and (through the poll) their access tokens."""
-    now = _now()
+    now = int(txn.now)
     for family in families:
         txn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?", (family,))
         txn.execute(_INSERT, (family, user_id, now))
@@ -34,7 +30,7 @@ def revoke_user(txn: Txn, user_id: int, keep: str | None = None) -> None:
     A family's newest refresh token outlives every access token issued with it, so the families
     with an unexpired refresh token are all that can matter.
     """
-    now = _now()
+    now = int(txn.now)
     txn.execute("INSERT INTO revoked_families (family, user_id, revoked_at)"
                 " SELECT DISTINCT family, user_id, CAST(? AS BIGINT) FROM refresh_tokens"
                 " WHERE user_id = ? AND expires_at > ? AND family <> ? ON CONFLICT (family) DO NOTHING",

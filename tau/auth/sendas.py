@@ -9,8 +9,6 @@ served here can be granted: tau cannot DKIM-sign for anyone else's domain.
 
 from __future__ import annotations
 
-import time
-
 from tau.auth import accounts
 from tau.auth.accounts import AccountError
 from tau.storage.database import Txn
@@ -26,7 +24,7 @@ def grant(txn: Txn, user_address: str, address: str) -> str:
     if accounts.user_may_send_as(txn, user, target):
         raise AccountError("send_as_exists", f"{user.address} may already send as {target}")
     txn.execute("INSERT INTO send_as (user_id, address, domain_id, created_at) VALUES (?, ?, ?, ?)",
-                (user.id, target, int(domain_id), int(time.time())))
+                (user.id, target, int(domain_id), int(txn.now)))
     return target
 
 

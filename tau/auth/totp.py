@@ -15,7 +15,6 @@ import hmac
 import os
 import secrets
 import struct
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -44,8 +43,8 @@ def hotp(secret: bytes, counter: int, digits: int = DIGITS) -> str:
     return str(value % 10**digits).zfill(digits)
 
 
-def totp(secret: bytes, at: float | None = None) -> str:
-    return hotp(secret, int((time.time() if at is None else at) // STEP))
+def totp(secret: bytes, at: float) -> str:
+    return hotp(secret, int(at // STEP))
 
 
 def new_secret() -> bytes:
@@ -94,7 +93,7 @@ def begin(txn: Any, keys: Any, address: str, enable: bool = False) -> tuple[str,
     txn.execute("DELETE FROM totp_secrets WHERE user_id = ?", (user.id,))
     txn.execute("DELETE FROM totp_recovery WHERE user_id = ?", (user.id,))
     txn.execute("INSERT INTO totp_secrets (user_id, secret, enabled, last_step, created_at) VALUES (?, ?, ?, 0, ?)",
-                (user.id, seal(keys, secret, user.id), int(enable), int(time.time())))
+                (user.id, seal(keys, secret, user.id), int(enable), int(txn.now)))
     codes = ["-".join(secrets.token_hex(3) for _ in range(2)) for _ in range(RECOVERY_CODES)]
     for code in codes:
         txn.execute("INSERT INTO totp_recovery (user_id, code_hash) VALUES (?, ?)",
@@ -121,7 +120,7 @@ def verify(txn: Txn, keys: Any, user_id: int, code: str, now: float | None = Non
     code = normalize_code(code)
     if len(code) == DIGITS and code.isdigit():
         secret = unseal(keys, row[0], user_id)
-        step = int((time.time() if now is None else now) // STEP)
+        step = int((txn.now if now is None else now) // STEP)
         for candidate in range(step - WINDOW, step + WINDOW + 1):
             if candidate > int(row[2]) and hmac.compare_digest(hotp(secret, candidate), code):
                 txn.execute("UPDATE totp_secrets SET last_step = ?, enabled = 1 WHERE user_id = ?",
@@ -131,7 +130,7 @@ def verify(txn: Txn, keys: Any, user_id: int, code: str, now: float | None = Non
     if pending or not code:
         return False
     txn.execute("UPDATE totp_recovery SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
-                (int(time.time()), user_id, keys.mac("totp-recovery", code)))
+                (int(txn.now), user_id, keys.mac("totp-recovery", code)))
     return txn.rowcount == 1
 
 

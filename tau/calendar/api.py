@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -102,7 +101,7 @@ class EventsApi:
         if not access.writable:
             raise HttpError(403, "forbidden", "read-only calendar")
         try:
-            text = events.patch(row.data or "", body)
+            text = events.patch(row.data or "", body, self.cals.now())
             new, _, _ = await self.cals.put_object(self._me(request), access.calendar, row.name, text, if_etag=row.etag)
         except (FieldError, InvalidObject, CalendarError) as exc:
             raise http_error(exc)
@@ -151,7 +150,7 @@ class EventsApi:
         if todo and start is None and end is None:
             return recurrence.MIN_TS, recurrence.MAX_TS
         if start is None:
-            start = int(time.time()) if end is None else end - 31 * 86400
+            start = int(self.cals.now()) if end is None else end - 31 * 86400
         if end is None:
             end = start + 31 * 86400
         if end <= start or end - start > MAX_RANGE:

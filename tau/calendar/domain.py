@@ -9,7 +9,6 @@ goes on the bus and scheduling (RFC 6638) runs for organizer and attendee change
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +45,7 @@ class Calendars:
         return self.db.run(name, fn, *args, readonly=readonly)
 
     def now(self) -> float:
-        return float(self.registry.reactor.seconds())
+        return float(self.registry.clock.seconds())
 
     # -- accounts and collections ---------------------------------------------------------------
 
@@ -88,7 +87,7 @@ class Calendars:
         try:
             return await self.run("cal_create", store.create, user.id, name, name.title(), (component,))
         except CalendarError:
-            return await self.run("cal_create", store.create, user.id, f"{name}-{int(time.time())}",
+            return await self.run("cal_create", store.create, user.id, f"{name}-{int(self.now())}",
                                   name.title(), (component,))
 
     # -- objects --------------------------------------------------------------------------------
@@ -182,7 +181,7 @@ class Calendars:
             make_room = self.registry._built.get("calendar_conference")
             if make_room is not None:
                 fields = {**fields, "conference": await make_room(user.address, fields)}
-        uid, text = events.build(fields, user.address, self.registry.config.tau.hostname)
+        uid, text = events.build(fields, user.address, self.registry.config.tau.hostname, self.now())
         row, _, _ = await self.put_object(user if schedule else None, cal, f"{uid}.ics", text, create_only=True)
         return cal, row
 

@@ -88,7 +88,12 @@ def _address(value: Any) -> str:
     return value.strip().lower().removeprefix("mailto:")
 
 
-def build(fields: dict[str, Any], organizer: str, hostname: str) -> tuple[str, str]:
+def stamp(now: float) -> datetime:
+    """A DTSTAMP/COMPLETED value: ``now`` in UTC, whole seconds."""
+    return datetime.fromtimestamp(int(now), UTC)
+
+
+def build(fields: dict[str, Any], organizer: str, hostname: str, now: float) -> tuple[str, str]:
     """(uid, iCalendar text) for a new event or to-do."""
     todo = fields.get("type") == "todo"
     if fields.get("type") not in (None, "event", "todo"):
@@ -99,9 +104,9 @@ def build(fields: dict[str, Any], organizer: str, hostname: str) -> tuple[str, s
     comp = Todo() if todo else Event()
     uid = f"{uuid.uuid4()}@{hostname}"
     comp.add("UID", uid)
-    comp.add("DTSTAMP", datetime.now(UTC).replace(microsecond=0))
+    comp.add("DTSTAMP", stamp(now))
     comp.add("SUMMARY", summary)
-    _apply(comp, fields, todo, new=True)
+    _apply(comp, fields, todo, True, now)
     attendees = fields.get("attendees") or []
     if not isinstance(attendees, list) or len(attendees) > 200:
         raise FieldError("attendees", "attendees must be a list of addresses")
@@ -133,7 +138,7 @@ def _timezones(cal: Calendar) -> None:
         pass
 
 
-def _apply(comp: Any, fields: dict[str, Any], todo: bool, new: bool) -> None:
+def _apply(comp: Any, fields: dict[str, Any], todo: bool, new: bool, now: float) -> None:
     zone = _text(fields, "timezone")
     for name, prop in (("summary", "SUMMARY"), ("location", "LOCATION"), ("description", "DESCRIPTION")):
         if name in fields:
@@ -177,24 +182,24 @@ def _apply(comp: Any, fields: dict[str, Any], todo: bool, new: bool) -> None:
         comp.pop("COMPLETED", None)
         if fields["completed"]:
             comp.add("STATUS", "COMPLETED")
-            comp.add("COMPLETED", datetime.now(UTC).replace(microsecond=0))
+            comp.add("COMPLETED", stamp(now))
         else:
             comp.add("STATUS", "NEEDS-ACTION")
 
 
-def patch(text: str, fields: dict[str, Any]) -> str:
+def patch(text: str, fields: dict[str, Any], now: float) -> str:
     """Apply REST fields to the master component of a stored object; returns the new text."""
     cal = Calendar.from_ical(text)
     master, overrides = recurrence.master_and_overrides([c for c in cal.subcomponents if c.name in ("VEVENT", "VTODO")])
     comp = master if master is not None else next(iter(overrides.values()), None)
     if comp is None:
         raise FieldError("id", "nothing to change in this object")
-    _apply(comp, fields, comp.name == "VTODO", new=False)
+    _apply(comp, fields, comp.name == "VTODO", False, now)
     seq = int(comp.get("SEQUENCE", 0) or 0)
     comp.pop("SEQUENCE", None)
     comp.add("SEQUENCE", seq + 1)
     comp.pop("DTSTAMP", None)
-    comp.add("DTSTAMP", datetime.now(UTC).replace(microsecond=0))
+    comp.add("DTSTAMP", stamp(now))
     _timezones(cal)
     return cal.to_ical().decode("utf-8")
 

@@ -90,11 +90,11 @@ def _utc(epoch: int) -> str:
 
 
 def vfreebusy(periods: list[tuple[int, int, str]], start: int, end: int, organizer: str | None,
-              attendee: str | None, uid: str | None, method: str | None = None) -> str:
+              attendee: str | None, uid: str | None, method: str | None = None, *, now: float) -> str:
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//tau//TauCalendar//EN"]
     if method:
         lines.append(f"METHOD:{method}")
-    lines += ["BEGIN:VFREEBUSY", f"DTSTAMP:{_utc(int(datetime.now(UTC).timestamp()))}",
+    lines += ["BEGIN:VFREEBUSY", f"DTSTAMP:{_utc(int(now))}",
               f"DTSTART:{_utc(start)}", f"DTEND:{_utc(end)}"]
     if uid:
         lines.append(f"UID:{uid}")
@@ -147,7 +147,7 @@ async def handle_post(ctx: DavContext) -> DavResponse:
             calendars = [a.calendar for a in await cals.home(Owner(owner.id, owner.address)) if a.owned]
             periods = await busy_periods(cals, calendars, start, end)
             data = vfreebusy(periods, start, end, f"mailto:{me}", f"mailto:{address}",
-                             str(fb.get("UID", uuid.uuid4())), "REPLY")
+                             str(fb.get("UID", uuid.uuid4())), "REPLY", now=cals.now())
             status = "2.0;Success"
         parts.append(f"<C:response><C:recipient><D:href>mailto:{escape(address)}</D:href></C:recipient>"
                      f"<C:request-status>{status}</C:request-status>"

@@ -26,7 +26,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -49,7 +48,8 @@ SUBJECTS = {"REQUEST": "Invitation", "CANCEL": "Cancelled", "REPLY": "Reply"}
 
 
 
-def build_message(sender: str, recipients: list[str], method: str, message: Any, hostname: str) -> tuple[bytes, str]:
+def build_message(sender: str, recipients: list[str], method: str, message: Any, hostname: str,
+                  now: float) -> tuple[bytes, str]:
     """(RFC 5322 bytes, Message-ID) of an iMIP message."""
     comps = itip.components(message)
     first = comps[0] if comps else {}
@@ -64,7 +64,7 @@ def build_message(sender: str, recipients: list[str], method: str, message: Any,
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Subject"] = f"{verb}: {summary}" if summary else verb
-    msg["Date"] = formatdate(time.time(), usegmt=True)
+    msg["Date"] = formatdate(now, usegmt=True)
     message_id = make_msgid(domain=hostname)
     msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"
@@ -141,7 +141,7 @@ def mark_seen(txn: Txn, user_id: int, key: str) -> bool:
     if txn.scalar("SELECT 1 FROM cal_imip_seen WHERE user_id = ? AND message_key = ?", (user_id, key)):
         return False
     txn.execute("INSERT INTO cal_imip_seen (user_id, message_key, seen_at) VALUES (?, ?, ?)",
-                (user_id, key, int(time.time())))
+                (user_id, key, int(txn.now)))
     return True
 
 
@@ -156,7 +156,7 @@ class ImipSender:
         store = self.registry.mail_store
         if remote:
             raw, message_id = await self.registry.run_in_thread(build_message, sender, remote, method, message,
-                                                                hostname)
+                                                                hostname, self.registry.clock.seconds())
             info = await self.registry.blobs.put(raw)
             try:
                 await store.enqueue_outbound(sender, sender, remote, info.key, info.size, message_id)
@@ -166,7 +166,7 @@ class ImipSender:
             log.info("iMIP {method} from {sender} queued for {to}", method=method, sender=sender, to=",".join(remote))
         if local:
             raw, message_id = await self.registry.run_in_thread(build_message, sender, local, method, message,
-                                                                hostname)
+                                                                hostname, self.registry.clock.seconds())
             db = self.registry.db
             for address in local:
                 owner = await db.run("cal_user", store_user_id, address, readonly=True)

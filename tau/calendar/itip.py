@@ -124,7 +124,7 @@ def request(cal: Any) -> Calendar:
     return out
 
 
-def cancel(cal: Any, only: set[str] | None = None) -> Calendar:
+def cancel(cal: Any, only: set[str] | None = None, *, now: float) -> Calendar:
     """METHOD:CANCEL of the whole event (RFC 5546 §3.2.5), optionally to some attendees only."""
     out = _shell("CANCEL", cal)
     for comp in components(cal):
@@ -134,7 +134,7 @@ def cancel(cal: Any, only: set[str] | None = None) -> Calendar:
         for key in ("UID", "DTSTART", "SUMMARY", "ORGANIZER"):
             if comp.get(key) is not None:
                 c.add(key, comp[key])
-        c.add("DTSTAMP", _now())
+        c.add("DTSTAMP", _stamp(now))
         c.add("SEQUENCE", int(comp.get("SEQUENCE", 0) or 0) + 1)
         c.add("STATUS", "CANCELLED")
         for att in _listify(comp.get("ATTENDEE")):
@@ -144,7 +144,7 @@ def cancel(cal: Any, only: set[str] | None = None) -> Calendar:
     return out
 
 
-def reply(cal: Any, who: str, partstat: str | None = None) -> Calendar:
+def reply(cal: Any, who: str, partstat: str | None = None, *, now: float) -> Calendar:
     """METHOD:REPLY carrying ``who``'s PARTSTAT for each component (RFC 5546 §3.2.3)."""
     out = _shell("REPLY", cal)
     for comp in components(cal):
@@ -155,7 +155,7 @@ def reply(cal: Any, who: str, partstat: str | None = None) -> Calendar:
         for key in ("UID", "RECURRENCE-ID", "DTSTART", "DTEND", "SUMMARY", "ORGANIZER", "SEQUENCE"):
             if comp.get(key) is not None:
                 c.add(key, comp[key])
-        c.add("DTSTAMP", _now())
+        c.add("DTSTAMP", _stamp(now))
         att = vCalAddress(f"mailto:{who}")
         att.params["PARTSTAT"] = partstat or str(mine[0].params.get("PARTSTAT", "NEEDS-ACTION")).upper()
         c.add("ATTENDEE", att)
@@ -163,8 +163,8 @@ def reply(cal: Any, who: str, partstat: str | None = None) -> Calendar:
     return out
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+def _stamp(now: float) -> datetime:
+    return datetime.fromtimestamp(int(now), UTC)
 
 
 def without_method(cal: Any) -> Calendar:

@@ -9,7 +9,6 @@ sync change). Objects capped by ``MAX_INDEXED`` instances gain nothing from it a
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from twisted.application.internet import TimerService
@@ -60,7 +59,7 @@ def _reparse(rows: list[tuple[int, int, str]], now: float) -> list[tuple[int, in
 async def extend_index(registry: Any) -> int:
     """Re-index objects whose horizon is within a year; returns how many were re-indexed."""
     db = registry.db
-    now = time.time()
+    now = registry.clock.seconds()
     before = int(now) + 366 * 86400
     done, last = 0, 0
     for _ in range(MAX_BATCHES):

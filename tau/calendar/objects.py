@@ -9,7 +9,6 @@ floating ones widened by the ±14 h a time zone can move them; callers refine fl
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +100,7 @@ def with_ids(txn: Txn, ids: Sequence[int]) -> list[ObjectRow]:
 def _bump(txn: Txn, calendar_id: int, name: str, deleted: bool) -> int:
     """Next sync sequence of the calendar, with ``name`` recorded as changed (RFC 6578 §3)."""
     txn.execute("UPDATE cal_calendars SET sync_seq = sync_seq + 1, modified_at = ? WHERE id = ?",
-                (int(time.time()), calendar_id))
+                (int(txn.now), calendar_id))
     seq = int(txn.scalar("SELECT sync_seq FROM cal_calendars WHERE id = ?", (calendar_id,)))
     txn.execute("DELETE FROM cal_changes WHERE calendar_id = ? AND name = ?", (calendar_id, name))
     txn.execute("INSERT INTO cal_changes (calendar_id, name, seq, deleted) VALUES (?, ?, ?, ?)",
@@ -134,7 +133,7 @@ def put(txn: Txn, calendar_id: int, name: str, parsed: ParsedObject, if_etag: st
                           (calendar_id, parsed.uid, name))
     if clash is not None:
         raise CalendarError(403, "no-uid-conflict:" + clash[0], f"UID already used by {clash[0]}")
-    now = int(time.time())
+    now = int(txn.now)
     etag = etag_of(parsed.text)
     size = len(parsed.text.encode("utf-8"))
     if existing is None:

@@ -124,7 +124,7 @@ async def calendar_query(ctx: DavContext, root: Any) -> DavResponse:
     ms = Multistatus()
     if isinstance(resource, CalendarObject):
         cal = ctx.resolved.parent.cal  # type: ignore[union-attr]
-        offset = tz_offset(root, cal.timezone, _start(cf))
+        offset = tz_offset(root, cal.timezone, _start(cf, ctx.provider.cals.now()))
         kept = await ctx.provider.cals.registry.run_in_thread(_match_one, resource.row, cf, offset)
         await _respond(ctx, ms, None, [resource.row] if kept else [], req, data, offset)
         return DavResponse(207, ms.render(), MULTISTATUS)
@@ -132,15 +132,15 @@ async def calendar_query(ctx: DavContext, root: Any) -> DavResponse:
         raise DavError(403, "calendar-query needs a calendar", "<D:supported-report/>")
     if depth == "0":
         return DavResponse(207, ms.render(), MULTISTATUS)
-    offset = tz_offset(root, resource.cal.timezone, _start(cf))
+    offset = tz_offset(root, resource.cal.timezone, _start(cf, resource.cals.now()))
     rows = await resource.cals.query(resource.cal, cf, offset)
     await _respond(ctx, ms, resource, rows, req, data, offset)
     return DavResponse(207, ms.render(), MULTISTATUS)
 
 
-def _start(cf: filters.CompFilter | None) -> int:
+def _start(cf: filters.CompFilter | None, now: float) -> int:
     p = filters.plan(cf)
-    return p.time_range.start if p.time_range is not None else int(datetime.now(UTC).timestamp())
+    return p.time_range.start if p.time_range is not None else int(now)
 
 
 @recurrence.budgeted
@@ -202,7 +202,8 @@ async def free_busy_query(ctx: DavContext, root: Any) -> DavResponse:
         raise filter_error(exc)
     offset = tz_offset(root, resource.cal.timezone, tr.start)
     periods = await freebusy.busy_periods(resource.cals, [resource.cal], tr.start, tr.end, offset)
-    body = freebusy.vfreebusy(periods, tr.start, tr.end, organizer=None, attendee=None, uid=None)
+    body = freebusy.vfreebusy(periods, tr.start, tr.end, organizer=None, attendee=None, uid=None,
+                              now=resource.cals.now())
     return DavResponse(200, body.encode("utf-8"), "text/calendar; charset=utf-8")
 
 

@@ -66,10 +66,10 @@ class Scheduler:
         if organizer == owner:
             recipients = itip.attendees(cal) - {owner}
             if recipients and str(itip.components(cal)[0].get("STATUS", "")).upper() != "CANCELLED":
-                await self.send("CANCEL", owner, itip.cancel(cal), recipients)
+                await self.send("CANCEL", owner, itip.cancel(cal, now=self.cals.now()), recipients)
         elif owner in itip.attendees(cal, scheduled_by_server=False) and \
                 any(p != "DECLINED" for p in itip.partstats(cal, owner).values()):
-            await self.send("REPLY", owner, itip.reply(cal, owner, "DECLINED"), {organizer})
+            await self.send("REPLY", owner, itip.reply(cal, owner, "DECLINED", now=self.cals.now()), {organizer})
 
     async def _organizer_wrote(self, owner: str, new: Any, old: Any | None) -> None:
         now = itip.attendees(new) - {owner}
@@ -79,14 +79,14 @@ class Scheduler:
             await self.send("REQUEST", owner, itip.request(new), recipients)
         removed = before - now
         if removed and old is not None:
-            await self.send("CANCEL", owner, itip.cancel(old, removed), removed)
+            await self.send("CANCEL", owner, itip.cancel(old, removed, now=self.cals.now()), removed)
 
     async def _attendee_wrote(self, owner: str, organizer: str, new: Any, old: Any | None) -> None:
         answers = itip.partstats(new, owner)
         previous = itip.partstats(old, owner) if old is not None else {}
         if answers == previous or (old is None and set(answers.values()) <= {"NEEDS-ACTION"}):
             return
-        await self.send("REPLY", owner, itip.reply(new, owner), {organizer})
+        await self.send("REPLY", owner, itip.reply(new, owner, now=self.cals.now()), {organizer})
 
     # -- delivery ------------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ calendar then also appears in the grantee's home under the share's name), anyone
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +77,7 @@ def ensure_defaults(txn: Txn, uid: int) -> None:
     existing = {r[0] for r in txn.query("SELECT name FROM cal_calendars WHERE user_id = ?", (uid,))}
     if existing >= {d[0] for d in DEFAULTS} | {INBOX}:
         return
-    now = int(time.time())
+    now = int(txn.now)
     for name, label, comps in DEFAULTS:
         if name not in existing and not existing - {INBOX}:
             txn.execute("INSERT INTO cal_calendars (user_id, name, display_name, components, created_at, modified_at)"
@@ -149,7 +148,7 @@ def create(txn: Txn, owner_id: int, name: str, display_name: str = "", component
     if get(txn, owner_id, name) is not None or txn.scalar(
             "SELECT 1 FROM cal_shares WHERE grantee_id = ? AND name = ?", (owner_id, name)):
         raise CalendarError(405, "exists", "a resource exists at this URL")
-    now = int(time.time())
+    now = int(txn.now)
     comps = ",".join(components or ("VEVENT", "VTODO", "VJOURNAL"))
     txn.execute("INSERT INTO cal_calendars (user_id, name, display_name, components, created_at, modified_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)", (owner_id, name, display_name or name, comps, now, now))
@@ -170,7 +169,7 @@ def update(txn: Txn, calendar_id: int, **fields: Any) -> None:
         if key not in _FIELDS:
             raise KeyError(key)
         txn.execute(f"UPDATE cal_calendars SET {key} = ?, modified_at = ? WHERE id = ?",
-                    (value, int(time.time()), calendar_id))
+                    (value, int(txn.now), calendar_id))
 
 
 def delete(txn: Txn, calendar_id: int) -> None:
@@ -218,7 +217,7 @@ def share(txn: Txn, owner_id: int, name: str, grantee: str, permission: str) -> 
         n += 1
         alias = f"{base}-{n}"
     txn.execute("INSERT INTO cal_shares (calendar_id, grantee_id, name, permission, created_at) VALUES (?, ?, ?, ?, ?)",
-                (cal.id, gid, alias, permission, int(time.time())))
+                (cal.id, gid, alias, permission, int(txn.now)))
     return alias
 
 

@@ -111,7 +111,7 @@ class Shares:
     # -- public side ---------------------------------------------------------------------------
     async def _open(self, request: Any, token: str) -> tuple[sharestore.Share, Node]:
         found = await self.tree.run("files_share_token", sharestore.by_token, token) if len(token) < 100 else None
-        if found is None or found[0].grantee_id is not None or found[0].expired():
+        if found is None or found[0].grantee_id is not None or found[0].expired(self.registry.clock.seconds()):
             raise HttpError(404, "not_found", "no such share")
         share, node = found
         if share.password_hash:

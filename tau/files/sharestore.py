@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tau.dav.lockdb import delete_held_within
-from tau.files.store import COLS, Node, _node, now, path_of
+from tau.files.store import COLS, Node, _node, path_of
 from tau.storage.database import Txn
 
 
@@ -23,8 +23,8 @@ class Share:
     expires_at: int | None
     created_at: int
 
-    def expired(self, at: int | None = None) -> bool:
-        return self.expires_at is not None and (at or now()) >= self.expires_at
+    def expired(self, at: float) -> bool:
+        return self.expires_at is not None and at >= self.expires_at
 
 
 SHARE_COLS = ("id, owner_id, node_id, grantee_id, permission, password_hash, can_upload, expires_at,"
@@ -46,7 +46,8 @@ def create_link(txn: Txn, owner_id: int, node_id: int, token: str, password_hash
                 can_upload: bool, expires_at: int | None) -> Share:
     share_id = txn.scalar("INSERT INTO file_shares (owner_id, node_id, token_hash, permission, password_hash,"
                           " can_upload, expires_at, created_at) VALUES (?, ?, ?, 'read', ?, ?, ?, ?) RETURNING id",
-                          (owner_id, node_id, token_hash(token), password_hash, int(can_upload), expires_at, now()))
+                          (owner_id, node_id, token_hash(token), password_hash, int(can_upload), expires_at,
+                           int(txn.now)))
     share = get_share(txn, int(share_id))
     assert share is not None
     return share
@@ -57,7 +58,7 @@ def grant(txn: Txn, owner_id: int, node_id: int, grantee_id: int, permission: st
         _drop_locks(txn, node_id, grantee_id)
     txn.execute("INSERT INTO file_shares (owner_id, node_id, grantee_id, permission, created_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id, grantee_id) DO UPDATE SET permission ="
-                " excluded.permission", (owner_id, node_id, grantee_id, permission, now()))
+                " excluded.permission", (owner_id, node_id, grantee_id, permission, int(txn.now)))
     row = txn.query_one(f"SELECT {SHARE_COLS} FROM file_shares WHERE node_id = ? AND grantee_id = ?",
                         (node_id, grantee_id))
     share = _share(row)

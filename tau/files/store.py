@@ -8,7 +8,6 @@ exact. Subtrees are walked with one recursive CTE (the same SQL on SQLite and Po
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any, NamedTuple
 
 from tau.files.blobrefs import Collector, ref_blob
@@ -59,10 +58,6 @@ def _node(row: tuple[Any, ...] | None) -> Node | None:
     if row is None:
         return None
     return Node._make(row[:11])
-
-
-def now() -> int:
-    return int(time.time())
 
 
 def new_etag() -> str:
@@ -123,7 +118,7 @@ def ensure_root(txn: Txn, user_id: int) -> Node:
         node = get_node(txn, int(root_id))
         assert node is not None
         return node
-    t = now()
+    t = int(txn.now)
     new_id = txn.scalar("INSERT INTO file_nodes (user_id, parent_id, name, kind, size, etag, created_at,"
                         " modified_at) VALUES (?, NULL, '', ?, 0, ?, ?, ?) RETURNING id",
                         (user_id, FOLDER, new_etag(), t, t))
@@ -238,7 +233,7 @@ def make_folder(txn: Txn, parent: Node, name: str) -> Node:
     seq = bump(txn, parent.user_id)
     if child(txn, parent.id, name) is not None:
         raise FilesError(405, "exists", "a file or folder with that name exists")
-    t = now()
+    t = int(txn.now)
     new_id = txn.scalar("INSERT INTO file_nodes (user_id, parent_id, name, kind, size, etag, created_at,"
                         " modified_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
                         (parent.user_id, parent.id, name, FOLDER, new_etag(), t, t))
@@ -270,7 +265,7 @@ def put_file(txn: Txn, blobs: Any, parent_id: int, name: str, blob_key: str, siz
         if limit and used + delta > limit:
             raise QuotaExceeded(used, limit, delta)
     ref_blob(txn, blobs, blob_key)
-    t = now()
+    t = int(txn.now)
     etag = file_etag(blob_key, t)
     collector = Collector(blobs)
     if existing is not None:
@@ -319,7 +314,7 @@ def delete_node(txn: Txn, blobs: Any, node_id: int) -> None:
         raise FilesError(403, "root", "the root folder cannot be deleted")
     seq = bump(txn, node.user_id)
     collector = Collector(blobs)
-    _remove(txn, node, seq, collector, now())
+    _remove(txn, node, seq, collector, int(txn.now))
     collector.collect(txn)
 
 
@@ -341,7 +336,7 @@ def transfer(txn: Txn, blobs: Any, source_id: int, parent_id: int, name: str, mo
     seq = bump(txn, parent.user_id)
     src_seq = bump(txn, src.user_id) if src.user_id != parent.user_id else seq
     collector = Collector(blobs)
-    t = now()
+    t = int(txn.now)
     replaced = False
     existing = child(txn, parent.id, name)
     if existing is not None and existing.is_folder and _inside(txn, src.id, existing.id):

@@ -34,7 +34,7 @@ async def make_event(flows: Any, user: Any, mail: Mail, body: dict[str, Any]) ->
     cals = flows.calendars
     if cals is None:
         raise HttpError(503, "calendar_unavailable", "the calendar service is not enabled")
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = datetime.fromtimestamp(cals.now(), UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     fields: dict[str, Any] = {"summary": mail.subject or "(no subject)", "description": _text(mail),
                               "start": start.isoformat().replace("+00:00", "Z"),
                               "end": (start + timedelta(hours=1)).isoformat().replace("+00:00", "Z")}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 import uuid
 from email.message import EmailMessage
 from typing import Any
@@ -45,7 +44,7 @@ def wkd_hash(local: str) -> str:
 def _save(txn: Any, user_id: int, fingerprint: str, public: str, private: str | None, wkd: str) -> None:
     txn.execute("DELETE FROM pgp_keys WHERE user_id = ?", (user_id,))
     txn.execute("INSERT INTO pgp_keys (user_id, fingerprint, public_key, private_key, wkd_hash, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (user_id, fingerprint, public, private, wkd, int(time.time())))
+                " VALUES (?, ?, ?, ?, ?, ?)", (user_id, fingerprint, public, private, wkd, int(txn.now)))
 
 
 def _keys_of(txn: Any, addresses: list[str]) -> dict[str, tuple[str, str | None]]:

@@ -12,12 +12,13 @@ explicit status and last_seen. Redis trouble degrades presence, never the socket
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.logger import Logger
+
+from tau.clock import Clock
 
 log = Logger()
 STATUSES = ("online", "away", "busy", "offline")
@@ -88,7 +89,8 @@ class MemoryPresence:
 class RedisPresence:
     """Presence shared by every node through Redis (txredisapi)."""
 
-    def __init__(self, url: str, on_change: OnChange, prefix: str = "tau:presence:", redis: Any = None) -> None:
+    def __init__(self, url: str, on_change: OnChange, clock: Clock, prefix: str = "tau:presence:",
+                 redis: Any = None) -> None:
         if redis is None:
             import txredisapi
 
@@ -97,6 +99,7 @@ class RedisPresence:
                                                   dbid=int(parts.path.strip("/") or 0), password=parts.password,
                                                   poolsize=4, replyTimeout=2)
         self._redis = redis
+        self._clock = clock  # every node's reactor: the wall clock, shared through Redis scores
         self._on_change = on_change
         self._p = prefix
 
@@ -104,7 +107,7 @@ class RedisPresence:
         return f"{self._p}conns:{user}"
 
     async def _live(self, user: str) -> int:
-        key, now = self._conns_key(user), time.time()
+        key, now = self._conns_key(user), self._clock.seconds()
         await self._redis.zremrangebyscore(key, "-inf", now)
         return int(await self._redis.zcount(key, now, "+inf"))
 
@@ -134,13 +137,13 @@ class RedisPresence:
             before = await self._status(user)
             await change()
             if seen:
-                await self._redis.hset(self._p + "seen", user, repr(time.time()))
+                await self._redis.hset(self._p + "seen", user, repr(self._clock.seconds()))
             await self._transition(user, before)
 
         await self._guard(what, user, work)
 
     async def connected(self, user: str, conn: str) -> None:
-        await self._change("connect", user, lambda: self._touch(user, conn, time.time() + TTL))
+        await self._change("connect", user, lambda: self._touch(user, conn, self._clock.seconds() + TTL))
 
     async def disconnected(self, user: str, conn: str) -> None:
         await self._change("disconnect", user, lambda: self._redis.zrem(self._conns_key(user), conn))
@@ -156,7 +159,7 @@ class RedisPresence:
 
     async def refresh(self, entries: list[tuple[str, str]]) -> None:
         """Keep this node's live sockets from ageing out (called every TTL/3 seconds)."""
-        expiry = time.time() + TTL
+        expiry = self._clock.seconds() + TTL
         for user, conn in entries:
             await self._guard("refresh", user, lambda u=user, c=conn: self._touch(u, c, expiry))
 
@@ -171,7 +174,7 @@ class RedisPresence:
                 live = await self._live(user)
                 status = _derive(live > 0, await self._explicit(user))
                 seen = await self._redis.hget(self._p + "seen", user)
-                last = time.time() if live else (float(seen) if seen is not None else None)
+                last = self._clock.seconds() if live else (float(seen) if seen is not None else None)
             except Exception as exc:
                 log.warn("presence: Redis unavailable ({exc})", exc=exc)
                 status, last = "offline", None
@@ -184,4 +187,4 @@ class RedisPresence:
 
 def create_presence(registry: Any, on_change: OnChange) -> MemoryPresence | RedisPresence:
     url = registry.config.redis.url
-    return RedisPresence(url, on_change) if url else MemoryPresence(registry.clock, on_change)
+    return RedisPresence(url, on_change, registry.clock) if url else MemoryPresence(registry.clock, on_change)

@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from tau.clock import WALL_CLOCK, Clock
 from tau.storage.breaker import NORMAL, PROBE, Breaker, CircuitOpen
 from tau.storage.budget import Budget, QueryCancelled, StatementTimeout, UserShares, acting_user, in_background
 from tau.storage.engines.base import Engine
@@ -36,10 +37,11 @@ RETRY_BUDGET = {"sqlite": 2.0}
 class Txn:
     """A cursor that speaks ``?`` placeholders and collects after-commit callbacks."""
 
-    def __init__(self, cursor: Any, engine: Engine, budget: Budget | None = None) -> None:
+    def __init__(self, cursor: Any, engine: Engine, budget: Budget | None, now: float) -> None:
         self._cursor = cursor
         self.engine = engine
         self.budget = budget
+        self.now = now  # when the transaction started, on the database's clock: stores stamp rows with it
         self.after_commit: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> "Txn":
@@ -84,12 +86,12 @@ class Txn:
 def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], commit: Callable[[], None],
                       rollback: Callable[[], None], fn: Callable[..., T], readonly: bool,
                       args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget | None = None,
-                      session_timeout: float | None = None) -> tuple[T, Txn]:
+                      session_timeout: float | None = None, clock: Clock = WALL_CLOCK) -> tuple[T, Txn]:
     attempt = 0
     started = time.monotonic()
     while True:
         cursor = get_cursor()
-        txn = Txn(cursor, engine, budget)
+        txn = Txn(cursor, engine, budget, clock.seconds())
         try:
             engine.begin(cursor, readonly)
             if budget is not None and budget.seconds != session_timeout:
@@ -135,9 +137,10 @@ class Database:
 
     def __init__(self, engine: Engine, reactor: Any, observe: Callable[[str, float, bool], None] | None = None,
                  pool: adbapi.ConnectionPool | None = None, statement_timeout: float = 0.0,
-                 background_timeout: float = 0.0, user_share: int = 0) -> None:
+                 background_timeout: float = 0.0, user_share: int = 0, clock: Clock | None = None) -> None:
         self.engine = engine
         self._reactor = reactor
+        self._clock: Clock = reactor if clock is None else clock  # txn.now: the reactor's time unless told
         self._observe = observe
         self.statement_timeout = statement_timeout
         self.background_timeout = background_timeout
@@ -189,7 +192,7 @@ class Database:
             self.engine.watch(raw, budget)
             try:
                 return _run_with_retries(self.engine, name, lambda: trans, lambda: None, conn.rollback, fn,
-                                         readonly, args, kwargs, budget, self._session_timeout)
+                                         readonly, args, kwargs, budget, self._session_timeout, self._clock)
             except BaseException as exc:
                 self.breaker.failed(exc)  # here, so the next transaction queued in this thread sees it
                 raise
@@ -251,7 +254,8 @@ class Database:
     def _probe(self, trans: adbapi.Transaction) -> None:
         """A write transaction that changes nothing: it passes only when a write would."""
         conn = trans._connection
-        _run_with_retries(self.engine, "db_probe", lambda: trans, lambda: None, conn.rollback, _ping, False, (), {})
+        _run_with_retries(self.engine, "db_probe", lambda: trans, lambda: None, conn.rollback, _ping, False, (), {},
+                          clock=self._clock)
 
     def _timed(self, name: str, started: float, ok: bool) -> None:
         if self._observe is not None:
@@ -261,13 +265,14 @@ class Database:
 class SyncDatabase:
     """One blocking connection: for the CLI, migrations and start-up checks (no reactor)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = WALL_CLOCK) -> None:
         self.engine = engine
         self.conn = engine.connect()
+        self.clock = clock
 
     def run(self, name: str, fn: Callable[..., T], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
         result, txn = _run_with_retries(self.engine, name, self.conn.cursor, self.conn.commit,
-                                        self.conn.rollback, fn, readonly, args, kwargs)
+                                        self.conn.rollback, fn, readonly, args, kwargs, clock=self.clock)
         for cb, cb_args in txn.after_commit:
             cb(*cb_args)
         return result

@@ -9,7 +9,6 @@ holds an advisory lock so nodes starting together migrate once.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from importlib import resources
 
@@ -78,7 +77,7 @@ def _migrate(txn: Txn) -> list[Delta]:
         for statement in _statements(delta.sql, txn.engine.schema_tokens):
             txn.execute(statement)
         txn.execute("INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
-                    (delta.version, delta.name, int(time.time())))
+                    (delta.version, delta.name, int(txn.now)))
         applied.append(delta)
     return applied
 

@@ -23,7 +23,7 @@ ISSUER = "https://mail.example.test"
 @pytest.fixture
 def clock() -> Clock:
     c = Clock()
-    c.advance(time.time())
+    c.advance(time.time())  # the wall time: PyJWT checks the published-JWK test's token against it
     return c
 
 

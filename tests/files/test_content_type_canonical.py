@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -44,15 +43,6 @@ CASES = [
     ("text/javascript", OCTET),  # stored as text/javascript (metadata), never served as such
     ("application/zip\t;\t,text/javascript", OCTET),
 ]
-
-
-@pytest.fixture
-def cloud(cloud: Any) -> Any:
-    """The conftest's cloud with its clock caught up (a token issued at once could predate the password)."""
-    lag = time.time() - cloud.registry.clock.seconds()
-    if lag > 0:
-        cloud.registry.reactor.advance(lag + 1)
-    return cloud
 
 
 def _share(cloud: Any, file_id: str) -> str:

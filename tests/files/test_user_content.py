@@ -12,7 +12,6 @@ import email.message
 import email.utils
 import json
 import re
-import time
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -75,17 +74,6 @@ def assert_attachment(response: HttpResponse, name: str) -> None:
     assert response.header("content-security-policy") == SANDBOX, response.headers
     ctype = (response.header("content-type") or "").lower()
     assert not any(bad in ctype for bad in ("html", "svg", "xml", "javascript")), ctype
-
-
-@pytest.fixture
-def cloud(cloud: Any) -> Any:
-    """The conftest's cloud with its clock caught up: the harness clock starts when the registry is
-    built and users are added (argon2) after that, so a token issued at once could predate the
-    password ("token no longer valid")."""
-    lag = time.time() - cloud.registry.clock.seconds()
-    if lag > 0:
-        cloud.registry.reactor.advance(lag + 1)
-    return cloud
 
 
 def share_link(cloud: Any, file_id: str) -> str:

@@ -73,7 +73,7 @@ def one_input(data: bytes) -> None:
     itip.attendees(parsed.calendar)
     itip.sequence(parsed.calendar)
     itip.request(parsed.calendar)
-    itip.cancel(parsed.calendar)
+    itip.cancel(parsed.calendar, now=NOW)
     try:
         again = ical.parse_object(ical.serialize(parsed.calendar), now=NOW)
     except InvalidObject as exc:

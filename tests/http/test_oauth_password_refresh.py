@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import jwt
@@ -119,12 +118,10 @@ def test_unknown_refresh_tokens_are_refused(tau: Any, presented: str) -> None:
     assert_json_error(tau.refresh(presented), 400)
 
 
-def test_a_refresh_token_expires(make_tau: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refresh_token_expires(make_tau: Any) -> None:
     tau = make_tau(auth={"refresh_token_ttl": "600"})
     tokens = tau.tokens()
-    from tau.auth import oauth_store
-
-    monkeypatch.setattr(oauth_store, "_now", lambda: int(time.time()) + 601)
+    tau.clock.advance(601)
     assert_json_error(tau.refresh(tokens["refresh_token"]), 400, "invalid_grant")
 
 

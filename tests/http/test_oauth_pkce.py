@@ -6,14 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from tau.auth import oauth_store
 from tests.support.http import HttpResponse, assert_json_error
 
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"
@@ -197,9 +195,9 @@ def test_an_unknown_code_fails(flow: Flow) -> None:
     assert_json_error(flow.exchange(secrets.token_urlsafe(32)), 400, "invalid_grant")
 
 
-def test_an_expired_code_fails(flow: Flow, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_expired_code_fails(flow: Flow) -> None:
     code = flow.code()
-    monkeypatch.setattr(oauth_store, "_now", lambda: int(time.time()) + 61)
+    flow.tau.clock.advance(61)
     body = assert_json_error(flow.exchange(code), 400, "invalid_grant")
     assert "expired" in body["message"]
 

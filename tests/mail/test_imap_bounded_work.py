@@ -91,9 +91,7 @@ class World:
 def world(tmp_path: Any, db_url: str) -> Iterator[World]:
     registry = make_registry(tmp_path / "tau", db_url, limits={"requests_per_minute_ip": "0",
                                                                "requests_per_hour_user": "0"})
-    registry.reactor.advance(max(0.0, time.time() - registry.reactor.seconds()))
     mail = Mail(registry)
-    registry.reactor.advance(max(0.0, time.time() - registry.reactor.seconds()))  # tokens after the accounts
     imap = IMAPEnv(registry)
     for user in (ALICE, BOB):
         resolve(imap.store.ensure_defaults(user))

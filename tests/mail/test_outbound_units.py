@@ -109,17 +109,17 @@ def test_mta_sts_parsing():
     assert mtasts.parse_txt(["v=STSv1; id=20190429T010101;"]) == "20190429T010101"
     assert mtasts.parse_txt(["v=STSv1; id=1", "v=STSv1; id=2"]) is None           # §3.1: exactly one
     policy = mtasts.parse_policy("version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\n"
-                                 "max_age: 604800\r\n", "1")
+                                 "max_age: 604800\r\n", "1", 1700000000)
     assert policy is not None and policy.enforce
     assert policy.allows("mail.example.com") and policy.allows("mx1.example.net")
     assert not policy.allows("a.b.example.net") and not policy.allows("example.net")
-    assert mtasts.parse_policy("version: STSv1\nmode: enforce\nmax_age: 1\n", "1") is None   # no mx
-    assert mtasts.parse_policy("version: STSv2\nmode: none\nmax_age: 1\n", "1") is None
+    assert mtasts.parse_policy("version: STSv1\nmode: enforce\nmax_age: 1\n", "1", 1700000000) is None   # no mx
+    assert mtasts.parse_policy("version: STSv2\nmode: none\nmax_age: 1\n", "1", 1700000000) is None
 
 
 def test_dsn_is_a_delivery_status_report():
     raw = dsn.build("mx.example.test", ALICE, [("bob@remote.test", 550, "5.1.1 no such user", "mx.remote.test")],
-                    b"Subject: hi\r\nMessage-ID: <x@y>\r\n", arrival=1700000000)
+                    b"Subject: hi\r\nMessage-ID: <x@y>\r\n", arrival=1700000000, now=1700000000)
     msg = email.message_from_bytes(raw)
     assert msg["To"] == f"<{ALICE}>" and msg["Auto-Submitted"] == "auto-replied"
     assert msg.get_content_type() == "multipart/report" and msg.get_param("report-type") == "delivery-status"
@@ -129,7 +129,7 @@ def test_dsn_is_a_delivery_status_report():
                  "Diagnostic-Code: smtp; 550 5.1.1 no such user", "Message-ID: <x@y>"):
         assert line in text, line
     delayed = dsn.build("h", ALICE, [("b@r.test", 451, "4.4.1 timeout", "")], b"", action="delayed",
-                        retry_until=1700000000 + 5 * 86400).decode()
+                        retry_until=1700000000 + 5 * 86400, now=1700000000).decode()
     assert "Action: delayed" in delayed and "Status: 4.4.1" in delayed and "Will-Retry-Until:" in delayed
     assert dsn.status_code(421, "busy") == "4.0.0"
 

@@ -154,7 +154,7 @@ def test_many_uid_ranges_use_one_parameter(mailbox, monkeypatch):
     monkeypatch.setattr(search_module, "MAX_INLINE_RANGES", 1)
     assert s(mailbox, ("uid", [(1, 1), (3, 3)])) == [1, 3]
     assert s(mailbox, ("not", ("uid", [(1, 1), (3, 4)]))) == [2]
-    sql, params = search_module.compile_search(Search(("uid", [(1, 1), (3, 3)])), "sqlite", 1)
+    sql, params = search_module.compile_search(Search(("uid", [(1, 1), (3, 3)])), "sqlite", 1, 1700000000)
     assert sql.count("?") == len(params) == 2
 
 
@@ -173,7 +173,8 @@ def test_invalid_search(mailbox, tree):
 def test_user_values_never_reach_sql_text():
     hostile = "x' OR 1=1 --%_\\"
     sql, params = search_module.compile_search(
-        Search(("or", ("subject", hostile), ("header", hostile, hostile), ("body", hostile))), "postgres", 7)
+        Search(("or", ("subject", hostile), ("header", hostile, hostile), ("body", hostile))), "postgres", 7,
+        1700000000)
     assert hostile not in sql and "OR 1=1" not in sql
     assert sql.count("?") == len(params)
     assert "%x' or 1=1 --\\%\\_\\\\%" in params

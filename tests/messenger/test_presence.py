@@ -3,8 +3,6 @@ the PostgreSQL e2e run exercises the real one)."""
 
 from __future__ import annotations
 
-import time
-
 from twisted.internet.testing import MemoryReactorClock
 
 from tau.messenger.presence import MemoryPresence, RedisPresence
@@ -87,14 +85,15 @@ def test_memory_presence():
 
 
 def test_redis_presence_and_expiry_and_outage():
-    redis = FakeRedis()
-    presence, changes = _transitions(RedisPresence, url="", redis=redis)
+    redis, clock = FakeRedis(), MemoryReactorClock()
+    clock.advance(1_700_000_000)
+    presence, changes = _transitions(RedisPresence, url="", redis=redis, clock=clock)
     _exercise(presence, changes)
     # a crashed node's sockets age out: an entry past its expiry no longer counts
-    redis.zsets["tau:presence:conns:carol"] = {"dead": time.time() - 1}
+    redis.zsets["tau:presence:conns:carol"] = {"dead": clock.seconds() - 1}
     assert resolve(presence.get(["carol"]))[0]["status"] == "offline"
     resolve(presence.refresh([("bob", "c3")]))
-    assert redis.zsets["tau:presence:conns:bob"]["c3"] > time.time() + 60
+    assert redis.zsets["tau:presence:conns:bob"]["c3"] > clock.seconds() + 60
     redis.down = True  # Redis trouble degrades presence, never raises into the socket
     resolve(presence.connected("dave", "c9"))
     assert resolve(presence.get(["dave"]))[0]["status"] == "offline"

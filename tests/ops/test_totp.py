@@ -4,7 +4,6 @@ logins refusing the account password (app passwords only), REST self-service and
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -54,8 +53,8 @@ def test_token_endpoint_and_protocol_logins_with_2fa(registry: Any, site: Any) -
     assert uri.startswith("otpauth://totp/tau:alice%40example.test?secret=") and len(codes) == 10
     secret = _secret(uri)
     assert_json_error(_grant(site), 401, "totp_required")
-    assert_json_error(_grant(site, totp="000000" if totp.totp(secret) != "000000" else "111111"), 401, "invalid_totp")
-    code = totp.totp(secret)
+    code = totp.totp(secret, registry.clock.seconds())
+    assert_json_error(_grant(site, totp="000000" if code != "000000" else "111111"), 401, "invalid_totp")
     assert _grant(site, totp=code).status == 200
     assert_json_error(_grant(site, totp=code), 401, "invalid_totp")  # replay of the same step
     assert _grant(site, totp=codes[0].upper()).status == 200  # a recovery code, once
@@ -78,7 +77,8 @@ def test_rest_self_service(registry: Any, site: Any) -> None:
     secret = _secret(setup["otpauth_uri"])
     assert _grant(site).status == 200  # pending: not on until confirmed
     assert_json_error(site.post_json("/api/account/2fa", {"action": "confirm", "code": "12"}, token=token), 400)
-    r = site.post_json("/api/account/2fa", {"action": "confirm", "code": totp.totp(secret)}, token=token)
+    code = totp.totp(secret, registry.clock.seconds())
+    r = site.post_json("/api/account/2fa", {"action": "confirm", "code": code}, token=token)
     assert r.json() == {"enabled": True}
     assert_json_error(_grant(site), 401, "totp_required")
     assert_json_error(site.post_json("/api/account/2fa", {"action": "setup"}, token=token), 409, "totp_enabled")
@@ -97,7 +97,7 @@ def test_cli_enable_status_disable(registry: Any, capsys: pytest.CaptureFixture[
     secret = _secret(out.splitlines()[0])
     assert len(out.splitlines()) >= 12
     user = registry.db.sync.run("u", accounts.require_user, ALICE)
-    assert registry.db.sync.run("v", totp.verify, registry.keys, user.id, totp.totp(secret, time.time()))
+    assert registry.db.sync.run("v", totp.verify, registry.keys, user.id, totp.totp(secret, registry.clock.seconds()))
     assert main(["--config", cfg, "user", "2fa", "status", ALICE]) == 0
     assert capsys.readouterr().out.strip() == "enabled"
     assert main(["--config", cfg, "user", "2fa", "disable", ALICE]) == 0

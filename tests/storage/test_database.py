@@ -37,7 +37,8 @@ class Boom(Exception):
 def pooled_database(registry: Any) -> Database:
     """The daemon's Database class on a real adbapi ConnectionPool (synchronous threads)."""
     observed: list[tuple[str, bool]] = []
-    db = Database(registry.engine, ThreadedMemoryReactorClock(), observe=lambda n, s, ok: observed.append((n, ok)))
+    db = Database(registry.engine, ThreadedMemoryReactorClock(), observe=lambda n, s, ok: observed.append((n, ok)),
+                  clock=registry.clock)
     db.pool.threadpool = SynchronousThreadPool()
     db.start()
     db.observed = observed

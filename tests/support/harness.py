@@ -11,6 +11,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
+from tau.clock import WALL_CLOCK, Clock
 from tau.config import load_config, render_ini
 from tau.keys import generate_secret
 from tau.registry import Registry
@@ -27,9 +28,9 @@ def immediate(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferr
 class ImmediateDatabase:
     """The Database interface over one blocking connection: every ``run`` completes at once."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, clock: Clock = WALL_CLOCK) -> None:
         self.engine = engine
-        self.sync = SyncDatabase(engine)
+        self.sync = SyncDatabase(engine, clock)
 
     def run(self, name: str, fn: Callable[..., Any], *args: Any, readonly: bool = False,
             **kwargs: Any) -> defer.Deferred:
@@ -74,12 +75,12 @@ def make_registry(folder: Path, database_url: str, environ: dict[str, str] | Non
     path = write_config(folder, database_url, **sections)
     config = load_config(str(path), environ=environ if environ is not None else {})
     engine = create_engine(config.database_url)
-    db = ImmediateDatabase(engine)
-    migrate(db.sync)
     reactor = ThreadedMemoryReactorClock()
-    # the fake clock starts at the wall clock: stores stamp rows with time.time() (password
-    # changes, token expiry) and the daemon's reactor clock is the wall clock too
+    # the fake clock starts at the wall clock: blob files carry real modification times and
+    # a test's daemon (its reactor is the wall clock) may share the database
     reactor.advance(time.time())
+    db = ImmediateDatabase(engine, reactor)
+    migrate(db.sync)
     registry = Registry(config, reactor=reactor, run_in_thread=immediate)
     registry.provide("engine", engine)
     registry.provide("db", db)
@@ -98,13 +99,8 @@ def add_user(registry: Registry, address: str, password: str = "secret-Pa55", fa
     """
     from tau.auth import accounts
 
-    user = registry.db.sync.run("test_add_user", accounts.add_user, address, _hash(password, fast_hash), **kwargs)
-    # accounts stamp password_changed_at with the wall clock; a token minted on a fake clock that
-    # fell behind it (a slow first hash, a loaded machine) would predate the password and be refused
-    behind = time.time() - registry.reactor.seconds()
-    if behind > 0:
-        registry.reactor.advance(behind)
-    return user
+    # stamped on the registry's clock: a token minted on it never predates the password
+    return registry.db.sync.run("test_add_user", accounts.add_user, address, _hash(password, fast_hash), **kwargs)
 
 
 _HASHES: dict[tuple[str, bool], str] = {}

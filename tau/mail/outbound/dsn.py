@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email.utils
 import re
-import time
 import uuid
 
 _STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -31,9 +30,8 @@ def header_block(raw: bytes) -> bytes:
 
 def build(hostname: str, sender: str, failures: list[tuple[str, int, str, str]], original_headers: bytes,
           action: str = "failed", arrival: int | None = None, retry_until: int | None = None,
-          now: float | None = None) -> bytes:
+          *, now: float) -> bytes:
     """The DSN bytes. ``failures`` = [(recipient, code, text, remote MTA)]."""
-    now = now or time.time()
     boundary = f"=_tau_dsn_{uuid.uuid4().hex}"
     date = email.utils.formatdate(now, localtime=False)
     if action == "failed":

@@ -11,7 +11,6 @@ still verifying the certificate against ``mta-sts.DOMAIN``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,7 @@ def parse_txt(records: list[str]) -> str | None:
     return None
 
 
-def parse_policy(text: str, policy_id: str, now: float | None = None) -> Policy | None:
+def parse_policy(text: str, policy_id: str, now: float) -> Policy | None:
     """§3.2: ``key: value`` lines; version STSv1, mode, max_age and (unless mode none) mx."""
     fields: dict[str, list[str]] = {}
     for line in text.replace("\r\n", "\n").split("\n"):
@@ -79,7 +78,7 @@ def parse_policy(text: str, policy_id: str, now: float | None = None) -> Policy 
     mx = tuple(m.lower().rstrip(".") for m in fields.get("mx", []))
     if mode != "none" and not mx:
         return None
-    return Policy(policy_id, mode, mx, max_age, (now or time.time()) + max_age)
+    return Policy(policy_id, mode, mx, max_age, now + max_age)
 
 
 def _https_policy(reactor: Any, domain: str, ca_file: str) -> Any:
@@ -113,7 +112,7 @@ class MTASTS:
     async def policy(self, domain: str) -> Policy | None:
         domain = domain.lower()
         cached = self._cache.get(domain)
-        if cached is not None and cached.expires < time.time():
+        if cached is not None and cached.expires < self.reactor.seconds():
             cached = None
             self._cache.pop(domain, None)
         try:
@@ -153,4 +152,4 @@ class MTASTS:
             return None
         if len(body) > MAX_POLICY:
             return None
-        return parse_policy(body.decode("utf-8", "replace"), policy_id)
+        return parse_policy(body.decode("utf-8", "replace"), policy_id, self.reactor.seconds())

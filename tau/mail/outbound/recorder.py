@@ -20,7 +20,6 @@ again (at least once, RFC 5321 §6.1); the window grows by at most ``FLUSH_DELAY
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,7 @@ def record_jobs(txn: Any, ctx: Any, jobs: list[Job]) -> list[str]:
     from tau.auth import accounts
     from tau.mail.store import messages, queue
 
-    keys = rows.record_many(txn, [job.result for job in jobs], int(time.time())) if jobs else []
+    keys = rows.record_many(txn, [job.result for job in jobs], int(txn.now)) if jobs else []
     for job in jobs:
         if job.report is None:
             continue
@@ -78,7 +77,7 @@ def claim_rows(txn: Any, now: int, claim: Claim) -> list[tuple[rows.Claimed, set
 def flush_txn(txn: Any, ctx: Any, jobs: list[Job], claim: Claim | None) -> tuple[list[str], list[Any]]:
     """One batch: outcomes first (rows they retry are not due yet), then the claim."""
     keys = record_jobs(txn, ctx, jobs)
-    return keys, (claim_rows(txn, int(time.time()), claim) if claim is not None else [])
+    return keys, (claim_rows(txn, int(txn.now), claim) if claim is not None else [])
 
 
 class Recorder:

@@ -86,7 +86,7 @@ class OutboundService(Service):
         super().startService()
         single_node = getattr(self.registry.db.engine, "single_connection", False)
         self._reclaimed_at = time.monotonic()
-        d = self.registry.db.run("outbound_reclaim", rows.reclaim, int(time.time()), single_node)
+        d = self.registry.db.run("outbound_reclaim", rows.reclaim, int(self.registry.clock.seconds()), single_node)
         d.addErrback(lambda f: log.failure("reclaiming outbound rows failed", f))
         d.addBoth(lambda _: self._start_loop())
 
@@ -194,7 +194,7 @@ class OutboundService(Service):
     # -- one row ------------------------------------------------------------------------------
 
     async def _process(self, row: rows.Claimed, skip: set[str]) -> None:
-        now = int(time.time())
+        now = int(self.registry.clock.seconds())
         result = rows.Result(row)
         for rcpt in row.pending():
             if rcpt.lower() in skip:
@@ -284,7 +284,8 @@ class OutboundService(Service):
             headers = dsn.header_block(message if message is not None
                                        else await self.registry.blobs.read(row.blob_key, 0, 65536))
             raw = dsn.build(self.hostname, row.mail_from, notice[1], headers, action=notice[0],
-                            arrival=row.created_at, retry_until=row.created_at + lifetime)
+                            arrival=row.created_at, retry_until=row.created_at + lifetime,
+                            now=self.registry.clock.seconds())
             report = await self._prepare_report(raw)
         sent = sum(1 for s in result.outcomes.values() if s[0] == "sent")
         d = self._recorder.record(Job(result, row.mail_from, report))

@@ -16,7 +16,6 @@ and stored is then the small rewritten message.
 from __future__ import annotations
 
 import email.utils
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,13 +35,13 @@ THREAD_PARSE = 256 * 1024         # parse messages above this size off the react
 
 
 def trace_headers(*, host: str, helo: str, ip: str, protocol: str, queue_id: str,
-                  recipients: Sequence[str], return_path: str | None, when: float | None = None) -> bytes:
+                  recipients: Sequence[str], return_path: str | None, when: float) -> bytes:
     """``Return-Path`` (final delivery only) and ``Received`` (RFC 5321 §4.4, RFC 3848 protocol names).
 
     "for <rcpt>" is written only for a single recipient: with several it would reveal Bcc'd
     addresses to every recipient.
     """
-    date = email.utils.formatdate(when if when is not None else time.time(), localtime=False)
+    date = email.utils.formatdate(when, localtime=False)
     date = date.replace("-0000", "+0000")
     lines = []
     if return_path is not None:

@@ -396,7 +396,8 @@ class SMTPServer(Commands, ESMTP):
         proto += ("S" if self.startedTLS else "") + ("A" if self.user is not None else "")
         header = trace_headers(host=self.factory.hostname, helo=self._helo_name or "", ip=self.ip,
                                protocol=proto, queue_id=txn.queue_id, recipients=txn.recipients,
-                               return_path=None if self.submission else txn.mail_from)
+                               return_path=None if self.submission else txn.mail_from,
+                               when=self.factory.registry.clock.seconds())
         self._message = IncomingMessage(self.factory.registry, self.factory.delivery, txn, header,
                                         self.factory.max_size)
         self._bdat_cr = False

@@ -9,7 +9,6 @@ Lock order, to keep PostgreSQL free of deadlocks: mailboxes (ascending id), then
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from tau.mail.store.api import (
@@ -133,7 +132,7 @@ def list_mailboxes(txn: Txn, ctx: StoreContext, user: str) -> list[MailboxInfo]:
 def _next_uidvalidity(txn: Txn, user_id: int) -> int:
     """Time-based and strictly increasing per user (RFC 3501 section 2.3.1.1)."""
     ensure_usage(txn, user_id)
-    now = int(time.time())
+    now = int(txn.now)
     row = txn.query_one("UPDATE mail_usage SET last_uidvalidity = CASE WHEN last_uidvalidity + 1 > ?"
                         " THEN last_uidvalidity + 1 ELSE ? END WHERE user_id = ? RETURNING last_uidvalidity",
                         (now, now, user_id))
@@ -147,7 +146,7 @@ def insert_mailbox(txn: Txn, acct: Account, name: str, special_use: str | None =
     row = txn.query_one(
         "INSERT INTO mailboxes (user_id, name, special_use, uidvalidity, subscribed, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, name) DO NOTHING RETURNING id",
-        (acct.id, name, special_use, _next_uidvalidity(txn, acct.id), int(subscribed), int(time.time())))
+        (acct.id, name, special_use, _next_uidvalidity(txn, acct.id), int(subscribed), int(txn.now)))
     return int(row[0]) if row else None
 
 

@@ -10,7 +10,6 @@ ownership checked as well (see mailboxes.require_owned).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -137,7 +136,7 @@ def deliver(txn: Txn, ctx: StoreContext, recipients: Sequence[str], key: str, si
     quota (QuotaExceeded, the first in ``recipients`` order) rolls everything back. A user listed
     twice gets one copy. ``origin``: see store_message."""
     canonical = canonical_flags(flags)
-    when = int(time.time()) if internal_date is None else int(internal_date)
+    when = int(txn.now) if internal_date is None else int(internal_date)
     accounts: list[Account] = []
     for address in recipients:
         acct = require_account(txn, address, ctx.default_quota)
@@ -154,7 +153,7 @@ def append(txn: Txn, ctx: StoreContext, user: str, mailbox: str, key: str, size:
            flags: Sequence[str], internal_date: int | None, raw: bytes | None) -> Delivered:
     """APPEND (RFC 3501 section 6.3.11): the mailbox must exist (IMAP answers NO [TRYCREATE])."""
     canonical = canonical_flags(flags)
-    when = int(time.time()) if internal_date is None else int(internal_date)
+    when = int(txn.now) if internal_date is None else int(internal_date)
     acct = require_account(txn, user, ctx.default_quota)
     box = target_box(txn, ctx, acct, mailbox, False)
     out = store_message(txn, ctx, acct, box, key, size, fields, canonical, when)

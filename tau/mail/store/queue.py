@@ -9,7 +9,6 @@ releases it once the row reaches ``sent`` or ``failed``.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +60,7 @@ def enqueue(txn: Txn, user: str | None, mail_from: str, rcpt_to: Sequence[str], 
     user_id = None
     if user is not None:
         user_id = require_account(txn, user, 0).id
-    now = int(time.time())
+    now = int(txn.now)
     row = txn.query_one("INSERT INTO outbound_queue (user_id, mail_from, rcpt_to, blob_key, size, message_id,"
                         " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                         (user_id, mail_from or "", json.dumps(recipients), blob_key, int(size), message_id,

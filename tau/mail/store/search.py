@@ -20,7 +20,6 @@ and ("old",) everything.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from tau.mail.store.api import MailStoreError, Search
@@ -65,9 +64,10 @@ def _int(value: Any) -> int:
 
 
 class _Compiler:
-    def __init__(self, engine: str, mailbox_id: int) -> None:
+    def __init__(self, engine: str, mailbox_id: int, now: float) -> None:
         self.engine = engine
         self.mailbox_id = mailbox_id
+        self.now = int(now)  # YOUNGER/OLDER (RFC 5032) count back from here
         self.params: list[Any] = []
 
     def p(self, value: Any) -> str:
@@ -198,10 +198,10 @@ class _Compiler:
         return f"m.modseq >= {self.p(_int(n))}"
 
     def leaf_younger(self, seconds: Any) -> str:
-        return f"m.internal_date >= {self.p(int(time.time()) - _int(seconds))}"
+        return f"m.internal_date >= {self.p(self.now - _int(seconds))}"
 
     def leaf_older(self, seconds: Any) -> str:
-        return f"m.internal_date < {self.p(int(time.time()) - _int(seconds))}"
+        return f"m.internal_date < {self.p(self.now - _int(seconds))}"
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -214,10 +214,10 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
-def compile_search(query: Search | tuple, engine: str, mailbox_id: int) -> tuple[str, list[Any]]:
+def compile_search(query: Search | tuple, engine: str, mailbox_id: int, now: float) -> tuple[str, list[Any]]:
     """(``SELECT m.uid ...`` SQL, params) for the UIDs of ``mailbox_id`` matching ``query``."""
     tree = query.tree if isinstance(query, Search) else query
-    compiler = _Compiler(engine, mailbox_id)
+    compiler = _Compiler(engine, mailbox_id, now)
     cond = compiler.node(tree)
     return (f"SELECT m.uid FROM messages m WHERE m.mailbox_id = ? AND ({cond}) ORDER BY m.uid",
             [mailbox_id, *compiler.params])
@@ -228,5 +228,5 @@ def search(txn: Any, mailbox_id: int, query: Search | tuple, user: str | None = 
     from tau.mail.store.mailboxes import require_owned
 
     require_owned(txn, mailbox_id, user)
-    sql, params = compile_search(query, txn.engine.name, int(mailbox_id))
+    sql, params = compile_search(query, txn.engine.name, int(mailbox_id), txn.now)
     return [int(r[0]) for r in txn.query(sql, params)]

@@ -15,6 +15,7 @@ from email.utils import getaddresses
 from typing import Any
 
 from tau.http.errors import HttpError
+from tau.storage.database import placeholders
 
 
 @dataclass
@@ -65,7 +66,7 @@ async def local_users(registry: Any, addresses: list[str], exclude: str) -> list
         return []
 
     def find(txn: Any) -> list[str]:
-        marks = ", ".join("?" for _ in wanted)
+        marks = placeholders(len(wanted))
         rows = txn.execute(f"SELECT address FROM users WHERE lower(address) IN ({marks})", wanted).fetchall()
         return sorted({r[0].lower() for r in rows})
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tau.messenger.errors import MessengerError
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 MAX_MEMBERS = 1000
 MAX_TITLE = 200
@@ -148,7 +148,7 @@ def shares_conversation(txn: Txn, user_id: int, other_ids: list[int]) -> set[int
     """Which of ``other_ids`` share a conversation with the user (presence visibility)."""
     if not other_ids:
         return set()
-    marks = ",".join("?" for _ in other_ids)
+    marks = placeholders(len(other_ids))
     rows = txn.query("SELECT DISTINCT b.user_id FROM msg_members a JOIN msg_members b"
                      " ON a.conversation_id = b.conversation_id"
                      f" WHERE a.user_id = ? AND b.user_id IN ({marks})", (user_id, *other_ids))

@@ -33,6 +33,12 @@ MAX_RETRIES = 5
 RETRY_BUDGET = {"sqlite": 2.0}
 
 
+def placeholders(n: int) -> str:
+    """``?, ?, ?`` for an IN list (or VALUES row) of ``n`` parameters: only the count is
+    formatted into SQL, never a value."""
+    return ", ".join("?" * n)
+
+
 class Txn:
     """A cursor that speaks ``?`` placeholders and collects after-commit callbacks."""
 
@@ -71,6 +77,13 @@ class Txn:
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.query_one(sql, params)
         return row[0] if row else None
+
+    @staticmethod
+    def in_list(values: Iterable[Any]) -> tuple[str, list[Any]]:
+        """``("(?, ?)", [a, b])``: the parenthesised IN list for ``values`` and its parameters
+        (``WHERE id IN {sql}``); callers chunk long lists (see ``tau.blobs.refs.chunks``)."""
+        params = list(values)
+        return f"({placeholders(len(params))})", params
 
     @property
     def rowcount(self) -> int:

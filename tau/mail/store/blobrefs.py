@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from tau.mail.store.api import MailStoreError
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 CHUNK = 500
 _HEADER_ROWS = 200
@@ -37,11 +37,6 @@ def chunks(items: Sequence, size: int | None = None) -> Iterable[Sequence]:
     size = size or CHUNK
     for i in range(0, len(items), size):
         yield items[i:i + size]
-
-
-def marks(n: int) -> str:
-    """``?, ?, ?`` for an IN list of n parameters (only the count is formatted into SQL)."""
-    return ", ".join("?" * n)
 
 
 def ref_blob(txn: Txn, ctx: StoreContext | None, key: str, count: int, fields: MessageFields | None = None,
@@ -107,7 +102,7 @@ def drop_refs(txn: Txn, keys: Sequence[str]) -> list[str]:
     gone: list[str] = []
     for part in chunks(unique):
         gone += [r[0] for r in txn.query(
-            f"SELECT blob_key FROM mail_blobs WHERE refs <= 0 AND blob_key IN ({marks(len(part))})", part)]
+            f"SELECT blob_key FROM mail_blobs WHERE refs <= 0 AND blob_key IN ({placeholders(len(part))})", part)]
     return gone
 
 
@@ -117,7 +112,7 @@ def _shift(txn: Txn, counts: Counter, sign: int) -> None:
         by_count.setdefault(n, []).append(key)
     for n, keys in by_count.items():
         for part in chunks(sorted(keys)):
-            txn.execute(f"UPDATE mail_blobs SET refs = refs + ? WHERE blob_key IN ({marks(len(part))})",
+            txn.execute(f"UPDATE mail_blobs SET refs = refs + ? WHERE blob_key IN ({placeholders(len(part))})",
                         [sign * n, *part])
 
 

@@ -207,13 +207,19 @@ def set_profile(txn: Txn, user_id: int, *, is_admin: bool | None = None, display
 
 
 def enabled_user_ids(txn: Txn, addresses: list[str]) -> dict[str, int]:
-    """Enabled local users among ``addresses``, address (as given) → id."""
+    """Enabled local users among ``addresses`` (normalised ones: others match nothing), address → id."""
     out: dict[str, int] = {}
     for address in addresses:
         user = get_user(txn, address)
-        if user is not None and not user.disabled:
+        if user is not None and user.address == address and not user.disabled:
             out[address] = user.id
     return out
+
+
+def existing_addresses(txn: Txn, addresses: list[str]) -> set[str]:
+    """Those of ``addresses`` (normalised ones: others match nothing) that are accounts here."""
+    users = (get_user(txn, address) for address in addresses)
+    return {user.address for user in users if user is not None} & set(addresses)
 
 
 def delete_user(txn: Txn, address: str) -> User:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from tau.auth import accounts
 from tau.storage.database import Txn
 
 DEFAULTS = (("calendar", "Calendar", "VEVENT,VJOURNAL"), ("tasks", "Tasks", "VTODO"))
@@ -69,8 +70,8 @@ def _row(r: tuple[Any, ...]) -> CalendarRow:
 
 
 def user_id(txn: Txn, address: str) -> int | None:
-    value = txn.scalar("SELECT id FROM users WHERE address = ?", (address.lower(),))
-    return None if value is None else int(value)
+    user = accounts.get_user(txn, address.lower())
+    return None if user is None else user.id
 
 
 def ensure_defaults(txn: Txn, uid: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tau.auth import accounts
 from tau.messenger.errors import MessengerError
 from tau.storage.database import Txn, placeholders
 
@@ -20,12 +21,7 @@ MAX_TITLE = 200
 
 def user_ids(txn: Txn, addresses: list[str]) -> dict[str, int]:
     """Enabled local users among ``addresses`` (already normalised), address → id."""
-    out: dict[str, int] = {}
-    for address in addresses:
-        row = txn.query_one("SELECT id FROM users WHERE address = ? AND disabled = 0", (address,))
-        if row is not None:
-            out[address] = int(row[0])
-    return out
+    return accounts.enabled_user_ids(txn, addresses)
 
 
 def _conversation(txn: Txn, conv_id: int) -> dict[str, Any] | None:

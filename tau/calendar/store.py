@@ -248,3 +248,12 @@ def shares_of(txn: Txn, calendar_id: int) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in txn.query("SELECT u.address, s.permission FROM cal_shares s"
                                             " JOIN users u ON u.id = s.grantee_id WHERE s.calendar_id = ?"
                                             " ORDER BY u.address", (calendar_id,))]
+
+
+def mark_imip_seen(txn: Txn, user_id: int, key: str) -> bool:
+    """Remember an iMIP message for a user; False when it was seen before."""
+    if txn.scalar("SELECT 1 FROM cal_imip_seen WHERE user_id = ? AND message_key = ?", (user_id, key)):
+        return False
+    txn.execute("INSERT INTO cal_imip_seen (user_id, message_key, seen_at) VALUES (?, ?, ?)",
+                (user_id, key, int(time.time())))
+    return True

@@ -6,7 +6,7 @@ while an upload of the same bytes finds the blob already stored (the upload is d
 away) and then references it. So a blob is deleted only as the last step of the transaction
 that deletes its ``file_blobs`` row, and a transaction that creates the row checks that the
 blob exists (it then fails with ``BlobMissing`` and the client retries) — the same protocol as
-``tau.mail.store.blobrefs``, on the same ledger (:mod:`tau.blobs.refs`).
+``tau.mail.store.blobrefs``, on the same ledger (:mod:`tau.blobs.refstore`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tau.blobs.refs import FILES
+from tau.blobs.refstore import FILES
 from tau.storage.database import Txn
 
 

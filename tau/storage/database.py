@@ -81,7 +81,7 @@ class Txn:
     @staticmethod
     def in_list(values: Iterable[Any]) -> tuple[str, list[Any]]:
         """``("(?, ?)", [a, b])``: the parenthesised IN list for ``values`` and its parameters
-        (``WHERE id IN {sql}``); callers chunk long lists (see ``tau.blobs.refs.chunks``)."""
+        (``WHERE id IN {sql}``); callers chunk long lists (see ``tau.blobs.refstore.chunks``)."""
         params = list(values)
         return f"({placeholders(len(params))})", params
 
@@ -133,7 +133,8 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             raise
 
 
-def _ping(txn: Txn) -> None:
+def ping(txn: Txn) -> None:
+    """The cheapest statement: the database answers (health checks, the breaker's probe)."""
     txn.scalar("SELECT 1")
 
 
@@ -264,7 +265,7 @@ class Database:
     def _probe(self, trans: adbapi.Transaction) -> None:
         """A write transaction that changes nothing: it passes only when a write would."""
         conn = trans._connection
-        _run_with_retries(self.engine, "db_probe", lambda: trans, lambda: None, conn.rollback, _ping, False, (), {})
+        _run_with_retries(self.engine, "db_probe", lambda: trans, lambda: None, conn.rollback, ping, False, (), {})
 
     def _timed(self, name: str, started: float, ok: bool) -> None:
         if self._observe is not None:

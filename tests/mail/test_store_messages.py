@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tau.blobs import refs as blobrefs  # the IN-list chunk size (CHUNK) is the ledger's
+from tau.blobs import refstore as blobrefs  # the IN-list chunk size (CHUNK) is the ledger's
 from tau.mail.mime import from_json, parse_message
 from tau.mail.store import (
     TOPIC,

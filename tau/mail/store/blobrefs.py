@@ -11,7 +11,7 @@ deleted. Rules that prevent it:
 * a transaction that raises ``refs`` from nothing (or 0) checks that the blob exists, and stores
   it again from the raw bytes when it does not (or refuses, when it has no bytes).
 
-The counts are the shared ledger's (:mod:`tau.blobs.refs`, ``MAIL``); the text and header index
+The counts are the shared ledger's (:mod:`tau.blobs.refstore`, ``MAIL``); the text and header index
 rows kept once per distinct content are mail's own.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tau.blobs.refs import MAIL, chunks
+from tau.blobs.refstore import MAIL, chunks
 from tau.mail.store.api import MailStoreError
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields

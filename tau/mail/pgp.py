@@ -49,7 +49,7 @@ async def keys_of(registry: Any, addresses: list[str]) -> dict[str, tuple[str, s
 # -- key upload -------------------------------------------------------------------------------
 
 def check_upload(address: str, public: str, private: str | None,
-                  passphrase: str | None) -> tuple[str, str, str | None]:
+                 passphrase: str | None) -> tuple[str, str, str | None]:
     """(fingerprint, armored public, armored protected private or None); ValueError explains."""
     import pgpy
     from pgpy.constants import HashAlgorithm, SymmetricKeyAlgorithm

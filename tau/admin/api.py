@@ -9,12 +9,16 @@ which accounts exist. The account rules (normalisation, conflicts) are the CLI's
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from tau.admin import usage_store
 from tau.auth import accounts, passwords
 from tau.auth.accounts import AccountError
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
+from tau.mail.store import queue
+from tau.mail.store.queue import QueueBusy
 
 _STATUS = {"user_not_found": 404, "domain_not_found": 404, "alias_not_found": 404, "user_exists": 409,
            "domain_exists": 409, "alias_exists": 409, "domain_in_use": 409}
@@ -32,41 +36,11 @@ def _account_error(exc: AccountError) -> HttpError:
 
 
 def _queue_rows(txn: Any, status: str | None, limit: int) -> list[dict[str, Any]]:
-    from tau.mail.store import queue
-
     return [dataclasses.asdict(r) for r in queue.list_queue(txn, status or None, limit)]
 
 
-def _queue_retry(txn: Any, queue_id: int) -> bool:
-    txn.execute("UPDATE outbound_queue SET next_attempt_at = ?, status = 'queued' WHERE id = ?"
-                " AND status IN ('queued', 'failed')", (int(txn.now), queue_id))
-    return txn.rowcount == 1
-
-
-def _queue_delete(txn: Any, queue_id: int) -> list[str] | None:
-    """Remove a row; a row still holding its blob reference (not yet final) releases it."""
-    from tau.mail.store.blobrefs import drop_refs
-
-    row = txn.query_one("SELECT blob_key, status FROM outbound_queue WHERE id = ?", (queue_id,))
-    if row is None:
-        return None
-    if row[1] == "sending":
-        raise HttpError(409, "queue_busy", "this message is being delivered right now; try again shortly")
-    txn.execute("DELETE FROM outbound_queue WHERE id = ?", (queue_id,))
-    return drop_refs(txn, [row[0]]) if row[1] not in ("sent", "failed") else []
-
-
-def _quotas(txn: Any, default_quota: int) -> list[dict[str, Any]]:
-    rows = txn.query("SELECT u.address, u.quota_bytes, COALESCE(m.bytes, 0), COALESCE(m.messages, 0),"
-                     " COALESCE(f.bytes, 0) FROM users u LEFT JOIN mail_usage m ON m.user_id = u.id"
-                     " LEFT JOIN file_usage f ON f.user_id = u.id ORDER BY u.address")
-    return [{"address": r[0], "quota_bytes": default_quota if r[1] is None else int(r[1]),
-             "mail_bytes": int(r[2]), "messages": int(r[3]), "file_bytes": int(r[4]),
-             "used_bytes": int(r[2]) + int(r[4])} for r in rows]
-
-
 def _queue_counts(txn: Any) -> dict[str, int]:
-    return {str(r[0]): int(r[1]) for r in txn.query("SELECT status, COUNT(*) FROM outbound_queue GROUP BY status")}
+    return queue.counts(txn)
 
 
 def _update_user(txn: Any, address: str, body: dict[str, Any], password_hash: str | None) -> Any:
@@ -74,28 +48,36 @@ def _update_user(txn: Any, address: str, body: dict[str, Any], password_hash: st
     if "disabled" in body:
         accounts.set_disabled(txn, user.address, bool(body["disabled"]))
     if "admin" in body:
-        txn.execute("UPDATE users SET is_admin = ? WHERE id = ?", (int(bool(body["admin"])), user.id))
+        accounts.set_profile(txn, user.id, is_admin=bool(body["admin"]))
     if "quota_bytes" in body:
         quota = body["quota_bytes"]
         if quota is not None and (not isinstance(quota, int) or quota < 0):
             raise AccountError("invalid_quota", "quota_bytes must be a non-negative integer or null")
-        txn.execute("UPDATE users SET quota_bytes = ? WHERE id = ?", (quota, user.id))
+        accounts.set_profile(txn, user.id, quota_bytes=quota)
     if "display_name" in body:
-        txn.execute("UPDATE users SET display_name = ? WHERE id = ?", (str(body["display_name"])[:200], user.id))
+        accounts.set_profile(txn, user.id, display_name=str(body["display_name"])[:200])
     if password_hash:
         accounts.set_password(txn, user.address, password_hash)
     return accounts.require_user(txn, user.address)
 
 
-def register(registry: Any, http: Any) -> None:
-    db = registry.db
+Run = Callable[..., Awaitable[Any]]
+Routes = list[tuple[str, str, Callable[..., Awaitable[Response]]]]
 
+
+def _runner(db: Any) -> Run:
+    """``db.run`` with the account and queue errors as their 4xx JSON answers."""
     async def run(name: str, fn: Any, *args: Any, **kw: Any) -> Any:
         try:
             return await db.run(name, fn, *args, **kw)
         except AccountError as exc:
             raise _account_error(exc)
+        except QueueBusy as exc:
+            raise HttpError(409, "queue_busy", str(exc))
+    return run
 
+
+def _on_change(registry: Any) -> Callable[[], Awaitable[None]]:
     async def changed() -> None:
         """A password, the disabled flag or an account changed: caches forget, sessions the
         transaction revoked are refused here at once and on other nodes within seconds."""
@@ -104,6 +86,20 @@ def register(registry: Any, http: Any) -> None:
         if hasattr(users, "clear"):
             users.clear()
         await registry.revocations.changed()
+    return changed
+
+
+async def _checked_hash(registry: Any, password: str) -> str:
+    """The hash of a password strong enough (400 ``weak_password`` otherwise)."""
+    try:
+        passwords.check_strength(password)
+    except passwords.WeakPassword as exc:
+        raise HttpError(400, "weak_password", str(exc))
+    return str(await registry.run_password_hash(passwords.hash_password, password))
+
+
+def _user_routes(registry: Any, run: Run) -> Routes:
+    changed = _on_change(registry)
 
     async def list_users(request: Any) -> Response:
         require_admin(request)
@@ -116,11 +112,7 @@ def register(registry: Any, http: Any) -> None:
         password = body.get("password")
         if not isinstance(password, str):
             raise HttpError(400, "invalid_request", "password is required")
-        try:
-            passwords.check_strength(password)
-        except passwords.WeakPassword as exc:
-            raise HttpError(400, "weak_password", str(exc))
-        hashed = await registry.run_password_hash(passwords.hash_password, password)
+        hashed = await _checked_hash(registry, password)
         quota = body.get("quota_bytes")
         user = await run("admin_add_user", accounts.add_user, str(body.get("address", "")), hashed,
                          display_name=str(body.get("display_name", ""))[:200], is_admin=bool(body.get("admin")),
@@ -132,11 +124,7 @@ def register(registry: Any, http: Any) -> None:
         body = await read_json_object(request)
         hashed = None
         if isinstance(body.get("password"), str):
-            try:
-                passwords.check_strength(body["password"])
-            except passwords.WeakPassword as exc:
-                raise HttpError(400, "weak_password", str(exc))
-            hashed = await registry.run_password_hash(passwords.hash_password, body["password"])
+            hashed = await _checked_hash(registry, body["password"])
         user = await run("admin_patch_user", _update_user, address, body, hashed)
         await changed()
         return json_response(user.public())
@@ -149,6 +137,12 @@ def register(registry: Any, http: Any) -> None:
         await changed()
         return Response(b"", 204, "text/plain")
 
+    return [("GET", "/api/admin/users", list_users), ("POST", "/api/admin/users", add_user),
+            ("PATCH", "/api/admin/users/{address}", patch_user), ("DELETE", "/api/admin/users/{address}", delete_user)]
+
+
+def _domain_routes(registry: Any, run: Run) -> Routes:
+    """Domains, aliases and the quota report."""
     async def list_domains(request: Any) -> Response:
         require_admin(request)
         return json_response({"items": await run("admin_domains", accounts.list_domains, readonly=True),
@@ -183,9 +177,24 @@ def register(registry: Any, http: Any) -> None:
 
     async def quotas(request: Any) -> Response:
         require_admin(request)
-        items = await run("admin_quotas", _quotas, registry.config.limits.quota_bytes, readonly=True)
+        items = await run("admin_quotas", usage_store.quota_report, registry.config.limits.quota_bytes,
+                          readonly=True)
         return json_response({"items": items, "next_cursor": None})
 
+    return [("GET", "/api/admin/domains", list_domains), ("POST", "/api/admin/domains", add_domain),
+            ("DELETE", "/api/admin/domains/{name}", delete_domain),
+            ("GET", "/api/admin/aliases", list_aliases), ("POST", "/api/admin/aliases", add_alias),
+            ("DELETE", "/api/admin/aliases/{address}", delete_alias),
+            ("GET", "/api/admin/quotas", quotas)]
+
+
+def _queue_id(text: str) -> int:
+    if not text.isdigit():
+        raise HttpError(404, "not_found", "no such queue entry")
+    return int(text)
+
+
+def _queue_routes(registry: Any, run: Run) -> Routes:
     async def list_queue(request: Any) -> Response:
         require_admin(request)
         try:
@@ -196,26 +205,26 @@ def register(registry: Any, http: Any) -> None:
         counts = await run("admin_queue_counts", _queue_counts, readonly=True)
         return json_response({"items": items, "counts": counts, "next_cursor": None})
 
-    def _id(text: str) -> int:
-        if not text.isdigit():
-            raise HttpError(404, "not_found", "no such queue entry")
-        return int(text)
-
     async def retry(request: Any, queue_id: str) -> Response:
         require_admin(request)
-        if not await run("admin_queue_retry", _queue_retry, _id(queue_id)):
+        if not await run("admin_queue_retry", queue.retry, _queue_id(queue_id)):
             raise HttpError(404, "not_found", "no queued or failed message with this id")
         return json_response({"id": int(queue_id), "status": "queued"})
 
     async def delete_queued(request: Any, queue_id: str) -> Response:
         require_admin(request)
-        released = await run("admin_queue_delete", _queue_delete, _id(queue_id))
+        released = await run("admin_queue_delete", queue.delete, _queue_id(queue_id))
         if released is None:
             raise HttpError(404, "not_found", "no such queue entry")
         if released:  # unreferenced now: let the mail store collect the blob
             await registry.mail_store.sweep_blobs()
         return Response(b"", 204, "text/plain")
 
+    return [("GET", "/api/admin/queue", list_queue), ("POST", "/api/admin/queue/{queue_id}/retry", retry),
+            ("DELETE", "/api/admin/queue/{queue_id}", delete_queued)]
+
+
+def _health_routes(registry: Any, run: Run) -> Routes:
     async def health(request: Any) -> Response:
         require_admin(request)
         from tau.http.health import health as core_health
@@ -231,15 +240,11 @@ def register(registry: Any, http: Any) -> None:
                                   if hasattr(registry, "started_at") else None)
         return json_response(body, core.status)
 
-    for method, path, handler in (
-            ("GET", "/api/admin/users", list_users), ("POST", "/api/admin/users", add_user),
-            ("PATCH", "/api/admin/users/{address}", patch_user), ("DELETE", "/api/admin/users/{address}", delete_user),
-            ("GET", "/api/admin/domains", list_domains), ("POST", "/api/admin/domains", add_domain),
-            ("DELETE", "/api/admin/domains/{name}", delete_domain),
-            ("GET", "/api/admin/aliases", list_aliases), ("POST", "/api/admin/aliases", add_alias),
-            ("DELETE", "/api/admin/aliases/{address}", delete_alias),
-            ("GET", "/api/admin/quotas", quotas),
-            ("GET", "/api/admin/queue", list_queue), ("POST", "/api/admin/queue/{queue_id}/retry", retry),
-            ("DELETE", "/api/admin/queue/{queue_id}", delete_queued),
-            ("GET", "/api/admin/health", health)):
-        http.route(method, path, handler, scope="admin")  # the admin role as well (tau.auth.scopes)
+    return [("GET", "/api/admin/health", health)]
+
+
+def register(registry: Any, http: Any) -> None:
+    run = _runner(registry.db)
+    for group in (_user_routes, _domain_routes, _queue_routes, _health_routes):
+        for method, path, handler in group(registry, run):
+            http.route(method, path, handler, scope="admin")  # the admin role as well (tau.auth.scopes)

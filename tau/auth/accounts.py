@@ -191,6 +191,34 @@ def set_disabled(txn: Txn, address: str, disabled: bool) -> None:
         revocation_store.revoke_user(txn, user.id)
 
 
+def set_profile(txn: Txn, user_id: int, *, is_admin: bool | None = None, display_name: str | None = None,
+                quota_bytes: int | None | object = ...) -> None:
+    """Change the admin role, display name or quota (``None``: the default) of a user; an
+    argument left out stays as it is."""
+    if is_admin is not None:
+        txn.execute("UPDATE users SET is_admin = ? WHERE id = ?", (int(is_admin), user_id))
+    if quota_bytes is not ...:
+        txn.execute("UPDATE users SET quota_bytes = ? WHERE id = ?", (quota_bytes, user_id))
+    if display_name is not None:
+        txn.execute("UPDATE users SET display_name = ? WHERE id = ?", (display_name, user_id))
+
+
+def enabled_user_ids(txn: Txn, addresses: list[str]) -> dict[str, int]:
+    """Enabled local users among ``addresses`` (normalised ones: others match nothing), address → id."""
+    out: dict[str, int] = {}
+    for address in addresses:
+        user = get_user(txn, address)
+        if user is not None and user.address == address and not user.disabled:
+            out[address] = user.id
+    return out
+
+
+def existing_addresses(txn: Txn, addresses: list[str]) -> set[str]:
+    """Those of ``addresses`` (normalised ones: others match nothing) that are accounts here."""
+    users = (get_user(txn, address) for address in addresses)
+    return {user.address for user in users if user is not None} & set(addresses)
+
+
 def delete_user(txn: Txn, address: str) -> User:
     user = require_user(txn, address)
     revocation_store.revoke_user(txn, user.id)  # before the cascade takes its refresh tokens

@@ -196,8 +196,7 @@ def provision(txn: Any, address: str, entry: DirectoryEntry) -> User | None:
     if user.source != "ldap" or user.disabled:
         return None
     if (user.display_name, user.is_admin) != (entry.display_name, entry.is_admin):
-        txn.execute("UPDATE users SET display_name = ?, is_admin = ? WHERE id = ?",
-                    (entry.display_name, int(entry.is_admin), user.id))
+        accounts.set_profile(txn, user.id, display_name=entry.display_name, is_admin=entry.is_admin)
         user = accounts.get_user(txn, address)
     return user
 

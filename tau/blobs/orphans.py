@@ -18,13 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 CHUNK = 200
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
 
 
 def referenced(txn: Txn, keys: Sequence[str]) -> set[str]:
@@ -32,7 +28,7 @@ def referenced(txn: Txn, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(keys), CHUNK):
         part = list(keys[i:i + CHUNK])
-        m = _marks(len(part))
+        m = placeholders(len(part))
         rows = txn.query(
             f"SELECT blob_key FROM file_blobs WHERE refs > 0 AND blob_key IN ({m})"
             f" UNION SELECT blob_key FROM mail_blobs WHERE refs > 0 AND blob_key IN ({m})"

@@ -37,6 +37,7 @@ from tau.auth import accounts
 from tau.bus import events
 from tau.calendar import ical, itip
 from tau.calendar.domain import Calendars
+from tau.calendar.store import mark_imip_seen as mark_seen
 from tau.calendar.store import user_id as store_user_id
 from tau.mail import senders
 from tau.storage.database import Txn
@@ -133,15 +134,6 @@ def sender_trusted(txn: Txn, origin: dict[str, Any] | None, sender: str) -> bool
         return user is not None and not user.disabled and accounts.user_may_send_as(txn, user, sender)
     if via == "mx":
         return not accounts.is_local_domain(txn, sender.rpartition("@")[2])
-    return True
-
-
-def mark_seen(txn: Txn, user_id: int, key: str) -> bool:
-    """Remember an iMIP message for a user; False when it was seen before."""
-    if txn.scalar("SELECT 1 FROM cal_imip_seen WHERE user_id = ? AND message_key = ?", (user_id, key)):
-        return False
-    txn.execute("INSERT INTO cal_imip_seen (user_id, message_key, seen_at) VALUES (?, ?, ?)",
-                (user_id, key, int(txn.now)))
     return True
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from tau.calendar.ical import LONG_SPAN, ParsedObject, etag_of
 from tau.calendar.store import CalendarError
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 TOMBSTONES = 2000           # deleted names remembered per calendar for sync-collection
 FLOAT_MARGIN = 14 * 3600 + 1
@@ -79,7 +79,7 @@ def many(txn: Txn, calendar_id: int, names: Sequence[str]) -> dict[str, ObjectRo
     names = list(dict.fromkeys(names))
     for i in range(0, len(names), 500):
         chunk = names[i:i + 500]
-        marks = ",".join("?" * len(chunk))
+        marks = placeholders(len(chunk))
         for r in txn.query(f"SELECT {_COLS}, data FROM cal_objects WHERE calendar_id = ? AND name IN ({marks})",
                            (calendar_id, *chunk)):
             out[r[2]] = _row(r, r[10])
@@ -91,7 +91,7 @@ def with_ids(txn: Txn, ids: Sequence[int]) -> list[ObjectRow]:
     ids = list(dict.fromkeys(ids))
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
-        marks = ",".join("?" * len(chunk))
+        marks = placeholders(len(chunk))
         out += [_row(r, r[10]) for r in txn.query(f"SELECT {_COLS}, data FROM cal_objects WHERE id IN ({marks})",
                                                   chunk)]
     return out

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tau.auth import accounts
 from tau.storage.database import Txn
 
 DEFAULTS = (("calendar", "Calendar", "VEVENT,VJOURNAL"), ("tasks", "Tasks", "VTODO"))
@@ -68,8 +69,8 @@ def _row(r: tuple[Any, ...]) -> CalendarRow:
 
 
 def user_id(txn: Txn, address: str) -> int | None:
-    value = txn.scalar("SELECT id FROM users WHERE address = ?", (address.lower(),))
-    return None if value is None else int(value)
+    user = accounts.get_user(txn, address.lower())
+    return None if user is None else user.id
 
 
 def ensure_defaults(txn: Txn, uid: int) -> None:
@@ -246,3 +247,12 @@ def shares_of(txn: Txn, calendar_id: int) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in txn.query("SELECT u.address, s.permission FROM cal_shares s"
                                             " JOIN users u ON u.id = s.grantee_id WHERE s.calendar_id = ?"
                                             " ORDER BY u.address", (calendar_id,))]
+
+
+def mark_imip_seen(txn: Txn, user_id: int, key: str) -> bool:
+    """Remember an iMIP message for a user; False when it was seen before."""
+    if txn.scalar("SELECT 1 FROM cal_imip_seen WHERE user_id = ? AND message_key = ?", (user_id, key)):
+        return False
+    txn.execute("INSERT INTO cal_imip_seen (user_id, message_key, seen_at) VALUES (?, ?, ?)",
+                (user_id, key, int(txn.now)))
+    return True

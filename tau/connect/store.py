@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tau.auth import accounts
 from tau.storage.database import Txn
 
 STATUSES = ("ringing", "active", "ended")
@@ -243,12 +244,7 @@ def ringing_for(txn: Txn, user_id: int, since: int) -> list[dict[str, Any]]:
 
 def user_ids(txn: Txn, addresses: list[str]) -> dict[str, int]:
     """Enabled local users among ``addresses``, address → id."""
-    out: dict[str, int] = {}
-    for address in addresses:
-        row = txn.query_one("SELECT id FROM users WHERE address = ? AND disabled = 0", (address,))
-        if row is not None:
-            out[address] = int(row[0])
-    return out
+    return accounts.enabled_user_ids(txn, addresses)
 
 
 def local_domain(txn: Txn, domain: str) -> bool:

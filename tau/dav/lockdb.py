@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tau.dav.locks import Key, Lock, conflict_error
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 _COLUMNS = "token, path, href, exclusive, infinite, owner_xml, principal, timeout, expires"
 
@@ -40,7 +40,7 @@ def _branches(keys: Iterable[Key], deep: Iterable[Key]) -> list[tuple[str, list[
     exact = sorted({text for key in keys for text in _ancestors(key)} | {key_text(k) for k in deep})
     out: list[tuple[str, list[Any]]] = []
     if exact:
-        out.append((f"path IN ({', '.join('?' * len(exact))})", exact))
+        out.append((f"path IN ({placeholders(len(exact))})", exact))
     for key in deep:
         out.append(("path >= ? AND path < ?", [key_text(key) + "/", key_text(key) + "0"]))
     return out

@@ -6,7 +6,7 @@ while an upload of the same bytes finds the blob already stored (the upload is d
 away) and then references it. So a blob is deleted only as the last step of the transaction
 that deletes its ``file_blobs`` row, and a transaction that creates the row checks that the
 blob exists (it then fails with ``BlobMissing`` and the client retries) — the same protocol as
-``tau.mail.store.blobrefs``.
+``tau.mail.store.blobrefs``, on the same ledger (:mod:`tau.blobs.refstore`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from tau.blobs.refstore import FILES
 from tau.storage.database import Txn
 
 
@@ -23,9 +24,10 @@ class BlobMissing(Exception):
 
 def ref_blob(txn: Txn, blobs: Any, key: str, count: int = 1) -> None:
     """Add ``count`` references; when the row is new, the blob must still exist."""
-    row = txn.query_one("INSERT INTO file_blobs (blob_key, refs) VALUES (?, ?) ON CONFLICT (blob_key)"
-                        " DO UPDATE SET refs = file_blobs.refs + excluded.refs RETURNING refs", (key, count))
-    if row is not None and int(row[0]) == count and not blobs.exists(key):
+    fresh = FILES.add(txn, key, count)
+    if fresh is None:  # pragma: no cover - needs a collector winning five times in a row
+        raise BlobMissing(f"blob {key} is being collected; upload again")
+    if fresh and not blobs.exists(key):
         raise BlobMissing(f"blob {key} is no longer stored")
 
 
@@ -48,10 +50,9 @@ class Collector:
         """Apply the decrements; delete rows and blobs that reach zero. Call last in the txn."""
         gone = []
         for key, count in self.keys.items():
-            row = txn.query_one("UPDATE file_blobs SET refs = refs - ? WHERE blob_key = ? RETURNING refs",
-                                (count, key))
-            if row is not None and int(row[0]) <= 0:
-                txn.execute("DELETE FROM file_blobs WHERE blob_key = ?", (key,))
+            refs = FILES.decrement(txn, key, count)
+            if refs is not None and refs <= 0:
+                FILES.remove(txn, key)
                 gone.append(key)
         for key in gone:
             self.blobs.delete(key)
@@ -60,7 +61,7 @@ class Collector:
 
 def drop_if_unreferenced(txn: Txn, blobs: Any, key: str) -> bool:
     """After a failed store: delete a freshly uploaded blob that no row references."""
-    if txn.query_one("SELECT 1 FROM file_blobs WHERE blob_key = ?", (key,)) is None:
+    if not FILES.has(txn, key):
         blobs.delete(key)
         return True
     return False
@@ -68,16 +69,15 @@ def drop_if_unreferenced(txn: Txn, blobs: Any, key: str) -> bool:
 
 def leaked(txn: Txn, blobs_keys: Iterable[str]) -> list[str]:
     """Keys present in the store that no row references (for tests and ``tau check``)."""
-    known = {r[0] for r in txn.query("SELECT blob_key FROM file_blobs")}
+    known = FILES.keys(txn)
     return [k for k in blobs_keys if k not in known]
 
 
 def collect_orphans(txn: Txn, blobs: Any, limit: int = 1000) -> int:
     """Delete blobs whose rows vanished without a decrement (a deleted user's cascade)."""
-    keys = [r[0] for r in txn.query("SELECT b.blob_key FROM file_blobs b WHERE NOT EXISTS"
-                                    " (SELECT 1 FROM file_nodes n WHERE n.blob_key = b.blob_key) LIMIT ?", (limit,))]
+    keys = FILES.orphans(txn, limit)
     for key in keys:
-        txn.execute("DELETE FROM file_blobs WHERE blob_key = ?", (key,))
+        FILES.remove(txn, key)
     for key in keys:
         blobs.delete(key)
     return len(keys)

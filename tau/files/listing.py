@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tau.files.store import COLS, PATHS, Node, _node
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 
 def changes_since(txn: Txn, folder_ids: list[int], seq: int) -> list[tuple[int, str, int]]:
@@ -12,7 +12,7 @@ def changes_since(txn: Txn, folder_ids: list[int], seq: int) -> list[tuple[int, 
     out: list[tuple[int, str, int]] = []
     for start in range(0, len(folder_ids), 500):
         batch = folder_ids[start:start + 500]
-        marks = ",".join("?" * len(batch))
+        marks = placeholders(len(batch))
         for parent_id, name, first in txn.query(
                 f"SELECT parent_id, name, MIN(seq) FROM file_changes WHERE seq > ? AND parent_id IN ({marks})"
                 " GROUP BY parent_id, name", [seq, *batch]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tau.auth import accounts
 from tau.files import listing, sharestore, store
 from tau.files.store import Node
 from tau.storage.database import Txn
@@ -165,5 +166,5 @@ def locate(txn: Txn, user_id: int, node_id: int) -> tuple[Node, list[str], bool]
 
 def canonical(txn: Txn, node: Node) -> list[str]:
     """The lock key path of a node: its owner's address, then its path in the owner's tree."""
-    owner = txn.scalar("SELECT address FROM users WHERE id = ?", (node.user_id,))
-    return [str(owner), *store.path_of(txn, node)]
+    owner = accounts.get_user_by_id(txn, node.user_id)
+    return [str(owner.address if owner else None), *store.path_of(txn, node)]

@@ -11,7 +11,7 @@ import secrets
 from typing import Any, NamedTuple
 
 from tau.files.blobrefs import Collector, ref_blob
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 COLS = "id, user_id, parent_id, name, kind, size, etag, blob_key, content_type, created_at, modified_at"
 FOLDER, FILE = "folder", "file"
@@ -158,7 +158,7 @@ def props_of(txn: Txn, node_ids: list[int]) -> dict[int, dict[str, str]]:
     out: dict[int, dict[str, str]] = {i: {} for i in node_ids}
     for start in range(0, len(node_ids), 500):
         batch = node_ids[start:start + 500]
-        marks = ",".join("?" * len(batch))
+        marks = placeholders(len(batch))
         for node_id, name, value in txn.query(
                 f"SELECT node_id, name, value FROM file_props WHERE node_id IN ({marks})", batch):
             out[int(node_id)][name] = value
@@ -354,7 +354,7 @@ def transfer(txn: Txn, blobs: Any, source_id: int, parent_id: int, name: str, mo
             ids = [n.id for n in tree]
             for start in range(0, len(ids), 500):
                 batch = ids[start:start + 500]
-                txn.execute(f"UPDATE file_nodes SET user_id = ? WHERE id IN ({','.join('?' * len(batch))})",
+                txn.execute(f"UPDATE file_nodes SET user_id = ? WHERE id IN ({placeholders(len(batch))})",
                             [parent.user_id, *batch])
             _add_usage(txn, src.user_id, -total)
             _add_usage(txn, parent.user_id, total)

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from typing import Any
 
+from tau.auth import accounts
 from tau.http.errors import HttpError
 from tau.mail.errors import MailError
 
@@ -65,12 +66,7 @@ async def local_users(registry: Any, addresses: list[str], exclude: str) -> list
     if not wanted:
         return []
 
-    def find(txn: Any) -> list[str]:
-        marks = ", ".join("?" for _ in wanted)
-        rows = txn.execute(f"SELECT address FROM users WHERE lower(address) IN ({marks})", wanted).fetchall()
-        return sorted({r[0].lower() for r in rows})
-
-    found = set(await registry.db.run("flows_local_users", find, readonly=True))
+    found = await registry.db.run("flows_local_users", accounts.existing_addresses, wanted, readonly=True)
     return [a for a in wanted if a in found]
 
 

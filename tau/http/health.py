@@ -8,13 +8,10 @@ from twisted.internet import defer
 
 from tau.http.errors import now_rfc3339
 from tau.http.router import Response, json_response
+from tau.storage.database import ping
 
 PROBE_TIMEOUT = 3.0
 SUITE = ("mail", "calendar", "files", "messenger", "connect")
-
-
-def _select_one(txn: Any) -> Any:
-    return txn.scalar("SELECT 1")
 
 
 async def _probe(registry: Any, fn: Any) -> str | None:
@@ -33,7 +30,7 @@ async def _probe(registry: Any, fn: Any) -> str | None:
 
 async def health(registry: Any, request: Any) -> Response:
     checks = {
-        "database": lambda: registry.db.run("health", _select_one, readonly=True),
+        "database": lambda: registry.db.run("health", ping, readonly=True),
         "blob_store": lambda: registry.blobs.check(),
     }
     checks.update(registry.health_checks)

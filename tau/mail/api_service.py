@@ -8,9 +8,9 @@ from typing import Any
 def install(registry: Any, host: Any) -> None:
     if host.http is None:
         return
-    from tau.mail import api, pgp
+    from tau.mail import api, pgp_api
 
     store = registry.mail_store
     api.register(registry, host.http, store)
-    pgp.register(registry, host.http)
+    pgp_api.register(registry, host.http)
     registry.services["mailapi"] = "ok"

@@ -13,6 +13,9 @@
   over the CRLF-canonical body entity).
 - Autocrypt (autocrypt.org Level 1 §2.1): ``Autocrypt: addr=...; keydata=...`` when the sender
   has a key. pgpy is pure Python and slow: everything here runs in a worker thread.
+
+This module is the crypto; the ``pgp_keys`` rows live in :mod:`tau.mail.pgp_store`, the routes in
+:mod:`tau.mail.pgp_api`.
 """
 
 from __future__ import annotations
@@ -23,8 +26,7 @@ import uuid
 from email.message import EmailMessage
 from typing import Any
 
-from tau.http.errors import HttpError
-from tau.http.router import Response, json_response, query_arg, read_json_object
+from tau.mail import pgp_store
 
 _ZB32 = "ybndrfg8ejkmcpqxot1uwisza345h769"
 
@@ -39,37 +41,15 @@ def wkd_hash(local: str) -> str:
     return zbase32(hashlib.sha1(local.lower().encode("utf-8")).digest())
 
 
-# -- storage ----------------------------------------------------------------------------------
-
-def _save(txn: Any, user_id: int, fingerprint: str, public: str, private: str | None, wkd: str) -> None:
-    txn.execute("DELETE FROM pgp_keys WHERE user_id = ?", (user_id,))
-    txn.execute("INSERT INTO pgp_keys (user_id, fingerprint, public_key, private_key, wkd_hash, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (user_id, fingerprint, public, private, wkd, int(txn.now)))
-
-
-def _keys_of(txn: Any, addresses: list[str]) -> dict[str, tuple[str, str | None]]:
-    out = {}
-    for address in addresses:
-        row = txn.query_one("SELECT k.public_key, k.private_key FROM pgp_keys k JOIN users u ON u.id = k.user_id"
-                            " WHERE u.address = ?", (address.lower(),))
-        if row:
-            out[address.lower()] = (row[0], row[1])
-    return out
-
-
-def _by_hash(txn: Any, digest: str) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in txn.query("SELECT u.address, k.public_key FROM pgp_keys k JOIN users u"
-                                            " ON u.id = k.user_id WHERE k.wkd_hash = ?", (digest,))]
-
-
 async def keys_of(registry: Any, addresses: list[str]) -> dict[str, tuple[str, str | None]]:
-    return await registry.db.run("pgp_keys_of", _keys_of, addresses, readonly=True)
+    """(armored public, armored protected private or None) per address that has a key."""
+    return await registry.db.run("pgp_keys_of", pgp_store.keys_of, addresses, readonly=True)
 
 
 # -- key upload -------------------------------------------------------------------------------
 
-def _check_upload(address: str, public: str, private: str | None,
-                  passphrase: str | None) -> tuple[str, str, str | None]:
+def check_upload(address: str, public: str, private: str | None,
+                 passphrase: str | None) -> tuple[str, str, str | None]:
     """(fingerprint, armored public, armored protected private or None); ValueError explains."""
     import pgpy
     from pgpy.constants import HashAlgorithm, SymmetricKeyAlgorithm
@@ -95,53 +75,7 @@ def _check_upload(address: str, public: str, private: str | None,
     return str(key.fingerprint).replace(" ", ""), str(key), armored_private
 
 
-class PgpAPI:
-    def __init__(self, registry: Any) -> None:
-        self.registry = registry
-
-    async def put_key(self, request: Any) -> Response:
-        body = await read_json_object(request)
-        public, private, passphrase = body.get("public_key"), body.get("private_key"), body.get("passphrase")
-        if not isinstance(public, str) or not public.strip() or len(public) > 200_000:
-            raise HttpError(400, "invalid_key", "public_key must be an ASCII-armored OpenPGP public key")
-        if private is not None and not isinstance(private, str) or passphrase is not None and not isinstance(
-                passphrase, str):
-            raise HttpError(400, "invalid_key", "private_key and passphrase must be strings")
-        user = request.user
-        try:
-            fingerprint, armored, secret = await self.registry.run_in_thread(_check_upload, user.address, public,
-                                                                           private, passphrase)
-        except Exception as exc:
-            raise HttpError(400, "invalid_key", f"key refused: {exc}")
-        digest = wkd_hash(user.address.rpartition("@")[0])
-        await self.registry.db.run("pgp_save_key", _save, user.id, fingerprint, armored, secret, digest)
-        return json_response({"fingerprint": fingerprint, "wkd_hash": digest, "has_private_key": bool(secret)})
-
-    async def get_key(self, request: Any) -> Response:
-        found = (await keys_of(self.registry, [request.user.address])).get(request.user.address.lower())
-        if found is None:
-            raise HttpError(404, "not_found", "no OpenPGP key uploaded")
-        return json_response({"public_key": found[0], "has_private_key": found[1] is not None})
-
-    async def wkd(self, request: Any, hash: str, domain: str | None = None) -> Response:
-        local = query_arg(request, "l")
-        host = (domain or (request.getRequestHostname() or b"").decode("ascii", "replace")).lower()
-        matches = await self.registry.db.run("pgp_wkd", _by_hash, hash.lower(), readonly=True)
-        chosen = [k for a, k in matches if (local is None or a.rpartition("@")[0].lower() == local.lower())
-                  and (a.rpartition("@")[2] == host or (domain is None and len(matches) == 1))]
-        if not chosen:
-            raise HttpError(404, "not_found", "no key")
-        binary = await self.registry.run_in_thread(_binary, chosen[0])
-        return Response(binary, 200, "application/octet-stream", {"Access-Control-Allow-Origin": "*"})
-
-    async def wkd_advanced(self, request: Any, domain: str, hash: str) -> Response:
-        return await self.wkd(request, hash, domain)
-
-    async def policy(self, request: Any, domain: str | None = None) -> Response:
-        return Response(b"", 200, "text/plain")
-
-
-def _binary(armored: str) -> bytes:
+def binary(armored: str) -> bytes:
     import pgpy
 
     key, _ = pgpy.PGPKey.from_blob(armored)
@@ -151,7 +85,7 @@ def _binary(armored: str) -> bytes:
 # -- PGP/MIME -----------------------------------------------------------------------------------
 
 def autocrypt_header(address: str, armored_public: str) -> str:
-    keydata = base64.b64encode(_binary(armored_public)).decode()
+    keydata = base64.b64encode(binary(armored_public)).decode()
     return f"addr={address}; prefer-encrypt=mutual; keydata={keydata}"
 
 
@@ -220,14 +154,3 @@ def wrap(msg: EmailMessage, content_type: str, body: bytes) -> bytes:
         del msg[name]
     head = as_bytes(msg).split(b"\r\n\r\n", 1)[0]
     return head + b"\r\nContent-Type: " + content_type.encode() + b"\r\n\r\n" + body
-
-
-def register(registry: Any, http: Any) -> PgpAPI:
-    api = PgpAPI(registry)
-    http.route("PUT", "/api/keys/pgp", api.put_key, scope="mail")
-    http.route("GET", "/api/keys/pgp", api.get_key, scope="mail")
-    http.route("GET", "/.well-known/openpgpkey/hu/{hash}", api.wkd, auth="none")
-    http.route("GET", "/.well-known/openpgpkey/policy", api.policy, auth="none")
-    http.route("GET", "/.well-known/openpgpkey/{domain}/hu/{hash}", api.wkd_advanced, auth="none")
-    http.route("GET", "/.well-known/openpgpkey/{domain}/policy", api.policy, auth="none")
-    return api

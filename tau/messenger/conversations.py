@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tau.auth import accounts
 from tau.messenger.errors import MessengerError
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 MAX_MEMBERS = 1000
 MAX_TITLE = 200
@@ -20,12 +21,7 @@ MAX_TITLE = 200
 
 def user_ids(txn: Txn, addresses: list[str]) -> dict[str, int]:
     """Enabled local users among ``addresses`` (already normalised), address → id."""
-    out: dict[str, int] = {}
-    for address in addresses:
-        row = txn.query_one("SELECT id FROM users WHERE address = ? AND disabled = 0", (address,))
-        if row is not None:
-            out[address] = int(row[0])
-    return out
+    return accounts.enabled_user_ids(txn, addresses)
 
 
 def _conversation(txn: Txn, conv_id: int) -> dict[str, Any] | None:
@@ -148,7 +144,7 @@ def shares_conversation(txn: Txn, user_id: int, other_ids: list[int]) -> set[int
     """Which of ``other_ids`` share a conversation with the user (presence visibility)."""
     if not other_ids:
         return set()
-    marks = ",".join("?" for _ in other_ids)
+    marks = placeholders(len(other_ids))
     rows = txn.query("SELECT DISTINCT b.user_id FROM msg_members a JOIN msg_members b"
                      " ON a.conversation_id = b.conversation_id"
                      f" WHERE a.user_id = ? AND b.user_id IN ({marks})", (user_id, *other_ids))

@@ -17,7 +17,7 @@ from typing import Any
 
 from tau.messenger.conversations import get_for_member, is_member
 from tau.messenger.errors import MessengerError
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 MAX_ENVELOPE = 256 * 1024  # base64 characters per device envelope
 MAX_BODY = 64 * 1024  # characters of a plaintext body
@@ -161,7 +161,7 @@ def history(txn: Txn, user_id: int, conv_id: int | None, since_id: int, since_ms
     items = [_frame(r) for r in txn.query(sql + " ORDER BY m.id LIMIT ?", (*params, limit))]
     mine = [int(i["id"]) for i in items]
     if mine:
-        marks = ",".join("?" for _ in mine)
+        marks = placeholders(len(mine))
         receipts: dict[str, dict[str, list[str]]] = {}
         for mid, address, kind in txn.query(
                 "SELECT r.message_id, u.address, r.kind FROM msg_receipts r JOIN users u ON u.id = r.user_id"
@@ -178,13 +178,13 @@ def ack(txn: Txn, user_id: int, device_id: int, message_ids: list[int], now_ms: 
     """Delete acknowledged queue entries; the first device of a user to ack makes a delivery receipt."""
     if not message_ids:
         return []
-    marks = ",".join("?" for _ in message_ids)
+    marks = placeholders(len(message_ids))
     acked = [int(r[0]) for r in txn.query(
         f"SELECT message_id FROM msg_queue WHERE user_id = ? AND device_id = ? AND message_id IN ({marks})",
         (user_id, device_id, *message_ids))]
     if not acked:
         return []
-    marks = ",".join("?" for _ in acked)
+    marks = placeholders(len(acked))
     txn.execute(f"DELETE FROM msg_queue WHERE user_id = ? AND device_id = ? AND message_id IN ({marks})",
                 (user_id, device_id, *acked))
     return _receipts(txn, user_id, "delivered", acked, now_ms)
@@ -196,7 +196,7 @@ def mark(txn: Txn, user_id: int, kind: str, conv_id: int, message_ids: list[int]
         raise MessengerError(404, "conversation_not_found", "no such conversation")
     if not message_ids:
         return []
-    marks = ",".join("?" for _ in message_ids)
+    marks = placeholders(len(message_ids))
     ids = [int(r[0]) for r in txn.query(
         f"SELECT id FROM msg_messages WHERE conversation_id = ? AND id IN ({marks})", (conv_id, *message_ids))]
     out = _receipts(txn, user_id, "delivered", ids, now_ms) if kind == "read" else []
@@ -207,7 +207,7 @@ def _receipts(txn: Txn, user_id: int, kind: str, ids: list[int], now_ms: int) ->
     """Insert new receipts; returns them grouped per (sender, conversation) for notification."""
     if not ids:
         return []
-    marks = ",".join("?" for _ in ids)
+    marks = placeholders(len(ids))
     rows = txn.query(f"SELECT m.id, m.conversation_id, u.address FROM msg_messages m JOIN users u ON u.id = m.sender_id"
                      f" WHERE m.id IN ({marks}) AND m.sender_id <> ?", (*ids, user_id))
     groups: dict[tuple[str, int], list[str]] = {}

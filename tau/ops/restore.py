@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from tau.ops import dbdump
 from tau.ops.backup import MANIFEST, META
+from tau.storage.database import placeholders
 
 BATCH = 500
 
@@ -149,7 +150,7 @@ class Loader:
         present = set(dbdump.columns(self.cur, self.name, table))
         keep = [i for i, c in enumerate(cols) if c in present]  # columns a newer schema dropped are skipped
         names = ", ".join(f'"{cols[i]}"' for i in keep)
-        sql = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join(["?"] * len(keep))})'
+        sql = f'INSERT INTO "{table}" ({names}) VALUES ({placeholders(len(keep))})'
         sql = self.engine.convert(sql)
         batch: list[tuple[Any, ...]] = []
         count = 0

@@ -110,11 +110,14 @@ class Breaker:
 
     def failed(self, exc: BaseException) -> None:
         """A transaction failed with ``exc`` (called in its worker thread, before the next one)."""
-        self.settle(NORMAL, Failure(exc))
+        self._record(NORMAL, exc)
 
     def settle(self, role: str, outcome: Any) -> Any:
         """Record how a transaction (or, ``role`` PROBE, the probe) ended; passes ``outcome`` on."""
-        exc = outcome.value if isinstance(outcome, Failure) else None
+        self._record(role, outcome.value if isinstance(outcome, Failure) else None)
+        return outcome
+
+    def _record(self, role: str, exc: BaseException | None) -> None:
         down = exc is not None and not isinstance(exc, CircuitOpen) and is_outage(exc)
         with self._lock:
             if role == PROBE:
@@ -128,4 +131,3 @@ class Breaker:
             elif role == PROBE and not down and self.down_since is not None:
                 log.info("database available again after {s:.1f} s", s=self._clock() - self.down_since)
                 self.down_since = None
-        return outcome

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from twisted.enterprise import adbapi
 from twisted.internet import defer
@@ -32,6 +32,27 @@ MAX_RETRIES = 5
 #: its busy timeout (10 s) has waited out is an outage to report (503), not a race to retry five
 #: more times; PostgreSQL's serialisation failures and deadlocks are always worth retrying
 RETRY_BUDGET = {"sqlite": 2.0}
+
+
+class Pool(Protocol):
+    """What the daemon uses of ``adbapi.ConnectionPool`` (Twisted's own is not annotated)."""
+
+    running: bool
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def runInteraction(self, interaction: Callable[..., Any], *args: Any, **kw: Any) -> defer.Deferred[Any]: ...
+
+
+_connection_pool: Callable[..., Pool] = adbapi.ConnectionPool
+
+
+def placeholders(n: int) -> str:
+    """``?, ?, ?`` for an IN list (or VALUES row) of ``n`` parameters: only the count is
+    formatted into SQL, never a value."""
+    return ", ".join("?" * n)
 
 
 class Txn:
@@ -59,7 +80,8 @@ class Txn:
         self._cursor.executemany(self.engine.convert(sql), [tuple(r) for r in rows])
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        return self._cursor.fetchone()
+        row: tuple[Any, ...] | None = self._cursor.fetchone()
+        return row
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return list(self._cursor.fetchall())
@@ -73,6 +95,13 @@ class Txn:
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.query_one(sql, params)
         return row[0] if row else None
+
+    @staticmethod
+    def in_list(values: Iterable[Any]) -> tuple[str, list[Any]]:
+        """``("(?, ?)", [a, b])``: the parenthesised IN list for ``values`` and its parameters
+        (``WHERE id IN {sql}``); callers chunk long lists (see ``tau.blobs.refstore.chunks``)."""
+        params = list(values)
+        return f"({placeholders(len(params))})", params
 
     @property
     def rowcount(self) -> int:
@@ -122,7 +151,8 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             raise
 
 
-def _ping(txn: Txn) -> None:
+def ping(txn: Txn) -> None:
+    """The cheapest statement: the database answers (health checks, the breaker's probe)."""
     txn.scalar("SELECT 1")
 
 
@@ -136,7 +166,7 @@ class Database:
     :mod:`tau.storage.breaker`)."""
 
     def __init__(self, engine: Engine, reactor: Any, observe: Callable[[str, float, bool], None] | None = None,
-                 pool: adbapi.ConnectionPool | None = None, statement_timeout: float = 0.0,
+                 pool: Pool | None = None, statement_timeout: float = 0.0,
                  background_timeout: float = 0.0, user_share: int = 0, clock: Clock | None = None) -> None:
         self.engine = engine
         self._reactor = reactor
@@ -148,8 +178,8 @@ class Database:
         self.shares = UserShares(user_share or max(1, size // 2))
         if pool is None:
             module, args, kwargs = engine.pool_args()
-            pool = adbapi.ConnectionPool(module, *args, cp_noisy=False, cp_reactor=reactor,
-                                         **{**kwargs, "cp_openfun": self._opened(kwargs.get("cp_openfun"))})
+            pool = _connection_pool(module, *args, cp_noisy=False, cp_reactor=reactor,
+                                    **{**kwargs, "cp_openfun": self._opened(kwargs.get("cp_openfun"))})
         self.pool = pool
         self._session_timeout = statement_timeout
         self.breaker = Breaker()
@@ -234,12 +264,17 @@ class Database:
                 d = self.pool.runInteraction(interaction)
                 d.addBoth(lambda outcome: self.breaker.settle(NORMAL, outcome))
             if user:
-                d.addBoth(lambda outcome: (self.shares.release(user), outcome)[1])
+                d.addBoth(self._release, user)
             d.addCallbacks(done, failed)
             d.addBoth(forward)
 
         gate.addCallbacks(admitted, lambda f: None)
         return result
+
+    def _release(self, outcome: Any, user: str) -> Any:
+        """The user's share of the pool is free again; passes ``outcome`` on."""
+        self.shares.release(user)
+        return outcome
 
     def _refused(self) -> bool:
         """True while the database is down; starts the probe that ends that when one is due."""
@@ -254,7 +289,7 @@ class Database:
     def _probe(self, trans: adbapi.Transaction) -> None:
         """A write transaction that changes nothing: it passes only when a write would."""
         conn = trans._connection
-        _run_with_retries(self.engine, "db_probe", lambda: trans, lambda: None, conn.rollback, _ping, False, (), {},
+        _run_with_retries(self.engine, "db_probe", lambda: trans, lambda: None, conn.rollback, ping, False, (), {},
                           clock=self._clock)
 
     def _timed(self, name: str, started: float, ok: bool) -> None:

@@ -11,9 +11,10 @@ from typing import Any
 
 from twisted.internet.task import Clock
 
-from tau.mail.outbound import pacing, rows
+from tau.mail.outbound import pacing
 from tau.mail.outbound.recorder import FLUSH_DELAY, Job, Recorder
 from tau.mail.smtp.activity import Activity
+from tau.mail.store import queue as rows
 from tests.support.harness import add_user, resolve
 
 ALICE = "alice@example.test"

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from twisted.internet import defer
 
-from tau.mail.outbound import dsn, mtasts, rows
+from tau.mail.outbound import dsn, mtasts
 from tau.mail.outbound.client import _stuff
 from tau.mail.outbound.dns import DNSTempError, NoSuchDomain
 from tau.mail.outbound.transfer import Permanent, Settings, Temporary, Transfer
+from tau.mail.store import queue as rows
 from tests.support.harness import add_user, resolve
 
 ALICE = "alice@example.test"

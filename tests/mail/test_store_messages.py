@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tau.blobs import refstore as blobrefs  # the IN-list chunk size (CHUNK) is the ledger's
 from tau.mail.mime import from_json, parse_message
 from tau.mail.store import (
     TOPIC,
@@ -13,7 +14,6 @@ from tau.mail.store import (
     MailStore,
     QuotaExceeded,
     UnknownUser,
-    blobrefs,
     messages,
 )
 from tests.support.harness import add_user, make_registry, resolve

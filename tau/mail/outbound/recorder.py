@@ -28,7 +28,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from tau.mail.outbound import rows
+from tau.mail.store import queue as rows  # the queue's rows: claim, record, release
 
 log = Logger()
 FLUSH_DELAY = 0.025

@@ -29,13 +29,14 @@ from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from tau.mail.outbound import dsn, rows
+from tau.mail.outbound import dsn
 from tau.mail.outbound.dns import mail_dns
 from tau.mail.outbound.mtasts import MTASTS
 from tau.mail.outbound.pacing import Pacer
 from tau.mail.outbound.recorder import Job, Recorder
 from tau.mail.outbound.transfer import Outcome, Settings, Transfer
 from tau.mail.smtp.activity import activity
+from tau.mail.store import queue as rows  # the queue's rows: claim, record, release
 
 log = Logger()
 IN_MEMORY = 4 * 1024 * 1024          # messages up to this size are read once and kept for the attempt

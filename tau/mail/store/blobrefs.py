@@ -10,19 +10,22 @@ deleted. Rules that prevent it:
   while ``refs <= 0`` (the row lock serialises it with deliveries of the same key);
 * a transaction that raises ``refs`` from nothing (or 0) checks that the blob exists, and stores
   it again from the raw bytes when it does not (or refuses, when it has no bytes).
+
+The counts are the shared ledger's (:mod:`tau.blobs.refstore`, ``MAIL``); the text and header index
+rows kept once per distinct content are mail's own.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
+from tau.blobs.refstore import MAIL, chunks
 from tau.mail.store.api import MailStoreError
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields
 from tau.storage.database import Txn
 
-CHUNK = 500
+__all__ = ["BlobMissing", "add_refs", "chunks", "collect", "drop_refs", "ref_blob", "unreferenced"]
 _HEADER_ROWS = 200
 
 
@@ -32,18 +35,6 @@ class BlobMissing(MailStoreError):
     code = "blob_missing"
 
 
-def chunks(items: Sequence, size: int | None = None) -> Iterable[Sequence]:
-    """``items`` in slices of ``size`` (default CHUNK: IN lists stay far below parameter limits)."""
-    size = size or CHUNK
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-def marks(n: int) -> str:
-    """``?, ?, ?`` for an IN list of n parameters (only the count is formatted into SQL)."""
-    return ", ".join("?" * n)
-
-
 def ref_blob(txn: Txn, ctx: StoreContext | None, key: str, count: int, fields: MessageFields | None = None,
              raw: bytes | None = None) -> None:
     """Add ``count`` references to ``key``; index its text and headers on first use.
@@ -51,18 +42,8 @@ def ref_blob(txn: Txn, ctx: StoreContext | None, key: str, count: int, fields: M
     Without ``ctx`` (a caller composing its own transaction) the blob is not re-checked: the
     caller vouches that it has just been written.
     """
-    for _ in range(5):
-        row = txn.query_one("INSERT INTO mail_blobs (blob_key, refs) VALUES (?, ?)"
-                            " ON CONFLICT (blob_key) DO NOTHING RETURNING refs", (key, count))
-        fresh = row is not None
-        if not fresh:
-            row = txn.query_one("UPDATE mail_blobs SET refs = refs + ? WHERE blob_key = ? RETURNING refs",
-                                (count, key))
-            if row is None:  # collected between the two statements (PostgreSQL): insert again
-                continue
-            fresh = int(row[0]) <= count
-        break
-    else:  # pragma: no cover - needs a collector winning five times in a row
+    fresh = MAIL.add(txn, key, count)
+    if fresh is None:  # pragma: no cover - needs a collector winning five times in a row
         raise MailStoreError("could not reference the message blob; try again")
     if fresh and ctx is not None:
         _ensure_stored(ctx, key, raw)
@@ -95,30 +76,13 @@ def _index(txn: Txn, key: str, fields: MessageFields) -> None:
 
 def add_refs(txn: Txn, keys: Sequence[str]) -> None:
     """One more reference for each occurrence in ``keys`` (copies: the blobs exist already)."""
-    _shift(txn, Counter(keys), +1)
+    MAIL.shift(txn, keys, +1)
 
 
 def drop_refs(txn: Txn, keys: Sequence[str]) -> list[str]:
     """One reference less per occurrence; returns the keys now unreferenced (collect them
     after commit)."""
-    counts = Counter(keys)
-    _shift(txn, counts, -1)
-    unique = sorted(counts)
-    gone: list[str] = []
-    for part in chunks(unique):
-        gone += [r[0] for r in txn.query(
-            f"SELECT blob_key FROM mail_blobs WHERE refs <= 0 AND blob_key IN ({marks(len(part))})", part)]
-    return gone
-
-
-def _shift(txn: Txn, counts: Counter, sign: int) -> None:
-    by_count: dict[int, list[str]] = {}
-    for key, n in counts.items():
-        by_count.setdefault(n, []).append(key)
-    for n, keys in by_count.items():
-        for part in chunks(sorted(keys)):
-            txn.execute(f"UPDATE mail_blobs SET refs = refs + ? WHERE blob_key IN ({marks(len(part))})",
-                        [sign * n, *part])
+    return MAIL.unreferenced_of(txn, MAIL.shift(txn, keys, -1))
 
 
 def collect(txn: Txn, ctx: StoreContext, keys: Sequence[str]) -> list[str]:
@@ -130,16 +94,12 @@ def collect(txn: Txn, ctx: StoreContext, keys: Sequence[str]) -> list[str]:
     deleted = []
     for key in sorted(set(keys)):
         # take the row lock even for a blob never referenced (a failed delivery's orphan)
-        txn.execute("INSERT INTO mail_blobs (blob_key, refs) VALUES (?, 0) ON CONFLICT (blob_key) DO NOTHING",
-                    (key,))
-        row = txn.query_one("DELETE FROM mail_blobs WHERE blob_key = ? AND refs <= 0 RETURNING blob_key", (key,))
-        if row is None:
+        MAIL.hold(txn, key)
+        if not MAIL.remove_unreferenced(txn, key):
             continue
-        used = int(txn.scalar("SELECT COUNT(*) FROM messages WHERE blob_key = ?", (key,)) or 0)
-        used += int(txn.scalar("SELECT COUNT(*) FROM outbound_queue WHERE blob_key = ?"
-                               " AND status IN ('queued', 'sending')", (key,)) or 0)
+        used = MAIL.uses(txn, key)
         if used:  # the count drifted (should not happen): repair it, keep the blob
-            txn.execute("INSERT INTO mail_blobs (blob_key, refs) VALUES (?, ?)", (key, used))
+            MAIL.restore(txn, key, used)
             continue
         txn.execute("DELETE FROM message_text WHERE blob_key = ?", (key,))
         txn.execute("DELETE FROM message_headers WHERE blob_key = ?", (key,))
@@ -150,5 +110,4 @@ def collect(txn: Txn, ctx: StoreContext, keys: Sequence[str]) -> list[str]:
 
 def unreferenced(txn: Txn, limit: int = 1000) -> list[str]:
     """Keys left at refs 0 (a collection that failed or never ran): for a periodic sweep."""
-    return [r[0] for r in txn.query("SELECT blob_key FROM mail_blobs WHERE refs <= 0 ORDER BY blob_key LIMIT ?",
-                                    (limit,))]
+    return MAIL.unreferenced(txn, limit)

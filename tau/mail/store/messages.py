@@ -23,20 +23,20 @@ from tau.mail.store.api import (
     MessageMeta,
     StoreResult,
 )
-from tau.mail.store.blobrefs import chunks, marks, ref_blob
+from tau.mail.store.blobrefs import chunks, ref_blob
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields
 from tau.mail.store.mailboxes import ensure_defaults, find_box, find_special, lock_mailbox, require_owned
 from tau.mail.store.names import INBOX, apply_flags, canonical_flags, flags_text, normalize_mailbox_name, split_flags
 from tau.mail.store.quota import Account, charge, require_account
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 RANGES_PER_QUERY = 100
 _SPECIAL = {name: use for name, use in DEFAULT_MAILBOXES if use}
 _META = "uid, modseq, flags, internal_date, size, blob_key, envelope, body, bodystructure"
 _INSERT = ("INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internal_date, size, blob_key,"
            " envelope, body, bodystructure, subject, from_text, to_text, cc_text, bcc_text, message_id,"
-           " sent_date, sent_day, parsed) VALUES (" + ", ".join("?" * 21) + ")")
+           " sent_date, sent_day, parsed) VALUES (" + placeholders(21) + ")")
 
 
 # -- selecting by UID --------------------------------------------------------------------------
@@ -68,8 +68,8 @@ def select_uids(txn: Txn, columns: str, mailbox_id: int, uids: Sequence[int]) ->
     else:
         flat = [u for a, b in ranges for u in range(a, b + 1)]
         for part in chunks(flat):
-            rows += txn.query(f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND uid IN ({marks(len(part))})"
-                              " ORDER BY uid", [mailbox_id, *part])
+            rows += txn.query(f"SELECT {columns} FROM messages WHERE mailbox_id = ?"
+                              f" AND uid IN ({placeholders(len(part))}) ORDER BY uid", [mailbox_id, *part])
     return rows
 
 
@@ -228,7 +228,7 @@ def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence
     for new, group in groups.items():
         for part in chunks(group):
             txn.execute(f"UPDATE messages SET flags = ?, seen = ?, deleted = ?, modseq = ?"
-                        f" WHERE mailbox_id = ? AND uid IN ({marks(len(part))})",
+                        f" WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})",
                         [flags_text(new), int("\\Seen" in new), int("\\Deleted" in new), modseq,
                          int(mailbox_id), *part])
     changed_uids = [uid for uid, _ in changes]

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from tau.mail.store.api import CopyResult, MailboxInfo, MailboxNotFound
-from tau.mail.store.blobrefs import add_refs, chunks, drop_refs, marks
+from tau.mail.store.blobrefs import add_refs, chunks, drop_refs
 from tau.mail.store.context import StoreContext
 from tau.mail.store.mailboxes import find_box, lock_mailbox, owner, require_owned
 from tau.mail.store.messages import allocate, select_uids
 from tau.mail.store.names import normalize_mailbox_name
 from tau.mail.store.quota import Account, charge, require_account
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 _COPIED = ("flags, seen, deleted, internal_date, size, blob_key, envelope, body, bodystructure, subject,"
            " from_text, to_text, cc_text, bcc_text, message_id, sent_date, sent_day, parsed")
@@ -54,7 +54,7 @@ def _copy_rows(txn: Txn, ctx: StoreContext, acct: Account, source: int, box: Mai
     for part in chunks(src_uids):
         txn.execute(f"INSERT INTO messages (mailbox_id, uid, modseq, {_COPIED})"
                     f" SELECT ?, ? + ROW_NUMBER() OVER (ORDER BY uid), ?, {_COPIED} FROM messages"
-                    f" WHERE mailbox_id = ? AND uid IN ({marks(len(part))})",
+                    f" WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})",
                     [box.id, first + offset - 1, modseq, source, *part])
         offset += len(part)
     pairs = [(uid, first + i) for i, uid in enumerate(src_uids)]
@@ -75,8 +75,8 @@ def _remove_rows(txn: Txn, ctx: StoreContext, mailbox_id: int, name: str, addres
     removed = [int(r[0]) for r in rows]
     for part in chunks(removed):
         txn.execute(f"INSERT INTO expunged (mailbox_id, uid, modseq) SELECT mailbox_id, uid, ? FROM messages"
-                    f" WHERE mailbox_id = ? AND uid IN ({marks(len(part))})", [modseq, mailbox_id, *part])
-        txn.execute(f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({marks(len(part))})",
+                    f" WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})", [modseq, mailbox_id, *part])
+        txn.execute(f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})",
                     [mailbox_id, *part])
     ctx.notify(txn, address, mailbox_id, name, "expunge", removed, modseq)
     return removed

@@ -1,16 +1,26 @@
-"""The outbound queue: mail for remote domains, waiting for the delivery agent (a later issue).
+"""The outbound queue (``outbound_queue``, ``outbound_sent``): the one module that reads and writes it.
 
 SMTP submission and ``POST /api/emails`` call :func:`enqueue` (inside their own transaction if
 they compose one, or through ``MailStore.enqueue_outbound``). Each row holds a reference on its
 blob, so expunging the Sent copy never deletes bytes still waiting to go out; :func:`finish`
-releases it once the row reaches ``sent`` or ``failed``.
+releases it once the row reaches ``sent`` or ``failed``. Admin tools retry and delete rows
+(:func:`retry`, :func:`delete`), a purged account's rows go with :func:`purge_user`.
+
+The delivery worker (:mod:`tau.mail.outbound`) claims rows and records attempts here too.
+Claiming: ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING`` on PostgreSQL,
+so several nodes take disjoint rows without waiting on each other; SQLite has one writer
+(``BEGIN IMMEDIATE``) and one node, so the plain sub-select is enough. A claimed row is
+``sending`` with a lease; a row whose lease ran out (its worker died, e.g. kill -9) goes back to
+``queued``. Per-recipient progress is a JSON map in ``rcpt_state`` and every recipient that got
+a 250 is journaled in ``outbound_sent`` by (Message-ID, recipient) in the same transaction, so a
+retried row skips whoever already has the message.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tau.blobs import validate_key
@@ -18,7 +28,7 @@ from tau.mail.store.api import MailStoreError
 from tau.mail.store.blobrefs import drop_refs, ref_blob
 from tau.mail.store.context import StoreContext
 from tau.mail.store.quota import require_account
-from tau.storage.database import Txn
+from tau.storage.database import Txn, placeholders
 
 STATUSES = ("queued", "sending", "sent", "failed")
 _COLS = ("q.id, u.address, q.mail_from, q.rcpt_to, q.blob_key, q.size, q.message_id, q.created_at,"
@@ -39,6 +49,12 @@ class QueuedMessage:
     attempts: int
     status: str
     last_error: str | None
+
+
+class QueueBusy(MailStoreError):
+    """The row is being delivered right now; try again shortly."""
+
+    code = "queue_busy"
 
 
 def _row(r: tuple[Any, ...]) -> QueuedMessage:
@@ -96,3 +112,180 @@ def finish(txn: Txn, queue_id: int, status: str, error: str | None = None) -> li
     if status in ("sent", "failed") and row[1] not in ("sent", "failed"):
         return drop_refs(txn, [row[0]])
     return []
+
+
+def retry(txn: Txn, queue_id: int) -> bool:
+    """A queued or failed row is due again now; False when there is no such row."""
+    txn.execute("UPDATE outbound_queue SET next_attempt_at = ?, status = 'queued' WHERE id = ?"
+                " AND status IN ('queued', 'failed')", (int(txn.now), queue_id))
+    return txn.rowcount == 1
+
+
+def delete(txn: Txn, queue_id: int) -> list[str] | None:
+    """Remove a row (None: no such row); a row still holding its blob reference (not yet final)
+    releases it: returns the blob keys to collect after commit. ``QueueBusy`` while sending."""
+    row = txn.query_one("SELECT blob_key, status FROM outbound_queue WHERE id = ?", (queue_id,))
+    if row is None:
+        return None
+    if row[1] == "sending":
+        raise QueueBusy("this message is being delivered right now; try again shortly")
+    txn.execute("DELETE FROM outbound_queue WHERE id = ?", (queue_id,))
+    return drop_refs(txn, [row[0]]) if row[1] not in ("sent", "failed") else []
+
+
+def pending_blob_keys(txn: Txn, user_id: int) -> list[str]:
+    """Blob keys the user's not yet final rows still reference (one per row)."""
+    return [r[0] for r in txn.query("SELECT blob_key FROM outbound_queue WHERE user_id = ?"
+                                    " AND status IN ('queued', 'sending')", (user_id,))]
+
+
+def delete_user_rows(txn: Txn, user_id: int) -> None:
+    """Every row of the user (``ON DELETE SET NULL`` would keep them); the caller has released
+    the blob references of :func:`pending_blob_keys`."""
+    txn.execute("DELETE FROM outbound_queue WHERE user_id = ?", (user_id,))
+
+
+# -- the delivery worker ---------------------------------------------------------------------
+
+_CLAIM_COLS = ("q.id, u.address, q.mail_from, q.rcpt_to, q.blob_key, q.size, q.message_id, q.created_at, q.attempts,"
+         " q.rcpt_state, q.warned, q.signed_headers")
+
+
+@dataclass
+class Claimed:
+    id: int
+    user: str | None
+    mail_from: str
+    rcpt_to: list[str]
+    blob_key: str
+    size: int
+    message_id: str | None
+    created_at: int
+    attempts: int
+    state: dict[str, list[Any]]            # rcpt → [status, code, text]
+    warned: bool
+    signed_headers: str | None
+
+    @property
+    def message_key(self) -> str:
+        return self.message_id or self.blob_key
+
+    def pending(self) -> list[str]:
+        return [r for r in self.rcpt_to if self.state.get(r, ["pending"])[0] not in ("sent", "failed")]
+
+
+def _claimed(r: tuple[Any, ...]) -> Claimed:
+    return Claimed(int(r[0]), r[1], r[2], json.loads(r[3]), r[4], int(r[5]), r[6], int(r[7]), int(r[8]),
+                   json.loads(r[9]) if r[9] else {}, bool(r[10]), r[11])
+
+
+def reclaim(txn: Txn, now: int, everything: bool = False) -> int:
+    """Rows whose lease expired (or every ``sending`` row: one SQLite node starting) → queued."""
+    cond = "" if everything else " AND lease_until < ?"
+    txn.execute(f"UPDATE outbound_queue SET status = 'queued', lease_until = 0 WHERE status = 'sending'{cond}",
+                () if everything else (now,))
+    return txn.rowcount
+
+
+def claim(txn: Txn, now: int, limit: int, lease: int) -> list[Claimed]:
+    """Take up to ``limit`` due rows for this worker."""
+    lock = " FOR UPDATE SKIP LOCKED" if txn.engine.name == "postgres" else ""
+    ids = [int(r[0]) for r in txn.query(
+        "SELECT id FROM outbound_queue WHERE status = 'queued' AND next_attempt_at <= ?"
+        f" ORDER BY next_attempt_at, id LIMIT ?{lock}", (now, int(limit)))]
+    if not ids:
+        return []
+    marks = placeholders(len(ids))
+    txn.execute(f"UPDATE outbound_queue SET status = 'sending', lease_until = ? WHERE id IN ({marks})",
+                [now + lease, *ids])
+    rows = txn.query(f"SELECT {_CLAIM_COLS} FROM outbound_queue q LEFT JOIN users u ON u.id = q.user_id"
+                     f" WHERE q.id IN ({marks}) ORDER BY q.id", ids)
+    return [_claimed(r) for r in rows]
+
+
+def already_sent(txn: Txn, message_key: str, rcpts: list[str]) -> set[str]:
+    return already_sent_many(txn, [(message_key, rcpts)])[0]
+
+
+def already_sent_many(txn: Txn, wanted: list[tuple[str, list[str]]]) -> list[set[str]]:
+    """For each (message key, recipients): those journaled in ``outbound_sent`` (one query per
+    100 message keys, not one per row)."""
+    keys = sorted({key for key, rcpts in wanted if rcpts})
+    found: dict[str, set[str]] = {}
+    for start in range(0, len(keys), 100):
+        part = keys[start:start + 100]
+        marks = placeholders(len(part))
+        for key, rcpt in txn.query(f"SELECT message_key, rcpt FROM outbound_sent WHERE message_key IN ({marks})",
+                                   part):
+            found.setdefault(key, set()).add(rcpt)
+    return [found.get(key, set()) & {r.lower() for r in rcpts} for key, rcpts in wanted]
+
+
+@dataclass
+class Result:
+    """What one attempt changed about one row."""
+
+    row: Claimed
+    outcomes: dict[str, list[Any]] = field(default_factory=dict)   # rcpt → [status, code, text, remote]
+    next_attempt_at: int = 0
+    expired: bool = False
+    warned: bool = False
+    signed_headers: str | None = None
+
+    @property
+    def final(self) -> bool:
+        state = {**self.row.state, **self.outcomes}
+        return all(state.get(r, ["pending"])[0] in ("sent", "failed") for r in self.row.rcpt_to)
+
+
+def record(txn: Txn, result: Result, now: int) -> list[str]:
+    """Store one attempt; returns blob keys to collect after commit (final rows release theirs)."""
+    return record_many(txn, [result], now)
+
+
+def record_many(txn: Txn, results: list[Result], now: int) -> list[str]:
+    """Store attempts (of rows this worker holds); one blob-reference update for all the rows that
+    became final. Returns the blob keys to collect after commit."""
+    sent = [(r.row.message_key, rcpt.lower(), r.row.id, now) for r in results
+            for rcpt, s in r.outcomes.items() if s[0] == "sent"]
+    if sent:
+        txn.executemany("INSERT INTO outbound_sent (message_key, rcpt, queue_id, sent_at) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (message_key, rcpt) DO NOTHING", sent)
+    released = [r.row.blob_key for r in results if _update_row(txn, r)]
+    return drop_refs(txn, released) if released else []
+
+
+def _update_row(txn: Txn, result: Result) -> bool:
+    """The row's new state; True when it became final just now (its blob reference goes)."""
+    row = result.row
+    state = {**row.state, **result.outcomes}
+    errors = [f"{r}: {s[1]} {s[2]}" for r, s in state.items() if s[0] in ("failed", "retry")]
+    last_error = "; ".join(errors)[:2000] or None
+    if result.final:
+        status = "sent" if any(s[0] == "sent" for s in state.values()) else "failed"
+        txn.execute("UPDATE outbound_queue SET status = ?, rcpt_state = ?, attempts = attempts + 1,"
+                    " last_error = ?, lease_until = 0, signed_headers = COALESCE(?, signed_headers)"
+                    " WHERE id = ? AND status = 'sending'",
+                    (status, json.dumps(state), last_error, result.signed_headers, row.id))
+        return txn.rowcount > 0
+    txn.execute("UPDATE outbound_queue SET status = 'queued', rcpt_state = ?, attempts = attempts + 1,"
+                " last_error = ?, next_attempt_at = ?, lease_until = 0, warned = ?,"
+                " signed_headers = COALESCE(?, signed_headers) WHERE id = ? AND status = 'sending'",
+                (json.dumps(state), last_error, result.next_attempt_at, int(row.warned or result.warned),
+                 result.signed_headers, row.id))
+    return False
+
+
+def release(txn: Txn, ids: list[int]) -> int:
+    """Rows claimed but not attempted (the worker is stopping) → queued again, due now."""
+    if not ids:
+        return 0
+    marks = placeholders(len(ids))
+    txn.execute(f"UPDATE outbound_queue SET status = 'queued', lease_until = 0 WHERE status = 'sending'"
+                f" AND id IN ({marks})", ids)
+    return txn.rowcount
+
+
+def counts(txn: Txn) -> dict[str, int]:
+    """Rows per status (``/api/admin/queue``, health)."""
+    return {str(r[0]): int(r[1]) for r in txn.query("SELECT status, COUNT(*) FROM outbound_queue GROUP BY status")}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tau.auth.accounts import AccountError, normalize_address
+from tau.auth.accounts import get_user
 from tau.mail.store.api import MailStoreError, QuotaExceeded
 from tau.storage.database import Txn
 
@@ -37,13 +37,12 @@ def effective_quota(default_quota: int, user_quota: int | None) -> int:
 
 def find_account(txn: Txn, address: str, default_quota: int) -> Account | None:
     try:
-        normalized = normalize_address(address)
-    except (AccountError, AttributeError, TypeError):
+        user = get_user(txn, address)
+    except (AttributeError, TypeError):  # not an address at all
         return None
-    row = txn.query_one("SELECT id, address, quota_bytes FROM users WHERE address = ?", (normalized,))
-    if row is None:
+    if user is None:
         return None
-    return Account(int(row[0]), row[1], effective_quota(default_quota, row[2]))
+    return Account(user.id, user.address, effective_quota(default_quota, user.quota_bytes))
 
 
 def require_account(txn: Txn, address: str, default_quota: int) -> Account:

@@ -1,0 +1,21 @@
+"""Storage use per account across mail and files, for ``GET /api/admin/quotas``.
+
+A read-only report over three owners' tables (``users``, mail's ``mail_usage``, files'
+``file_usage``): one query, so the admin API holds no SQL of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.storage.database import Txn
+
+
+def quota_report(txn: Txn, default_quota: int) -> list[dict[str, Any]]:
+    """Every account by address: its quota (the default when unset) and bytes used."""
+    rows = txn.query("SELECT u.address, u.quota_bytes, COALESCE(m.bytes, 0), COALESCE(m.messages, 0),"
+                     " COALESCE(f.bytes, 0) FROM users u LEFT JOIN mail_usage m ON m.user_id = u.id"
+                     " LEFT JOIN file_usage f ON f.user_id = u.id ORDER BY u.address")
+    return [{"address": r[0], "quota_bytes": default_quota if r[1] is None else int(r[1]),
+             "mail_bytes": int(r[2]), "messages": int(r[3]), "file_bytes": int(r[4]),
+             "used_bytes": int(r[2]) + int(r[4])} for r in rows]

@@ -70,6 +70,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "data_dir": Key(_str, ".", "where the database, blobs and keys live"),
         "secret_file": Key(_str, "secret", "32-byte installation secret (mode 0600), relative to data_dir"),
         "public_url": Key(_str, "", "external base URL for links, e.g. https://mail.example.org"),
+        "disabled_services": Key(_list, "", "optional services not started (comma list), e.g. calendar, messenger;"
+                                 " names as in /api/health; the http core cannot be disabled"),
     },
     "database": {
         "url": Key(_str, "sqlite:///tau.db", "sqlite:///PATH or postgresql://user:pass@host:5432/db"),

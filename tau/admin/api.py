@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth import accounts, passwords
 from tau.auth.accounts import AccountError
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 _STATUS = {"user_not_found": 404, "domain_not_found": 404, "alias_not_found": 404, "user_exists": 409,
            "domain_exists": 409, "alias_exists": 409, "domain_in_use": 409}
@@ -88,7 +91,7 @@ def _update_user(txn: Any, address: str, body: dict[str, Any], password_hash: st
     return accounts.require_user(txn, user.address)
 
 
-def register(registry: Any, http: Any) -> None:
+def register(registry: Registry, http: Any) -> None:
     db = registry.db
 
     async def run(name: str, fn: Any, *args: Any, **kw: Any) -> Any:
@@ -228,7 +231,7 @@ def register(registry: Any, http: Any) -> None:
         body["queue"] = await run("admin_queue_counts", _queue_counts, readonly=True)
         directory = getattr(registry.authenticator, "directory", None)
         body["ldap"] = None if directory is None else {"url": directory.url, "last_error": directory.last_error}
-        body["uptime_seconds"] = int(time.time() - registry.started_at) if hasattr(registry, "started_at") else None
+        body["uptime_seconds"] = int(time.time() - registry.started_at)
         return json_response(body, core.status)
 
     for method, path, handler in (

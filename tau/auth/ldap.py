@@ -15,13 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.auth import accounts
 from tau.auth.accounts import AccountError, User
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 CACHE_MAX = 10_000
@@ -199,7 +202,7 @@ def provision(txn: Any, address: str, entry: DirectoryEntry) -> User | None:
     return user
 
 
-def install(registry: Any, host: Any) -> None:
+def install(registry: Registry, host: Any) -> None:
     """Plugin hook: attach the directory to the authenticator when ``[ldap] url`` is set."""
     settings = registry.config["ldap"]
     if not settings.get("url"):

@@ -29,7 +29,7 @@ import re
 import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -40,6 +40,9 @@ from tau.calendar.domain import Calendars
 from tau.calendar.store import user_id as store_user_id
 from tau.mail import senders
 from tau.storage.database import Txn
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 MAX_IMIP = 2 * 1024 * 1024
@@ -145,7 +148,7 @@ def mark_seen(txn: Txn, user_id: int, key: str) -> bool:
 
 
 class ImipSender:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
     async def send(self, sender: str, remote: list[str], local: list[str], method: str, message: Any) -> None:
@@ -180,7 +183,7 @@ class ImipSender:
 class ImipReceiver:
     """Applies iMIP messages delivered to local users (subscribed to ``mailbox.changed``)."""
 
-    def __init__(self, registry: Any, cals: Calendars) -> None:
+    def __init__(self, registry: Registry, cals: Calendars) -> None:
         self.registry, self.cals = registry, cals
         self.pending: list[defer.Deferred[None]] = []
 

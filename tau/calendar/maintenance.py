@@ -10,7 +10,7 @@ sync change). Objects capped by ``MAX_INDEXED`` instances gain nothing from it a
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.application.internet import TimerService
 from twisted.internet import defer
@@ -18,6 +18,9 @@ from twisted.logger import Logger
 
 from tau.calendar import ical
 from tau.storage.database import Txn
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 INTERVAL = 24 * 3600.0
@@ -59,7 +62,7 @@ def _reparse(rows: list[tuple[int, int, str]], now: float) -> list[tuple[int, in
     return out
 
 
-async def extend_index(registry: Any) -> int:
+async def extend_index(registry: Registry) -> int:
     """Re-index objects whose horizon is within a year; returns how many were re-indexed."""
     db = registry.db
     now = time.time()
@@ -78,7 +81,7 @@ async def extend_index(registry: Any) -> int:
     return done
 
 
-def service(registry: Any) -> TimerService:
+def service(registry: Registry) -> TimerService:
     async def tick() -> None:
         try:
             count = await extend_index(registry)

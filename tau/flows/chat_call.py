@@ -18,7 +18,7 @@ from tau.messenger.errors import MessengerError
 async def start(sock: Any, frame: dict[str, Any]) -> dict[str, Any]:
     from tau.messenger.domain import int_id
 
-    flows = sock.registry._built.get("flows")
+    flows = sock.registry.flows if sock.registry.serving("flows") else None
     if flows is None:
         raise MessengerError(503, "calls_unavailable", "calls are not enabled")
     conv = await sock.messenger.get_conversation(sock.user, int_id(frame.get("conversation"), "conversation"))

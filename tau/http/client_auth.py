@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from tau.auth import oauth_clients
 from tau.http.errors import HttpError
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
@@ -59,7 +62,7 @@ def _presented(request: Any, form: dict[str, str]) -> tuple[str, str | None]:
     return basic[0], basic[1] or None
 
 
-async def authenticate_client(registry: Any, request: Any, form: dict[str, str]) -> ClientIdentity:
+async def authenticate_client(registry: Registry, request: Any, form: dict[str, str]) -> ClientIdentity:
     """Who the token request speaks for; raises 401 invalid_client for a missing or wrong secret."""
     client_id, secret = _presented(request, form)
     if len(client_id) > 200 or (secret is not None and len(secret) > 200):
@@ -80,7 +83,7 @@ async def authenticate_client(registry: Any, request: Any, form: dict[str, str])
     return ClientIdentity(client_id, True)
 
 
-async def require_owner(registry: Any, identity: ClientIdentity, owner: str) -> None:
+async def require_owner(registry: Registry, identity: ClientIdentity, owner: str) -> None:
     """A grant issued to ``owner`` may be used only by it: a confidential owner must have
     authenticated, and an authenticated client may not use another client's grant."""
     if identity.authenticated:

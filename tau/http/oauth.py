@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth import oauth_clients, oauth_store, scopes, totp
 from tau.auth.authenticator import LoginFailed, LoginThrottled
@@ -23,6 +23,9 @@ from tau.auth.oauth_store import GrantError
 from tau.http import client_auth
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, read_form
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 SCOPES = " ".join(scopes.DESCRIPTIONS)
@@ -37,7 +40,7 @@ def s256(verifier: str) -> str:
 
 
 class OAuth:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.refresh_ttl = registry.config.get("auth", "refresh_token_ttl")
 
@@ -181,7 +184,7 @@ class OAuth:
         return True
 
 
-def base_url(registry: Any, request: Any) -> str:
+def base_url(registry: Registry, request: Any) -> str:
     configured = registry.config.get("tau", "public_url")
     if configured:
         return configured.rstrip("/")
@@ -192,7 +195,7 @@ def base_url(registry: Any, request: Any) -> str:
     return f"{scheme}://{host}"
 
 
-def register(registry: Any, http: Any) -> None:
+def register(registry: Registry, http: Any) -> None:
     from tau.http import consent
 
     oauth = OAuth(registry)

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from twisted.internet import defer
@@ -29,6 +29,9 @@ from tau.auth.hashgate import HashBusy
 from tau.http.auth import authenticate_request, require_scope
 from tau.http.errors import HttpError, error_body
 from tau.storage.budget import StatementTimeout, act_as
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 Handler = Callable[..., Awaitable[Any]]
@@ -69,7 +72,7 @@ def _checked_scope(what: str, auth: str, scope: str | None) -> str | None:
 class Router(Resource):
     isLeaf = True
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         super().__init__()
         self.registry = registry
         self.routes: list[Route] = []

@@ -17,9 +17,12 @@ import email.utils
 import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.http.errors import HttpError
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 MAX_RECIPIENTS = 100
 
@@ -119,7 +122,7 @@ class Link:
     text: str
 
 
-async def attachment_source(registry: Any, user: Any, item: dict[str, Any]) -> Attachment:
+async def attachment_source(registry: Registry, user: Any, item: dict[str, Any]) -> Attachment:
     """Validate one attachment: inline base64 (decoded) or a TauCloud file id (located, not read)."""
     filename = item.get("filename")
     ctype = item.get("content_type") or "application/octet-stream"
@@ -143,7 +146,7 @@ async def attachment_source(registry: Any, user: Any, item: dict[str, Any]) -> A
     return Attachment(filename, ctype, data, node)
 
 
-async def read_attachment(registry: Any, att: Attachment) -> tuple[str, str, bytes]:
+async def read_attachment(registry: Registry, att: Attachment) -> tuple[str, str, bytes]:
     """(filename, content type, bytes): a cloud file is read here, within the message size limit."""
     if att.data is not None:
         return att.filename, att.content_type, att.data
@@ -152,12 +155,12 @@ async def read_attachment(registry: Any, att: Attachment) -> tuple[str, str, byt
     return att.filename, att.content_type, await registry.blobs.read(att.node.blob_key)
 
 
-async def attachment_bytes(registry: Any, user: Any, item: dict[str, Any]) -> tuple[str, str, bytes]:
+async def attachment_bytes(registry: Registry, user: Any, item: dict[str, Any]) -> tuple[str, str, bytes]:
     """(filename, content type, bytes) of one attachment: inline base64 or a TauCloud file id."""
     return await read_attachment(registry, await attachment_source(registry, user, item))
 
 
-async def _file_node(registry: Any, user: Any, file_id: Any) -> Any:
+async def _file_node(registry: Registry, user: Any, file_id: Any) -> Any:
     """A TauCloud file the user may read (its own tree or a share), by id."""
     try:
         from tau.files import lookup

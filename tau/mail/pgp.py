@@ -22,10 +22,13 @@ import hashlib
 import time
 import uuid
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 _ZB32 = "ybndrfg8ejkmcpqxot1uwisza345h769"
 
@@ -63,7 +66,7 @@ def _by_hash(txn: Any, digest: str) -> list[tuple[str, str]]:
                                             " ON u.id = k.user_id WHERE k.wkd_hash = ?", (digest,))]
 
 
-async def keys_of(registry: Any, addresses: list[str]) -> dict[str, tuple[str, str | None]]:
+async def keys_of(registry: Registry, addresses: list[str]) -> dict[str, tuple[str, str | None]]:
     return await registry.db.run("pgp_keys_of", _keys_of, addresses, readonly=True)
 
 
@@ -97,7 +100,7 @@ def _check_upload(address: str, public: str, private: str | None,
 
 
 class PgpAPI:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
     async def put_key(self, request: Any) -> Response:
@@ -223,7 +226,7 @@ def wrap(msg: EmailMessage, content_type: str, body: bytes) -> bytes:
     return head + b"\r\nContent-Type: " + content_type.encode() + b"\r\n\r\n" + body
 
 
-def register(registry: Any, http: Any) -> PgpAPI:
+def register(registry: Registry, http: Any) -> PgpAPI:
     api = PgpAPI(registry)
     http.route("PUT", "/api/keys/pgp", api.put_key, scope="mail")
     http.route("GET", "/api/keys/pgp", api.get_key, scope="mail")

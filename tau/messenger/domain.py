@@ -10,7 +10,7 @@ no change here. Topics: ``message.created``, ``message.receipt``, ``message.typi
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -21,6 +21,9 @@ from tau.messenger import keys, messages
 from tau.messenger.errors import MessengerError
 from tau.messenger.presence import STATUSES, create_presence
 from tau.storage.database import Txn
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 MAX_ENVELOPES = 1000
@@ -78,7 +81,7 @@ def id_list(value: Any, what: str, limit: int = 1000) -> list[int]:
 
 
 class Messenger:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.db = registry.db
         self.bus = registry.bus

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 STATUSES = ("online", "away", "busy", "offline")
@@ -185,6 +188,6 @@ class RedisPresence:
         return self._redis.disconnect()
 
 
-def create_presence(registry: Any, on_change: OnChange) -> MemoryPresence | RedisPresence:
+def create_presence(registry: Registry, on_change: OnChange) -> MemoryPresence | RedisPresence:
     url = registry.config.get("redis", "url")
     return RedisPresence(url, on_change) if url else MemoryPresence(registry.clock, on_change)

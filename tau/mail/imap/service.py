@@ -7,12 +7,15 @@ connections that have that mailbox selected, so thousands of idle sessions cost 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.internet.protocol import ServerFactory
 
 from .protocol import IMAPConnection
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
 class IMAPFactory(ServerFactory):
@@ -20,7 +23,7 @@ class IMAPFactory(ServerFactory):
     #: what CappedFactory (tau.app.connlimit) says to a client over the connection caps
     refusal = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
 
-    def __init__(self, registry: Any, store: Any = None) -> None:
+    def __init__(self, registry: Registry, store: Any = None) -> None:
         self.registry = registry
         self.store = store if store is not None else registry.mail_store
         self._watchers: dict[int, set[IMAPConnection]] = {}
@@ -100,7 +103,7 @@ class IMAPFactory(ServerFactory):
             self._defaults_done.add(user)
 
 
-def install(registry: Any, host: Any) -> None:
+def install(registry: Registry, host: Any) -> None:
     factory = IMAPFactory(registry)
     host.add_listener("imap", factory)
     host.add_listener("imaps", factory)

@@ -1,80 +1,39 @@
-"""The Registry: every shared component, built lazily once, handed to each service.
-
-Services take the registry and pull what they need (``registry.db``, ``registry.portal``...),
-never from module globals (CalendarServer's global ``config`` is the warning; Synapse's
-``HomeServer`` with ``cache_in_self`` is the model). Builders are cached properties with cycle
-detection, so a test can build a registry with a fake reactor and synchronous threads.
-"""
+"""The platform floor: keys, database, blobs, bus, login, TLS, limits — what every service uses."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet import defer, threads
 
-from tau.config import Config
+from tau.registry.core import RegistryBase, component
+
+if TYPE_CHECKING:
+    from twisted.cred.portal import Portal
+    from twisted.python.threadpool import ThreadPool
+
+    from tau.auth.authenticator import Authenticator
+    from tau.auth.hashgate import HashGate
+    from tau.auth.portal import TauRealm
+    from tau.auth.revocation import RevokedSessions
+    from tau.auth.throttle import LoginThrottle
+    from tau.auth.tokens import TokenService
+    from tau.auth.usercache import UserCache
+    from tau.blobs.base import BlobBackend
+    from tau.blobs.store import BlobStore
+    from tau.bus import EventBus
+    from tau.http.ratelimit import RateLimiter
+    from tau.keys import Keys
+    from tau.metrics import Metrics
+    from tau.storage.database import Database
+    from tau.storage.engines import Engine
+    from tau.tls import TLSContext
 
 T = TypeVar("T")
 
 
-class RegistryCycle(Exception):
-    pass
-
-
-def component(builder: Callable[["Registry"], T]) -> T:
-    """A lazily built, cached component; building it twice at once is a cycle."""
-    name = builder.__name__
-
-    @functools.wraps(builder)
-    def get(self: "Registry") -> T:
-        if name in self._built:
-            return self._built[name]
-        if name in self._building:
-            raise RegistryCycle(" -> ".join([*self._building, name]))
-        self._building.append(name)
-        try:
-            value = builder(self)
-        finally:
-            self._building.pop()
-        self._built[name] = value
-        return value
-
-    return property(get)  # type: ignore[return-value]
-
-
-class Registry:
-    def __init__(self, config: Config, reactor: Any = None,
-                 run_in_thread: Callable[..., defer.Deferred] | None = None) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = default_reactor
-        self.config = config
-        self.reactor = reactor
-        self._built: dict[str, Any] = {}
-        self._building: list[str] = []
-        self._run_in_thread = run_in_thread
-        #: name → callable returning a Deferred/str status; filled by services for /api/health
-        self.health_checks: dict[str, Callable[[], Any]] = {}
-        #: name of each enabled service → "ok"; shown in /api/health
-        self.services: dict[str, str] = {}
-
-    def provide(self, name: str, value: Any) -> None:
-        """Pre-seed a component (tests, or the app passing an already-built one)."""
-        self._built[name] = value
-
-    @property
-    def clock(self) -> Any:
-        return self.reactor
-
-    def run_in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred[T]:
-        """Blocking work (argon2, big file I/O) off the reactor thread."""
-        if self._run_in_thread is not None:
-            return self._run_in_thread(fn, *args, **kwargs)
-        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), fn, *args, **kwargs)
-
+class PlatformComponents(RegistryBase):
     def run_password_hash(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred[T]:
         """argon2id work, through ``hash_gate`` into its own small pool: a burst of logins or
         share-link guesses neither starves the shared pool (blob I/O, MIME parsing wait behind it)
@@ -87,14 +46,14 @@ class Registry:
         return threads.deferToThreadPool(self.reactor, self.hash_pool, fn, *args, **kwargs)
 
     @component
-    def hash_gate(self) -> Any:
+    def hash_gate(self) -> HashGate:
         from tau.auth.hashgate import HashGate
 
         limits = self.config["limits"]
         return HashGate(self._hash_in_pool, limits["password_hashes"], limits["password_hash_queue"])
 
     @component
-    def hash_pool(self) -> Any:
+    def hash_pool(self) -> ThreadPool:
         import os
 
         from twisted.python.threadpool import ThreadPool
@@ -108,26 +67,26 @@ class Registry:
         return pool
 
     @component
-    def metrics(self) -> Any:
+    def metrics(self) -> Metrics:
         from tau.metrics import Metrics
 
         return Metrics()
 
     @component
-    def keys(self) -> Any:
+    def keys(self) -> Keys:
         from tau.keys import Keys, load_secret
 
         return Keys(load_secret(self.config.data_path(self.config.get("tau", "secret_file"))))
 
     @component
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         from tau.storage.engines import create_engine
 
         db = self.config["database"]
         return create_engine(self.config.database_url, db["pool_min"], db["pool_max"], db["busy_timeout_ms"])
 
     @component
-    def db(self) -> Any:
+    def db(self) -> Database:
         from tau.storage.database import Database
 
         db = self.config["database"]
@@ -136,26 +95,20 @@ class Registry:
                         background_timeout=db["background_timeout_ms"] / 1000, user_share=db["user_share"])
 
     @component
-    def blob_backend(self) -> Any:
+    def blob_backend(self) -> BlobBackend:
         from tau.blobs.factory import create_backend
 
-        return create_backend(self.config)
+        backend: BlobBackend = create_backend(self.config)
+        return backend
 
     @component
-    def blobs(self) -> Any:
+    def blobs(self) -> BlobStore:
         from tau.blobs.factory import create_blob_store
 
-        return create_blob_store(self)
+        return create_blob_store(self.whole)
 
     @component
-    def mail_store(self) -> Any:
-        """The one MailStore every mail-touching service (SMTP, IMAP, API, calendar...) shares."""
-        from tau.mail.store import MailStore
-
-        return MailStore(self)
-
-    @component
-    def bus(self) -> Any:
+    def bus(self) -> EventBus:
         from tau.bus import LocalBus
 
         url = self.config.get("redis", "url")
@@ -170,26 +123,26 @@ class Registry:
         return bus
 
     @component
-    def throttle(self) -> Any:
+    def throttle(self) -> LoginThrottle:
         from tau.auth.throttle import LoginThrottle
 
         return LoginThrottle(self.clock)
 
     @component
-    def authenticator(self) -> Any:
+    def authenticator(self) -> Authenticator:
         from tau.auth.authenticator import Authenticator
 
         return Authenticator(self.db, self.keys, self.throttle, self.clock, self.run_password_hash,
                              self.config.get("auth", "credential_cache_ttl"))
 
     @component
-    def tokens(self) -> Any:
+    def tokens(self) -> TokenService:
         from tau.auth.tokens import TokenService
 
         return TokenService(self.keys, self.issuer, self.config.get("auth", "access_token_ttl"), self.clock)
 
     @component
-    def revocations(self) -> Any:
+    def revocations(self) -> RevokedSessions:
         """Revoked sessions, in memory, polled and pushed (tau.auth.revocation)."""
         from tau.auth.revocation import RevokedSessions
 
@@ -197,35 +150,35 @@ class Registry:
                                self.config.get("auth", "access_token_ttl"))
 
     @component
-    def realm(self) -> Any:
+    def realm(self) -> TauRealm:
         from tau.auth.portal import TauRealm
 
         return TauRealm(self.db)
 
     @component
-    def portal(self) -> Any:
+    def portal(self) -> Portal:
         from tau.auth.portal import make_portal
 
         return make_portal(self.realm, self.authenticator, self.tokens, self.users, self.revocations)
 
     @component
-    def users(self) -> Any:
+    def users(self) -> UserCache:
         from tau.auth.usercache import UserCache
 
         return UserCache(self.db, self.clock)
 
     @component
-    def tls(self) -> Any:
+    def tls(self) -> TLSContext:
         from tau.tls import load_tls
 
         tls = self.config["tls"]
         return load_tls(self.config.data_path(tls["certificate"]), self.config.data_path(tls["private_key"]))
 
     @component
-    def rate_limiter(self) -> Any:
+    def rate_limiter(self) -> RateLimiter:
         from tau.http.ratelimit import create_rate_limiter
 
-        return create_rate_limiter(self)
+        return create_rate_limiter(self.whole)
 
     @property
     def issuer(self) -> str:
@@ -233,7 +186,7 @@ class Registry:
 
     @property
     def public_url(self) -> str:
-        url = self.config.get("tau", "public_url")
+        url: str = self.config.get("tau", "public_url")
         if url:
             return url.rstrip("/")
         return f"https://{self.config.get('tau', 'hostname')}"

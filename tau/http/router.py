@@ -220,9 +220,7 @@ def send_error(request: Any, exc: HttpError) -> None:
         return
     if exc.status >= 500:
         log.error("{status} {code}: {message}", status=exc.status, code=exc.code, message=exc.message)
-    metrics = getattr(request.channel.site.registry, "metrics", None)
-    if metrics is not None:
-        metrics.errors.labels("http", exc.code).inc()
+    request.channel.site.registry.metrics.errors.labels("http", exc.code).inc()
     body = exc.body if exc.body is not None else error_body(exc.code, exc.message, request.request_id, exc.extra)
     send_response(request, Response(body, exc.status, exc.content_type, exc.headers))
 

@@ -36,6 +36,9 @@ class TauSection(Section):
     data_dir: str = key(".", "where the database, blobs and keys live")
     secret_file: str = key("secret", "32-byte installation secret (mode 0600), relative to data_dir")
     public_url: str = key("", "external base URL for links, e.g. https://mail.example.org")
+    disabled_services: tuple[str, ...] = key((), "optional services not started (comma list), e.g. calendar,"
+                                             " messenger; names as in /api/health; the http core cannot be"
+                                             " disabled")
 
 
 @dataclass(frozen=True)

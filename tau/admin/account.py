@@ -7,11 +7,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth import revocation_store, totp
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, read_json_object
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
 def _setup(txn: Any, keys: Any, address: str, user_id: int) -> tuple[str, list[str]]:
@@ -35,7 +38,7 @@ def _confirm(txn: Any, keys: Any, user_id: int, code: str, session: str | None) 
     return True
 
 
-def register(registry: Any, http: Any) -> None:
+def register(registry: Registry, http: Any) -> None:
     db, keys = registry.db, registry.keys
 
     async def status(request: Any) -> Response:

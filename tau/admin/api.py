@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.admin import usage_store
 from tau.auth import accounts, passwords
@@ -19,6 +19,9 @@ from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
 from tau.mail.store import queue
 from tau.mail.store.queue import QueueBusy
+
+if TYPE_CHECKING:
+    pass
 
 _STATUS = {"user_not_found": 404, "domain_not_found": 404, "alias_not_found": 404, "user_exists": 409,
            "domain_exists": 409, "alias_exists": 409, "domain_in_use": 409}
@@ -236,8 +239,7 @@ def _health_routes(registry: Any, run: Run) -> Routes:
         body["queue"] = await run("admin_queue_counts", _queue_counts, readonly=True)
         directory = registry.authenticator.directory
         body["ldap"] = None if directory is None else {"url": directory.url, "last_error": directory.last_error}
-        body["uptime_seconds"] = (int(registry.clock.seconds() - registry.started_at)
-                                  if hasattr(registry, "started_at") else None)
+        body["uptime_seconds"] = int(registry.clock.seconds() - registry.started_at)
         return json_response(body, core.status)
 
     return [("GET", "/api/admin/health", health)]

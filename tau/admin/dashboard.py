@@ -11,17 +11,20 @@ text nodes, never as HTML, so addresses and queue errors cannot inject markup; t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.http.pageheaders import page_headers
 from tau.http.router import Response
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 HEADERS = {**page_headers(), "Cache-Control": "no-store"}
 STATIC = Path(__file__).parent / "static"
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
 
 
-def register(registry: Any, http: Any) -> None:
+def register(registry: Registry, http: Any) -> None:
     page_bytes = (STATIC / "index.html").read_bytes()
     assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
 

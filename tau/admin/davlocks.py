@@ -5,13 +5,16 @@ recipient) left a lock behind. The owner of a tree can remove them herself with 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.admin.api import require_admin
 from tau.auth import accounts
 from tau.dav.lockdb import delete_within_tokens, select_within
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 #: DAV mounts with locks, and the lock key of a user's tree in each (see each provider's ``lock_owner``)
 TREES = {"/dav/files": lambda address: (address,), "/dav": lambda address: ("calendars", address)}
@@ -24,7 +27,7 @@ def _user(request: Any) -> str:
         raise HttpError(400, exc.code, exc.message)
 
 
-def register(registry: Any, http: Any) -> None:
+def register(registry: Registry, http: Any) -> None:
     async def listing(request: Any) -> Response:
         require_admin(request)
         address, now = _user(request), registry.reactor.seconds()

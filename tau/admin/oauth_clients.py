@@ -7,13 +7,16 @@ Admin-only like every ``/api/admin`` route (403 ``forbidden`` otherwise).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.admin.api import require_admin
 from tau.auth import oauth_clients
 from tau.auth.oauth_clients import ClientError
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, read_json_object
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 _STATUS = {"client_not_found": 404, "client_exists": 409}
 
@@ -29,7 +32,7 @@ def _parse_body(body: dict[str, Any]) -> oauth_clients.Registration:
                                   body.get("native", False))
 
 
-def register(registry: Any, http: Any) -> None:
+def register(registry: Registry, http: Any) -> None:
     db = registry.db
 
     async def run(name: str, fn: Any, *args: Any, **kw: Any) -> Any:

@@ -21,10 +21,11 @@ import resource
 from collections.abc import Iterable
 from typing import Any
 
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
 
 log = Logger()
 
@@ -128,10 +129,11 @@ class Refusal(Protocol):
         self._abort: Any = None
 
     def connectionMade(self) -> None:
+        transport: Any = self.transport
         if self.line:
-            self.transport.write(self.line)
-        self.transport.loseConnection()
-        self._abort = self.clock.callLater(REFUSAL_GRACE, self.transport.abortConnection)
+            transport.write(self.line)
+        transport.loseConnection()
+        self._abort = self.clock.callLater(REFUSAL_GRACE, transport.abortConnection)
 
     def dataReceived(self, data: bytes) -> None:
         pass  # whatever the client says, the answer is the same
@@ -149,11 +151,11 @@ class _Counted(ProtocolWrapper):
 
     slot: tuple[str, str] | None = None
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         slot, self.slot = self.slot, None
         if slot is not None:
             self.factory.caps.release(slot)
-        super().connectionLost(reason)
+        super().connectionLost(reason)  # type: ignore[no-untyped-call]
 
 
 class CappedFactory(WrappingFactory):
@@ -164,7 +166,7 @@ class CappedFactory(WrappingFactory):
     noisy = False
 
     def __init__(self, wrapped: Any, caps: ConnectionCaps, family: str, clock: Any) -> None:
-        super().__init__(wrapped)
+        super().__init__(wrapped)  # type: ignore[no-untyped-call]
         self.caps = caps
         self.family = family
         self.clock = clock
@@ -185,6 +187,6 @@ class CappedFactory(WrappingFactory):
         if inner is None:
             self.caps.release(slot)
             return None
-        counted = self.protocol(self, inner)
+        counted = self.protocol(self, inner)  # type: ignore[arg-type]
         counted.slot = slot
         return counted

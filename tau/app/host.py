@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import IService, MultiService
+from twisted.application.service import MultiService, Service
 
 from tau.app.connlimit import FAMILIES, CappedFactory, ConnectionCaps
 from tau.config import LISTENERS
 from tau.net.endpoints import is_tau_tls, listen_endpoint, wrap_factory
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 
 class AppHost:
-    def __init__(self, registry: Any, background: MultiService, listening: MultiService) -> None:
+    def __init__(self, registry: Registry, background: MultiService, listening: MultiService) -> None:
         self.registry = registry
         self.background = background
         self.listening = listening
@@ -61,6 +64,6 @@ class AppHost:
         the database stop, ``drain(timeout)`` is awaited: let work in flight finish (bounded)."""
         self.drains.append(drain)
 
-    def add_service(self, service: IService) -> None:
+    def add_service(self, service: Service) -> None:
         """Background work; started after the database, stopped after the listeners."""
         service.setServiceParent(self.background)

@@ -7,7 +7,7 @@ database reachable and migrated, TLS material loadable, blob store writable.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.config import ConfigError
 from tau.keys import SecretError
@@ -16,8 +16,11 @@ from tau.storage.database import SyncDatabase
 from tau.storage.engines.base import DatabaseUnavailable
 from tau.storage.migrate import SchemaTooNew, migrate
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
-def prepare(registry: Any) -> list[str]:
+
+def prepare(registry: Registry) -> list[str]:
     """Run every pre-bind step; raise ConfigError naming the part at fault. Returns log lines."""
     config = registry.config
     notes: list[str] = []

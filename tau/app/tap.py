@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
@@ -12,6 +12,9 @@ from twisted.logger import ILogObserver, Logger
 from twisted.python import usage
 
 from tau.config import DEFAULT_CONFIG, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 #: seconds a shutdown waits for requests in flight (SIGTERM must end the process within 5 s)
@@ -27,23 +30,23 @@ class DatabaseService(Service):
 
     name = "database"
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         self.registry.db.start()
 
     def stopService(self) -> None:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         self.registry.db.close()
 
 
 class TauService(MultiService):
     """The root service. Children stop in reverse order: listeners, background work, database."""
 
-    def __init__(self, registry: Any) -> None:
-        super().__init__()
+    def __init__(self, registry: Registry) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
         self.registry = registry
         self._uninstall_sighup: Any = None
         #: ``drain(timeout)`` callables from the services (AppHost.on_drain)
@@ -53,7 +56,7 @@ class TauService(MultiService):
         self.notifier = Notifier(registry.reactor)
 
     def setServiceParent(self, parent: Any) -> None:
-        super().setServiceParent(parent)
+        super().setServiceParent(parent)  # type: ignore[no-untyped-call]
         from tau.logs import json_observer
 
         # twistd consults the application's ILogObserver before choosing its own: JSON lines
@@ -65,13 +68,13 @@ class TauService(MultiService):
         from twisted.internet.error import CannotListenError
 
         try:
-            super().privilegedStartService()
+            super().privilegedStartService()  # type: ignore[no-untyped-call]
         except CannotListenError as exc:
             print(f"tau: cannot listen on {exc.interface or '*'}:{exc.port}: {exc.socketError}", file=sys.stderr)
             raise SystemExit(2)
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         from tau.net.tls import install_sighup_reload
 
         self._uninstall_sighup = install_sighup_reload(self.registry.reactor, [self.reload])
@@ -86,7 +89,7 @@ class TauService(MultiService):
     def reload(self) -> None:
         """SIGHUP: re-read what can change without a restart (TLS certificates)."""
         self.notifier.reloading(False)
-        if "tls" in self.registry._built:
+        if self.registry.is_built("tls"):
             self.registry.tls.reload()
         self.notifier.reloading(True)
 
@@ -113,19 +116,19 @@ class TauService(MultiService):
                         log.failure("draining work in flight failed", value)
 
 
-def build_root(registry: Any) -> TauService:
+def build_root(registry: Registry) -> TauService:
     from tau.app.host import AppHost
-    from tau.app.plugins import discover
+    from tau.app.plugins import enabled
 
     root = TauService(registry)
-    DatabaseService(registry).setServiceParent(root)
+    DatabaseService(registry).setServiceParent(root)  # type: ignore[no-untyped-call]
     background, listening = MultiService(), MultiService()
     background.setName("background")
     listening.setName("listeners")
     background.setServiceParent(root)
     listening.setServiceParent(root)
     host = AppHost(registry, background, listening)
-    for plugin in discover():
+    for plugin in enabled(registry.config):
         plugin.install(registry, host)
     from tau.blobs.sweeper import blob_sweeper
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -24,6 +24,9 @@ from twisted.logger import Logger
 from tau.auth import accounts
 from tau.auth.accounts import AccountError, User
 from tau.storage.database import Database
+
+if TYPE_CHECKING:
+    pass
 
 log = Logger()
 CACHE_MAX = 10_000

@@ -15,13 +15,16 @@ import hmac
 import os
 import secrets
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tau.auth import accounts, revocation_store
 from tau.storage.database import Txn
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 STEP = 30
 DIGITS = 6
@@ -134,7 +137,7 @@ def verify(txn: Txn, keys: Any, user_id: int, code: str, now: float | None = Non
     return txn.rowcount == 1
 
 
-async def check_login(registry: Any, user: Any, code: str) -> None:
+async def check_login(registry: Registry, user: Any, code: str) -> None:
     """For the token endpoint / consent page: raise TwoFactorError unless 2FA is off or ``code`` passes."""
     if not await registry.db.run("totp_enabled", is_enabled, user.id, readonly=True):
         return

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.blobs.local import LocalBackend
 from tau.blobs.store import BlobStore
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
 def create_backend(config: Any) -> Any:
@@ -25,6 +28,6 @@ def create_backend(config: Any) -> Any:
     raise config.error("blobs", "backend", f"backend {backend!r} is not available in this version of tau")
 
 
-def create_blob_store(registry: Any) -> BlobStore:
+def create_blob_store(registry: Registry) -> BlobStore:
     keys = registry.keys
     return BlobStore(registry.blob_backend, keys.blob_master_key, keys.blob_address_key, registry.run_in_thread)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.internet import TimerService
 from twisted.internet import defer
@@ -22,6 +22,9 @@ from twisted.logger import Logger
 from tau.blobs import orphans
 from tau.storage.budget import background
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 log = Logger()
 LEASE = "blob-sweep"
 BATCH = 500  # keys listed and checked per round trip
@@ -29,7 +32,7 @@ MAX_PER_RUN = 100_000  # a run stops here; the next one continues
 
 
 class BlobSweeper:
-    def __init__(self, registry: Any, grace: float, interval: float) -> None:
+    def __init__(self, registry: Registry, grace: float, interval: float) -> None:
         self.registry, self.grace, self.interval = registry, grace, interval
         self.holder = f"{secrets.token_hex(8)}"
 
@@ -80,7 +83,7 @@ def _list(backend: Any, cutoff: float, limit: int) -> list[str]:
     return list(itertools.islice(backend.list_older(cutoff), limit))
 
 
-def blob_sweeper(registry: Any) -> TimerService:
+def blob_sweeper(registry: Registry) -> TimerService:
     """The background service ``tau.app.tap`` registers."""
     config = registry.config
     return BlobSweeper(registry, config.blobs.orphan_grace, config.blobs.sweep_interval).service()

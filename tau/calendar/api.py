@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tau.calendar import events, ical, objects, recurrence, store
@@ -18,6 +18,9 @@ from tau.calendar.ical import InvalidObject
 from tau.calendar.store import Access, CalendarError
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 MAX_LIMIT = 1000
 MAX_RANGE = 5 * 366 * 86400
@@ -50,7 +53,7 @@ def _locate(txn: Any, viewer_id: int, object_id: int) -> tuple[Access, objects.O
 
 
 class EventsApi:
-    def __init__(self, registry: Any, cals: Calendars) -> None:
+    def __init__(self, registry: Registry, cals: Calendars) -> None:
         self.registry, self.cals = registry, cals
 
     @staticmethod
@@ -62,7 +65,7 @@ class EventsApi:
         calendar = body.get("calendar")
         if calendar is not None and not isinstance(calendar, str):
             raise HttpError(400, "invalid_event", "calendar must be a calendar name", extra={"field": "calendar"})
-        flows = self.registry._built.get("flows")
+        flows = self.registry.flows if self.registry.serving("flows") else None
         if body.get("conference") is True and flows is not None:  # Event → call (issue 9, tau.flows)
             await flows.conference(request.user, body)
         try:
@@ -207,7 +210,7 @@ class CalendarsApi:
         return Response(b"", 204)
 
 
-def register(registry: Any, http: Any, cals: Calendars) -> None:
+def register(registry: Registry, http: Any, cals: Calendars) -> None:
     api = EventsApi(registry, cals)
     http.route("POST", "/api/events", api.create, scope="calendar")
     http.route("GET", "/api/events", api.list, scope="calendar")

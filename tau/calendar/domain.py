@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
@@ -21,6 +21,9 @@ from tau.calendar.filters import CompFilter, Plan
 from tau.calendar.ical import InvalidObject, ParsedObject
 from tau.calendar.objects import ObjectRow
 from tau.calendar.store import Access, CalendarError, CalendarRow
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 TOPIC = events.CALENDAR_CHANGED
@@ -35,7 +38,7 @@ class Owner:
 
 
 class Calendars:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.db = registry.db
         self.scheduler: Any = None        # set by the service (tau.calendar.scheduling.Scheduler)
@@ -178,7 +181,7 @@ class Calendars:
         cal = await self._calendar_named(user, calendar, component)
         if fields.get("conference") is True:
             # issue 9 (event → call): TauConnect provides ``calendar_conference(user, fields) -> join URL``
-            make_room = self.registry._built.get("calendar_conference")
+            make_room = self.registry.calendar_conference
             if make_room is not None:
                 fields = {**fields, "conference": await make_room(user.address, fields)}
         uid, text = events.build(fields, user.address, self.registry.config.tau.hostname, self.now())

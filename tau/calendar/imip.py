@@ -28,7 +28,7 @@ import email.policy
 import re
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -41,6 +41,9 @@ from tau.calendar.store import mark_imip_seen as mark_seen
 from tau.calendar.store import user_id as store_user_id
 from tau.mail import senders
 from tau.storage.database import Txn
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 MAX_IMIP = 2 * 1024 * 1024
@@ -138,7 +141,7 @@ def sender_trusted(txn: Txn, origin: dict[str, Any] | None, sender: str) -> bool
 
 
 class ImipSender:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
     async def send(self, sender: str, remote: list[str], local: list[str], method: str, message: Any) -> None:
@@ -173,7 +176,7 @@ class ImipSender:
 class ImipReceiver:
     """Applies iMIP messages delivered to local users (subscribed to ``mailbox.changed``)."""
 
-    def __init__(self, registry: Any, cals: Calendars) -> None:
+    def __init__(self, registry: Registry, cals: Calendars) -> None:
         self.registry, self.cals = registry, cals
         self.pending: list[defer.Deferred[None]] = []
 

@@ -9,7 +9,7 @@ sync change). Objects capped by ``MAX_INDEXED`` instances gain nothing from it a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.application.internet import TimerService
 
@@ -17,6 +17,8 @@ from tau.calendar import ical
 from tau.net.periodic import periodic
 from tau.storage.database import Txn
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
 INTERVAL = 24 * 3600.0
 BATCH = 200
 MAX_BATCHES = 50
@@ -56,7 +58,7 @@ def _reparse(rows: list[tuple[int, int, str]], now: float) -> list[tuple[int, in
     return out
 
 
-async def extend_index(registry: Any) -> int:
+async def extend_index(registry: Registry) -> int:
     """Re-index objects whose horizon is within a year; returns how many were re-indexed."""
     db = registry.db
     now = registry.clock.seconds()
@@ -75,6 +77,6 @@ async def extend_index(registry: Any) -> int:
     return done
 
 
-def service(registry: Any) -> TimerService:
+def service(registry: Registry) -> TimerService:
     return periodic(registry, "calendar-maintenance", INTERVAL, lambda: extend_index(registry),
                     "extended the calendar index of {n} objects", "calendar index maintenance failed")

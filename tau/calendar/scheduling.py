@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
@@ -23,6 +23,9 @@ from tau.calendar.domain import Calendars, Owner
 from tau.calendar.ical import InvalidObject, ParsedObject
 from tau.calendar.objects import ObjectRow
 from tau.calendar.store import CalendarError, CalendarRow
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 _SAFE = re.compile(r"^[A-Za-z0-9@._-]{1,180}$")
@@ -34,7 +37,7 @@ def object_name(uid: str) -> str:
 
 
 class Scheduler:
-    def __init__(self, registry: Any, cals: Calendars) -> None:
+    def __init__(self, registry: Registry, cals: Calendars) -> None:
         from tau.calendar.imip import ImipSender
 
         self.registry, self.cals = registry, cals

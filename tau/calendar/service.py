@@ -4,23 +4,22 @@ REST ``/api/events`` and ``/api/calendars``, scheduling, and iMIP processing of 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tau.calendar import api, caldav
-from tau.calendar.davtree import CalendarBody, CalendarProvider
-from tau.calendar.domain import Calendars
-from tau.dav.server import XML_METHODS, BoundedBody, DavServer
+from tau.calendar import api
+from tau.calendar.davtree import CalendarBody
+from tau.dav.server import XML_METHODS, BoundedBody
 from tau.http.router import Response
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 DAV_PREFIX = "/dav"
 DAV_BODY_LIMIT = 16 * 1024 * 1024   # bigger bodies are 413 before they are read; calendar objects stop at 1 MiB
 
 
-def install(registry: Any, host: Any) -> None:
-    cals = Calendars(registry)
-    server = DavServer(CalendarProvider(cals), DAV_PREFIX, clock=registry.reactor.seconds, db=registry.db,
-                       max_lock_timeout=registry.config.dav.max_lock_timeout)
-    caldav.register(server)
+def install(registry: Registry, host: Any) -> None:
+    cals, server = registry.calendars, registry.calendar_dav
     http = host.http
     http.mount(DAV_PREFIX, server, auth="any", body_limit=DAV_BODY_LIMIT, scope="calendar")
     # authenticated when the headers arrive: a refused PUT is answered 401 before its body is read
@@ -30,16 +29,12 @@ def install(registry: Any, host: Any) -> None:
     _well_known(http)
     api.register(registry, http, cals)
     from tau.calendar.imip import ImipReceiver
-    from tau.calendar.scheduling import Scheduler
 
-    cals.scheduler = Scheduler(registry, cals)
     ImipReceiver(registry, cals).subscribe()
     from tau.calendar import maintenance
 
     host.add_service(maintenance.service(registry))
     registry.services["calendar"] = "ok"
-    registry.provide("calendars", cals)
-    registry.provide("calendar_dav", server)
 
 
 def _well_known(http: Any) -> None:

@@ -12,13 +12,16 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth.accounts import AccountError, normalize_address
 from tau.bus import events
 from tau.connect import store
 from tau.connect.store import CallError
 from tau.connect.turn import TurnConfig
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 MAX_TITLE = 200
 MAX_INVITEES = 100
@@ -83,7 +86,7 @@ class NoMedia:
 
 
 class Calls:
-    def __init__(self, registry: Any, media: Any = None) -> None:
+    def __init__(self, registry: Registry, media: Any = None) -> None:
         self.registry, self.db, self.bus, self.clock = registry, registry.db, registry.bus, registry.clock
         self.turn = TurnConfig.from_config(registry.config)
         self.media = media or NoMedia()

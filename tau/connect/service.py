@@ -8,7 +8,7 @@ so the defaults need no configuration at all.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.connect import api
 from tau.connect.calls import Calls, NoMedia
@@ -17,16 +17,19 @@ from tau.connect.sfu import supervisor
 from tau.connect.signaling import SignalSocket
 from tau.http.websocket import make_resource
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 #: signaling frames are small; SDP is at most 64 KiB
 MAX_FRAME = 256 * 1024
 
 
-def _settings(registry: Any) -> dict[str, Any]:
+def _settings(registry: Registry) -> dict[str, Any]:
     section = registry.config.connect
     return {"sfu": section.sfu, "sfu_workers": section.sfu_workers}
 
 
-def build(registry: Any, media: Any = None) -> tuple[Calls, SignalHub, Any]:
+def build(registry: Registry, media: Any = None) -> tuple[Calls, SignalHub, Any]:
     """The calls domain, its hub and the ``/ws/signal`` resource (tests mount them on a TauSite)."""
     calls = Calls(registry, media)
     hub = SignalHub(registry.bus)
@@ -36,7 +39,7 @@ def build(registry: Any, media: Any = None) -> tuple[Calls, SignalHub, Any]:
     return calls, hub, resource
 
 
-def install(registry: Any, host: Any) -> None:
+def install(registry: Registry, host: Any) -> None:
     settings = _settings(registry)
     media: Any = NoMedia()
     if settings["sfu"] and supervisor.available():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import NOT_DONE_YET
 
@@ -26,6 +26,9 @@ from tau.files.uploads import upload_factory
 from tau.http import usercontent
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 MAX_LIMIT = 1000
 
@@ -58,7 +61,7 @@ def parse_path(raw: str | None) -> list[str]:
 
 
 class FilesApi:
-    def __init__(self, registry: Any, tree: FileTree) -> None:
+    def __init__(self, registry: Registry, tree: FileTree) -> None:
         self.registry, self.tree = registry, tree
 
     async def _locked(self, canonical: list[str], user: Any, depth: bool = False) -> None:
@@ -68,9 +71,7 @@ class FilesApi:
         owner of the tree is not held off by a lock someone else took through a share: her write
         breaks it, as her DAV writes do (``tau.dav.context.DavContext.overrides``).
         """
-        dav = self.registry._built.get("files_dav")
-        if dav is None:
-            return
+        dav = self.registry.files_dav
         key = tuple(canonical)
         found = await dav.lock_store.load([key], [key] if depth else [])
         hits = [lock for lock in found if lock.covers(key) or lock.covers(key[:-1]) or (depth and lock.within(key))]
@@ -81,8 +82,7 @@ class FilesApi:
             await dav.lock_store.remove(lock.token)
 
     async def _locked_node(self, node: Node, user: Any, depth: bool = True) -> None:
-        if self.registry._built.get("files_dav") is not None:
-            await self._locked(await self.tree.run("files_canonical", lookup.canonical, node), user, depth)
+        await self._locked(await self.tree.run("files_canonical", lookup.canonical, node), user, depth)
 
     async def _locate(self, user: Any, file_id: str) -> tuple[Node, list[str], bool]:
         if not file_id.isdigit():
@@ -244,7 +244,7 @@ async def _nothing() -> Any:
     yield b""  # pragma: no cover
 
 
-def register(registry: Any, http: Any, tree: FileTree) -> None:
+def register(registry: Registry, http: Any, tree: FileTree) -> None:
     api = FilesApi(registry, tree)
     # authenticated (with the route's scope) and admitted (quota) when the headers arrive
     http.site.add_body_sink("/api/files", {"POST"}, upload_factory(tree.blobs.writer), auth="bearer")

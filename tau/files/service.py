@@ -3,22 +3,22 @@ public links at ``/s/TOKEN`` — one file tree behind all of them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.dav.put import UploadBody
-from tau.dav.server import DavServer, install_sinks
+from tau.dav.server import install_sinks
 from tau.files.admission import dav_admission
-from tau.files.davtree import FilesProvider
-from tau.files.service_tree import FileTree, files_blob_store
+from tau.files.service_tree import FileTree
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 DAV_PREFIX = "/dav/files"
 
 
-def install(registry: Any, host: Any) -> None:
-    blobs = files_blob_store(registry)
-    tree = FileTree(registry, blobs)
-    server = DavServer(FilesProvider(tree), DAV_PREFIX, clock=registry.reactor.seconds, db=registry.db,
-                       max_lock_timeout=registry.config.dav.max_lock_timeout)
+def install(registry: Registry, host: Any) -> None:
+    tree, server = registry.files_tree, registry.files_dav
+    blobs = tree.blobs
     http = host.http
     http.mount(DAV_PREFIX, server, auth="any", body_limit=None, scope="files")
     install_sinks(http.site, DAV_PREFIX + "/", lambda request, length: UploadBody(request, length, blobs.writer),
@@ -30,17 +30,12 @@ def install(registry: Any, host: Any) -> None:
     shares.register(registry, http, tree)
     host.add_service(_orphan_collector(registry, tree))
     registry.services["files"] = "ok"
-    registry.provide("files_tree", tree)
-    registry.provide("files_dav", server)
-    from tau.files.attachments import AttachmentFiles
-
-    registry.attachment_files = AttachmentFiles(registry)   # mail's file_id attachments (compose.FileSource)
 
 
 GC_INTERVAL = 3600.0
 
 
-def _orphan_collector(registry: Any, tree: FileTree) -> Any:
+def _orphan_collector(registry: Registry, tree: FileTree) -> Any:
     """Hourly: blobs left behind when a user (and, by cascade, their files) was deleted."""
     from tau.files.blobrefs import collect_orphans
     from tau.net.periodic import periodic

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.blobs import BlobStore
 from tau.files import blobrefs, lookup, store
 from tau.files.lookup import Lookup
 from tau.files.store import FilesError, Node
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
-def files_blob_store(registry: Any) -> BlobStore:
+
+def files_blob_store(registry: Registry) -> BlobStore:
     """The blob store for file contents.
 
     Same backend and master key as everything else, but its own address key: file blobs and
@@ -27,7 +30,7 @@ READ_BATCH = 1024 * 1024
 
 
 class FileTree:
-    def __init__(self, registry: Any, blobs: BlobStore) -> None:
+    def __init__(self, registry: Registry, blobs: BlobStore) -> None:
         self.registry = registry
         self.db = registry.db
         self.blobs = blobs

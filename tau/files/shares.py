@@ -22,7 +22,7 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.web.server import NOT_DONE_YET
 
@@ -41,6 +41,9 @@ from tau.http import usercontent
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 PASSWORD_TTL = 600.0
 
 
@@ -54,7 +57,7 @@ def _epoch(value: Any) -> int | None:
 
 
 class Shares:
-    def __init__(self, registry: Any, tree: FileTree) -> None:
+    def __init__(self, registry: Registry, tree: FileTree) -> None:
         self.registry, self.tree = registry, tree
         self._unlocked: dict[str, float] = {}
         self._throttle = LoginThrottle(registry.clock)
@@ -221,7 +224,7 @@ class Shares:
         return json_response({"name": created.name, "size": created.size}, 201)
 
 
-def register(registry: Any, http: Any, tree: FileTree) -> None:
+def register(registry: Registry, http: Any, tree: FileTree) -> None:
     shares = Shares(registry, tree)
     http.route("POST", "/api/shares", shares.create, scope="files")
     http.route("GET", "/api/shares", shares.listing, scope="files")

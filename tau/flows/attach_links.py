@@ -18,11 +18,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
 from tau.flows import mime_links
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 FOLDER = "Mail attachments"
@@ -109,7 +112,7 @@ def _remove(txn: Any, blobs: Any, node_ids: list[int]) -> None:
 class AttachmentLinks:
     """Installed as ``registry.attachment_links`` by the flows service when the threshold is set."""
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.threshold: int = registry.config.flows.attachment_link_threshold
         self.default_quota: int = registry.config.limits.quota_bytes

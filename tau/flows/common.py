@@ -12,11 +12,14 @@ import email.policy
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth import accounts
 from tau.http.errors import HttpError
 from tau.mail.errors import MailError
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
 @dataclass
@@ -47,7 +50,7 @@ def parse(message_id: str, raw: bytes) -> Mail:
     return Mail(message_id, raw, msg, str(msg.get("subject", "") or ""), sender, people)
 
 
-async def load(registry: Any, store: Any, user: Any, message_id: str) -> Mail:
+async def load(registry: Registry, store: Any, user: Any, message_id: str) -> Mail:
     """The caller's message ``MAILBOXID.UID``; 404 for another user's (the mail API's rule)."""
     from tau.mail.api import parse_id
 
@@ -60,7 +63,7 @@ async def load(registry: Any, store: Any, user: Any, message_id: str) -> Mail:
     return await registry.run_in_thread(parse, message_id, raw)
 
 
-async def local_users(registry: Any, addresses: list[str], exclude: str) -> list[str]:
+async def local_users(registry: Registry, addresses: list[str], exclude: str) -> list[str]:
     """The addresses that are accounts here (other correspondents cannot chat or be rung)."""
     wanted = [a for a in addresses if a != exclude.lower()]
     if not wanted:

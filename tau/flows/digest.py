@@ -24,7 +24,7 @@ import unicodedata
 from collections import Counter
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
@@ -32,6 +32,9 @@ from twisted.logger import Logger
 
 from tau.flows import digest_store
 from tau.flows.digest_store import Lost, Unread
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 MAX_USERS = 500        # per round; the next round carries on
@@ -110,12 +113,11 @@ class ChatDigest(Service):
 
     name = "flows-chat-digest"
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.after: int = registry.config.flows.chat_digest_after
         self.interval = interval_for(self.after)
         self._loop: task.LoopingCall | None = None
-        self._presence: Any = None
         self._running: defer.Deferred[Any] | None = None
         self._backoff: dict[int, float] = {}     # user id → no retry before (quota trouble)
         self.sent = 0
@@ -147,14 +149,7 @@ class ChatDigest(Service):
     @property
     def presence(self) -> Any:
         """The messenger's presence (its live sockets; Redis-backed in a cluster)."""
-        messenger = self.registry._built.get("messenger")
-        if messenger is not None:
-            return messenger.presence
-        if self._presence is None:      # no messenger here: nobody can be connected to this node
-            from tau.messenger.presence import create_presence
-
-            self._presence = create_presence(self.registry, lambda *_: None)
-        return self._presence
+        return self.registry.messenger.presence
 
     def _bus_ok(self) -> bool:
         check = self.registry.health_checks.get("bus")

@@ -3,20 +3,28 @@ two automatic ones: the chat digest (``tau.flows.digest``) and attachment links 
 (``tau.flows.attach_links``, reached by SMTP submission and ``POST /api/emails`` through
 ``registry.attachment_links``).
 
-Installed last (order 90) so the services it joins are already there. It builds its own thin
-handles on their domain objects (``Calls``, ``Messenger``, ``FileTree``): those hold no state of
-their own beyond the database and the bus, so a second handle behaves exactly like the one the
-service itself uses, and every notification still goes through the (cluster-wide) bus.
+The domain objects it joins (``calls``, ``messenger``, ``files_tree``, ``calendars``) come from
+the registry; it asks ``registry.serving`` at use time whether the calendar runs here, so the
+plugins' order does not matter. ``calls`` is a signalling-only handle (the connect plugin's own
+adds media): it holds no state beyond the database and the bus, so every notification still goes
+through the (cluster-wide) bus.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.flows import common
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response
+
+if TYPE_CHECKING:
+    from tau.calendar.domain import Calendars
+    from tau.connect.calls import Calls
+    from tau.files.service_tree import FileTree
+    from tau.messenger.domain import Messenger
+    from tau.registry import Registry
 
 
 async def _json_body(request: Any) -> dict[str, Any]:
@@ -35,42 +43,26 @@ async def _json_body(request: Any) -> dict[str, Any]:
 
 
 class Flows:
-    def __init__(self, registry: Any) -> None:
-
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.store = registry.mail_store
-        self._calls: Any = None
-        self._messenger: Any = None
-        self._files: Any = None
 
     @property
-    def calls(self) -> Any:
-        if self._calls is None:
-            from tau.connect.calls import Calls
-
-            self._calls = Calls(self.registry)
-        return self._calls
+    def calls(self) -> Calls:
+        return self.registry.calls
 
     @property
-    def messenger(self) -> Any:
-        if self._messenger is None:
-            from tau.messenger.domain import Messenger
-
-            # the messenger service's own instance when it runs here (its presence knows the sockets)
-            self._messenger = self.registry._built.get("messenger") or Messenger(self.registry)
-        return self._messenger
+    def messenger(self) -> Messenger:
+        return self.registry.messenger
 
     @property
-    def files(self) -> Any:
-        if self._files is None:
-            from tau.files.service_tree import FileTree, files_blob_store
-
-            self._files = FileTree(self.registry, files_blob_store(self.registry))
-        return self._files
+    def files(self) -> FileTree:
+        return self.registry.files_tree
 
     @property
-    def calendars(self) -> Any:
-        return self.registry._built.get("calendars")
+    def calendars(self) -> Calendars | None:
+        """The calendar service's, when it runs here (events need its scheduling)."""
+        return self.registry.calendars if self.registry.serving("calendar") else None
 
     async def send_mail(self, user: Any, to: list[str], subject: str, text: str) -> Any:
         """Plain text mail from ``user`` (raises ``tau.mail.errors.MailError`` when refused)."""
@@ -117,28 +109,19 @@ class Flows:
         return json_response(await save_attachment(self, request.user, mail, int(n), body), 201)
 
 
-def install(registry: Any, host: Any) -> None:
-    from tau.flows.digest import ChatDigest
+def install(registry: Registry, host: Any) -> None:
+    from functools import partial
 
-    if registry.config.flows.attachment_link_threshold:
-        from tau.flows.attach_links import AttachmentLinks
+    from tau.flows.chat_call import start
 
-        registry.attachment_links = AttachmentLinks(registry)
-    digest = ChatDigest(registry)
-    host.add_service(digest)
-    registry.provide("chat_digest", digest)
+    flows = registry.flows
+    host.add_service(registry.chat_digest)
+    # chat sockets ask the flows to start a call (messenger does not import flows)
+    registry.messenger.frame_hooks["call.start"] = partial(start, flows)
     if host.http is None:
         return
-    flows = Flows(registry)
     host.http.route("POST", "/api/emails/{id}/call", flows.call, scope="mail calls")
     host.http.route("POST", "/api/emails/{id}/chat", flows.chat, scope="mail chat")
     host.http.route("POST", "/api/emails/{id}/event", flows.event, scope="mail calendar")
     host.http.route("POST", "/api/emails/{id}/attachments/{n}/save", flows.save, scope="mail files")
-    registry.provide("flows", flows)
-    if "messenger" in registry.services:      # installed before (order): its sockets ask us for call.start
-        from functools import partial
-
-        from tau.flows.chat_call import start
-
-        flows.messenger.frame_hooks["call.start"] = partial(start, flows)
     registry.services["flows"] = "ok"

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth import scopes
 from tau.auth.accounts import User
 from tau.auth.authenticator import LoginFailed, LoginThrottled, TokenRefused
 from tau.http import cookie_session
 from tau.http.errors import HttpError
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
 def _unauthorized(message: str, allow_basic: bool, error: str = "unauthorized") -> HttpError:
@@ -30,7 +33,7 @@ def _unauthorized(message: str, allow_basic: bool, error: str = "unauthorized") 
     return HttpError(401, error, message, headers={"WWW-Authenticate": challenge})
 
 
-async def authenticate_request(registry: Any, request: Any, allow_basic: bool = False,
+async def authenticate_request(registry: Registry, request: Any, allow_basic: bool = False,
                                allow_cookie: bool = False, scope: str | None = None) -> User:
     """The caller's account; sets ``request.scopes`` and ``request.token_session`` (the token's session,
     None for Basic); refuses a caller lacking ``scope``."""
@@ -51,7 +54,7 @@ def require_scope(user: Any, granted: frozenset[str], scope: str | None) -> None
             "WWW-Authenticate": f'Bearer realm="tau", error="insufficient_scope", scope="{exc.scope}"'})
 
 
-async def _identify(registry: Any, request: Any, allow_basic: bool,
+async def _identify(registry: Registry, request: Any, allow_basic: bool,
                     allow_cookie: bool) -> tuple[User, frozenset[str], str | None]:
     header = request.getHeader(b"authorization")
     if not header:

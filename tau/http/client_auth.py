@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from tau.auth import oauth_clients
 from tau.auth.oauth import ClientIdentity
 from tau.http.errors import HttpError
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 __all__ = ["AUTH_METHODS", "ClientIdentity", "authenticate_client"]
@@ -54,7 +57,7 @@ def _presented(request: Any, form: dict[str, str]) -> tuple[str, str | None]:
     return basic[0], basic[1] or None
 
 
-async def authenticate_client(registry: Any, request: Any, form: dict[str, str]) -> ClientIdentity:
+async def authenticate_client(registry: Registry, request: Any, form: dict[str, str]) -> ClientIdentity:
     """Who the token request speaks for; raises 401 invalid_client for a missing or wrong secret."""
     client_id, secret = _presented(request, form)
     if len(client_id) > 200 or (secret is not None and len(secret) > 200):

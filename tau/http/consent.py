@@ -13,13 +13,16 @@ from __future__ import annotations
 import hmac
 import secrets
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from tau.auth import oauth_clients, oauth_store, redirects, scopes, totp
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 from tau.http.errors import HttpError
 from tau.http.router import Response, query_arg, read_form
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 FORM_TTL = 600
 PARAMS = ("response_type", "client_id", "redirect_uri", "code_challenge", "code_challenge_method", "state", "scope")
@@ -59,7 +62,7 @@ def _redirect(uri: str, params: dict[str, str]) -> Response:
 
 
 class Consent:
-    def __init__(self, registry: Any, oauth: Any) -> None:
+    def __init__(self, registry: Registry, oauth: Any) -> None:
         self.registry = registry
         self.oauth = oauth
 
@@ -149,7 +152,7 @@ class Consent:
         return _redirect(params["redirect_uri"], {"code": code, **state})
 
 
-def register(registry: Any, http: Any, oauth: Any) -> None:
+def register(registry: Registry, http: Any, oauth: Any) -> None:
     consent = Consent(registry, oauth)
     http.route("GET", "/oauth2/authorize", consent.show, auth="none")
     http.route("POST", "/oauth2/authorize", consent.submit, auth="none")

@@ -20,10 +20,13 @@ grants).
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth.tokens import InvalidToken
 from tau.http.errors import HttpError
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 ACCESS, REFRESH = "tau_session", "tau_refresh"
 REFRESH_PATH = "/api/session"
@@ -31,7 +34,7 @@ CSRF_HEADER = b"x-csrf-token"
 SAFE_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 
 
-def is_secure(registry: Any, request: Any) -> bool:
+def is_secure(registry: Registry, request: Any) -> bool:
     """https to the browser: TLS here, or a TLS-terminating proxy named by ``[tau] public_url``."""
     public = registry.config.tau.public_url or ""
     return bool(request.isSecure()) or public.startswith("https://")
@@ -42,7 +45,7 @@ def names(secure: bool) -> tuple[str, str]:
     return ("__Host-" + ACCESS, "__Secure-" + REFRESH) if secure else (ACCESS, REFRESH)
 
 
-def cookie(registry: Any, request: Any, which: int) -> str | None:
+def cookie(registry: Registry, request: Any, which: int) -> str | None:
     """The access (0) or refresh (1) cookie's value, if the request has a sane one."""
     raw = request.getCookie(names(is_secure(registry, request))[which].encode())
     if not raw or len(raw) > 4096:
@@ -53,12 +56,12 @@ def cookie(registry: Any, request: Any, which: int) -> str | None:
         return None
 
 
-def csrf_token(registry: Any, claims: dict[str, Any]) -> str:
+def csrf_token(registry: Registry, claims: dict[str, Any]) -> str:
     """The CSRF token bound to a session: stable across refreshes of the same login."""
     return registry.keys.mac("session-csrf", str(claims.get("sid") or claims.get("jti") or claims["sub"]))
 
 
-def session_claims(registry: Any, request: Any) -> dict[str, Any] | None:
+def session_claims(registry: Registry, request: Any) -> dict[str, Any] | None:
     """Claims of a valid access cookie, or None."""
     token = cookie(registry, request, 0)
     if token is None:
@@ -69,7 +72,7 @@ def session_claims(registry: Any, request: Any) -> dict[str, Any] | None:
         return None
 
 
-def bearer_from_cookie(registry: Any, request: Any) -> bytes | None:
+def bearer_from_cookie(registry: Registry, request: Any) -> bytes | None:
     """``Bearer JWT`` from the access cookie (the route accepts it; the caller checked that).
 
     A state-changing request without the session's CSRF token is refused with 403 here, before
@@ -86,7 +89,7 @@ def bearer_from_cookie(registry: Any, request: Any) -> bytes | None:
     return b"Bearer " + cookie(registry, request, 0).encode()  # type: ignore[union-attr]
 
 
-def set_cookies(registry: Any, request: Any, access: str, access_ttl: int, refresh: str | None = None,
+def set_cookies(registry: Registry, request: Any, access: str, access_ttl: int, refresh: str | None = None,
                 refresh_ttl: int = 0) -> None:
     secure = is_secure(registry, request)
     access_name, refresh_name = names(secure)
@@ -97,7 +100,7 @@ def set_cookies(registry: Any, request: Any, access: str, access_ttl: int, refre
                           secure=secure or None, httpOnly=True, sameSite="strict")
 
 
-def clear_cookies(registry: Any, request: Any) -> None:
+def clear_cookies(registry: Registry, request: Any) -> None:
     secure = is_secure(registry, request)
     access_name, refresh_name = names(secure)
     for name, path in ((access_name, "/"), (refresh_name, REFRESH_PATH)):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 
@@ -10,11 +10,14 @@ from tau.http.errors import now_rfc3339
 from tau.http.router import Response, json_response
 from tau.storage.database import ping
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 PROBE_TIMEOUT = 3.0
 SUITE = ("mail", "calendar", "files", "messenger", "connect")
 
 
-async def _probe(registry: Any, fn: Any) -> str | None:
+async def _probe(registry: Registry, fn: Any) -> str | None:
     try:
         d = defer.maybeDeferred(fn)
         d.addTimeout(PROBE_TIMEOUT, registry.reactor)
@@ -28,7 +31,7 @@ async def _probe(registry: Any, fn: Any) -> str | None:
     return None
 
 
-async def health(registry: Any, request: Any) -> Response:
+async def health(registry: Registry, request: Any) -> Response:
     checks = {
         "database": lambda: registry.db.run("health", ping, readonly=True),
         "blob_store": lambda: registry.blobs.check(),

@@ -8,7 +8,7 @@ JWKS, and the consent page (``consent.py``). The grants themselves live with the
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth.oauth import SCOPES, OAuth, OAuthError, s256
 from tau.http import client_auth
@@ -16,6 +16,9 @@ from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, read_form
 
 __all__ = ["SCOPES", "OAuth", "OAuthEndpoints", "base_url", "http_error", "register", "s256"]
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
 def _oauth_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> HttpError:
@@ -28,7 +31,7 @@ def http_error(exc: OAuthError) -> HttpError:
 
 
 class OAuthEndpoints:
-    def __init__(self, registry: Any, oauth: OAuth | None = None) -> None:
+    def __init__(self, registry: Registry, oauth: OAuth | None = None) -> None:
         self.registry = registry
         self.oauth = oauth or OAuth(registry)
 
@@ -77,7 +80,7 @@ class OAuthEndpoints:
         return json_response({})
 
 
-def base_url(registry: Any, request: Any) -> str:
+def base_url(registry: Registry, request: Any) -> str:
     configured = registry.config.tau.public_url
     if configured:
         return configured.rstrip("/")
@@ -88,7 +91,7 @@ def base_url(registry: Any, request: Any) -> str:
     return f"{scheme}://{host}"
 
 
-def register(registry: Any, http: Any) -> None:
+def register(registry: Registry, http: Any) -> None:
     from tau.http import consent
 
     oauth = OAuthEndpoints(registry)

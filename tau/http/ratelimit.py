@@ -15,12 +15,15 @@ reached the limiter fails open and logs it: availability over strictness.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from twisted.logger import Logger
 
 from tau.http.errors import HttpError
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 MAX_BUCKETS = 200_000
@@ -145,7 +148,7 @@ class RateLimiter:
                             headers={"Retry-After": str(retry)})
 
 
-def create_rate_limiter(registry: Any) -> RateLimiter:
+def create_rate_limiter(registry: Registry) -> RateLimiter:
     limits = registry.config.limits
     url = registry.config.redis.url
     buckets = RedisBuckets(url, registry.reactor) if url else MemoryBuckets(registry.clock)

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from twisted.internet import defer
@@ -29,6 +29,9 @@ from tau.auth.hashgate import HashBusy
 from tau.http.auth import authenticate_request, require_scope
 from tau.http.errors import HttpError, error_body
 from tau.storage.budget import StatementTimeout, act_as
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 Handler = Callable[..., Awaitable[Any]]
@@ -69,7 +72,7 @@ def _checked_scope(what: str, auth: str, scope: str | None) -> str | None:
 class Router(Resource):
     isLeaf = True
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         super().__init__()
         self.registry = registry
         self.routes: list[Route] = []
@@ -217,9 +220,7 @@ def send_error(request: Any, exc: HttpError) -> None:
         return
     if exc.status >= 500:
         log.error("{status} {code}: {message}", status=exc.status, code=exc.code, message=exc.message)
-    metrics = getattr(request.channel.site.registry, "metrics", None)
-    if metrics is not None:
-        metrics.errors.labels("http", exc.code).inc()
+    request.channel.site.registry.metrics.errors.labels("http", exc.code).inc()
     body = exc.body if exc.body is not None else error_body(exc.code, exc.message, request.request_id, exc.extra)
     send_response(request, Response(body, exc.status, exc.content_type, exc.headers))
 

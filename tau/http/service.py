@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth import scopes
 from tau.http.health import health
 from tau.http.router import Response, Router, json_response
 from tau.http.site import TauSite
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 
 class HttpHost:
     """What ``host.http`` offers other services: routes, mounts, body limits."""
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.router = Router(registry)
         self.site = TauSite(self.router, registry)
@@ -42,7 +45,7 @@ class HttpHost:
         metrics.http_latency.labels(method, route).observe(elapsed)
 
 
-def install(registry: Any, host: Any) -> None:
+def install(registry: Registry, host: Any) -> None:
     http = HttpHost(registry)
     host.http = http
 

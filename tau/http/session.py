@@ -14,7 +14,7 @@ send neither, so no other site can sign a browser in or out.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth import scopes
 from tau.auth.oauth import SCOPES, ClientIdentity, OAuth, OAuthError
@@ -24,10 +24,13 @@ from tau.http.errors import HttpError
 from tau.http.oauth import base_url, http_error
 from tau.http.router import Response, json_response, read_json_object
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 CLIENT_ID = "tau-web-session"
 
 
-def _same_origin_json(registry: Any, request: Any) -> None:
+def _same_origin_json(registry: Registry, request: Any) -> None:
     ctype = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
     if ctype != b"application/json":
         raise HttpError(415, "unsupported_media_type", "send application/json")
@@ -41,7 +44,7 @@ def _same_origin_json(registry: Any, request: Any) -> None:
 
 
 class Sessions:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.oauth = OAuth(registry, refresh_ttl=registry.config.auth.session_ttl)
 
@@ -106,7 +109,7 @@ class Sessions:
         return Response(b"", 204, "text/plain")
 
 
-def register(registry: Any, http: Any) -> None:
+def register(registry: Registry, http: Any) -> None:
     sessions = Sessions(registry)
     http.route("POST", "/api/session", sessions.login, auth="none")
     http.route("GET", "/api/session", sessions.current, scope=scopes.ANY)

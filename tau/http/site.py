@@ -18,7 +18,7 @@ import secrets
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from twisted.internet import defer, task
@@ -31,6 +31,9 @@ from tau.http.gate import Admission, BodyCap, EarlyAuth, HeldBody
 from tau.http.router import route_path
 from tau.net.slow import SlowSender
 from tau.storage.faults import RETRY_AFTER, is_unavailable
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger(namespace="tau.http.access")
 errlog = Logger(namespace="tau.http")
@@ -317,7 +320,7 @@ class TauSite(server.Site):
         """What CappedFactory (tau.app.connlimit) says to a client over the connection caps."""
         return _plain_answer(503, "unavailable", "too many connections from your address", b"Retry-After: 10\r\n")
 
-    def __init__(self, resource: Any, registry: Any, **kwargs: Any) -> None:
+    def __init__(self, resource: Any, registry: Registry, **kwargs: Any) -> None:
         super().__init__(resource, **kwargs)
         self.registry = registry
         self.default_body_limit: int = registry.config.limits.request_body

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -32,6 +32,9 @@ from twisted.web.server import NOT_DONE_YET
 
 from tau.http.auth import authenticate_request
 from tau.http.errors import HttpError
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 CLOSE_UNAUTHORIZED = 4401
@@ -256,7 +259,7 @@ class SocketResource(WebSocketResource):
         return NOT_DONE_YET
 
 
-def make_resource(registry: Any, protocol: type[JsonSocket], max_frame: int = 1024 * 1024,
+def make_resource(registry: Registry, protocol: type[JsonSocket], max_frame: int = 1024 * 1024,
                   ping_interval: float = 30.0, ping_timeout: float = 10.0) -> WebSocketResource:
     """A twisted.web resource for ``host.http.mount(path, resource)``."""
     from tau.auth import scopes

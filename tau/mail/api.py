@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
@@ -20,6 +20,9 @@ from tau.mail.errors import MailError
 from tau.mail.mime import view
 from tau.mail.store import MailboxNotFound, MailStoreError, Search
 from tau.mail.store.names import InvalidFlag
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 MAX_LIMIT = 200
 _ID = re.compile(r"^(\d{1,18})\.(\d{1,18})$")
@@ -55,7 +58,7 @@ def compile_query(q: str) -> Search:
 
 
 class EmailsAPI:
-    def __init__(self, registry: Any, store: Any) -> None:
+    def __init__(self, registry: Registry, store: Any) -> None:
         self.registry = registry
         self.store = store
 
@@ -190,7 +193,7 @@ class EmailsAPI:
         return json_response({"id": f"{trash.id}.{result.pairs[0][1]}", "mailbox": trash.name, "deleted": False})
 
 
-def register(registry: Any, http: Any, store: Any) -> EmailsAPI:
+def register(registry: Registry, http: Any, store: Any) -> EmailsAPI:
     api = EmailsAPI(registry, store)
     http.route("GET", "/api/emails", api.list, scope="mail")
     http.route("POST", "/api/emails", api.send, scope="mail")

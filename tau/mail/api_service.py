@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
-def install(registry: Any, host: Any) -> None:
+def install(registry: Registry, host: Any) -> None:
     if host.http is None:
         return
     from tau.mail import api, pgp_api

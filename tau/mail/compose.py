@@ -17,9 +17,12 @@ import email.utils
 import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tau.mail.errors import AttachmentNotFound, InvalidMessage, MessageTooLarge, SenderNotAllowed
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 MAX_RECIPIENTS = 100
 
@@ -109,7 +112,7 @@ class Link:
     text: str
 
 
-async def attachment_source(registry: Any, user: Any, item: AttachmentInput) -> Attachment:
+async def attachment_source(registry: Registry, user: Any, item: AttachmentInput) -> Attachment:
     """Validate one attachment: inline bytes or base64 (decoded), or a TauCloud file id (located, not read)."""
     filename = item.filename
     ctype = item.content_type or "application/octet-stream"
@@ -135,7 +138,7 @@ async def attachment_source(registry: Any, user: Any, item: AttachmentInput) -> 
     return Attachment(filename, ctype, data, node)
 
 
-async def read_attachment(registry: Any, att: Attachment) -> tuple[str, str, bytes]:
+async def read_attachment(registry: Registry, att: Attachment) -> tuple[str, str, bytes]:
     """(filename, content type, bytes): a cloud file is read here, within the message size limit."""
     if att.data is not None:
         return att.filename, att.content_type, att.data
@@ -144,7 +147,7 @@ async def read_attachment(registry: Any, att: Attachment) -> tuple[str, str, byt
     return att.filename, att.content_type, await registry.blobs.read(att.node.blob_key)
 
 
-async def attachment_bytes(registry: Any, user: Any, item: AttachmentInput) -> tuple[str, str, bytes]:
+async def attachment_bytes(registry: Registry, user: Any, item: AttachmentInput) -> tuple[str, str, bytes]:
     """(filename, content type, bytes) of one attachment: inline base64 or a TauCloud file id."""
     return await read_attachment(registry, await attachment_source(registry, user, item))
 
@@ -157,9 +160,9 @@ class FileSource(Protocol):
         """The file node (``name``, ``content_type``, ``size``, ``blob_key``) ``user`` may read, or None."""
 
 
-async def _file_node(registry: Any, user: Any, file_id: Any) -> Any:
+async def _file_node(registry: Registry, user: Any, file_id: Any) -> Any:
     """A TauCloud file the user may read (its own tree or a share), by id."""
-    files: FileSource | None = getattr(registry, "attachment_files", None)
+    files: FileSource | None = registry.attachment_files
     if files is None:
         raise InvalidMessage("file_attachments_unavailable", "file attachments need TauCloud (tau.files)")
     if not isinstance(file_id, (str, int)) or not str(file_id).isdigit():

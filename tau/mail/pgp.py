@@ -24,9 +24,12 @@ import base64
 import hashlib
 import uuid
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.mail import pgp_store
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 _ZB32 = "ybndrfg8ejkmcpqxot1uwisza345h769"
 
@@ -41,7 +44,7 @@ def wkd_hash(local: str) -> str:
     return zbase32(hashlib.sha1(local.lower().encode("utf-8")).digest())
 
 
-async def keys_of(registry: Any, addresses: list[str]) -> dict[str, tuple[str, str | None]]:
+async def keys_of(registry: Registry, addresses: list[str]) -> dict[str, tuple[str, str | None]]:
     """(armored public, armored protected private or None) per address that has a key."""
     return await registry.db.run("pgp_keys_of", pgp_store.keys_of, addresses, readonly=True)
 

@@ -12,14 +12,16 @@ by the flows service): the link is inside whatever PGP then signs or encrypts.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.mail import compose, pgp
 from tau.mail.errors import InvalidMessage, KeyLocked, MessageTooLarge, SenderNotAllowed
 from tau.mail.store import QuotaExceeded
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
-async def send(registry: Any, store: Any, user: Any, draft: compose.Draft) -> dict[str, Any]:
+async def send(registry: Registry, store: Any, user: Any, draft: compose.Draft) -> dict[str, Any]:
     """Send ``draft`` as ``user``; raises ``MailError`` (``tau.mail.errors``) when it is refused."""
     compose.check(draft)
     if draft.sender is not None and draft.sender != user.address:
@@ -29,7 +31,7 @@ async def send(registry: Any, store: Any, user: Any, draft: compose.Draft) -> di
             raise SenderNotAllowed("sender_not_allowed",
                                    f"{user.address} may not send as {draft.sender} (tau user send-as add)")
     sources = [await compose.attachment_source(registry, user, item) for item in draft.attachments]
-    links = getattr(registry, "attachment_links", None)
+    links = registry.attachment_links
     linked = await links.link_attachments(user, sources) if links is not None and sources else None
     try:
         return await _send(registry, store, user, draft, linked.entries if linked is not None else sources)
@@ -39,7 +41,7 @@ async def send(registry: Any, store: Any, user: Any, draft: compose.Draft) -> di
         raise
 
 
-async def _send(registry: Any, store: Any, user: Any, draft: compose.Draft, entries: list[Any]) -> dict[str, Any]:
+async def _send(registry: Registry, store: Any, user: Any, draft: compose.Draft, entries: list[Any]) -> dict[str, Any]:
     files: compose.Files = [e if isinstance(e, compose.Link) else await compose.read_attachment(registry, e)
                             for e in entries]
     sender = user.address
@@ -72,9 +74,8 @@ async def _send(registry: Any, store: Any, user: Any, draft: compose.Draft, entr
     except BaseException:
         await store.discard_blob(info.key)
         raise
-    outbound = getattr(registry, "outbound", None)
-    if outbound is not None:
-        outbound.kick()
+    if registry.serving("outbound"):
+        registry.outbound.kick()
     box = await store.get_mailbox(sender, sent.mailbox)
     return {"id": f"{box.id}.{sent.uid}" if box else None, "message_id": msg["Message-ID"]}
 
@@ -86,7 +87,7 @@ def _may_send_as(txn: Any, address: str, sender: str) -> bool:
     return user is not None and accounts.user_may_send_as(txn, user, sender)
 
 
-async def _protected(registry: Any, draft: compose.Draft, msg: Any, files: compose.Files,
+async def _protected(registry: Registry, draft: compose.Draft, msg: Any, files: compose.Files,
                      keys: dict[str, tuple[str, str | None]], sender: str) -> bytes:
     own = keys.get(sender.lower())
     public_keys: list[str] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -23,6 +23,9 @@ from tau.messenger import keys, messages
 from tau.messenger.errors import MessengerError
 from tau.messenger.presence import STATUSES, create_presence
 from tau.storage.database import Txn
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 MAX_ENVELOPES = 1000
@@ -80,7 +83,7 @@ def id_list(value: Any, what: str, limit: int = 1000) -> list[int]:
 
 
 class Messenger:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.db = registry.db
         self.bus = registry.bus

@@ -13,12 +13,15 @@ explicit status and last_seen. Redis trouble degrades presence, never the socket
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from twisted.logger import Logger
 
 from tau.clock import Clock
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 STATUSES = ("online", "away", "busy", "offline")
@@ -185,6 +188,6 @@ class RedisPresence:
         return self._redis.disconnect()
 
 
-def create_presence(registry: Any, on_change: OnChange) -> MemoryPresence | RedisPresence:
+def create_presence(registry: Registry, on_change: OnChange) -> MemoryPresence | RedisPresence:
     url = registry.config.redis.url
     return RedisPresence(url, on_change, registry.clock) if url else MemoryPresence(registry.clock, on_change)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.internet import TimerService
 from twisted.internet import defer
@@ -14,10 +14,13 @@ from tau.messenger.hub import Hub
 from tau.messenger.presence import TTL
 from tau.messenger.ws import MessagesSocket
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
-def build(registry: Any) -> tuple[Messenger, Hub, Any]:
+
+def build(registry: Registry) -> tuple[Messenger, Hub, Any]:
     """The messenger, its hub and the ``/ws/messages`` resource (tests mount them on a TauSite)."""
-    messenger = Messenger(registry)
+    messenger = registry.messenger
     hub = Hub(registry.bus)
     resource = make_resource(registry, MessagesSocket)
     resource._factory.messenger = messenger
@@ -25,9 +28,8 @@ def build(registry: Any) -> tuple[Messenger, Hub, Any]:
     return messenger, hub, resource
 
 
-def install(registry: Any, host: Any) -> None:
+def install(registry: Registry, host: Any) -> None:
     messenger, hub, resource = build(registry)
-    registry.provide("messenger", messenger)      # the flows (chat digest) ask its presence
     api.register(host.http, messenger)
     host.http.mount("/ws/messages", resource, auth="none")
     # Redis presence entries expire unless refreshed; in memory this is a no-op

@@ -45,8 +45,8 @@ class Node(_mod.Cloud):  # type: ignore[misc, name-defined]
         if first:
             add_user(registry, ALICE, PASSWORD)
             add_user(registry, BOB, PASSWORD)
-        self.tree = registry._built["files_tree"]
-        self.dav_server = registry._built["files_dav"]
+        self.tree = registry.files_tree
+        self.dav_server = registry.files_dav
 
     def advance(self, seconds: float) -> None:
         self.registry.reactor.advance(seconds)

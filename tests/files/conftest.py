@@ -43,8 +43,8 @@ class Cloud:
         self.client = FakeHttpClient(self.site)
         self.alice = add_user(registry, ALICE, PASSWORD)
         self.bob = add_user(registry, BOB, PASSWORD)
-        self.tree = registry._built["files_tree"]
-        self.dav_server = registry._built["files_dav"]
+        self.tree = registry.files_tree
+        self.dav_server = registry.files_dav
 
     def basic(self, user: str = ALICE, password: str = PASSWORD) -> dict[str, str]:
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}

@@ -28,7 +28,7 @@ def mail(tmp_path: Path, db_url: str) -> Any:
                                      "message_size": "100000"},
                              flows={"attachment_link_threshold": "50000"})
     world = Mail(registry)
-    registry.attachment_links = AttachmentLinks(registry)
+    registry.provide("attachment_links", AttachmentLinks(registry))
     yield world
     registry.db.close()
 

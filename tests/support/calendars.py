@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth.scopes import FULL as FULL_SCOPE
 from tests.support.harness import add_user, make_registry
 from tests.support.http import FakeHttpClient, HttpResponse
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
 PASSWORD = "secret-Pa55"
@@ -17,7 +20,7 @@ C_NS = "urn:ietf:params:xml:ns:caldav"
 
 
 class Host:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.http: Any = None
         self.services: list[Any] = []
@@ -56,7 +59,7 @@ def ics(uid: str, start: str = "20240506T100000Z", end: str = "20240506T110000Z"
 class Cal:
     """A registry with the HTTP core and TauCalendar installed, plus alice, bob and carol."""
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         from tau.calendar import service as calendar_service
         from tau.http import service as http_service
 
@@ -69,7 +72,7 @@ class Cal:
         self.alice = add_user(registry, ALICE, PASSWORD)
         self.bob = add_user(registry, BOB, PASSWORD)
         self.carol = add_user(registry, CAROL, PASSWORD)
-        self.cals = registry._built["calendars"]
+        self.cals = registry.calendars
 
     def basic(self, user: str = ALICE, password: str = PASSWORD) -> dict[str, str]:
         return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}

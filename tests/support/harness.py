@@ -84,6 +84,7 @@ def make_registry(folder: Path, database_url: str, environ: dict[str, str] | Non
     registry = Registry(config, reactor=reactor, run_in_thread=immediate)
     registry.provide("engine", engine)
     registry.provide("db", db)
+    registry.provide("inbound_checks", None)  # no SPF/DKIM/DMARC DNS queries at the in-process MX
     from tau.auth import accounts
 
     db.sync.run("test_domain", accounts.ensure_domain, "example.test")

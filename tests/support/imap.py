@@ -7,13 +7,16 @@ command's whole response is in the transport when ``send`` returns.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from tau.mail.imap.service import IMAPFactory
 from tests.support.harness import add_user, resolve
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 _TAGGED = re.compile(rb"^([A-Za-z0-9.]+) (OK|NO|BAD)\b")
 
@@ -64,7 +67,7 @@ class Client:
 class IMAPEnv:
     """A factory over an in-process registry plus helpers to make users and messages."""
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.factory = IMAPFactory(registry)
         self.store = self.factory.store

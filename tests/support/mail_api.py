@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth.scopes import FULL as FULL_SCOPE
 from tests.support.harness import add_user, make_registry
 from tests.support.http import FakeHttpClient, HttpResponse
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 ALICE, BOB, PASSWORD = "alice@example.test", "bob@example.test", "secret-Pa55"
 
 
 class Host:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.http: Any = None
 
@@ -29,7 +32,7 @@ class Host:
 
 
 class Mail:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         from tau.files import service as files_service
         from tau.http import service as http_service
         from tau.mail import api_service

@@ -8,11 +8,14 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.testing import MemoryReactorClock
 
 from tau.storage.database import Database
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
 class PumpedReactor(MemoryReactorClock):
@@ -44,7 +47,7 @@ class PumpedReactor(MemoryReactorClock):
         self.pump(lambda: False, timeout)
 
 
-def pooled_database(registry: Any, statement_timeout: float = 0.0, user_share: int = 0,
+def pooled_database(registry: Registry, statement_timeout: float = 0.0, user_share: int = 0,
                     observed: list[tuple[str, float, bool]] | None = None) -> tuple[Database, PumpedReactor]:
     """The daemon's Database over ``registry.engine`` with real worker threads, started; the
     caller installs it (``registry.provide("db", db)``) and closes it. Finished transactions are

@@ -4,7 +4,7 @@ read the mail store of a running ``TauDaemon`` (``DaemonStore``) for end-to-end 
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import ITLSTransport
@@ -12,6 +12,9 @@ from twisted.internet.testing import StringTransport
 from zope.interface import implementer
 
 from tau.mail.smtp.service import ConnectionLimiter, SMTPFactory
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
 @implementer(ITLSTransport)
@@ -30,7 +33,7 @@ class FakeTLS:
     """Stands in for ``registry.tls`` in unit tests; STARTTLS only needs something to pass on."""
 
 
-def make_factory(registry: Any, store: Any, kind: str = "smtp", limiter: ConnectionLimiter | None = None,
+def make_factory(registry: Registry, store: Any, kind: str = "smtp", limiter: ConnectionLimiter | None = None,
                  **limits: Any) -> SMTPFactory:
     factory = SMTPFactory(registry, store, kind, limiter, tls=FakeTLS())
     for key, value in limits.items():
@@ -141,7 +144,7 @@ def dot_stuff(body: bytes) -> bytes:
     return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
 
 
-def mail_store(registry: Any) -> Any:
+def mail_store(registry: Registry) -> Any:
     return registry.mail_store
 
 

@@ -5,7 +5,7 @@ No listener is opened and no background service started; requests go through ``F
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
 
@@ -14,11 +14,14 @@ from tau.app.plugins import discover
 from tests.support.harness import add_user, make_registry
 from tests.support.http import FakeHttpClient, HttpResponse
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 PASSWORD = "secret-Pa55"
 
 
 class Suite:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.host = AppHost(registry, MultiService(), MultiService())
         for plugin in discover():

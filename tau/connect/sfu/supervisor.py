@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -24,6 +24,9 @@ from twisted.logger import Logger
 from tau.bus import events
 from tau.connect.sfu.protocol import LineBuffer, encode
 from tau.connect.store import CallError
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 SFU = "sfu"
@@ -68,7 +71,7 @@ class Worker(ProcessProtocol):
 class SfuSupervisor(Service):
     name = "connect-sfu"
 
-    def __init__(self, registry: Any, workers: int = 1, argv: list[str] | None = None) -> None:
+    def __init__(self, registry: Registry, workers: int = 1, argv: list[str] | None = None) -> None:
         self.registry, self.reactor, self.bus = registry, registry.reactor, registry.bus
         self.size = max(1, workers)
         self.argv = argv or [sys.executable, "-m", "tau.connect.sfu.worker"]

@@ -131,8 +131,7 @@ def literal_head(item: BodyItem, size: int) -> bytes:
 
 async def read_ranges(conn: Any, wanted: list[tuple[str, int, int]]) -> list[bytes]:
     """Read ``(blob_key, start, end)`` ranges; one thread job for the lot when possible."""
-    blobs = getattr(conn.registry, "blobs", None)
-    sync = getattr(blobs, "sync", None)
+    sync = getattr(conn.registry.blobs, "sync", None)
     if sync is not None and len(wanted) > 1:
         def read_all() -> list[bytes]:
             return [sync.read(key, start, end) if end > start else b"" for key, start, end in wanted]

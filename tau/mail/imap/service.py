@@ -7,7 +7,7 @@ connections that have that mailbox selected, so thousands of idle sessions cost 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.internet.protocol import ServerFactory
@@ -16,13 +16,16 @@ from tau.bus import events
 
 from .protocol import IMAPConnection
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 
 class IMAPFactory(ServerFactory):
     protocol = IMAPConnection
     #: what CappedFactory (tau.app.connlimit) says to a client over the connection caps
     refusal = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
 
-    def __init__(self, registry: Any, store: Any = None) -> None:
+    def __init__(self, registry: Registry, store: Any = None) -> None:
         self.registry = registry
         self.store = store if store is not None else registry.mail_store
         self._watchers: dict[int, set[IMAPConnection]] = {}
@@ -102,7 +105,7 @@ class IMAPFactory(ServerFactory):
             self._defaults_done.add(user)
 
 
-def install(registry: Any, host: Any) -> None:
+def install(registry: Registry, host: Any) -> None:
     factory = IMAPFactory(registry)
     host.add_listener("imap", factory)
     host.add_listener("imaps", factory)

@@ -12,12 +12,15 @@ and RFC 7489 §6.6.3 treat them differently. Answers are reused for their TTL
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.names import client, dns, error
 
 from tau.mail.outbound.dnscache import TTLCache, answer_ttl
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
 class DNSTempError(Exception):
@@ -137,10 +140,6 @@ def _ipv6(payload: Any) -> str:
     return socket.inet_ntop(socket.AF_INET6, payload.address)
 
 
-def mail_dns(registry: Any) -> MailDNS:
+def mail_dns(registry: Registry) -> MailDNS:
     """The registry's shared MailDNS (created on first use)."""
-    found = getattr(registry, "mail_dns", None)
-    if found is None:
-        found = MailDNS(registry.reactor, registry.config.outbound.resolver)
-        registry.mail_dns = found
-    return found
+    return registry.mail_dns

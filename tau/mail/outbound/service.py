@@ -22,7 +22,7 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet import defer
@@ -37,6 +37,9 @@ from tau.mail.outbound.recorder import Job, Recorder
 from tau.mail.outbound.transfer import Outcome, Settings, Transfer
 from tau.mail.smtp.activity import activity
 from tau.mail.store import queue as rows  # the queue's rows: claim, record, release
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 IN_MEMORY = 4 * 1024 * 1024          # messages up to this size are read once and kept for the attempt
@@ -57,7 +60,7 @@ def _poll_failed(failure: Any) -> None:
 class OutboundService(Service):
     name = "outbound"
 
-    def __init__(self, registry: Any, store: Any) -> None:
+    def __init__(self, registry: Registry, store: Any) -> None:
         self.registry = registry
         self.store = store
         self.reactor = registry.reactor
@@ -307,12 +310,6 @@ class OutboundService(Service):
         return info.key, info.size, fields
 
 
-def install(registry: Any, host: Any) -> None:
-    from tau.mail.trust.inbound import InboundChecks
-
-    store = registry.mail_store
-    service = OutboundService(registry, store)
-    host.add_service(service)
-    registry.outbound = service
-    registry.inbound_checks = InboundChecks(registry)
+def install(registry: Registry, host: Any) -> None:
+    host.add_service(registry.outbound)
     registry.services["outbound"] = "ok"

@@ -6,7 +6,10 @@ for each 250 and a queue of outgoing mail is not.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 
 class Activity:
@@ -23,10 +26,6 @@ class Activity:
         return self._clock.seconds() - self._last < window
 
 
-def activity(registry: Any) -> Activity:
+def activity(registry: Registry) -> Activity:
     """The registry's shared Activity (created on first use)."""
-    found = getattr(registry, "mail_activity", None)
-    if found is None:
-        found = Activity(registry.reactor)
-        registry.mail_activity = found
-    return found
+    return registry.mail_activity

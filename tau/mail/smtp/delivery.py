@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -33,6 +33,9 @@ from tau.mail.smtp.activity import activity
 from tau.mail.smtp.batch import GroupCommit, Job
 from tau.mail.smtp.syntax import Reply, domain_of, sanitize
 from tau.storage.database import Txn
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 
@@ -89,7 +92,7 @@ def _not_owned(txn: Txn, address: str, claimed: list[str]) -> str | None:
 class Delivery:
     """The policy of one listener kind plus the calls into the mail store."""
 
-    def __init__(self, registry: Any, store: Any, submission: bool, commits: GroupCommit | None = None) -> None:
+    def __init__(self, registry: Registry, store: Any, submission: bool, commits: GroupCommit | None = None) -> None:
         self._registry = registry
         self._db = registry.db
         self._store = store
@@ -227,7 +230,7 @@ def origin(envelope: Envelope, submission: bool) -> dict[str, str]:
     return {"via": "mx"}
 
 
-def group_commit(registry: Any, store: Any) -> GroupCommit:
+def group_commit(registry: Registry, store: Any) -> GroupCommit:
     """SQLite has one writer: one batch at a time. PostgreSQL: a few, leaving connections for reads."""
     db = registry.db
     if getattr(db.engine, "single_connection", False):

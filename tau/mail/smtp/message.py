@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import email.utils
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -27,6 +27,9 @@ from tau.mail.mime import parse_message
 from tau.mail.senders import HeaderCapture
 from tau.mail.smtp.delivery import Delivery, Envelope
 from tau.mail.smtp.syntax import Reply, sanitize
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 
@@ -58,7 +61,7 @@ def trace_headers(*, host: str, helo: str, ip: str, protocol: str, queue_id: str
 class IncomingMessage:
     """The sink for one DATA or BDAT transfer: ``write`` lines as they come, then ``finish``."""
 
-    def __init__(self, registry: Any, delivery: Delivery, envelope: Envelope, header: bytes,
+    def __init__(self, registry: Registry, delivery: Delivery, envelope: Envelope, header: bytes,
                  max_size: int) -> None:
         self._registry = registry
         self._delivery = delivery
@@ -170,7 +173,7 @@ class IncomingMessage:
             log.failure("blob commit failed")
             raise Reply(451, "4.3.0 Local error storing the message; try again later") from None
         key, size, mailbox = info.key, info.size, "INBOX"
-        checks = getattr(self._registry, "inbound_checks", None)     # SPF/DKIM/DMARC/spam: tau.mail.trust
+        checks = self._registry.inbound_checks     # SPF/DKIM/DMARC/spam: tau.mail.trust
         if checks is not None and not self._delivery.submission:
             verdict = await checks.apply(self.envelope, key, size, held)
             if verdict.reject:
@@ -191,7 +194,7 @@ class IncomingMessage:
         """Submission only: attachments over ``[flows] attachment_link_threshold`` become share
         links (``tau.flows.attach_links``) before any row is written, so the Sent copy, the DKIM
         signature (made later by the outbound worker) and every recipient see the same message."""
-        links = getattr(self._registry, "attachment_links", None)
+        links = self._registry.attachment_links
         user = self.envelope.user
         if links is None or not self._delivery.submission or user is None:
             return None

@@ -9,13 +9,16 @@ cap without exemptions (tests, embedding).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.protocol import ServerFactory
 
 from tau.mail.smtp.batch import GroupCommit
 from tau.mail.smtp.delivery import Delivery, group_commit
 from tau.mail.smtp.server import SMTPServer
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 MAX_ERRORS = 10
 MAX_RECIPIENTS = 100        # RFC 5321 §4.5.3.1.8: at least 100 must be accepted
@@ -54,7 +57,7 @@ class SMTPFactory(ServerFactory):
     #: what CappedFactory says to a client over the connection caps
     refusal = b"421 4.7.0 Too many connections from your address; try again later\r\n"
 
-    def __init__(self, registry: Any, store: Any, kind: str, limiter: ConnectionLimiter | None = None,
+    def __init__(self, registry: Registry, store: Any, kind: str, limiter: ConnectionLimiter | None = None,
                  tls: Any = None, commits: GroupCommit | None = None) -> None:
         if kind not in ("smtp", "submission", "submissions"):
             raise ValueError(f"unknown SMTP listener kind {kind!r}")
@@ -80,7 +83,7 @@ class SMTPFactory(ServerFactory):
         return SMTPServer(self)
 
 
-def install(registry: Any, host: Any) -> None:
+def install(registry: Registry, host: Any) -> None:
     store = registry.mail_store
     commits = group_commit(registry, store)
     installed = []

@@ -11,7 +11,7 @@ ownership too (MailboxNotFound otherwise).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -32,13 +32,16 @@ from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields, prepare
 from tau.mail.store.names import INBOX, canonical_flags, normalize_mailbox_name
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
+
 log = Logger()
 
 
 class MailStore:
     """Implements ``tau.mail.store.api.MailStoreAPI`` (plus the extensions documented below)."""
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._ctx: StoreContext | None = None
 

@@ -1,7 +1,7 @@
 """Checks on mail arriving at the MX: SPF, DKIM, DMARC, Rspamd → a verdict and headers.
 
 Called by the SMTP server at the end of data (``tau.mail.smtp.message``) through
-``registry.inbound_checks``, which the outbound plugin installs; without it (in-process SMTP tests)
+``registry.inbound_checks``, whichever plugins run; in-process SMTP tests provide ``None`` there and
 nothing is checked. Verdicts:
 - DMARC fail with policy reject (RFC 7489 §6.6.4) → ``550 5.7.1``;
 - SPF fail (RFC 7208 §8.4) without a DMARC pass (so DKIM-signed forwarded mail survives) →
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -25,6 +25,9 @@ from twisted.logger import Logger
 from tau.mail.outbound.dns import mail_dns
 from tau.mail.trust import dkim, dmarc, rspamd, spf
 from tau.mail.trust.signer import from_domain
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 MAX_SIGNATURES = 5
@@ -43,7 +46,7 @@ class Verdict:
 
 
 class InboundChecks:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.config = registry.config
         self.dns = mail_dns(registry)
@@ -133,8 +136,7 @@ class InboundChecks:
         verdict = await self.evaluate(getattr(envelope, "client_ip", "") or "0.0.0.0",
                                       getattr(envelope, "helo", "") or "", envelope.mail_from,
                                       list(envelope.recipients), envelope.queue_id, raw)
-        discard = getattr(self.registry, "outbound", None)
-        store = discard.store if discard is not None else None
+        store = self.registry.mail_store
         if verdict.reject:
             if store is not None:
                 await store.discard_blob(key)

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import time
 from email.utils import getaddresses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
 from tau.mail.trust import dkim
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 log = Logger()
 RELOAD_AFTER = 60.0
 
 
 class Signer:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.folder = dkim.keys_dir(registry.config)
         self._keys: dict[str, list[dkim.DkimKey]] | None = None

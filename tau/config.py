@@ -122,22 +122,6 @@ class Config:
     connect: ConnectSection = field(default_factory=ConnectSection)
     flows: FlowsSection = field(default_factory=FlowsSection)
 
-    def get(self, section: str, key: str) -> Any:
-        """Deprecated: read ``config.<section>.<key>`` instead (kept until ``tau/registry.py`` moves over)."""
-        return self[section][key]
-
-    def __getitem__(self, section: str) -> dict[str, Any]:
-        """Deprecated: the section as a fresh dict, comma lists as lists as before; use ``config.<section>``."""
-        if section not in SECTIONS:
-            raise KeyError(section)
-        found: Section = getattr(self, section)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in found.as_dict().items()}
-
-    @property
-    def values(self) -> dict[str, dict[str, Any]]:
-        """Deprecated: every section as a dict (a copy: changing it changes nothing)."""
-        return {section: self[section] for section in SECTIONS}
-
     @property
     def base_dir(self) -> Path:
         return Path(self.path).resolve().parent

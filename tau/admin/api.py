@@ -21,7 +21,7 @@ from tau.mail.store import queue
 from tau.mail.store.queue import QueueBusy
 
 if TYPE_CHECKING:
-    pass
+    from tau.registry import Registry
 
 _STATUS = {"user_not_found": 404, "domain_not_found": 404, "alias_not_found": 404, "user_exists": 409,
            "domain_exists": 409, "alias_exists": 409, "domain_in_use": 409}
@@ -80,7 +80,7 @@ def _runner(db: Any) -> Run:
     return run
 
 
-def _on_change(registry: Any) -> Callable[[], Awaitable[None]]:
+def _on_change(registry: Registry) -> Callable[[], Awaitable[None]]:
     async def changed() -> None:
         """A password, the disabled flag or an account changed: caches forget, sessions the
         transaction revoked are refused here at once and on other nodes within seconds."""
@@ -92,7 +92,7 @@ def _on_change(registry: Any) -> Callable[[], Awaitable[None]]:
     return changed
 
 
-async def _checked_hash(registry: Any, password: str) -> str:
+async def _checked_hash(registry: Registry, password: str) -> str:
     """The hash of a password strong enough (400 ``weak_password`` otherwise)."""
     try:
         passwords.check_strength(password)
@@ -101,7 +101,7 @@ async def _checked_hash(registry: Any, password: str) -> str:
     return str(await registry.run_password_hash(passwords.hash_password, password))
 
 
-def _user_routes(registry: Any, run: Run) -> Routes:
+def _user_routes(registry: Registry, run: Run) -> Routes:
     changed = _on_change(registry)
 
     async def list_users(request: Any) -> Response:
@@ -144,7 +144,7 @@ def _user_routes(registry: Any, run: Run) -> Routes:
             ("PATCH", "/api/admin/users/{address}", patch_user), ("DELETE", "/api/admin/users/{address}", delete_user)]
 
 
-def _domain_routes(registry: Any, run: Run) -> Routes:
+def _domain_routes(registry: Registry, run: Run) -> Routes:
     """Domains, aliases and the quota report."""
     async def list_domains(request: Any) -> Response:
         require_admin(request)
@@ -197,7 +197,7 @@ def _queue_id(text: str) -> int:
     return int(text)
 
 
-def _queue_routes(registry: Any, run: Run) -> Routes:
+def _queue_routes(registry: Registry, run: Run) -> Routes:
     async def list_queue(request: Any) -> Response:
         require_admin(request)
         try:
@@ -227,7 +227,7 @@ def _queue_routes(registry: Any, run: Run) -> Routes:
             ("DELETE", "/api/admin/queue/{queue_id}", delete_queued)]
 
 
-def _health_routes(registry: Any, run: Run) -> Routes:
+def _health_routes(registry: Registry, run: Run) -> Routes:
     async def health(request: Any) -> Response:
         require_admin(request)
         from tau.http.health import health as core_health
@@ -245,7 +245,7 @@ def _health_routes(registry: Any, run: Run) -> Routes:
     return [("GET", "/api/admin/health", health)]
 
 
-def register(registry: Any, http: Any) -> None:
+def register(registry: Registry, http: Any) -> None:
     run = _runner(registry.db)
     for group in (_user_routes, _domain_routes, _queue_routes, _health_routes):
         for method, path, handler in group(registry, run):

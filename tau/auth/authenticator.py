@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from twisted.internet import defer
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from tau.auth import accounts, passwords
@@ -67,6 +68,9 @@ class Directory(Protocol):
     last_error: str | None
 
     async def login(self, db: Database, address: str, password: str, user: User | None) -> User | None: ...
+
+    def check(self) -> Deferred[None]:
+        """For /api/health: fires when the directory answers, fails when it is down."""
 
 
 class Authenticator:

@@ -26,7 +26,7 @@ from tau.auth.accounts import AccountError, User
 from tau.storage.database import Database
 
 if TYPE_CHECKING:
-    pass
+    from tau.registry import Registry
 
 log = Logger()
 CACHE_MAX = 10_000
@@ -212,7 +212,7 @@ def from_config(settings: Any, run_in_thread: Callable[..., defer.Deferred[Any]]
     return LdapDirectory(settings, run_in_thread, clock, mac)
 
 
-def install(registry: Any, host: Any) -> None:
+def install(registry: Registry, host: Any) -> None:
     """Plugin hook: the directory is already part of the login path; report its health."""
     directory = registry.authenticator.directory
     if directory is None:

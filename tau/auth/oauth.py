@@ -17,13 +17,16 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tau.auth import oauth_clients, oauth_store, revocation_store, scopes, totp
 from tau.auth.accounts import User
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 from tau.auth.oauth_store import GrantError
 from tau.auth.tokens import InvalidToken
+
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
 VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 SCOPES = " ".join(scopes.DESCRIPTIONS)
@@ -48,7 +51,7 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
 
-async def require_owner(registry: Any, identity: ClientIdentity, owner: str) -> None:
+async def require_owner(registry: Registry, identity: ClientIdentity, owner: str) -> None:
     """A grant issued to ``owner`` may be used only by it: a confidential owner must have
     authenticated, and an authenticated client may not use another client's grant."""
     if identity.authenticated:
@@ -64,7 +67,7 @@ async def require_owner(registry: Any, identity: ClientIdentity, owner: str) -> 
 class OAuth:
     """Issues, rotates and revokes tokens; ``refresh_ttl`` is the refresh token's (session's) life."""
 
-    def __init__(self, registry: Any, refresh_ttl: int | None = None) -> None:
+    def __init__(self, registry: Registry, refresh_ttl: int | None = None) -> None:
         self.registry = registry
         self.refresh_ttl: int = refresh_ttl if refresh_ttl is not None else registry.config.auth.refresh_token_ttl
 

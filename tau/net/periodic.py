@@ -6,14 +6,17 @@ A run that fails is logged and the next one still comes; a run that did somethin
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from twisted.application.internet import TimerService
 from twisted.internet import defer
 from twisted.logger import Logger
 
+if TYPE_CHECKING:
+    from tau.registry import Registry
 
-def periodic(registry: Any, name: str, interval: float, job: Callable[[], Awaitable[int]],
+
+def periodic(registry: Registry, name: str, interval: float, job: Callable[[], Awaitable[int]],
              done: str, failed: str) -> TimerService:
     """Run ``job`` every ``interval`` seconds; ``done`` is logged with ``{n}`` when it returns n > 0."""
     log = Logger(namespace=getattr(job, "__module__", None) or __name__)

@@ -29,21 +29,21 @@ def test_init_writes_a_working_installation(installed: Any) -> None:
     assert len(load_secret(data / "secret")) == 32
 
     config = load_config(str(installed.config))
-    assert config.get("tau", "hostname") == HOSTNAME
-    assert config.get("tau", "domains") == [DOMAIN]
-    assert config.get("tau", "data_dir") == str(data)
-    assert config.get("tau", "secret_file") == "secret"
-    assert config.get("blobs", "path") == "blobs"
-    assert config.get("tls", "certificate") == "tls/cert.pem"
-    assert config.get("tls", "private_key") == "tls/key.pem"
-    assert config["listen"] == {"smtp": "tcp:25", "submission": "tcp:587", "submissions": "ssl:465",
+    assert config.tau.hostname == HOSTNAME
+    assert config.tau.domains == (DOMAIN,)
+    assert config.tau.data_dir == str(data)
+    assert config.tau.secret_file == "secret"
+    assert config.blobs.path == "blobs"
+    assert config.tls.certificate == "tls/cert.pem"
+    assert config.tls.private_key == "tls/key.pem"
+    assert config.listen.as_dict() == {"smtp": "tcp:25", "submission": "tcp:587", "submissions": "ssl:465",
                                 "imap": "tcp:143", "imaps": "ssl:993", "http": "tcp:8080", "https": "ssl:8443"}
     if installed.database_url is None:
-        assert config.get("database", "url") == f"sqlite:///{data}/tau.db"
-        assert config.get("database", "url").startswith("sqlite:////")
+        assert config.database.url == f"sqlite:///{data}/tau.db"
+        assert config.database.url.startswith("sqlite:////")
         assert mode(data / "tau.db") == 0o640
     else:
-        assert config.get("database", "url") == installed.database_url
+        assert config.database.url == installed.database_url
         assert not (data / "tau.db").exists()
     assert installed.db_run(accounts.list_domains)[0]["name"] == DOMAIN
 
@@ -76,13 +76,13 @@ def test_force_rewrites_config_and_keeps_data(with_alice: Any, tau: Any, init_ar
     assert {p: p.read_bytes() for p in kept} == kept
     assert (data / "blobs" / "some-blob").read_bytes() == b"x"
     assert with_alice.db_run(accounts.get_user, "alice@example.test") is not None
-    assert load_config(str(with_alice.config)).get("listen", "smtp") == "tcp:10025:interface=127.0.0.1"
+    assert load_config(str(with_alice.config)).listen.smtp == "tcp:10025:interface=127.0.0.1"
 
 
 def test_dev_ports(tau: Any, tmp_path: Path, database_url: str | None, init_args: Any) -> None:
     result = tau(*init_args(tmp_path / "d", database_url, "--dev-ports"))
     assert result.code == 0, result.err
-    listen = load_config(str(tmp_path / "d" / "tau.ini"))["listen"]
+    listen = load_config(str(tmp_path / "d" / "tau.ini")).listen.as_dict()
     assert listen == {
         "smtp": "tcp:10025:interface=127.0.0.1", "submission": "tcp:10587:interface=127.0.0.1",
         "submissions": "ssl:10465:interface=127.0.0.1", "imap": "tcp:10143:interface=127.0.0.1",
@@ -94,9 +94,9 @@ def test_dev_ports_links_point_at_the_local_listener(tau: Any, tmp_path: Path, d
                                                      init_args: Any) -> None:
     """Share, call and digest links a quick-tour install generates must open on this machine."""
     assert tau(*init_args(tmp_path / "d", database_url, "--dev-ports")).code == 0
-    assert load_config(str(tmp_path / "d" / "tau.ini"))["tau"]["public_url"] == "http://127.0.0.1:18080"
+    assert load_config(str(tmp_path / "d" / "tau.ini")).tau.public_url == "http://127.0.0.1:18080"
     assert tau(*init_args(tmp_path / "e", database_url)).code == 0
-    assert load_config(str(tmp_path / "e" / "tau.ini"))["tau"]["public_url"] == ""
+    assert load_config(str(tmp_path / "e" / "tau.ini")).tau.public_url == ""
 
 
 def test_init_on_postgres_through_the_environment(tau: Any, tmp_path: Path, pg_database: str,

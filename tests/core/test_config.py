@@ -23,28 +23,28 @@ def error_of(path: str, environ: dict[str, str] | None = None) -> ConfigError:
 
 def test_an_empty_file_gives_every_default(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, ""), environ={})
-    assert config.get("database", "url") == "sqlite:///tau.db"
-    assert config.get("limits", "requests_per_minute_ip") == 6000
-    assert config.get("listen", "http") == ""
-    assert config.get("tau", "domains") == []
-    assert config.get("blobs", "s3_secure") is True
+    assert config.database.url == "sqlite:///tau.db"
+    assert config.limits.requests_per_minute_ip == 6000
+    assert config.listen.http == ""
+    assert config.tau.domains == ()
+    assert config.blobs.s3_secure is True
 
 
 def test_values_are_parsed_to_their_types(tmp_path: Path) -> None:
     path = write(tmp_path, "[tau]\ndomains = a.test, b.test,\n[limits]\nmessage_size = 1_048_576\n"
                            "[blobs]\ns3_secure = no\n")
     config = load_config(path, environ={})
-    assert config.get("tau", "domains") == ["a.test", "b.test"]
-    assert config.get("limits", "message_size") == 1048576
-    assert config.get("blobs", "s3_secure") is False
+    assert config.tau.domains == ("a.test", "b.test")
+    assert config.limits.message_size == 1048576
+    assert config.blobs.s3_secure is False
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "[limits]\nrequests_per_minute_ip = 5\n")
     config = load_config(path, environ={"TAU_LIMITS_REQUESTS_PER_MINUTE_IP": "100",
                                         "TAU_LISTEN_HTTP": "tcp:8080:interface=127.0.0.1"})
-    assert config.get("limits", "requests_per_minute_ip") == 100
-    assert config.get("listen", "http") == "tcp:8080:interface=127.0.0.1"
+    assert config.limits.requests_per_minute_ip == 100
+    assert config.listen.http == "tcp:8080:interface=127.0.0.1"
 
 
 def test_environment_override_is_validated_like_the_file(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_bad_endpoint_string_names_the_listener(tmp_path: Path, desc: str) -> No
 def test_good_endpoint_strings_are_accepted(tmp_path: Path) -> None:
     path = write(tmp_path, "[listen]\nsmtp = tcp:2525:interface=127.0.0.1\nimaps = ssl:993\nhttp = tcp6:8080\n")
     config = load_config(path, environ={})
-    assert config.get("listen", "imaps") == "ssl:993"
+    assert config.listen.imaps == "ssl:993"
 
 
 def test_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
 def test_tau_config_env_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "[tau]\nhostname = mail.example.test\n")
     config = load_config(None, environ={"TAU_CONFIG": path})
-    assert config.path == path and config.get("tau", "hostname") == "mail.example.test"
+    assert config.path == path and config.tau.hostname == "mail.example.test"
 
 
 def test_a_file_that_is_not_ini_is_an_error(tmp_path: Path) -> None:
@@ -129,7 +129,7 @@ def test_redis_with_sqlite_is_refused(tmp_path: Path) -> None:
 
 def test_redis_with_postgresql_is_accepted(tmp_path: Path) -> None:
     path = write(tmp_path, "[redis]\nurl = redis://127.0.0.1:6379/0\n[database]\nurl = postgresql://u@h/db\n")
-    assert load_config(path, environ={}).get("redis", "url") == "redis://127.0.0.1:6379/0"
+    assert load_config(path, environ={}).redis.url == "redis://127.0.0.1:6379/0"
 
 
 def test_pool_min_above_pool_max_is_refused(tmp_path: Path) -> None:
@@ -140,8 +140,7 @@ def test_pool_min_above_pool_max_is_refused(tmp_path: Path) -> None:
 def test_render_ini_round_trips_the_defaults(tmp_path: Path) -> None:
     empty = load_config(write(tmp_path, ""), environ={})
     config = load_config(write(tmp_path, render_ini({})), environ={})
-    assert config.values == empty.values
-    assert set(config.values) == set(SCHEMA)
+    assert all(getattr(config, section) == getattr(empty, section) for section in SCHEMA)
 
 
 def test_render_ini_round_trips_given_values(tmp_path: Path) -> None:
@@ -150,7 +149,7 @@ def test_render_ini_round_trips_given_values(tmp_path: Path) -> None:
               "limits": {"requests_per_minute_ip": "100"}}
     for annotated in (True, False):
         config = load_config(write(tmp_path, render_ini(values, annotated=annotated)), environ={})
-        assert config.get("tau", "hostname") == "mail.example.test"
-        assert config.get("tau", "domains") == ["example.test", "example.org"]
-        assert config.get("listen", "http") == "tcp:18080:interface=127.0.0.1"
-        assert config.get("limits", "requests_per_minute_ip") == 100
+        assert config.tau.hostname == "mail.example.test"
+        assert config.tau.domains == ("example.test", "example.org")
+        assert config.listen.http == "tcp:18080:interface=127.0.0.1"
+        assert config.limits.requests_per_minute_ip == 100

@@ -55,13 +55,11 @@ def test_a_bad_value_is_refused_at_load_naming_section_and_key(tmp_path: Path) -
     assert "at least 1" in str(caught.value)
 
 
-def test_the_deprecated_string_api_reads_the_same_values(tmp_path: Path) -> None:
+def test_a_section_is_replaced_whole_and_stays_typed(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "[tau]\ndomains = a.test\n"), environ={})
-    assert config.get("limits", "quota_bytes") == config.limits.quota_bytes
-    assert config["tau"]["domains"] == ["a.test"]
+    assert config.tau.domains == ("a.test",)
     config.limits = dataclasses.replace(config.limits, quota_bytes=2000)
-    assert config.get("limits", "quota_bytes") == 2000 and isinstance(config.limits, LimitsSection)
-    with pytest.raises(KeyError):
-        config["nope"]
+    assert config.limits.quota_bytes == 2000 and isinstance(config.limits, LimitsSection)
+    assert not hasattr(config, "get")          # no string lookups: config.<section>.<key> only
     with pytest.raises(KeyError):
         config.listen.endpoint("nope")

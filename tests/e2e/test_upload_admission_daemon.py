@@ -48,8 +48,13 @@ def token(d: TauDaemon, user: str, scope: str) -> str:
 
 
 def tmp_bytes(d: TauDaemon) -> int:
-    tmp = d.data / "blobs" / "tmp"
-    return sum(p.stat().st_size for p in Path(tmp).iterdir() if p.is_file()) if tmp.exists() else 0
+    tmp, total = d.data / "blobs" / "tmp", 0
+    for p in (Path(tmp).iterdir() if tmp.exists() else ()):
+        try:
+            total += p.stat().st_size
+        except FileNotFoundError:   # the daemon removed it between the listing and the stat
+            pass
+    return total
 
 
 def push(d: TauDaemon, head: str, mib: int, chunked: bool = False) -> tuple[bytes, int, int]:

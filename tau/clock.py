@@ -10,13 +10,23 @@ Durations (timeouts, metrics) keep ``time.monotonic()``: that is not the time of
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall
 
 
 class Clock(Protocol):
     """The one method of ``IReactorTime`` that reads the time: seconds since the epoch."""
 
     def seconds(self) -> float: ...
+
+
+class Scheduler(Clock, Protocol):
+    """A ``Clock`` that also sets timers (``IReactorTime.callLater``), for code with a grace period."""
+
+    def callLater(self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any) -> IDelayedCall: ...
 
 
 class WallClock:

@@ -23,6 +23,18 @@ STRICT_PATHS = [
     "tau/config.py",
     "tau/config_sections.py",
     "tau/clock.py",
+    "tau/net",
+    "tau/bus",
+    "tau/blobs",
+    "tau/privacy.py",
+    "tau/mail/errors.py",
+    "tau/mail/compose.py",
+    "tau/mail/send.py",
+    "tau/calendar/domain.py",
+    "tau/messenger/domain.py",
+    "tau/files/service_tree.py",
+    "tau/connect/calls.py",
+    "tau/flows/service.py",
 ]
 
 

@@ -56,7 +56,7 @@ def encode(node: str, topic: str, event: dict[str, Any]) -> str:
     return json.dumps({"n": node, "t": topic, "e": event}, default=_default, separators=(",", ":"))
 
 
-class _Protocol(txredisapi.SubscriberProtocol):
+class _Protocol(txredisapi.SubscriberProtocol):  # type: ignore[misc]  # txredisapi has no type hints
     """Subscriber or publisher connection; tells its owner when it is ready and when it is lost."""
 
     owner: "RedisBus"
@@ -96,7 +96,7 @@ class _Factory(protocol.Factory):
 
 
 def _retry(attempt: int) -> float:
-    return min(0.2 * (2 ** min(attempt, 10)), 5.0)
+    return min(0.2 * (2.0 ** min(attempt, 10)), 5.0)
 
 
 class RedisBus:
@@ -121,7 +121,9 @@ class RedisBus:
         self._ready: dict[str, bool] = {"sub": False, "pub": False}
         self._was_up = False
         self.dropped = 0
-        self._services = [ClientService(endpoint, _Factory(self, role, parts.password), retryPolicy=_retry)
+        # _Factory provides IProtocolFactory through zope.interface, which mypy does not see
+        self._services = [ClientService(endpoint, _Factory(self, role, parts.password),  # type: ignore[arg-type]
+                                        retryPolicy=_retry)
                           for role in ("sub", "pub")]
 
     # -- lifecycle ------------------------------------------------------------------------------

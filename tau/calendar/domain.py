@@ -9,10 +9,11 @@ goes on the bus and scheduling (RFC 6638) runs for organizer and attendee change
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.bus import events
@@ -21,11 +22,13 @@ from tau.calendar.filters import CompFilter, Plan
 from tau.calendar.ical import InvalidObject, ParsedObject
 from tau.calendar.objects import ObjectRow
 from tau.calendar.store import Access, CalendarError, CalendarRow
+from tau.clock import Clock
 
 if TYPE_CHECKING:
     from tau.registry import Registry
 
 log = Logger()
+T = TypeVar("T")
 TOPIC = events.CALENDAR_CHANGED
 
 
@@ -44,11 +47,12 @@ class Calendars:
         self.scheduler: Any = None        # set by the service (tau.calendar.scheduling.Scheduler)
         self._ready: set[int] = set()     # users whose default collections exist
 
-    def run(self, name: str, fn: Any, *args: Any, readonly: bool = False) -> Any:
+    def run(self, name: str, fn: Callable[..., T], *args: Any, readonly: bool = False) -> defer.Deferred[T]:
         return self.db.run(name, fn, *args, readonly=readonly)
 
     def now(self) -> float:
-        return float(self.registry.clock.seconds())
+        clock: Clock = self.registry.clock
+        return float(clock.seconds())
 
     # -- accounts and collections ---------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tau.auth.accounts import AccountError, normalize_address
 from tau.bus import events
+from tau.clock import Scheduler
 from tau.connect import store
 from tau.connect.store import CallError
 from tau.connect.turn import TurnConfig
@@ -87,7 +88,8 @@ class NoMedia:
 
 class Calls:
     def __init__(self, registry: Registry, media: Any = None) -> None:
-        self.registry, self.db, self.bus, self.clock = registry, registry.db, registry.bus, registry.clock
+        self.registry, self.db, self.bus = registry, registry.db, registry.bus
+        self.clock: Scheduler = registry.clock
         self.turn = TurnConfig.from_config(registry.config)
         self.media = media or NoMedia()
         self.grace = RECONNECT_GRACE
@@ -282,6 +284,7 @@ class Calls:
         people = await self.broadcast_participants(call_id)
         if ended:
             call = await self.db.run("call_get", store.get_call, call_id, readonly=True)
+            assert call is not None  # an ended call is kept, not deleted
             self._call_event("status", self.summary(call, people))
             self.media.room_closed(call_id)
 

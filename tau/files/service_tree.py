@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from twisted.internet import defer
 
 from tau.blobs import BlobStore
 from tau.files import blobrefs, lookup, store
@@ -26,6 +28,7 @@ def files_blob_store(registry: Registry) -> BlobStore:
                      registry.run_in_thread)
 
 
+T = TypeVar("T")
 READ_BATCH = 1024 * 1024
 
 
@@ -36,7 +39,7 @@ class FileTree:
         self.blobs = blobs
         self.default_quota: int = registry.config.limits.quota_bytes
 
-    def run(self, name: str, fn: Any, *args: Any) -> Any:
+    def run(self, name: str, fn: Callable[..., T], *args: Any) -> defer.Deferred[T]:
         return self.db.run(name, fn, *args)
 
     async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from tau.auth.accounts import AccountError, User, normalize_address
 from tau.bus import events
+from tau.clock import Clock
 from tau.messenger import conversations as convs
 from tau.messenger import keys, messages
 from tau.messenger.errors import MessengerError
@@ -87,7 +88,7 @@ class Messenger:
         self.registry = registry
         self.db = registry.db
         self.bus = registry.bus
-        self.clock = registry.clock
+        self.clock: Clock = registry.clock
         self.presence = create_presence(registry, self._presence_changed)
         #: ``/ws/messages`` frame type → ``async (socket, frame)`` another service answers (the flows
         #: add ``call.start``): the messenger runs them without importing their services
@@ -246,6 +247,7 @@ class Messenger:
         def post(txn: Txn) -> dict[str, Any]:
             cid = conv_id
             if cid is None:
+                assert other is not None  # "to" set it when there is no conversation id
                 cid, _ = convs.find_or_create_direct(txn, user.id, other, envelopes is not None, now)
             message, deliveries = messages.post(txn, user.id, user.address, dev, cid, text, envelopes,
                                                 attachments, now)

@@ -147,7 +147,8 @@ def _claim_one_time(txn: Txn, ref: int) -> tuple[dict[str, Any] | None, int]:
     return {"key_id": int(row[1]), "public_key": row[2]}, remaining
 
 
-def claim_bundles(txn: Txn, user_id: int, device_id: int | None) -> tuple[list[dict[str, Any]], list[int]]:
+def claim_bundles(txn: Txn, user_id: int, device_id: int | None
+                  ) -> tuple[list[dict[str, Any]], list[tuple[int, int]]]:
     """Every device's bundle (or one device's), each with one one-time prekey if any remain.
 
     Returns (bundles, devices whose one-time prekeys ran low) for the owner's notification.

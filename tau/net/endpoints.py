@@ -41,7 +41,8 @@ def validate_endpoint(desc: str) -> str | None:
 
 
 def listen_endpoint(reactor: Any, desc: str) -> IStreamServerEndpoint:
-    return serverFromString(reactor, _plain(desc))
+    endpoint: IStreamServerEndpoint = serverFromString(reactor, _plain(desc))
+    return endpoint
 
 
 def wrap_factory(desc: str, factory: Any, tls_context: Any) -> Any:

@@ -239,7 +239,8 @@ def _key_type(key: Any) -> str:
         return f"RSA {key.key_size}"
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return f"EC {key.curve.name}"
-    return key.__class__.__name__.removeprefix("_")
+    name: str = key.__class__.__name__
+    return name.removeprefix("_")
 
 
 def _warn_about(cert_path: Path, key_path: Path, leaf: x509.Certificate) -> None:

@@ -7,8 +7,8 @@ runs here, not the plugins' order, decides (``tau.flows`` is the main such joine
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tau.registry.core import component
 from tau.registry.mail import MailComponents
@@ -24,8 +24,12 @@ if TYPE_CHECKING:
     from tau.mail.compose import FileSource
     from tau.messenger.domain import Messenger
 
-#: ``(organizer address, event fields) -> join URL`` for an event created with ``conference: true``
-RoomMaker = Callable[[str, dict[str, Any]], Awaitable[str]]
+class RoomMaker(Protocol):
+    """``(organizer address, event fields) -> join URL`` for an event created with ``conference: true``
+    (a Protocol, not a ``Callable`` alias: a callable component would be read as a method)."""
+
+    def __call__(self, address: str, fields: dict[str, Any], /) -> Awaitable[str]: ...
+
 
 
 class ServiceComponents(MailComponents):

@@ -15,12 +15,6 @@ PACKAGE = ROOT / "tau"
 MAX_MODULE_LINES = 450
 MAX_FUNCTION_LINES = 80
 
-#: Temporary, for the integration of issue 14 only: these functions are being split on other
-#: branches (admin API routes; the outbound test harness moving to tests/support). The integrator
-#: empties this set once those land; nothing new may be added to it.
-PENDING: set[str] = set()
-
-
 def _modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
@@ -50,11 +44,6 @@ def test_no_module_is_over_the_limit() -> None:
 
 
 def test_no_function_is_over_the_limit() -> None:
-    long = {where: found for where, found in _too_long().items() if where not in PENDING}
+    long = _too_long()
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines, (line, length) (split them): {long}"
 
-
-def test_pending_exceptions_still_exist() -> None:
-    """An entry of PENDING that is short again (or gone) must leave the set."""
-    gone = PENDING - set(_too_long())
-    assert not gone, f"no longer over the limit, remove from PENDING: {sorted(gone)}"

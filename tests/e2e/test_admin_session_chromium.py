@@ -11,12 +11,8 @@ out ends the session. Skipped cleanly when Chromium is not installed.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import shutil
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,10 +21,10 @@ from typing import Any
 import pytest
 
 from tau.client.ws import Socket
+from tests.support.chromium import CHROMIUM, DevTools, launch
 from tests.support.daemon import TauDaemon
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
@@ -50,69 +46,10 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TauDaemon]:
         d.stop()
 
 
-class DevTools:
-    """Just enough of the Chrome DevTools Protocol: commands with ids, flattened page sessions."""
-
-    def __init__(self, sock: Socket) -> None:
-        self.sock, self._ids = sock, itertools.count(1)
-
-    async def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> Any:
-        ident = next(self._ids)
-        message: dict[str, Any] = {"id": ident, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        self.sock.send(message)
-        while True:
-            frame = await self.sock.recv(30)
-            if frame.get("id") == ident:
-                if "error" in frame:
-                    raise RuntimeError(f"{method}: {frame['error']}")
-                return frame["result"]
-
-    async def open(self, url: str) -> str:
-        target = (await self.call("Target.createTarget", {"url": url}))["targetId"]
-        return (await self.call("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
-
-    async def evaluate(self, session: str, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                                      "returnByValue": True}, session)
-        if "exceptionDetails" in result:
-            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    async def until(self, session: str, expression: str, timeout: float = 20) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                value = await self.evaluate(session, expression)
-            except (RuntimeError, AssertionError):  # the page is navigating
-                value = None
-            if value:
-                return value
-            await asyncio.sleep(0.2)
-        state = await self.evaluate(session, "document.body ? document.body.innerText.slice(0, 2000) : ''")
-        raise AssertionError(f"timed out waiting for {expression}; page says: {state}")
-
-
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],  # type: ignore[list-item]
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port_file = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("chromium did not start its DevTools endpoint")
-        time.sleep(0.1)
-    port, path = port_file.read_text().splitlines()[:2]
-    yield f"http://127.0.0.1:{port}", path
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with launch(FLAGS, tmp_path / "profile") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -160,7 +97,7 @@ def test_admin_session_holds_no_readable_token_and_needs_csrf(daemon: TauDaemon,
 
     async def scenario() -> None:
         sock = await Socket.connect(browser[0], browser[1], None, max_size=64 * 1024 * 1024)
-        cdp = DevTools(sock)
+        cdp = DevTools(sock, strict=True)
         page = await cdp.open(f"{daemon.url}/admin")
         await cdp.until(page, "!document.getElementById('login').classList.contains('hidden')")
         await cdp.evaluate(page, f"(() => {{ const f = document.getElementById('login');"

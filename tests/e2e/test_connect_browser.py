@@ -7,23 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import json
 import os
-import shutil
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tau.client.ws import Socket
+from tests.support.chromium import CHROMIUM, DevTools, launch
 from tests.support.daemon import TauDaemon
 from tests.support.databases import engines
 
 pytestmark = pytest.mark.e2e
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
          "--use-fake-ui-for-media-stream", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run", "--window-size=1280,720", "--remote-debugging-port=0",
@@ -50,54 +46,10 @@ def daemon(request, tmp_path_factory):
     d.stop()
 
 
-class DevTools:
-    """Just enough of the Chrome DevTools Protocol: commands with ids, flattened page sessions."""
-
-    def __init__(self, sock: Socket) -> None:
-        self.sock, self._ids = sock, itertools.count(1)
-
-    async def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> Any:
-        ident = next(self._ids)
-        message: dict[str, Any] = {"id": ident, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        self.sock.send(message)
-        while True:
-            frame = await self.sock.recv(30)
-            if frame.get("id") == ident:
-                if "error" in frame:
-                    raise RuntimeError(f"{method}: {frame['error']}")
-                return frame["result"]
-
-    async def open(self, url: str) -> str:
-        target = (await self.call("Target.createTarget", {"url": url}))["targetId"]
-        return (await self.call("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
-
-    async def evaluate(self, session: str, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
-                                                      "returnByValue": True}, session)
-        return result["result"].get("value")
-
-
 @pytest.fixture
 def browser(tmp_path):
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port_file = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("chromium did not start its DevTools endpoint")
-        time.sleep(0.1)
-    port, path = port_file.read_text().splitlines()[:2]
-    yield f"http://127.0.0.1:{port}", path
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with launch(FLAGS, tmp_path / "profile") as endpoint:
+        yield endpoint
 
 
 @pytest.mark.parametrize("mode", ["p2p", "sfu"])

@@ -12,15 +12,12 @@ and RFC 7489 §6.6.3 treat them differently. Answers are reused for their TTL
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet import defer
 from twisted.names import client, dns, error
 
 from tau.mail.outbound.dnscache import TTLCache, answer_ttl
-
-if TYPE_CHECKING:
-    from tau.registry import Registry
 
 
 class DNSTempError(Exception):
@@ -138,8 +135,3 @@ def _ipv6(payload: Any) -> str:
     import socket
 
     return socket.inet_ntop(socket.AF_INET6, payload.address)
-
-
-def mail_dns(registry: Registry) -> MailDNS:
-    """The registry's shared MailDNS (created on first use)."""
-    return registry.mail_dns

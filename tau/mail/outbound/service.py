@@ -30,12 +30,10 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from tau.mail.outbound import dsn
-from tau.mail.outbound.dns import mail_dns
 from tau.mail.outbound.mtasts import MTASTS
 from tau.mail.outbound.pacing import Pacer
 from tau.mail.outbound.recorder import Job, Recorder
 from tau.mail.outbound.transfer import Outcome, Settings, Transfer
-from tau.mail.smtp.activity import activity
 from tau.mail.store import queue as rows  # the queue's rows: claim, record, release
 
 if TYPE_CHECKING:
@@ -66,7 +64,7 @@ class OutboundService(Service):
         self.reactor = registry.reactor
         cfg = registry.config.outbound
         self.cfg = cfg
-        self.dns = mail_dns(registry)
+        self.dns = registry.mail_dns
         self.mtasts = MTASTS(self.reactor, self.dns, cfg.tls_ca_file, cfg.mta_sts_host)
         self.transfer = Transfer(self.reactor, self.dns, self.mtasts, Settings.from_config(registry.config))
         self.hostname = registry.config.tau.hostname
@@ -78,7 +76,7 @@ class OutboundService(Service):
         self._again = False
         self._reclaimed_at = 0.0
         self._signer: Any = None
-        self._pacer = Pacer(self.reactor, activity(registry))
+        self._pacer = Pacer(self.reactor, registry.mail_activity)
         self._resume: Any = None
         self._recorder = Recorder(self.reactor, registry.db, self.store, flushed=self._flushed,
                                   delay=self._pacer.flush_delay)

@@ -6,10 +6,7 @@ for each 250 and a queue of outgoing mail is not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from tau.registry import Registry
+from typing import Any
 
 
 class Activity:
@@ -24,8 +21,3 @@ class Activity:
     def recent(self, window: float) -> bool:
         """Was there any within the last ``window`` seconds?"""
         return self._clock.seconds() - self._last < window
-
-
-def activity(registry: Registry) -> Activity:
-    """The registry's shared Activity (created on first use)."""
-    return registry.mail_activity

@@ -29,7 +29,6 @@ from tau.auth import accounts
 from tau.auth.accounts import User
 from tau.mail import senders
 from tau.mail.senders import HeaderCapture
-from tau.mail.smtp.activity import activity
 from tau.mail.smtp.batch import GroupCommit, Job
 from tau.mail.smtp.syntax import Reply, domain_of, sanitize
 from tau.storage.database import Txn
@@ -98,7 +97,7 @@ class Delivery:
         self._store = store
         self._commits = commits or group_commit(registry, store)
         self.submission = submission
-        self._activity = activity(registry)
+        self._activity = registry.mail_activity
         domains = registry.config.tau.domains
         self._postmaster_domain = (domains[0] if domains else registry.config.tau.hostname).lower()
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from tau.mail.outbound.dns import mail_dns
 from tau.mail.trust import dkim, dmarc, rspamd, spf
 from tau.mail.trust.signer import from_domain
 
@@ -49,7 +48,7 @@ class InboundChecks:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.config = registry.config
-        self.dns = mail_dns(registry)
+        self.dns = registry.mail_dns
         self.authserv = self.config.trust.authserv_id or self.config.tau.hostname
 
     async def evaluate(self, ip: str, helo: str, mail_from: str, rcpts: list[str], queue_id: str,

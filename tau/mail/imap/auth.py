@@ -26,6 +26,8 @@ log = Logger(namespace="tau.mail.imap")
 BASE_CAPS = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE"
 AUTHED_CAPS = (BASE_CAPS + " NAMESPACE UIDPLUS MOVE SPECIAL-USE LIST-EXTENDED LIST-STATUS CONDSTORE"
                " UNSELECT CHILDREN STATUS=SIZE BINARY")
+#: RFC 4978, RFC 3502, RFC 9208, RFC 6154 §3 (compress.py, append.py, quota.py, special_use.py)
+EXT_CAPS = " COMPRESS=DEFLATE MULTIAPPEND QUOTA QUOTA=RES-STORAGE CREATE-SPECIAL-USE"
 SERVER_ID = {"name": "tau", "vendor": "tau", "support-url": "https://example.invalid/tau"}
 
 
@@ -36,7 +38,8 @@ def login_allowed(conn: Any) -> bool:
 
 def capabilities(conn: Any) -> str:
     if conn.state & AUTHED:
-        return AUTHED_CAPS
+        limit = int(conn.registry.config.limits.message_size or 0)  # APPENDLIMIT, RFC 7889
+        return AUTHED_CAPS + EXT_CAPS + (f" APPENDLIMIT={limit}" if limit else "")
     caps = BASE_CAPS
     if not conn.tls:
         caps += " STARTTLS"

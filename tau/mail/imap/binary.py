@@ -2,18 +2,23 @@
 content with its Content-Transfer-Encoding undone by the server.
 
 The encoding comes from the part's own MIME header (read from the blob, a few hundred octets);
-the body range is read and decoded, then the partial window applies to the decoded octets. Data
+the body range is read and decoded, then the partial window applies to the decoded octets.
+Quoted-printable follows RFC 2045 §6.7: ``=XX`` (either case), soft line breaks (``=`` at the end
+of a line, whitespace after it allowed), and whitespace at the end of a line removed (transport
+padding); a malformed ``=`` stays as it is. Base64 skips anything outside its alphabet. Data
 with NUL goes out as ``~{n}`` (literal8, RFC 3516 §4.3). Unknown encodings are ``NO
 [UNKNOWN-CTE]`` (§4.3). ``BINARY[]`` is the whole message as stored.
 """
 
 from __future__ import annotations
 
+import binascii
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from tau.mail.mime import ParsedMessage, part_by_section, section_range
-from tau.mail.mime.charset import transfer_decode
+from tau.mail.mime.charset import b64decode
 from tau.mail.mime.headers import get, scan_header, simple_token
 
 from .base import No
@@ -86,4 +91,14 @@ async def _decoded(conn: Any, blob_key: str, size: int, parsed: ParsedMessage | 
     if encoding not in IDENTITY and encoding not in DECODABLE:
         raise No(f"Unknown Content-Transfer-Encoding {encoding[:40]}", "UNKNOWN-CTE")
     raw = await conn.store.read(blob_key, body[0], body[1]) if body[1] > body[0] else b""
-    return transfer_decode(raw, encoding) if encoding in DECODABLE else raw
+    if encoding == "base64":
+        return b64decode(raw)
+    return decode_qp(raw) if encoding == "quoted-printable" else raw
+
+
+_QP_LAYOUT = re.compile(rb"[ \t]+(?=\r?\n|\Z)|=[ \t]*(?:\r?\n|\Z)")  # trailing blanks, soft breaks
+
+
+def decode_qp(data: bytes) -> bytes:
+    """Quoted-printable body → octets (RFC 2045 §6.7), line ends kept as sent."""
+    return binascii.a2b_qp(_QP_LAYOUT.sub(b"", data))

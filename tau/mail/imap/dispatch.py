@@ -12,7 +12,20 @@ from typing import Any
 from tau.mail.store.api import MailStoreError
 from tau.storage.budget import StatementTimeout
 
-from . import append, auth, copy, expunge, fetch, idle, listing, mailboxes, search, store  # noqa: F401
+from . import (  # noqa: F401
+    append,
+    auth,
+    compress,
+    copy,
+    expunge,
+    fetch,
+    idle,
+    listing,
+    mailboxes,
+    quota,
+    search,
+    store,
+)
 from .base import COMMANDS, SYNC_FULL, SYNC_NONE, Bad, No, State, store_error
 from .parser import ParseError, Parser
 

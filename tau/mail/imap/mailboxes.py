@@ -13,6 +13,7 @@ from typing import Any
 
 from tau.mail.store.api import MailboxInfo, MailboxNotFound, Search
 
+from . import special_use
 from .base import AUTHED, SYNC_NONE, No, command
 from .parser import ParseError, Parser
 from .response import flag_list, mailbox_name
@@ -96,6 +97,7 @@ async def do_examine(conn: Any, tag: str, p: Parser) -> str:
 @command("CREATE")
 async def do_create(conn: Any, tag: str, p: Parser) -> str:
     name = p.mailbox()
+    use = special_use.create_params(p) if p.take(b" ") else None  # RFC 6154 §3
     p.end()
     if name.endswith("/"):  # RFC 3501 §6.3.3: a trailing delimiter declares a future parent
         name = name[:-1]
@@ -103,7 +105,10 @@ async def do_create(conn: Any, tag: str, p: Parser) -> str:
         raise No("INBOX always exists", "ALREADYEXISTS")
     if not valid_name(name):
         raise No("Invalid mailbox name", "CANNOT")
-    await conn.store.create_mailbox(conn.user, name)
+    if use is None:
+        await conn.store.create_mailbox(conn.user, name)
+    else:
+        await special_use.create(conn, name, use)
     return "Create completed"
 
 

@@ -37,6 +37,7 @@ log = Logger(namespace="tau.mail.imap")
 MAX_LINE = 64 * 1024
 MAX_LITERAL = 64 * 1024            # outside APPEND
 MAX_COMMAND = 1024 * 1024          # all lines and small literals of one command
+APPEND_TOTAL = 2                   # MULTIAPPEND: all literals of one APPEND ≤ this × message_size
 MAX_BAD = 20                       # consecutive BAD responses before the connection is closed
 IDLE_TIMEOUT = 30 * 60             # RFC 3501 §5.4: at least 30 minutes once authenticated
 PREAUTH_TIMEOUT = 5 * 60
@@ -67,6 +68,7 @@ class IMAPConnection(Protocol):
         self._buf = bytearray()
         self._segments: list[bytes] = []   # the command being read
         self._cmd_size = 0
+        self._append_total = 0              # literal octets of this APPEND so far (MULTIAPPEND)
         self._literal_left = 0              # octets of literal still to read
         self._literal: bytearray | None = None  # None while discarding a literal
         self._error: tuple[str, str] | None = None  # ("NO"|"BAD", text) once the command is lost
@@ -268,6 +270,10 @@ class IMAPConnection(Protocol):
             self._cmd_size += size if size <= MAX_LITERAL else 0
             if self._cmd_size > MAX_COMMAND and not self._is_append():
                 self._error = ("BAD", "Command too long")
+            elif self._is_append():
+                self._append_total += size
+                if self._append_total > APPEND_TOTAL * limit:
+                    self._error = ("NO", "[LIMIT] Too much data in one APPEND, send fewer messages")
         if self._error is not None:
             if not nonsync:
                 self._complete()  # the client waits for "+", which never comes: the command is over
@@ -310,6 +316,7 @@ class IMAPConnection(Protocol):
         segments, self._segments = self._segments, []
         error, self._error = self._error, None
         self._cmd_size = 0
+        self._append_total = 0
         tag = _tag_of(segments[0])
         if error is not None:
             self._respond_error(tag or b"*", *error)

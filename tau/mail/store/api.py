@@ -55,6 +55,10 @@ class InvalidMailboxName(MailStoreError):
     code = "invalid_mailbox_name"  # IMAP NO / BAD
 
 
+class SpecialUseTaken(MailStoreError):
+    code = "special_use_taken"      # IMAP NO [USEATTR] (RFC 6154 section 3)
+
+
 class MailboxInUse(MailStoreError):
     code = "mailbox_in_use"        # e.g. deleting INBOX, or a special-use box
 

@@ -19,6 +19,7 @@ from tau.mail.store.api import (
     MailboxInfo,
     MailboxInUse,
     MailboxNotFound,
+    SpecialUseTaken,
 )
 from tau.mail.store.blobrefs import drop_refs
 from tau.mail.store.context import StoreContext
@@ -26,6 +27,9 @@ from tau.mail.store.names import INBOX, normalize_mailbox_name, parents
 from tau.mail.store.quota import Account, charge, ensure_usage, find_account, require_account
 from tau.storage.database import Txn
 
+#: special uses more than one mailbox may have (RFC 6154 section 3, CREATE-SPECIAL-USE): archive folders
+#: by year, say. The others name the one box the server files into (Sent, Drafts, Trash, Junk).
+SHAREABLE_USES = ("\\Archive",)
 _COLS = ("m.id, m.name, m.special_use, m.uidvalidity, m.uidnext, m.highestmodseq, m.subscribed,"
          " m.messages, m.unseen, m.size")
 _HAS_CHILDREN = ("EXISTS (SELECT 1 FROM mailboxes c WHERE c.user_id = m.user_id"
@@ -155,17 +159,20 @@ def _create_parents(txn: Txn, acct: Account, name: str) -> None:
         insert_mailbox(txn, acct, parent)
 
 
-def create_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str) -> MailboxInfo:
+def create_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str, special_use: str | None = None) -> MailboxInfo:
     """CREATE (RFC 3501 section 6.3.3): missing parents are created too; one trailing "/" is the
-    client declaring it will create children, and is dropped."""
+    client declaring it will create children, and is dropped. ``special_use`` (RFC 6154 section 3)
+    must not belong to another mailbox yet (SpecialUseTaken) unless it is one of SHAREABLE_USES."""
     acct = require_account(txn, user, ctx.default_quota)
     if isinstance(name, str) and name.endswith(DELIMITER) and not name.endswith(DELIMITER * 2):
         name = name[:-1]
     name = normalize_mailbox_name(name)
     if find_box(txn, acct, name) is not None:
         raise MailboxExists(f"mailbox {name} exists already")
+    if special_use not in (None, *SHAREABLE_USES) and find_special(txn, acct, special_use) is not None:
+        raise SpecialUseTaken(f"another mailbox is the {special_use} mailbox")
     _create_parents(txn, acct, name)
-    mailbox_id = insert_mailbox(txn, acct, name)
+    mailbox_id = insert_mailbox(txn, acct, name, special_use)
     if mailbox_id is None:
         raise MailboxExists(f"mailbox {name} exists already")
     ctx.notify(txn, acct.address, mailbox_id, name, "mailboxes", action="create")
@@ -197,9 +204,18 @@ def ensure_defaults(txn: Txn, ctx: StoreContext, user: str) -> Account:
 
 # -- delete, rename, subscribe -----------------------------------------------------------------
 
+def _is_extra(txn: Txn, acct: Account, box: MailboxInfo) -> bool:
+    """A box with a shareable special use that an older box has too."""
+    if box.special_use not in SHAREABLE_USES:
+        return False
+    first = find_special(txn, acct, box.special_use)
+    return first is not None and first.id != box.id
+
+
 def delete_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str) -> None:
     """DELETE (RFC 3501 section 6.3.4): its messages are expunged (quota and blobs released);
-    children stay. INBOX and special-use mailboxes are refused (MailboxInUse)."""
+    children stay. INBOX and special-use mailboxes are refused (MailboxInUse), except a second
+    mailbox with a shareable use (the first one created keeps it)."""
     acct = require_account(txn, user, ctx.default_quota)
     name = normalize_mailbox_name(name)
     box = find_box(txn, acct, name, lock=True)
@@ -207,7 +223,7 @@ def delete_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str) -> None:
         raise MailboxNotFound(f"no mailbox {name}")
     if name == INBOX:
         raise MailboxInUse("INBOX cannot be deleted")
-    if box.special_use:
+    if box.special_use and not _is_extra(txn, acct, box):
         raise MailboxInUse(f"{name} is the {box.special_use} mailbox and cannot be deleted")
     rows = txn.query("SELECT blob_key, size FROM messages WHERE mailbox_id = ?", (box.id,))
     if rows:

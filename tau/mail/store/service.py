@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.blobs import validate_key
-from tau.mail.store import blobrefs, mailboxes, messages, moving, queue, quota
+from tau.mail.store import blobrefs, mailboxes, messages, moving, multiappend, queue, quota
 from tau.mail.store import search as searching
 from tau.mail.store.api import (
     CopyResult,
@@ -147,6 +147,22 @@ class MailStore:
             self._collect([key])
             raise
 
+    async def append_many(self, user: str, mailbox: str,
+                          items: Sequence[tuple[bytes, Sequence[str], int | None]]) -> list[Delivered]:
+        """Extension: MULTIAPPEND (RFC 3502), ``(raw, flags, internal_date)`` each, all or none."""
+        for _, flags, _ in items:
+            canonical_flags(flags)
+        prepared: list[multiappend.Prepared] = []
+        try:
+            for raw, flags, when in items:
+                fields, key, size = await self._prepare_and_put(None, raw)
+                prepared.append(multiappend.Prepared(key, size, fields, tuple(flags), when, raw))
+            return await self._run("mail_append", multiappend.append_many, self.ctx, user, mailbox, prepared)
+        except BaseException:
+            if prepared:
+                self._collect([p.key for p in prepared])
+            raise
+
     async def append_blob(self, user: str, mailbox: str, blob_key: str, size: int, parsed: object = None,
                           flags: Sequence[str] = (), internal_date: int | None = None) -> Delivered:
         """Extension: APPEND of a message the caller streamed through ``registry.blobs.writer()``
@@ -194,8 +210,9 @@ class MailStore:
         """Extension: the address that owns ``mailbox_id`` (None if there is no such mailbox)."""
         return await self._run("mail_mailbox_owner", mailboxes.owner, mailbox_id, readonly=True)
 
-    async def create_mailbox(self, user: str, name: str) -> MailboxInfo:
-        return await self._run("mail_create_mailbox", mailboxes.create_mailbox, self.ctx, user, name)
+    async def create_mailbox(self, user: str, name: str, special_use: str | None = None) -> MailboxInfo:
+        return await self._run("mail_create_mailbox", mailboxes.create_mailbox, self.ctx, user, name,
+                               special_use)
 
     async def delete_mailbox(self, user: str, name: str) -> None:
         await self._run("mail_delete_mailbox", mailboxes.delete_mailbox, self.ctx, user, name)

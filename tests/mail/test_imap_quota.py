@@ -73,3 +73,16 @@ def test_without_a_limit_there_is_no_quota_root(registry):
     c = env.client(ALICE)
     assert c.ok("a GETQUOTAROOT INBOX") == ['* QUOTAROOT "INBOX"']
     assert c.cmd('b GETQUOTA ""') == ["b NO [NONEXISTENT] No such quota root"]
+
+
+def test_status_deleted_and_deleted_storage(env):
+    c = env.client(ALICE, mailbox="INBOX")
+    sizes = [len(message(n, body="d" * 3000 * n)) for n in (1, 2, 3)]
+    for n in (1, 2, 3):
+        append(c, f"a{n}", message(n, body="d" * 3000 * n))
+    assert c.ok("b STATUS INBOX (DELETED DELETED-STORAGE)") == ['* STATUS "INBOX" (DELETED 0 DELETED-STORAGE 0)']
+    c.ok("c STORE 1,3 +FLAGS.SILENT (\\Deleted)")
+    assert c.ok("d STATUS INBOX (MESSAGES DELETED DELETED-STORAGE)") == \
+        [f'* STATUS "INBOX" (MESSAGES 3 DELETED 2 DELETED-STORAGE {kib(sizes[0] + sizes[2])})']
+    c.ok("e EXPUNGE")
+    assert c.ok("f STATUS INBOX (DELETED DELETED-STORAGE)") == ['* STATUS "INBOX" (DELETED 0 DELETED-STORAGE 0)']

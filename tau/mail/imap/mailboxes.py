@@ -13,7 +13,7 @@ from typing import Any
 
 from tau.mail.store.api import MailboxInfo, MailboxNotFound, Search
 
-from . import special_use
+from . import quota_status, special_use
 from .base import AUTHED, SYNC_NONE, No, command
 from .parser import ParseError, Parser
 from .response import flag_list, mailbox_name
@@ -166,12 +166,12 @@ async def do_unsubscribe(conn: Any, tag: str, p: Parser) -> str:
 
 
 # -- STATUS ------------------------------------------------------------------------------------------
-def status_items(p: Parser) -> list[str]:
+def status_items(p: Parser, allowed: tuple[str, ...] = STATUS_ITEMS) -> list[str]:
     p.expect(b"(")
     items = []
     while True:
         item = p.keyword()
-        if item not in STATUS_ITEMS:
+        if item not in allowed:
             raise ParseError(f"unknown STATUS item {item}")
         items.append(item)
         if p.take(b")"):
@@ -179,8 +179,8 @@ def status_items(p: Parser) -> list[str]:
         p.sp()
 
 
-def status_line(info: MailboxInfo, items: list[str]) -> str:
-    values = {
+def status_line(info: MailboxInfo, items: list[str], extra: dict[str, int] | None = None) -> str:
+    values = (extra or {}) | {
         "MESSAGES": info.messages, "RECENT": 0, "UIDNEXT": info.uidnext, "UIDVALIDITY": info.uidvalidity,
         "UNSEEN": info.unseen, "HIGHESTMODSEQ": info.highestmodseq, "SIZE": info.size,
     }
@@ -191,10 +191,10 @@ def status_line(info: MailboxInfo, items: list[str]) -> str:
 async def do_status(conn: Any, tag: str, p: Parser) -> str:
     name = p.mailbox()
     p.sp()
-    items = status_items(p)
+    items = status_items(p, STATUS_ITEMS + quota_status.STATUS_ITEMS)
     p.end()
     info = await lookup(conn, name)
     if "HIGHESTMODSEQ" in items:
         conn.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    conn.untagged(status_line(info, items))
+    conn.untagged(status_line(info, items, await quota_status.status_values(conn, info, items)))
     return "Status completed"

@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.blobs import validate_key
-from tau.mail.store import blobrefs, mailboxes, messages, moving, multiappend, queue, quota
+from tau.mail.store import blobrefs, deleted, mailboxes, messages, moving, multiappend, queue, quota
 from tau.mail.store import search as searching
 from tau.mail.store.api import (
     CopyResult,
@@ -263,6 +263,10 @@ class MailStore:
                       user: str | None = None) -> list[int]:
         return await self._run("mail_expunge", moving.expunge, self.ctx, mailbox_id,
                                None if uids is None else list(uids), user)
+
+    async def deleted_usage(self, mailbox_id: int, *, user: str | None = None) -> tuple[int, int]:
+        """Extension: (messages flagged \\Deleted, their octets): STATUS DELETED, DELETED-STORAGE."""
+        return await self._run("mail_deleted_usage", deleted.deleted_usage, mailbox_id, user, readonly=True)
 
     async def search(self, mailbox_id: int, query: Search, *, user: str | None = None) -> list[int]:
         return await self._run("mail_search", searching.search, mailbox_id, query, user, readonly=True)

@@ -80,6 +80,7 @@ def test_appendlimit_advertised_and_enforced_per_message(registry):
     c = env.client(ALICE)
     assert "APPENDLIMIT=5000" in c.ok("a CAPABILITY")[0].split()
     assert "MULTIAPPEND" in c.ok("b CAPABILITY")[0].split()
+    assert c.ok("s STATUS Drafts (MESSAGES APPENDLIMIT)") == ['* STATUS "Drafts" (MESSAGES 0 APPENDLIMIT 5000)']
     big = message(2, body="z" * 6000)
     out = c.send(multiappend("c", "INBOX", ("", message(1)), ("", big)))
     assert out.startswith(b"c NO [TOOBIG]")

@@ -137,3 +137,18 @@ def test_big_fetch_waits_for_the_transport(env):
     d.client.proto.resumeProducing()
     rest = d.output()
     assert first + rest == b"* 1 FETCH (BODY[] {%d}\r\n" % len(raw) + raw + b")\r\nf OK FETCH completed\r\n"
+
+
+def test_input_stays_compressed_while_a_command_waits(env):
+    raw = big_message(3 * 1024 * 1024)
+    env.append(ALICE, raw)
+    d = compressed(env, "INBOX")
+    d.client.proto.pauseProducing()  # the client does not read: FETCH waits for room
+    first = d.send(b"f FETCH 1 BODY.PEEK[]\r\n")
+    pipelined = b"".join(b'i%d ID ("name" "%s")\r\n' % (n, b"v" * 60000) for n in range(40))  # 2.4 MB
+    d.client.proto.dataReceived(d.compress(pipelined))
+    assert d.client.transport.producerState == "paused"  # the server stopped reading the socket
+    d.client.proto.resumeProducing()
+    out = first + d.output()
+    assert out.count(b" OK ID completed\r\n") == 40 and b"f OK FETCH completed\r\n" in out
+    assert d.client.transport.producerState == "producing"

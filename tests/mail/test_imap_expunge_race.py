@@ -183,6 +183,44 @@ def test_purge_removes_the_blobs(env):
     assert orphans == 0 and registry.db.sync.run("n", pending_count) == 0
 
 
+def test_a_blob_gone_between_metadata_and_read_is_expungeissued(env):
+    """The purge may win the race against a FETCH that already has the metadata."""
+    b = env.client(ALICE, mailbox="INBOX")
+    expunge_2(env)
+    inbox = resolve(env.store.get_mailbox(ALICE, "INBOX")).id
+    key = resolve(env.store.fetch_expunged(inbox, [2]))[0].blob_key
+    env.registry.blobs.sync.delete(key)
+    lines = b.cmd("f1 FETCH 2 (UID BODY.PEEK[])")
+    assert lines == ["f1 NO [EXPUNGEISSUED] Some of the requested messages no longer exist"]
+    assert not b.closed
+
+
+def test_deleting_the_mailbox_releases_expunged_messages(env):
+    registry = env.registry
+    resolve(env.store.create_mailbox(ALICE, "Old"))
+    baseline = blob_count(registry)
+    env.append(ALICE, message(7, body="in Old\r\n"), mailbox="Old")
+    c = env.client(ALICE, mailbox="Old")
+    c.ok("s STORE 1 +FLAGS.SILENT (\\Deleted)")
+    c.ok("e EXPUNGE")
+    c.ok("u UNSELECT")
+    assert registry.db.sync.run("n", pending_count) == 1 and blob_count(registry) == baseline + 1
+    c.ok('d DELETE "Old"')
+    assert registry.db.sync.run("n", pending_count) == 0 and blob_count(registry) == baseline
+    assert resolve(env.store.usage_detail(ALICE))["messages"] == 3
+
+
+def test_erasing_the_user_releases_expunged_messages(env):
+    from tau.ops.privacy import purge_user
+
+    registry = env.registry
+    expunge_2(env)
+    assert registry.db.sync.run("n", pending_count) == 1
+    assert purge_user(registry.config, registry.db.sync, ALICE)["mail_blobs"] == 3
+    assert blob_count(registry) == 0 and registry.db.sync.run("n", pending_count) == 0
+    assert registry.db.sync.run("refs", lambda t: t.scalar("SELECT COUNT(*) FROM mail_blobs")) == 0
+
+
 def test_one_node_at_a_time_takes_the_purge(env):
     expunge_2(env)
     env.registry.reactor.advance(GRACE + 1)

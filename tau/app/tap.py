@@ -133,6 +133,9 @@ def build_root(registry: Registry) -> TauService:
     from tau.blobs.sweeper import blob_sweeper
 
     host.add_service(blob_sweeper(registry))  # blobs left without rows by a crash (issue 13)
+    from tau.mail.expunge_purge import expunge_purger
+
+    host.add_service(expunge_purger(registry))  # expunged mail, once no IMAP view can show it (issue 21)
     root.drains = host.drains
     return root
 

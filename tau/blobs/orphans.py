@@ -34,8 +34,9 @@ def referenced(txn: Txn, keys: Sequence[str]) -> set[str]:
             f" UNION SELECT blob_key FROM mail_blobs WHERE refs > 0 AND blob_key IN ({m})"
             f" UNION SELECT blob_key FROM file_nodes WHERE blob_key IN ({m})"
             f" UNION SELECT blob_key FROM messages WHERE blob_key IN ({m})"
+            f" UNION SELECT blob_key FROM mail_purge_pending WHERE blob_key IN ({m})"
             f" UNION SELECT blob_key FROM outbound_queue WHERE status IN ('queued', 'sending') AND blob_key IN ({m})",
-            part * 5)
+            part * 6)
         found |= {r[0] for r in rows}
     return found
 

@@ -128,7 +128,9 @@ def _and(condition: str) -> str:
     return f" AND {condition}" if condition else ""
 
 
-#: messages and the outbound rows still to send hold message blobs
-MAIL = Ledger("mail_blobs", (("messages", ""), ("outbound_queue", "status IN ('queued', 'sending')")))
+#: messages, expunged messages awaiting their purge and the outbound rows still to send hold
+#: message blobs
+MAIL = Ledger("mail_blobs", (("messages", ""), ("mail_purge_pending", ""),
+                             ("outbound_queue", "status IN ('queued', 'sending')")))
 #: file nodes hold file blobs
 FILES = Ledger("file_blobs", (("file_nodes", ""),))

@@ -365,6 +365,8 @@ def test_blob_deleted_only_when_last_reference_goes(store, registry):
     assert exists(key)
     resolve(store.store_flags(box(store, "Trash", BOB).id, [1], "+", ["\\Deleted"]))
     resolve(store.expunge(box(store, "Trash", BOB).id))
+    assert exists(key)  # expunged messages stay readable by IMAP views until their purge
+    resolve(store.purge_expunged(grace=0))
     assert not exists(key) and text_rows() == 0
     # the same bytes delivered again are stored again
     resolve(store.append(ALICE, "INBOX", raw))
@@ -382,8 +384,9 @@ def test_redelivery_restores_a_collected_blob(store, registry, monkeypatch):
     resolve(store.append(ALICE, "INBOX", raw))
     key = resolve(store.fetch(inbox, [1]))[0].blob_key
     resolve(store.store_flags(inbox, [1], "+", ["\\Deleted"]))
-    monkeypatch.setattr(store.ctx, "collect", None)  # expunge without the after-commit collection
+    monkeypatch.setattr(store.ctx, "collect", None)  # purge without the after-commit collection
     resolve(store.expunge(inbox))
+    resolve(store.purge_expunged(grace=0))
     registry.blobs.sync.delete(key)  # the collector won the race
 
     async def deduplicated_put(data):
@@ -395,6 +398,7 @@ def test_redelivery_restores_a_collected_blob(store, registry, monkeypatch):
     # without the bytes at hand the store refuses rather than point at nothing
     resolve(store.store_flags(inbox, [2], "+", ["\\Deleted"]))
     resolve(store.expunge(inbox))
+    resolve(store.purge_expunged(grace=0))
     registry.blobs.sync.delete(key)
     before = box(store)
     with pytest.raises(BlobMissing):
@@ -410,6 +414,7 @@ def test_sweep_and_discard_blobs(store, registry, monkeypatch):
     resolve(store.store_flags(inbox, [1], "+", ["\\Deleted"]))
     monkeypatch.setattr(store.ctx, "collect", None)  # as if the after-commit collection failed
     resolve(store.expunge(inbox))
+    resolve(store.purge_expunged(grace=0))
     monkeypatch.undo()
     assert registry.blobs.sync.exists(key)
     assert resolve(store.sweep_blobs()) == 1
@@ -436,6 +441,7 @@ def test_outbound_queue_holds_blob(store, registry):
     assert queued.user == ALICE and queued.blob_key == key and queued.attempts == 0
     resolve(store.store_flags(sent, [d.uid], "+", ["\\Deleted"]))
     resolve(store.expunge(sent))
+    resolve(store.purge_expunged(grace=0))
     assert registry.blobs.sync.exists(key)
     resolve(store.finish_outbound(qid, "sent"))
     assert not registry.blobs.sync.exists(key)

@@ -3,6 +3,13 @@
 
 Destinations are always the authenticated user's own mailboxes: the store is called with
 ``conn.user``, so a name can never reach another account.
+
+Messages another session expunged while this one still shows them (``stale.py``): COPY copies
+them as long as they are readable (FETCH still serves them), since a copy of what the client
+sees is what it asked for; MOVE refuses them, because their source is already gone (moved or
+deleted by the other session) and moving them again would duplicate them. Either command is all
+or nothing (RFC 3501 §6.4.7): when one message cannot be copied or moved, none is, and the
+answer is ``NO [EXPUNGEISSUED]`` (RFC 5530).
 """
 
 from __future__ import annotations
@@ -11,7 +18,9 @@ import functools
 from typing import Any
 
 from tau.mail.store.api import CopyResult, MailboxNotFound
+from tau.mail.store.purge import ExpungeIssued
 
+from . import stale
 from .base import SYNC_FULL, No, by_number_and_uid
 from .mailboxes import valid_name
 from .parser import Parser
@@ -29,17 +38,16 @@ async def _copy(conn: Any, p: Parser, uid: bool, move: bool) -> str:
     if not valid_name(dest):
         raise No("Mailbox doesn't exist", "TRYCREATE")
     uids = view.by_uid(seqset) if uid else view.by_seq(seqset)
-    uids = [u for u in uids if not view.is_gone(u)]
     verb = ("UID " if uid else "") + ("MOVE" if move else "COPY")
     if not uids:
-        if not uid and view.gone:
-            raise No("Some of the requested messages no longer exist", "EXPUNGEISSUED")
         return f"{verb} completed"
     try:
         op = conn.store.move if move else conn.store.copy
-        result: CopyResult = await op(view.mailbox_id, uids, conn.user, dest)
+        result: CopyResult = await op(view.mailbox_id, uids, conn.user, dest, strict=True)
     except MailboxNotFound:
         raise No("Mailbox doesn't exist", "TRYCREATE") from None
+    except ExpungeIssued:  # all or nothing: see the module docstring
+        raise stale.expunge_issued() from None
     view.touch()  # the copies may land here; moved messages are gone
     code = ""
     if result.pairs:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
+from tau.blobs.base import BlobNotFound
 from tau.mail.mime import ParsedMessage, PartInfo
 from tau.mail.store.api import MessageMeta
 
-from . import binary, bodies
+from . import binary, bodies, stale
 from .base import by_number_and_uid
 from .binary import BinaryItem
 from .bodies import BodyItem
@@ -107,14 +108,18 @@ async def run_fetch(conn: Any, p: Parser, uid: bool) -> str:
     need_parsed = any(not b.whole for b in body_items) or any(b.section for b in binary_items)
     metas: list[MessageMeta] = await conn.store.fetch(view.mailbox_id, uids, with_parsed=need_parsed) \
         if uids else []
+    metas, lost = await stale.complete(conn, uids, metas, need_parsed)  # expunged by another session
     flags = await _implicit_seen(conn, metas, [*body_items, *binary_items])
     order = _order(names, uid, want_modseq, bool(flags))
-    if body_items or binary_items:
-        await _send_with_bodies(conn, metas, order, body_items, binary_items, flags)
-    else:
-        await _send_metadata(conn, metas, order, flags)
-    if len(metas) < len(uids) and not uid:
-        return "[EXPUNGEISSUED] Some messages were expunged"
+    try:
+        if body_items or binary_items:
+            await _send_with_bodies(conn, metas, order, body_items, binary_items, flags)
+        else:
+            await _send_metadata(conn, metas, order, flags)
+    except BlobNotFound:  # purged meanwhile (stale.py)
+        lost = True
+    if lost:
+        raise stale.expunge_issued()
     return ("UID FETCH" if uid else "FETCH") + " completed"
 
 
@@ -189,7 +194,11 @@ async def _send_with_bodies(conn: Any, metas: list[MessageMeta], order: list[str
     i = 0
     while i < len(metas):
         if metas[i].size > STREAM_THRESHOLD:
-            await _stream_message(conn, metas[i], order, body_items, binary_items, flags)
+            try:
+                await _stream_message(conn, metas[i], order, body_items, binary_items, flags)
+            except BlobNotFound:  # purged mid-response: the half-sent literal cannot be completed
+                conn.transport.loseConnection()
+                raise
             i += 1
             continue
         batch: list[MessageMeta] = []

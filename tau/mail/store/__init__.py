@@ -27,13 +27,15 @@ from tau.mail.store.api import (
 from tau.mail.store.blobrefs import BlobMissing
 from tau.mail.store.context import TOPIC
 from tau.mail.store.names import InvalidFlag, canonical_flags, normalize_mailbox_name
+from tau.mail.store.purge import ExpungeIssued
 from tau.mail.store.queue import QueuedMessage, enqueue
 from tau.mail.store.quota import UnknownUser
 from tau.mail.store.search import InvalidSearch
 from tau.mail.store.service import MailStore
 
 __all__ = [
-    "DEFAULT_MAILBOXES", "DELIMITER", "TOPIC", "BlobMissing", "CopyResult", "Delivered", "FlagChange",
+    "DEFAULT_MAILBOXES", "DELIMITER", "TOPIC", "BlobMissing", "CopyResult", "Delivered", "ExpungeIssued",
+    "FlagChange",
     "InvalidFlag", "InvalidMailboxName", "InvalidSearch", "MailStore", "MailStoreAPI", "MailStoreError",
     "MailboxExists", "MailboxInUse", "MailboxInfo", "MailboxNotFound", "MessageMeta", "QueuedMessage",
     "QuotaExceeded", "Search", "StoreResult", "UnknownUser", "canonical_flags", "enqueue",

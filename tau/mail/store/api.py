@@ -199,7 +199,9 @@ class MailStoreAPI(Protocol):
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
         """Remove \\Deleted messages (only those in ``uids`` when given, UID EXPUNGE). Returns UIDs removed.
-        Blobs no longer referenced by any message are deleted after commit."""
+        Quota and counters drop at once; the messages stay readable for IMAP sessions that still show
+        them until purged a grace period later (``tau.mail.store.purge``), then blobs no longer
+        referenced are deleted."""
 
     async def search(self, mailbox_id: int, query: Search) -> list[int]:
         """UIDs matching, ascending; evaluated in SQL over the stored fields, no blob reads."""

@@ -228,7 +228,9 @@ def delete_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str) -> None:
     rows = txn.query("SELECT blob_key, size FROM messages WHERE mailbox_id = ?", (box.id,))
     if rows:
         charge(txn, acct, -sum(int(r[1]) for r in rows), -len(rows))
-    gone = drop_refs(txn, [r[0] for r in rows])
+    # messages expunged earlier and still waiting for their purge (tau.mail.store.purge) go too
+    pending = txn.query("DELETE FROM mail_purge_pending WHERE mailbox_id = ? RETURNING blob_key", (box.id,))
+    gone = drop_refs(txn, [r[0] for r in rows] + [r[0] for r in pending])
     txn.execute("DELETE FROM messages WHERE mailbox_id = ?", (box.id,))
     txn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (box.id,))
     txn.execute("DELETE FROM mailboxes WHERE id = ?", (box.id,))

@@ -3,8 +3,9 @@
 Copies are ``INSERT ... SELECT`` inside the database (the rendered ENVELOPE/BODYSTRUCTURE never
 travel through Python) and share the source's blob: only ``mail_blobs.refs`` grows. Destination
 UIDs are consecutive in source UID order, which gives the COPYUID pairs (RFC 4315 section 3).
-Removal records ``(uid, modseq)`` in ``expunged`` for QRESYNC and releases blobs whose last
-reference went, after commit.
+Removal records ``(uid, modseq)`` in ``expunged`` for QRESYNC and moves the rows into the purge
+table (``purge``): sessions that still show them keep reading them until the purge job drops
+their blob references after a grace period. Quota and mailbox counters drop at once.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tau.mail.store import purge
 from tau.mail.store.api import CopyResult, MailboxInfo, MailboxNotFound
-from tau.mail.store.blobrefs import add_refs, chunks, drop_refs
+from tau.mail.store.blobrefs import add_refs, chunks
 from tau.mail.store.context import StoreContext
 from tau.mail.store.mailboxes import find_box, lock_mailbox, owner, require_owned
 from tau.mail.store.messages import allocate, select_uids
@@ -41,8 +43,18 @@ def _destination(txn: Txn, ctx: StoreContext, mailbox_id: int, dest_user: str, d
     return acct, box
 
 
+def _source(mailbox_id: int, part: Sequence[int], retired: bool) -> tuple[str, list[Any]]:
+    """The rows to copy: live messages, plus (``retired``) expunged ones awaiting their purge."""
+    marks = placeholders(len(part))
+    if not retired:
+        return f"messages WHERE mailbox_id = ? AND uid IN ({marks})", [mailbox_id, *part]
+    return (f"(SELECT uid, {_COPIED} FROM messages WHERE mailbox_id = ? AND uid IN ({marks}) UNION ALL"
+            f" SELECT uid, {_COPIED} FROM {purge.TABLE} WHERE mailbox_id = ? AND uid IN ({marks})) src",
+            [mailbox_id, *part, mailbox_id, *part])
+
+
 def _copy_rows(txn: Txn, ctx: StoreContext, acct: Account, source: int, box: MailboxInfo,
-               rows: list[tuple[Any, ...]], count_quota: bool) -> CopyResult:
+               rows: list[tuple[Any, ...]], count_quota: bool, retired: bool = False) -> CopyResult:
     """Insert copies of ``rows`` (uid, size, seen, blob_key) into ``box``."""
     total = sum(int(r[1]) for r in rows)
     unseen = sum(1 for r in rows if not r[2])
@@ -52,10 +64,10 @@ def _copy_rows(txn: Txn, ctx: StoreContext, acct: Account, source: int, box: Mai
     src_uids = [int(r[0]) for r in rows]
     offset = 0
     for part in chunks(src_uids):
+        table, params = _source(source, part, retired)
         txn.execute(f"INSERT INTO messages (mailbox_id, uid, modseq, {_COPIED})"
-                    f" SELECT ?, ? + ROW_NUMBER() OVER (ORDER BY uid), ?, {_COPIED} FROM messages"
-                    f" WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})",
-                    [box.id, first + offset - 1, modseq, source, *part])
+                    f" SELECT ?, ? + ROW_NUMBER() OVER (ORDER BY uid), ?, {_COPIED} FROM {table}",
+                    [box.id, first + offset - 1, modseq, *params])
         offset += len(part)
     pairs = [(uid, first + i) for i, uid in enumerate(src_uids)]
     ctx.notify(txn, acct.address, box.id, box.name, "append", [d for _, d in pairs], modseq)
@@ -76,34 +88,61 @@ def _remove_rows(txn: Txn, ctx: StoreContext, mailbox_id: int, name: str, addres
     for part in chunks(removed):
         txn.execute(f"INSERT INTO expunged (mailbox_id, uid, modseq) SELECT mailbox_id, uid, ? FROM messages"
                     f" WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})", [modseq, mailbox_id, *part])
-        txn.execute(f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})",
-                    [mailbox_id, *part])
+    purge.retire(txn, mailbox_id, removed)  # readable by stale views until purged; keeps the blob refs
     ctx.notify(txn, address, mailbox_id, name, "expunge", removed, modseq)
     return removed
 
 
+def _with_retired(txn: Txn, mailbox_id: int, uid_list: Sequence[int],
+                  rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], bool]:
+    """``rows`` plus the expunged messages among ``uid_list`` still awaiting their purge;
+    ExpungeIssued when some are not even that. The flag: whether any came from the purge table."""
+    missing = {int(u) for u in uid_list} - {int(r[0]) for r in rows}
+    if not missing:
+        return rows, False
+    more = purge.select_retired(txn, "uid, size, seen, blob_key", int(mailbox_id), sorted(missing))
+    if len(more) < len(missing):
+        raise purge.ExpungeIssued("some of the requested messages no longer exist")
+    return sorted(rows + more, key=lambda r: int(r[0])), True
+
+
 def copy(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], dest_user: str,
-         dest_mailbox: str, user: str | None = None) -> CopyResult:
+         dest_mailbox: str, user: str | None = None, strict: bool = False) -> CopyResult:
     """COPY (RFC 3501 section 6.4.7): flags and internal date travel, the blob is shared; the
-    copies count against the quota (QuotaExceeded copies nothing)."""
+    copies count against the quota (QuotaExceeded copies nothing).
+
+    ``strict`` (IMAP, whose session may still show messages another session expunged): every
+    UID is copied, expunged ones from their pending rows (as FETCH still reads them), or, when
+    one was purged already, nothing is and ExpungeIssued is raised (RFC 3501: COPY is all or
+    nothing). Without it, UIDs that are not live are skipped."""
     acct, box = _destination(txn, ctx, mailbox_id, dest_user, dest_mailbox, user)
     rows = select_uids(txn, "uid, size, seen, blob_key", int(mailbox_id), uid_list)
+    retired = False
+    if strict:
+        rows, retired = _with_retired(txn, mailbox_id, uid_list, rows)
     if not rows:
         return CopyResult(box.uidvalidity, [])
-    result = _copy_rows(txn, ctx, acct, int(mailbox_id), box, rows, count_quota=True)
+    result = _copy_rows(txn, ctx, acct, int(mailbox_id), box, rows, count_quota=True, retired=retired)
     add_refs(txn, [r[3] for r in rows])
     return result
 
 
 def move(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], dest_user: str,
-         dest_mailbox: str, user: str | None = None) -> CopyResult:
-    """MOVE (RFC 6851): copy and expunge in one transaction. Usage and blob references do not
-    change (same owner), so a full mailbox can still move mail out to Trash."""
+         dest_mailbox: str, user: str | None = None, strict: bool = False) -> CopyResult:
+    """MOVE (RFC 6851): copy and expunge in one transaction. Usage does not change (same owner),
+    so a full mailbox can still move mail out to Trash. The copies take new blob references; the
+    source rows keep theirs until purged (``purge``).
+
+    ``strict`` (IMAP): a UID that is no longer live (another session expunged or moved it) makes
+    the whole MOVE fail with ExpungeIssued, moving nothing: moving it again would duplicate it."""
     acct, box = _destination(txn, ctx, mailbox_id, dest_user, dest_mailbox, user)
     rows = select_uids(txn, "uid, size, seen, blob_key", int(mailbox_id), uid_list)
+    if strict and len(rows) < len({int(u) for u in uid_list}):
+        raise purge.ExpungeIssued("some of the requested messages no longer exist")
     if not rows:
         return CopyResult(box.uidvalidity, [])
     result = _copy_rows(txn, ctx, acct, int(mailbox_id), box, rows, count_quota=False)
+    add_refs(txn, [r[3] for r in rows])
     _, _, name, _, _, _, address = lock_mailbox(txn, mailbox_id)
     _remove_rows(txn, ctx, int(mailbox_id), name, address, rows)
     return result
@@ -124,5 +163,4 @@ def expunge(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int
         return []
     removed = _remove_rows(txn, ctx, int(mailbox_id), name, address, rows)
     charge(txn, Account(user_id, address, 0), -sum(int(r[1]) for r in rows), -len(rows))
-    ctx.collect_after(txn, drop_refs(txn, [r[3] for r in rows]))
     return removed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tau.mail.store import queue
+from tau.mail.store import purge, queue
 from tau.mail.store.blobrefs import drop_refs
 from tau.storage.database import Txn
 
@@ -24,6 +24,7 @@ def purge_user(txn: Txn, user_id: int) -> list[str]:
     (``ON DELETE SET NULL`` would keep the queue's); returns the keys left unreferenced."""
     keys = [r[0] for r in txn.query("SELECT m.blob_key FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
                                     " WHERE b.user_id = ?", (user_id,))]
+    keys += purge.user_blob_keys(txn, user_id)  # expunged, waiting for their purge
     keys += queue.pending_blob_keys(txn, user_id)
     orphans = drop_refs(txn, keys) if keys else []
     queue.delete_user_rows(txn, user_id)

@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.blobs import validate_key
-from tau.mail.store import blobrefs, deleted, mailboxes, messages, moving, multiappend, queue, quota
+from tau.mail.store import blobrefs, deleted, mailboxes, messages, moving, multiappend, purge, queue, quota
 from tau.mail.store import search as searching
 from tau.mail.store.api import (
     CopyResult,
@@ -250,14 +250,29 @@ class MailStore:
                                tuple(flags), unchanged_since, user)
 
     async def copy(self, mailbox_id: int, uids: Sequence[int], dest_user: str, dest_mailbox: str, *,
-                   user: str | None = None) -> CopyResult:
+                   user: str | None = None, strict: bool = False) -> CopyResult:
+        """``strict`` (extension, IMAP): copy expunged messages not purged yet too, or raise
+        ExpungeIssued copying nothing (moving.copy)."""
         return await self._run("mail_copy", moving.copy, self.ctx, mailbox_id, list(uids), dest_user,
-                               dest_mailbox, user)
+                               dest_mailbox, user, strict)
 
     async def move(self, mailbox_id: int, uids: Sequence[int], dest_user: str, dest_mailbox: str, *,
-                   user: str | None = None) -> CopyResult:
+                   user: str | None = None, strict: bool = False) -> CopyResult:
+        """``strict`` (extension, IMAP): ExpungeIssued, moving nothing, unless every UID is live."""
         return await self._run("mail_move", moving.move, self.ctx, mailbox_id, list(uids), dest_user,
-                               dest_mailbox, user)
+                               dest_mailbox, user, strict)
+
+    async def fetch_expunged(self, mailbox_id: int, uids: Sequence[int], with_parsed: bool = False, *,
+                             user: str | None = None) -> list[MessageMeta]:
+        """Extension: FETCH data of expunged messages among ``uids`` not purged yet (an IMAP
+        session's view may still show them; see tau.mail.store.purge)."""
+        return await self._run("mail_fetch_expunged", purge.fetch_retired, mailbox_id, list(uids), with_parsed,
+                               user, readonly=True)
+
+    async def purge_expunged(self, limit: int = 1000, grace: int = purge.GRACE) -> int:
+        """Extension: drop expunged messages older than ``grace`` seconds for good (their blobs
+        are collected when nothing else uses them); returns how many went."""
+        return await self._run("mail_purge_expunged", purge.purge_due, self.ctx, limit, grace)
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None, *,
                       user: str | None = None) -> list[int]:

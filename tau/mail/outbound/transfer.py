@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from tau.mail.outbound.client import ClientProtocol, Reply, connect
 from tau.mail.outbound.dns import DNSTempError, NoSuchDomain
 from tau.mail.outbound.sessions import Parked, SessionCache
+from tau.mail.smtp.dsn_params import DsnRequest, dsn_args
 
 log = Logger()
 Source = Callable[[], AsyncIterator[bytes]]
@@ -41,6 +42,7 @@ class Outcome:
     code: int
     text: str
     remote: str = ""     # the MX that answered (DSN Remote-MTA, RFC 3464 §2.3.5)
+    dsn_passed: bool = False   # the MX took RFC 3461 parameters: success reports are its job now
 
 
 class Temporary(Exception):
@@ -119,7 +121,7 @@ class Transfer:
     # -- delivery -----------------------------------------------------------------------------
 
     async def deliver(self, domain: str, mail_from: str, rcpts: list[str], size: int, eight_bit: bool,
-                      source: Source) -> list[Outcome]:
+                      source: Source, dsn: DsnRequest | None = None) -> list[Outcome]:
         try:
             hosts, verify = await self.routes(domain)
         except Permanent as exc:
@@ -131,7 +133,7 @@ class Transfer:
         parked = self.sessions.take(key, hosts, verify)
         if parked is not None:
             try:
-                return await self._reuse(key, parked, mail_from, rcpts, size, eight_bit, source)
+                return await self._reuse(key, parked, mail_from, rcpts, size, eight_bit, source, dsn)
             except _Stale:
                 pass                                   # the server hung up meanwhile: connect afresh
             except Temporary as exc:
@@ -146,7 +148,7 @@ class Transfer:
             for addr in addresses[:4]:
                 try:
                     return await self._session(key, host, target, addr, port, verify, mail_from, rcpts, size,
-                                               eight_bit, source)
+                                               eight_bit, source, dsn)
                 except Temporary as exc:
                     last = f"4.4.1 {target}[{addr}]: {exc}"
                     log.info("outbound {domain}: {why}", domain=domain, why=last)
@@ -163,7 +165,8 @@ class Transfer:
         return ssl.optionsForClientTLS(host, trustRoot=self._trust)
 
     async def _session(self, key: str, route: str, host: str, addr: str, port: int, verify: bool, mail_from: str,
-                       rcpts: list[str], size: int, eight_bit: bool, source: Source) -> list[Outcome]:
+                       rcpts: list[str], size: int, eight_bit: bool, source: Source,
+                       dsn: DsnRequest | None = None) -> list[Outcome]:
         s = self.settings
         self.sessions.busy(key, +1)
         self.sessions.make_room(key, s.max_per_domain)
@@ -176,7 +179,8 @@ class Transfer:
             entry = Parked(proto, route, verify, self.reactor.seconds())
             try:
                 await self._open(proto, host, verify)
-                outcomes, keep = await self._transaction(proto, host, mail_from, rcpts, size, eight_bit, source)
+                outcomes, keep = await self._transaction(proto, host, mail_from, rcpts, size, eight_bit, source,
+                                                         dsn=dsn)
                 return outcomes
             except (Temporary, Permanent):
                 raise
@@ -192,14 +196,14 @@ class Transfer:
                 self.sessions.busy(key, -1)
 
     async def _reuse(self, key: str, entry: Parked, mail_from: str, rcpts: list[str], size: int, eight_bit: bool,
-                     source: Source) -> list[Outcome]:
+                     source: Source, dsn: DsnRequest | None = None) -> list[Outcome]:
         """One more transaction on a parked session; :class:`_Stale` if it turned out to be closed
         before the server accepted anything (the caller then connects afresh)."""
         keep = False
         try:
             host = _host_port(entry.host, self.settings.port)[0]
             outcomes, keep = await self._transaction(entry.proto, host, mail_from, rcpts, size, eight_bit, source,
-                                                     reused=True)
+                                                     reused=True, dsn=dsn)
             return outcomes
         except (_Stale, Temporary):
             raise
@@ -235,13 +239,23 @@ class Transfer:
                 raise Temporary(f"smarthost AUTH failed: {reply}")
 
     async def _transaction(self, proto: ClientProtocol, host: str, mail_from: str, rcpts: list[str], size: int,
-                           eight_bit: bool, source: Source, reused: bool = False) -> tuple[list[Outcome], bool]:
-        """MAIL, RCPT..., DATA and the message: (outcome per recipient, the session may be reused)."""
+                           eight_bit: bool, source: Source, reused: bool = False,
+                           dsn: DsnRequest | None = None) -> tuple[list[Outcome], bool]:
+        """MAIL, RCPT..., DATA and the message: (outcome per recipient, the session may be reused).
+
+        Lines are sent as stored, however long: RFC 5322 §2.1.1 asks senders to keep them within
+        998 octets, but wrapping them (Postfix's ``smtp_line_length_limit``, CRLF SP) would change
+        the body after our DKIM signature and the sender's, so a relayed newsletter would fail
+        DMARC; receivers (Postfix, Gmail) take long lines. The RFC 3461 parameters go on to an MX
+        that advertises DSN (``passes_dsn``)."""
         s = self.settings
         params = f" SIZE={size}" if "SIZE" in proto.extensions else ""
         if eight_bit and "8BITMIME" in proto.extensions:
             params += " BODY=8BITMIME"
-        lines = [f"MAIL FROM:<{mail_from}>{params}"] + [f"RCPT TO:<{r}>" for r in rcpts] + ["DATA"]
+        passes_dsn = dsn is not None and "DSN" in proto.extensions
+        mail_dsn, rcpt_dsn = (dsn_args(dsn, rcpts) if passes_dsn and dsn is not None else ("", {}))
+        lines = ([f"MAIL FROM:<{mail_from}>{params}{mail_dsn}"] + [f"RCPT TO:<{r}>{rcpt_dsn.get(r, '')}" for r in rcpts]
+                 + ["DATA"])
         replies: list[Reply] = []
         if "PIPELINING" in proto.extensions:          # RFC 2920 §3.1: one write, then the replies
             for line in lines:
@@ -272,6 +286,7 @@ class Transfer:
             final = await proto.send_data(source(), max(s.command_timeout, 600))
         for r in accepted:
             outcomes[r] = _outcome(r, final, remote)
+            outcomes[r].dsn_passed = passes_dsn
         # after a 2xx end-of-data reply the session is between transactions (RFC 5321 §4.1.1.4)
         return [outcomes[r] for r in rcpts], 200 <= final.code < 300 and proto.alive
 

@@ -99,7 +99,8 @@ def world(request, tmp_path_factory):
     peer = RemotePeer(folder, zone, dsn_addresses=["127.0.0.2"]).start()
     daemon.env.update({"TAU_OUTBOUND_RESOLVER": f"127.0.0.1:{peer.dns_port}",
                        "TAU_OUTBOUND_PORT": str(peer.smtp_port), "TAU_OUTBOUND_POLL_INTERVAL": "1",
-                       "TAU_OUTBOUND_RETRY_BASE": "1", "TAU_DKIM_SIGN": "false"})
+                       "TAU_OUTBOUND_RETRY_BASE": "1", "TAU_DKIM_SIGN": "false",
+                       "TAU_OUTBOUND_DELAY_WARNING": "1"})
     daemon.start("smtp")
     store = DaemonStore(daemon)
     yield daemon, peer, store
@@ -204,3 +205,16 @@ def test_no_success_report_by_default(world):
     send(daemon, "marker", {"reject-m@remote.test": ""})      # a later report: the earlier one had its time
     report(store, "marker")
     assert not [m for m in store.messages(ALICE) if b"Subject: quiet-ok\r\n" in m]
+
+
+@pytest.mark.e2e
+def test_delay_notice_only_when_notify_allows_it(world):
+    daemon, peer, store = world
+    send(daemon, "delay-quiet", {"tempfail-q@remote.test": "NOTIFY=FAILURE"})
+    send(daemon, "delay-loud", {"tempfail-l@remote.test": ""})        # default: failure and delay
+    assert "Action: delayed" in status_part(report(store, "delay-loud"))
+    deadline = time.monotonic() + 40                                   # both get through on the third try
+    while len([e for e, m in peer.messages() if e["rcpts"][0].startswith("tempfail-")]) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert not [m for m in store.messages(ALICE) if b"Subject: delay-quiet\r\n" in m]

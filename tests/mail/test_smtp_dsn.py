@@ -3,7 +3,8 @@
 worker: bounces only for NOTIFY including FAILURE (the default), none for NEVER, RET=HDRS returns
 only the header, ENVID and ORCPT appear in the RFC 3464 report, NOTIFY=SUCCESS gives a ``relayed``
 report for an MX without DSN (one with DSN gets the parameters passed on) and a ``delivered`` one
-for a local mailbox."""
+for a local mailbox. And REQUIRETLS (RFC 8689): only over TLS, kept on the queue row, sent only
+over verified TLS to an MX that advertises it, bounced otherwise."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tau.mail.store import queue as rows
 from tests.support.daemon import TauDaemon
 from tests.support.databases import engines
 from tests.support.harness import add_user
-from tests.support.outbound import RemotePeer
+from tests.support.outbound import RemotePeer, make_tls
 from tests.support.smtp import Client, DaemonStore, make_factory
 
 ALICE, CAROL, PASSWORD = "alice@example.test", "carol@example.test", "secret-Pa55"
@@ -80,6 +81,25 @@ def test_bad_rcpt_parameters_are_501(submission, params):
     assert submission.cmd("RCPT TO:<bob@remote.test> NOTIFY=FAILURE,DELAY").code == 250
 
 
+def test_requiretls_is_offered_and_accepted_only_over_tls(registry):
+    add_user(registry, ALICE)
+    c = Client(make_factory(registry, registry.mail_store, "smtp"))
+    assert "REQUIRETLS" not in c.ehlo().lines
+    reply = c.cmd("MAIL FROM:<x@remote.test> REQUIRETLS")
+    assert (reply.code, reply.text[:6]) == (530, "5.7.10")
+    assert "REQUIRETLS" in c.starttls().lines
+    assert c.cmd("MAIL FROM:<x@remote.test> REQUIRETLS=yes").code == 501
+    assert c.cmd("MAIL FROM:<x@remote.test> REQUIRETLS").code == 250
+
+
+def test_requiretls_is_persisted(registry, submission):
+    c = submission
+    assert [r.code for r in c.mail(ALICE, ["bob@remote.test"], b"Subject: t\r\n\r\nhi\r\n", "REQUIRETLS")] \
+        == [250, 250, 354, 250]
+    [row] = registry.db.sync.run("claim", rows.claim, 2**40, 10, 60)
+    assert row.require_tls is True
+
+
 # -- behaviour, against a running daemon and a remote MX on loopback -------------------------------
 
 @pytest.fixture(scope="module", params=engines())
@@ -95,12 +115,15 @@ def world(request, tmp_path_factory):
     for user in (ALICE, CAROL):
         daemon.add_user(user)
     zone = {"remote.test": [["MX", 10, "mx.remote.test"]], "mx.remote.test": [["A", "127.0.0.1"]],
-            "dsn.test": [["MX", 10, "mx.dsn.test"]], "mx.dsn.test": [["A", "127.0.0.2"]]}
-    peer = RemotePeer(folder, zone, dsn_addresses=["127.0.0.2"]).start()
+            "dsn.test": [["MX", 10, "mx.dsn.test"]], "mx.dsn.test": [["A", "127.0.0.2"]],
+            "rtls.test": [["MX", 10, "mx.rtls.test"]], "mx.rtls.test": [["A", "127.0.0.3"]]}
+    ca, cert, key = make_tls(folder, ["mx.remote.test", "mx.dsn.test", "mx.rtls.test"])
+    peer = RemotePeer(folder, zone, dsn_addresses=["127.0.0.2"], requiretls_addresses=["127.0.0.3"],
+                      tls_cert=str(cert), tls_key=str(key)).start()
     daemon.env.update({"TAU_OUTBOUND_RESOLVER": f"127.0.0.1:{peer.dns_port}",
                        "TAU_OUTBOUND_PORT": str(peer.smtp_port), "TAU_OUTBOUND_POLL_INTERVAL": "1",
                        "TAU_OUTBOUND_RETRY_BASE": "1", "TAU_DKIM_SIGN": "false",
-                       "TAU_OUTBOUND_DELAY_WARNING": "1"})
+                       "TAU_OUTBOUND_DELAY_WARNING": "1", "TAU_OUTBOUND_TLS_CA_FILE": str(ca)})
     daemon.start("smtp")
     store = DaemonStore(daemon)
     yield daemon, peer, store
@@ -218,3 +241,23 @@ def test_delay_notice_only_when_notify_allows_it(world):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert not [m for m in store.messages(ALICE) if b"Subject: delay-quiet\r\n" in m]
+
+
+@pytest.mark.e2e
+def test_requiretls_bounces_when_the_mx_does_not_offer_it(world):
+    daemon, peer, store = world
+    send(daemon, "rtls-no", {"bob-rtls@remote.test": ""}, "REQUIRETLS")     # verified TLS, no REQUIRETLS
+    status = status_part(report(store, "rtls-no"))
+    assert "Action: failed" in status and "Status: 5.7.10" in status
+    assert not [e for e, m in peer.messages() if e["rcpts"] == ["bob-rtls@remote.test"]]
+
+
+@pytest.mark.e2e
+def test_requiretls_goes_over_verified_tls_to_an_mx_that_offers_it(world):
+    daemon, peer, store = world
+    send(daemon, "rtls-yes", {"rita@rtls.test": ""}, "REQUIRETLS")
+    deadline = time.monotonic() + 30
+    while not (found := [e for e, m in peer.messages() if e["rcpts"] == ["rita@rtls.test"]]):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert found[0]["tls"] is True and "REQUIRETLS" in found[0]["mail_args"].split()

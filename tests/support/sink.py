@@ -28,6 +28,7 @@ class Sink:
         self.out = Path(spec["out"])
         self.auth = spec.get("auth")
         self.dsn_addresses = set(spec.get("dsn_addresses", ()))   # listening addresses that advertise DSN
+        self.requiretls_addresses = set(spec.get("requiretls_addresses", ()))   # ... and REQUIRETLS over TLS
         self.tls = None
         self.attempts: dict[str, int] = {}
         self.current = self.peak = self.connections = self.saved = 0
@@ -111,6 +112,8 @@ class SinkSMTP(LineOnlyReceiver):
             ext.append("AUTH PLAIN")
         if getattr(self.transport.getHost(), "host", None) in self.sink.dsn_addresses:
             ext.append("DSN")
+        if self.tls and getattr(self.transport.getHost(), "host", None) in self.sink.requiretls_addresses:
+            ext.append("REQUIRETLS")
         self.reply("\r\n".join([f"250-mx.remote.test hello {arg}"] + [f"250-{e}" for e in ext[:-1]]
                                + [f"250 {ext[-1]}"]))
 

@@ -33,7 +33,7 @@ from tau.mail.outbound import notify
 from tau.mail.outbound.mtasts import MTASTS
 from tau.mail.outbound.pacing import Pacer
 from tau.mail.outbound.recorder import Job, Recorder
-from tau.mail.outbound.transfer import Outcome, Settings, Transfer
+from tau.mail.outbound.transfer import Extra, Outcome, Settings, Transfer
 from tau.mail.smtp.dsn_params import DsnRequest
 from tau.mail.store import queue as rows  # the queue's rows: claim, record, release
 
@@ -242,7 +242,7 @@ class OutboundService(Service):
             target = domain or rcpts[0].rpartition("@")[2].lower()
             return await self.transfer.deliver(target, row.mail_from, rcpts, size, eight_bit,
                                                lambda: self._source(row, prefix, message),
-                                               DsnRequest.from_json(row.dsn))
+                                               Extra(DsnRequest.from_json(row.dsn), row.require_tls))
         finally:
             sem.release()
 

@@ -17,7 +17,7 @@ from tau.mail.smtp.delivery import Envelope
 from tau.mail.smtp.syntax import Reply, parse_path, sanitize
 
 log = Logger()
-MAIL_PARAMS = {"SIZE", "BODY", "SMTPUTF8", "AUTH", "RET", "ENVID"}
+MAIL_PARAMS = {"SIZE", "BODY", "SMTPUTF8", "AUTH", "RET", "ENVID", "REQUIRETLS"}
 RCPT_PARAMS = {"NOTIFY", "ORCPT"}                        # RFC 3461 (dsn_params.py)
 
 
@@ -69,6 +69,8 @@ class Commands:
         }
         if self.canStartTLS and not self.startedTLS:
             ext[b"STARTTLS"] = None                                    # RFC 3207
+        if self.startedTLS:
+            ext[b"REQUIRETLS"] = None                                  # RFC 8689 §4: only over TLS
         if self.submission and self.startedTLS:
             ext[b"AUTH"] = list(auth.MECHANISMS)
         return ext
@@ -200,8 +202,10 @@ class Commands:
                 body = (value or "").upper()
                 if body not in ("7BIT", "8BITMIME"):
                     raise Reply(555, "5.5.4 Unsupported BODY type")
-            elif key == "SMTPUTF8" and value is not None:
-                raise Reply(501, "5.5.4 SMTPUTF8 takes no value")
+            elif key in ("SMTPUTF8", "REQUIRETLS") and value is not None:
+                raise Reply(501, f"5.5.4 {key} takes no value")
+            elif key == "REQUIRETLS" and not self.startedTLS:
+                raise Reply(530, "5.7.10 REQUIRETLS needs a TLS session")
         smtputf8 = "SMTPUTF8" in arg.params
         ret, envid = dsn_params.mail_params(arg.params)
         if arg.utf8 and not smtputf8:
@@ -211,6 +215,7 @@ class Commands:
                              smtputf8=smtputf8, body=body or "7BIT", declared_size=size, client_ip=self.ip,
                              helo=self._helo_name or "")
         self._txn.dsn.ret, self._txn.dsn.envid = ret, envid
+        self._txn.require_tls = "REQUIRETLS" in arg.params
         self.sendCode(250, b"2.1.0 Ok")
 
     async def smtp_RCPT(self, rest: bytes) -> None:

@@ -56,6 +56,7 @@ class Envelope:
     client_ip: str = ""                                   # for SPF/DMARC (tau.mail.trust), MX only
     helo: str = ""
     dsn: DsnRequest = field(default_factory=DsnRequest)     # RFC 3461 parameters (dsn_params.py)
+    require_tls: bool = False                               # RFC 8689 REQUIRETLS
 
 
 def _lookup(txn: Txn, address: str, default_quota: int, size: int) -> tuple[bool, list[tuple[str, bool]], str | None]:
@@ -196,7 +197,7 @@ class Delivery:
                       mail_from=envelope.mail_from, key=blob_key, size=size, fields=fields,
                       message_id=getattr(parsed, "message_id", None), sent_copy=self.submission and sender is not None,
                       mailbox=mailbox, origin=origin(envelope, self.submission),
-                      dsn=envelope.dsn.to_json(envelope.remote))
+                      dsn=envelope.dsn.to_json(envelope.remote), require_tls=envelope.require_tls)
             try:
                 await self._commits.submit(job)
             except QuotaExceeded:

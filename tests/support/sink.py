@@ -1,7 +1,8 @@
 """The SMTP sink standing in for a remote MX in tests (RFC 5321, just what tau's client uses).
 
-Connections to an address in ``dsn_addresses`` see DSN (RFC 3461) advertised; the envelope saved
-records the MAIL and RCPT parameters. Behaviour by recipient local part: ``reject*`` → 550 at RCPT;
+Connections to an address in ``dsn_addresses`` see DSN (RFC 3461) advertised, in
+``requiretls_addresses`` REQUIRETLS (RFC 8689, after STARTTLS); the envelope saved records the MAIL
+and RCPT parameters. Behaviour by recipient local part: ``reject*`` → 550 at RCPT;
 ``tempfail*`` → 451 at end of data
 for the first two attempts of each Message-ID; a file ``out/stall`` makes the sink hold its reply to
 the end of data until the connection drops (see ``tests.support.outbound``). Every accepted message

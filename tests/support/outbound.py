@@ -78,6 +78,8 @@ def serve(spec: dict[str, Any]) -> None:
     sink.stats()
     smtp = ServerFactory.forProtocol(sink_protocol(sink))
     reactor.listenTCP(spec["smtp_port"], smtp, interface="127.0.0.1")
+    for address in {*spec.get("dsn_addresses", ()), *spec.get("requiretls_addresses", ())}:   # the same sink
+        reactor.listenTCP(spec["smtp_port"], smtp, interface=address)
     if spec.get("https_port"):
         from twisted.web import resource, static
         from twisted.web.server import Site

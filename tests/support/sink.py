@@ -1,6 +1,9 @@
 """The SMTP sink standing in for a remote MX in tests (RFC 5321, just what tau's client uses).
 
-Behaviour by recipient local part: ``reject*`` → 550 at RCPT; ``tempfail*`` → 451 at end of data
+Connections to an address in ``dsn_addresses`` see DSN (RFC 3461) advertised, in
+``requiretls_addresses`` REQUIRETLS (RFC 8689, after STARTTLS); the envelope saved records the MAIL
+and RCPT parameters. Behaviour by recipient local part: ``reject*`` → 550 at RCPT;
+``tempfail*`` → 451 at end of data
 for the first two attempts of each Message-ID; a file ``out/stall`` makes the sink hold its reply to
 the end of data until the connection drops (see ``tests.support.outbound``). Every accepted message
 is written to ``out/`` only after it was answered 250.
@@ -25,6 +28,8 @@ class Sink:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.out = Path(spec["out"])
         self.auth = spec.get("auth")
+        self.dsn_addresses = set(spec.get("dsn_addresses", ()))   # listening addresses that advertise DSN
+        self.requiretls_addresses = set(spec.get("requiretls_addresses", ()))   # ... and REQUIRETLS over TLS
         self.tls = None
         self.attempts: dict[str, int] = {}
         self.current = self.peak = self.connections = self.saved = 0
@@ -79,6 +84,8 @@ class SinkSMTP(LineOnlyReceiver):
     def reset(self) -> None:
         self.mail_from: str | None = None
         self.rcpts: list[str] = []
+        self.mail_args = ""
+        self.rcpt_args: list[str] = []
         self.data: list[bytes] | None = None
 
     def reply(self, text: str) -> None:
@@ -104,6 +111,10 @@ class SinkSMTP(LineOnlyReceiver):
             ext.append("STARTTLS")
         if self.sink.auth:
             ext.append("AUTH PLAIN")
+        if getattr(self.transport.getHost(), "host", None) in self.sink.dsn_addresses:
+            ext.append("DSN")
+        if self.tls and getattr(self.transport.getHost(), "host", None) in self.sink.requiretls_addresses:
+            ext.append("REQUIRETLS")
         self.reply("\r\n".join([f"250-mx.remote.test hello {arg}"] + [f"250-{e}" for e in ext[:-1]]
                                + [f"250 {ext[-1]}"]))
 
@@ -139,6 +150,7 @@ class SinkSMTP(LineOnlyReceiver):
             self.reply("530 5.7.0 authentication required")
             return
         self.mail_from = arg.partition(":")[2].strip().split(" ")[0].strip("<>")
+        self.mail_args = arg.partition(">")[2].strip()
         self.reply("250 2.1.0 ok")
 
     def smtp_RCPT(self, arg: str) -> None:
@@ -147,6 +159,7 @@ class SinkSMTP(LineOnlyReceiver):
             self.reply(f"550 5.1.1 <{rcpt}>: no such user here")
         else:
             self.rcpts.append(rcpt)
+            self.rcpt_args.append(arg.partition(">")[2].strip())
             self.reply("250 2.1.5 ok")
 
     def smtp_DATA(self, arg: str) -> None:
@@ -170,7 +183,8 @@ class SinkSMTP(LineOnlyReceiver):
     def end_of_data(self) -> None:
         sink = self.sink
         data = b"\r\n".join(self.data or []) + b"\r\n"
-        envelope = {"mail_from": self.mail_from, "rcpts": self.rcpts, "tls": self.tls, "user": self.user}
+        envelope = {"mail_from": self.mail_from, "rcpts": self.rcpts, "tls": self.tls, "user": self.user,
+                    "mail_args": self.mail_args, "rcpt_args": self.rcpt_args}
         self.reset()
         if sink.stalled():
             return                           # the sender waits; nothing is kept

@@ -45,24 +45,26 @@ class Job:
 
 def record_jobs(txn: Any, ctx: Any, jobs: list[Job]) -> list[str]:
     """Every job's outcome and DSN; returns blob keys to collect after commit."""
+    keys = rows.record_many(txn, [job.result for job in jobs], int(txn.now)) if jobs else []
+    for job in jobs:
+        if job.report is not None:
+            deliver_report(txn, ctx, job.sender, *job.report)
+    return keys
+
+
+def deliver_report(txn: Any, ctx: Any, sender: str, key: str, size: int, fields: Any) -> None:
+    """A DSN to ``sender``: into the INBOX of local targets, through the queue (null sender) else."""
     from tau.auth import accounts
     from tau.mail.store import messages, queue
 
-    keys = rows.record_many(txn, [job.result for job in jobs], int(txn.now)) if jobs else []
-    for job in jobs:
-        if job.report is None:
-            continue
-        key, size, fields = job.report
-        sender = job.sender
-        targets = accounts.resolve_recipient(txn, sender) if accounts.is_local_domain(
-            txn, sender.rpartition("@")[2]) else [sender]
-        local = [t for t in targets if accounts.is_local_domain(txn, t.rpartition("@")[2])]
-        remote = [t for t in targets if t not in local]
-        if local:
-            messages.deliver(txn, ctx, sorted(local), key, size, fields, "INBOX", (), None, None)
-        if remote:
-            queue.enqueue(txn, None, "", remote, key, size, None, ctx)
-    return keys
+    targets = accounts.resolve_recipient(txn, sender) if accounts.is_local_domain(
+        txn, sender.rpartition("@")[2]) else [sender]
+    local = [t for t in targets if accounts.is_local_domain(txn, t.rpartition("@")[2])]
+    remote = [t for t in targets if t not in local]
+    if local:
+        messages.deliver(txn, ctx, sorted(local), key, size, fields, "INBOX", (), None, None)
+    if remote:
+        queue.enqueue(txn, None, "", remote, key, size, None, ctx)
 
 
 def claim_rows(txn: Any, now: int, claim: Claim) -> list[tuple[rows.Claimed, set[str]]]:

@@ -6,7 +6,7 @@ row waiting for a free slot is started only within half its lease, else given ba
 with DKIM (the signature is stored on the row so a retry sends the same bytes), group the pending
 recipients by domain, deliver each group (``transfer.Transfer``, which reuses SMTP sessions) under
 a per-domain connection limit, then hand the outcome to the ``recorder.Recorder``, which commits
-outcomes, DSNs for the sender (``dsn.build``) and the next claim together in few transactions.
+outcomes, DSNs for the sender (``notify``, ``dsn.build``) and the next claim together in few transactions.
 Retries back off exponentially (``retry_base * 2**attempts``, capped at ``retry_max``) until
 ``lifetime``; a delay notice goes out once after ``delay_warning``. While the SMTP listeners are
 accepting mail, deliveries start at a capped rate (``pacing.Pacer``): acceptance comes first.
@@ -29,11 +29,12 @@ from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from tau.mail.outbound import dsn
+from tau.mail.outbound import notify
 from tau.mail.outbound.mtasts import MTASTS
 from tau.mail.outbound.pacing import Pacer
 from tau.mail.outbound.recorder import Job, Recorder
-from tau.mail.outbound.transfer import Outcome, Settings, Transfer
+from tau.mail.outbound.transfer import Extra, Outcome, Settings, Transfer
+from tau.mail.smtp.dsn_params import DsnRequest
 from tau.mail.store import queue as rows  # the queue's rows: claim, record, release
 
 if TYPE_CHECKING:
@@ -220,13 +221,16 @@ class OutboundService(Service):
         outcomes = await defer.DeferredList(
             [defer.Deferred.fromCoroutine(self._group(domain, row, rcpts, size, eight_bit, prefix, message))
              for domain, rcpts in groups.items()], consumeErrors=True)
+        relayed: set[str] = set()              # sent to an MX that does not speak DSN (RFC 3461 §6.2.6)
         for (ok, value), rcpts in zip(outcomes, groups.values(), strict=True):
             if not ok:
                 log.failure("delivery to {rcpts} failed", value, rcpts=rcpts)
                 value = [Outcome(r, "retry", 451, "4.3.0 internal error") for r in rcpts]
             for out in value:
                 result.outcomes[out.rcpt] = [out.status, out.code, out.text, out.remote]
-        await self._record(row, result, now, message)
+                if out.status == "sent" and not out.dsn_passed:
+                    relayed.add(out.rcpt)
+        await self._record(row, result, now, message, relayed)
 
     async def _group(self, domain: str, row: rows.Claimed, rcpts: list[str], size: int, eight_bit: bool,
                      prefix: bytes, message: bytes | None) -> list[Outcome]:
@@ -237,7 +241,8 @@ class OutboundService(Service):
         try:
             target = domain or rcpts[0].rpartition("@")[2].lower()
             return await self.transfer.deliver(target, row.mail_from, rcpts, size, eight_bit,
-                                               lambda: self._source(row, prefix, message))
+                                               lambda: self._source(row, prefix, message),
+                                               Extra(DsnRequest.from_json(row.dsn), row.require_tls))
         finally:
             sem.release()
 
@@ -259,7 +264,9 @@ class OutboundService(Service):
 
     # -- recording ----------------------------------------------------------------------------
 
-    async def _record(self, row: rows.Claimed, result: rows.Result, now: int, message: bytes | None) -> None:
+    async def _record(self, row: rows.Claimed, result: rows.Result, now: int, message: bytes | None,
+                      relayed: set[str]) -> None:
+        """Outcomes, retry time, and the report the sender asked for (``notify``: RFC 3461)."""
         lifetime = self.cfg.lifetime
         state = {**row.state, **result.outcomes}
         retrying = [r for r in row.rcpt_to if state.get(r, ["pending"])[0] == "retry"]
@@ -273,21 +280,21 @@ class OutboundService(Service):
             result.next_attempt_at = now + max(1, int(delay * random.uniform(0.9, 1.1)))
         failed = [(r, int(s[1] or 0), str(s[2]), str(s[3] if len(s) > 3 else ""))
                   for r, s in result.outcomes.items() if s[0] == "failed"]
-        notice: tuple[str, list[tuple[str, int, str, str]]] | None = None
-        if failed:
-            notice = ("failed", failed)
-        elif (retrying and not row.warned and self.cfg.delay_warning
-              and now - row.created_at >= self.cfg.delay_warning):
+        delayed: list[notify.Entry] = []
+        if (not failed and retrying and not row.warned and self.cfg.delay_warning
+                and now - row.created_at >= self.cfg.delay_warning):
             result.warned = True
-            notice = ("delayed", [(r, int(state[r][1] or 0), str(state[r][2]), str(state[r][3] if len(state[r]) > 3
-                                                                                    else "")) for r in retrying])
+            delayed = [(r, int(state[r][1] or 0), str(state[r][2]), str(state[r][3] if len(state[r]) > 3 else ""))
+                       for r in retrying]
+        request = DsnRequest.from_json(row.dsn)
+        entries, actions = notify.select(request, failed, delayed,
+                                         [(r, o[1], o[2], o[3]) for r, o in result.outcomes.items()
+                                          if o[0] == "sent" and r in relayed])
         report = None
-        if notice is not None and row.mail_from:
-            headers = dsn.header_block(message if message is not None
-                                       else await self.registry.blobs.read(row.blob_key, 0, 65536))
-            raw = dsn.build(self.hostname, row.mail_from, notice[1], headers, action=notice[0],
-                            arrival=row.created_at, retry_until=row.created_at + lifetime,
-                            now=self.registry.clock.seconds())
+        if entries and row.mail_from:
+            raw = await notify.build(self.registry, self.hostname, row.mail_from, request, entries, actions,
+                                     row.blob_key, row.size, message, arrival=row.created_at,
+                                     retry_until=row.created_at + lifetime)
             report = await self._prepare_report(raw)
         sent = sum(1 for s in result.outcomes.values() if s[0] == "sent")
         d = self._recorder.record(Job(result, row.mail_from, report))

@@ -6,7 +6,9 @@ own A/AAAA (the implicit MX); a single MX of "." is a null MX (RFC 7505 §3) →
 replaces all of it with one relay host and AUTH PLAIN (RFC 4954).
 TLS: STARTTLS (RFC 3207) whenever offered, unverified (opportunistic, RFC 7435) unless the
 domain's MTA-STS policy is ``enforce`` (RFC 8461 §4-5): then only matching MX hosts are used and
-their certificate must verify for the MX name, else the attempt fails temporarily.
+their certificate must verify for the MX name, else the attempt fails temporarily. A message
+sent with REQUIRETLS (RFC 8689) needs that on every MX, plus REQUIRETLS advertised by it, and
+bounces (``550 5.7.10``) when no MX offers it.
 Outcomes are per recipient (RFC 5321 §3.3): 2xx sent, 5xx failed (bounced at once), 4xx and
 connection problems retried later.
 Sessions are reused: after a 2xx end-of-data reply the connection is parked
@@ -29,6 +31,7 @@ from twisted.logger import Logger
 from tau.mail.outbound.client import ClientProtocol, Reply, connect
 from tau.mail.outbound.dns import DNSTempError, NoSuchDomain
 from tau.mail.outbound.sessions import Parked, SessionCache
+from tau.mail.smtp.dsn_params import DsnRequest, dsn_args
 
 log = Logger()
 Source = Callable[[], AsyncIterator[bytes]]
@@ -41,10 +44,24 @@ class Outcome:
     code: int
     text: str
     remote: str = ""     # the MX that answered (DSN Remote-MTA, RFC 3464 §2.3.5)
+    dsn_passed: bool = False   # the MX took RFC 3461 parameters: success reports are its job now
 
 
 class Temporary(Exception):
     """This host (or every host) cannot take the message now."""
+
+
+class TLSRequired(Temporary):
+    """REQUIRETLS (RFC 8689 §4.2.1): this host offers no verified TLS or no REQUIRETLS."""
+
+
+@dataclass
+class Extra:
+    """What the sender asked of the delivery beyond MAIL/RCPT: RFC 3461 DSN parameters to pass on
+    to a DSN-capable hop, RFC 8689 REQUIRETLS."""
+
+    dsn: DsnRequest | None = None
+    require_tls: bool = False
 
 
 class _Stale(Exception):
@@ -119,19 +136,22 @@ class Transfer:
     # -- delivery -----------------------------------------------------------------------------
 
     async def deliver(self, domain: str, mail_from: str, rcpts: list[str], size: int, eight_bit: bool,
-                      source: Source) -> list[Outcome]:
+                      source: Source, extra: Extra | None = None) -> list[Outcome]:
+        require_tls = extra is not None and extra.require_tls
         try:
             hosts, verify = await self.routes(domain)
+            verify = verify or require_tls
         except Permanent as exc:
             return [Outcome(r, "failed", exc.code, exc.text) for r in rcpts]
         except Temporary as exc:
             return [Outcome(r, "retry", 451, f"4.4.3 {exc}") for r in rcpts]
         key = "[smarthost]" if self.settings.smarthost else domain
         last = "4.4.1 No answer from any MX"
-        parked = self.sessions.take(key, hosts, verify)
+        parked = None if require_tls else self.sessions.take(key, hosts, verify)
+        tls_refused = False
         if parked is not None:
             try:
-                return await self._reuse(key, parked, mail_from, rcpts, size, eight_bit, source)
+                return await self._reuse(key, parked, mail_from, rcpts, size, eight_bit, source, extra)
             except _Stale:
                 pass                                   # the server hung up meanwhile: connect afresh
             except Temporary as exc:
@@ -146,10 +166,13 @@ class Transfer:
             for addr in addresses[:4]:
                 try:
                     return await self._session(key, host, target, addr, port, verify, mail_from, rcpts, size,
-                                               eight_bit, source)
+                                               eight_bit, source, extra)
                 except Temporary as exc:
                     last = f"4.4.1 {target}[{addr}]: {exc}"
+                    tls_refused = tls_refused or isinstance(exc, TLSRequired)
                     log.info("outbound {domain}: {why}", domain=domain, why=last)
+        if tls_refused:       # RFC 8689 §4.2.1: no hop could take it as required: a bounce, not a retry
+            return [Outcome(r, "failed", 550, f"5.7.10 REQUIRETLS: {last[6:]}") for r in rcpts]
         return [Outcome(r, "retry", 451, last) for r in rcpts]
 
     def _tls_context(self, host: str, verify: bool) -> Any:
@@ -163,7 +186,8 @@ class Transfer:
         return ssl.optionsForClientTLS(host, trustRoot=self._trust)
 
     async def _session(self, key: str, route: str, host: str, addr: str, port: int, verify: bool, mail_from: str,
-                       rcpts: list[str], size: int, eight_bit: bool, source: Source) -> list[Outcome]:
+                       rcpts: list[str], size: int, eight_bit: bool, source: Source,
+                       extra: Extra | None = None) -> list[Outcome]:
         s = self.settings
         self.sessions.busy(key, +1)
         self.sessions.make_room(key, s.max_per_domain)
@@ -175,8 +199,9 @@ class Transfer:
                 raise Temporary(f"connect failed: {type(exc).__name__}")
             entry = Parked(proto, route, verify, self.reactor.seconds())
             try:
-                await self._open(proto, host, verify)
-                outcomes, keep = await self._transaction(proto, host, mail_from, rcpts, size, eight_bit, source)
+                await self._open(proto, host, verify, extra is not None and extra.require_tls)
+                outcomes, keep = await self._transaction(proto, host, mail_from, rcpts, size, eight_bit, source,
+                                                         extra=extra)
                 return outcomes
             except (Temporary, Permanent):
                 raise
@@ -192,14 +217,14 @@ class Transfer:
                 self.sessions.busy(key, -1)
 
     async def _reuse(self, key: str, entry: Parked, mail_from: str, rcpts: list[str], size: int, eight_bit: bool,
-                     source: Source) -> list[Outcome]:
+                     source: Source, extra: Extra | None = None) -> list[Outcome]:
         """One more transaction on a parked session; :class:`_Stale` if it turned out to be closed
         before the server accepted anything (the caller then connects afresh)."""
         keep = False
         try:
             host = _host_port(entry.host, self.settings.port)[0]
             outcomes, keep = await self._transaction(entry.proto, host, mail_from, rcpts, size, eight_bit, source,
-                                                     reused=True)
+                                                     reused=True, extra=extra)
             return outcomes
         except (_Stale, Temporary):
             raise
@@ -212,13 +237,21 @@ class Transfer:
                 self.sessions.busy(key, -1)
                 await entry.proto.quit()
 
-    async def _open(self, proto: ClientProtocol, host: str, verify: bool) -> None:
-        """Greeting, EHLO, STARTTLS (+ EHLO again), AUTH: a session ready for MAIL FROM."""
+    async def _open(self, proto: ClientProtocol, host: str, verify: bool, require_tls: bool = False) -> None:
+        """Greeting, EHLO, STARTTLS (+ EHLO again), AUTH: a session ready for MAIL FROM.
+
+        REQUIRETLS (RFC 8689 §4.2.1): STARTTLS with a certificate that verifies for the MX name,
+        and REQUIRETLS advertised after it, else :class:`TLSRequired`. The MX names themselves
+        are as trustworthy as their source: an MTA-STS policy in enforce mode, else plain DNS
+        (tau does not validate DNSSEC), which is weaker than the RFC asks."""
         s = self.settings
         greeting = await proto.read_reply(min(s.command_timeout, 300))
         if greeting.code != 220:
             raise Temporary(f"greeting {greeting}")
         await proto.ehlo(s.helo)
+        if require_tls:
+            await self._require_tls(proto, host)
+            return
         tls_required = verify or (s.smarthost and s.smarthost_tls != "none")
         if "STARTTLS" in proto.extensions:
             reply = await proto.starttls(self._tls_context(host, verify))
@@ -229,19 +262,52 @@ class Transfer:
         elif tls_required:
             raise Temporary("STARTTLS not offered but required")
         if s.smarthost and s.smarthost_user:
-            token = base64.b64encode(f"\0{s.smarthost_user}\0{s.smarthost_password}".encode()).decode()
-            reply = await proto.command(f"AUTH PLAIN {token}")
-            if reply.code != 235:
-                raise Temporary(f"smarthost AUTH failed: {reply}")
+            await self._smarthost_auth(proto)
+
+    async def _smarthost_auth(self, proto: ClientProtocol) -> None:
+        s = self.settings
+        token = base64.b64encode(f"\0{s.smarthost_user}\0{s.smarthost_password}".encode()).decode()
+        reply = await proto.command(f"AUTH PLAIN {token}")
+        if reply.code != 235:
+            raise Temporary(f"smarthost AUTH failed: {reply}")
+
+    async def _require_tls(self, proto: ClientProtocol, host: str) -> None:
+        s = self.settings
+        if "STARTTLS" not in proto.extensions:
+            raise TLSRequired("STARTTLS not offered")
+        reply = await proto.starttls(self._tls_context(host, True))
+        if reply.code != 220:
+            raise TLSRequired(f"STARTTLS refused: {reply}")
+        try:
+            await proto.ehlo(s.helo)              # the handshake, and the certificate check, happen here
+        except Exception as exc:
+            raise TLSRequired(f"TLS failed or the certificate does not verify for {host}: {type(exc).__name__}")
+        if "REQUIRETLS" not in proto.extensions:
+            raise TLSRequired("REQUIRETLS not offered")
+        if s.smarthost and s.smarthost_user:
+            await self._smarthost_auth(proto)
 
     async def _transaction(self, proto: ClientProtocol, host: str, mail_from: str, rcpts: list[str], size: int,
-                           eight_bit: bool, source: Source, reused: bool = False) -> tuple[list[Outcome], bool]:
-        """MAIL, RCPT..., DATA and the message: (outcome per recipient, the session may be reused)."""
+                           eight_bit: bool, source: Source, reused: bool = False,
+                           extra: Extra | None = None) -> tuple[list[Outcome], bool]:
+        """MAIL, RCPT..., DATA and the message: (outcome per recipient, the session may be reused).
+
+        Lines are sent as stored, however long: RFC 5322 §2.1.1 asks senders to keep them within
+        998 octets, but wrapping them (Postfix's ``smtp_line_length_limit``, CRLF SP) would change
+        the body after our DKIM signature and the sender's, so a relayed newsletter would fail
+        DMARC; receivers (Postfix, Gmail) take long lines. The RFC 3461 parameters go on to an MX
+        that advertises DSN (``passes_dsn``)."""
         s = self.settings
         params = f" SIZE={size}" if "SIZE" in proto.extensions else ""
         if eight_bit and "8BITMIME" in proto.extensions:
             params += " BODY=8BITMIME"
-        lines = [f"MAIL FROM:<{mail_from}>{params}"] + [f"RCPT TO:<{r}>" for r in rcpts] + ["DATA"]
+        dsn = extra.dsn if extra is not None else None
+        passes_dsn = dsn is not None and "DSN" in proto.extensions
+        mail_dsn, rcpt_dsn = (dsn_args(dsn, rcpts) if passes_dsn and dsn is not None else ("", {}))
+        if extra is not None and extra.require_tls:
+            mail_dsn += " REQUIRETLS"
+        lines = ([f"MAIL FROM:<{mail_from}>{params}{mail_dsn}"] + [f"RCPT TO:<{r}>{rcpt_dsn.get(r, '')}" for r in rcpts]
+                 + ["DATA"])
         replies: list[Reply] = []
         if "PIPELINING" in proto.extensions:          # RFC 2920 §3.1: one write, then the replies
             for line in lines:
@@ -272,6 +338,7 @@ class Transfer:
             final = await proto.send_data(source(), max(s.command_timeout, 600))
         for r in accepted:
             outcomes[r] = _outcome(r, final, remote)
+            outcomes[r].dsn_passed = passes_dsn
         # after a 2xx end-of-data reply the session is between transactions (RFC 5321 §4.1.1.4)
         return [outcomes[r] for r in rcpts], 200 <= final.code < 300 and proto.alive
 

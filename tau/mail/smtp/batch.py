@@ -37,6 +37,8 @@ class Job:
     sent_copy: bool
     mailbox: str = "INBOX"        # "Junk" when the inbound checks (tau.mail.trust) say so
     origin: dict[str, str] | None = None   # on the append events: MX or submission by whom (iMIP)
+    dsn: str | None = None        # RFC 3461 parameters for the queue row (dsn_params.DsnRequest.to_json)
+    require_tls: bool = False     # RFC 8689 REQUIRETLS on MAIL FROM
 
 
 def deliver_job(txn: Txn, ctx: Any, job: Job) -> None:
@@ -48,7 +50,8 @@ def deliver_job(txn: Txn, ctx: Any, job: Job) -> None:
         messages.deliver(txn, ctx, sorted(job.local), job.key, job.size, job.fields, job.mailbox, (), None, None,
                          job.origin)
     if job.remote:
-        queue.enqueue(txn, job.sender, job.mail_from, job.remote, job.key, job.size, job.message_id, ctx)
+        queue.enqueue(txn, job.sender, job.mail_from, job.remote, job.key, job.size, job.message_id, ctx,
+                      dsn=job.dsn, require_tls=job.require_tls)
     if job.sent_copy and job.sender is not None:
         messages.deliver(txn, ctx, [job.sender], job.key, job.size, job.fields, "Sent", ("\\Seen",), None, None)
 

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 from twisted.logger import Logger
 
 from tau.auth.authenticator import LoginFailed, LoginThrottled
-from tau.mail.smtp import auth
+from tau.mail.smtp import auth, dsn_params
 from tau.mail.smtp.delivery import Envelope
 from tau.mail.smtp.syntax import Reply, parse_path, sanitize
 
 log = Logger()
-MAIL_PARAMS = {"SIZE", "BODY", "SMTPUTF8", "AUTH"}
+MAIL_PARAMS = {"SIZE", "BODY", "SMTPUTF8", "AUTH", "RET", "ENVID", "REQUIRETLS"}
+RCPT_PARAMS = {"NOTIFY", "ORCPT"}                        # RFC 3461 (dsn_params.py)
 
 
 class Commands:
@@ -42,6 +43,7 @@ class Commands:
     _esmtp: bool
     _prev_crlf: bool
     _skip_line: bool
+    _mid_line: bool
 
     if TYPE_CHECKING:
         def sendCode(self, code: int, message: bytes | str = b"") -> None: ...
@@ -63,9 +65,12 @@ class Commands:
             b"SMTPUTF8": None,                                         # RFC 6531
             b"ENHANCEDSTATUSCODES": None,                              # RFC 2034
             b"CHUNKING": None,                                         # RFC 3030
+            b"DSN": None,                                              # RFC 3461
         }
         if self.canStartTLS and not self.startedTLS:
             ext[b"STARTTLS"] = None                                    # RFC 3207
+        if self.startedTLS:
+            ext[b"REQUIRETLS"] = None                                  # RFC 8689 §4: only over TLS
         if self.submission and self.startedTLS:
             ext[b"AUTH"] = list(auth.MECHANISMS)
         return ext
@@ -197,15 +202,20 @@ class Commands:
                 body = (value or "").upper()
                 if body not in ("7BIT", "8BITMIME"):
                     raise Reply(555, "5.5.4 Unsupported BODY type")
-            elif key == "SMTPUTF8" and value is not None:
-                raise Reply(501, "5.5.4 SMTPUTF8 takes no value")
+            elif key in ("SMTPUTF8", "REQUIRETLS") and value is not None:
+                raise Reply(501, f"5.5.4 {key} takes no value")
+            elif key == "REQUIRETLS" and not self.startedTLS:
+                raise Reply(530, "5.7.10 REQUIRETLS needs a TLS session")
         smtputf8 = "SMTPUTF8" in arg.params
+        ret, envid = dsn_params.mail_params(arg.params)
         if arg.utf8 and not smtputf8:
             raise Reply(553, "5.6.7 Non-ASCII address requires SMTPUTF8")
         await self.factory.delivery.check_sender(self.user, arg.address)
         self._txn = Envelope(mail_from=arg.address, queue_id=os.urandom(6).hex().upper(), user=self.user,
                              smtputf8=smtputf8, body=body or "7BIT", declared_size=size, client_ip=self.ip,
                              helo=self._helo_name or "")
+        self._txn.dsn.ret, self._txn.dsn.envid = ret, envid
+        self._txn.require_tls = "REQUIRETLS" in arg.params
         self.sendCode(250, b"2.1.0 Ok")
 
     async def smtp_RCPT(self, rest: bytes) -> None:
@@ -220,11 +230,16 @@ class Commands:
         arg = parse_path(rest, b"TO:", "5.1.3")
         if not arg.address:
             raise Reply(501, "5.1.3 Bad recipient address syntax")
-        if arg.params:
-            raise Reply(555, f"5.5.4 Unsupported parameter {next(iter(arg.params))}")
+        unknown = [key for key in arg.params if key not in RCPT_PARAMS]
+        if unknown:
+            raise Reply(555, f"5.5.4 Unsupported parameter {unknown[0]}")
+        wanted = dsn_params.rcpt_params(arg.params)
         if arg.utf8 and not txn.smtputf8:
             raise Reply(553, "5.6.7 Non-ASCII address requires SMTPUTF8")
+        before = {*txn.local, *txn.remote}
         await self.factory.delivery.add_recipient(txn, arg.address)
+        for target in (t for t in [*txn.local, *txn.remote] if t not in before):
+            txn.dsn.rcpts[target] = wanted      # an alias's targets inherit what its RCPT asked for
         self.sendCode(250, b"2.1.5 Ok")
 
     def smtp_DATA(self, rest: bytes) -> None:
@@ -233,5 +248,5 @@ class Commands:
         if self._message is not None:
             raise Reply(503, "5.5.1 BDAT in progress; DATA not allowed")    # RFC 3030 §3
         self._begin_message()
-        self._state, self._prev_crlf, self._skip_line = "data", True, False
+        self._state, self._prev_crlf, self._skip_line, self._mid_line = "data", True, False, False
         self.sendCode(354, b"End data with <CR><LF>.<CR><LF>")

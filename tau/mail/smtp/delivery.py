@@ -30,6 +30,7 @@ from tau.auth.accounts import User
 from tau.mail import senders
 from tau.mail.senders import HeaderCapture
 from tau.mail.smtp.batch import GroupCommit, Job
+from tau.mail.smtp.dsn_params import DsnRequest
 from tau.mail.smtp.syntax import Reply, domain_of, sanitize
 from tau.storage.database import Txn
 
@@ -54,6 +55,8 @@ class Envelope:
     remote: list[str] = field(default_factory=list)       # outbound (submission only)
     client_ip: str = ""                                   # for SPF/DMARC (tau.mail.trust), MX only
     helo: str = ""
+    dsn: DsnRequest = field(default_factory=DsnRequest)     # RFC 3461 parameters (dsn_params.py)
+    require_tls: bool = False                               # RFC 8689 REQUIRETLS
 
 
 def _lookup(txn: Txn, address: str, default_quota: int, size: int) -> tuple[bool, list[tuple[str, bool]], str | None]:
@@ -193,7 +196,8 @@ class Delivery:
             job = Job(local=list(envelope.local), remote=list(envelope.remote), sender=sender,
                       mail_from=envelope.mail_from, key=blob_key, size=size, fields=fields,
                       message_id=getattr(parsed, "message_id", None), sent_copy=self.submission and sender is not None,
-                      mailbox=mailbox, origin=origin(envelope, self.submission))
+                      mailbox=mailbox, origin=origin(envelope, self.submission),
+                      dsn=envelope.dsn.to_json(envelope.remote), require_tls=envelope.require_tls)
             try:
                 await self._commits.submit(job)
             except QuotaExceeded:
@@ -208,10 +212,23 @@ class Delivery:
                 raise Reply(552, f"5.2.2 Mailbox full: {exc.message}") from None
             log.failure("delivery of {queue_id} failed", queue_id=envelope.queue_id)
             raise Reply(451, "4.3.0 Local error storing the message; try again later") from None
+        self._success_reports(envelope, blob_key, size)
         log.info("smtp accepted id={queue_id} from=<{mail_from}> to={to} size={size}",
                  queue_id=envelope.queue_id, mail_from=envelope.mail_from,
                  to=",".join(envelope.recipients), size=size)
         return Reply(250, f"2.0.0 Ok: queued as {envelope.queue_id}")
+
+    def _success_reports(self, envelope: Envelope, blob_key: str, size: int) -> None:
+        """RFC 3461 NOTIFY=SUCCESS for local recipients: a ``delivered`` report, after the 250
+        (it is the sender's business, not a condition of accepting the message)."""
+        wanted = [r for r in envelope.local if envelope.dsn.rcpt(r).wants("SUCCESS")]
+        if not wanted or not envelope.mail_from:
+            return
+        from tau.mail.outbound.notify import delivered_report
+
+        d = Deferred.fromCoroutine(delivered_report(self._registry, self._store, envelope.mail_from, envelope.dsn,
+                                                    wanted, blob_key, size, int(self._registry.clock.seconds())))
+        d.addErrback(lambda f: log.failure("success DSN for {queue_id} failed", f, queue_id=envelope.queue_id))
 
     def _discard(self, blob_key: str) -> None:
         """Drop the blob we committed if no row references it (it may also be someone else's)."""

@@ -3,7 +3,7 @@
 RFC 5321 §4.1.1.4 and §6.1: once the server answers 250 to the end of data it owns the message,
 so the reply waits until the blob is committed (fsynced and renamed by the blob store) and the
 database rows are committed by the mail store. Anything that ends the transfer early (client
-gone, size exceeded, a line too long) aborts the blob writer, so no partial blob remains.
+gone, size exceeded) aborts the blob writer, so no partial blob remains.
 
 Memory: the bytes are also kept for ``parse_message`` while the message is at most
 ``HOLD_LIMIT``; a bigger message is read back from the blob in a worker thread at the end, so

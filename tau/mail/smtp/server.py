@@ -11,6 +11,10 @@ plumbing), but framing and the mail transaction are our own, because Twisted's:
 End of data is only ``CRLF . CRLF``: a bare-LF ``.`` line is content, not a terminator, which
 closes the "SMTP smuggling" hole (CVE-2023-51766 family). Bare LFs and NULs inside a message
 are accepted and line ends are stored as CRLF.
+
+Message lines may be as long as the message (``[limits] message_size``), as Postfix accepts them:
+the bytes are stored as received (after dot-unstuffing), a long line streamed into the blob in
+``PARTIAL_LINE`` pieces. Command lines keep the RFC 5321 §4.5.3.1.4 limit of 512 octets.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ log = Logger()
 
 COMMAND_LIMIT = 512          # RFC 5321 §4.5.3.1.4, CRLF included
 AUTH_LINE_LIMIT = 12288      # RFC 4954 §4: AUTH lines may be longer
-TEXT_LIMIT = 1000            # RFC 5321 §4.5.3.1.6, CRLF included
+PARTIAL_LINE = 64 * 1024     # DATA: an unfinished line this long is stored in pieces
 BUFFER_PAUSE = 256 * 1024    # stop reading while a command is pending and this much is queued
 _VERB = re.compile(rb"[A-Za-z]{1,16}")
 _BDAT = re.compile(rb"(\d{1,10})(?: +(LAST))? *", re.I)
@@ -71,6 +75,7 @@ class SMTPServer(Commands, ESMTP):
         self._sasl: auth.SaslExchange | None = None
         self._skip_line = False                     # discarding the rest of an over-long line
         self._prev_crlf = True                      # DATA: was the last line ended by CRLF
+        self._mid_line = False                      # DATA: part of the current line was passed on
         self._bdat_left = 0
         self._bdat_last = False
         self._bdat_error: Reply | None = None
@@ -254,14 +259,16 @@ class SMTPServer(Commands, ESMTP):
     # -- DATA (RFC 5321 §4.1.1.4, §4.5.2) ------------------------------------------------------
 
     def _data_step(self) -> bool:
+        """Message lines up to the last complete one; a line of any length (RFC 5321 §4.5.3.1.6
+        sets 1000 as what a server must at least accept, real newsletters send more): an unfinished
+        line over ``PARTIAL_LINE`` is passed on in pieces, so memory stays bounded."""
         buf = self._inbuf
         end = buf.rfind(b"\n")
         if end < 0:
-            if len(buf) > TEXT_LIMIT:                     # a line too long, still unfinished
-                self._fail_message(Reply(500, "5.5.2 Line too long"))
-                buf.clear()
-                self._skip_line = True
-            return False
+            if len(buf) < PARTIAL_LINE:
+                return False
+            self._partial_line()
+            return True
         chunk = bytes(buf[: end + 1])
         del buf[: end + 1]
         self._slow.line_done()
@@ -272,12 +279,9 @@ class SMTPServer(Commands, ESMTP):
             crlf = line[-1:] == b"\r"
             if crlf:
                 line = line[:-1]
-            if self._skip_line:
-                self._skip_line, self._prev_crlf = False, crlf
-                continue
-            if len(line) + 2 > TEXT_LIMIT:
-                self._fail_message(Reply(500, "5.5.2 Line too long"))
-            if line[:1] == b".":
+            if self._mid_line:                              # the rest of a line passed on in pieces
+                self._mid_line = False
+            elif line[:1] == b".":
                 if line == b"." and crlf and self._prev_crlf:
                     if i + 1 < len(lines):                  # pipelined commands after the message
                         buf[:0] = b"\n".join(lines[i + 1:]) + b"\n"
@@ -292,15 +296,26 @@ class SMTPServer(Commands, ESMTP):
             self._run(pending)
         return True
 
+    def _partial_line(self) -> None:
+        """Pass on the start of a long line (a trailing CR may be half of the CRLF: kept back)."""
+        buf = self._inbuf
+        take = len(buf) - (1 if buf[-1:] == b"\r" else 0)
+        piece = bytes(buf[:take])
+        del buf[:take]
+        self._slow.line_done()
+        if not self._mid_line and piece[:1] == b".":
+            piece = piece[1:]                               # too long to be the terminator
+        self._mid_line = True
+        if self._message is not None:
+            pending = self._message.write(piece)
+            if pending is not None:
+                self._run(pending)
+
     def _feed(self, lines: list[bytes]) -> Deferred[Any] | None:
         if not lines or self._message is None:
             return None
         lines.append(b"")
         return self._message.write(b"\r\n".join(lines))
-
-    def _fail_message(self, reply: Reply) -> None:
-        if self._message is not None:
-            self._message.fail(reply)
 
     def _end_of_data(self, pending: Deferred[Any] | None) -> None:
         self._state = "command"

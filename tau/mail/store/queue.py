@@ -63,11 +63,14 @@ def _row(r: tuple[Any, ...]) -> QueuedMessage:
 
 
 def enqueue(txn: Txn, user: str | None, mail_from: str, rcpt_to: Sequence[str], blob_key: str, size: int,
-            message_id: str | None = None, ctx: StoreContext | None = None) -> int:
+            message_id: str | None = None, ctx: StoreContext | None = None, dsn: str | None = None,
+            require_tls: bool = False) -> int:
     """Queue ``blob_key`` for ``rcpt_to`` (remote addresses); returns the queue id.
 
     ``user`` is the submitting account's address (None for mail the server itself sends, such as
     DSNs); ``mail_from`` may be empty (the null reverse-path of a bounce, RFC 5321 section 4.5.5).
+    ``dsn`` is the RFC 3461 request as JSON (``tau.mail.smtp.dsn_params.DsnRequest.to_json``),
+    ``require_tls`` the RFC 8689 REQUIRETLS flag.
     """
     recipients = [r for r in rcpt_to if isinstance(r, str) and r]
     if not recipients:
@@ -78,9 +81,10 @@ def enqueue(txn: Txn, user: str | None, mail_from: str, rcpt_to: Sequence[str], 
         user_id = require_account(txn, user, 0).id
     now = int(txn.now)
     row = txn.query_one("INSERT INTO outbound_queue (user_id, mail_from, rcpt_to, blob_key, size, message_id,"
-                        " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                        " created_at, next_attempt_at, dsn, require_tls)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                         (user_id, mail_from or "", json.dumps(recipients), blob_key, int(size), message_id,
-                         now, now))
+                         now, now, dsn, int(require_tls)))
     assert row is not None
     ref_blob(txn, ctx, blob_key, 1)
     return int(row[0])
@@ -148,7 +152,7 @@ def delete_user_rows(txn: Txn, user_id: int) -> None:
 # -- the delivery worker ---------------------------------------------------------------------
 
 _CLAIM_COLS = ("q.id, u.address, q.mail_from, q.rcpt_to, q.blob_key, q.size, q.message_id, q.created_at, q.attempts,"
-         " q.rcpt_state, q.warned, q.signed_headers")
+         " q.rcpt_state, q.warned, q.signed_headers, q.dsn, q.require_tls")
 
 
 @dataclass
@@ -165,6 +169,8 @@ class Claimed:
     state: dict[str, list[Any]]            # rcpt → [status, code, text]
     warned: bool
     signed_headers: str | None
+    dsn: str | None = None                 # RFC 3461 request, JSON (tau.mail.smtp.dsn_params)
+    require_tls: bool = False              # RFC 8689 REQUIRETLS
 
     @property
     def message_key(self) -> str:
@@ -176,7 +182,7 @@ class Claimed:
 
 def _claimed(r: tuple[Any, ...]) -> Claimed:
     return Claimed(int(r[0]), r[1], r[2], json.loads(r[3]), r[4], int(r[5]), r[6], int(r[7]), int(r[8]),
-                   json.loads(r[9]) if r[9] else {}, bool(r[10]), r[11])
+                   json.loads(r[9]) if r[9] else {}, bool(r[10]), r[11], r[12], bool(r[13]))
 
 
 def reclaim(txn: Txn, now: int, everything: bool = False) -> int:

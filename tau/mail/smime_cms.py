@@ -168,7 +168,10 @@ def read_signed_data(der: bytes) -> Signed:
         if part.tag == 0xA0:
             for cert in part.children():
                 if cert.tag == 0x30 and cert.definite:
-                    certs.append(x509.load_der_x509_certificate(cert.raw))
+                    try:
+                        certs.append(x509.load_der_x509_certificate(cert.raw))
+                    except Exception:          # noqa: BLE001 - unreadable: not the signer's, skipped
+                        continue
         elif part.tag == 0x31:
             infos = part.children()
     return Signed(certs, infos, content)
@@ -246,6 +249,6 @@ def verify(der: bytes, content: bytes | None) -> tuple[x509.Certificate, bytes]:
     for info in signed.signer_infos:
         try:
             return verify_signer(info, signed.certificates, data), data
-        except (InvalidSignature, CmsError, IndexError, ValueError) as exc:
+        except Exception as exc:      # noqa: BLE001 - any malformed SignerInfo is "not this signer"
             failure = exc
     raise failure

@@ -24,6 +24,7 @@ from tau.mail import smime, smime_read, smime_store
 from tau.mail.mime import view
 
 if TYPE_CHECKING:
+    from tau.clock import Clock
     from tau.registry import Registry
 
 log = Logger()
@@ -43,12 +44,24 @@ def _inspect(keys: Any, user_id: int, raw: bytes, own: tuple[str, str] | None,
     return out
 
 
+def _now(registry: Registry) -> float:
+    clock: Clock = registry.clock
+    return float(clock.seconds())
+
+
 async def rest_view(registry: Registry, user: Any, raw: bytes, bodystructure: str) -> dict[str, Any]:
-    """Fields to add to the REST view of ``raw`` (empty unless it is S/MIME)."""
+    """Fields to add to the REST view of ``raw`` (empty unless it is S/MIME). Anyone can send any
+    bytes: whatever a hostile structure makes the reader raise, the view still answers."""
     if "pkcs7" not in (bodystructure or "").lower():
         return {}
     own = await registry.db.run("smime_identity", smime_store.identity, user.id, readonly=True)
-    return await registry.run_in_thread(_inspect, registry.keys, user.id, raw, own, float(registry.clock.seconds()))
+    try:
+        result: dict[str, Any] = await registry.run_in_thread(_inspect, registry.keys, user.id, raw, own,
+                                                              _now(registry))
+    except Exception:
+        log.failure("S/MIME view of a message failed")
+        return {"smime": {"signed": False, "encrypted": False, "error": "unreadable S/MIME structure"}}
+    return result
 
 
 class Collector:
@@ -84,7 +97,7 @@ class Collector:
         kept = 0
         for meta in metas:
             raw = await store.read(meta.blob_key)
-            found = await self.registry.run_in_thread(smime_read.collectable, raw, float(self.registry.clock.seconds()))
+            found = await self.registry.run_in_thread(smime_read.collectable, raw, _now(self.registry))
             if found is None or found[0] == user.lower():
                 continue
             address, cert = found

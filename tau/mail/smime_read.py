@@ -19,7 +19,6 @@ from email.parser import BytesParser
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
 from tau.mail import smime, smime_cms
 
@@ -98,9 +97,9 @@ def check_signature(entity: bytes, sender: str | None, now: float) -> tuple[dict
             cert, _ = smime_cms.verify(der, content)
         else:
             cert, _ = smime_cms.verify(_decoded_body(entity), None)
-    except (InvalidSignature, smime_cms.CmsError, ValueError, IndexError) as exc:
+        names = smime.addresses(cert)
+    except Exception as exc:       # noqa: BLE001 - hostile bytes: whatever the parsers raise is "not valid"
         return {"signed": True, "valid": False, "signer": None, "reason": str(exc) or "bad signature"}, None
-    names = smime.addresses(cert)
     out: dict[str, Any] = {"signed": True, "valid": True, "signer": sender if sender in names else
                            (names[0] if names else None), "fingerprint": smime.fingerprint(cert)}
     if sender not in names:
@@ -113,7 +112,7 @@ def check_signature(entity: bytes, sender: str | None, now: float) -> tuple[dict
 def opaque_content(entity: bytes) -> bytes | None:
     try:
         return smime_cms.verify(_decoded_body(entity), None)[1]
-    except (InvalidSignature, smime_cms.CmsError, ValueError, IndexError):
+    except Exception:              # noqa: BLE001 - as in check_signature
         return None
 
 
@@ -135,7 +134,7 @@ def inspect(raw: bytes, key: tuple[str, bytes] | None, now: float) -> tuple[dict
         if key is not None:
             try:
                 entity = inner = smime.decrypt(_decoded_body(raw), key[0], key[1])
-            except (ValueError, smime_cms.CmsError):
+            except Exception:             # not for this key, or not an EnvelopedData cryptography reads
                 entity = None
         out["decrypted"] = entity is not None
     if entity is not None and kind(entity) in ("signed", "opaque"):

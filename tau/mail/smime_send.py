@@ -81,6 +81,10 @@ async def protect(registry: Registry, draft: Draft, msg: Any, content: bytes, fo
             recipients.append(found.own[0])      # the Sent copy stays readable
     if draft.sign and found.own is None:
         raise InvalidMessage("no_private_key", "upload a PKCS#12 (PUT /api/keys/smime) to sign with S/MIME")
+    author = (draft.sender or user.address).lower()
+    if draft.sign and found.own is not None and author not in smime.addresses(smime.load_certificate(found.own[0])):
+        raise InvalidMessage("no_private_key", f"the S/MIME certificate does not name {author}: receivers would"
+                             " find the signature invalid")
     headers, body = await registry.run_in_thread(_protect, registry.keys, user.id, content, found.own, recipients,
                                                  draft.encrypt, draft.sign)
     msg.set_payload("")

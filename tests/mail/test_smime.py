@@ -147,3 +147,43 @@ def test_openssl_cms_stream_ber_and_opaque_signatures_verify():
     opaque = openssl_signed(carol, BOB, "opaque", "Wrapped inside.", opaque=True)
     result, inner = smime_read.inspect(opaque, None, now)
     assert result is not None and result["valid"] is True and inner is not None and b"Wrapped inside." in inner
+
+
+def test_signing_as_an_address_the_certificate_does_not_name_is_refused(mail):
+    from tau.auth import accounts
+
+    upload(mail, ALICE)
+    mail.registry.db.sync.run("alias", accounts.add_alias, "al@example.test", ALICE)
+    r = mail.api("POST", "/api/emails", {"from": "al@example.test", "to": [BOB], "text": "x", "sign": True})
+    assert "al@example.test" in assert_json_error(r, 400, "no_private_key")["message"]
+    assert mail.items(BOB) == []
+
+
+def test_corrupted_signatures_are_reported_not_valid_never_raised():
+    """Anyone can send any bytes: 400 deterministic corruptions of the SignedData (and truncations)."""
+    import random
+    import re
+
+    carol = identity(CAROL)
+    now = carol.cert.not_valid_before_utc.timestamp() + 3600
+    raw = openssl_signed(carol, BOB, "s", "Hello.")
+    head, _, rest = raw.rpartition(b"application/pkcs7-signature")
+    match = re.search(rb"\r\n\r\n([A-Za-z0-9+/=\r\n]+)\r\n-", rest)
+    assert match is not None
+    der = base64.b64decode(re.sub(rb"\s+", b"", match.group(1)))
+    rng = random.Random(21)
+    valid = 0
+    for n in range(400):
+        broken = bytearray(der)
+        if n % 5 == 0:
+            broken = broken[:rng.randrange(len(broken))]
+        else:
+            for _ in range(rng.randint(1, 3)):
+                broken[rng.randrange(len(broken))] = rng.randrange(256)
+        body = base64.encodebytes(bytes(broken)).replace(b"\n", b"\r\n")
+        mutated = head + b"application/pkcs7-signature" + rest[:match.start(1)] + body + rest[match.end(1):]
+        result, _ = smime_read.inspect(mutated, None, now)
+        assert result is not None and result["signed"] is True and result["valid"] in (True, False)
+        valid += result["valid"]
+    # a few flips land where nothing is signed (the certificate's own signature, which no CA checks)
+    assert valid < 40

@@ -10,7 +10,8 @@ they keep for correspondents (``/api/keys/smime/recipients/{address}``); rules a
 - ``DELETE /api/keys/smime`` → 200 ``{"deleted": true}`` (404 when there was none).
 - ``PUT /api/keys/smime/recipients/{address}`` ``{"certificate": PEM}`` (400 ``invalid_certificate``
   unless it names the address and is valid now); ``GET`` (+ ``"source"``: ``upload`` or ``mail``);
-  ``DELETE``; ``GET /api/keys/smime/recipients`` lists them.
+  ``DELETE``; ``GET /api/keys/smime/recipients?limit=&cursor=`` lists them (``address``,
+  ``fingerprint``, ``source``, ``not_after``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import datetime
 from typing import Any
 
 from tau.http.errors import HttpError
-from tau.http.router import Response, json_response, read_json_object
+from tau.http.router import Response, json_response, query_arg, read_json_object
 from tau.mail import smime, smime_store
 from tau.mail.compose import valid_address
+
+MAX_LIMIT = 200
 
 
 def _iso(epoch: int) -> str:
@@ -111,9 +114,20 @@ class SmimeAPI:
         return json_response({"deleted": True})
 
     async def list_recipients(self, request: Any) -> Response:
-        rows = await self.registry.db.run("smime_certs", smime_store.list_certificates, request.user.id, readonly=True)
+        """``?limit=N&cursor=C`` (INTERFACE.md): in address order, the cursor is the last address served."""
+        try:
+            limit = int(query_arg(request, "limit", "50") or 50)
+        except ValueError:
+            raise HttpError(400, "invalid_query", "limit must be a number")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise HttpError(400, "invalid_query", f"limit must be 1..{MAX_LIMIT}")
+        cursor = query_arg(request, "cursor") or ""
+        rows = await self.registry.db.run("smime_certs", smime_store.list_certificates, request.user.id, cursor,
+                                          limit + 1, readonly=True)
+        page = rows[:limit]
         return json_response({"items": [{"address": a, "fingerprint": f, "source": s, "not_after": _iso(n)}
-                                        for a, f, s, n in rows], "next_cursor": None})
+                                        for a, f, s, n in page],
+                              "next_cursor": page[-1][0] if len(rows) > limit else None})
 
 
 def register(registry: Any, http: Any) -> SmimeAPI:

@@ -73,11 +73,12 @@ def certificate(txn: Txn, user_id: int, address: str) -> tuple[str, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def list_certificates(txn: Txn, user_id: int) -> list[tuple[str, str, str, int]]:
-    """(address, fingerprint, source, not_after) of every certificate ``user_id`` keeps."""
+def list_certificates(txn: Txn, user_id: int, after: str, limit: int) -> list[tuple[str, str, str, int]]:
+    """(address, fingerprint, source, not_after) of the first ``limit`` certificates ``user_id``
+    keeps for addresses after ``after``, in address order."""
     return [(r[0], r[1], r[2], int(r[3])) for r in txn.query(
-        "SELECT address, fingerprint, source, not_after FROM smime_certs WHERE user_id = ? ORDER BY address",
-        (user_id,))]
+        "SELECT address, fingerprint, source, not_after FROM smime_certs WHERE user_id = ? AND address > ?"
+        " ORDER BY address LIMIT ?", (user_id, after, limit))]
 
 
 def delete_certificate(txn: Txn, user_id: int, address: str) -> bool:

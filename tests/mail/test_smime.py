@@ -79,6 +79,13 @@ def test_correspondent_certificates_are_uploaded_listed_and_deleted(mail):
     assert r.status == 200 and r.json()["source"] == "upload" and r.json()["addresses"] == [CAROL]
     assert mail.api("GET", path).json()["certificate"] == identity(CAROL).cert_pem
     assert [i["address"] for i in mail.api("GET", "/api/keys/smime/recipients").json()["items"]] == [CAROL]
+    dave = "dave@remote.test"
+    dave_cert = identity(dave).cert_pem
+    assert mail.api("PUT", f"/api/keys/smime/recipients/{dave}", {"certificate": dave_cert}).status == 200
+    first = mail.api("GET", "/api/keys/smime/recipients?limit=1").json()
+    assert [i["address"] for i in first["items"]] == [CAROL] and first["next_cursor"] == CAROL
+    second = mail.api("GET", f"/api/keys/smime/recipients?limit=1&cursor={CAROL}").json()
+    assert [i["address"] for i in second["items"]] == [dave] and second["next_cursor"] is None
     assert_json_error(mail.api("GET", path, user=BOB), 404, "not_found")          # alice's, not bob's
     assert mail.api("DELETE", path).json() == {"deleted": True}
     assert_json_error(mail.api("GET", path), 404, "not_found")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
 from tau.http.usercontent import user_content_headers
+from tau.mail import smime_inbound
 from tau.mail.errors import MailError
 from tau.mail.mime import view
 from tau.mail.store import MailboxNotFound, MailStoreError, Search
@@ -127,6 +128,7 @@ class EmailsAPI:
             return Response(raw, 200, headers.pop("Content-Type"), headers)
         item = self._item(box, meta)
         item.update(await self.registry.run_in_thread(view.render, raw))
+        item.update(await smime_inbound.rest_view(self.registry, request.user, raw, meta.bodystructure))
         return json_response(item)
 
     async def send(self, request: Any) -> Response:

@@ -54,13 +54,16 @@ def parse_draft(body: dict[str, Any]) -> Draft:
     passphrase = body.get("passphrase")
     if passphrase is not None and not isinstance(passphrase, str):
         raise HttpError(400, "invalid_request", "passphrase must be a string")
+    crypto = body.get("crypto")
+    if crypto not in (None, "pgp", "smime"):
+        raise HttpError(400, "invalid_request", 'crypto must be "pgp" or "smime"')
     sender = None
     if body.get("from") is not None:
         if not isinstance(body["from"], str):
             raise HttpError(400, "invalid_request", "from must be one address")
         sender = _addresses(body, "from")[0].lower()
     draft = Draft(to, cc, bcc, subject, text, html, [_attachment(a) for a in attachments],
-                  body.get("encrypt", False), body.get("sign", False), passphrase, sender)
+                  body.get("encrypt", False), body.get("sign", False), passphrase, sender, crypto)
     if len(draft.recipients) > MAX_RECIPIENTS:
         raise HttpError(400, "too_many_recipients", f"at most {MAX_RECIPIENTS} recipients")
     return draft

@@ -1,10 +1,11 @@
 """Build and send a message for ``POST /api/emails`` (RFC 5322, MIME RFC 2045-2049, RFC 6409 §8).
 
 The message is built with the standard library's ``email`` package (text and/or HTML as
-``multipart/alternative``, attachments as ``multipart/mixed``), optionally PGP-signed/encrypted
-(``tau.mail.pgp``), written to the blob store once and then, in ONE transaction: local
-recipients get it in their INBOX, remote ones go into the outbound queue, and the sender gets the
-Sent copy — exactly what SMTP submission does, so IMAP sees the same result either way.
+``multipart/alternative``, attachments as ``multipart/mixed``), optionally signed/encrypted with
+OpenPGP (``tau.mail.pgp``) or S/MIME (``tau.mail.smime``; ``tau.mail.smime_send`` chooses), written
+to the blob store once and then, in ONE transaction: local recipients get it in their INBOX,
+remote ones go into the outbound queue, and the sender gets the Sent copy — exactly what SMTP
+submission does, so IMAP sees the same result either way.
 Bcc recipients get the message but the header is not transmitted (RFC 5322 §3.6.3).
 """
 
@@ -40,6 +41,7 @@ class Draft:
     sign: bool = False
     passphrase: str | None = None
     sender: str | None = None          # "from": another address the user may send as (send-as)
+    crypto: str | None = None          # "pgp" | "smime" | None: which protects sign/encrypt (smime_send)
 
     @property
     def recipients(self) -> list[str]:
@@ -68,6 +70,8 @@ def check(draft: Draft) -> None:
         raise InvalidMessage("invalid_request", "subject must be one line")
     if len(draft.recipients) > MAX_RECIPIENTS:
         raise InvalidMessage("too_many_recipients", f"at most {MAX_RECIPIENTS} recipients")
+    if draft.crypto not in (None, "pgp", "smime"):
+        raise InvalidMessage("invalid_request", 'crypto must be "pgp" or "smime"')
 
 
 #: ``AttachmentInput`` fields the sender did not give (``None`` is a value a JSON body can give)

@@ -1,4 +1,5 @@
-"""Send a ``compose.Draft`` (``POST /api/emails``, the flows): validate, build, protect (``pgp``), store, queue.
+"""Send a ``compose.Draft`` (``POST /api/emails``, the flows): validate, build, protect (``pgp`` or
+S/MIME, as ``smime_send.choose`` decides), store, queue.
 
 The same path as SMTP submission (RFC 6409): the sender is the authenticated user; ``"from"``
 may name another address only when submission would accept it in From (an alias of the user or a
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tau.mail import compose, pgp
+from tau.mail import compose, pgp, smime_send
 from tau.mail.errors import InvalidMessage, KeyLocked, MessageTooLarge, SenderNotAllowed
 from tau.mail.store import QuotaExceeded
 
@@ -55,7 +56,12 @@ async def _send(registry: Registry, store: Any, user: Any, draft: compose.Draft,
         extra.append(("Autocrypt", await registry.run_in_thread(pgp.autocrypt_header, sender, own[0])))
     msg = compose.build(author, draft, files, hostname, extra)
     if draft.encrypt or draft.sign:
-        raw = await _protected(registry, draft, msg, files, keys, sender)
+        found = await smime_send.material(registry, user, draft)
+        if smime_send.choose(draft, keys, found, sender) == "smime":
+            content = compose.as_bytes(compose.content_part(draft, files))
+            raw = await smime_send.protect(registry, draft, msg, content, found, user)
+        else:
+            raw = await _protected(registry, draft, msg, files, keys, sender)
     else:
         raw = compose.as_bytes(msg)
     if len(raw) > registry.config.limits.message_size:

@@ -11,6 +11,7 @@ from typing import Any
 
 from tau.mail.store.api import MailboxNotFound
 
+from . import rev2
 from .base import AUTHED, SYNC_FULL, No, command
 from .mailboxes import valid_name
 from .parser import ParseError, Parser
@@ -29,7 +30,7 @@ async def do_append(conn: Any, tag: str, p: Parser) -> str:
     if p.peek() == ord('"'):
         internal_date = p.date_time()
         p.sp()
-    message = p.string()
+    message = rev2.append_data(conn, p)
     p.end()
     for f in flags:
         if f.startswith("\\") and f not in SYSTEM and f != "\\Recent":

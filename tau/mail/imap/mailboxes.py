@@ -53,6 +53,8 @@ async def _select(conn: Any, p: Parser, readonly: bool) -> str:
             conn.condstore = True
             p.take(b" ")
     p.end()
+    if conn.selected is not None and conn.rev2:  # RFC 9051 §7.1: [CLOSED] before the new mailbox
+        conn.untagged("OK [CLOSED] Previous mailbox is now closed")
     conn.select(None)  # RFC 3501 §6.3.1: even a failed SELECT leaves no mailbox selected
     info = await lookup(conn, name)
     view = SelectedMailbox(info.id, info.name, (), info.uidvalidity, info.highestmodseq, readonly)
@@ -174,12 +176,12 @@ def status_items(p: Parser) -> list[str]:
         p.sp()
 
 
-def status_line(info: MailboxInfo, items: list[str]) -> str:
+def status_line(info: MailboxInfo, items: list[str], utf8: bool = False) -> str:
     values = {
         "MESSAGES": info.messages, "RECENT": 0, "UIDNEXT": info.uidnext, "UIDVALIDITY": info.uidvalidity,
         "UNSEEN": info.unseen, "HIGHESTMODSEQ": info.highestmodseq, "SIZE": info.size,
     }
-    return f"STATUS {mailbox_name(info.name)} (" + " ".join(f"{i} {values[i]}" for i in items) + ")"
+    return f"STATUS {mailbox_name(info.name, utf8)} (" + " ".join(f"{i} {values[i]}" for i in items) + ")"
 
 
 @command("STATUS")
@@ -191,5 +193,5 @@ async def do_status(conn: Any, tag: str, p: Parser) -> str:
     info = await lookup(conn, name)
     if "HIGHESTMODSEQ" in items:
         conn.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    conn.untagged(status_line(info, items))
+    conn.untagged(status_line(info, items, conn.utf8))
     return "Status completed"

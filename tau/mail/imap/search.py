@@ -13,6 +13,7 @@ from typing import Any
 
 from tau.mail.store.api import Search
 
+from . import rev2
 from .base import No, by_number_and_uid
 from .parser import ParseError, Parser
 from .session import SelectedMailbox
@@ -146,6 +147,7 @@ async def run_search(conn: Any, p: Parser, uid: bool) -> str:
     hits = [u for u in found if u <= top and not view.is_gone(u)]
     numbers = hits if uid else [view.seq_of(u) for u in hits]
     line = "SEARCH" + "".join(f" {n}" for n in numbers if n)
+    best = 0
     if with_modseq and hits:
         conn.condstore = True
         wanted = set(hits)
@@ -153,6 +155,8 @@ async def run_search(conn: Any, p: Parser, uid: bool) -> str:
         best = max((c.modseq for c in changes if c.uid in wanted), default=0)
         if best:
             line += f" (MODSEQ {best})"
+    if conn.rev2:  # RFC 9051 §6.4.4: ESEARCH, not SEARCH
+        line = rev2.esearch(conn.command_tag, uid, [n for n in numbers if n], best)
     conn.untagged(line)
     return ("UID SEARCH" if uid else "SEARCH") + " completed"
 

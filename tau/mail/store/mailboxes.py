@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tau.mail.store import subscriptions
 from tau.mail.store.api import (
     DEFAULT_MAILBOXES,
     DELIMITER,
@@ -168,6 +169,7 @@ def create_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str) -> Mailbox
     mailbox_id = insert_mailbox(txn, acct, name)
     if mailbox_id is None:
         raise MailboxExists(f"mailbox {name} exists already")
+    subscriptions.adopt(txn, acct.id, mailbox_id, name)
     ctx.notify(txn, acct.address, mailbox_id, name, "mailboxes", action="create")
     info = find_box(txn, acct, name)
     assert info is not None
@@ -216,6 +218,8 @@ def delete_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str) -> None:
     txn.execute("DELETE FROM messages WHERE mailbox_id = ?", (box.id,))
     txn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (box.id,))
     txn.execute("DELETE FROM mailboxes WHERE id = ?", (box.id,))
+    if box.subscribed:
+        subscriptions.keep(txn, acct.id, name)
     ctx.collect_after(txn, gone)
     ctx.notify(txn, acct.address, box.id, name, "mailboxes", action="delete")
 
@@ -279,5 +283,7 @@ def subscribe(txn: Txn, ctx: StoreContext, user: str, name: str, subscribed: boo
     row = txn.query_one("UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND name = ? RETURNING id",
                         (int(bool(subscribed)), acct.id, name))
     if row is None:
+        if not subscribed and subscriptions.forget(txn, acct.id, name):
+            return  # the subscription of a deleted mailbox (RFC 3501 §6.3.7)
         raise MailboxNotFound(f"no mailbox {name}")
     ctx.notify(txn, acct.address, int(row[0]), name, "mailboxes", action="subscribe" if subscribed else "unsubscribe")

@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.blobs import validate_key
-from tau.mail.store import blobrefs, mailboxes, messages, moving, queue, quota
+from tau.mail.store import blobrefs, mailboxes, messages, moving, queue, quota, subscriptions
 from tau.mail.store import search as searching
 from tau.mail.store.api import (
     CopyResult,
@@ -172,6 +172,10 @@ class MailStore:
 
     async def list_mailboxes(self, user: str) -> list[MailboxInfo]:
         return await self._run("mail_list_mailboxes", mailboxes.list_mailboxes, self.ctx, user, readonly=True)
+
+    async def lost_subscriptions(self, user: str) -> list[str]:
+        """Subscribed names whose mailbox was deleted (``subscriptions.py``)."""
+        return await self._run("mail_lost_subscriptions", subscriptions.lost, self.ctx, user, readonly=True)
 
     async def get_mailbox(self, user: str, name: str) -> MailboxInfo | None:
         """``user``'s mailbox ``name`` or None (invalid names included). INBOX is created with the

@@ -132,3 +132,15 @@ def test_unsolicited_flag_changes_carry_uid_in_rev2(env):
     other = env.client(ALICE, mailbox="INBOX")
     other.ok("a STORE 1 +FLAGS (\\Flagged)")
     assert "* 1 FETCH (UID 1 FLAGS (\\Flagged))" in c.ok("b NOOP")
+
+
+def test_status_deleted(env):
+    env.append(ALICE, message(1), flags=("\\Deleted",))
+    env.append(ALICE, message(2))
+    env.append(ALICE, message(3), mailbox="Sent", flags=("\\Deleted", "\\Seen"))
+    c = _rev2(env)
+    assert c.ok("a STATUS INBOX (MESSAGES DELETED)") == ['* STATUS "INBOX" (MESSAGES 2 DELETED 1)']
+    assert c.ok('b LIST "" ("INBOX" "Sent" "Junk") RETURN (STATUS (DELETED))') == [
+        '* LIST (\\HasNoChildren) "/" "INBOX"', '* STATUS "INBOX" (DELETED 1)',
+        '* LIST (\\Junk \\HasNoChildren) "/" "Junk"', '* STATUS "Junk" (DELETED 0)',
+        '* LIST (\\Sent \\HasNoChildren) "/" "Sent"', '* STATUS "Sent" (DELETED 1)']

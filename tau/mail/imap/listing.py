@@ -13,7 +13,7 @@ too: ``("CHILDINFO" ("SUBSCRIBED"))`` (RFC 5258 §3.5), ``\\Noselect`` in LSUB (
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +124,8 @@ async def do_list(conn: Any, tag: str, p: Parser) -> str:
                       tuple(status), conn.utf8)
     boxes = await conn.store.list_mailboxes(conn.user)
     lost = await conn.store.lost_subscriptions(conn.user) if subscribed else []
-    conn.untagged(*render(boxes, lost, query))
+    deleted = await conn.store.deleted_counts([b.id for b in boxes]) if "DELETED" in status else {}
+    conn.untagged(*render(boxes, lost, query, deleted))
     return "List completed"
 
 
@@ -149,7 +150,8 @@ def _ancestors(name: str) -> list[str]:
     return [DELIMITER.join(parts[:i]) for i in range(1, len(parts))]
 
 
-def render(boxes: list[MailboxInfo], lost: list[str], q: ListQuery) -> list[str]:
+def render(boxes: list[MailboxInfo], lost: list[str], q: ListQuery,
+           deleted: Mapping[int, int] | None = None) -> list[str]:
     """The untagged LIST/LSUB (and STATUS) lines answering ``q``."""
     regexes = [pattern_re(pat) for pat in q.patterns]
 
@@ -176,7 +178,7 @@ def render(boxes: list[MailboxInfo], lost: list[str], q: ListQuery) -> list[str]
         lines.append(_line(q, name, box, name in subscribed, picked, name in with_children,
                            name in childinfo))
         if q.status and box is not None:
-            lines.append(status_line(box, list(q.status), q.utf8))
+            lines.append(status_line(box, list(q.status), q.utf8, (deleted or {}).get(box.id, 0)))
     return lines
 
 

@@ -19,7 +19,7 @@ from .response import flag_list, mailbox_name
 from .session import SelectedMailbox
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE")
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED")
 MAX_NAME = 512
 
 
@@ -176,8 +176,9 @@ def status_items(p: Parser) -> list[str]:
         p.sp()
 
 
-def status_line(info: MailboxInfo, items: list[str], utf8: bool = False) -> str:
+def status_line(info: MailboxInfo, items: list[str], utf8: bool = False, deleted: int = 0) -> str:
     values = {
+        "DELETED": deleted,  # RFC 9051 §6.3.11, from ``store.deleted_counts``
         "MESSAGES": info.messages, "RECENT": 0, "UIDNEXT": info.uidnext, "UIDVALIDITY": info.uidvalidity,
         "UNSEEN": info.unseen, "HIGHESTMODSEQ": info.highestmodseq, "SIZE": info.size,
     }
@@ -193,5 +194,6 @@ async def do_status(conn: Any, tag: str, p: Parser) -> str:
     info = await lookup(conn, name)
     if "HIGHESTMODSEQ" in items:
         conn.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    conn.untagged(status_line(info, items, conn.utf8))
+    deleted = (await conn.store.deleted_counts([info.id])).get(info.id, 0) if "DELETED" in items else 0
+    conn.untagged(status_line(info, items, conn.utf8, deleted))
     return "Status completed"

@@ -144,3 +144,21 @@ def test_status_deleted(env):
         '* LIST (\\HasNoChildren) "/" "INBOX"', '* STATUS "INBOX" (DELETED 1)',
         '* LIST (\\Junk \\HasNoChildren) "/" "Junk"', '* STATUS "Junk" (DELETED 0)',
         '* LIST (\\Sent \\HasNoChildren) "/" "Sent"', '* STATUS "Sent" (DELETED 1)']
+
+
+def test_search_return_options_in_rev2(env):
+    for i in range(5):
+        env.append(ALICE, message(i), flags=("\\Seen",) if i % 2 else ())
+    c = _rev2(env, "INBOX")
+    assert c.ok("a SEARCH RETURN (COUNT) UNSEEN") == ['* ESEARCH (TAG "a") COUNT 3']
+    assert c.ok("b SEARCH RETURN (MIN MAX) UNSEEN") == ['* ESEARCH (TAG "b") MIN 1 MAX 5']
+    assert c.ok("c UID SEARCH RETURN () 2:4") == ['* ESEARCH (TAG "c") UID ALL 2:4']
+    assert c.ok("d SEARCH RETURN (ALL COUNT) DELETED") == ['* ESEARCH (TAG "d") COUNT 0']
+    assert c.cmd("e SEARCH RETURN (SAVE) ALL")[-1].startswith("e BAD")
+
+
+def test_status_recent_is_bad_in_rev2(env):
+    c = _rev2(env)
+    assert c.cmd("a STATUS INBOX (RECENT)")[-1].startswith("a BAD")
+    assert c.cmd('b LIST "" "INBOX" RETURN (STATUS (RECENT))')[-1].startswith("b BAD")
+    assert env.client(ALICE).ok("c STATUS INBOX (RECENT)") == ['* STATUS "INBOX" (RECENT 0)']

@@ -19,6 +19,7 @@ from typing import Any
 
 from tau.mail.store.api import DELIMITER, MailboxInfo
 
+from . import rev2
 from .base import AUTHED, Bad, command
 from .mailboxes import status_items, status_line
 from .parser import ParseError, Parser
@@ -110,6 +111,7 @@ async def do_list(conn: Any, tag: str, p: Parser) -> str:
             if opt == "STATUS":
                 p.sp()
                 status = status_items(p)
+                rev2.check_status_items(conn, status)
         extended = True
     p.end()
     if "RECURSIVEMATCH" in select and "SUBSCRIBED" not in select:

@@ -13,6 +13,7 @@ from typing import Any
 
 from tau.mail.store.api import MailboxInfo, MailboxNotFound, Search
 
+from . import rev2
 from .base import AUTHED, SYNC_NONE, No, command
 from .parser import ParseError, Parser
 from .response import flag_list, mailbox_name
@@ -191,6 +192,7 @@ async def do_status(conn: Any, tag: str, p: Parser) -> str:
     p.sp()
     items = status_items(p)
     p.end()
+    rev2.check_status_items(conn, items)
     info = await lookup(conn, name)
     if "HIGHESTMODSEQ" in items:
         conn.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command

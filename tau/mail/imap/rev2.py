@@ -70,16 +70,55 @@ def _drop_recent(m: re.Match[str]) -> str:
     return m.group(1) + " ".join(flags) + m.group(3)
 
 
-def esearch(tag: str, uid: bool, numbers: Sequence[int], modseq: int = 0) -> str:
-    """The IMAP4rev2 answer to a plain SEARCH: ``ESEARCH (TAG "t") [UID] [ALL set]`` (RFC 9051
-    §7.3.4; ALL is left out when nothing matched, RFC 4731 §3.1), with ``MODSEQ`` (RFC 7162
-    §3.1.5) when the search used it."""
+def search_return(p: Parser) -> frozenset[str]:
+    """``RETURN (MIN MAX ALL COUNT)`` in front of IMAP4rev2 search keys (RFC 9051 §6.4.4.1);
+    none or ``RETURN ()`` means ALL. SAVE (SEARCHRES) is not supported."""
+    if p.line[p.pos:p.pos + 7].upper() != b"RETURN ":
+        return _ALL
+    p.keyword()
+    p.sp()
+    p.expect(b"(")
+    opts: set[str] = set()
+    while not p.take(b")"):
+        if opts:
+            p.sp()
+        opt = p.keyword()
+        if opt not in _RETURN_OPTS:
+            raise ParseError(f"unsupported SEARCH return option {opt}")
+        opts.add(opt)
+    p.sp()
+    return frozenset(opts) or _ALL
+
+
+_RETURN_OPTS = frozenset({"MIN", "MAX", "ALL", "COUNT"})
+_ALL = frozenset({"ALL"})
+
+
+def esearch(tag: str, uid: bool, numbers: Sequence[int], modseq: int = 0,
+            returns: frozenset[str] = _ALL) -> str:
+    """The IMAP4rev2 answer to SEARCH: ``ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set]
+    [COUNT n]`` (RFC 9051 §7.3.4; MIN, MAX and ALL are left out when nothing matched), with
+    ``MODSEQ`` (RFC 7162 §3.1.5) when the search used it."""
     line = f"ESEARCH (TAG {quote(tag)})" + (" UID" if uid else "")
-    if numbers:
-        line += " ALL " + compress_uids(sorted(numbers))
-        if modseq:
-            line += f" MODSEQ {modseq}"
+    found = sorted(numbers)
+    if found:
+        if "MIN" in returns:
+            line += f" MIN {found[0]}"
+        if "MAX" in returns:
+            line += f" MAX {found[-1]}"
+        if "ALL" in returns:
+            line += " ALL " + compress_uids(found)
+    if "COUNT" in returns:
+        line += f" COUNT {len(found)}"
+    if found and modseq:
+        line += f" MODSEQ {modseq}"
     return line
+
+
+def check_status_items(conn: Any, items: Sequence[str]) -> None:
+    """RFC 9051 has no RECENT status item (appendix E item 9)."""
+    if conn.rev2 and "RECENT" in items:
+        raise ParseError("RECENT is not a STATUS item in IMAP4rev2")
 
 
 def append_data(conn: Any, p: Parser) -> bytes:

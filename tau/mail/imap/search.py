@@ -141,6 +141,7 @@ def compile_search(p: Parser, view: SelectedMailbox) -> tuple[Search, bool]:
 
 async def run_search(conn: Any, p: Parser, uid: bool) -> str:
     view = conn.selected
+    returns = rev2.search_return(p) if conn.rev2 else None  # RFC 9051 §6.4.4
     query, with_modseq = compile_search(p, view)
     found = await conn.store.search(view.mailbox_id, query) if view.uids else []
     top = view.uids[-1] if view.uids else 0
@@ -155,8 +156,8 @@ async def run_search(conn: Any, p: Parser, uid: bool) -> str:
         best = max((c.modseq for c in changes if c.uid in wanted), default=0)
         if best:
             line += f" (MODSEQ {best})"
-    if conn.rev2:  # RFC 9051 §6.4.4: ESEARCH, not SEARCH
-        line = rev2.esearch(conn.command_tag, uid, [n for n in numbers if n], best)
+    if returns is not None:  # RFC 9051 §6.4.4: ESEARCH, not SEARCH
+        line = rev2.esearch(conn.command_tag, uid, [n for n in numbers if n], best, returns)
     conn.untagged(line)
     return ("UID SEARCH" if uid else "SEARCH") + " completed"
 

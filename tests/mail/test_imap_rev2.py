@@ -154,7 +154,6 @@ def test_search_return_options_in_rev2(env):
     assert c.ok("b SEARCH RETURN (MIN MAX) UNSEEN") == ['* ESEARCH (TAG "b") MIN 1 MAX 5']
     assert c.ok("c UID SEARCH RETURN () 2:4") == ['* ESEARCH (TAG "c") UID ALL 2:4']
     assert c.ok("d SEARCH RETURN (ALL COUNT) DELETED") == ['* ESEARCH (TAG "d") COUNT 0']
-    assert c.cmd("e SEARCH RETURN (SAVE) ALL")[-1].startswith("e BAD")
 
 
 def test_status_recent_is_bad_in_rev2(env):
@@ -162,3 +161,51 @@ def test_status_recent_is_bad_in_rev2(env):
     assert c.cmd("a STATUS INBOX (RECENT)")[-1].startswith("a BAD")
     assert c.cmd('b LIST "" "INBOX" RETURN (STATUS (RECENT))')[-1].startswith("b BAD")
     assert env.client(ALICE).ok("c STATUS INBOX (RECENT)") == ['* STATUS "INBOX" (RECENT 0)']
+
+
+def test_searchres_saves_and_reuses_the_result(env):
+    for i in range(5):
+        env.append(ALICE, message(i), flags=("\\Seen",) if i % 2 else ())
+    c = _rev2(env, "INBOX")
+    assert c.ok("a SEARCH RETURN (SAVE) UNSEEN") == []
+    assert [x.split(" (")[0] for x in c.ok("b FETCH $ (FLAGS)")] == ["* 1 FETCH", "* 3 FETCH", "* 5 FETCH"]
+    c.ok("c STORE $ +FLAGS.SILENT (\\Flagged)")
+    assert c.ok("d SEARCH FLAGGED") == ['* ESEARCH (TAG "d") ALL 1,3,5']
+    assert c.ok("e SEARCH $ SEEN") == ['* ESEARCH (TAG "e")']
+    assert c.ok("f UID SEARCH UID $") == ['* ESEARCH (TAG "f") UID ALL 1,3,5']
+    c.ok("g COPY $ Sent")
+    assert c.ok('h STATUS Sent (MESSAGES)') == ['* STATUS "Sent" (MESSAGES 3)']
+
+
+def test_searchres_with_min_max_saves_only_those(env):
+    for i in range(4):
+        env.append(ALICE, message(i))
+    c = _rev2(env, "INBOX")
+    assert c.ok("a SEARCH RETURN (SAVE MIN MAX) ALL") == ['* ESEARCH (TAG "a") MIN 1 MAX 4']
+    assert c.ok("b UID SEARCH $") == ['* ESEARCH (TAG "b") UID ALL 1,4']
+
+
+def test_searchres_follows_expunge_and_is_emptied_by_select(env):
+    for i in range(3):
+        env.append(ALICE, message(i))
+    c = _rev2(env, "INBOX")
+    c.ok("a UID SEARCH RETURN (SAVE) 2:3")
+    c.ok("b UID STORE 2 +FLAGS.SILENT (\\Deleted)")
+    c.ok("c EXPUNGE")
+    assert c.ok("d UID FETCH $ (UID)") == ["* 2 FETCH (UID 3)"]
+    c.ok("e SELECT INBOX")
+    assert c.ok("f FETCH $ (UID)") == []
+
+
+def test_failed_save_leaves_the_result_empty(env):
+    env.append(ALICE, message(1))
+    c = _rev2(env, "INBOX")
+    c.ok("a SEARCH RETURN (SAVE) ALL")
+    assert c.cmd("b SEARCH RETURN (SAVE) BOGUS")[-1].startswith("b BAD")
+    assert c.ok("c FETCH $ (UID)") == []
+
+
+def test_dollar_is_bad_in_rev1(env):
+    env.append(ALICE, message(1))
+    c = env.client(ALICE, mailbox="INBOX")
+    assert c.cmd("a FETCH $ (UID)")[-1].startswith("a BAD")

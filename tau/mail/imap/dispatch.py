@@ -19,7 +19,7 @@ from .parser import ParseError, Parser
 
 async def run(conn: Any, tag: bytes, segments: list[bytes]) -> tuple[str, str] | None:
     """Run one command: ``(status, text)`` of its tagged response, None if the handler wrote its own."""
-    p = Parser(segments, utf8=conn.utf8)
+    p = Parser(segments, utf8=conn.utf8, saved=conn.saved_uids if conn.rev2 else None)
     p.pos = len(tag)
     name = ""
     cmd = None

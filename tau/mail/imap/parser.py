@@ -33,10 +33,11 @@ class ParseError(Exception):
 class SeqSet:
     """A sequence set (RFC 3501 §9 ``sequence-set``): ranges with ``None`` standing for ``*``."""
 
-    __slots__ = ("ranges",)
+    __slots__ = ("ranges", "uids")
 
-    def __init__(self, ranges: list[tuple[int | None, int | None]]) -> None:
+    def __init__(self, ranges: list[tuple[int | None, int | None]], uids: bool = False) -> None:
         self.ranges = ranges
+        self.uids = uids  # "$" (SEARCHRES): UID ranges even where sequence numbers are expected
 
     def resolve(self, star: int) -> list[tuple[int, int]]:
         """Ranges as ``(lo, hi)`` with ``*`` replaced by ``star`` and each range ordered."""
@@ -70,13 +71,25 @@ def parse_seqset(text: bytes) -> SeqSet:
     return SeqSet(ranges)
 
 
+def saved_seqset(uids: tuple[int, ...]) -> SeqSet:
+    """The saved search result ``$`` (RFC 5182 §2.1) as UID ranges."""
+    ranges: list[tuple[int | None, int | None]] = []
+    for u in sorted(uids):
+        if ranges and ranges[-1][1] == u - 1:
+            ranges[-1] = (ranges[-1][0], u)
+        else:
+            ranges.append((u, u))
+    return SeqSet(ranges, uids=True)
+
+
 class Parser:
     """Recursive-descent reader over one command's segments (see module docstring)."""
 
-    __slots__ = ("line", "pos", "segs", "seg", "utf8")
+    __slots__ = ("line", "pos", "saved", "segs", "seg", "utf8")
 
-    def __init__(self, segments: list[bytes], utf8: bool = False) -> None:
+    def __init__(self, segments: list[bytes], utf8: bool = False, saved: tuple[int, ...] | None = None) -> None:
         self.utf8 = utf8  # mailbox names are plain UTF-8, "&" included (RFC 6855 §3, RFC 9051 §5.1)
+        self.saved = saved  # UIDs "$" stands for (SEARCHRES, IMAP4rev2 sessions only), else None
         self.segs = segments
         self.seg = 0
         self.line = segments[0]
@@ -214,7 +227,10 @@ class Parser:
         raw = self.take_while(_SEQ_CHARS)
         if not raw:
             if self.peek() == ord("$"):
-                raise ParseError("SEARCHRES ($) is not supported")
+                if self.saved is None:
+                    raise ParseError("SEARCHRES ($) is not supported")
+                self.pos += 1
+                return saved_seqset(self.saved)
             raise ParseError("expected sequence set")
         return parse_seqset(raw)
 

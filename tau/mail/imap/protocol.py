@@ -57,6 +57,7 @@ class IMAPConnection(Protocol):
     condstore = False
     utf8 = False   # UTF8=ACCEPT or IMAP4rev2 enabled: mailbox names in UTF-8 (rev2.py)
     rev2 = False   # IMAP4rev2 enabled (RFC 9051): no RECENT, ESEARCH for SEARCH (rev2.py)
+    saved_uids: tuple[int, ...] = ()  # SEARCH RETURN (SAVE) result, "$" (RFC 5182, rev2.py)
     tls = False
     idling = False
     idle_push: defer.Deferred[None] | None = None
@@ -381,6 +382,7 @@ class IMAPConnection(Protocol):
     def select(self, view: SelectedMailbox | None) -> None:
         if self.selected is not None:
             self.factory.unwatch(self, self.selected.mailbox_id)
+        self.saved_uids = ()  # RFC 5182 §2.1: "$" is emptied when a mailbox is selected or closed
         self.selected = view
         if view is not None:
             self.factory.watch(self, view.mailbox_id)

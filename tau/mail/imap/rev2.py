@@ -70,9 +70,10 @@ def _drop_recent(m: re.Match[str]) -> str:
     return m.group(1) + " ".join(flags) + m.group(3)
 
 
-def search_return(p: Parser) -> frozenset[str]:
-    """``RETURN (MIN MAX ALL COUNT)`` in front of IMAP4rev2 search keys (RFC 9051 §6.4.4.1);
-    none or ``RETURN ()`` means ALL. SAVE (SEARCHRES) is not supported."""
+def search_return(conn: Any, p: Parser) -> frozenset[str]:
+    """``RETURN (MIN MAX ALL COUNT SAVE)`` in front of IMAP4rev2 search keys (RFC 9051 §6.4.4.1);
+    none or ``RETURN ()`` means ALL. With SAVE, ``$`` is emptied at once, so a SEARCH that fails
+    leaves it empty (RFC 5182 §2.1)."""
     if p.line[p.pos:p.pos + 7].upper() != b"RETURN ":
         return _ALL
     p.keyword()
@@ -87,10 +88,26 @@ def search_return(p: Parser) -> frozenset[str]:
             raise ParseError(f"unsupported SEARCH return option {opt}")
         opts.add(opt)
     p.sp()
+    if "SAVE" in opts:
+        conn.saved_uids = ()
     return frozenset(opts) or _ALL
 
 
-_RETURN_OPTS = frozenset({"MIN", "MAX", "ALL", "COUNT"})
+_RETURN_OPTS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+
+
+def esearch_saving(conn: Any, uid: bool, hits: Sequence[int], numbers: Sequence[int], modseq: int,
+                   returns: frozenset[str]) -> str:
+    """Save the result for ``$`` if asked (RFC 5182 §2.1: only MIN/MAX when those are asked
+    without ALL or COUNT) and render the ESEARCH line ("" for a lone SAVE: no response)."""
+    if "SAVE" in returns:
+        kept = sorted(hits)
+        if kept and returns & {"MIN", "MAX"} and not returns & {"ALL", "COUNT"}:
+            kept = sorted({kept[0] if opt == "MIN" else kept[-1] for opt in returns & {"MIN", "MAX"}})
+        conn.saved_uids = tuple(kept)
+        if returns == {"SAVE"}:
+            return ""
+    return esearch(conn.command_tag, uid, numbers, modseq, returns)
 _ALL = frozenset({"ALL"})
 
 

@@ -71,7 +71,7 @@ class _Compiler:
             p.expect(b")")
             return tree
         c = p.peek()
-        if c == ord("*") or ord("0") <= c <= ord("9"):
+        if c in (ord("*"), ord("$")) or ord("0") <= c <= ord("9"):
             ranges = self.view.uid_ranges_for_seq(p.seqset())
             return ("uid", ranges) if ranges else NOTHING
         word = p.keyword()
@@ -141,7 +141,7 @@ def compile_search(p: Parser, view: SelectedMailbox) -> tuple[Search, bool]:
 
 async def run_search(conn: Any, p: Parser, uid: bool) -> str:
     view = conn.selected
-    returns = rev2.search_return(p) if conn.rev2 else None  # RFC 9051 §6.4.4
+    returns = rev2.search_return(conn, p) if conn.rev2 else None  # RFC 9051 §6.4.4
     query, with_modseq = compile_search(p, view)
     found = await conn.store.search(view.mailbox_id, query) if view.uids else []
     top = view.uids[-1] if view.uids else 0
@@ -157,8 +157,9 @@ async def run_search(conn: Any, p: Parser, uid: bool) -> str:
         if best:
             line += f" (MODSEQ {best})"
     if returns is not None:  # RFC 9051 §6.4.4: ESEARCH, not SEARCH
-        line = rev2.esearch(conn.command_tag, uid, [n for n in numbers if n], best, returns)
-    conn.untagged(line)
+        line = rev2.esearch_saving(conn, uid, hits, [n for n in numbers if n], best, returns)
+    if line:
+        conn.untagged(line)
     return ("UID SEARCH" if uid else "SEARCH") + " completed"
 
 

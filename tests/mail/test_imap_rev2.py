@@ -39,11 +39,19 @@ def test_enable_rev2_once(env):
     assert c.ok("a ENABLE IMAP4rev2") == ["* ENABLED"]
 
 
-def test_select_has_no_recent_in_rev2(env):
+def test_select_has_no_recent_and_no_unseen_in_rev2(env):
     env.append(ALICE, message(1))
     lines = _rev2(env).ok("a SELECT INBOX")
     assert "* 1 EXISTS" in lines
-    assert not any("RECENT" in x for x in lines)
+    assert not any("RECENT" in x or "UNSEEN" in x for x in lines)
+
+
+def test_select_returns_the_list_response_in_rev2(env):
+    c = _rev2(env)
+    c.ok("a CREATE Sent/Old")
+    assert '* LIST (\\HasNoChildren) "/" "INBOX"' in c.ok("b SELECT INBOX")
+    assert '* LIST (\\Sent \\HasChildren) "/" "Sent"' in c.ok("c EXAMINE Sent")
+    assert not any(x.startswith("* LIST") for x in env.client(ALICE).ok("d SELECT INBOX"))
 
 
 def test_select_keeps_recent_in_rev1(env):

@@ -81,6 +81,8 @@ async def _select(conn: Any, p: Parser, readonly: bool) -> str:
     lines += [f"OK [UIDVALIDITY {info.uidvalidity}] UIDs valid", f"OK [UIDNEXT {uidnext}] Predicted next UID"]
     lines.append(f"OK [HIGHESTMODSEQ {info.highestmodseq}] Highest" if info.highestmodseq
                  else "OK [NOMODSEQ] No permanent modsequences")
+    if conn.rev2:
+        lines.append(rev2.select_list(info))
     conn.untagged(*lines)
     return ("[READ-ONLY] Examine" if readonly else "[READ-WRITE] Select") + " completed"
 

@@ -1,18 +1,21 @@
 """Session modes switched on by ENABLE: UTF8=ACCEPT (RFC 6855) and IMAP4rev2 (RFC 9051).
 
-The server speaks IMAP4rev1 until the client sends ``ENABLE IMAP4rev2`` (RFC 9051 §6.3.1), and
-modified UTF-7 mailbox names until ``ENABLE UTF8=ACCEPT`` or ``ENABLE IMAP4rev2``. Both are
+The server speaks IMAP4rev1 until the client sends ``ENABLE IMAP4rev2`` (RFC 9051 appendix A),
+and modified UTF-7 mailbox names until ``ENABLE UTF8=ACCEPT`` or ``ENABLE IMAP4rev2``. Both are
 flags on the connection (``conn.utf8``, ``conn.rev2``) that the command modules consult:
 
-- ``conn.utf8``: mailbox names are read and written as UTF-8 (``Parser.utf8``,
+- ``conn.utf8``: mailbox names are read and written as UTF-8, ``&`` included (``Parser.utf8``,
   ``response.mailbox_name``); APPEND accepts ``UTF8 (~{n}...)`` (:func:`append_data`).
-- ``conn.rev2`` (implies ``conn.utf8``): no ``* n RECENT`` and no ``\\Recent`` in untagged
-  responses (:func:`scrub`, applied by ``IMAPConnection.untagged``); SEARCH answers with
-  ``* ESEARCH`` (:func:`esearch`); LIST marks non-existent names ``\\NonExistent``; LSUB is
-  gone (``BAD``); selecting a mailbox while another is selected first says ``* OK [CLOSED]``.
+- ``conn.rev2`` (implies ``conn.utf8``): no ``* n RECENT``, no ``\\Recent`` and no
+  ``[UNSEEN n]`` in untagged responses (:func:`scrub`, applied by ``IMAPConnection.untagged``);
+  SELECT/EXAMINE also send the mailbox's LIST response (:func:`select_list`) and, when they
+  replace a selected mailbox, ``* OK [CLOSED]`` first; SEARCH takes ``RETURN (MIN MAX ALL COUNT
+  SAVE)`` and answers ``* ESEARCH`` (:func:`esearch`); ``$`` names the saved result (SEARCHRES,
+  ``Parser.saved``); STATUS has DELETED and no RECENT; LIST marks non-existent names
+  ``\\NonExistent``; LSUB is gone (``BAD``).
 
-RFC 9051 appendix E, item by item, is answered in ``docs`` of the report; the parts that need
-code live where the command lives.
+Kept from rev1 although RFC 9051 dropped them, since they harm no rev2 client: CHECK, the SEARCH
+keys RECENT/NEW/OLD (nothing is recent here), FETCH RFC822*.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from tau.mail.store.api import DELIMITER, MailboxInfo
+
 from .parser import ParseError, Parser
-from .response import compress_uids, quote
+from .response import compress_uids, flag_list, mailbox_name, quote
 
 #: what ENABLE can switch on here besides CONDSTORE (auth.py)
 ENABLEABLE = ("UTF8=ACCEPT", "IMAP4rev2")
 ENABLEABLE_UPPER = frozenset(c.upper() for c in ENABLEABLE)
 
-_RECENT_LINE = re.compile(r"\d+ RECENT\Z")
+_REMOVED = re.compile(r"\d+ RECENT\Z|OK \[UNSEEN \d+\]")
 _FLAGS = re.compile(r"(FLAGS \()([^)]*)(\))")
 
 
@@ -53,11 +58,11 @@ def enabled_name(cap: str) -> str:
 
 
 def scrub(lines: Sequence[str]) -> Sequence[str]:
-    """Untagged lines for an IMAP4rev2 session: RFC 9051 removed the RECENT response and the
-    ``\\Recent`` flag (appendix E item 9)."""
+    """Untagged lines for an IMAP4rev2 session: RFC 9051 removed the RECENT response, the
+    ``\\Recent`` flag and the UNSEEN response code of SELECT (§6.3.2)."""
     out = []
     for line in lines:
-        if _RECENT_LINE.match(line):
+        if _REMOVED.match(line):
             continue
         if "\\Recent" in line:
             line = _FLAGS.sub(_drop_recent, line)
@@ -130,6 +135,14 @@ def esearch(tag: str, uid: bool, numbers: Sequence[int], modseq: int = 0,
     if found and modseq:
         line += f" MODSEQ {modseq}"
     return line
+
+
+def select_list(info: MailboxInfo) -> str:
+    """SELECT/EXAMINE's required ``LIST`` response in IMAP4rev2 (RFC 9051 §6.3.2): the mailbox
+    name as LIST would give it, with its attributes."""
+    attrs = ([info.special_use] if info.special_use else []) + [
+        "\\HasChildren" if info.has_children else "\\HasNoChildren"]
+    return f'LIST {flag_list(attrs)} "{DELIMITER}" {mailbox_name(info.name, True)}'
 
 
 def check_status_items(conn: Any, items: Sequence[str]) -> None:

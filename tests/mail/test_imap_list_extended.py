@@ -164,3 +164,24 @@ def test_lsub_subscribed_parent_is_not_noselect(env):
     c.ok("b SUBSCRIBE Top/Sub")
     c.ok("c SUBSCRIBE Top")
     assert c.ok('d LSUB "" "To%"') == ['* LSUB () "/" "Top"']
+
+
+def test_rename_onto_a_deleted_subscribed_name_takes_the_subscription(env):
+    c = env.client(ALICE)
+    c.ok("a CREATE Work/Old")
+    c.ok("b SUBSCRIBE Work/Old")
+    c.ok("c DELETE Work/Old")
+    c.ok("d DELETE Work")
+    c.ok("e CREATE Misc/Old")
+    c.ok("f RENAME Misc Work")  # Misc/Old follows as Work/Old
+    assert c.ok('g LIST (SUBSCRIBED) "" "Work*"') == ['* LIST (\\Subscribed \\HasNoChildren) "/" "Work/Old"']
+
+
+def test_unsubscribe_drops_a_kept_subscription_of_an_existing_name(env):
+    c = env.client(ALICE)
+    c.ok("a CREATE Top/Sub")
+    c.ok("b SUBSCRIBE Top")
+    c.ok("c DELETE Top")  # Top/Sub keeps the name alive as a parent
+    c.ok("d CREATE Top/Other")
+    c.ok("e UNSUBSCRIBE Top")
+    assert c.ok('f LIST (SUBSCRIBED) "" "Top"') == []

@@ -251,6 +251,7 @@ def rename_mailbox(txn: Txn, ctx: StoreContext, user: str, old: str, new: str) -
             raise MailboxExists(f"mailbox {target} exists already")
     _create_parents(txn, acct, new)
     txn.executemany("UPDATE mailboxes SET name = ? WHERE id = ?", [(t, i) for i, _, t in moves])
+    subscriptions.adopt_many(txn, acct.id, {t: i for i, _, t in moves})
     for mailbox_id, before, after in moves:
         ctx.notify(txn, acct.address, mailbox_id, after, "mailboxes", action="rename", old=before)
 
@@ -280,10 +281,11 @@ def subscribe(txn: Txn, ctx: StoreContext, user: str, name: str, subscribed: boo
     """SUBSCRIBE/UNSUBSCRIBE (RFC 3501 section 6.3.6-7) of an existing mailbox."""
     acct = require_account(txn, user, ctx.default_quota)
     name = normalize_mailbox_name(name)
+    forgotten = not subscribed and subscriptions.forget(txn, acct.id, name)
     row = txn.query_one("UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND name = ? RETURNING id",
                         (int(bool(subscribed)), acct.id, name))
     if row is None:
-        if not subscribed and subscriptions.forget(txn, acct.id, name):
+        if forgotten:
             return  # the subscription of a deleted mailbox (RFC 3501 §6.3.7)
         raise MailboxNotFound(f"no mailbox {name}")
     ctx.notify(txn, acct.address, int(row[0]), name, "mailboxes", action="subscribe" if subscribed else "unsubscribe")

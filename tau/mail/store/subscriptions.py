@@ -11,6 +11,8 @@ from tau.mail.store.context import StoreContext
 from tau.mail.store.quota import find_account
 from tau.storage.database import Txn
 
+CHUNK = 500
+
 
 def keep(txn: Txn, user_id: int, name: str) -> None:
     """``name`` was deleted while subscribed: its subscription stays."""
@@ -29,6 +31,18 @@ def adopt(txn: Txn, user_id: int, mailbox_id: int, name: str) -> None:
     """A mailbox called ``name`` exists again: a lost subscription of the name becomes its own."""
     if forget(txn, user_id, name):
         txn.execute("UPDATE mailboxes SET subscribed = 1 WHERE id = ?", (mailbox_id,))
+
+
+def adopt_many(txn: Txn, user_id: int, boxes: dict[str, int]) -> None:
+    """:func:`adopt` for several mailboxes (``{name: mailbox_id}``, RENAME with children)."""
+    names = list(boxes)
+    for start in range(0, len(names), CHUNK):
+        sql, params = txn.in_list(names[start:start + CHUNK])
+        rows = txn.query(f"DELETE FROM mail_lost_subscriptions WHERE user_id = ? AND name IN {sql} RETURNING name",
+                         [user_id, *params])
+        if rows:
+            ids_sql, ids = txn.in_list(boxes[r[0]] for r in rows)
+            txn.execute(f"UPDATE mailboxes SET subscribed = 1 WHERE id IN {ids_sql}", ids)
 
 
 def lost(txn: Txn, ctx: StoreContext, user: str) -> list[str]:

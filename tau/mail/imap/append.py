@@ -16,6 +16,7 @@ from typing import Any
 
 from tau.mail.store.api import MailboxNotFound
 
+from . import rev2
 from .base import AUTHED, SYNC_FULL, No, command
 from .mailboxes import valid_name
 from .parser import ParseError, Parser
@@ -30,7 +31,7 @@ def append_limit(conn: Any) -> int:
     return int(conn.registry.config.limits.message_size or 0)
 
 
-def _one_message(p: Parser) -> tuple[bytes, list[str], int | None]:
+def _one_message(conn: Any, p: Parser) -> tuple[bytes, list[str], int | None]:
     """``[flag-list SP] [date-time SP] literal`` (RFC 3502 ``append-message``)."""
     flags: list[str] = []
     internal_date = None
@@ -40,7 +41,7 @@ def _one_message(p: Parser) -> tuple[bytes, list[str], int | None]:
     if p.peek() == ord('"'):
         internal_date = p.date_time()
         p.sp()
-    message = p.string()
+    message = rev2.append_data(conn, p)
     for f in flags:
         if f.startswith("\\") and f not in SYSTEM and f != "\\Recent":
             raise ParseError(f"unknown system flag {f}")
@@ -52,11 +53,11 @@ def _one_message(p: Parser) -> tuple[bytes, list[str], int | None]:
 async def do_append(conn: Any, tag: str, p: Parser) -> str:
     name = p.mailbox()
     p.sp()
-    messages = [_one_message(p)]
+    messages = [_one_message(conn, p)]
     while p.take(b" "):
         if len(messages) >= MAX_MESSAGES:
             raise No(f"At most {MAX_MESSAGES} messages in one APPEND", "LIMIT")
-        messages.append(_one_message(p))
+        messages.append(_one_message(conn, p))
     p.end()
     if any(not raw for raw, _, _ in messages):
         raise No("Cannot append an empty message")

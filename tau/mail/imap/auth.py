@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 
+from . import rev2
 from .base import ANY, AUTHED, SYNC_NONE, Bad, No, State, command
 from .parser import ParseError, Parser
 from .response import quote
@@ -28,6 +29,8 @@ AUTHED_CAPS = (BASE_CAPS + " NAMESPACE UIDPLUS MOVE SPECIAL-USE LIST-EXTENDED LI
                " UNSELECT CHILDREN STATUS=SIZE BINARY")
 #: RFC 4978, RFC 3502, RFC 9208, RFC 6154 §3 (compress.py, append.py, quota.py, special_use.py)
 EXT_CAPS = " COMPRESS=DEFLATE MULTIAPPEND QUOTA QUOTA=RES-STORAGE CREATE-SPECIAL-USE"
+BASE_CAPS += " IMAP4rev2"      # RFC 9051, alongside rev1 until ENABLE IMAP4rev2 (rev2.py)
+AUTHED_CAPS += " IMAP4rev2 UTF8=ACCEPT"  # RFC 6855 (rev2.py)
 SERVER_ID = {"name": "tau", "vendor": "tau", "support-url": "https://example.invalid/tau"}
 
 
@@ -170,13 +173,15 @@ async def do_id(conn: Any, tag: str, p: Parser) -> str:
 
 @command("ENABLE", AUTHED, SYNC_NONE)
 async def do_enable(conn: Any, tag: str, p: Parser) -> str:
-    """RFC 5161; only CONDSTORE is an enable-able extension here (RFC 7162 §3.1)."""
+    """RFC 5161: CONDSTORE (RFC 7162 §3.1), UTF8=ACCEPT and IMAP4rev2 (``rev2.py``)."""
     enabled = []
     while True:
         cap = p.keyword()
         if cap == "CONDSTORE" and not conn.condstore:
             conn.condstore = True
             enabled.append(cap)
+        elif cap in rev2.ENABLEABLE_UPPER and rev2.enable(conn, cap):
+            enabled.append(rev2.enabled_name(cap))
         if not p.take(b" "):
             break
     p.end()

@@ -32,7 +32,7 @@ from .parser import ParseError, Parser
 
 async def run(conn: Any, tag: bytes, segments: list[bytes]) -> tuple[str, str] | None:
     """Run one command: ``(status, text)`` of its tagged response, None if the handler wrote its own."""
-    p = Parser(segments)
+    p = Parser(segments, utf8=conn.utf8, saved=conn.saved_uids if conn.rev2 else None)
     p.pos = len(tag)
     name = ""
     cmd = None
@@ -43,6 +43,7 @@ async def run(conn: Any, tag: bytes, segments: list[bytes]) -> tuple[str, str] |
             p.sp()
             name = "UID " + p.keyword()
         conn.command_name = name
+        conn.command_tag = tag.decode()
         cmd = COMMANDS.get(name)
         if cmd is None:
             raise Bad("Unknown command")

@@ -13,14 +13,14 @@ from typing import Any
 
 from tau.mail.store.api import MailboxInfo, MailboxNotFound, Search
 
-from . import quota_status, special_use
+from . import quota_status, rev2, special_use
 from .base import AUTHED, SYNC_NONE, No, command
 from .parser import ParseError, Parser
 from .response import flag_list, mailbox_name
 from .session import SelectedMailbox
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE")
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED")
 MAX_NAME = 512
 
 
@@ -54,6 +54,8 @@ async def _select(conn: Any, p: Parser, readonly: bool) -> str:
             conn.condstore = True
             p.take(b" ")
     p.end()
+    if conn.selected is not None and conn.rev2:  # RFC 9051 §7.1: [CLOSED] before the new mailbox
+        conn.untagged("OK [CLOSED] Previous mailbox is now closed")
     conn.select(None)  # RFC 3501 §6.3.1: even a failed SELECT leaves no mailbox selected
     info = await lookup(conn, name)
     view = SelectedMailbox(info.id, info.name, (), info.uidvalidity, info.highestmodseq, readonly)
@@ -79,6 +81,8 @@ async def _select(conn: Any, p: Parser, readonly: bool) -> str:
     lines += [f"OK [UIDVALIDITY {info.uidvalidity}] UIDs valid", f"OK [UIDNEXT {uidnext}] Predicted next UID"]
     lines.append(f"OK [HIGHESTMODSEQ {info.highestmodseq}] Highest" if info.highestmodseq
                  else "OK [NOMODSEQ] No permanent modsequences")
+    if conn.rev2:
+        lines.append(rev2.select_list(info))
     conn.untagged(*lines)
     return ("[READ-ONLY] Examine" if readonly else "[READ-WRITE] Select") + " completed"
 
@@ -179,12 +183,14 @@ def status_items(p: Parser, allowed: tuple[str, ...] = STATUS_ITEMS) -> list[str
         p.sp()
 
 
-def status_line(info: MailboxInfo, items: list[str], extra: dict[str, int] | None = None) -> str:
+def status_line(info: MailboxInfo, items: list[str], utf8: bool = False,
+                extra: dict[str, int] | None = None) -> str:
+    """``extra``: items the mailbox row does not hold (DELETED, DELETED-STORAGE, APPENDLIMIT)."""
     values = (extra or {}) | {
         "MESSAGES": info.messages, "RECENT": 0, "UIDNEXT": info.uidnext, "UIDVALIDITY": info.uidvalidity,
         "UNSEEN": info.unseen, "HIGHESTMODSEQ": info.highestmodseq, "SIZE": info.size,
     }
-    return f"STATUS {mailbox_name(info.name)} (" + " ".join(f"{i} {values[i]}" for i in items) + ")"
+    return f"STATUS {mailbox_name(info.name, utf8)} (" + " ".join(f"{i} {values[i]}" for i in items) + ")"
 
 
 @command("STATUS")
@@ -193,8 +199,9 @@ async def do_status(conn: Any, tag: str, p: Parser) -> str:
     p.sp()
     items = status_items(p, STATUS_ITEMS + quota_status.STATUS_ITEMS)
     p.end()
+    rev2.check_status_items(conn, items)
     info = await lookup(conn, name)
     if "HIGHESTMODSEQ" in items:
         conn.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    conn.untagged(status_line(info, items, await quota_status.status_values(conn, info, items)))
+    conn.untagged(status_line(info, items, conn.utf8, await quota_status.status_values(conn, info, items)))
     return "Status completed"

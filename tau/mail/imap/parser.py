@@ -33,10 +33,11 @@ class ParseError(Exception):
 class SeqSet:
     """A sequence set (RFC 3501 §9 ``sequence-set``): ranges with ``None`` standing for ``*``."""
 
-    __slots__ = ("ranges",)
+    __slots__ = ("ranges", "uids")
 
-    def __init__(self, ranges: list[tuple[int | None, int | None]]) -> None:
+    def __init__(self, ranges: list[tuple[int | None, int | None]], uids: bool = False) -> None:
         self.ranges = ranges
+        self.uids = uids  # "$" (SEARCHRES): UID ranges even where sequence numbers are expected
 
     def resolve(self, star: int) -> list[tuple[int, int]]:
         """Ranges as ``(lo, hi)`` with ``*`` replaced by ``star`` and each range ordered."""
@@ -70,12 +71,25 @@ def parse_seqset(text: bytes) -> SeqSet:
     return SeqSet(ranges)
 
 
+def saved_seqset(uids: tuple[int, ...]) -> SeqSet:
+    """The saved search result ``$`` (RFC 5182 §2.1) as UID ranges."""
+    ranges: list[tuple[int | None, int | None]] = []
+    for u in sorted(uids):
+        if ranges and ranges[-1][1] == u - 1:
+            ranges[-1] = (ranges[-1][0], u)
+        else:
+            ranges.append((u, u))
+    return SeqSet(ranges, uids=True)
+
+
 class Parser:
     """Recursive-descent reader over one command's segments (see module docstring)."""
 
-    __slots__ = ("line", "pos", "segs", "seg")
+    __slots__ = ("line", "pos", "saved", "segs", "seg", "utf8")
 
-    def __init__(self, segments: list[bytes]) -> None:
+    def __init__(self, segments: list[bytes], utf8: bool = False, saved: tuple[int, ...] | None = None) -> None:
+        self.utf8 = utf8  # mailbox names are plain UTF-8, "&" included (RFC 6855 §3, RFC 9051 §5.1)
+        self.saved = saved  # UIDs "$" stands for (SEARCHRES, IMAP4rev2 sessions only), else None
         self.segs = segments
         self.seg = 0
         self.line = segments[0]
@@ -197,7 +211,7 @@ class Parser:
 
     def mailbox(self) -> str:
         """A mailbox name: modified UTF-7 (RFC 3501 §5.1.3) or UTF-8, INBOX case-insensitive."""
-        return decode_mailbox(self.astring())
+        return decode_mailbox(self.astring(), utf8=self.utf8)
 
     def list_mailbox(self) -> str:
         """LIST patterns may use ``%`` and ``*`` unquoted (RFC 3501 §9 ``list-mailbox``)."""
@@ -207,13 +221,16 @@ class Parser:
             raw = self.take_while(LIST_CHARS)
             if not raw:
                 raise ParseError("expected mailbox pattern")
-        return decode_mailbox(raw, inbox=False)
+        return decode_mailbox(raw, inbox=False, utf8=self.utf8)
 
     def seqset(self) -> SeqSet:
         raw = self.take_while(_SEQ_CHARS)
         if not raw:
             if self.peek() == ord("$"):
-                raise ParseError("SEARCHRES ($) is not supported")
+                if self.saved is None:
+                    raise ParseError("SEARCHRES ($) is not supported")
+                self.pos += 1
+                return saved_seqset(self.saved)
             raise ParseError("expected sequence set")
         return parse_seqset(raw)
 
@@ -297,13 +314,14 @@ _SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\
 
 
 # -- modified UTF-7 (RFC 3501 §5.1.3) ------------------------------------------------------------
-def decode_mailbox(raw: bytes, inbox: bool = True) -> str:
-    """Wire bytes → Unicode name. Names with ``&`` are modified UTF-7; 8-bit bytes are UTF-8."""
+def decode_mailbox(raw: bytes, inbox: bool = True, utf8: bool = False) -> str:
+    """Wire bytes → Unicode name. Names with ``&`` are modified UTF-7 (unless the session speaks
+    UTF-8 names, ``utf8``); 8-bit bytes are UTF-8."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ParseError("mailbox name is not UTF-8") from None
-    if "&" in text:
+    if "&" in text and not utf8:
         text = mutf7_decode(text)
     if inbox and text.upper() == "INBOX":
         return "INBOX"

@@ -27,7 +27,7 @@ from tau.net.slow import SlowSender
 from tau.storage.budget import QueryCancelled, act_as
 from tau.storage.faults import is_unavailable
 
-from . import auth, dispatch, idle
+from . import auth, dispatch, idle, rev2
 from .base import State
 from .parser import ATOM_CHARS
 from .session import SelectedMailbox
@@ -56,6 +56,9 @@ class IMAPConnection(Protocol):
     user: str | None = None
     selected: SelectedMailbox | None = None
     condstore = False
+    utf8 = False   # UTF8=ACCEPT or IMAP4rev2 enabled: mailbox names in UTF-8 (rev2.py)
+    rev2 = False   # IMAP4rev2 enabled (RFC 9051): no RECENT, ESEARCH for SEARCH (rev2.py)
+    saved_uids: tuple[int, ...] = ()  # SEARCH RETURN (SAVE) result, "$" (RFC 5182, rev2.py)
     tls = False
     idling = False
     idle_push: defer.Deferred[None] | None = None
@@ -77,6 +80,7 @@ class IMAPConnection(Protocol):
         self._busy = False
         self._command: defer.Deferred[None] | None = None  # the running command
         self.command_name = ""
+        self.command_tag = ""
         self._line_waiter: defer.Deferred[bytes] | None = None
         self._paused = False
         self._processing = False
@@ -160,6 +164,8 @@ class IMAPConnection(Protocol):
 
     def untagged(self, *lines: str) -> None:
         """``* line`` for each line (already formatted, without the star)."""
+        if lines and self.rev2:
+            lines = rev2.scrub(lines)
         if lines:
             self.write("".join(f"* {line}\r\n" for line in lines).encode("utf-8"))
 
@@ -383,6 +389,7 @@ class IMAPConnection(Protocol):
     def select(self, view: SelectedMailbox | None) -> None:
         if self.selected is not None:
             self.factory.unwatch(self, self.selected.mailbox_id)
+        self.saved_uids = ()  # RFC 5182 §2.1: "$" is emptied when a mailbox is selected or closed
         self.selected = view
         if view is not None:
             self.factory.watch(self, view.mailbox_id)

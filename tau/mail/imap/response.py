@@ -22,9 +22,17 @@ def quote(value: str) -> str:
     return f"{{{len(data.encode('utf-8'))}}}\r\n{data}"
 
 
-def mailbox_name(name: str) -> str:
-    """A mailbox name on the wire: modified UTF-7, always quoted (clients all cope)."""
-    return quote(mutf7_encode(name))
+def mailbox_name(name: str, utf8: bool = False) -> str:
+    """A mailbox name on the wire, always quoted (clients all cope): modified UTF-7, or UTF-8 once
+    the session enabled UTF8=ACCEPT or IMAP4rev2 (RFC 6855 §3, RFC 9051 §5.1)."""
+    return utf8_quote(name) if utf8 else quote(mutf7_encode(name))
+
+
+def utf8_quote(value: str) -> str:
+    """A quoted string that may carry UTF-8 (RFC 6855 ``utf8-quoted``, RFC 9051 ``quoted``)."""
+    if len(value) <= 1000 and all(c >= "\x20" and c != "\x7f" for c in value):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quote(value)
 
 
 def flag_list(flags: Iterable[str]) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from tau.mail.store.api import Search
 
+from . import rev2
 from .base import No, by_number_and_uid
 from .parser import ParseError, Parser
 from .session import SelectedMailbox
@@ -70,7 +71,7 @@ class _Compiler:
             p.expect(b")")
             return tree
         c = p.peek()
-        if c == ord("*") or ord("0") <= c <= ord("9"):
+        if c in (ord("*"), ord("$")) or ord("0") <= c <= ord("9"):
             ranges = self.view.uid_ranges_for_seq(p.seqset())
             return ("uid", ranges) if ranges else NOTHING
         word = p.keyword()
@@ -140,12 +141,14 @@ def compile_search(p: Parser, view: SelectedMailbox) -> tuple[Search, bool]:
 
 async def run_search(conn: Any, p: Parser, uid: bool) -> str:
     view = conn.selected
+    returns = rev2.search_return(conn, p) if conn.rev2 else None  # RFC 9051 §6.4.4
     query, with_modseq = compile_search(p, view)
     found = await conn.store.search(view.mailbox_id, query) if view.uids else []
     top = view.uids[-1] if view.uids else 0
     hits = [u for u in found if u <= top and not view.is_gone(u)]
     numbers = hits if uid else [view.seq_of(u) for u in hits]
     line = "SEARCH" + "".join(f" {n}" for n in numbers if n)
+    best = 0
     if with_modseq and hits:
         conn.condstore = True
         wanted = set(hits)
@@ -153,7 +156,10 @@ async def run_search(conn: Any, p: Parser, uid: bool) -> str:
         best = max((c.modseq for c in changes if c.uid in wanted), default=0)
         if best:
             line += f" (MODSEQ {best})"
-    conn.untagged(line)
+    if returns is not None:  # RFC 9051 §6.4.4: ESEARCH, not SEARCH
+        line = rev2.esearch_saving(conn, uid, hits, [n for n in numbers if n], best, returns)
+    if line:
+        conn.untagged(line)
     return ("UID SEARCH" if uid else "SEARCH") + " completed"
 
 

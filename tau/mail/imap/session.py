@@ -56,6 +56,8 @@ class SelectedMailbox:
 
     def by_seq(self, seqset: SeqSet) -> list[int]:
         """UIDs for a message sequence set, ascending; numbers past the end are ignored."""
+        if seqset.uids:  # "$": the saved search result is UIDs (RFC 5182)
+            return self.by_uid(seqset)
         n = len(self.uids)
         if n == 0:
             return []
@@ -87,6 +89,8 @@ class SelectedMailbox:
 
     def uid_ranges_for_seq(self, seqset: SeqSet) -> list[tuple[int, int]]:
         """A message sequence set as UID ranges (SEARCH's sequence-set key)."""
+        if seqset.uids:  # "$": already UIDs (RFC 5182)
+            return seqset.resolve(0)
         n = len(self.uids)
         out = []
         for lo, hi in seqset.resolve(max(n, 1)):

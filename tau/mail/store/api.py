@@ -177,6 +177,12 @@ class MailStoreAPI(Protocol):
 
     async def subscribe(self, user: str, name: str, subscribed: bool) -> None: ...
 
+    async def deleted_counts(self, mailbox_ids: Sequence[int]) -> dict[int, int]:
+        """Messages flagged \\Deleted per mailbox, absent when none (STATUS DELETED)."""
+
+    async def lost_subscriptions(self, user: str) -> list[str]:
+        """Names still subscribed after their mailbox was deleted (RFC 3501 §6.3.9)."""
+
     # -- messages ------------------------------------------------------------------------------
     async def uids(self, mailbox_id: int) -> list[int]:
         """Every UID in the mailbox, ascending (an IMAP session's sequence-number map)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tau.mail.store import subscriptions
 from tau.mail.store.api import (
     DEFAULT_MAILBOXES,
     DELIMITER,
@@ -175,6 +176,7 @@ def create_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str, special_us
     mailbox_id = insert_mailbox(txn, acct, name, special_use)
     if mailbox_id is None:
         raise MailboxExists(f"mailbox {name} exists already")
+    subscriptions.adopt(txn, acct.id, mailbox_id, name)
     ctx.notify(txn, acct.address, mailbox_id, name, "mailboxes", action="create")
     info = find_box(txn, acct, name)
     assert info is not None
@@ -234,6 +236,8 @@ def delete_mailbox(txn: Txn, ctx: StoreContext, user: str, name: str) -> None:
     txn.execute("DELETE FROM messages WHERE mailbox_id = ?", (box.id,))
     txn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (box.id,))
     txn.execute("DELETE FROM mailboxes WHERE id = ?", (box.id,))
+    if box.subscribed:
+        subscriptions.keep(txn, acct.id, name)
     ctx.collect_after(txn, gone)
     ctx.notify(txn, acct.address, box.id, name, "mailboxes", action="delete")
 
@@ -265,6 +269,7 @@ def rename_mailbox(txn: Txn, ctx: StoreContext, user: str, old: str, new: str) -
             raise MailboxExists(f"mailbox {target} exists already")
     _create_parents(txn, acct, new)
     txn.executemany("UPDATE mailboxes SET name = ? WHERE id = ?", [(t, i) for i, _, t in moves])
+    subscriptions.adopt_many(txn, acct.id, {t: i for i, _, t in moves})
     for mailbox_id, before, after in moves:
         ctx.notify(txn, acct.address, mailbox_id, after, "mailboxes", action="rename", old=before)
 
@@ -294,8 +299,11 @@ def subscribe(txn: Txn, ctx: StoreContext, user: str, name: str, subscribed: boo
     """SUBSCRIBE/UNSUBSCRIBE (RFC 3501 section 6.3.6-7) of an existing mailbox."""
     acct = require_account(txn, user, ctx.default_quota)
     name = normalize_mailbox_name(name)
+    forgotten = not subscribed and subscriptions.forget(txn, acct.id, name)
     row = txn.query_one("UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND name = ? RETURNING id",
                         (int(bool(subscribed)), acct.id, name))
     if row is None:
+        if forgotten:
+            return  # the subscription of a deleted mailbox (RFC 3501 §6.3.7)
         raise MailboxNotFound(f"no mailbox {name}")
     ctx.notify(txn, acct.address, int(row[0]), name, "mailboxes", action="subscribe" if subscribed else "unsubscribe")

@@ -17,7 +17,19 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.blobs import validate_key
-from tau.mail.store import blobrefs, deleted, mailboxes, messages, moving, multiappend, purge, queue, quota
+from tau.mail.store import (
+    blobrefs,
+    deleted,
+    mailboxes,
+    messages,
+    moving,
+    multiappend,
+    purge,
+    queue,
+    quota,
+    status_counts,
+    subscriptions,
+)
 from tau.mail.store import search as searching
 from tau.mail.store.api import (
     CopyResult,
@@ -188,6 +200,14 @@ class MailStore:
 
     async def list_mailboxes(self, user: str) -> list[MailboxInfo]:
         return await self._run("mail_list_mailboxes", mailboxes.list_mailboxes, self.ctx, user, readonly=True)
+
+    async def deleted_counts(self, mailbox_ids: Sequence[int]) -> dict[int, int]:
+        """Messages flagged \\Deleted per mailbox (STATUS DELETED)."""
+        return await self._run("mail_deleted_counts", status_counts.deleted_counts, mailbox_ids, readonly=True)
+
+    async def lost_subscriptions(self, user: str) -> list[str]:
+        """Subscribed names whose mailbox was deleted (``subscriptions.py``)."""
+        return await self._run("mail_lost_subscriptions", subscriptions.lost, self.ctx, user, readonly=True)
 
     async def get_mailbox(self, user: str, name: str) -> MailboxInfo | None:
         """``user``'s mailbox ``name`` or None (invalid names included). INBOX is created with the

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 
+from . import qresync
 from .base import ANY, AUTHED, SYNC_NONE, Bad, No, State, command
 from .parser import ParseError, Parser
 from .response import quote
@@ -25,7 +26,7 @@ log = Logger(namespace="tau.mail.imap")
 
 BASE_CAPS = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE"
 AUTHED_CAPS = (BASE_CAPS + " NAMESPACE UIDPLUS MOVE SPECIAL-USE LIST-EXTENDED LIST-STATUS CONDSTORE"
-               " UNSELECT CHILDREN STATUS=SIZE BINARY")
+               " QRESYNC UNSELECT CHILDREN STATUS=SIZE BINARY")
 SERVER_ID = {"name": "tau", "vendor": "tau", "support-url": "https://example.invalid/tau"}
 
 
@@ -167,12 +168,14 @@ async def do_id(conn: Any, tag: str, p: Parser) -> str:
 
 @command("ENABLE", AUTHED, SYNC_NONE)
 async def do_enable(conn: Any, tag: str, p: Parser) -> str:
-    """RFC 5161; only CONDSTORE is an enable-able extension here (RFC 7162 §3.1)."""
+    """RFC 5161; CONDSTORE and QRESYNC are the enable-able extensions here (RFC 7162 §3.1, §3.2.3)."""
     enabled = []
     while True:
         cap = p.keyword()
         if cap == "CONDSTORE" and not conn.condstore:
             conn.condstore = True
+            enabled.append(cap)
+        elif cap == "QRESYNC" and qresync.enable(conn):
             enabled.append(cap)
         if not p.take(b" "):
             break

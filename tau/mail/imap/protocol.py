@@ -55,6 +55,7 @@ class IMAPConnection(Protocol):
     user: str | None = None
     selected: SelectedMailbox | None = None
     condstore = False
+    qresync = False
     tls = False
     idling = False
     idle_push: defer.Deferred[None] | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tau.mail.store import tombstones
 from tau.mail.store.api import CopyResult, MailboxInfo, MailboxNotFound
 from tau.mail.store.blobrefs import add_refs, chunks, drop_refs
 from tau.mail.store.context import StoreContext
@@ -78,6 +79,7 @@ def _remove_rows(txn: Txn, ctx: StoreContext, mailbox_id: int, name: str, addres
                     f" WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})", [modseq, mailbox_id, *part])
         txn.execute(f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})",
                     [mailbox_id, *part])
+    tombstones.prune(txn, mailbox_id)
     ctx.notify(txn, address, mailbox_id, name, "expunge", removed, modseq)
     return removed
 

@@ -242,3 +242,33 @@ def test_thunderbird_like_sync(env):
     assert re.fullmatch(r"\* 4 FETCH \(UID 5 FLAGS \(\\Seen \$label2\) MODSEQ \(\d+\)\)", changed[5])
     new = tb.ok("m UID FETCH 11:* (UID FLAGS)")
     assert new == [next(x for x in new if "UID 11" in x)]
+
+
+def test_renaming_inbox_leaves_tombstones_for_its_messages(env):
+    c, _ = qresync_client(env)
+    uidvalidity, modseq = state(c)
+    c.ok("r RENAME INBOX Old")
+    lines = c.ok(f"s SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))")
+    assert "* 0 EXISTS" in lines
+    assert "* VANISHED (EARLIER) 1:10" in lines
+
+
+def test_idle_reports_removals_as_vanished(env):
+    c, _ = qresync_client(env, "s SELECT INBOX")
+    assert c.send(b"i IDLE\r\n").startswith(b"+ ")
+    other = env.client(ALICE, mailbox="INBOX")
+    other.ok("d STORE 4:6 +FLAGS.SILENT (\\Deleted)")
+    assert c.output().count(b" FETCH (UID ") == 3
+    other.ok("e EXPUNGE")
+    assert c.output() == b"* VANISHED 4:6\r\n"
+    assert c.send(b"DONE\r\n") == b"i OK Idle completed\r\n"
+
+
+def test_move_and_close_leave_tombstones_too(env):
+    other = env.client(ALICE, mailbox="INBOX")
+    uidvalidity, modseq = state(other)
+    other.ok("m UID MOVE 2 Archive")
+    other.ok("d UID STORE 5 +FLAGS.SILENT (\\Deleted)")
+    other.ok("c CLOSE")
+    _, lines = qresync_client(env, f"s SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))")
+    assert "* VANISHED (EARLIER) 2,5" in lines

@@ -272,3 +272,22 @@ def test_move_and_close_leave_tombstones_too(env):
     other.ok("c CLOSE")
     _, lines = qresync_client(env, f"s SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))")
     assert "* VANISHED (EARLIER) 2,5" in lines
+
+
+@pytest.mark.parametrize("params", [
+    "(QRESYNC)", "(QRESYNC ())", "(QRESYNC (1))", "(QRESYNC (0 1))", "(QRESYNC (1 0))", "(QRESYNC 1 2)",
+    "(QRESYNC (1 2 1:x))", "(QRESYNC (1 2 1:5 (1)))", "(QRESYNC (1 2 (1 2 3)))", "(QRESYNC (1 2) BOGUS)",
+    "(QRESYNC (1 99999999999999999999))",
+])
+def test_malformed_qresync_parameters_are_bad(env, params):
+    c, _ = qresync_client(env)
+    assert c.cmd(f"a SELECT INBOX {params}")[-1].startswith("a BAD")
+    assert c.ok("b NOOP") == []  # the connection goes on
+
+
+def test_odd_but_valid_sequence_match_is_ignored(env):
+    c, _ = qresync_client(env)
+    uidvalidity, modseq = state(c)
+    for match in ("(1:* 1:*)", "(1,2 5)", "(1:100000 1:100000)"):
+        lines = c.ok(f"s SELECT INBOX (QRESYNC ({uidvalidity} {modseq} 1:* {match}))")
+        assert "* 10 EXISTS" in lines and not [x for x in lines if "VANISHED" in x]

@@ -182,9 +182,11 @@ async def after_select(conn: Any, view: SelectedMailbox, uidnext: int, r: Resync
     vanished = await vanished_earlier(conn, view, r.modseq, scope, _match_floor(view, r))
     if vanished:
         lines.append(vanished)
+    starts = [lo for lo, _ in scope]
     for ch in await conn.store.changed_since(view.mailbox_id, r.modseq):
         seq = view.seq_of(ch.uid)
-        if seq and within([ch.uid], scope):
+        i = bisect_right(starts, ch.uid) - 1
+        if seq and i >= 0 and ch.uid <= scope[i][1]:
             lines.append(f"{seq} FETCH (UID {ch.uid} FLAGS ({' '.join(ch.flags)}) MODSEQ ({ch.modseq}))")
     return lines
 

@@ -341,3 +341,25 @@ def test_append_literal8(env):
     out = c.send(b"a APPEND INBOX ~{%d+}\r\n%s\r\n" % (len(raw), raw))
     assert b"a OK [APPENDUID" in out
     assert c.send(b"b FETCH 1 (BINARY.PEEK[])\r\n").startswith(b"* 1 FETCH (BINARY[] ~{%d}\r\n%s)" % (len(raw), raw))
+
+
+def test_implicit_seen_reports_modseq_once_condstore_is_enabled(env):
+    env.append(ALICE, message(1))
+    env.append(ALICE, message(2))
+    c = env.client(ALICE)
+    c.ok("a ENABLE CONDSTORE")
+    c.select()
+    lines = c.ok("b FETCH 1 (BODY[])")
+    assert re.match(r"\* 1 FETCH \(FLAGS \(\\Seen\) MODSEQ \(\d+\) BODY\[\] \{", lines[0])
+    uid_lines = c.ok("c UID FETCH 2 (RFC822.SIZE BODY[TEXT])")
+    assert re.match(r"\* 2 FETCH \(UID 2 RFC822\.SIZE \d+ FLAGS \(\\Seen\) MODSEQ \(\d+\) BODY\[TEXT\] \{",
+                    uid_lines[0])
+    new_modseq = int(re.search(r"MODSEQ \((\d+)\)", lines[0]).group(1))
+    assert c.ok("d FETCH 1 (MODSEQ)") == [f"* 1 FETCH (MODSEQ ({new_modseq}))"]  # what the store holds
+
+
+def test_implicit_seen_without_condstore_has_no_modseq(env):
+    env.append(ALICE, message(1))
+    c = env.client(ALICE, mailbox="INBOX")
+    assert c.ok("a FETCH 1 (BODY[HEADER.FIELDS (SUBJECT)])")[0].startswith(
+        "* 1 FETCH (FLAGS (\\Seen) BODY[HEADER.FIELDS (SUBJECT)] {")

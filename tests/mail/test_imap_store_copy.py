@@ -144,3 +144,23 @@ def test_unselect_keeps_deleted(env):
 def test_check(env):
     c = env.client(ALICE, mailbox="INBOX")
     assert c.cmd("a CHECK") == ["a OK Check completed"]
+
+
+def test_uid_store_responses_carry_uid_in_every_form(env):
+    c = env.client(ALICE, mailbox="INBOX")
+    assert c.ok("a UID STORE 2:3 +FLAGS ($Work)") == ["* 2 FETCH (UID 2 FLAGS ($Work))",
+                                                     "* 3 FETCH (UID 3 FLAGS ($Work))"]
+    c.ok("b ENABLE CONDSTORE")
+    assert re.fullmatch(r"\* 2 FETCH \(UID 2 FLAGS \(\) MODSEQ \(\d+\)\)", c.ok("c UID STORE 2 -FLAGS ($Work)")[0])
+    assert re.fullmatch(r"\* 3 FETCH \(UID 3 MODSEQ \(\d+\)\)", c.ok("d UID STORE 3 +FLAGS.SILENT (\\Seen)")[0])
+    top = int(re.search(r"HIGHESTMODSEQ (\d+)", c.ok("e STATUS INBOX (HIGHESTMODSEQ)")[0]).group(1))
+    lines = c.ok(f"f UID STORE 4 (UNCHANGEDSINCE {top}) +FLAGS (\\Answered)")
+    assert re.fullmatch(r"\* 4 FETCH \(UID 4 FLAGS \(\\Answered\) MODSEQ \(\d+\)\)", lines[0])
+
+
+def test_store_by_others_reaches_a_condstore_session_with_uid_and_modseq(env):
+    c = env.client(ALICE, mailbox="INBOX")
+    c.ok("a ENABLE CONDSTORE")
+    other = env.client(ALICE, mailbox="INBOX")
+    other.ok("b STORE 5 +FLAGS (\\Flagged)")
+    assert re.fullmatch(r"\* 5 FETCH \(UID 5 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)", c.ok("c NOOP")[0])

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 
-from . import rev2
+from . import qresync, rev2
 from .base import ANY, AUTHED, SYNC_NONE, Bad, No, State, command
 from .parser import ParseError, Parser
 from .response import quote
@@ -26,7 +26,7 @@ log = Logger(namespace="tau.mail.imap")
 
 BASE_CAPS = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE"
 AUTHED_CAPS = (BASE_CAPS + " NAMESPACE UIDPLUS MOVE SPECIAL-USE LIST-EXTENDED LIST-STATUS CONDSTORE"
-               " UNSELECT CHILDREN STATUS=SIZE BINARY")
+               " QRESYNC UNSELECT CHILDREN STATUS=SIZE BINARY")
 #: RFC 4978, RFC 3502, RFC 9208, RFC 6154 §3 (compress.py, append.py, quota.py, special_use.py)
 EXT_CAPS = " COMPRESS=DEFLATE MULTIAPPEND QUOTA QUOTA=RES-STORAGE CREATE-SPECIAL-USE"
 BASE_CAPS += " IMAP4rev2"      # RFC 9051, alongside rev1 until ENABLE IMAP4rev2 (rev2.py)
@@ -173,12 +173,14 @@ async def do_id(conn: Any, tag: str, p: Parser) -> str:
 
 @command("ENABLE", AUTHED, SYNC_NONE)
 async def do_enable(conn: Any, tag: str, p: Parser) -> str:
-    """RFC 5161: CONDSTORE (RFC 7162 §3.1), UTF8=ACCEPT and IMAP4rev2 (``rev2.py``)."""
+    """RFC 5161: CONDSTORE and QRESYNC (RFC 7162 §3.1, §3.2.3), UTF8=ACCEPT and IMAP4rev2 (``rev2.py``)."""
     enabled = []
     while True:
         cap = p.keyword()
         if cap == "CONDSTORE" and not conn.condstore:
             conn.condstore = True
+            enabled.append(cap)
+        elif cap == "QRESYNC" and qresync.enable(conn):
             enabled.append(cap)
         elif cap in rev2.ENABLEABLE_UPPER and rev2.enable(conn, cap):
             enabled.append(rev2.enabled_name(cap))

@@ -1,5 +1,5 @@
 """FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8, §7.4.2; CONDSTORE MODSEQ and CHANGEDSINCE,
-RFC 7162 §3.1.4).
+RFC 7162 §3.1.4; QRESYNC's VANISHED modifier, §3.2.6, in ``qresync.py``).
 
 Metadata for the whole set comes from the store in a few queries (``store.fetch``) and ENVELOPE,
 BODY and BODYSTRUCTURE are the strings rendered at delivery, so a 10,000-message header sync is
@@ -16,8 +16,8 @@ from tau.blobs.base import BlobNotFound
 from tau.mail.mime import ParsedMessage, PartInfo
 from tau.mail.store.api import MessageMeta
 
-from . import binary, bodies, stale
-from .base import by_number_and_uid
+from . import binary, bodies, qresync, stale
+from .base import Bad, by_number_and_uid
 from .binary import BinaryItem
 from .bodies import BodyItem
 from .parser import ParseError, Parser
@@ -71,18 +71,22 @@ def parse_items(p: Parser) -> list[Item]:
     return [_item(p)]
 
 
-def parse_modifiers(p: Parser) -> int | None:
-    """``(CHANGEDSINCE n)`` (RFC 7162 §3.1.4); QRESYNC's VANISHED is not offered."""
+def parse_modifiers(p: Parser) -> tuple[int | None, bool]:
+    """``(CHANGEDSINCE n [VANISHED])`` (RFC 7162 §3.1.4, §3.2.6): (changedsince, vanished)."""
     changedsince = None
+    vanished = False
     p.expect(b"(")
     while True:
         mod = p.keyword()
-        if mod != "CHANGEDSINCE":
+        if mod == "CHANGEDSINCE":
+            p.sp()
+            changedsince = p.number()
+        elif mod == "VANISHED":
+            vanished = True
+        else:
             raise ParseError(f"unknown FETCH modifier {mod}")
-        p.sp()
-        changedsince = p.number()
         if p.take(b")"):
-            return changedsince
+            return changedsince, vanished
         p.sp()
 
 
@@ -90,10 +94,10 @@ async def run_fetch(conn: Any, p: Parser, uid: bool) -> str:
     seqset = p.seqset()
     p.sp()
     items = parse_items(p)
-    changedsince = None
-    if p.take(b" "):
-        changedsince = parse_modifiers(p)
+    changedsince, vanished = parse_modifiers(p) if p.take(b" ") else (None, False)
     p.end()
+    if vanished and not (uid and conn.qresync and changedsince is not None):
+        raise Bad("VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC (RFC 7162 section 3.2.6)")
     view = conn.selected
     uids = view.by_uid(seqset) if uid else view.by_seq(seqset)
     names = [i for i in items if isinstance(i, str)]
@@ -102,6 +106,8 @@ async def run_fetch(conn: Any, p: Parser, uid: bool) -> str:
     want_modseq = "MODSEQ" in names or changedsince is not None
     if want_modseq:
         conn.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling
+    if vanished:
+        await qresync.fetch_vanished(conn, view, seqset, changedsince or 0)
     if changedsince is not None and uids:
         changed = {c.uid for c in await conn.store.changed_since(view.mailbox_id, changedsince)}
         uids = [u for u in uids if u in changed]
@@ -110,7 +116,8 @@ async def run_fetch(conn: Any, p: Parser, uid: bool) -> str:
         if uids else []
     metas, lost = await stale.complete(conn, uids, metas, need_parsed)  # expunged by another session
     flags = await _implicit_seen(conn, metas, [*body_items, *binary_items])
-    order = _order(names, uid, want_modseq, bool(flags))
+    # RFC 7162 §3.1: once CONDSTORE is on, a FETCH that sets \Seen reports MODSEQ with the FLAGS
+    order = _order(names, uid, want_modseq or (bool(flags) and conn.condstore), bool(flags))
     try:
         if body_items or binary_items:
             await _send_with_bodies(conn, metas, order, body_items, binary_items, flags)

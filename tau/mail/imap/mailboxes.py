@@ -1,5 +1,5 @@
 """Mailbox commands: SELECT/EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, STATUS
-(RFC 3501 §6.3, RFC 7162 §3.1.2 HIGHESTMODSEQ, RFC 8438 STATUS=SIZE). LIST/LSUB are in
+(RFC 3501 §6.3, RFC 7162 §3.1.2 HIGHESTMODSEQ and §3.2.5 QRESYNC, RFC 8438 STATUS=SIZE). LIST/LSUB are in
 ``listing.py``.
 
 Every name is looked up in the authenticated user's own namespace: the store is always asked with
@@ -13,7 +13,7 @@ from typing import Any
 
 from tau.mail.store.api import MailboxInfo, MailboxNotFound, Search
 
-from . import quota_status, rev2, special_use
+from . import qresync, quota_status, rev2, special_use
 from .base import AUTHED, SYNC_NONE, No, command
 from .parser import ParseError, Parser
 from .response import flag_list, mailbox_name
@@ -45,20 +45,14 @@ async def lookup(conn: Any, name: str) -> MailboxInfo:
 # -- SELECT / EXAMINE --------------------------------------------------------------------------------
 async def _select(conn: Any, p: Parser, readonly: bool) -> str:
     name = p.mailbox()
-    if p.take(b" "):
-        p.expect(b"(")
-        while not p.take(b")"):
-            param = p.keyword()
-            if param != "CONDSTORE":
-                raise ParseError(f"unknown SELECT parameter {param}")
-            conn.condstore = True
-            p.take(b" ")
+    resync = qresync.parse_select_params(conn, p) if p.take(b" ") else None
     p.end()
-    if conn.selected is not None and conn.rev2:  # RFC 9051 §7.1: [CLOSED] before the new mailbox
-        conn.untagged("OK [CLOSED] Previous mailbox is now closed")
+    if conn.selected is not None:  # RFC 7162 §3.2.11, RFC 9051 §7.1: responses before this were the old mailbox's
+        conn.untagged("OK [CLOSED] Previous mailbox closed")
     conn.select(None)  # RFC 3501 §6.3.1: even a failed SELECT leaves no mailbox selected
     info = await lookup(conn, name)
     view = SelectedMailbox(info.id, info.name, (), info.uidvalidity, info.highestmodseq, readonly)
+    view.qresync = conn.qresync
     conn.select(view)  # watch first, so nothing committed from here on is missed
     uids = await conn.store.uids(info.id)
     view.uids.extend(uids)
@@ -83,6 +77,8 @@ async def _select(conn: Any, p: Parser, readonly: bool) -> str:
                  else "OK [NOMODSEQ] No permanent modsequences")
     if conn.rev2:
         lines.append(rev2.select_list(info))
+    if resync is not None:
+        lines += await qresync.after_select(conn, view, uidnext, resync)
     conn.untagged(*lines)
     return ("[READ-ONLY] Examine" if readonly else "[READ-WRITE] Select") + " completed"
 

@@ -59,6 +59,7 @@ class IMAPConnection(Protocol):
     utf8 = False   # UTF8=ACCEPT or IMAP4rev2 enabled: mailbox names in UTF-8 (rev2.py)
     rev2 = False   # IMAP4rev2 enabled (RFC 9051): no RECENT, ESEARCH for SEARCH (rev2.py)
     saved_uids: tuple[int, ...] = ()  # SEARCH RETURN (SAVE) result, "$" (RFC 5182, rev2.py)
+    qresync = False  # ENABLE QRESYNC: VANISHED instead of EXPUNGE (qresync.py)
     tls = False
     idling = False
     idle_push: defer.Deferred[None] | None = None

@@ -149,8 +149,9 @@ async def run_search(conn: Any, p: Parser, uid: bool) -> str:
     numbers = hits if uid else [view.seq_of(u) for u in hits]
     line = "SEARCH" + "".join(f" {n}" for n in numbers if n)
     best = 0
+    if with_modseq:
+        conn.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling, with or without hits
     if with_modseq and hits:
-        conn.condstore = True
         wanted = set(hits)
         changes = await conn.store.changed_since(view.mailbox_id, 0)
         best = max((c.modseq for c in changes if c.uid in wanted), default=0)

@@ -5,9 +5,10 @@ the mailbox underneath; bus events only mark the view dirty, and :meth:`Selected
 reconciles it with the store at the points where RFC 3501 allows it to be reported:
 
 - new messages → ``* n EXISTS`` whenever a command completes;
-- expunged messages → ``* n EXPUNGE`` only after commands that may renumber (NOOP, CHECK, IDLE,
-  EXPUNGE, UID commands ...), never during FETCH/STORE/SEARCH; until then they stay in the view
-  as ``gone`` so sequence numbers the client holds keep meaning the same messages;
+- expunged messages → ``* n EXPUNGE`` (``* VANISHED uids`` once QRESYNC is enabled) only after
+  commands that may renumber (NOOP, CHECK, IDLE, EXPUNGE, UID commands ...), never during
+  FETCH/STORE/SEARCH; until then they stay in the view as ``gone`` so sequence numbers the
+  client holds keep meaning the same messages;
 - flag changes by others → unsolicited ``* n FETCH (FLAGS ...)`` (RFC 7162 §3.2: with MODSEQ
   once CONDSTORE is enabled).
 
@@ -23,13 +24,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from .parser import SeqSet
+from .response import compress_uids
 
 Shared = Callable[[tuple, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 class SelectedMailbox:
-    __slots__ = ("dirty", "flags_dirty", "gone", "mailbox_id", "modseq", "name", "own", "readonly",
-                 "uids", "uidvalidity")
+    __slots__ = ("dirty", "flags_dirty", "gone", "mailbox_id", "modseq", "name", "own", "qresync",
+                 "readonly", "uids", "uidvalidity")
 
     def __init__(self, mailbox_id: int, name: str, uids: Iterable[int], uidvalidity: int,
                  modseq: int, readonly: bool) -> None:
@@ -43,6 +45,7 @@ class SelectedMailbox:
         self.flags_dirty = False          # flags may have changed
         self.gone: set[int] | None = None  # expunged in the store, EXPUNGE not sent yet
         self.own: dict[int, int] | None = None  # uid → modseq of changes this session reported
+        self.qresync = False              # report removals as VANISHED (RFC 7162 §3.2.10)
 
     # -- numbering -----------------------------------------------------------------------------
     @property
@@ -165,12 +168,18 @@ class SelectedMailbox:
         return out
 
     def _expunge_lines(self) -> list[str]:
-        """``EXPUNGE`` responses, highest sequence number first so none shifts the next."""
+        """``EXPUNGE`` responses, highest sequence number first so none shifts the next; once
+        QRESYNC is enabled one ``VANISHED`` response with the UIDs instead."""
         gone = self.gone or set()
         lines = []
-        for i in range(len(self.uids) - 1, -1, -1):
-            if self.uids[i] in gone:
-                lines.append(f"{i + 1} EXPUNGE")
+        if self.qresync:
+            vanished = [u for u in self.uids if u in gone]
+            if vanished:
+                lines.append("VANISHED " + compress_uids(vanished))
+        else:
+            for i in range(len(self.uids) - 1, -1, -1):
+                if self.uids[i] in gone:
+                    lines.append(f"{i + 1} EXPUNGE")
         self.uids = array("I", (u for u in self.uids if u not in gone))
         self.gone = None
         return lines

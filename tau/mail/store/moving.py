@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tau.mail.store import purge
+from tau.mail.store import purge, tombstones
 from tau.mail.store.api import CopyResult, MailboxInfo, MailboxNotFound
 from tau.mail.store.blobrefs import add_refs, chunks
 from tau.mail.store.context import StoreContext
@@ -89,6 +89,7 @@ def _remove_rows(txn: Txn, ctx: StoreContext, mailbox_id: int, name: str, addres
         txn.execute(f"INSERT INTO expunged (mailbox_id, uid, modseq) SELECT mailbox_id, uid, ? FROM messages"
                     f" WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})", [modseq, mailbox_id, *part])
     purge.retire(txn, mailbox_id, removed)  # readable by stale views until purged; keeps the blob refs
+    tombstones.prune(txn, mailbox_id)
     ctx.notify(txn, address, mailbox_id, name, "expunge", removed, modseq)
     return removed
 

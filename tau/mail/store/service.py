@@ -29,6 +29,7 @@ from tau.mail.store import (
     quota,
     status_counts,
     subscriptions,
+    tombstones,
 )
 from tau.mail.store import search as searching
 from tau.mail.store.api import (
@@ -262,6 +263,11 @@ class MailStore:
     async def expunged_since(self, mailbox_id: int, modseq: int, *, user: str | None = None) -> list[int]:
         """Extension: UIDs expunged after ``modseq`` (QRESYNC VANISHED)."""
         return await self._run("mail_expunged_since", messages.expunged_since, mailbox_id, modseq, user,
+                               readonly=True)
+
+    async def vanished_since(self, mailbox_id: int, modseq: int, *, user: str | None = None) -> tuple[bool, list[int]]:
+        """Extension: ``(exact, uids)`` expunged after ``modseq`` (QRESYNC; see ``tombstones``)."""
+        return await self._run("mail_vanished_since", tombstones.vanished_since, mailbox_id, modseq, user,
                                readonly=True)
 
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: str, flags: Sequence[str],

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tau.auth import accounts
+from tau.cli import check_links, dnslive, dnsrecords
 from tau.cli.common import (
     DATABASE_ERRORS,
     EXIT_FAILED,
@@ -37,6 +38,8 @@ def register(subparsers: Any) -> None:
     parser = add_parser(subparsers, "check", "check config, database, blobs and TLS; print DNS records",
                         "Validate the configuration, reach the database, check that the blob folder is "
                         "writable and the TLS files are usable, and print the DNS records to publish.")
+    parser.add_argument("--live", action="store_true",
+                        help="look every DNS record up ([outbound] resolver) and say which are missing or wrong")
     parser.set_defaults(handler=run)
 
 
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         found = check(config, report)
         if found:
             domains |= found
-    _dns(config, sorted(domains))
+    check_links.check(config, report)
+    _dns(config, sorted(domains), report, getattr(args, "live", False))
     print()
     if report.failed:
         print(f"{report.failed} check{'s' if report.failed > 1 else ''} failed")
@@ -172,39 +176,15 @@ def _listen(config: Config, report: Report) -> None:
         report.line(WARN, "listen", "no listener enabled in [listen]: the daemon would serve nothing")
 
 
-def _dns(config: Config, domains: list[str]) -> None:
-    hostname = config.tau.hostname
+def _dns(config: Config, domains: list[str], report: Report, live: bool) -> None:
     print()
     if not domains:
         print("No domains yet: `tau domain add DOMAIN`, then run `tau check` again for its DNS records.")
         return
     print("DNS records to publish:")
-    rows: list[tuple[str, str, str]] = []
-    for domain in domains:
-        rows += [(f"{domain}.", "MX", f"10 {hostname}."),
-                 (f"{domain}.", "TXT", '"v=spf1 mx -all"'),
-                 (f"_dmarc.{domain}.", "TXT", '"v=DMARC1; p=quarantine"')]
-    rows += _mail_records(config, domains)
-    width = max(len(r[0]) for r in rows)
-    for name, kind, value in rows:
-        print(f"  {name.ljust(width)}  {kind:<3}  {value}")
-    for domain in domains:
-        if not any(r[0].endswith(f"._domainkey.{domain}.") for r in rows):
-            print(f"  DKIM for {domain}: run `tau dkim keygen {domain}`")
-    if domains:
-        print(f"  MTA-STS: serve https://mta-sts.DOMAIN/.well-known/mta-sts.txt (RFC 8461) containing:\n"
-              f"    version: STSv1\n    mode: enforce\n    mx: {hostname}\n    max_age: 604800")
-    if "." not in hostname or hostname.endswith((".localhost", ".local", ".test", ".invalid")):
-        print(f"  note: [tau] hostname {hostname} is not a public name; MX must point at one "
-              "with an A/AAAA record for this server")
-
-
-def _mail_records(config: Config, domains: list[str]) -> list[tuple[str, str, str]]:
-    """DKIM keys made by `tau dkim keygen` and the MTA-STS discovery records (issue 4)."""
-    from tau.cli import dkim
-
-    rows = [r for r in dkim.records(config) if r[0].rstrip(".").split("._domainkey.")[-1] in domains]
-    for domain in domains:
-        rows.append((f"_mta-sts.{domain}.", "TXT", '"v=STSv1; id=1"'))
-        rows.append((f"mta-sts.{domain}.", "CNAME", f"{config.tau.hostname}."))
-    return rows
+    rows = dnsrecords.all_records(config, domains)
+    dnsrecords.print_records(config, domains, rows)
+    if live:
+        print()
+        print(f"DNS as {config.outbound.resolver or 'the system resolver'} answers it:")
+        dnslive.check(config, rows, report)

@@ -19,6 +19,7 @@ from tau.auth import accounts
 from tau.cli.common import EXIT_FAILED, EXIT_OK, CliError, add_parser, open_database
 from tau.config import Config, ConfigError, load_config, render_ini
 from tau.keys import generate_secret
+from tau.net.endpoints import endpoint_address
 from tau.storage.migrate import migrate
 
 PORTS = {  # listener: (scheme, default port, --dev-ports port)
@@ -60,6 +61,19 @@ def default_hostname() -> str:
     return name or "localhost"
 
 
+def default_public_url(config: Config, dev_ports: bool) -> str:
+    """``http://127.0.0.1:PORT`` for a development install (the http listener, on this machine);
+    else ``https://HOSTNAME``, with the https listener's port unless that is 443 (``http://`` and
+    the http port when only that one is configured)."""
+    http = endpoint_address(config.listen.http)[1] if config.listen.http else None
+    https = endpoint_address(config.listen.https)[1] if config.listen.https else None
+    if dev_ports and http:
+        return f"http://127.0.0.1:{http}"
+    if https or not http:
+        return f"https://{config.tau.hostname}" + (f":{https}" if https and https != 443 else "")
+    return f"http://{config.tau.hostname}" + (f":{http}" if http != 80 else "")
+
+
 def run(args: argparse.Namespace) -> int:
     domain = accounts.normalize_domain(args.domain)
     hostname = (args.hostname or default_hostname()).strip().lower().rstrip(".")
@@ -84,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
         "tls": {"certificate": "tls/cert.pem", "private_key": "tls/key.pem"},
         "listen": listen_values(args.dev_ports),
     }
-    if args.dev_ports:  # links (shares, calls, digests) must open on this machine, where tau listens
-        values["tau"]["public_url"] = f"http://127.0.0.1:{PORTS['http'][2]}"
     config = _write_config(ini_path, render_ini(values))
+    if not config.tau.public_url:  # links (shares, calls, invitations, digests) open where tau listens
+        values["tau"]["public_url"] = default_public_url(config, args.dev_ports)
+        config = _write_config(ini_path, render_ini(values))
     report: list[tuple[str, str]] = [("config", f"{ini_path} (written)")]
 
     secret = config.data_path(config.tau.secret_file)

@@ -7,7 +7,6 @@ JWKS, and the consent page (``consent.py``). The grants themselves live with the
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from tau.auth.oauth import SCOPES, OAuth, OAuthError, s256
@@ -81,14 +80,9 @@ class OAuthEndpoints:
 
 
 def base_url(registry: Registry, request: Any) -> str:
-    configured = registry.config.tau.public_url
-    if configured:
-        return configured.rstrip("/")
-    host = (request.getHeader(b"host") or b"localhost").decode("latin-1")
-    if not re.match(r"^[A-Za-z0-9.\-:\[\]]{1,255}$", host):
-        host = registry.config.tau.hostname
-    scheme = "https" if request.isSecure() else "http"
-    return f"{scheme}://{host}"
+    """Where tau's own endpoints are: ``[tau] public_url`` (``https://HOSTNAME`` when unset), as the
+    issuer and every other link tau makes, never the request's Host header (which a client picks)."""
+    return registry.public_url
 
 
 def register(registry: Registry, http: Any) -> None:

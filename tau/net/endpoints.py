@@ -67,3 +67,35 @@ def set_no_delay(transport: Any) -> None:
                 pass
             return
         transport = getattr(transport, "transport", None)
+
+
+def _fields(desc: str) -> list[str]:
+    """``desc`` split on the colons Twisted splits on (a backslash escapes one, as in ``\\:\\:1``)."""
+    out, current, escaped = [], "", False
+    for char in desc:
+        if escaped:
+            current, escaped = current + char, False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            out.append(current)
+            current = ""
+        else:
+            current += char
+    out.append(current)
+    return out
+
+
+def endpoint_address(desc: str) -> tuple[str, int | None, str]:
+    """``(kind, port, interface)`` of a listener description, e.g. ``("ssl", 993, "")`` for
+    ``ssl:993`` and ``("tcp", 10143, "127.0.0.1")`` for ``tcp:10143:interface=127.0.0.1``; the
+    port is None for kinds without one (``unix:``) or a description that names none."""
+    parts = _fields(desc.strip())
+    kind, port, interface = parts[0], None, ""
+    positional = [p for p in parts[1:] if "=" not in p]
+    named = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+    text = named.get("port") or (positional[0] if positional else "")
+    if kind in ("tcp", "tcp6", "ssl") and text.isdigit():
+        port = int(text)
+    interface = named.get("interface", positional[2] if kind == "tcp" and len(positional) > 2 else "")
+    return kind, port, interface

@@ -95,8 +95,16 @@ def test_dev_ports_links_point_at_the_local_listener(tau: Any, tmp_path: Path, d
     """Share, call and digest links a quick-tour install generates must open on this machine."""
     assert tau(*init_args(tmp_path / "d", database_url, "--dev-ports")).code == 0
     assert load_config(str(tmp_path / "d" / "tau.ini")).tau.public_url == "http://127.0.0.1:18080"
+
+def test_public_url_names_the_configured_https_port(tau: Any, tmp_path: Path, database_url: str | None,
+                                                    init_args: Any, monkeypatch: Any) -> None:
+    """Without --dev-ports links go to https://HOSTNAME, with the https listener's port unless it is 443."""
     assert tau(*init_args(tmp_path / "e", database_url)).code == 0
-    assert load_config(str(tmp_path / "e" / "tau.ini")).tau.public_url == ""
+    assert load_config(str(tmp_path / "e" / "tau.ini")).tau.public_url == "https://mail.example.test:8443"
+    monkeypatch.setenv("TAU_LISTEN_HTTPS", "ssl:443")
+    assert tau(*init_args(tmp_path / "f", database_url)).code == 0
+    monkeypatch.delenv("TAU_LISTEN_HTTPS")
+    assert load_config(str(tmp_path / "f" / "tau.ini")).tau.public_url == "https://mail.example.test"
 
 
 def test_init_on_postgres_through_the_environment(tau: Any, tmp_path: Path, pg_database: str,

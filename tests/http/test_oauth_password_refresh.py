@@ -153,15 +153,22 @@ def test_revoking_an_unknown_token_is_still_200(tau: Any) -> None:
 
 def test_discovery_describes_the_endpoints(tau: Any) -> None:
     body = tau.get("/.well-known/openid-configuration").json()
-    assert body["issuer"] == tau.registry.issuer
-    assert body["token_endpoint"] == "http://localhost/oauth2/token"
+    assert body["issuer"] == tau.registry.issuer == tau.registry.public_url
+    assert body["token_endpoint"] == tau.registry.public_url + "/oauth2/token"
     assert body["code_challenge_methods_supported"] == ["S256"]
     assert "authorization_code" in body["grant_types_supported"]
 
 
 def test_discovery_ignores_a_hostile_host_header(tau: Any) -> None:
     body = tau.get("/.well-known/openid-configuration", headers={"Host": "evil.test/<script>"}).json()
-    assert body["token_endpoint"] == "http://localhost/oauth2/token"
+    assert body["token_endpoint"] == tau.registry.public_url + "/oauth2/token"
+
+
+def test_discovery_links_use_public_url_whatever_the_host_header(tau: Any) -> None:
+    body = tau.get("/.well-known/openid-configuration", headers={"Host": "other.example:8080"}).json()
+    urls = [body[k] for k in ("issuer", "authorization_endpoint", "token_endpoint", "revocation_endpoint",
+                              "jwks_uri")]
+    assert all(u.startswith(tau.registry.public_url) for u in urls), urls
 
 
 def test_access_tokens_verify_with_the_published_jwks(tau: Any) -> None:

@@ -10,6 +10,7 @@ says something else is only a warning: the operator may mean it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tau.cli.dnsrecords import NOT_OFFERED, Record
@@ -61,7 +62,8 @@ def _unquote(value: str) -> str:
 
 
 def _family(text: str) -> str:
-    return text.replace(" ", "").split(";")[0].lower()
+    """``v=spf1``, ``v=dmarc1``, ``v=stsv1``...: what kind of TXT record this is."""
+    return re.split(r"[;\s]", text.strip(), maxsplit=1)[0].replace(" ", "").lower()
 
 
 def verdict(lookup: Lookup, record: Record) -> tuple[str, str]:

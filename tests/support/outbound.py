@@ -50,6 +50,9 @@ def build_authority(zone: dict[str, list[list[Any]]]) -> Any:
                         out.append(dns.Record_TXT(*[text[i:i + 255] for i in range(0, len(text), 255)], ttl=1))
                     elif kind == "CNAME":
                         out.append(dns.Record_CNAME(args[0].encode(), ttl=1))
+                    elif kind == "SRV":  # ["SRV", priority, weight, port, target]
+                        out.append(dns.Record_SRV(int(args[0]), int(args[1]), int(args[2]), args[3].encode(),
+                                                  ttl=1))
 
     return MemoryAuthority(None)
 

@@ -42,6 +42,10 @@ STRICT_PATHS = [
     "tau/files/service_tree.py",
     "tau/connect/calls.py",
     "tau/flows/service.py",
+    "tau/clientsetup",
+    "tau/cli/dnsrecords.py",
+    "tau/cli/dnslive.py",
+    "tau/cli/check_links.py",
 ]
 
 

@@ -59,8 +59,9 @@ class ClientSetup:
             name = accounts.normalize_domain(domain) if domain else ""
         except accounts.AccountError:
             name = ""
-        if name and await self.registry.db.run("clientsetup_domain", accounts.is_local_domain, name,
-                                               readonly=True):
+        served: bool = bool(name) and await self.registry.db.run(
+            "clientsetup_domain", accounts.is_local_domain, name, readonly=True)
+        if served:
             return name
         raise HttpError(404, "unknown_domain", "this server does not serve mail for that domain")
 

@@ -35,7 +35,8 @@ class TauSection(Section):
     domains: tuple[str, ...] = key((), "mail domains served here (comma list); more with `tau domain add`")
     data_dir: str = key(".", "where the database, blobs and keys live")
     secret_file: str = key("secret", "32-byte installation secret (mode 0600), relative to data_dir")
-    public_url: str = key("", "external base URL for links, e.g. https://mail.example.org")
+    public_url: str = key("", "external base URL every link starts with (shares, calls, digests, OAuth"
+                          " issuer, client set-up); `tau init` writes it; empty: https://HOSTNAME")
     disabled_services: tuple[str, ...] = key((), "optional services not started (comma list), e.g. calendar,"
                                              " messenger; names as in /api/health; the http core cannot be"
                                              " disabled")

@@ -176,6 +176,21 @@ def test_autodiscover_does_not_tell_whether_the_user_exists(daemon: TauDaemon) -
     assert unknown == known.replace(ALICE.encode(), stranger.encode())
 
 
+def test_autodiscover_by_get_matches_the_post_answer(daemon: TauDaemon) -> None:
+    _, _, posted = daemon.http("POST", "/autodiscover/autodiscover.xml", autodiscover_request(ALICE))
+    status, _, got = daemon.http("GET", "/autodiscover/autodiscover.xml?emailaddress=" + quote(ALICE))
+    assert (status, got) == (200, posted)
+
+
+def test_autodiscover_for_activesync_answers_error_600(daemon: TauDaemon) -> None:
+    """tau speaks no ActiveSync: the client is told so (and falls back to IMAP settings)."""
+    body = autodiscover_request(ALICE).replace(b"outlook/responseschema/2006a", b"mobilesync/responseschema/2006")
+    status, _, answer = daemon.http("POST", "/autodiscover/autodiscover.xml", body)
+    assert status == 200
+    ns = "{http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006}"
+    assert SafeET.fromstring(answer).findtext(f"{ns}Response/{ns}Error/{ns}ErrorCode") == "600"
+
+
 def test_autodiscover_refuses_what_is_not_xml(daemon: TauDaemon) -> None:
     _json_error(daemon, "POST", "/autodiscover/autodiscover.xml", 400, "invalid_xml", body=b"<Autodiscover")
 

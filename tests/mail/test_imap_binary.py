@@ -55,3 +55,14 @@ def test_unknown_encoding_is_unknown_cte(env):
     env.append(ALICE, single("x-uuencode", b"begin 644 x\r\n"))
     c = env.client(ALICE, mailbox="INBOX")
     assert c.cmd("b FETCH 1 (BINARY.SIZE[1])")[-1].startswith("b NO [UNKNOWN-CTE]")
+
+
+def test_body_fetch_never_sends_nul_in_a_literal_binary_keeps_it(env):
+    """RFC 3501 §4.3: a literal is CHAR8 without NUL. BODY[] sends NUL as 0x80 (Dovecot does the
+    same, length unchanged); BINARY[] sends the real octets as literal8."""
+    env.append(ALICE, single("binary", b"\x00-\xe4\r\n"))
+    c = env.client(ALICE, mailbox="INBOX")
+    out = c.send(b"b FETCH 1 (BODY.PEEK[1])\r\n")
+    assert out == b"* 1 FETCH (BODY[1] {5}\r\n\x80-\xe4\r\n)\r\nb OK FETCH completed\r\n"
+    out = c.send(b"c FETCH 1 (BINARY.PEEK[1])\r\n")
+    assert out == b"* 1 FETCH (BINARY[1] ~{5}\r\n\x00-\xe4\r\n)\r\nc OK FETCH completed\r\n"

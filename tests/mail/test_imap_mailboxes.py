@@ -218,3 +218,13 @@ def test_bad_other_users_mailbox_by_name_tricks(env):
     assert not any("bob's secret" in x for x in c.ok("n FETCH 1:* (ENVELOPE BODY.PEEK[])"))
     # Bob's mailbox is untouched
     assert "MESSAGES 1" in env.client(BOB).ok("o STATUS Private (MESSAGES)")[0]
+
+
+def test_names_that_are_not_modified_utf7_do_not_exist(env):
+    """A name with a stray ``&`` is no syntax error (imaptest's atoms test, Dovecot): it names no
+    mailbox, so SELECT says NO, CREATE refuses it and a LIST pattern matches nothing."""
+    c = env.client(ALICE)
+    name = "!#$&'+,-.0123456789:;<=>?@^_`|[}"
+    assert c.cmd(f"a SELECT {name}")[-1].startswith("a NO [NONEXISTENT]")
+    assert c.ok(f'b LIST "" {name}%*') == []
+    assert c.cmd(f"c CREATE {name}")[-1].startswith("c NO")

@@ -121,7 +121,13 @@ def render(item: BodyItem, data: bytes | None) -> bytes:
     """``BODY[...]<origin> {n}\\r\\n<octets>`` (NIL when the section does not exist)."""
     if data is None:
         return _label(item) + b" NIL"
-    return literal_head(item, len(data)) + data
+    return literal_head(item, len(data)) + no_nul(data)
+
+
+def no_nul(data: bytes) -> bytes:
+    """A literal may not carry NUL (RFC 3501 §4.3, ``CHAR8``): as Dovecot does, NUL goes out as
+    0x80 in BODY[] (same length). BINARY[] sends the octets unchanged as ``literal8``."""
+    return data.replace(b"\x00", b"\x80") if b"\x00" in data else data
 
 
 def literal_head(item: BodyItem, size: int) -> bytes:

@@ -260,7 +260,7 @@ async def _stream_message(conn: Any, m: MessageMeta, order: list[str], body_item
         else:
             conn.write(sep + bodies.literal_head(item, rng[1] - rng[0]))
             async for chunk in conn.registry.blobs.open(m.blob_key, rng[0], rng[1]):
-                conn.write(chunk)
+                conn.write(bodies.no_nul(chunk))
                 await conn.drain()
         sep = b" "
         await conn.drain()

@@ -314,6 +314,10 @@ _SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\
 
 
 # -- modified UTF-7 (RFC 3501 §5.1.3) ------------------------------------------------------------
+#: prefixed to a name that is not valid modified UTF-7 (see :func:`decode_mailbox`)
+INVALID_NAME_MARK = "\x00"
+
+
 def decode_mailbox(raw: bytes, inbox: bool = True, utf8: bool = False) -> str:
     """Wire bytes → Unicode name. Names with ``&`` are modified UTF-7 (unless the session speaks
     UTF-8 names, ``utf8``); 8-bit bytes are UTF-8."""
@@ -322,7 +326,13 @@ def decode_mailbox(raw: bytes, inbox: bool = True, utf8: bool = False) -> str:
     except UnicodeDecodeError:
         raise ParseError("mailbox name is not UTF-8") from None
     if "&" in text and not utf8:
-        text = mutf7_decode(text)
+        try:
+            text = mutf7_decode(text)
+        except ParseError:
+            # Not modified UTF-7: no mailbox can have this name (Dovecot answers NO, not BAD).
+            # The control character makes every name check fail, so SELECT/STATUS say
+            # NONEXISTENT, CREATE/RENAME refuse the name and a LIST pattern matches nothing.
+            return INVALID_NAME_MARK + text
     if inbox and text.upper() == "INBOX":
         return "INBOX"
     if inbox and text[:6].upper() == "INBOX/":

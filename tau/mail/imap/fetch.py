@@ -15,7 +15,7 @@ from typing import Any, cast
 from tau.mail.mime import ParsedMessage, PartInfo
 from tau.mail.store.api import MessageMeta
 
-from . import binary, bodies
+from . import binary, bodies, recent
 from .base import by_number_and_uid
 from .binary import BinaryItem
 from .bodies import BodyItem
@@ -108,6 +108,7 @@ async def run_fetch(conn: Any, p: Parser, uid: bool) -> str:
     metas: list[MessageMeta] = await conn.store.fetch(view.mailbox_id, uids, with_parsed=need_parsed) \
         if uids else []
     flags = await _implicit_seen(conn, metas, [*body_items, *binary_items])
+    metas, flags = recent.before_fetch(conn, metas, flags)  # \Recent; FLAGS before a new keyword
     order = _order(names, uid, want_modseq, bool(flags))
     if body_items or binary_items:
         await _send_with_bodies(conn, metas, order, body_items, binary_items, flags)

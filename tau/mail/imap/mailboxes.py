@@ -13,9 +13,10 @@ from typing import Any
 
 from tau.mail.store.api import MailboxInfo, MailboxNotFound, Search
 
+from . import keywords, recent
 from .base import AUTHED, SYNC_NONE, No, command
 from .parser import ParseError, Parser
-from .response import flag_list, mailbox_name
+from .response import mailbox_name
 from .session import SelectedMailbox
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
@@ -59,14 +60,10 @@ async def _select(conn: Any, p: Parser, readonly: bool) -> str:
     conn.select(view)  # watch first, so nothing committed from here on is missed
     uids = await conn.store.uids(info.id)
     view.uids.extend(uids)
+    await recent.claim(conn.store, view, uids[-1] if uids else 0)
     uidnext = max(info.uidnext, uids[-1] + 1 if uids else 1)
-    lines = [
-        "FLAGS " + flag_list(SYSTEM_FLAGS),
-        "OK [PERMANENTFLAGS " + ("()" if readonly else flag_list((*SYSTEM_FLAGS, "\\*")))
-        + "] Flags permitted",
-        f"{len(uids)} EXISTS",
-        "0 RECENT",
-    ]
+    lines = keywords.selected_lines(view, await conn.store.keywords(info.id))
+    lines += [f"{len(uids)} EXISTS", f"{recent.count(view)} RECENT"]
     if info.unseen:
         if info.unseen >= len(uids):  # all unseen: no need to ask
             first = 1 if uids else 0
@@ -174,9 +171,9 @@ def status_items(p: Parser) -> list[str]:
         p.sp()
 
 
-def status_line(info: MailboxInfo, items: list[str]) -> str:
+def status_line(info: MailboxInfo, items: list[str], recent_count: int = 0) -> str:
     values = {
-        "MESSAGES": info.messages, "RECENT": 0, "UIDNEXT": info.uidnext, "UIDVALIDITY": info.uidvalidity,
+        "MESSAGES": info.messages, "RECENT": recent_count, "UIDNEXT": info.uidnext, "UIDVALIDITY": info.uidvalidity,
         "UNSEEN": info.unseen, "HIGHESTMODSEQ": info.highestmodseq, "SIZE": info.size,
     }
     return f"STATUS {mailbox_name(info.name)} (" + " ".join(f"{i} {values[i]}" for i in items) + ")"
@@ -191,5 +188,5 @@ async def do_status(conn: Any, tag: str, p: Parser) -> str:
     info = await lookup(conn, name)
     if "HIGHESTMODSEQ" in items:
         conn.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    conn.untagged(status_line(info, items))
+    conn.untagged(status_line(info, items, await recent.status_count(conn, info.id) if "RECENT" in items else 0))
     return "Status completed"

@@ -22,14 +22,15 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from . import keywords, recent
 from .parser import SeqSet
 
 Shared = Callable[[tuple, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 class SelectedMailbox:
-    __slots__ = ("dirty", "flags_dirty", "gone", "mailbox_id", "modseq", "name", "own", "readonly",
-                 "uids", "uidvalidity")
+    __slots__ = ("dirty", "flags_dirty", "gone", "keywords", "kw_pending", "mailbox_id", "modseq", "name", "own",
+                 "readonly", "recent", "uids", "uidvalidity")
 
     def __init__(self, mailbox_id: int, name: str, uids: Iterable[int], uidvalidity: int,
                  modseq: int, readonly: bool) -> None:
@@ -43,6 +44,9 @@ class SelectedMailbox:
         self.flags_dirty = False          # flags may have changed
         self.gone: set[int] | None = None  # expunged in the store, EXPUNGE not sent yet
         self.own: dict[int, int] | None = None  # uid → modseq of changes this session reported
+        self.keywords: dict[str, str] = {}        # announced in FLAGS: lower-case → spelling (keywords.py)
+        self.kw_pending: list[str] | None = None  # defined by others, FLAGS not sent yet
+        self.recent: list[tuple[int, int]] | None = None  # UID ranges \Recent in this session (recent.py)
 
     # -- numbering -----------------------------------------------------------------------------
     @property
@@ -150,11 +154,13 @@ class SelectedMailbox:
                 if self.gone is None:
                     self.gone = set()
                 self.gone.update(vanished)
+        out.extend(keywords.pending_lines(self))
         if expunge_ok and self.gone:
             out.extend(self._expunge_lines())
         if new:
             self.uids.extend(new)
             out.append(f"{len(self.uids)} EXISTS")
+            out.extend(await recent.after_exists(store, self, new, shared))
         if self.flags_dirty:
             self.flags_dirty = False
             out.extend(await self._flag_lines(store, set(new), condstore, shared))
@@ -187,6 +193,7 @@ class SelectedMailbox:
             if not seq:
                 continue
             extra = f" MODSEQ ({ch.modseq})" if condstore else ""
-            lines.append(f"{seq} FETCH (UID {ch.uid} FLAGS ({' '.join(ch.flags)}){extra})")
+            flags = recent.with_recent(self, ch.uid, ch.flags)
+            lines.append(f"{seq} FETCH (UID {ch.uid} FLAGS ({' '.join(flags)}){extra})")
         self.modseq = top
-        return lines
+        return keywords.announce(self, (f for ch in changes for f in ch.flags)) + lines

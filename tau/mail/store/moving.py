@@ -15,6 +15,8 @@ from typing import Any
 from tau.mail.store.api import CopyResult, MailboxInfo, MailboxNotFound
 from tau.mail.store.blobrefs import add_refs, chunks, drop_refs
 from tau.mail.store.context import StoreContext
+from tau.mail.store.keywords import define as define_keywords
+from tau.mail.store.keywords import flags_in
 from tau.mail.store.mailboxes import find_box, lock_mailbox, owner, require_owned
 from tau.mail.store.messages import allocate, select_uids
 from tau.mail.store.names import normalize_mailbox_name
@@ -43,10 +45,11 @@ def _destination(txn: Txn, ctx: StoreContext, mailbox_id: int, dest_user: str, d
 
 def _copy_rows(txn: Txn, ctx: StoreContext, acct: Account, source: int, box: MailboxInfo,
                rows: list[tuple[Any, ...]], count_quota: bool) -> CopyResult:
-    """Insert copies of ``rows`` (uid, size, seen, blob_key) into ``box``."""
+    """Insert copies of ``rows`` (uid, size, seen, blob_key, flags) into ``box``."""
     total = sum(int(r[1]) for r in rows)
     unseen = sum(1 for r in rows if not r[2])
     first, modseq = allocate(txn, box.id, len(rows), total, unseen)
+    _, new_keywords = define_keywords(txn, box.id, flags_in(r[4] for r in rows))
     if count_quota:
         charge(txn, acct, total, len(rows))
     src_uids = [int(r[0]) for r in rows]
@@ -58,7 +61,8 @@ def _copy_rows(txn: Txn, ctx: StoreContext, acct: Account, source: int, box: Mai
                     [box.id, first + offset - 1, modseq, source, *part])
         offset += len(part)
     pairs = [(uid, first + i) for i, uid in enumerate(src_uids)]
-    ctx.notify(txn, acct.address, box.id, box.name, "append", [d for _, d in pairs], modseq)
+    extra = {"keywords": new_keywords} if new_keywords else {}
+    ctx.notify(txn, acct.address, box.id, box.name, "append", [d for _, d in pairs], modseq, **extra)
     return CopyResult(box.uidvalidity, pairs)
 
 
@@ -87,7 +91,7 @@ def copy(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], 
     """COPY (RFC 3501 section 6.4.7): flags and internal date travel, the blob is shared; the
     copies count against the quota (QuotaExceeded copies nothing)."""
     acct, box = _destination(txn, ctx, mailbox_id, dest_user, dest_mailbox, user)
-    rows = select_uids(txn, "uid, size, seen, blob_key", int(mailbox_id), uid_list)
+    rows = select_uids(txn, "uid, size, seen, blob_key, flags", int(mailbox_id), uid_list)
     if not rows:
         return CopyResult(box.uidvalidity, [])
     result = _copy_rows(txn, ctx, acct, int(mailbox_id), box, rows, count_quota=True)
@@ -100,7 +104,7 @@ def move(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], 
     """MOVE (RFC 6851): copy and expunge in one transaction. Usage and blob references do not
     change (same owner), so a full mailbox can still move mail out to Trash."""
     acct, box = _destination(txn, ctx, mailbox_id, dest_user, dest_mailbox, user)
-    rows = select_uids(txn, "uid, size, seen, blob_key", int(mailbox_id), uid_list)
+    rows = select_uids(txn, "uid, size, seen, blob_key, flags", int(mailbox_id), uid_list)
     if not rows:
         return CopyResult(box.uidvalidity, [])
     result = _copy_rows(txn, ctx, acct, int(mailbox_id), box, rows, count_quota=False)

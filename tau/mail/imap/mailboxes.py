@@ -60,9 +60,10 @@ async def _select(conn: Any, p: Parser, readonly: bool) -> str:
     conn.select(view)  # watch first, so nothing committed from here on is missed
     uids = await conn.store.uids(info.id)
     view.uids.extend(uids)
-    await recent.claim(conn.store, view, uids[-1] if uids else 0)
+    words, mark = await conn.store.select_state(info.id)
+    await recent.claim(conn.store, view, uids[-1] if uids else 0, mark)
     uidnext = max(info.uidnext, uids[-1] + 1 if uids else 1)
-    lines = keywords.selected_lines(view, await conn.store.keywords(info.id))
+    lines = keywords.selected_lines(view, words)
     lines += [f"{len(uids)} EXISTS", f"{recent.count(view)} RECENT"]
     if info.unseen:
         if info.unseen >= len(uids):  # all unseen: no need to ask

@@ -19,10 +19,10 @@ RECENT = "\\Recent"
 MAX_RANGES = 64  # beyond this the oldest ranges are dropped (merged claims stay few in practice)
 
 
-async def claim(store: Any, view: Any, top: int) -> bool:
+async def claim(store: Any, view: Any, top: int, mark: int | None = None) -> bool:
     """Claim the unclaimed recent messages up to UID ``top`` for this session; False if there
-    were none."""
-    if view.readonly or top <= 0:
+    were none. ``mark``: the store's recent mark if just read (SELECT), to skip a query."""
+    if view.readonly or top <= 0 or (mark is not None and mark > top):
         return False
     first = await store.claim_recent(view.mailbox_id, top + 1)
     if first > top:

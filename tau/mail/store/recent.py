@@ -9,17 +9,27 @@ usual case for the second of several idling sessions) read it without taking the
 
 from __future__ import annotations
 
+from tau.mail.store.keywords import keywords
 from tau.mail.store.mailboxes import require_owned
 from tau.storage.database import Txn
+
+
+def mark(txn: Txn, mailbox_id: int) -> int | None:
+    """The mailbox's ``recent_uid`` (None: no such mailbox)."""
+    value = txn.scalar("SELECT recent_uid FROM mailboxes WHERE id = ?", (int(mailbox_id),))
+    return None if value is None else int(value)
+
+
+def select_state(txn: Txn, mailbox_id: int, user: str | None = None) -> tuple[list[str], int]:
+    """The mailbox's keywords and recent mark (0 when the mailbox has gone)."""
+    words = keywords(txn, mailbox_id, user)
+    return words, mark(txn, mailbox_id) or 0
 
 
 def claim(txn: Txn, mailbox_id: int, upto: int) -> int:
     """Claim the unclaimed recent messages below ``upto``: the first UID of the claimed range
     ``[first, upto)``, or ``upto`` when there is nothing to claim."""
     mid, upto = int(mailbox_id), int(upto)
-    mark = txn.scalar("SELECT recent_uid FROM mailboxes WHERE id = ?", (mid,))
-    if mark is None or int(mark) >= upto:
-        return upto
     lock = " FOR UPDATE" if txn.engine.name == "postgres" else ""
     mark = txn.scalar("SELECT recent_uid FROM mailboxes WHERE id = ?" + lock, (mid,))
     if mark is None or int(mark) >= upto:

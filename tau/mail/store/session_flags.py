@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tau.mail.store import keywords, recent
+from tau.mail.store import recent
 
 
 class SessionFlagsMixin:
@@ -12,13 +12,18 @@ class SessionFlagsMixin:
 
     _run: Any
 
-    async def keywords(self, mailbox_id: int, *, user: str | None = None) -> list[str]:
-        """Extension: the keywords defined in the mailbox (IMAP FLAGS / PERMANENTFLAGS)."""
-        return await self._run("mail_keywords", keywords.keywords, mailbox_id, user, readonly=True)
+    async def select_state(self, mailbox_id: int, *, user: str | None = None) -> tuple[list[str], int]:
+        """Extension: (keywords, recent mark) in one read for IMAP SELECT: messages with a UID at
+        or above the mark are recent and unclaimed."""
+        return await self._run("mail_select_state", recent.select_state, mailbox_id, user, readonly=True)
 
     async def claim_recent(self, mailbox_id: int, upto: int) -> int:
         """Extension: claim \\Recent for UIDs below ``upto`` (see recent.py); returns the first
-        claimed UID (``upto`` when none)."""
+        claimed UID (``upto`` when none). A read-only look first: most SELECTs find nothing to
+        claim and need not queue for the write lock."""
+        mark = await self._run("mail_recent_mark", recent.mark, mailbox_id, readonly=True)
+        if mark is None or mark >= upto:
+            return upto
         return await self._run("mail_claim_recent", recent.claim, mailbox_id, upto)
 
     async def recent_count(self, mailbox_id: int, *, user: str | None = None) -> int:

@@ -123,3 +123,10 @@ def test_keyword_limit_is_no_limit(env):
     assert c.ok("d STORE 2 +FLAGS (k7)") == ["* 2 FETCH (FLAGS (k7))"]  # existing ones still work
     lines = env.client(ALICE).ok("s SELECT INBOX")
     assert lines[1].startswith("* OK [PERMANENTFLAGS (") and "\\*" not in lines[1]
+
+
+def test_move_defines_keywords_in_the_destination(env):
+    c = env.client(ALICE, mailbox="INBOX")
+    c.ok("a STORE 2 +FLAGS.SILENT (Later)")
+    c.ok("b MOVE 2 Junk")
+    assert env.client(ALICE).ok("s SELECT Junk")[:2] == flags_lines("Later")

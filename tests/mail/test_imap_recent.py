@@ -112,3 +112,20 @@ def test_recent_cannot_be_stored(env):
     deliver(env, message(1))
     c = env.client(ALICE, mailbox="INBOX")
     assert c.ok("a STORE 1 -FLAGS (\\Recent)") == ["* 1 FETCH (FLAGS (\\Recent))"]
+
+
+def test_list_status_recent(env):
+    deliver(env, message(1))
+    deliver(env, message(2))
+    c = env.client(ALICE)
+    assert c.send(append_cmd("a", "Drafts", message(3))).startswith(b"a OK")
+    lines = c.ok('l LIST "" (INBOX Drafts Sent) RETURN (STATUS (RECENT))')
+    assert [line for line in lines if line.startswith("* STATUS")] == [
+        '* STATUS "INBOX" (RECENT 2)', '* STATUS "Drafts" (RECENT 1)', '* STATUS "Sent" (RECENT 0)']
+
+
+def test_copies_are_recent_in_the_destination(env):
+    deliver(env, message(1))
+    c = env.client(ALICE, mailbox="INBOX")
+    c.ok("c COPY 1 Archive")
+    assert recent_of(env.client(ALICE).ok("s SELECT Archive")) == 1

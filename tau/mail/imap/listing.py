@@ -14,6 +14,7 @@ from typing import Any
 
 from tau.mail.store.api import DELIMITER, MailboxInfo
 
+from . import recent
 from .base import AUTHED, command
 from .mailboxes import status_items, status_line
 from .parser import ParseError, Parser
@@ -99,7 +100,7 @@ async def do_list(conn: Any, tag: str, p: Parser) -> str:
     boxes = await conn.store.list_mailboxes(conn.user)
     lines = _render(boxes, reference, patterns, "LIST", "SUBSCRIBED" in select,
                     "SPECIAL-USE" in select, "SUBSCRIBED" in returns or "SUBSCRIBED" in select,
-                    extended, status)
+                    extended, status, await recent.list_counts(conn) if "RECENT" in status else None)
     conn.untagged(*lines)
     return "List completed"
 
@@ -117,7 +118,7 @@ async def do_lsub(conn: Any, tag: str, p: Parser) -> str:
 
 def _render(boxes: list[MailboxInfo], reference: str, patterns: list[str], verb: str,
             only_subscribed: bool, only_special: bool, mark_subscribed: bool, extended: bool,
-            status: list[str]) -> list[str]:
+            status: list[str], recent_counts: dict[int, int] | None = None) -> list[str]:
     regexes = [pattern_re(_join(reference, pat)) for pat in patterns]
     by_name = {b.name: b for b in boxes}
     parents = {b.name.rsplit(DELIMITER, 1)[0] for b in boxes if DELIMITER in b.name}
@@ -150,5 +151,5 @@ def _render(boxes: list[MailboxInfo], reference: str, patterns: list[str], verb:
             attrs.append("\\HasChildren" if name in parents or name in ancestors else "\\HasNoChildren")
         lines.append(f'{verb} {flag_list(attrs)} "{DELIMITER}" {mailbox_name(name)}')
         if status and box is not None:
-            lines.append(status_line(box, status))
+            lines.append(status_line(box, status, (recent_counts or {}).get(box.id, 0)))
     return lines

@@ -50,6 +50,15 @@ async def status_count(conn: Any, mailbox_id: int) -> int:
     return unclaimed + (count(view) if view is not None and view.mailbox_id == mailbox_id else 0)
 
 
+async def list_counts(conn: Any) -> dict[int, int]:
+    """STATUS RECENT for every mailbox of the user at once (LIST-STATUS)."""
+    counts = dict(await conn.store.recent_counts(conn.user))
+    view = conn.selected
+    if view is not None:
+        counts[view.mailbox_id] = counts.get(view.mailbox_id, 0) + count(view)
+    return counts
+
+
 def is_recent(view: Any, uid: int) -> bool:
     return any(lo <= uid <= hi for lo, hi in view.recent or ())
 

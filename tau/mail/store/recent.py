@@ -43,3 +43,10 @@ def unclaimed(txn: Txn, mailbox_id: int, user: str | None = None) -> int:
     require_owned(txn, mailbox_id, user)
     return int(txn.scalar("SELECT COUNT(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
                           " WHERE m.mailbox_id = ? AND m.uid >= b.recent_uid", (int(mailbox_id),)) or 0)
+
+
+def unclaimed_by_mailbox(txn: Txn, user_id: int) -> dict[int, int]:
+    """Unclaimed recent messages of every mailbox of a user that has any (LIST-STATUS), one query."""
+    rows = txn.query("SELECT m.mailbox_id, COUNT(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
+                     " WHERE b.user_id = ? AND m.uid >= b.recent_uid GROUP BY m.mailbox_id", (int(user_id),))
+    return {int(r[0]): int(r[1]) for r in rows}

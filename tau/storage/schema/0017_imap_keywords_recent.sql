@@ -16,3 +16,15 @@ CREATE TABLE mailbox_keywords (
 -- moves the mark past them in one atomic update, so exactly one session sees each as recent.
 ALTER TABLE mailboxes ADD COLUMN recent_uid {bigint} NOT NULL DEFAULT 1;
 UPDATE mailboxes SET recent_uid = uidnext;
+
+-- Keywords already on messages (SQLite: split the flag lists with a recursive CTE).
+WITH RECURSIVE split(mailbox_id, word, rest) AS (
+    SELECT mailbox_id, '', flags || ' ' FROM messages WHERE flags <> ''
+    UNION ALL
+    SELECT mailbox_id, substr(rest, 1, instr(rest, ' ') - 1), substr(rest, instr(rest, ' ') + 1)
+    FROM split WHERE rest <> ''
+)
+INSERT INTO mailbox_keywords (mailbox_id, folded, keyword)
+SELECT mailbox_id, lower(word), MIN(word) FROM split
+WHERE word <> '' AND substr(word, 1, 1) <> '\'
+GROUP BY mailbox_id, lower(word);

@@ -15,10 +15,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from tau.mail.store.keywords import MAX_KEYWORDS
+from tau.mail.store.names import SYSTEM_FLAGS
 
 from .response import flag_list
-
-SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
 def selected_lines(view: Any, words: Iterable[str]) -> list[str]:

@@ -19,7 +19,6 @@ from .parser import ParseError, Parser
 from .response import mailbox_name
 from .session import SelectedMailbox
 
-SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE")
 MAX_NAME = 512
 

@@ -152,6 +152,7 @@ def test_imaplib_idle_sees_append_from_another_connection(daemon: TauDaemon) -> 
         line = idler.readline()
         latencies.append(time.monotonic() - started)
         assert line == f"* {i + 1} EXISTS\r\n".encode()
+        assert idler.readline() == f"* {i + 1} RECENT\r\n".encode()  # the only session: all are its recent
     assert max(latencies) < 1.0
     idler.send(b"DONE\r\n")
     assert idler.readline().startswith(tag + b" OK")
@@ -173,6 +174,7 @@ def test_idle_sees_smtp_delivery(daemon: TauDaemon) -> None:
     idler.sock.settimeout(1.0)
     assert idler.readline() == f"* {before + 1} EXISTS\r\n".encode()
     assert time.monotonic() - started < 1.0
+    assert re.fullmatch(rb"\* \d+ RECENT\r\n", idler.readline())
     idler.send(b"DONE\r\n")
     assert idler.readline().startswith(tag + b" OK")
     typ, data = idler.fetch(str(before + 1), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")

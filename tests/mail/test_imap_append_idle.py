@@ -32,7 +32,7 @@ def test_append_with_flags_and_date(env):
     assert m
     c.ok("b SELECT INBOX")
     assert c.ok("c FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE)") == [
-        f'* 1 FETCH (FLAGS (\\Seen $Work) INTERNALDATE "17-Jul-1996 09:44:25 +0000" RFC822.SIZE {len(raw)})']
+        f'* 1 FETCH (FLAGS (\\Seen $Work \\Recent) INTERNALDATE "17-Jul-1996 09:44:25 +0000" RFC822.SIZE {len(raw)})']
     assert c.send(b"d FETCH 1 BODY.PEEK[]\r\n").split(b"\r\n", 1)[1].startswith(raw)
 
 
@@ -46,7 +46,7 @@ def test_append_synchronizing_literal(env):
 def test_append_to_selected_mailbox_announces_exists(env):
     c = env.client(ALICE, mailbox="INBOX")
     out = c.send(append_cmd("a", "INBOX", message(1))).decode().split("\r\n")
-    assert out[0] == "* 1 EXISTS" and out[1].startswith("a OK [APPENDUID")
+    assert out[:2] == ["* 1 EXISTS", "* 1 RECENT"] and out[2].startswith("a OK [APPENDUID")
 
 
 def test_append_refusals(env):
@@ -73,9 +73,9 @@ def test_idle_sees_append_from_another_session(env):
     assert idler.send(b"i IDLE\r\n") == b"+ idling\r\n"
     other = env.client(ALICE)
     other.send(append_cmd("a", "INBOX", message(1)))
-    assert idler.output() == b"* 1 EXISTS\r\n"
-    env.append(ALICE, message(2))  # e.g. SMTP delivery
-    assert idler.output() == b"* 2 EXISTS\r\n"
+    assert idler.output() == b"* 1 EXISTS\r\n* 1 RECENT\r\n"
+    env.append(ALICE, message(2), recent=True)  # e.g. SMTP delivery
+    assert idler.output() == b"* 2 EXISTS\r\n* 2 RECENT\r\n"
     assert idler.send(b"done\r\n") == b"i OK Idle completed\r\n"
 
 
@@ -148,9 +148,20 @@ def test_many_idlers_share_one_query_per_change(env, monkeypatch):
         return await real_uids(mailbox_id, **kw)
 
     monkeypatch.setattr(env.store, "uids", counting_uids)
-    env.append(ALICE, message(1))
-    assert all(c.output() == b"* 1 EXISTS\r\n" for c in idlers)
-    assert len(calls) == 1
-    env.append(ALICE, message(2))
-    assert all(c.output() == b"* 2 EXISTS\r\n" for c in idlers)
-    assert len(calls) == 2
+    claims = []
+    real_claim = env.store.claim_recent
+
+    async def counting_claims(mailbox_id, upto):
+        claims.append(upto)
+        return await real_claim(mailbox_id, upto)
+
+    monkeypatch.setattr(env.store, "claim_recent", counting_claims)
+    env.append(ALICE, message(1), recent=True)
+    outputs = [c.output() for c in idlers]
+    assert sorted(outputs) == [b"* 1 EXISTS\r\n"] * 19 + [b"* 1 EXISTS\r\n* 1 RECENT\r\n"]  # one gets \Recent
+    assert len(calls) == 1 and len(claims) == 1
+    env.append(ALICE, message(2), recent=True)
+    outputs = [c.output() for c in idlers]
+    assert sum(o.startswith(b"* 2 EXISTS\r\n") for o in outputs) == 20
+    assert sum(b"RECENT" in o for o in outputs) == 1
+    assert len(calls) == 2 and len(claims) == 2

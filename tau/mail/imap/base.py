@@ -97,5 +97,6 @@ def store_error(exc: Exception) -> No:
         "mailbox_exists": "ALREADYEXISTS",
         "invalid_mailbox_name": "CANNOT",
         "mailbox_in_use": "CANNOT",
+        "keyword_limit": "LIMIT",
     }.get(getattr(exc, "code", ""))
     return No(getattr(exc, "message", None) or str(exc) or "Operation failed", code)

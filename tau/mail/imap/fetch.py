@@ -16,7 +16,7 @@ from tau.blobs.base import BlobNotFound
 from tau.mail.mime import ParsedMessage, PartInfo
 from tau.mail.store.api import MessageMeta
 
-from . import binary, bodies, qresync, stale
+from . import binary, bodies, qresync, recent, stale
 from .base import Bad, by_number_and_uid
 from .binary import BinaryItem
 from .bodies import BodyItem
@@ -116,6 +116,7 @@ async def run_fetch(conn: Any, p: Parser, uid: bool) -> str:
         if uids else []
     metas, lost = await stale.complete(conn, uids, metas, need_parsed)  # expunged by another session
     flags = await _implicit_seen(conn, metas, [*body_items, *binary_items])
+    metas, flags = recent.before_fetch(conn, metas, flags)  # \Recent; FLAGS before a new keyword
     # RFC 7162 §3.1: once CONDSTORE is on, a FETCH that sets \Seen reports MODSEQ with the FLAGS
     order = _order(names, uid, want_modseq or (bool(flags) and conn.condstore), bool(flags))
     try:

@@ -19,7 +19,7 @@ from typing import Any
 
 from tau.mail.store.api import DELIMITER, MailboxInfo
 
-from . import rev2
+from . import recent, rev2
 from .base import AUTHED, Bad, command
 from .mailboxes import status_items, status_line
 from .parser import ParseError, Parser
@@ -127,7 +127,8 @@ async def do_list(conn: Any, tag: str, p: Parser) -> str:
     boxes = await conn.store.list_mailboxes(conn.user)
     lost = await conn.store.lost_subscriptions(conn.user) if subscribed else []
     deleted = await conn.store.deleted_counts([b.id for b in boxes]) if "DELETED" in status else {}
-    conn.untagged(*render(boxes, lost, query, deleted))
+    recents = await recent.list_counts(conn) if "RECENT" in status else {}
+    conn.untagged(*render(boxes, lost, query, deleted, recents))
     return "List completed"
 
 
@@ -153,7 +154,7 @@ def _ancestors(name: str) -> list[str]:
 
 
 def render(boxes: list[MailboxInfo], lost: list[str], q: ListQuery,
-           deleted: Mapping[int, int] | None = None) -> list[str]:
+           deleted: Mapping[int, int] | None = None, recents: Mapping[int, int] | None = None) -> list[str]:
     """The untagged LIST/LSUB (and STATUS) lines answering ``q``."""
     regexes = [pattern_re(pat) for pat in q.patterns]
 
@@ -180,7 +181,8 @@ def render(boxes: list[MailboxInfo], lost: list[str], q: ListQuery,
         lines.append(_line(q, name, box, name in subscribed, picked, name in with_children,
                            name in childinfo))
         if q.status and box is not None:
-            lines.append(status_line(box, list(q.status), q.utf8, {"DELETED": (deleted or {}).get(box.id, 0)}))
+            extra = {"DELETED": (deleted or {}).get(box.id, 0), "RECENT": (recents or {}).get(box.id, 0)}
+            lines.append(status_line(box, list(q.status), q.utf8, extra))
     return lines
 
 

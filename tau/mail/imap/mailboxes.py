@@ -13,13 +13,12 @@ from typing import Any
 
 from tau.mail.store.api import MailboxInfo, MailboxNotFound, Search
 
-from . import qresync, quota_status, rev2, special_use
+from . import keywords, qresync, quota_status, recent, rev2, special_use
 from .base import AUTHED, SYNC_NONE, No, command
 from .parser import ParseError, Parser
-from .response import flag_list, mailbox_name
+from .response import mailbox_name
 from .session import SelectedMailbox
 
-SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED")
 MAX_NAME = 512
 
@@ -52,18 +51,15 @@ async def _select(conn: Any, p: Parser, readonly: bool) -> str:
     conn.select(None)  # RFC 3501 §6.3.1: even a failed SELECT leaves no mailbox selected
     info = await lookup(conn, name)
     view = SelectedMailbox(info.id, info.name, (), info.uidvalidity, info.highestmodseq, readonly)
-    view.qresync = conn.qresync
+    view.qresync, view.rev2 = conn.qresync, conn.rev2
     conn.select(view)  # watch first, so nothing committed from here on is missed
     uids = await conn.store.uids(info.id)
     view.uids.extend(uids)
+    words, mark = await conn.store.select_state(info.id)
+    await recent.claim(conn.store, view, uids[-1] if uids else 0, mark)
     uidnext = max(info.uidnext, uids[-1] + 1 if uids else 1)
-    lines = [
-        "FLAGS " + flag_list(SYSTEM_FLAGS),
-        "OK [PERMANENTFLAGS " + ("()" if readonly else flag_list((*SYSTEM_FLAGS, "\\*")))
-        + "] Flags permitted",
-        f"{len(uids)} EXISTS",
-        "0 RECENT",
-    ]
+    lines = keywords.selected_lines(view, words)
+    lines += [f"{len(uids)} EXISTS", f"{recent.count(view)} RECENT"]
     if info.unseen:
         if info.unseen >= len(uids):  # all unseen: no need to ask
             first = 1 if uids else 0
@@ -181,11 +177,11 @@ def status_items(p: Parser, allowed: tuple[str, ...] = STATUS_ITEMS) -> list[str
 
 def status_line(info: MailboxInfo, items: list[str], utf8: bool = False,
                 extra: dict[str, int] | None = None) -> str:
-    """``extra``: items the mailbox row does not hold (DELETED, DELETED-STORAGE, APPENDLIMIT)."""
-    values = (extra or {}) | {
+    """``extra``: items the mailbox row does not hold (RECENT, DELETED, DELETED-STORAGE, APPENDLIMIT)."""
+    values = {
         "MESSAGES": info.messages, "RECENT": 0, "UIDNEXT": info.uidnext, "UIDVALIDITY": info.uidvalidity,
         "UNSEEN": info.unseen, "HIGHESTMODSEQ": info.highestmodseq, "SIZE": info.size,
-    }
+    } | (extra or {})
     return f"STATUS {mailbox_name(info.name, utf8)} (" + " ".join(f"{i} {values[i]}" for i in items) + ")"
 
 
@@ -199,5 +195,8 @@ async def do_status(conn: Any, tag: str, p: Parser) -> str:
     info = await lookup(conn, name)
     if "HIGHESTMODSEQ" in items:
         conn.condstore = True  # RFC 7162 §3.1: a CONDSTORE-enabling command
-    conn.untagged(status_line(info, items, conn.utf8, await quota_status.status_values(conn, info, items)))
+    extra = await quota_status.status_values(conn, info, items)
+    if "RECENT" in items:
+        extra["RECENT"] = await recent.status_count(conn, info.id)
+    conn.untagged(status_line(info, items, conn.utf8, extra))
     return "Status completed"

@@ -27,7 +27,7 @@ from tau.net.slow import SlowSender
 from tau.storage.budget import QueryCancelled, act_as
 from tau.storage.faults import is_unavailable
 
-from . import auth, dispatch, idle, rev2
+from . import auth, dispatch, idle, keywords, rev2
 from .base import State
 from .parser import ATOM_CHARS
 from .session import SelectedMailbox
@@ -405,6 +405,7 @@ class IMAPConnection(Protocol):
             return
         modseq = event.get("modseq")
         sel.mark(str(event.get("kind", "")), modseq if isinstance(modseq, int) else 0)
+        keywords.note_event(sel, event)
         idle.notify(self)
 
     def login_done(self, user: str) -> None:

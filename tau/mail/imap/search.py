@@ -3,8 +3,8 @@
 
 Search keys are compiled into the store's ``Search`` tree (``tau.mail.store.api.Search``) and
 evaluated there, over the fields indexed at delivery; message sequence numbers are turned into
-UID ranges with the session's map first. No message is \\Recent here (the store keeps no session
-flags), so RECENT and NEW match nothing and OLD matches everything.
+UID ranges with the session's map first, and RECENT/NEW/OLD into the UID ranges that are \\Recent
+for this session (recent.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from tau.mail.store.api import Search
 
-from . import rev2
+from . import recent, rev2
 from .base import No, by_number_and_uid
 from .parser import ParseError, Parser
 from .session import SelectedMailbox
@@ -85,10 +85,8 @@ class _Compiler:
             return (_DATE_KEYS[word], p.date())
         if word == "ALL":
             return ("all",)
-        if word in ("RECENT", "NEW"):
-            return NOTHING
-        if word == "OLD":
-            return ("all",)
+        if word in ("RECENT", "NEW", "OLD"):
+            return recent.search_key(self.view, word)
         if word in ("KEYWORD", "UNKEYWORD"):
             p.sp()
             return ("flag", p.flag(), word == "KEYWORD")

@@ -23,6 +23,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from . import keywords, recent
 from .parser import SeqSet
 from .response import compress_uids
 
@@ -30,8 +31,8 @@ Shared = Callable[[tuple, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 class SelectedMailbox:
-    __slots__ = ("dirty", "flags_dirty", "gone", "mailbox_id", "modseq", "name", "own", "qresync",
-                 "readonly", "uids", "uidvalidity")
+    __slots__ = ("dirty", "flags_dirty", "gone", "keywords", "kw_pending", "mailbox_id", "modseq", "name", "own",
+                 "qresync", "readonly", "recent", "rev2", "uids", "uidvalidity")
 
     def __init__(self, mailbox_id: int, name: str, uids: Iterable[int], uidvalidity: int,
                  modseq: int, readonly: bool) -> None:
@@ -46,6 +47,10 @@ class SelectedMailbox:
         self.gone: set[int] | None = None  # expunged in the store, EXPUNGE not sent yet
         self.own: dict[int, int] | None = None  # uid → modseq of changes this session reported
         self.qresync = False              # report removals as VANISHED (RFC 7162 §3.2.10)
+        self.rev2 = False                 # IMAP4rev2 session: nothing is \Recent (RFC 9051 appendix E)
+        self.keywords: dict[str, str] = {}        # announced in FLAGS: lower-case → spelling (keywords.py)
+        self.kw_pending: list[str] | None = None  # defined by others, FLAGS not sent yet
+        self.recent: list[tuple[int, int]] | None = None  # UID ranges \Recent in this session (recent.py)
 
     # -- numbering -----------------------------------------------------------------------------
     @property
@@ -157,11 +162,13 @@ class SelectedMailbox:
                 if self.gone is None:
                     self.gone = set()
                 self.gone.update(vanished)
+        out.extend(keywords.pending_lines(self))
         if expunge_ok and self.gone:
             out.extend(self._expunge_lines())
         if new:
             self.uids.extend(new)
             out.append(f"{len(self.uids)} EXISTS")
+            out.extend(await recent.after_exists(store, self, new, shared))
         if self.flags_dirty:
             self.flags_dirty = False
             out.extend(await self._flag_lines(store, set(new), condstore, shared))
@@ -200,6 +207,7 @@ class SelectedMailbox:
             if not seq:
                 continue
             extra = f" MODSEQ ({ch.modseq})" if condstore else ""
-            lines.append(f"{seq} FETCH (UID {ch.uid} FLAGS ({' '.join(ch.flags)}){extra})")
+            flags = recent.with_recent(self, ch.uid, ch.flags)
+            lines.append(f"{seq} FETCH (UID {ch.uid} FLAGS ({' '.join(flags)}){extra})")
         self.modseq = top
-        return lines
+        return keywords.announce(self, (f for ch in changes for f in ch.flags)) + lines

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import recent
 from .base import No, by_number_and_uid
+from .keywords import announce
 from .parser import ParseError, Parser
 from .response import compress_uids
 
@@ -71,6 +73,7 @@ async def run_store(conn: Any, p: Parser, uid: bool) -> str:
         if not seq:
             continue
         flags_now, ms = report[u]
+        flags_now = recent.with_recent(view, u, flags_now)
         items = [f"UID {u}"] if uid else []
         if not silent:
             items.append("FLAGS (" + " ".join(flags_now) + ")")
@@ -78,7 +81,7 @@ async def run_store(conn: Any, p: Parser, uid: bool) -> str:
             items.append(f"MODSEQ ({ms})")
         if items and (not silent or (modseq and u not in refused)):
             lines.append(f"{seq} FETCH (" + " ".join(items) + ")")
-    conn.untagged(*lines)
+    conn.untagged(*announce(view, (f for flags_now, _ in report.values() for f in flags_now)), *lines)
     if refused:
         numbers = sorted(refused) if uid else sorted(view.seq_of(u) for u in refused)
         return f"[MODIFIED {compress_uids(numbers)}] Conditional STORE failed"

@@ -9,6 +9,8 @@ Every mutating call commits in one transaction and, after commit, publishes a
 ``mailbox.changed`` event on the registry's bus:
 ``{"user": address, "mailbox_id": int, "mailbox": name, "kind": "append"|"expunge"|"flags"|"mailboxes",
    "uids": [...], "modseq": int}`` — IMAP IDLE and other sessions on the same mailbox listen to it.
+An operation that defines keywords new to the mailbox adds ``"keywords": [...]`` (kind
+"keywords" when no message changed), so sessions announce them in ``* FLAGS`` (keywords.py).
 
 Mailbox names are full paths with "/" as hierarchy delimiter; "INBOX" is case-insensitive and
 stored as "INBOX". Names are Unicode (IMAP's modified UTF-7 is the protocol's business).

@@ -286,6 +286,8 @@ def _rename_inbox(txn: Txn, ctx: StoreContext, acct: Account, inbox: MailboxInfo
     txn.execute("INSERT INTO expunged (mailbox_id, uid, modseq) SELECT mailbox_id, uid, ? FROM messages"
                 " WHERE mailbox_id = ?", (modseq, inbox.id))
     txn.execute("UPDATE messages SET mailbox_id = ? WHERE mailbox_id = ?", (new_id, inbox.id))
+    txn.execute("INSERT INTO mailbox_keywords (mailbox_id, folded, keyword) SELECT ?, folded, keyword"
+                " FROM mailbox_keywords WHERE mailbox_id = ?", (new_id, inbox.id))
     txn.execute("UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, messages = ?, unseen = ?, size = ?"
                 " WHERE id = ?", (inbox.uidnext, modseq, inbox.messages, inbox.unseen, inbox.size, new_id))
     txn.execute("UPDATE mailboxes SET highestmodseq = ?, messages = 0, unseen = 0, size = 0 WHERE id = ?",

@@ -26,6 +26,7 @@ from tau.mail.store.api import (
 from tau.mail.store.blobrefs import chunks, ref_blob
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields
+from tau.mail.store.keywords import define as define_keywords
 from tau.mail.store.mailboxes import ensure_defaults, find_box, find_special, lock_mailbox, require_owned
 from tau.mail.store.names import INBOX, apply_flags, canonical_flags, flags_text, normalize_mailbox_name, split_flags
 from tau.mail.store.quota import Account, charge, require_account
@@ -117,6 +118,7 @@ def store_message(txn: Txn, ctx: StoreContext, acct: Account, box: MailboxInfo, 
     seen = "\\Seen" in flags
     deleted = "\\Deleted" in flags
     uid, modseq = allocate(txn, box.id, 1, size, 0 if seen else 1)
+    flags, new_keywords = define_keywords(txn, box.id, flags)
     charge(txn, acct, size, 1)
     sent_date = fields.sent_date if fields.sent_date is not None else internal_date
     sent_day = fields.sent_day if fields.sent_day is not None else internal_date - internal_date % 86400
@@ -124,7 +126,9 @@ def store_message(txn: Txn, ctx: StoreContext, acct: Account, box: MailboxInfo, 
                           fields.envelope, fields.body, fields.bodystructure, fields.subject, fields.from_text,
                           fields.to_text, fields.cc_text, fields.bcc_text, fields.message_id, sent_date, sent_day,
                           fields.parsed_json))
-    extra = {"origin": origin} if origin else {}
+    extra: dict[str, Any] = {"origin": origin} if origin else {}
+    if new_keywords:
+        extra["keywords"] = new_keywords
     ctx.notify(txn, acct.address, box.id, box.name, "append", [uid], modseq, **extra)
     return Delivered(acct.address, box.name, box.uidvalidity, uid)
 
@@ -203,6 +207,9 @@ def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence
     wanted = canonical_flags(flags)
     apply_flags((), mode, ())  # validates mode before any write
     _, _, name, _, _, _, address = lock_mailbox(txn, mailbox_id)
+    new_keywords: list[str] = []
+    if mode != "-":
+        wanted, new_keywords = define_keywords(txn, int(mailbox_id), wanted)
     rows = select_uids(txn, "uid, flags, modseq, seen", int(mailbox_id), uid_list)
     modified: list[int] = []
     changes: list[tuple[int, tuple[str, ...]]] = []
@@ -216,7 +223,10 @@ def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence
         if new != current:
             changes.append((int(uid), new))
             unseen_delta += int(bool(seen)) - int("\\Seen" in new)
+    extra = {"keywords": new_keywords} if new_keywords else {}
     if not changes:
+        if new_keywords:
+            ctx.notify(txn, address, int(mailbox_id), name, "keywords", **extra)
         return StoreResult([], modified)
     row = txn.query_one("UPDATE mailboxes SET highestmodseq = highestmodseq + 1, unseen = unseen + ?"
                         " WHERE id = ? RETURNING highestmodseq", (unseen_delta, int(mailbox_id)))
@@ -232,5 +242,5 @@ def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence
                         [flags_text(new), int("\\Seen" in new), int("\\Deleted" in new), modseq,
                          int(mailbox_id), *part])
     changed_uids = [uid for uid, _ in changes]
-    ctx.notify(txn, address, int(mailbox_id), name, "flags", changed_uids, modseq)
+    ctx.notify(txn, address, int(mailbox_id), name, "flags", changed_uids, modseq, **extra)
     return StoreResult([FlagChange(uid, new, modseq) for uid, new in changes], modified)

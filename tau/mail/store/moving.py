@@ -17,6 +17,8 @@ from tau.mail.store import purge, tombstones
 from tau.mail.store.api import CopyResult, MailboxInfo, MailboxNotFound
 from tau.mail.store.blobrefs import add_refs, chunks
 from tau.mail.store.context import StoreContext
+from tau.mail.store.keywords import define as define_keywords
+from tau.mail.store.keywords import flags_in
 from tau.mail.store.mailboxes import find_box, lock_mailbox, owner, require_owned
 from tau.mail.store.messages import allocate, select_uids
 from tau.mail.store.names import normalize_mailbox_name
@@ -55,10 +57,11 @@ def _source(mailbox_id: int, part: Sequence[int], retired: bool) -> tuple[str, l
 
 def _copy_rows(txn: Txn, ctx: StoreContext, acct: Account, source: int, box: MailboxInfo,
                rows: list[tuple[Any, ...]], count_quota: bool, retired: bool = False) -> CopyResult:
-    """Insert copies of ``rows`` (uid, size, seen, blob_key) into ``box``."""
+    """Insert copies of ``rows`` (uid, size, seen, blob_key, flags) into ``box``."""
     total = sum(int(r[1]) for r in rows)
     unseen = sum(1 for r in rows if not r[2])
     first, modseq = allocate(txn, box.id, len(rows), total, unseen)
+    _, new_keywords = define_keywords(txn, box.id, flags_in(r[4] for r in rows))
     if count_quota:
         charge(txn, acct, total, len(rows))
     src_uids = [int(r[0]) for r in rows]
@@ -70,7 +73,8 @@ def _copy_rows(txn: Txn, ctx: StoreContext, acct: Account, source: int, box: Mai
                     [box.id, first + offset - 1, modseq, *params])
         offset += len(part)
     pairs = [(uid, first + i) for i, uid in enumerate(src_uids)]
-    ctx.notify(txn, acct.address, box.id, box.name, "append", [d for _, d in pairs], modseq)
+    extra = {"keywords": new_keywords} if new_keywords else {}
+    ctx.notify(txn, acct.address, box.id, box.name, "append", [d for _, d in pairs], modseq, **extra)
     return CopyResult(box.uidvalidity, pairs)
 
 
@@ -101,7 +105,7 @@ def _with_retired(txn: Txn, mailbox_id: int, uid_list: Sequence[int],
     missing = {int(u) for u in uid_list} - {int(r[0]) for r in rows}
     if not missing:
         return rows, False
-    more = purge.select_retired(txn, "uid, size, seen, blob_key", int(mailbox_id), sorted(missing))
+    more = purge.select_retired(txn, "uid, size, seen, blob_key, flags", int(mailbox_id), sorted(missing))
     if len(more) < len(missing):
         raise purge.ExpungeIssued("some of the requested messages no longer exist")
     return sorted(rows + more, key=lambda r: int(r[0])), True
@@ -117,7 +121,7 @@ def copy(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], 
     one was purged already, nothing is and ExpungeIssued is raised (RFC 3501: COPY is all or
     nothing). Without it, UIDs that are not live are skipped."""
     acct, box = _destination(txn, ctx, mailbox_id, dest_user, dest_mailbox, user)
-    rows = select_uids(txn, "uid, size, seen, blob_key", int(mailbox_id), uid_list)
+    rows = select_uids(txn, "uid, size, seen, blob_key, flags", int(mailbox_id), uid_list)
     retired = False
     if strict:
         rows, retired = _with_retired(txn, mailbox_id, uid_list, rows)
@@ -137,7 +141,7 @@ def move(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], 
     ``strict`` (IMAP): a UID that is no longer live (another session expunged or moved it) makes
     the whole MOVE fail with ExpungeIssued, moving nothing: moving it again would duplicate it."""
     acct, box = _destination(txn, ctx, mailbox_id, dest_user, dest_mailbox, user)
-    rows = select_uids(txn, "uid, size, seen, blob_key", int(mailbox_id), uid_list)
+    rows = select_uids(txn, "uid, size, seen, blob_key, flags", int(mailbox_id), uid_list)
     if strict and len(rows) < len({int(u) for u in uid_list}):
         raise purge.ExpungeIssued("some of the requested messages no longer exist")
     if not rows:

@@ -44,6 +44,7 @@ from tau.mail.store.api import (
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields, prepare
 from tau.mail.store.names import INBOX, canonical_flags, normalize_mailbox_name
+from tau.mail.store.session_flags import SessionFlagsMixin
 
 if TYPE_CHECKING:
     from tau.registry import Registry
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 log = Logger()
 
 
-class MailStore:
+class MailStore(SessionFlagsMixin):
     """Implements ``tau.mail.store.api.MailStoreAPI`` (plus the extensions documented below)."""
 
     def __init__(self, registry: Registry) -> None:

@@ -80,7 +80,7 @@ def test_idle_push_arrives_compressed(env):
     d = compressed(env, "INBOX")
     assert d.send(b"i IDLE\r\n") == b"+ idling\r\n"
     env.append(ALICE, message(2))
-    assert d.output() == b"* 1 EXISTS\r\n"  # complete, thanks to the sync flush after each write
+    assert d.output() == b"* 1 EXISTS\r\n* 1 RECENT\r\n"  # complete, thanks to the sync flush after each write
     assert d.send(b"DONE\r\n") == b"i OK Idle completed\r\n"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from tau.mail.store.api import MailStoreError
 from tau.storage.budget import StatementTimeout
 
-from . import append, auth, copy, expunge, fetch, idle, listing, mailboxes, search, store  # noqa: F401
+from . import append, auth, copy, expunge, fetch, idle, listing, mailboxes, search, sort, store, thread  # noqa: F401
 from .base import COMMANDS, SYNC_FULL, SYNC_NONE, Bad, No, State, store_error
 from .parser import ParseError, Parser
 

@@ -51,6 +51,15 @@ class SeqSet:
         return f"SeqSet({self.ranges!r})"
 
 
+class SavedSet(SeqSet):
+    """``$`` (RFC 5182 SEARCHRES): the selected mailbox's saved search result, resolved there."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+
 def parse_seqset(text: bytes) -> SeqSet:
     """``1:3,5,7:*`` → SeqSet; zero and empty elements are syntax errors (``nz-number``)."""
     ranges: list[tuple[int | None, int | None]] = []
@@ -212,8 +221,8 @@ class Parser:
     def seqset(self) -> SeqSet:
         raw = self.take_while(_SEQ_CHARS)
         if not raw:
-            if self.peek() == ord("$"):
-                raise ParseError("SEARCHRES ($) is not supported")
+            if self.take(b"$"):
+                return SavedSet()
             raise ParseError("expected sequence set")
         return parse_seqset(raw)
 

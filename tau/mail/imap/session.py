@@ -22,14 +22,14 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from .parser import SeqSet
+from .parser import SavedSet, SeqSet
 
 Shared = Callable[[tuple, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 class SelectedMailbox:
     __slots__ = ("dirty", "flags_dirty", "gone", "mailbox_id", "modseq", "name", "own", "readonly",
-                 "uids", "uidvalidity")
+                 "saved", "uids", "uidvalidity")
 
     def __init__(self, mailbox_id: int, name: str, uids: Iterable[int], uidvalidity: int,
                  modseq: int, readonly: bool) -> None:
@@ -43,6 +43,7 @@ class SelectedMailbox:
         self.flags_dirty = False          # flags may have changed
         self.gone: set[int] | None = None  # expunged in the store, EXPUNGE not sent yet
         self.own: dict[int, int] | None = None  # uid → modseq of changes this session reported
+        self.saved: list[int] = []          # SEARCHRES (RFC 5182) result, UIDs: what "$" names
 
     # -- numbering -----------------------------------------------------------------------------
     @property
@@ -56,6 +57,8 @@ class SelectedMailbox:
 
     def by_seq(self, seqset: SeqSet) -> list[int]:
         """UIDs for a message sequence set, ascending; numbers past the end are ignored."""
+        if isinstance(seqset, SavedSet):
+            return self.saved_uids()
         n = len(self.uids)
         if n == 0:
             return []
@@ -72,6 +75,8 @@ class SelectedMailbox:
 
     def by_uid(self, seqset: SeqSet) -> list[int]:
         """UIDs of the view within a UID set, ascending (``*`` = the highest UID, RFC 3501 §6.4.8)."""
+        if isinstance(seqset, SavedSet):
+            return self.saved_uids()
         if not self.uids:
             return []
         uids = self.uids
@@ -94,6 +99,10 @@ class SelectedMailbox:
             if lo <= hi:
                 out.append((self.uids[lo - 1], self.uids[hi - 1]))
         return out
+
+    def saved_uids(self) -> list[int]:
+        """``$``: the saved UIDs still in the view (expunged ones drop out, RFC 5182 §2.1)."""
+        return [u for u in self.saved if self.seq_of(u)]
 
     def is_gone(self, uid: int) -> bool:
         return self.gone is not None and uid in self.gone

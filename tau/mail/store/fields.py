@@ -13,23 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from tau.mail.mime import ParsedMessage, parse_message, to_json
+from tau.mail.store.cleaning import clean
+from tau.mail.store.sortkeys import SortKeys, keys_of
+
+__all__ = ["MessageFields", "clean", "fold", "prepare"]
 
 #: header values longer than this are cut for SEARCH HEADER (the blob keeps them whole)
 MAX_HEADER_VALUE = 8192
 MAX_HEADERS = 500
-
-
-def clean(text: str | None) -> str:
-    """``text`` safe for any TEXT column: no NUL, valid UTF-8."""
-    if not text:
-        return ""
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
 
 
 def fold(text: str | None) -> str:
@@ -60,6 +51,7 @@ class MessageFields:
     sent_day: int | None
     text: str
     headers: tuple[tuple[str, str], ...]
+    sort_keys: SortKeys | None = None
 
 
 def _address_text(parsed: ParsedMessage, name: str, specs: tuple[str, ...]) -> str:
@@ -101,4 +93,5 @@ def prepare(parsed: Any, raw: bytes | None = None) -> MessageFields:
         sent_day=sent_day,
         text=fold(parsed.text_for_search),
         headers=headers,
+        sort_keys=keys_of(parsed),
     )

@@ -17,7 +17,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.blobs import validate_key
-from tau.mail.store import blobrefs, mailboxes, messages, moving, queue, quota
+from tau.mail.store import blobrefs, mailboxes, messages, moving, queue, quota, sorting, sortkeys
 from tau.mail.store import search as searching
 from tau.mail.store.api import (
     CopyResult,
@@ -249,6 +249,26 @@ class MailStore:
 
     async def search(self, mailbox_id: int, query: Search, *, user: str | None = None) -> list[int]:
         return await self._run("mail_search", searching.search, mailbox_id, query, user, readonly=True)
+
+    async def sort(self, mailbox_id: int, query: Search, criteria: Sequence[tuple[str, bool]], *,
+                   user: str | None = None) -> list[int]:
+        """Extension: UIDs matching ``query`` in RFC 5256 SORT order (``[(key, reverse), ...]``)."""
+        return await self._with_keys("mail_sort", sorting.sort, mailbox_id, query, list(criteria), user)
+
+    async def thread(self, mailbox_id: int, query: Search, algorithm: str, *,
+                     user: str | None = None) -> list[Any]:
+        """Extension: RFC 5256 THREAD roots (``tau.mail.store.threading.Node``) of the matches."""
+        return await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user)
+
+    async def _with_keys(self, name: str, fn: Any, mailbox_id: int, *args: Any) -> Any:
+        """Run a SORT/THREAD read, first giving old messages their sort keys when it asks for them."""
+        for _ in range(20):
+            result = await self._run(name, fn, mailbox_id, *args, readonly=True)
+            if result is not None:
+                return result
+            while await self._run("mail_sort_backfill", sortkeys.backfill, mailbox_id):
+                pass
+        return await self._run(name, fn, mailbox_id, *args, complete=True, readonly=True)
 
     async def read(self, blob_key: str, start: int = 0, end: int | None = None) -> bytes:
         """Raw message bytes [start, end); stream big ranges with ``registry.blobs.open``."""

@@ -53,6 +53,22 @@ def return_options(p: Parser) -> list[str] | None:
     return options or ["ALL"]
 
 
+def numbering(view: Any, uids: list[int]) -> Callable[[int], int]:
+    """UID → sequence number (0 when not in the view): one dict for big answers, else bisect."""
+    if len(uids) < 64:
+        return view.seq_of
+    seqs = {u: i for i, u in enumerate(view.uids, 1)}
+    return lambda u: seqs.get(u, 0)
+
+
+def numbers(view: Any, hits: list[int], uid: bool) -> list[int]:
+    """What the client is sent for ``hits``: the UIDs, or their sequence numbers."""
+    if uid:
+        return hits
+    seq = numbering(view, hits)
+    return [seq(u) for u in hits]
+
+
 def sequence_set(numbers: list[int]) -> str:
     """``1:3,7,5`` — runs of consecutive ascending numbers as ranges, the order kept."""
     parts: list[str] = []
@@ -82,16 +98,16 @@ def respond(conn: Any, tag: str, view: Any, options: list[str], hits: list[int],
     save(view, options, hits)
     if options == ["SAVE"]:
         return
-    numbers = hits if uid else [view.seq_of(u) for u in hits]
+    numbered = numbers(view, hits, uid)
     line = f"ESEARCH (TAG {quote(tag)})" + (" UID" if uid else "")
-    if numbers and "MIN" in options:
-        line += f" MIN {numbers[0]}"
-    if numbers and "MAX" in options:
-        line += f" MAX {numbers[-1]}"
+    if numbered and "MIN" in options:
+        line += f" MIN {numbered[0]}"
+    if numbered and "MAX" in options:
+        line += f" MAX {numbered[-1]}"
     if "COUNT" in options:
-        line += f" COUNT {len(numbers)}"
-    if numbers and "ALL" in options:
-        line += " ALL " + sequence_set(numbers)
+        line += f" COUNT {len(numbered)}"
+    if numbered and "ALL" in options:
+        line += " ALL " + sequence_set(numbered)
     if modseq:
         line += f" MODSEQ {modseq}"
     conn.untagged(line)

@@ -15,7 +15,7 @@ from tau.mail.store.api import Search
 
 from . import esearch
 from .base import No
-from .esearch import register
+from .esearch import numbering, numbers, register
 from .parser import ParseError, Parser, SavedSet
 from .session import SelectedMailbox
 
@@ -159,8 +159,9 @@ def compile_search(p: Parser, view: SelectedMailbox, charset_required: bool = Fa
 
 def visible(view: SelectedMailbox, found: list[int]) -> list[int]:
     """The store's UIDs that this session's view shows (not newer, not already expunged)."""
-    top = view.uids[-1] if view.uids else 0
-    return [u for u in found if u <= top and not view.is_gone(u) and view.seq_of(u)]
+    seq = numbering(view, found)
+    gone = view.gone or ()
+    return [u for u in found if seq(u) and u not in gone]
 
 
 async def highest_modseq(conn: Any, hits: list[int]) -> int:
@@ -188,8 +189,7 @@ async def run_search(conn: Any, tag: str, p: Parser, uid: bool) -> str:
     if options is not None:
         esearch.respond(conn, tag, view, options, hits, uid, modseq)
     else:
-        numbers = hits if uid else [view.seq_of(u) for u in hits]
-        line = "SEARCH" + "".join(f" {n}" for n in numbers)
+        line = "SEARCH" + "".join(f" {n}" for n in numbers(view, hits, uid))
         conn.untagged(line + (f" (MODSEQ {modseq})" if modseq else ""))
     return ("UID SEARCH" if uid else "SEARCH") + " completed"
 

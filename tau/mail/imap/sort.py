@@ -12,7 +12,7 @@ from typing import Any
 
 from . import esearch
 from .parser import ParseError, Parser
-from .search import compile_search, highest_modseq, visible
+from .search import compile_search, highest_modseq, numbers, visible
 
 KEYS = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO")
 
@@ -52,8 +52,8 @@ async def run_sort(conn: Any, tag: str, p: Parser, uid: bool) -> str:
     if options is not None:
         esearch.respond(conn, tag, view, options, hits, uid, modseq)
     else:
-        numbers = hits if uid else [view.seq_of(u) for u in hits]
-        conn.untagged("SORT" + "".join(f" {n}" for n in numbers) + (f" (MODSEQ {modseq})" if modseq else ""))
+        line = "SORT" + "".join(f" {n}" for n in numbers(view, hits, uid))
+        conn.untagged(line + (f" (MODSEQ {modseq})" if modseq else ""))
     return ("UID SORT" if uid else "SORT") + " completed"
 
 

@@ -13,6 +13,7 @@ from tau.mail.store.api import Search
 from tau.mail.store.threading import render
 
 from . import esearch
+from .esearch import numbering
 from .parser import ParseError, Parser
 from .search import compile_search
 
@@ -30,10 +31,7 @@ async def run_thread(conn: Any, tag: str, p: Parser, uid: bool) -> str:
     query = Search(("and", query.tree, ("uid", [(1, top)])))  # only what this session has been told of
     shown = await conn.store.thread(view.mailbox_id, query, algorithm.lower()) if view.uids else []
 
-    def number(u: int) -> int:
-        return u if uid else view.seq_of(u)
-
-    text = render(shown, number)
+    text = render(shown, (lambda u: u) if uid else numbering(view, list(view.uids)))
     conn.untagged("THREAD" + (" " + text if text else ""))
     return ("UID THREAD" if uid else "THREAD") + " completed"
 

@@ -44,6 +44,7 @@ class MailStore:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._ctx: StoreContext | None = None
+        self._threads = sorting.ResultCache()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -258,17 +259,18 @@ class MailStore:
     async def thread(self, mailbox_id: int, query: Search, algorithm: str, *,
                      user: str | None = None) -> list[Any]:
         """Extension: RFC 5256 THREAD roots (``tau.mail.store.threading.Node``) of the matches."""
-        return await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user)
+        return await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user,
+                                     cache=self._threads)
 
-    async def _with_keys(self, name: str, fn: Any, mailbox_id: int, *args: Any) -> Any:
+    async def _with_keys(self, name: str, fn: Any, mailbox_id: int, *args: Any, **kwargs: Any) -> Any:
         """Run a SORT/THREAD read, first giving old messages their sort keys when it asks for them."""
         for _ in range(20):
-            result = await self._run(name, fn, mailbox_id, *args, readonly=True)
+            result = await self._run(name, fn, mailbox_id, *args, readonly=True, **kwargs)
             if result is not None:
                 return result
             while await self._run("mail_sort_backfill", sortkeys.backfill, mailbox_id):
                 pass
-        return await self._run(name, fn, mailbox_id, *args, complete=True, readonly=True)
+        return await self._run(name, fn, mailbox_id, *args, complete=True, readonly=True, **kwargs)
 
     async def read(self, blob_key: str, start: int = 0, end: int | None = None) -> bytes:
         """Raw message bytes [start, end); stream big ranges with ``registry.blobs.open``."""

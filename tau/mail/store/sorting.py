@@ -78,11 +78,47 @@ def thread_rows(txn: Any, mailbox_id: int, query: Search | tuple, user: str | No
 
 
 def thread(txn: Any, mailbox_id: int, query: Search | tuple, algorithm: str, user: str | None = None,
-           complete: bool = False) -> list[threading.Node] | None:
+           complete: bool = False, cache: ResultCache | None = None) -> list[threading.Node] | None:
     """THREAD roots (``"references"`` or ``"orderedsubject"``) of the matching messages."""
     algorithms = {"references": threading.references, "orderedsubject": threading.ordered_subject}
     run = algorithms.get(algorithm.lower())
     if run is None:
         raise InvalidSearch(f"unsupported threading algorithm {algorithm!r}")
+    key = cache.key(txn, mailbox_id, ("thread", algorithm.lower(), query)) if cache is not None else None
+    if cache is not None and key is not None and key in cache.results:
+        roots: list[threading.Node] = cache.results[key]
+        return roots
     rows = thread_rows(txn, mailbox_id, query, user, complete)
-    return None if rows is None else run(rows)
+    if rows is None:
+        return None
+    roots = run(rows)
+    if cache is not None and key is not None:
+        cache.put(key, roots)
+    return roots
+
+
+class ResultCache:
+    """THREAD results of recent mailbox states (Dovecot keeps a thread index for the same reason).
+
+    The key holds the mailbox's ``uidnext``, ``messages`` and ``highestmodseq``: every append,
+    expunge and flag change moves one of them, and the thread keys of a message never change, so
+    a hit is exactly what threading again would give. Queries that depend on the clock
+    (YOUNGER/OLDER) are not cached. Shared by the database threads: plain dict operations only.
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.results: dict[tuple[Any, ...], Any] = {}
+
+    def key(self, txn: Any, mailbox_id: int, what: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        text = repr(what)
+        if "'younger'" in text or "'older'" in text:
+            return None
+        row = txn.query_one("SELECT uidnext, messages, highestmodseq FROM mailboxes WHERE id = ?",
+                            (int(mailbox_id),))
+        return None if row is None else (int(mailbox_id), *map(int, row), text)
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        while len(self.results) >= self.size:
+            self.results.pop(next(iter(self.results)), None)
+        self.results[key] = value

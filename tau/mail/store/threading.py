@@ -178,29 +178,26 @@ def ordered_subject(rows: Sequence[ThreadRow]) -> list[Node]:
 def render(roots: Iterable[Node], number: Callable[[int], int]) -> str:
     """RFC 5256 ``thread-list``s: a chain of only children is written flat, siblings each in
     parentheses; ``number`` maps a UID to what is sent (itself, or its sequence number)."""
-    tokens: list[str] = []
-    stack: list[Node | str] = []
+    out: list[str] = []
+    stack: list[Node | None] = []  # None closes a parenthesis
     for root in reversed(list(roots)):
-        stack += [")", root, "("]
+        stack += [None, root]
+    after_number = False
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            tokens.append(item)
+        node = stack.pop()
+        if node is None:
+            out.append(")")
+            after_number = False
             continue
-        node = item
+        out.append(" (" if after_number else "(")
+        after_number = False
         while True:
             if node.row is not None:
-                tokens.append(str(number(node.row.uid)))
+                out.append(f" {number(node.row.uid)}" if after_number else str(number(node.row.uid)))
+                after_number = True
             if len(node.children) != 1:
                 break
             node = node.children[0]
         for child in reversed(node.children):
-            stack += [")", child, "("]
-    out: list[str] = []
-    prev = ""
-    for tok in tokens:
-        if prev and prev != "(" and tok != ")" and not (prev == ")" and tok == "("):
-            out.append(" ")
-        out.append(tok)
-        prev = tok
+            stack += [None, child]
     return "".join(out)

@@ -166,3 +166,20 @@ def test_capabilities_advertised(thread_env):
     caps = c.ok("c CAPABILITY")[0].split()
     assert {"ESEARCH", "SEARCHRES", "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT",
             "THREAD=REFERENCES"} <= set(caps)
+
+
+def test_thread_sees_new_mail_after_an_earlier_thread(thread_env):
+    """Results are reused only for the same mailbox state: a new reply shows up at once."""
+    c = thread_env.client(ALICE, mailbox="INBOX")
+    assert thread(c, "THREAD REFERENCES UTF-8 ALL") == "(1 (2 3)(6))((4)(5))(7)"
+    thread_env.append(ALICE, mail("Bob <bob@b.test>", "Re: lonely", "9 Mar 2023 12:00:00 +0000", "<h@x>",
+                                  "References: <g@x>\r\n"), internal_date=T0 + 9)
+    c.ok("n NOOP")
+    assert thread(c, "THREAD REFERENCES UTF-8 ALL") == "(1 (2 3)(6))((4)(5))(7 8)"
+
+
+def test_sort_by_flag_sees_a_flag_change(sorted_env):
+    c = sorted_env.client(ALICE, mailbox="INBOX")
+    assert sort(c, "(DATE) UTF-8 FLAGGED") == []
+    c.ok("a STORE 3 +FLAGS.SILENT (\\Flagged)")
+    assert sort(c, "(DATE) UTF-8 FLAGGED") == [3]

@@ -44,7 +44,7 @@ class MailStore:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._ctx: StoreContext | None = None
-        self._threads = sorting.ResultCache()
+        self._sorted = sorting.ResultCache()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -254,13 +254,14 @@ class MailStore:
     async def sort(self, mailbox_id: int, query: Search, criteria: Sequence[tuple[str, bool]], *,
                    user: str | None = None) -> list[int]:
         """Extension: UIDs matching ``query`` in RFC 5256 SORT order (``[(key, reverse), ...]``)."""
-        return await self._with_keys("mail_sort", sorting.sort, mailbox_id, query, list(criteria), user)
+        return await self._with_keys("mail_sort", sorting.sort, mailbox_id, query, list(criteria), user,
+                                     cache=self._sorted)
 
     async def thread(self, mailbox_id: int, query: Search, algorithm: str, *,
                      user: str | None = None) -> list[Any]:
         """Extension: RFC 5256 THREAD roots (``tau.mail.store.threading.Node``) of the matches."""
         return await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user,
-                                     cache=self._threads)
+                                     cache=self._sorted)
 
     async def _with_keys(self, name: str, fn: Any, mailbox_id: int, *args: Any, **kwargs: Any) -> Any:
         """Run a SORT/THREAD read, first giving old messages their sort keys when it asks for them."""

@@ -45,13 +45,24 @@ def order_by(engine: str, criteria: Sequence[tuple[str, bool]]) -> tuple[str, bo
 
 
 def sort(txn: Any, mailbox_id: int, query: Search | tuple, criteria: Sequence[tuple[str, bool]],
-         user: str | None = None, complete: bool = False) -> list[int] | None:
+         user: str | None = None, complete: bool = False, cache: ResultCache | None = None) -> list[int] | None:
     """UIDs matching ``query`` in SORT order; None when some keys are still missing (unless
     ``complete``: then those messages sort as if their keys were empty)."""
     require_owned(txn, mailbox_id, user)
     if not criteria:
         raise InvalidSearch("SORT needs at least one key")
     order, keys = order_by(txn.engine.name, criteria)
+    key = cache.key(txn, mailbox_id, ("sort", tuple(criteria), query)) if cache is not None else None
+    if cache is not None and key is not None and key in cache.results:
+        return list(cache.results[key])
+    found = _sorted(txn, mailbox_id, query, order, keys, complete)
+    if cache is not None and key is not None and found is not None:
+        cache.put(key, found)
+    return found
+
+
+def _sorted(txn: Any, mailbox_id: int, query: Search | tuple, order: str, keys: bool,
+            complete: bool) -> list[int] | None:
     cond, params = compile_condition(query, txn.engine.name, int(mailbox_id), txn.now)
     if not keys:
         return [int(r[0]) for r in txn.query(f"SELECT m.uid FROM messages m WHERE m.mailbox_id = ? AND ({cond})"
@@ -98,9 +109,10 @@ def thread(txn: Any, mailbox_id: int, query: Search | tuple, algorithm: str, use
 
 
 class ResultCache:
-    """THREAD results of recent mailbox states (Dovecot keeps a thread index for the same reason).
+    """SORT and THREAD results of recent mailbox states (Dovecot keeps sort and thread indexes for
+    the same reason).
 
-    The key holds the mailbox's ``uidnext``, ``messages`` and ``highestmodseq``: every append,
+    The key holds the mailbox's ``uidvalidity``, ``uidnext``, ``messages`` and ``highestmodseq``: every append,
     expunge and flag change moves one of them, and the thread keys of a message never change, so
     a hit is exactly what threading again would give. Queries that depend on the clock
     (YOUNGER/OLDER) are not cached. Shared by the database threads: plain dict operations only.
@@ -114,7 +126,7 @@ class ResultCache:
         text = repr(what)
         if "'younger'" in text or "'older'" in text:
             return None
-        row = txn.query_one("SELECT uidnext, messages, highestmodseq FROM mailboxes WHERE id = ?",
+        row = txn.query_one("SELECT uidvalidity, uidnext, messages, highestmodseq FROM mailboxes WHERE id = ?",
                             (int(mailbox_id),))
         return None if row is None else (int(mailbox_id), *map(int, row), text)
 

@@ -18,3 +18,6 @@ CREATE TABLE message_sort_keys (
 );
 -- SORT DATE / ARRIVAL over a whole mailbox reads the index in order
 CREATE INDEX messages_sent_date ON messages(mailbox_id, sent_date, uid);
+-- SORT on the keys table and THREAD read uid, sent_date and blob_key of every message: from this
+-- index alone instead of the wide message rows (about half the time of a 10,000-message THREAD)
+CREATE INDEX messages_sort_join ON messages(mailbox_id, uid, sent_date, blob_key);

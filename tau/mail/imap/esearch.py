@@ -10,7 +10,7 @@ and ALL lists them in that order.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .base import SYNC_FULL, SYNC_NOEXPUNGE, State, command
@@ -53,7 +53,7 @@ def return_options(p: Parser) -> list[str] | None:
     return options or ["ALL"]
 
 
-def numbering(view: Any, uids: list[int]) -> Callable[[int], int]:
+def numbering(view: Any, uids: Sequence[int]) -> Callable[[int], int]:
     """UID → sequence number (0 when not in the view): one dict for big answers, else bisect."""
     if len(uids) < 64:
         return view.seq_of

@@ -31,7 +31,7 @@ async def run_thread(conn: Any, tag: str, p: Parser, uid: bool) -> str:
     query = Search(("and", query.tree, ("uid", [(1, top)])))  # only what this session has been told of
     shown = await conn.store.thread(view.mailbox_id, query, algorithm.lower()) if view.uids else []
 
-    text = render(shown, (lambda u: u) if uid else numbering(view, list(view.uids)))
+    text = render(shown, (lambda u: u) if uid else numbering(view, view.uids))
     conn.untagged("THREAD" + (" " + text if text else ""))
     return ("UID THREAD" if uid else "THREAD") + " completed"
 

@@ -258,8 +258,8 @@ class MailStore:
                                      cache=self._sorted)
 
     async def thread(self, mailbox_id: int, query: Search, algorithm: str, *,
-                     user: str | None = None) -> list[Any]:
-        """Extension: RFC 5256 THREAD roots (``tau.mail.store.threading.Node``) of the matches."""
+                     user: str | None = None) -> list[int]:
+        """Extension: RFC 5256 THREAD of the matches (``tau.mail.store.threading.flatten`` form)."""
         return await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user,
                                      cache=self._sorted)
 

@@ -89,23 +89,23 @@ def thread_rows(txn: Any, mailbox_id: int, query: Search | tuple, user: str | No
 
 
 def thread(txn: Any, mailbox_id: int, query: Search | tuple, algorithm: str, user: str | None = None,
-           complete: bool = False, cache: ResultCache | None = None) -> list[threading.Node] | None:
-    """THREAD roots (``"references"`` or ``"orderedsubject"``) of the matching messages."""
+           complete: bool = False, cache: ResultCache | None = None) -> list[int] | None:
+    """THREAD (``"references"`` or ``"orderedsubject"``) of the matching messages, ``flatten``ed."""
     algorithms = {"references": threading.references, "orderedsubject": threading.ordered_subject}
     run = algorithms.get(algorithm.lower())
     if run is None:
         raise InvalidSearch(f"unsupported threading algorithm {algorithm!r}")
     key = cache.key(txn, mailbox_id, ("thread", algorithm.lower(), query)) if cache is not None else None
     if cache is not None and key is not None and key in cache.results:
-        roots: list[threading.Node] = cache.results[key]
-        return roots
+        flat: list[int] = cache.results[key]
+        return flat
     rows = thread_rows(txn, mailbox_id, query, user, complete)
     if rows is None:
         return None
-    roots = run(rows)
+    flat = threading.flatten(run(rows))
     if cache is not None and key is not None:
-        cache.put(key, roots)
-    return roots
+        cache.put(key, flat)
+    return flat
 
 
 class ResultCache:

@@ -1,10 +1,10 @@
 """THREAD=ORDEREDSUBJECT and THREAD=REFERENCES (RFC 5256 §2.2), over rows already read.
 
 Input rows are ``ThreadRow``s in UID order (the message sequence order, which breaks every tie);
-output is the RFC 5256 ``thread-list`` text with UIDs, e.g. ``(1 2 (3)(4))(5)``. The IMAP layer
-turns UIDs into sequence numbers for THREAD (as opposed to UID THREAD) before rendering, so the
-functions here take a ``number`` mapping too. Pure Python: no I/O, no recursion on the client's
-data (a hostile References chain cannot exhaust the stack).
+the threads are ``flatten``ed into a list of UIDs and parenthesis markers, which ``render`` turns
+into the RFC 5256 ``thread-list`` text, e.g. ``(1 2 (3)(4))(5)``, mapping each UID through
+``number`` (the IMAP layer passes UID → sequence number for THREAD, identity for UID THREAD).
+Pure Python: no I/O, no recursion on the client's data (a hostile References chain cannot exhaust the stack).
 """
 
 from __future__ import annotations
@@ -175,29 +175,46 @@ def ordered_subject(rows: Sequence[ThreadRow]) -> list[Node]:
     return roots
 
 
-def render(roots: Iterable[Node], number: Callable[[int], int]) -> str:
-    """RFC 5256 ``thread-list``s: a chain of only children is written flat, siblings each in
-    parentheses; ``number`` maps a UID to what is sent (itself, or its sequence number)."""
-    out: list[str] = []
+OPEN, CLOSE = -1, -2
+
+
+def flatten(roots: Iterable[Node]) -> list[int]:
+    """The threads as one flat list: UIDs, OPEN and CLOSE for each parenthesised group (a chain of
+    only children shares one group). No objects to keep: cheap to cache, nothing for the GC."""
+    out: list[int] = []
     stack: list[Node | None] = []  # None closes a parenthesis
     for root in reversed(list(roots)):
         stack += [None, root]
-    after_number = False
     while stack:
         node = stack.pop()
         if node is None:
-            out.append(")")
-            after_number = False
+            out.append(CLOSE)
             continue
-        out.append(" (" if after_number else "(")
-        after_number = False
+        out.append(OPEN)
         while True:
             if node.row is not None:
-                out.append(f" {number(node.row.uid)}" if after_number else str(number(node.row.uid)))
-                after_number = True
+                out.append(node.row.uid)
             if len(node.children) != 1:
                 break
             node = node.children[0]
         for child in reversed(node.children):
             stack += [None, child]
+    return out
+
+
+def render(flat: Sequence[int], number: Callable[[int], int]) -> str:
+    """RFC 5256 ``thread-list``s from ``flatten``'s list; ``number`` maps a UID to what is sent
+    (itself, or its sequence number)."""
+    out: list[str] = []
+    after_number = False
+    for item in flat:
+        if item == OPEN:
+            out.append(" (" if after_number else "(")
+            after_number = False
+        elif item == CLOSE:
+            out.append(")")
+            after_number = False
+        else:
+            out.append(f" {number(item)}" if after_number else str(number(item)))
+            after_number = True
     return "".join(out)

@@ -25,7 +25,15 @@ MAX_HEADERS = 500
 
 def fold(text: str | None) -> str:
     """The search form of ``text``: cleaned, casefolded (Unicode-aware, engine-independent) and
-    with white-space runs made one space, so line breaks and markup gaps do not defeat SEARCH."""
+    with white-space runs made one space, so line breaks and markup gaps do not defeat SEARCH.
+
+    SEARCH semantics (BODY, TEXT, HEADER, SUBJECT, FROM/TO/CC/BCC): the needle is folded the same
+    way and must be a substring of the folded field. So ``BODY "quarterly invoice"`` also matches
+    the phrase wrapped over a line break or with two spaces, where Dovecot without FTS (an exact
+    casefolded substring) does not: tau finds a superset of Dovecot's hits, never fewer. RFC 9051
+    §6.4.4 leaves servers this latitude (substring matching "fuzzy" beyond case), and a wrapped
+    phrase is what a user searching for it means. Single-word needles match exactly as Dovecot's.
+    """
     folded = clean(text).casefold()
     squeezed = " ".join(folded.split())
     if squeezed and folded[:1].isspace():  # a needle's edges matter (" cat" is not "scat")

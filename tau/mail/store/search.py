@@ -3,7 +3,9 @@
 No value a client sent is ever formatted into the SQL text: strings become LIKE patterns with
 ``%``, ``_`` and ``\\`` escaped (``ESCAPE '\\'``), numbers go through ``int()``. Substring
 matching is case-insensitive on both engines because the stored search columns and the needle
-are both ``str.casefold()``ed (Unicode-aware, unlike SQLite's ASCII-only LOWER).
+are both ``str.casefold()``ed (Unicode-aware, unlike SQLite's ASCII-only LOWER), and both have
+white-space runs collapsed to one space (``fields.fold``: a phrase wrapped over a line break still
+matches; that is the one place tau finds more than Dovecot's plain substring search).
 
 Leaves (see api.Search): ("all",), ("none",), ("uid", [(lo, hi), ...]) with hi None for "n:*"
 (which always includes the highest UID, RFC 3501 section 6.4.8); ("flag", flag, present);

@@ -56,8 +56,9 @@ def return_options(p: Parser) -> list[str] | None:
 def numbering(view: Any, uids: Sequence[int]) -> Callable[[int], int]:
     """UID → sequence number (0 when not in the view): one dict for big answers, else bisect."""
     if len(uids) < 64:
-        return view.seq_of
-    seqs = {u: i for i, u in enumerate(view.uids, 1)}
+        seq_of: Callable[[int], int] = view.seq_of
+        return seq_of
+    seqs: dict[int, int] = {u: i for i, u in enumerate(view.uids, 1)}
     return lambda u: seqs.get(u, 0)
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import esearch
+from .esearch import numbers
 from .parser import ParseError, Parser
-from .search import compile_search, highest_modseq, numbers, visible
+from .search import compile_search, highest_modseq, visible
 
 KEYS = ("ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO")
 

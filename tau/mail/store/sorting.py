@@ -44,7 +44,7 @@ def order_by(engine: str, criteria: Sequence[tuple[str, bool]]) -> tuple[str, bo
     return ", ".join(parts + ["m.uid"]), keys
 
 
-def sort(txn: Any, mailbox_id: int, query: Search | tuple, criteria: Sequence[tuple[str, bool]],
+def sort(txn: Any, mailbox_id: int, query: Search | tuple[Any, ...], criteria: Sequence[tuple[str, bool]],
          user: str | None = None, complete: bool = False, cache: ResultCache | None = None) -> list[int] | None:
     """UIDs matching ``query`` in SORT order; None when some keys are still missing (unless
     ``complete``: then those messages sort as if their keys were empty)."""
@@ -61,7 +61,7 @@ def sort(txn: Any, mailbox_id: int, query: Search | tuple, criteria: Sequence[tu
     return found
 
 
-def _sorted(txn: Any, mailbox_id: int, query: Search | tuple, order: str, keys: bool,
+def _sorted(txn: Any, mailbox_id: int, query: Search | tuple[Any, ...], order: str, keys: bool,
             complete: bool) -> list[int] | None:
     cond, params = compile_condition(query, txn.engine.name, int(mailbox_id), txn.now)
     if not keys:
@@ -74,7 +74,7 @@ def _sorted(txn: Any, mailbox_id: int, query: Search | tuple, order: str, keys: 
     return [int(r[0]) for r in rows]
 
 
-def thread_rows(txn: Any, mailbox_id: int, query: Search | tuple, user: str | None = None,
+def thread_rows(txn: Any, mailbox_id: int, query: Search | tuple[Any, ...], user: str | None = None,
                 complete: bool = False) -> list[threading.ThreadRow] | None:
     """The THREAD input of the messages matching ``query``, in UID order (None: keys missing)."""
     require_owned(txn, mailbox_id, user)
@@ -88,7 +88,7 @@ def thread_rows(txn: Any, mailbox_id: int, query: Search | tuple, user: str | No
                                 tuple((r[5] or "").split())) for r in rows]
 
 
-def thread(txn: Any, mailbox_id: int, query: Search | tuple, algorithm: str, user: str | None = None,
+def thread(txn: Any, mailbox_id: int, query: Search | tuple[Any, ...], algorithm: str, user: str | None = None,
            complete: bool = False, cache: ResultCache | None = None) -> list[int] | None:
     """THREAD (``"references"`` or ``"orderedsubject"``) of the matching messages, ``flatten``ed."""
     algorithms = {"references": threading.references, "orderedsubject": threading.ordered_subject}

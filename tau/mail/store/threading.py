@@ -10,11 +10,10 @@ Pure Python: no I/O, no recursion on the client's data (a hostile References cha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class ThreadRow:
+class ThreadRow(NamedTuple):
     uid: int
     date: int           # sent date (internal date when the Date: header is missing)
     subject: str        # base subject (RFC 5256 §2.1)

@@ -183,3 +183,15 @@ def test_sort_by_flag_sees_a_flag_change(sorted_env):
     assert sort(c, "(DATE) UTF-8 FLAGGED") == []
     c.ok("a STORE 3 +FLAGS.SILENT (\\Flagged)")
     assert sort(c, "(DATE) UTF-8 FLAGGED") == [3]
+
+
+def test_thread_survives_reference_loops(registry):
+    """Two messages naming each other (and one naming itself) as parents: links that would close
+    a loop are skipped (RFC 5256 §2.2 step 1), so every message appears exactly once."""
+    e = IMAPEnv(registry)
+    e.add_user(ALICE)
+    e.append(ALICE, mail("a@x.test", "loop", "1 Mar 2023 12:00:00 +0000", "<p@x>", "References: <q@x>\r\n"))
+    e.append(ALICE, mail("a@x.test", "loop", "2 Mar 2023 12:00:00 +0000", "<q@x>", "References: <p@x>\r\n"))
+    e.append(ALICE, mail("a@x.test", "self", "3 Mar 2023 12:00:00 +0000", "<r@x>", "References: <r@x>\r\n"))
+    c = e.client(ALICE, mailbox="INBOX")
+    assert thread(c, "THREAD REFERENCES UTF-8 ALL") == "(2 1)(3)"

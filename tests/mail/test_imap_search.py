@@ -108,3 +108,12 @@ def test_compiled_tree_shape():
     query, modseq = compile_search(Parser([b"OR 2:3 UID 5:* NOT SUBJECT x"]), view)
     assert query.tree == ("and", ("or", ("uid", [(20, 30)]), ("uid", [(5, 30)])), ("not", ("subject", "x")))
     assert not modseq
+
+
+def test_body_phrase_matches_across_a_line_break(env):
+    """White-space runs count as one space on both sides (fields.fold): a wrapped phrase is found,
+    joined words are not."""
+    c = env.client(ALICE, mailbox="INBOX")
+    assert search(c, 'BODY "number 1. second"') == [1]
+    assert search(c, 'BODY "number 1.  SECOND"') == [1]
+    assert search(c, 'BODY "1.second"') == []

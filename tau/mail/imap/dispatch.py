@@ -24,7 +24,9 @@ from . import (  # noqa: F401
     mailboxes,
     quota,
     search,
+    sort,
     store,
+    thread,
 )
 from .base import COMMANDS, SYNC_FULL, SYNC_NONE, Bad, No, State, store_error
 from .parser import ParseError, Parser
@@ -32,7 +34,7 @@ from .parser import ParseError, Parser
 
 async def run(conn: Any, tag: bytes, segments: list[bytes]) -> tuple[str, str] | None:
     """Run one command: ``(status, text)`` of its tagged response, None if the handler wrote its own."""
-    p = Parser(segments, utf8=conn.utf8, saved=conn.saved_uids if conn.rev2 else None)
+    p = Parser(segments, utf8=conn.utf8)
     p.pos = len(tag)
     name = ""
     cmd = None

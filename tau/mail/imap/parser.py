@@ -33,11 +33,10 @@ class ParseError(Exception):
 class SeqSet:
     """A sequence set (RFC 3501 §9 ``sequence-set``): ranges with ``None`` standing for ``*``."""
 
-    __slots__ = ("ranges", "uids")
+    __slots__ = ("ranges",)
 
-    def __init__(self, ranges: list[tuple[int | None, int | None]], uids: bool = False) -> None:
+    def __init__(self, ranges: list[tuple[int | None, int | None]]) -> None:
         self.ranges = ranges
-        self.uids = uids  # "$" (SEARCHRES): UID ranges even where sequence numbers are expected
 
     def resolve(self, star: int) -> list[tuple[int, int]]:
         """Ranges as ``(lo, hi)`` with ``*`` replaced by ``star`` and each range ordered."""
@@ -50,6 +49,15 @@ class SeqSet:
 
     def __repr__(self) -> str:
         return f"SeqSet({self.ranges!r})"
+
+
+class SavedSet(SeqSet):
+    """``$`` (RFC 5182 SEARCHRES): the selected mailbox's saved search result, resolved there."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__([])
 
 
 def parse_seqset(text: bytes) -> SeqSet:
@@ -71,25 +79,13 @@ def parse_seqset(text: bytes) -> SeqSet:
     return SeqSet(ranges)
 
 
-def saved_seqset(uids: tuple[int, ...]) -> SeqSet:
-    """The saved search result ``$`` (RFC 5182 §2.1) as UID ranges."""
-    ranges: list[tuple[int | None, int | None]] = []
-    for u in sorted(uids):
-        if ranges and ranges[-1][1] == u - 1:
-            ranges[-1] = (ranges[-1][0], u)
-        else:
-            ranges.append((u, u))
-    return SeqSet(ranges, uids=True)
-
-
 class Parser:
     """Recursive-descent reader over one command's segments (see module docstring)."""
 
-    __slots__ = ("line", "pos", "saved", "segs", "seg", "utf8")
+    __slots__ = ("line", "pos", "segs", "seg", "utf8")
 
-    def __init__(self, segments: list[bytes], utf8: bool = False, saved: tuple[int, ...] | None = None) -> None:
+    def __init__(self, segments: list[bytes], utf8: bool = False) -> None:
         self.utf8 = utf8  # mailbox names are plain UTF-8, "&" included (RFC 6855 §3, RFC 9051 §5.1)
-        self.saved = saved  # UIDs "$" stands for (SEARCHRES, IMAP4rev2 sessions only), else None
         self.segs = segments
         self.seg = 0
         self.line = segments[0]
@@ -226,11 +222,8 @@ class Parser:
     def seqset(self) -> SeqSet:
         raw = self.take_while(_SEQ_CHARS)
         if not raw:
-            if self.peek() == ord("$"):
-                if self.saved is None:
-                    raise ParseError("SEARCHRES ($) is not supported")
-                self.pos += 1
-                return saved_seqset(self.saved)
+            if self.take(b"$"):
+                return SavedSet()
             raise ParseError("expected sequence set")
         return parse_seqset(raw)
 

@@ -58,7 +58,6 @@ class IMAPConnection(Protocol):
     condstore = False
     utf8 = False   # UTF8=ACCEPT or IMAP4rev2 enabled: mailbox names in UTF-8 (rev2.py)
     rev2 = False   # IMAP4rev2 enabled (RFC 9051): no RECENT, ESEARCH for SEARCH (rev2.py)
-    saved_uids: tuple[int, ...] = ()  # SEARCH RETURN (SAVE) result, "$" (RFC 5182, rev2.py)
     qresync = False  # ENABLE QRESYNC: VANISHED instead of EXPUNGE (qresync.py)
     tls = False
     idling = False
@@ -390,7 +389,6 @@ class IMAPConnection(Protocol):
     def select(self, view: SelectedMailbox | None) -> None:
         if self.selected is not None:
             self.factory.unwatch(self, self.selected.mailbox_id)
-        self.saved_uids = ()  # RFC 5182 §2.1: "$" is emptied when a mailbox is selected or closed
         self.selected = view
         if view is not None:
             self.factory.watch(self, view.mailbox_id)

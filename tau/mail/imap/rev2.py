@@ -9,9 +9,8 @@ flags on the connection (``conn.utf8``, ``conn.rev2``) that the command modules 
 - ``conn.rev2`` (implies ``conn.utf8``): no ``* n RECENT``, no ``\\Recent`` and no
   ``[UNSEEN n]`` in untagged responses (:func:`scrub`, applied by ``IMAPConnection.untagged``);
   SELECT/EXAMINE also send the mailbox's LIST response (:func:`select_list`) and, when they
-  replace a selected mailbox, ``* OK [CLOSED]`` first; SEARCH takes ``RETURN (MIN MAX ALL COUNT
-  SAVE)`` and answers ``* ESEARCH`` (:func:`esearch`); ``$`` names the saved result (SEARCHRES,
-  ``Parser.saved``); STATUS has DELETED and no RECENT; LIST marks non-existent names
+  replace a selected mailbox, ``* OK [CLOSED]`` first; SEARCH answers ``* ESEARCH`` (``esearch.py``, RETURN (ALL)
+  when the client asks for nothing); STATUS has DELETED and no RECENT; LIST marks non-existent names
   ``\\NonExistent``; LSUB is gone (``BAD``).
 
 Kept from rev1 although RFC 9051 dropped them, since they harm no rev2 client: CHECK, the SEARCH
@@ -27,7 +26,7 @@ from typing import Any
 from tau.mail.store.api import DELIMITER, MailboxInfo
 
 from .parser import ParseError, Parser
-from .response import compress_uids, flag_list, mailbox_name, quote
+from .response import flag_list, mailbox_name
 
 #: what ENABLE can switch on here besides CONDSTORE (auth.py)
 ENABLEABLE = ("UTF8=ACCEPT", "IMAP4rev2")
@@ -73,68 +72,6 @@ def scrub(lines: Sequence[str]) -> Sequence[str]:
 def _drop_recent(m: re.Match[str]) -> str:
     flags = [f for f in m.group(2).split(" ") if f and f.lower() != "\\recent"]
     return m.group(1) + " ".join(flags) + m.group(3)
-
-
-def search_return(conn: Any, p: Parser) -> frozenset[str]:
-    """``RETURN (MIN MAX ALL COUNT SAVE)`` in front of IMAP4rev2 search keys (RFC 9051 §6.4.4.1);
-    none or ``RETURN ()`` means ALL. With SAVE, ``$`` is emptied at once, so a SEARCH that fails
-    leaves it empty (RFC 5182 §2.1)."""
-    if p.line[p.pos:p.pos + 7].upper() != b"RETURN ":
-        return _ALL
-    p.keyword()
-    p.sp()
-    p.expect(b"(")
-    opts: set[str] = set()
-    while not p.take(b")"):
-        if opts:
-            p.sp()
-        opt = p.keyword()
-        if opt not in _RETURN_OPTS:
-            raise ParseError(f"unsupported SEARCH return option {opt}")
-        opts.add(opt)
-    p.sp()
-    if "SAVE" in opts:
-        conn.saved_uids = ()
-    return frozenset(opts) or _ALL
-
-
-_RETURN_OPTS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
-
-
-def esearch_saving(conn: Any, uid: bool, hits: Sequence[int], numbers: Sequence[int], modseq: int,
-                   returns: frozenset[str]) -> str:
-    """Save the result for ``$`` if asked (RFC 5182 §2.1: only MIN/MAX when those are asked
-    without ALL or COUNT) and render the ESEARCH line ("" for a lone SAVE: no response)."""
-    if "SAVE" in returns:
-        kept = sorted(hits)
-        if kept and returns & {"MIN", "MAX"} and not returns & {"ALL", "COUNT"}:
-            kept = sorted({kept[0] if opt == "MIN" else kept[-1] for opt in returns & {"MIN", "MAX"}})
-        conn.saved_uids = tuple(kept)
-        if returns == {"SAVE"}:
-            return ""
-    return esearch(conn.command_tag, uid, numbers, modseq, returns)
-_ALL = frozenset({"ALL"})
-
-
-def esearch(tag: str, uid: bool, numbers: Sequence[int], modseq: int = 0,
-            returns: frozenset[str] = _ALL) -> str:
-    """The IMAP4rev2 answer to SEARCH: ``ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set]
-    [COUNT n]`` (RFC 9051 §7.3.4; MIN, MAX and ALL are left out when nothing matched), with
-    ``MODSEQ`` (RFC 7162 §3.1.5) when the search used it."""
-    line = f"ESEARCH (TAG {quote(tag)})" + (" UID" if uid else "")
-    found = sorted(numbers)
-    if found:
-        if "MIN" in returns:
-            line += f" MIN {found[0]}"
-        if "MAX" in returns:
-            line += f" MAX {found[-1]}"
-        if "ALL" in returns:
-            line += " ALL " + compress_uids(found)
-    if "COUNT" in returns:
-        line += f" COUNT {len(found)}"
-    if found and modseq:
-        line += f" MODSEQ {modseq}"
-    return line
 
 
 def select_list(info: MailboxInfo) -> str:

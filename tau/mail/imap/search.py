@@ -13,9 +13,10 @@ from typing import Any
 
 from tau.mail.store.api import Search
 
-from . import recent, rev2
-from .base import No, by_number_and_uid
-from .parser import ParseError, Parser
+from . import esearch, recent
+from .base import No
+from .esearch import numbering, numbers, register
+from .parser import ParseError, Parser, SavedSet
 from .session import SelectedMailbox
 
 NOTHING: tuple = ("none",)
@@ -59,6 +60,11 @@ class _Compiler:
         except UnicodeDecodeError:
             raise ParseError("search string is not UTF-8") from None
 
+    def saved(self) -> tuple:
+        """``$`` (RFC 5182): the saved result's UIDs."""
+        uids = self.view.saved_uids()
+        return ("uid", [(u, u) for u in uids]) if uids else NOTHING
+
     def key(self, depth: int) -> tuple:
         if depth > MAX_DEPTH:
             raise ParseError("search nested too deeply")
@@ -72,7 +78,10 @@ class _Compiler:
             return tree
         c = p.peek()
         if c in (ord("*"), ord("$")) or ord("0") <= c <= ord("9"):
-            ranges = self.view.uid_ranges_for_seq(p.seqset())
+            seqset = p.seqset()
+            if isinstance(seqset, SavedSet):
+                return self.saved()
+            ranges = self.view.uid_ranges_for_seq(seqset)
             return ("uid", ranges) if ranges else NOTHING
         word = p.keyword()
         if word in _FLAG_KEYS:
@@ -107,6 +116,8 @@ class _Compiler:
         if word == "UID":
             p.sp()
             seqset = p.seqset()
+            if isinstance(seqset, SavedSet):
+                return self.saved()
             top = self.view.uids[-1] if self.view.uids else 0
             ranges = seqset.resolve(top) if top else []
             return ("uid", ranges) if ranges else NOTHING
@@ -122,44 +133,67 @@ class _Compiler:
         raise ParseError(f"unknown search key {word}")
 
 
-def compile_search(p: Parser, view: SelectedMailbox) -> tuple[Search, bool]:
-    """Parse ``[CHARSET x] keys`` into a Search; the flag says whether MODSEQ was used."""
-    if p.line[p.pos:p.pos + 8].upper() == b"CHARSET ":
+def charset(p: Parser, required: bool = False) -> None:
+    """``CHARSET x SP`` (SEARCH; ``x SP`` alone for SORT and THREAD): UTF-8 and US-ASCII only."""
+    if not required:
+        if p.line[p.pos:p.pos + 8].upper() != b"CHARSET ":
+            return
         p.keyword()
         p.sp()
-        charset = p.astring().decode("ascii", "replace").upper()
-        if charset not in CHARSETS:
-            raise No("Unsupported charset", "BADCHARSET (" + " ".join(CHARSETS) + ")")
-        p.sp()
+    name = p.astring().decode("ascii", "replace").upper()
+    if name not in CHARSETS:
+        raise No("Unsupported charset", "BADCHARSET (" + " ".join(CHARSETS) + ")")
+    p.sp()
+
+
+def compile_search(p: Parser, view: SelectedMailbox, charset_required: bool = False) -> tuple[Search, bool]:
+    """Parse ``[CHARSET x] keys`` into a Search; the flag says whether MODSEQ was used."""
+    charset(p, charset_required)
     compiler = _Compiler(p, view)
     tree = compiler.keys()
     p.end()
     return Search(tree), compiler.modseq
 
 
-async def run_search(conn: Any, p: Parser, uid: bool) -> str:
+def visible(view: SelectedMailbox, found: list[int]) -> list[int]:
+    """The store's UIDs that this session's view shows (not newer, not already expunged)."""
+    seq = numbering(view, found)
+    gone = view.gone or ()
+    return [u for u in found if seq(u) and u not in gone]
+
+
+async def highest_modseq(conn: Any, hits: list[int]) -> int:
+    """The highest MODSEQ among ``hits`` (RFC 7162 §3.1.5), 0 for none."""
+    if not hits:
+        return 0
+    conn.condstore = True
+    wanted = set(hits)
+    changes = await conn.store.changed_since(conn.selected.mailbox_id, 0)
+    return max((c.modseq for c in changes if c.uid in wanted), default=0)
+
+
+async def run_search(conn: Any, tag: str, p: Parser, uid: bool) -> str:
     view = conn.selected
-    returns = rev2.search_return(conn, p) if conn.rev2 else None  # RFC 9051 §6.4.4
-    query, with_modseq = compile_search(p, view)
-    found = await conn.store.search(view.mailbox_id, query) if view.uids else []
-    top = view.uids[-1] if view.uids else 0
-    hits = [u for u in found if u <= top and not view.is_gone(u)]
-    numbers = hits if uid else [view.seq_of(u) for u in hits]
-    line = "SEARCH" + "".join(f" {n}" for n in numbers if n)
-    best = 0
+    options = esearch.return_options(p)
+    if options is None and conn.rev2:
+        options = ["ALL"]  # RFC 9051 §6.4.4: a rev2 SEARCH answers ESEARCH, ALL when nothing is asked
+    try:
+        query, with_modseq = compile_search(p, view)
+        found = await conn.store.search(view.mailbox_id, query) if view.uids else []
+    except BaseException:
+        if options is not None and "SAVE" in options:
+            view.saved = []  # RFC 5182 §2.1: a failed SEARCH ... SAVE empties $
+        raise
     if with_modseq:
         conn.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling, with or without hits
-    if with_modseq and hits:
-        wanted = set(hits)
-        changes = await conn.store.changed_since(view.mailbox_id, 0)
-        best = max((c.modseq for c in changes if c.uid in wanted), default=0)
-        if best:
-            line += f" (MODSEQ {best})"
-    if returns is not None:  # RFC 9051 §6.4.4: ESEARCH, not SEARCH
-        line = rev2.esearch_saving(conn, uid, hits, [n for n in numbers if n], best, returns)
-    if line:
-        conn.untagged(line)
+    hits = visible(view, found)
+    modseq = await highest_modseq(conn, hits) if with_modseq else 0
+    if options is not None:
+        esearch.respond(conn, tag, view, options, hits, uid, modseq)
+    else:
+        line = "SEARCH" + "".join(f" {n}" for n in numbers(view, hits, uid))
+        conn.untagged(line + (f" (MODSEQ {modseq})" if modseq else ""))
     return ("UID SEARCH" if uid else "SEARCH") + " completed"
 
 
-by_number_and_uid("SEARCH", run_search)
+register("SEARCH", run_search)

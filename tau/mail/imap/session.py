@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from . import keywords, recent
-from .parser import SeqSet
+from .parser import SavedSet, SeqSet
 from .response import compress_uids
 
 Shared = Callable[[tuple, Callable[[], Awaitable[Any]]], Awaitable[Any]]
@@ -32,7 +32,7 @@ Shared = Callable[[tuple, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 class SelectedMailbox:
     __slots__ = ("dirty", "flags_dirty", "gone", "keywords", "kw_pending", "mailbox_id", "modseq", "name", "own",
-                 "qresync", "readonly", "recent", "rev2", "uids", "uidvalidity")
+                 "qresync", "readonly", "recent", "rev2", "saved", "uids", "uidvalidity")
 
     def __init__(self, mailbox_id: int, name: str, uids: Iterable[int], uidvalidity: int,
                  modseq: int, readonly: bool) -> None:
@@ -51,6 +51,7 @@ class SelectedMailbox:
         self.keywords: dict[str, str] = {}        # announced in FLAGS: lower-case → spelling (keywords.py)
         self.kw_pending: list[str] | None = None  # defined by others, FLAGS not sent yet
         self.recent: list[tuple[int, int]] | None = None  # UID ranges \Recent in this session (recent.py)
+        self.saved: list[int] = []          # SEARCHRES (RFC 5182) result, UIDs: what "$" names
 
     # -- numbering -----------------------------------------------------------------------------
     @property
@@ -64,8 +65,8 @@ class SelectedMailbox:
 
     def by_seq(self, seqset: SeqSet) -> list[int]:
         """UIDs for a message sequence set, ascending; numbers past the end are ignored."""
-        if seqset.uids:  # "$": the saved search result is UIDs (RFC 5182)
-            return self.by_uid(seqset)
+        if isinstance(seqset, SavedSet):
+            return self.saved_uids()
         n = len(self.uids)
         if n == 0:
             return []
@@ -82,6 +83,8 @@ class SelectedMailbox:
 
     def by_uid(self, seqset: SeqSet) -> list[int]:
         """UIDs of the view within a UID set, ascending (``*`` = the highest UID, RFC 3501 §6.4.8)."""
+        if isinstance(seqset, SavedSet):
+            return self.saved_uids()
         if not self.uids:
             return []
         uids = self.uids
@@ -97,8 +100,6 @@ class SelectedMailbox:
 
     def uid_ranges_for_seq(self, seqset: SeqSet) -> list[tuple[int, int]]:
         """A message sequence set as UID ranges (SEARCH's sequence-set key)."""
-        if seqset.uids:  # "$": already UIDs (RFC 5182)
-            return seqset.resolve(0)
         n = len(self.uids)
         out = []
         for lo, hi in seqset.resolve(max(n, 1)):
@@ -106,6 +107,10 @@ class SelectedMailbox:
             if lo <= hi:
                 out.append((self.uids[lo - 1], self.uids[hi - 1]))
         return out
+
+    def saved_uids(self) -> list[int]:
+        """``$``: the saved UIDs still in the view (expunged ones drop out, RFC 5182 §2.1)."""
+        return [u for u in self.saved if self.seq_of(u)]
 
     def is_gone(self, uid: int) -> bool:
         return self.gone is not None and uid in self.gone

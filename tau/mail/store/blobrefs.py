@@ -23,6 +23,7 @@ from tau.blobs.refstore import MAIL, chunks
 from tau.mail.store.api import MailStoreError
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields
+from tau.mail.store.sortkeys import store_keys
 from tau.storage.database import Txn
 
 __all__ = ["BlobMissing", "add_refs", "chunks", "collect", "drop_refs", "ref_blob", "unreferenced"]
@@ -63,6 +64,7 @@ def _ensure_stored(ctx: StoreContext, key: str, raw: bytes | None) -> None:
 
 def _index(txn: Txn, key: str, fields: MessageFields) -> None:
     """Body text and header rows, once per distinct content."""
+    store_keys(txn, key, fields.sort_keys)
     row = txn.query_one("INSERT INTO message_text (blob_key, body) VALUES (?, ?)"
                         " ON CONFLICT (blob_key) DO NOTHING RETURNING blob_key", (key, fields.text))
     if row is None or not fields.headers:
@@ -103,6 +105,7 @@ def collect(txn: Txn, ctx: StoreContext, keys: Sequence[str]) -> list[str]:
             continue
         txn.execute("DELETE FROM message_text WHERE blob_key = ?", (key,))
         txn.execute("DELETE FROM message_headers WHERE blob_key = ?", (key,))
+        txn.execute("DELETE FROM message_sort_keys WHERE blob_key = ?", (key,))
         ctx.blobs.delete(key)
         deleted.append(key)
     return deleted

@@ -13,28 +13,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from tau.mail.mime import ParsedMessage, parse_message, to_json
+from tau.mail.store.cleaning import clean
+from tau.mail.store.sortkeys import SortKeys, keys_of
+
+__all__ = ["MessageFields", "clean", "fold", "prepare"]
 
 #: header values longer than this are cut for SEARCH HEADER (the blob keeps them whole)
 MAX_HEADER_VALUE = 8192
 MAX_HEADERS = 500
 
 
-def clean(text: str | None) -> str:
-    """``text`` safe for any TEXT column: no NUL, valid UTF-8."""
-    if not text:
-        return ""
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
 def fold(text: str | None) -> str:
     """The search form of ``text``: cleaned, casefolded (Unicode-aware, engine-independent) and
-    with white-space runs made one space, so line breaks and markup gaps do not defeat SEARCH."""
+    with white-space runs made one space, so line breaks and markup gaps do not defeat SEARCH.
+
+    SEARCH semantics (BODY, TEXT, HEADER, SUBJECT, FROM/TO/CC/BCC): the needle is folded the same
+    way and must be a substring of the folded field. So ``BODY "quarterly invoice"`` also matches
+    the phrase wrapped over a line break or with two spaces, where Dovecot without FTS (an exact
+    casefolded substring) does not: tau finds a superset of Dovecot's hits, never fewer. RFC 9051
+    §6.4.4 leaves servers this latitude (substring matching "fuzzy" beyond case), and a wrapped
+    phrase is what a user searching for it means. Single-word needles match exactly as Dovecot's.
+    """
     folded = clean(text).casefold()
     squeezed = " ".join(folded.split())
     if squeezed and folded[:1].isspace():  # a needle's edges matter (" cat" is not "scat")
@@ -60,6 +59,7 @@ class MessageFields:
     sent_day: int | None
     text: str
     headers: tuple[tuple[str, str], ...]
+    sort_keys: SortKeys | None = None
 
 
 def _address_text(parsed: ParsedMessage, name: str, specs: tuple[str, ...]) -> str:
@@ -101,4 +101,5 @@ def prepare(parsed: Any, raw: bytes | None = None) -> MessageFields:
         sent_day=sent_day,
         text=fold(parsed.text_for_search),
         headers=headers,
+        sort_keys=keys_of(parsed),
     )

@@ -3,7 +3,9 @@
 No value a client sent is ever formatted into the SQL text: strings become LIKE patterns with
 ``%``, ``_`` and ``\\`` escaped (``ESCAPE '\\'``), numbers go through ``int()``. Substring
 matching is case-insensitive on both engines because the stored search columns and the needle
-are both ``str.casefold()``ed (Unicode-aware, unlike SQLite's ASCII-only LOWER).
+are both ``str.casefold()``ed (Unicode-aware, unlike SQLite's ASCII-only LOWER), and both have
+white-space runs collapsed to one space (``fields.fold``: a phrase wrapped over a line break still
+matches; that is the one place tau finds more than Dovecot's plain substring search).
 
 Leaves (see api.Search): ("all",), ("none",), ("uid", [(lo, hi), ...]) with hi None for "n:*"
 (which always includes the highest UID, RFC 3501 section 6.4.8); ("flag", flag, present);
@@ -214,13 +216,18 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
-def compile_search(query: Search | tuple, engine: str, mailbox_id: int, now: float) -> tuple[str, list[Any]]:
-    """(``SELECT m.uid ...`` SQL, params) for the UIDs of ``mailbox_id`` matching ``query``."""
+def compile_condition(query: Search | tuple, engine: str, mailbox_id: int, now: float) -> tuple[str, list[Any]]:
+    """(condition on ``messages m``, params) for ``query``; SORT and THREAD build on it."""
     tree = query.tree if isinstance(query, Search) else query
     compiler = _Compiler(engine, mailbox_id, now)
-    cond = compiler.node(tree)
+    return compiler.node(tree), compiler.params
+
+
+def compile_search(query: Search | tuple, engine: str, mailbox_id: int, now: float) -> tuple[str, list[Any]]:
+    """(``SELECT m.uid ...`` SQL, params) for the UIDs of ``mailbox_id`` matching ``query``."""
+    cond, params = compile_condition(query, engine, mailbox_id, now)
     return (f"SELECT m.uid FROM messages m WHERE m.mailbox_id = ? AND ({cond}) ORDER BY m.uid",
-            [mailbox_id, *compiler.params])
+            [mailbox_id, *params])
 
 
 def search(txn: Any, mailbox_id: int, query: Search | tuple, user: str | None = None) -> list[int]:

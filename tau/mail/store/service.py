@@ -27,6 +27,8 @@ from tau.mail.store import (
     purge,
     queue,
     quota,
+    sorting,
+    sortkeys,
     status_counts,
     subscriptions,
     tombstones,
@@ -58,6 +60,7 @@ class MailStore(SessionFlagsMixin):
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self._ctx: StoreContext | None = None
+        self._sorted = sorting.ResultCache()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -312,6 +315,28 @@ class MailStore(SessionFlagsMixin):
 
     async def search(self, mailbox_id: int, query: Search, *, user: str | None = None) -> list[int]:
         return await self._run("mail_search", searching.search, mailbox_id, query, user, readonly=True)
+
+    async def sort(self, mailbox_id: int, query: Search, criteria: Sequence[tuple[str, bool]], *,
+                   user: str | None = None) -> list[int]:
+        """Extension: UIDs matching ``query`` in RFC 5256 SORT order (``[(key, reverse), ...]``)."""
+        return await self._with_keys("mail_sort", sorting.sort, mailbox_id, query, list(criteria), user,
+                                     cache=self._sorted)
+
+    async def thread(self, mailbox_id: int, query: Search, algorithm: str, *,
+                     user: str | None = None) -> list[int]:
+        """Extension: RFC 5256 THREAD of the matches (``tau.mail.store.threading.flatten`` form)."""
+        return await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user,
+                                     cache=self._sorted)
+
+    async def _with_keys(self, name: str, fn: Any, mailbox_id: int, *args: Any, **kwargs: Any) -> Any:
+        """Run a SORT/THREAD read, first giving old messages their sort keys when it asks for them."""
+        for _ in range(20):
+            result = await self._run(name, fn, mailbox_id, *args, readonly=True, **kwargs)
+            if result is not None:
+                return result
+            while await self._run("mail_sort_backfill", sortkeys.backfill, mailbox_id):
+                pass
+        return await self._run(name, fn, mailbox_id, *args, complete=True, readonly=True, **kwargs)
 
     async def read(self, blob_key: str, start: int = 0, end: int | None = None) -> bytes:
         """Raw message bytes [start, end); stream big ranges with ``registry.blobs.open``."""

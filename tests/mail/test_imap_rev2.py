@@ -214,7 +214,10 @@ def test_failed_save_leaves_the_result_empty(env):
     assert c.ok("c FETCH $ (UID)") == []
 
 
-def test_dollar_is_bad_in_rev1(env):
+def test_dollar_works_in_rev1_too(env):
+    """SEARCHRES is advertised to every session (esearch.py), not only to IMAP4rev2 ones."""
     env.append(ALICE, message(1))
     c = env.client(ALICE, mailbox="INBOX")
-    assert c.cmd("a FETCH $ (UID)")[-1].startswith("a BAD")
+    assert c.ok("a FETCH $ (UID)") == []  # nothing saved yet: an empty set
+    c.ok("b SEARCH RETURN (SAVE) ALL")
+    assert c.ok("c FETCH $ (UID)") == ["* 1 FETCH (UID 1)"]

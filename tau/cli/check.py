@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -37,22 +38,29 @@ def register(subparsers: Any) -> None:
     parser = add_parser(subparsers, "check", "check config, database, blobs and TLS; print DNS records",
                         "Validate the configuration, reach the database, check that the blob folder is "
                         "writable and the TLS files are usable, and print the DNS records to publish.")
+    parser.add_argument("--json", action="store_true",
+                        help='print one JSON object: {"ok", "failed", "checks": [{"status", "name", '
+                             '"message"}], "dns": [{"name", "type", "value"}], "notes"}')
     parser.set_defaults(handler=run)
 
 
 class Report:
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.failed = 0
+        self.quiet = quiet
+        self.checks: list[dict[str, str]] = []
 
     def line(self, status: str, name: str, text: str) -> None:
         if status == FAIL:
             self.failed += 1
-        print(f"{status:<5} {name:<9} {text}")
+        self.checks.append({"status": status.lower(), "name": name, "message": text})
+        if not self.quiet:
+            print(f"{status:<5} {name:<9} {text}")
 
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    report = Report()
+    report = Report(quiet=args.json)
     report.line(OK, "config", config.path)
     domains = set(config.tau.domains)
     checks: list[Callable[[Config, Report], set[str] | None]] = [
@@ -61,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
         found = check(config, report)
         if found:
             domains |= found
+    if args.json:
+        rows, notes = dns_records(config, sorted(domains))
+        print(json.dumps({"ok": not report.failed, "failed": report.failed, "checks": report.checks,
+                          "dns": [{"name": n, "type": t, "value": v} for n, t, v in rows], "notes": notes},
+                         indent=2))
+        return EXIT_FAILED if report.failed else EXIT_OK
     _dns(config, sorted(domains))
     print()
     if report.failed:
@@ -172,31 +186,39 @@ def _listen(config: Config, report: Report) -> None:
         report.line(WARN, "listen", "no listener enabled in [listen]: the daemon would serve nothing")
 
 
-def _dns(config: Config, domains: list[str]) -> None:
+def dns_records(config: Config, domains: list[str]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """The records to publish for ``domains`` and the notes (what is missing, what to serve)."""
     hostname = config.tau.hostname
-    print()
     if not domains:
-        print("No domains yet: `tau domain add DOMAIN`, then run `tau check` again for its DNS records.")
-        return
-    print("DNS records to publish:")
+        return [], ["No domains yet: `tau domain add DOMAIN`, then run `tau check` again for its DNS records."]
     rows: list[tuple[str, str, str]] = []
     for domain in domains:
         rows += [(f"{domain}.", "MX", f"10 {hostname}."),
                  (f"{domain}.", "TXT", '"v=spf1 mx -all"'),
                  (f"_dmarc.{domain}.", "TXT", '"v=DMARC1; p=quarantine"')]
     rows += _mail_records(config, domains)
+    notes = [f"DKIM for {domain}: run `tau dkim keygen {domain}`" for domain in domains
+             if not any(r[0].endswith(f"._domainkey.{domain}.") for r in rows)]
+    notes.append(f"MTA-STS: serve https://mta-sts.DOMAIN/.well-known/mta-sts.txt (RFC 8461) containing:\n"
+                 f"    version: STSv1\n    mode: enforce\n    mx: {hostname}\n    max_age: 604800")
+    if "." not in hostname or hostname.endswith((".localhost", ".local", ".test", ".invalid")):
+        notes.append(f"note: [tau] hostname {hostname} is not a public name; MX must point at one "
+                     "with an A/AAAA record for this server")
+    return rows, notes
+
+
+def _dns(config: Config, domains: list[str]) -> None:
+    rows, notes = dns_records(config, domains)
+    print()
+    if not rows:
+        print(notes[0])
+        return
+    print("DNS records to publish:")
     width = max(len(r[0]) for r in rows)
     for name, kind, value in rows:
         print(f"  {name.ljust(width)}  {kind:<3}  {value}")
-    for domain in domains:
-        if not any(r[0].endswith(f"._domainkey.{domain}.") for r in rows):
-            print(f"  DKIM for {domain}: run `tau dkim keygen {domain}`")
-    if domains:
-        print(f"  MTA-STS: serve https://mta-sts.DOMAIN/.well-known/mta-sts.txt (RFC 8461) containing:\n"
-              f"    version: STSv1\n    mode: enforce\n    mx: {hostname}\n    max_age: 604800")
-    if "." not in hostname or hostname.endswith((".localhost", ".local", ".test", ".invalid")):
-        print(f"  note: [tau] hostname {hostname} is not a public name; MX must point at one "
-              "with an A/AAAA record for this server")
+    for note in notes:
+        print(f"  {note}")
 
 
 def _mail_records(config: Config, domains: list[str]) -> list[tuple[str, str, str]]:

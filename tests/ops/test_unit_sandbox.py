@@ -133,3 +133,19 @@ def test_every_service_runs_under_the_units_sandbox(tmp_path: Path) -> None:
         assert "Traceback" not in text and "Operation not permitted" not in text, text[-3000:]
     finally:
         stop_all([node])
+
+
+@pytest.mark.skipif(_runnable() is not None, reason=str(_runnable()))
+def test_the_backup_unit_writes_an_archive_under_the_same_sandbox(tmp_path: Path) -> None:
+    node = TauDaemon(tmp_path / "n", listeners=("http",)).init()
+    node.add_user("alice@example.test")
+    out = tmp_path / "backups" / "tau-test.tar.gz"
+    out.parent.mkdir()
+    tau = os.path.join(sys.prefix, "bin", "tau")
+    env = dict(node.env, **sandbox_env(), TAU_CONFIG=str(node.config))
+    result = subprocess.run(sandboxed([tau, "backup", "--quiet", str(out)]), capture_output=True, text=True,
+                            cwd=ROOT, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    verified = subprocess.run([tau, "backup", "--verify", str(out)], capture_output=True, text=True, env=env,
+                              timeout=120)
+    assert verified.returncode == 0, verified.stderr

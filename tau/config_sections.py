@@ -16,9 +16,26 @@ T = TypeVar("T")
 LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "http", "https")
 
 
-def key(default: T, help: str, minimum: int | None = None) -> T:
-    """A field with its default, its help line for ``etc/tau.ini`` and, for integers, a minimum."""
-    return dataclasses.field(default=default, metadata={"help": help, "minimum": minimum})
+def key(default: T, help: str, minimum: int | None = None, *, size: bool = False, secret: bool = False) -> T:
+    """A field with its default, its help line for ``etc/tau.ini`` and, for integers, a minimum.
+
+    ``size``: a byte count that also accepts units (``512K``, ``50M``, ``5G``, binary multiples);
+    ``secret``: masked by ``tau config show``."""
+    return dataclasses.field(default=default, metadata={"help": help, "minimum": minimum, "size": size,
+                                                          "secret": secret})
+
+
+def size(default: int, help: str, minimum: int | None = None) -> int:
+    """A byte count: ``key(..., size=True)``."""
+    return key(default, help, minimum, size=True)
+
+
+def human_size(value: int) -> str:
+    """``52428800`` → ``50M``: the largest binary unit that divides it exactly (plain bytes otherwise)."""
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if value >= factor and value % factor == 0:
+            return f"{value // factor}{unit}"
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -63,7 +80,7 @@ class BlobsSection(Section):
     path: str = key("blobs", "local backend: folder, relative to data_dir")
     s3_endpoint: str = key("", "s3 backend: host:port")
     s3_access_key: str = key("", "s3 backend: access key")
-    s3_secret_key: str = key("", "s3 backend: secret key")
+    s3_secret_key: str = key("", "s3 backend: secret key", secret=True)
     s3_bucket: str = key("tau", "s3 backend: bucket")
     s3_secure: bool = key(True, "s3 backend: use https")
     orphan_grace: int = key(3600, "seconds a blob nothing references is kept before the sweeper deletes it"
@@ -110,11 +127,11 @@ class ListenSection(Section):
 
 @dataclass(frozen=True)
 class LimitsSection(Section):
-    message_size: int = key(50 * 1024 * 1024, "largest mail accepted, bytes", minimum=1024)
+    message_size: int = size(50 * 1024 * 1024, "largest mail accepted, bytes (or 512K, 50M, 5G)", minimum=1024)
     requests_per_minute_ip: int = key(6000, "HTTP requests per minute per client IP (0: off)", minimum=0)
     requests_per_hour_user: int = key(100000, "HTTP requests per hour per user (0: off)", minimum=0)
-    quota_bytes: int = key(10 * 1024**3, "default storage quota per user, bytes (0: none)", minimum=0)
-    request_body: int = key(1024 * 1024, "largest buffered HTTP request body (JSON, forms), bytes",
+    quota_bytes: int = size(10 * 1024**3, "default storage quota per user, bytes or 5G... (0: none)", minimum=0)
+    request_body: int = size(1024 * 1024, "largest buffered HTTP request body (JSON, forms), bytes or 1M...",
                             minimum=1024)
     smtp_connections_per_ip: int = key(50, "open SMTP connections (MX, submission) per client address;"
                                        " IPv6 per /64 (Postfix: 50)", minimum=1)
@@ -152,7 +169,7 @@ class AuthSection(Section):
 class LdapSection(Section):
     url: str = key("", "empty: local accounts only")
     bind_dn: str = key("", "service account DN")
-    bind_password: str = key("", "service account password")
+    bind_password: str = key("", "service account password", secret=True)
     base_dn: str = key("", "where users are searched")
     user_filter: str = key("(mail={user})", "filter; {user} is the login address")
     admin_group: str = key("", "DN of a group (groupOfNames member / memberOf) whose members are admins")
@@ -164,7 +181,7 @@ class LdapSection(Section):
 class OutboundSection(Section):
     smarthost: str = key("", "relay all outbound mail through host:port (empty: deliver by MX lookup)")
     smarthost_user: str = key("", "smarthost AUTH PLAIN user (empty: no AUTH)")
-    smarthost_password: str = key("", "smarthost AUTH password")
+    smarthost_password: str = key("", "smarthost AUTH password", secret=True)
     smarthost_tls: str = key("verify", "smarthost TLS: verify (STARTTLS, certificate checked) | starttls"
                              " (STARTTLS, not checked) | none")
     lifetime: int = key(5 * 86400, "seconds a message is retried before it bounces", minimum=60)
@@ -215,7 +232,7 @@ class SpamSection(Section):
 @dataclass(frozen=True)
 class TurnSection(Section):
     uris: tuple[str, ...] = key((), "turn:host:3478?transport=udp, ... (comma list)")
-    shared_secret: str = key("", "coturn static-auth-secret")
+    shared_secret: str = key("", "coturn static-auth-secret", secret=True)
     ttl: int = key(86400, "seconds a TURN credential lives", minimum=60)
 
 
@@ -229,9 +246,9 @@ class ConnectSection(Section):
 class FlowsSection(Section):
     chat_digest_after: int = key(3600, "seconds a user must be offline, with chat messages unread that long,"
                                  " before they are summarised by email (0: off)", minimum=0)
-    attachment_link_threshold: int = key(10 * 1024 * 1024, "outgoing attachments larger than this many"
-                                         " bytes go to the sender's files and are sent as a share link (0: off)",
-                                         minimum=0)
+    attachment_link_threshold: int = size(10 * 1024 * 1024, "outgoing attachments larger than this many"
+                                          " bytes (or 10M...) go to the sender's files and are sent as a"
+                                          " share link (0: off)", minimum=0)
 
 
 #: INI section name -> its class, in the order ``etc/tau.ini`` lists them

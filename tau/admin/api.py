@@ -230,17 +230,17 @@ def _queue_routes(registry: Registry, run: Run) -> Routes:
 def _health_routes(registry: Registry, run: Run) -> Routes:
     async def health(request: Any) -> Response:
         require_admin(request)
-        from tau.http.health import health as core_health
+        from tau.http.health import body as health_body
+        from tau.http.health import probe
 
-        core = await core_health(registry, request)
-        import json
-
-        body = json.loads(core.body)
+        report = await probe(registry)
+        body, status = health_body(report, request)
+        body["reasons"] = {**report.failing, **report.degraded}  # part -> why, for the page's table
         body["queue"] = await run("admin_queue_counts", _queue_counts, readonly=True)
         directory = registry.authenticator.directory
         body["ldap"] = None if directory is None else {"url": directory.url, "last_error": directory.last_error}
         body["uptime_seconds"] = int(registry.clock.seconds() - registry.started_at)
-        return json_response(body, core.status)
+        return json_response(body, status)
 
     return [("GET", "/api/admin/health", health)]
 

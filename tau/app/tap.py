@@ -19,10 +19,27 @@ if TYPE_CHECKING:
 log = Logger()
 #: seconds a shutdown waits for requests in flight (SIGTERM must end the process within 5 s)
 DRAIN_TIMEOUT = 3.0
+#: twistd's own default for --pidfile (twisted.scripts._twistd_unix.ServerOptions)
+TWISTD_DEFAULT_PIDFILE = "twistd.pid"
+#: seconds after start before the health of every part is logged (SFU workers are up by then)
+HEALTH_LOG_DELAY = 5.0
 
 
 class Options(usage.Options):
     optParameters = [["config", "c", None, f"path to tau.ini (default: $TAU_CONFIG or {DEFAULT_CONFIG})"]]
+
+    def postOptions(self) -> None:
+        """twistd's pid file defaults to ``twistd.pid`` in the working folder, so a second node started
+        from the same folder with another config is refused as "already running": keep it in the
+        node's data_dir instead. An explicit ``--pidfile`` (``--pidfile=`` under systemd) is kept."""
+        parent = self.parent
+        if parent is None or parent.get("pidfile") != TWISTD_DEFAULT_PIDFILE:
+            return
+        try:
+            config = load_config(self["config"])
+        except ConfigError:
+            return  # makeService reports it as the usual one line
+        parent["pidfile"] = str(config.data_dir / "twistd.pid")
 
 
 class DatabaseService(Service):
@@ -85,6 +102,21 @@ class TauService(MultiService):
         services = sorted(self.registry.services)
         log.info("tau started: {services}", services=services)
         self.notifier.ready("serving " + ", ".join(services))
+        self.registry.reactor.callLater(HEALTH_LOG_DELAY, self._log_health)
+
+    def _log_health(self) -> Any:
+        """Once, soon after start: say why /api/health is not ``ok`` (a missing SFU, LDAP down...)."""
+        from tau.http.health import probe
+
+        async def check() -> None:
+            report = await probe(self.registry)
+            if report.status != "ok":
+                log.warn("health {status}: {reasons}", status=report.status, reasons=report.reasons())
+
+        if self.running:
+            return defer.Deferred.fromCoroutine(check()).addErrback(
+                lambda f: log.failure("health check at start failed", f))
+        return None
 
     def reload(self) -> None:
         """SIGHUP: re-read what can change without a restart (TLS certificates)."""

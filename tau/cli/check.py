@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -40,22 +41,29 @@ def register(subparsers: Any) -> None:
                         "writable and the TLS files are usable, and print the DNS records to publish.")
     parser.add_argument("--live", action="store_true",
                         help="look every DNS record up ([outbound] resolver) and say which are missing or wrong")
+    parser.add_argument("--json", action="store_true",
+                        help='print one JSON object: {"ok", "failed", "checks": [{"status", "name", '
+                             '"message"}], "dns": [{"name", "type", "value"}], "notes"}')
     parser.set_defaults(handler=run)
 
 
 class Report:
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.failed = 0
+        self.quiet = quiet
+        self.checks: list[dict[str, str]] = []
 
     def line(self, status: str, name: str, text: str) -> None:
         if status == FAIL:
             self.failed += 1
-        print(f"{status:<5} {name:<9} {text}")
+        self.checks.append({"status": status.lower(), "name": name, "message": text})
+        if not self.quiet:
+            print(f"{status:<5} {name:<9} {text}")
 
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    report = Report()
+    report = Report(quiet=args.json)
     report.line(OK, "config", config.path)
     domains = set(config.tau.domains)
     checks: list[Callable[[Config, Report], set[str] | None]] = [
@@ -65,7 +73,19 @@ def run(args: argparse.Namespace) -> int:
         if found:
             domains |= found
     check_links.check(config, report)
-    _dns(config, sorted(domains), report, getattr(args, "live", False))
+    if args.json:
+        rows = dnsrecords.all_records(config, sorted(domains)) if domains else []
+        if rows and args.live:
+            dnslive.check(config, rows, report)
+        notes = [f"DKIM for {d}: run `tau dkim keygen {d}`" for d in sorted(domains)
+                 if not any(r.name.endswith(f"._domainkey.{d}.") for r in rows)]
+        if not domains:
+            notes.append("No domains yet: `tau domain add DOMAIN`, then run `tau check` again for its DNS records.")
+        print(json.dumps({"ok": not report.failed, "failed": report.failed, "checks": report.checks,
+                          "dns": [{"name": r.name, "type": r.type, "value": r.value} for r in rows],
+                          "notes": notes}, indent=2))
+        return EXIT_FAILED if report.failed else EXIT_OK
+    _dns(config, sorted(domains), report, args.live)
     print()
     if report.failed:
         print(f"{report.failed} check{'s' if report.failed > 1 else ''} failed")

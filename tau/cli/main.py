@@ -14,7 +14,20 @@ from collections.abc import Sequence
 
 from tau.auth.accounts import AccountError
 from tau.auth.passwords import WeakPassword
-from tau.cli import aliases, apppasswords, backupcmd, chat, check, dkim, domains, init, migrate, oauthclients, users
+from tau.cli import (
+    aliases,
+    apppasswords,
+    backupcmd,
+    chat,
+    check,
+    configcmd,
+    dkim,
+    domains,
+    init,
+    migrate,
+    oauthclients,
+    users,
+)
 from tau.cli.common import (
     DATABASE_ERRORS,
     EXIT_FAILED,
@@ -28,7 +41,7 @@ from tau.keys import SecretError
 from tau.storage.engines.base import DatabaseUnavailable
 from tau.storage.migrate import SchemaTooNew
 
-GROUPS = (init, migrate, users, domains, aliases, apppasswords, dkim, check, chat, backupcmd, oauthclients)
+GROUPS = (init, migrate, users, domains, aliases, apppasswords, dkim, check, configcmd, chat, backupcmd, oauthclients)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tau", description="Operate a tau server: set it up, manage accounts, check it.",
         epilog="Run `tau COMMAND --help` for the options of one command.")
     add_config_argument(parser)
+    parser.add_argument("--version", action="version", version=f"tau {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in GROUPS:
         group.register(subparsers)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (setup.cfg), or ``unknown`` when run from a bare tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("tau")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

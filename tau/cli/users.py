@@ -1,4 +1,4 @@
-"""``tau user add|passwd|list|delete|disable|enable``: local accounts (INTERFACE.md, Accounts).
+"""``tau user add|passwd|list|delete|disable|enable|set``: local accounts (INTERFACE.md, Accounts).
 
 Passwords come from stdin (``--password-stdin``, for scripts) or are typed twice on a terminal;
 they never appear on the command line, where ``ps`` and shell history would keep them.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import re
 import sys
 from typing import Any
 
 from tau.auth import accounts, passwords
 from tau.cli.common import (
     EXIT_OK,
+    EXIT_USAGE,
     CliError,
     add_action,
     add_group,
@@ -26,8 +26,7 @@ from tau.cli.common import (
     run_store,
     stdin_is_tty,
 )
-
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+from tau.config import parse_size as config_size
 
 
 def register(subparsers: Any) -> None:
@@ -45,6 +44,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     add_action(sub, "disable", "refuse every login of a user, keep their data", disable, ("address",))
     add_action(sub, "enable", "allow a disabled user to log in again", enable, ("address",))
+    p = add_action(sub, "set", "change a user's quota, admin role or login state", set_, ("address",))
+    p.add_argument("--quota", type=parse_quota, default=..., metavar="SIZE",
+                   help="storage quota: bytes or 512K, 50M, 5G (0: none; `default`: [limits] quota_bytes)")
+    p.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None,
+                   help="may administer the server (--no-admin: may not)")
+    state = p.add_mutually_exclusive_group()
+    state.add_argument("--disable", dest="disabled", action="store_const", const=True, default=None,
+                       help="refuse every login, keep the data")
+    state.add_argument("--enable", dest="disabled", action="store_const", const=False, help="allow logins again")
+    p.add_argument("--display-name", default=None, metavar="NAME")
 
     from tau.cli import privacy, sendas, twofactor  # issue 10: 2fa, export, delete --purge; 13: send-as
 
@@ -60,11 +69,15 @@ def _password_argument(parser: argparse.ArgumentParser) -> None:
 
 def parse_size(text: str) -> int:
     """Bytes, or a number with K/M/G/T (binary multiples): for argparse ``type=``."""
-    m = _SIZE.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r}")
-    unit = (m.group(2) or "b")[0].lower()
-    return int(m.group(1)) * 1024 ** "bkmgt".index(unit)
+    try:
+        return config_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r}") from None
+
+
+def parse_quota(text: str) -> int | None:
+    """``--quota`` of ``user set``: a size, or ``default`` for [limits] quota_bytes."""
+    return None if text.strip().lower() == "default" else parse_size(text)
 
 
 def read_password(from_stdin: bool, address: str) -> str:
@@ -148,6 +161,26 @@ def disable(args: argparse.Namespace) -> int:
 
 def enable(args: argparse.Namespace) -> int:
     return _set_disabled(args, False)
+
+
+def set_(args: argparse.Namespace) -> int:
+    if args.quota is ... and args.admin is None and args.disabled is None and args.display_name is None:
+        raise CliError("nothing to change: give --quota, --admin/--no-admin, --disable/--enable"
+                       " or --display-name", EXIT_USAGE)
+    with open_user(load(args), args.address) as (db, user):
+        db.run("cli_user_set", _apply, user, args)
+        changed = db.run("cli_user_get", accounts.require_user, user.address, readonly=True)
+    print(f"{changed.address}: {'disabled' if changed.disabled else 'active'}, "
+          f"{'admin' if changed.is_admin else 'not admin'}, quota "
+          f"{'default' if changed.quota_bytes is None else _human(changed.quota_bytes)}")
+    return EXIT_OK
+
+
+def _apply(txn: Any, user: accounts.User, args: argparse.Namespace) -> None:
+    accounts.set_profile(txn, user.id, is_admin=args.admin, display_name=args.display_name,
+                         quota_bytes=args.quota)
+    if args.disabled is not None and args.disabled != user.disabled:
+        accounts.set_disabled(txn, user.address, args.disabled)
 
 
 def _human(size: int) -> str:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: signaling frames are small; SDP is at most 64 KiB
 MAX_FRAME = 256 * 1024
+#: seconds a freshly started SFU worker may take to report ready before health calls it missing
+SFU_START_GRACE = 20.0
 
 
 def _settings(registry: Registry) -> dict[str, Any]:
@@ -50,3 +52,19 @@ def install(registry: Registry, host: Any) -> None:
     host.http.mount("/ws/signal", resource, auth="none")
     registry.services["connect"] = "ok"
     registry.services["connect_sfu"] = "ok" if isinstance(media, supervisor.SfuSupervisor) else "unavailable"
+    if settings["sfu"]:  # asked for: its absence is a degradation /api/health names (group calls refused)
+        registry.health_checks["sfu"] = lambda: sfu_health(media)
+
+
+def sfu_health(media: Any) -> str:
+    """``ok``, or ``degraded: why`` when group calls cannot get a media server."""
+    if not isinstance(media, supervisor.SfuSupervisor):
+        return "degraded: aiortc is not installed (the `connect` extra): group calls are refused"
+    if media.status == "ok":
+        return "ok"
+    now = media.reactor.seconds()
+    starting = [w for w in media.workers.values()
+                if not w.ended.called and now - getattr(w, "started_at", now) < SFU_START_GRACE]
+    if starting and not media.restarts:
+        return "ok"  # first start: the worker is still importing aiortc
+    return "degraded: no SFU media worker is running: group calls are refused"

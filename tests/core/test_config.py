@@ -62,14 +62,14 @@ def test_unknown_section_names_file_and_section(tmp_path: Path) -> None:
     path = write(tmp_path, "[mail]\nx = 1\n")
     exc = error_of(path)
     assert (exc.file, exc.section, exc.key) == (path, "mail", None)
-    assert str(exc).startswith(f"{path}: [mail]: unknown section")
+    assert str(exc).startswith(f"{path}:1: [mail]: unknown section")
 
 
 def test_unknown_key_names_file_section_and_key(tmp_path: Path) -> None:
     path = write(tmp_path, "[database]\nurll = sqlite:///x.db\n")
     exc = error_of(path)
     assert (exc.file, exc.section, exc.key) == (path, "database", "urll")
-    assert str(exc) == f"{path}: [database] urll: unknown key"
+    assert str(exc) == f"{path}:2: [database] urll: unknown key (did you mean url?)"
 
 
 def test_bad_integer_names_the_key_and_value(tmp_path: Path) -> None:

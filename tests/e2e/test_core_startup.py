@@ -55,7 +55,9 @@ def test_an_unknown_section(installed: TauDaemon, tmp_path: Path) -> None:
 
 def test_a_bad_endpoint_string(installed: TauDaemon) -> None:
     result = twistd(installed, installed.config, TAU_LISTEN_HTTP="tcp:eighty:interface=127.0.0.1")
-    assert_one_line_exit_2(result, str(installed.config), "[listen] http", "bad endpoint 'tcp:eighty")
+    # the value came from the environment: the error names the variable, not the file (issue 18)
+    line = assert_one_line_exit_2(result, "TAU_LISTEN_HTTP: [listen] http", "bad endpoint 'tcp:eighty")
+    assert str(installed.config) not in line
 
 
 def test_an_unreachable_postgresql(installed: TauDaemon) -> None:
@@ -101,6 +103,7 @@ def test_after_a_real_pip_install_twistd_finds_tau(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(source)], check=True, timeout=900)
     shutil.rmtree(source)  # the installed copy must stand on its own
+    assert (venv / "share" / "doc" / "tau" / "README.md").is_file()  # tau.service's Documentation=
     result = subprocess.run([str(venv / "bin" / "twistd"), "--help"], capture_output=True, text=True,
                             timeout=60, cwd=tmp_path)
     assert any(line.split()[:1] == ["tau"] for line in result.stdout.splitlines()), result.stdout

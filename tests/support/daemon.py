@@ -69,10 +69,14 @@ class TauDaemon:
     def add_user(self, address: str, password: str = "secret-Pa55") -> None:
         self.cli("user", "add", address, "--password-stdin", input=password.encode() + b"\n")
 
-    def start(self, wait_for: str = "http", timeout: float = 30.0) -> "TauDaemon":
+    def start(self, wait_for: str = "http", timeout: float = 30.0, pidfile: str | None = "",
+              cwd: Path | None = None) -> "TauDaemon":
+        """``pidfile=None`` leaves twistd's --pidfile at its default (tau then keeps it in data_dir)."""
         self._logfh = open(self.log, "wb")  # noqa: SIM115 - open while the daemon runs, closed in stop()
-        self.proc = subprocess.Popen([tool("twistd"), "-n", "--pidfile=", "tau", "--config", str(self.config)],
-                                     cwd=self.folder, env=self.env, stdout=self._logfh, stderr=subprocess.STDOUT)
+        argv = [tool("twistd"), "-n", *([] if pidfile is None else [f"--pidfile={pidfile}"]), "tau",
+                "--config", str(self.config)]
+        self.proc = subprocess.Popen(argv, cwd=cwd or self.folder, env=self.env, stdout=self._logfh,
+                                     stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         # every listener this daemon was given, ``wait_for`` first: listeners bind one after
         # another, so a client of another port could otherwise arrive in the gap

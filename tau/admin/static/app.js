@@ -42,7 +42,12 @@ const when = (t) => t ? new Date(t * 1000).toISOString().replace("T", " ").slice
 async function load() {
   const h = await api("/api/admin/health");
   $("who").textContent = "status: " + h.status;
-  table("health", ["service", "state"], Object.entries(h.services || {}).map(([k, v]) => [k, status(v)]));
+  $("healthstatus").textContent = h.status === "ok" ? "All parts answer." : h.status === "degraded"
+    ? "Degraded: an optional part is failing (" + Object.keys(h.degraded || {}).join(", ") + "); the rest serves."
+    : "Error: a required part is failing (" + (h.failing || []).join(", ") + "); the node cannot serve.";
+  $("healthstatus").className = h.status === "ok" ? "ok" : "bad";
+  const why = h.reasons || {};
+  table("health", ["service", "state", "reason"], Object.entries(h.services || {}).map(([k, v]) => [k, status(v), why[k] || ""]));
   const q = await api("/api/admin/queue");
   $("queuecounts").textContent = Object.entries(q.counts).map(([k, v]) => k + ": " + v).join(" · ") || "empty";
   table("queue", ["id", "from", "to", "status", "attempts", "next attempt", "last error", ""], q.items.map((r) => {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import defer
 from twisted.internet.protocol import ServerFactory
 
 from tau.mail.smtp.batch import GroupCommit
@@ -93,3 +94,10 @@ def install(registry: Registry, host: Any) -> None:
             installed.append(kind)
     if installed:
         registry.services["smtp"] = "ok"
+        spam = registry.config.spam
+        if spam.rspamd_url:
+            from tau.mail.trust import rspamd
+
+            timeout = float(min(spam.timeout, 2))
+            registry.health_checks["rspamd"] = lambda: defer.Deferred.fromCoroutine(
+                rspamd.ping(spam.rspamd_url, timeout))

@@ -44,6 +44,21 @@ async def check(url: str, message: bytes, ip: str, helo: str, mail_from: str, rc
         return SpamResult(None)
 
 
+async def ping(url: str, timeout: float) -> str:
+    """For ``registry.health_checks["rspamd"]``: ``ok``, or ``degraded: why`` (mail is then accepted
+    unfiltered, see the module docstring)."""
+    import treq
+
+    try:
+        response = await treq.get(url.rstrip("/") + "/ping", timeout=timeout)
+        await response.content()
+    except Exception as exc:
+        return f"degraded: Rspamd at {url} unreachable ({exc.__class__.__name__}): mail is accepted unfiltered"
+    if response.code != 200:
+        return f"degraded: Rspamd at {url} answered HTTP {response.code}: mail is accepted unfiltered"
+    return "ok"
+
+
 def headers(result: SpamResult, junk: float, reject: float) -> bytes:
     """``X-Spam-Score`` / ``X-Spam-Status`` (the SpamAssassin-style headers clients filter on)."""
     if result.score is None:

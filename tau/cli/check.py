@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tau.auth import accounts
+from tau.cli import check_modes
 from tau.cli.common import (
     DATABASE_ERRORS,
     EXIT_FAILED,
@@ -37,6 +38,8 @@ def register(subparsers: Any) -> None:
     parser = add_parser(subparsers, "check", "check config, database, blobs and TLS; print DNS records",
                         "Validate the configuration, reach the database, check that the blob folder is "
                         "writable and the TLS files are usable, and print the DNS records to publish.")
+    parser.add_argument("--backups", metavar="DIR", default=check_modes.DEFAULT_BACKUPS,
+                        help="folder of backup archives whose modes to check (default %(default)s)")
     parser.set_defaults(handler=run)
 
 
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         found = check(config, report)
         if found:
             domains |= found
+    check_modes.check(config, report, getattr(args, "backups", check_modes.DEFAULT_BACKUPS))
     _dns(config, sorted(domains))
     print()
     if report.failed:

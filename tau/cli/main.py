@@ -14,7 +14,20 @@ from collections.abc import Sequence
 
 from tau.auth.accounts import AccountError
 from tau.auth.passwords import WeakPassword
-from tau.cli import aliases, apppasswords, backupcmd, chat, check, dkim, domains, init, migrate, oauthclients, users
+from tau.cli import (
+    aliases,
+    apppasswords,
+    backupcmd,
+    chat,
+    check,
+    dkim,
+    domains,
+    init,
+    migrate,
+    oauthclients,
+    queuecmd,
+    users,
+)
 from tau.cli.common import (
     DATABASE_ERRORS,
     EXIT_FAILED,
@@ -24,11 +37,11 @@ from tau.cli.common import (
     database_error,
 )
 from tau.config import ConfigError
-from tau.keys import SecretError
+from tau.keys import SecretError, tighten_umask
 from tau.storage.engines.base import DatabaseUnavailable
 from tau.storage.migrate import SchemaTooNew
 
-GROUPS = (init, migrate, users, domains, aliases, apppasswords, dkim, check, chat, backupcmd, oauthclients)
+GROUPS = (init, migrate, users, domains, aliases, apppasswords, dkim, check, chat, backupcmd, oauthclients, queuecmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a group without its action (``tau user``) prints that group's help
         (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
         return EXIT_USAGE
+    tighten_umask()  # archives, restored files and keys are never group-writable or world-readable
     try:
         return int(handler(args))
     except CliError as exc:

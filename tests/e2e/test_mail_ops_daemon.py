@@ -233,3 +233,26 @@ def test_metrics_after_smtp_and_imap_traffic(world):
     assert sample(text, "tau_connections", protocol="websocket") == 0
     assert sample(text, "tau_mail_queue_messages", state="sent") >= 1
     assert sample(text, "tau_mail_queue_messages", state="held") == 0
+
+
+def test_websocket_sessions_are_a_gauge(world):
+    import asyncio
+
+    from tau.client import Socket
+
+    daemon, _ = world
+    token = daemon.token(ALICE)
+
+    async def scenario() -> tuple[float, float]:
+        sock = await Socket.connect(daemon.url, "/ws/messages", token)
+        await sock.recv_type("synced")
+        during = sample(daemon.http("GET", "/metrics")[2].decode(), "tau_connections", protocol="websocket")
+        await sock.close()
+        deadline = time.monotonic() + 5
+        while True:
+            after = sample(daemon.http("GET", "/metrics")[2].decode(), "tau_connections", protocol="websocket")
+            if after == 0 or time.monotonic() > deadline:
+                return during, after
+            await asyncio.sleep(0.1)
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 60)) == (1.0, 0.0)

@@ -32,6 +32,7 @@ from tau.config_sections import (
     LdapSection,
     LimitsSection,
     ListenSection,
+    MetricsSection,
     OutboundSection,
     RedisSection,
     Section,
@@ -150,6 +151,7 @@ class Config:
     turn: TurnSection = field(default_factory=TurnSection)
     connect: ConnectSection = field(default_factory=ConnectSection)
     flows: FlowsSection = field(default_factory=FlowsSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
     @property
     def base_dir(self) -> Path:
@@ -313,11 +315,13 @@ def _validate(config: Config) -> None:
             problem = validate_endpoint(desc)
             if problem:
                 raise config.error("listen", name, problem)
-    for net in config.limits.trusted_networks:
-        try:
-            ipaddress.ip_network(net, strict=False)
-        except ValueError:
-            raise config.error("limits", "trusted_networks", f"not a network: {net!r} (CIDR, e.g. 10.0.0.0/8)")
+    for section, key, nets in (("limits", "trusted_networks", config.limits.trusted_networks),
+                               ("metrics", "allow", config.metrics.allow)):
+        for net in nets:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise config.error(section, key, f"not a network: {net!r} (CIDR, e.g. 10.0.0.0/8)")
 
 
 def render_ini(values: Mapping[str, Mapping[str, str]], annotated: bool = True) -> str:
@@ -337,6 +341,6 @@ def render_ini(values: Mapping[str, Mapping[str, str]], annotated: bool = True) 
 __all__ = [
     "DEFAULT_CONFIG", "LISTENERS", "SCHEMA", "SECTIONS", "AuthSection", "BlobsSection", "Config", "ConfigError",
     "ConnectSection", "DatabaseSection", "DavSection", "DkimSection", "FlowsSection", "Key", "LdapSection",
-    "LimitsSection", "ListenSection", "OutboundSection", "RedisSection", "Section", "SpamSection", "TauSection",
-    "TlsSection", "TrustSection", "TurnSection", "load_config", "parse_size", "render_ini",
+    "LimitsSection", "ListenSection", "MetricsSection", "OutboundSection", "RedisSection", "Section", "SpamSection",
+    "TauSection", "TlsSection", "TrustSection", "TurnSection", "load_config", "parse_size", "render_ini",
 ]

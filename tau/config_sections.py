@@ -251,13 +251,20 @@ class FlowsSection(Section):
                                           " share link (0: off)", minimum=0)
 
 
+@dataclass(frozen=True)
+class MetricsSection(Section):
+    allow: tuple[str, ...] = key(("127.0.0.0/8", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                  "fc00::/7"),
+                                 "CIDR list of clients that may read /metrics (others: 403); empty: nobody")
+
+
 #: INI section name -> its class, in the order ``etc/tau.ini`` lists them
 SECTIONS: dict[str, type[Section]] = {
     "tau": TauSection, "database": DatabaseSection, "blobs": BlobsSection, "dav": DavSection,
     "redis": RedisSection, "tls": TlsSection, "listen": ListenSection, "limits": LimitsSection,
     "auth": AuthSection, "ldap": LdapSection, "outbound": OutboundSection, "dkim": DkimSection,
     "trust": TrustSection, "spam": SpamSection, "turn": TurnSection, "connect": ConnectSection,
-    "flows": FlowsSection,
+    "flows": FlowsSection, "metrics": MetricsSection,
 }
 
 

@@ -35,6 +35,30 @@ def generate_secret(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def open_private(path: str | os.PathLike[str]) -> int:
+    """A new or truncated file for secret or personal data, mode 0600 whatever the umask (an
+    existing file is narrowed too); returns the descriptor (wrap it with ``os.fdopen``)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def private_dir(path: str | os.PathLike[str]) -> None:
+    """``path`` and any missing parents as folders only the owner can enter (0700, whatever the
+    umask); an existing folder keeps its mode."""
+    folder = Path(path)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for made in missing:
+        os.chmod(made, 0o700)
+
+
+def tighten_umask() -> None:
+    """No group write and nothing for others on whatever this process creates (the ``tau``
+    command: archives, restored files, keys); explicit modes stay the stricter ones."""
+    os.umask(os.umask(0o077) | 0o027)
+
+
 def load_secret(path: Path) -> bytes:
     try:
         st = path.stat()

@@ -7,6 +7,7 @@ text), plus the event's own scalar fields (the access log's method, path, status
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -36,5 +37,24 @@ def event_to_json(event: dict[str, Any]) -> str:
     return json.dumps(out, ensure_ascii=False, default=str) + "\n"
 
 
+#: Twisted's unconditional chatter: a UDP port per DNS query ("_QuietProtocol starting on 41234",
+#: "(UDP Port 41234 Closed)") and "Starting factory <...>" of factories left ``noisy``.
+_NOISE = re.compile(r"^(?:\S*QuietProtocol starting on \d+|\(UDP Port \d+ Closed\)"
+                    r"|(?:Starting|Stopping) factory .*)$", re.DOTALL)
+
+
+def is_noise(event: dict[str, Any]) -> bool:
+    """Events not worth a line; only legacy ``log.msg`` text is ever dropped."""
+    if "log_legacy" not in event and "log_text" not in event and "message" not in event:
+        return False
+    return bool(_NOISE.match(formatEvent(event) or ""))
+
+
 def json_observer(stream: IO[str]) -> Callable[[dict[str, Any]], None]:
-    return FileLogObserver(stream, event_to_json)
+    out = FileLogObserver(stream, event_to_json)
+
+    def observe(event: dict[str, Any]) -> None:
+        if not is_noise(event):
+            out(event)
+
+    return observe

@@ -8,7 +8,6 @@ which accounts exist. The account rules (normalisation, conflicts) are the CLI's
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +35,6 @@ def require_admin(request: Any) -> Any:
 
 def _account_error(exc: AccountError) -> HttpError:
     return HttpError(_STATUS.get(exc.code, 400), exc.code, exc.message)
-
-
-def _queue_rows(txn: Any, status: str | None, limit: int) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(r) for r in queue.list_queue(txn, status or None, limit)]
 
 
 def _queue_counts(txn: Any) -> dict[str, int]:
@@ -191,40 +186,10 @@ def _domain_routes(registry: Registry, run: Run) -> Routes:
             ("GET", "/api/admin/quotas", quotas)]
 
 
-def _queue_id(text: str) -> int:
-    if not text.isdigit():
-        raise HttpError(404, "not_found", "no such queue entry")
-    return int(text)
-
-
 def _queue_routes(registry: Registry, run: Run) -> Routes:
-    async def list_queue(request: Any) -> Response:
-        require_admin(request)
-        try:
-            limit = max(1, min(1000, int(query_arg(request, "limit", "100") or 100)))
-        except ValueError:
-            raise HttpError(400, "invalid_limit", "limit must be a number")
-        items = await run("admin_queue", _queue_rows, query_arg(request, "status"), limit, readonly=True)
-        counts = await run("admin_queue_counts", _queue_counts, readonly=True)
-        return json_response({"items": items, "counts": counts, "next_cursor": None})
+    from tau.admin.queue_api import queue_routes
 
-    async def retry(request: Any, queue_id: str) -> Response:
-        require_admin(request)
-        if not await run("admin_queue_retry", queue.retry, _queue_id(queue_id)):
-            raise HttpError(404, "not_found", "no queued or failed message with this id")
-        return json_response({"id": int(queue_id), "status": "queued"})
-
-    async def delete_queued(request: Any, queue_id: str) -> Response:
-        require_admin(request)
-        released = await run("admin_queue_delete", queue.delete, _queue_id(queue_id))
-        if released is None:
-            raise HttpError(404, "not_found", "no such queue entry")
-        if released:  # unreferenced now: let the mail store collect the blob
-            await registry.mail_store.sweep_blobs()
-        return Response(b"", 204, "text/plain")
-
-    return [("GET", "/api/admin/queue", list_queue), ("POST", "/api/admin/queue/{queue_id}/retry", retry),
-            ("DELETE", "/api/admin/queue/{queue_id}", delete_queued)]
+    return queue_routes(registry, run, require_admin)
 
 
 def _health_routes(registry: Registry, run: Run) -> Routes:

@@ -79,6 +79,7 @@ class _Factory(protocol.Factory):
     """Just enough of txredisapi's RedisFactory for one connection driven by a ClientService."""
 
     isLazy = True
+    noisy = False          # no "Starting factory" line per (re)connection
 
     def __init__(self, owner: "RedisBus", role: str, password: str | None) -> None:
         self.owner, self.role, self.password = owner, role, password

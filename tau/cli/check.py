@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tau.auth import accounts
-from tau.cli import check_links, dnslive, dnsrecords
+from tau.cli import check_links, check_modes, dnslive, dnsrecords
 from tau.cli.common import (
     DATABASE_ERRORS,
     EXIT_FAILED,
@@ -44,6 +44,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true",
                         help='print one JSON object: {"ok", "failed", "checks": [{"status", "name", '
                              '"message"}], "dns": [{"name", "type", "value"}], "notes"}')
+    parser.add_argument("--backups", metavar="DIR", default=check_modes.DEFAULT_BACKUPS,
+                        help="folder of backup archives whose modes to check (default %(default)s)")
     parser.set_defaults(handler=run)
 
 
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if found:
             domains |= found
     check_links.check(config, report)
+    check_modes.check(config, report, getattr(args, "backups", check_modes.DEFAULT_BACKUPS))
     if args.json:
         rows = dnsrecords.all_records(config, sorted(domains)) if domains else []
         if rows and args.live:

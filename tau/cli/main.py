@@ -26,6 +26,7 @@ from tau.cli import (
     init,
     migrate,
     oauthclients,
+    queuecmd,
     users,
 )
 from tau.cli.common import (
@@ -37,11 +38,12 @@ from tau.cli.common import (
     database_error,
 )
 from tau.config import ConfigError
-from tau.keys import SecretError
+from tau.keys import SecretError, tighten_umask
 from tau.storage.engines.base import DatabaseUnavailable
 from tau.storage.migrate import SchemaTooNew
 
-GROUPS = (init, migrate, users, domains, aliases, apppasswords, dkim, check, configcmd, chat, backupcmd, oauthclients)
+GROUPS = (init, migrate, users, domains, aliases, apppasswords, dkim, check, configcmd, chat, backupcmd, oauthclients,
+          queuecmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a group without its action (``tau user``) prints that group's help
         (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
         return EXIT_USAGE
+    tighten_umask()  # archives, restored files and keys are never group-writable or world-readable
     try:
         return int(handler(args))
     except CliError as exc:

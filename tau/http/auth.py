@@ -88,9 +88,12 @@ async def _identify(registry: Registry, request: Any, allow_basic: bool,
         try:
             user = await registry.authenticator.authenticate(username, password, request.client_ip)
         except LoginThrottled as exc:
+            registry.metrics.logins.labels("http_basic", "throttled").inc()
             raise HttpError(429, "too_many_failed_logins", str(exc),
                             headers={"Retry-After": str(int(exc.retry_after) + 1)})
         except LoginFailed:
+            registry.metrics.logins.labels("http_basic", "failed").inc()
             raise _unauthorized("invalid credentials", allow_basic)
+        registry.metrics.logins.labels("http_basic", "ok").inc()
         return user, scopes.basic_default(), None
     raise _unauthorized("unsupported authorization scheme", allow_basic)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tau.auth import scopes
+from tau.http.errors import HttpError
 from tau.http.health import health
+from tau.http.metrics_access import MetricsAccess
 from tau.http.router import Response, Router, json_response
 from tau.http.site import TauSite
 
@@ -52,7 +54,12 @@ def install(registry: Registry, host: Any) -> None:
     async def get_health(request: Any) -> Response:
         return await health(registry, request)
 
+    access = MetricsAccess(registry.config.metrics.allow)
+
     async def get_metrics(request: Any) -> Response:
+        if not access.allows(request.client_ip):
+            raise HttpError(403, "forbidden", "metrics are not served to this address ([metrics] allow)")
+        await registry.metrics.refresh()
         return Response(registry.metrics.exposition(), 200, registry.metrics.content_type)
 
     async def get_me(request: Any) -> Response:

@@ -121,6 +121,7 @@ class JsonSocket(WebSocketServerProtocol):
             self.sendClose(code, reason)
             return
         self._open = True
+        self.registry.metrics.connections.labels("websocket").inc()
         session = getattr(self, "_session", None)
         if session:
             self._unwatch = self.registry.revocations.watch(session, self._session_revoked)
@@ -137,6 +138,7 @@ class JsonSocket(WebSocketServerProtocol):
             unwatch()
         if getattr(self, "_open", False):
             self._open = False
+            self.registry.metrics.connections.labels("websocket").dec()
             defer.maybeDeferred(self.closed).addErrback(self._crashed, "close")
 
     def opened(self) -> Any:

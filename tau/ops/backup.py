@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from tau.keys import open_private
 from tau.ops import dbdump
 
 FORMAT = 1
@@ -168,7 +169,8 @@ def backup(config: Any, out: str, log: Callable[[str], None] = lambda m: None) -
         cur.execute("SELECT MAX(version) FROM schema_version")
         schema = int(cur.fetchone()[0] or 0)
         cur.close()
-        with tarfile.open(partial, "w|gz", format=tarfile.PAX_FORMAT) as tar:
+        with os.fdopen(open_private(partial), "wb") as raw, \
+                tarfile.open(fileobj=raw, mode="w|gz", format=tarfile.PAX_FORMAT) as tar:
             writer = ArchiveWriter(tar)
             meta = {"format": FORMAT, "created_at": writer.now, "engine": engine.name, "schema_version": schema,
                     "code_version": code_version(), "hostname": config.tau.hostname, "tables": tables,

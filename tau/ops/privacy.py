@@ -24,6 +24,7 @@ from typing import Any
 
 from tau.auth import accounts
 from tau.auth.accounts import User
+from tau.keys import open_private
 from tau.privacy import BlobAccess, ExportContext, PrivacyHook, PurgeContext
 
 #: the domains holding user data, in archive order; purge runs them in reverse, so the account
@@ -40,7 +41,7 @@ def export_user(config: Any, db: Any, address: str, out: str) -> dict[str, int]:
     """Write the user's archive; returns counts per kind."""
     blobs = BlobAccess(config)
     user = db.run("export_user", accounts.require_user, address, readonly=True)
-    with tarfile.open(out + ".partial", "w|gz") as tar:
+    with os.fdopen(open_private(out + ".partial"), "wb") as raw, tarfile.open(fileobj=raw, mode="w|gz") as tar:
         ctx = ExportContext(db, user, tar, blobs, int(time.time()))
         for hook in hooks():
             if hook.export is not None:

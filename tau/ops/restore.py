@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from tau.keys import open_private, private_dir
 from tau.ops import dbdump
 from tau.ops.backup import MANIFEST, META
 from tau.storage.database import placeholders
@@ -96,10 +97,10 @@ def _verify(path: str) -> dict[str, Any]:
 def _write_file(path: Path, fh: IO[bytes], mode: int, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(path.name + ".restoring")
-    with open(tmp, "wb") as out:
-        os.chmod(tmp, mode)
+    with os.fdopen(open_private(tmp), "wb") as out:
+        os.fchmod(out.fileno(), mode)
         while chunk := fh.read(1024 * 1024):
             out.write(chunk)
     os.replace(tmp, path)
@@ -204,9 +205,10 @@ def _check_meta(fh: _Hashing) -> dict[str, Any]:
 
 def _write_config(target: Path, fh: _Hashing, old_data_dir: str | None) -> None:
     """The archived tau.ini, its data_dir pointed at the folder it is restored into."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(_rewrite_data_dir(fh.read().decode(), target.parent.resolve(), old_data_dir))
-    os.chmod(target, 0o640)
+    private_dir(target.parent)
+    with os.fdopen(open_private(target), "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o640)
+        out.write(_rewrite_data_dir(fh.read().decode(), target.parent.resolve(), old_data_dir))
 
 
 def _restore_file(config: Any, rel: str, fh: _Hashing) -> None:
@@ -227,8 +229,10 @@ def _open_loader(config: Any) -> Loader:
     from tau.storage.migrate import migrate
 
     engine = create_engine(config.database_url)
-    if engine.name == "sqlite":
-        Path(engine.path).parent.mkdir(parents=True, exist_ok=True)
+    if engine.name == "sqlite" and engine.path != ":memory:":
+        private_dir(Path(engine.path).parent)
+        if not Path(engine.path).exists():  # password hashes and mail: 0600 before SQLite makes it 0644
+            os.close(open_private(engine.path))
     db = SyncDatabase(engine)
     migrate(db)
     db.close()
@@ -301,6 +305,8 @@ def restore(path: str, config_path: str, log: Callable[[str], None] = lambda m: 
             seen[name] = fh.drain()
     if loader is not None:
         loader.finish()
+    if config is not None and config.blobs.backend == "local":   # the daemon's blob folder, even if empty
+        private_dir(config.data_path(config.blobs.path))
     if not expected:
         raise RestoreError(f"{path}: archive has no manifest (truncated?)")
     bad = [n for n, sha in expected.items() if seen.get(n) != sha]

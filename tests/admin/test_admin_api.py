@@ -94,3 +94,24 @@ def test_hostile_bodies(admin: Any, bad: str) -> None:
     r = admin.client.request("POST", "/api/admin/users", bad.encode(), token=t,
                              headers={"Content-Type": "application/json"})
     assert 400 <= r.status < 500
+
+
+def test_queue_hold_release_show_and_retry_all(admin: Any) -> None:
+    t = admin.token()
+    qid = _enqueue(admin.registry)
+    r = admin.json("POST", f"/api/admin/queue/{qid}/hold", {}, t)
+    assert r.status == 200 and r.json()["state"] == "held"
+    body = admin.get("/api/admin/queue", t).json()
+    assert body["counts"] == {"held": 1} and body["items"][0]["state"] == "held"
+    from tau.mail.store import queue
+
+    now = int(admin.registry.clock.seconds()) + 10
+    assert admin.registry.db.sync.run("claim", queue.claim, now, 10, 60) == []      # the worker skips it
+    assert admin.get(f"/api/admin/queue/{qid}", t).json()["held"] is True
+    assert_json_error(admin.json("POST", "/api/admin/queue/999999/hold", {}, t), 404, "not_found")
+    assert admin.json("POST", f"/api/admin/queue/{qid}/release", {}, t).json()["state"] == "queued"
+    assert_json_error(admin.json("POST", f"/api/admin/queue/{qid}/release", {}, t), 404, "not_found")
+    assert admin.json("POST", "/api/admin/queue/retry", {}, t).json() == {"retried": 1}
+    [claimed] = admin.registry.db.sync.run("claim", queue.claim, now, 10, 60)
+    assert claimed.id == qid
+    assert_json_error(admin.json("POST", f"/api/admin/queue/{qid}/hold", {}, t), 409, "queue_busy")

@@ -20,7 +20,7 @@ def test_check_a_fresh_install(installed: Any) -> None:
     result = installed.run("check")
     assert result.code == 0, result.out + result.err
     assert status_of(result.out) == {"config": "ok", "database": "ok", "secret": "ok", "blobs": "ok",
-                                     "tls": "ok", "listen": "ok", "links": "warn"}
+                                     "tls": "ok", "listen": "ok", "links": "warn", "modes": "ok"}
     assert "https://mail.example.test:8443 does not answer" in result.out  # no daemon runs yet
     from tau.storage.migrate import code_version
 

@@ -90,3 +90,30 @@ def test_non_admin_sees_no_data(daemon: TauDaemon, tmp_path: Path) -> None:
     dom = chromium(tmp_path, f"{daemon.url}/admin#token={token(daemon, BOB)}", "--dump-dom")
     assert dom.returncode == 0
     assert "administrators only" in dom.stdout and "carol@far-away.test" not in dom.stdout
+
+
+def test_held_message_shows_its_state_and_release_button(daemon: TauDaemon, tmp_path: Path) -> None:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", daemon.ports["submission"], timeout=15) as smtp:
+        smtp.starttls(context=ctx)
+        smtp.login(BOB, PASSWORD)
+        smtp.sendmail(BOB, ["dora@far-away.test"], f"From: {BOB}\r\nTo: dora@far-away.test\r\n"
+                      "Subject: hold me\r\n\r\nqueued\r\n")
+    admin = token(daemon, ALICE)
+    deadline = time.monotonic() + 15
+    while True:
+        items = json.loads(daemon.http("GET", "/api/admin/queue", token=admin)[2])["items"]
+        [row] = [i for i in items if i["rcpt_to"] == ["dora@far-away.test"]] or [None]
+        status = daemon.http("POST", f"/api/admin/queue/{row['id']}/hold", token=admin)[0] if row else 0
+        if status == 200:
+            break
+        assert time.monotonic() < deadline, (row, status)
+        time.sleep(0.3)
+    dom = chromium(tmp_path, f"{daemon.url}/admin#token={admin}", "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    html = dom.stdout
+    assert 'data-loaded="yes"' in html and "Retry all now" in html
+    row_html = html[html.index("dora@far-away.test"):]
+    row_html = row_html[:row_html.index("</tr>")]
+    assert "<td>held</td>" in row_html and ">release</button>" in row_html and ">hold</button>" not in row_html

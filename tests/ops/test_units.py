@@ -20,7 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ["tau.service", "tau@.service", "tau-backup.service", "tau-backup.timer"]
 SERIES = ["tau_http_requests_total", "tau_http_request_duration_seconds", "tau_db_transaction_duration_seconds",
-          "tau_connections", "tau_logins_total", "tau_errors_total", "tau_rate_limited_total"]
+          "tau_connections", "tau_logins_total", "tau_errors_total", "tau_rate_limited_total",
+          "tau_mail_queue_messages", "tau_mail_deliveries_total", "tau_mail_inbound_accepted_total",
+          "tau_mail_inbound_rejected_total", "tau_mail_auth_results_total", "tau_mail_spam_verdicts_total"]
 
 
 NO_SYSTEMD_ANALYZE = pytest.mark.skipif(shutil.which("systemd-analyze") is None,

@@ -50,11 +50,15 @@ async function load() {
   table("health", ["service", "state", "reason"], Object.entries(h.services || {}).map(([k, v]) => [k, status(v), why[k] || ""]));
   const q = await api("/api/admin/queue");
   $("queuecounts").textContent = Object.entries(q.counts).map(([k, v]) => k + ": " + v).join(" · ") || "empty";
-  table("queue", ["id", "from", "to", "status", "attempts", "next attempt", "last error", ""], q.items.map((r) => {
+  const act = (label, path, method) => button(label, async () => { await api(path, {method: method || "POST"}); load(); });
+  table("queue", ["id", "from", "to", "state", "attempts", "next attempt", "last error", ""], q.items.map((r) => {
     const actions = document.createElement("span");
-    actions.appendChild(button("retry", async () => { await api("/api/admin/queue/" + r.id + "/retry", {method: "POST"}); load(); }));
-    actions.appendChild(button("delete", async () => { await api("/api/admin/queue/" + r.id, {method: "DELETE"}); load(); }));
-    return [r.id, r.mail_from, r.rcpt_to.join(", "), r.status, r.attempts, when(r.next_attempt_at), r.last_error, actions]; }));
+    const base = "/api/admin/queue/" + r.id;
+    actions.appendChild(act("retry", base + "/retry"));
+    if (r.state === "queued") actions.appendChild(act("hold", base + "/hold"));
+    if (r.state === "held") actions.appendChild(act("release", base + "/release"));
+    actions.appendChild(act("delete", base, "DELETE"));
+    return [r.id, r.mail_from, r.rcpt_to.join(", "), r.state, r.attempts, when(r.next_attempt_at), r.last_error, actions]; }));
   const u = await api("/api/admin/users");
   table("users", ["address", "name", "admin", "source", "state"], u.items.map((x) => [x.address, x.display_name, x.admin ? "yes" : "", x.source, x.disabled ? "disabled" : "active"]));
   const qu = await api("/api/admin/quotas");
@@ -83,6 +87,7 @@ $("login").onsubmit = async (e) => {
   if (await adopt(r)) start();
 };
 $("logout").onclick = async () => { await post("/api/session/logout", {}, {"X-CSRF-Token": csrf}); showLogin("Signed out."); };
+$("retryall").onclick = async () => { await api("/api/admin/queue/retry", {method: "POST"}); load(); };
 function start() {
   $("login").classList.add("hidden"); $("app").classList.remove("hidden"); $("logout").classList.remove("hidden");
   load().catch((err) => { if (err.message !== "401") { $("who").textContent = String(err.message); } });

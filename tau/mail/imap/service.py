@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 class IMAPFactory(ServerFactory):
     protocol = IMAPConnection
+    noisy = False
     #: what CappedFactory (tau.app.connlimit) says to a client over the connection caps
     refusal = b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
 

@@ -74,6 +74,21 @@ class ClientProtocol(LineOnlyReceiver):
         if self.on_lost is not None:
             self.on_lost()
 
+    def peer_ip(self) -> str:
+        """The IP address this session is connected to ("" once gone)."""
+        peer = self.transport.getPeer() if self.transport is not None else None
+        return str(getattr(peer, "host", "") or "")
+
+    def tls_version(self) -> str:
+        """``TLSv1.3`` and the like after STARTTLS, ``none`` for a plain session (for the logs)."""
+        if not self.tls or self.transport is None:
+            return "none"
+        try:
+            handle = self.transport.getHandle()
+            return str(handle.get_protocol_version_name() or "unknown")
+        except Exception:
+            return "unknown"
+
     @property
     def alive(self) -> bool:
         """Connected, and no reply is pending or unread (a clean point between transactions)."""

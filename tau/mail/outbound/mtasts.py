@@ -135,8 +135,10 @@ class MTASTS:
 
         host = self.host_override or f"mta-sts.{domain}"
         url = f"https://{host}/.well-known/mta-sts.txt"
+        from tau.net.httpclient import quiet_pool
+
         agent = Agent(self.reactor, contextFactory=_https_policy(self.reactor, domain, self.ca_file),
-                      connectTimeout=self.timeout)
+                      connectTimeout=self.timeout, pool=quiet_pool(self.reactor))
         client = treq.client.HTTPClient(agent)
         try:
             response = await client.get(url, timeout=self.timeout, headers={"Host": f"mta-sts.{domain}"})

@@ -30,6 +30,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from tau.mail.outbound import notify
+from tau.mail.outbound.logline import log_attempt
 from tau.mail.outbound.mtasts import MTASTS
 from tau.mail.outbound.pacing import Pacer
 from tau.mail.outbound.recorder import Job, Recorder
@@ -222,15 +223,17 @@ class OutboundService(Service):
             [defer.Deferred.fromCoroutine(self._group(domain, row, rcpts, size, eight_bit, prefix, message))
              for domain, rcpts in groups.items()], consumeErrors=True)
         relayed: set[str] = set()              # sent to an MX that does not speak DSN (RFC 3461 §6.2.6)
+        sessions: dict[str, tuple[str, str]] = {}      # rcpt → (relay IP, TLS version), for the log line
         for (ok, value), rcpts in zip(outcomes, groups.values(), strict=True):
             if not ok:
                 log.failure("delivery to {rcpts} failed", value, rcpts=rcpts)
                 value = [Outcome(r, "retry", 451, "4.3.0 internal error") for r in rcpts]
             for out in value:
                 result.outcomes[out.rcpt] = [out.status, out.code, out.text, out.remote]
+                sessions[out.rcpt] = (out.relay_ip, out.tls)
                 if out.status == "sent" and not out.dsn_passed:
                     relayed.add(out.rcpt)
-        await self._record(row, result, now, message, relayed)
+        await self._record(row, result, now, message, relayed, sessions)
 
     async def _group(self, domain: str, row: rows.Claimed, rcpts: list[str], size: int, eight_bit: bool,
                      prefix: bytes, message: bytes | None) -> list[Outcome]:
@@ -265,7 +268,7 @@ class OutboundService(Service):
     # -- recording ----------------------------------------------------------------------------
 
     async def _record(self, row: rows.Claimed, result: rows.Result, now: int, message: bytes | None,
-                      relayed: set[str]) -> None:
+                      relayed: set[str], sessions: dict[str, tuple[str, str]] | None = None) -> None:
         """Outcomes, retry time, and the report the sender asked for (``notify``: RFC 3461)."""
         lifetime = self.cfg.lifetime
         state = {**row.state, **result.outcomes}
@@ -278,6 +281,7 @@ class OutboundService(Service):
         if retrying:
             delay = min(self.cfg.retry_max, self.cfg.retry_base * 2 ** row.attempts)
             result.next_attempt_at = now + max(1, int(delay * random.uniform(0.9, 1.1)))
+        log_attempt(row, result.outcomes, sessions or {}, now, self.registry.metrics)
         failed = [(r, int(s[1] or 0), str(s[2]), str(s[3] if len(s) > 3 else ""))
                   for r, s in result.outcomes.items() if s[0] == "failed"]
         delayed: list[notify.Entry] = []
@@ -318,3 +322,11 @@ class OutboundService(Service):
 def install(registry: Registry, host: Any) -> None:
     host.add_service(registry.outbound)
     registry.services["outbound"] = "ok"
+
+    async def queue_depth() -> None:
+        """``tau_mail_queue_messages{state}``, read at each scrape."""
+        counts = await registry.db.run("metrics_queue_counts", rows.counts, readonly=True)
+        for state in rows.STATES:
+            registry.metrics.mail_queue.labels(state).set(counts.get(state, 0))
+
+    registry.metrics.add_refresher(queue_depth)

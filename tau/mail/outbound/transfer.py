@@ -45,6 +45,8 @@ class Outcome:
     text: str
     remote: str = ""     # the MX that answered (DSN Remote-MTA, RFC 3464 §2.3.5)
     dsn_passed: bool = False   # the MX took RFC 3461 parameters: success reports are its job now
+    relay_ip: str = ""   # its address and the session's TLS version, for the delivery log line
+    tls: str = ""
 
 
 class Temporary(Exception):
@@ -324,11 +326,13 @@ class Transfer:
                     break
         mail_reply = replies[0]
         remote = host
+        session = (proto.peer_ip(), proto.tls_version())
         if not mail_reply.ok:
-            return [_outcome(r, mail_reply, remote) for r in rcpts], False
+            return [_outcome(r, mail_reply, remote, session) for r in rcpts], False
         rcpt_replies = replies[1:1 + len(rcpts)]
         accepted = [r for r, rep in zip(rcpts, rcpt_replies, strict=False) if rep.ok]
-        outcomes = {r: _outcome(r, rep, remote) for r, rep in zip(rcpts, rcpt_replies, strict=False) if not rep.ok}
+        outcomes = {r: _outcome(r, rep, remote, session) for r, rep in zip(rcpts, rcpt_replies, strict=False)
+                    if not rep.ok}
         if not accepted:
             return [outcomes[r] for r in rcpts], False
         data_reply = replies[1 + len(rcpts)] if len(replies) > 1 + len(rcpts) else None
@@ -337,7 +341,7 @@ class Transfer:
         else:
             final = await proto.send_data(source(), max(s.command_timeout, 600))
         for r in accepted:
-            outcomes[r] = _outcome(r, final, remote)
+            outcomes[r] = _outcome(r, final, remote, session)
             outcomes[r].dsn_passed = passes_dsn
         # after a 2xx end-of-data reply the session is between transactions (RFC 5321 §4.1.1.4)
         return [outcomes[r] for r in rcpts], 200 <= final.code < 300 and proto.alive
@@ -357,9 +361,9 @@ class Transfer:
         return reply
 
 
-def _outcome(rcpt: str, reply: Reply, remote: str) -> Outcome:
+def _outcome(rcpt: str, reply: Reply, remote: str, session: tuple[str, str] = ("", "")) -> Outcome:
     status = "sent" if 200 <= reply.code < 300 else "failed" if reply.permanent else "retry"
-    return Outcome(rcpt, status, reply.code, reply.text[:500], remote)
+    return Outcome(rcpt, status, reply.code, reply.text[:500], remote, relay_ip=session[0], tls=session[1])
 
 
 def _by_preference(records: list[tuple[int, str]]) -> list[str]:

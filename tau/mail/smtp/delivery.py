@@ -29,6 +29,7 @@ from tau.auth import accounts
 from tau.auth.accounts import User
 from tau.mail import senders
 from tau.mail.senders import HeaderCapture
+from tau.mail.smtp.acceptlog import accepted_line
 from tau.mail.smtp.batch import GroupCommit, Job
 from tau.mail.smtp.dsn_params import DsnRequest
 from tau.mail.smtp.syntax import Reply, domain_of, sanitize
@@ -57,6 +58,7 @@ class Envelope:
     helo: str = ""
     dsn: DsnRequest = field(default_factory=DsnRequest)     # RFC 3461 parameters (dsn_params.py)
     require_tls: bool = False                               # RFC 8689 REQUIRETLS
+    checks: dict[str, str] = field(default_factory=dict)    # spf, dkim, dmarc, spam (tau.mail.trust), for the log
 
 
 def _lookup(txn: Txn, address: str, default_quota: int, size: int) -> tuple[bool, list[tuple[str, bool]], str | None]:
@@ -213,9 +215,7 @@ class Delivery:
             log.failure("delivery of {queue_id} failed", queue_id=envelope.queue_id)
             raise Reply(451, "4.3.0 Local error storing the message; try again later") from None
         self._success_reports(envelope, blob_key, size)
-        log.info("smtp accepted id={queue_id} from=<{mail_from}> to={to} size={size}",
-                 queue_id=envelope.queue_id, mail_from=envelope.mail_from,
-                 to=",".join(envelope.recipients), size=size)
+        accepted_line(self._registry, envelope, self.submission, size, getattr(parsed, "message_id", None), mailbox)
         return Reply(250, f"2.0.0 Ok: queued as {envelope.queue_id}")
 
     def _success_reports(self, envelope: Envelope, blob_key: str, size: int) -> None:

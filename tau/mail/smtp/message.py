@@ -179,6 +179,7 @@ class IncomingMessage:
             if verdict.reject:
                 raise Reply(verdict.code, verdict.text)
             key, size, held, mailbox = verdict.key, verdict.size, verdict.raw, verdict.mailbox
+            self.envelope.checks = dict(verdict.results)
         linked = await self._link_attachments(key, size)
         if linked is not None:
             key, size, held = linked.key, linked.size, None

@@ -32,6 +32,7 @@ from tau.mail.smtp import auth
 from tau.mail.smtp.commands import Commands
 from tau.mail.smtp.delivery import Envelope
 from tau.mail.smtp.message import IncomingMessage, trace_headers
+from tau.mail.smtp.rejects import reject_reason
 from tau.mail.smtp.syntax import Reply
 from tau.net.endpoints import set_no_delay
 from tau.net.slow import SlowSender
@@ -145,6 +146,10 @@ class SMTPServer(Commands, ESMTP):
         if isinstance(message, str):
             message = message.encode("utf-8", "replace")
         super().sendCode(code, message)
+        if code >= 400:
+            reason = reject_reason(code, message.decode("utf-8", "replace"))
+            if reason is not None:
+                self.factory.metrics.mail_rejected.labels(reason).inc()
         if code >= 400 and code != 421 and not self._closing:
             self.factory.metrics.errors.labels("smtp", str(code)).inc()
             self._errors += 1

@@ -31,8 +31,10 @@ from tau.mail.store.quota import require_account
 from tau.storage.database import Txn, placeholders
 
 STATUSES = ("queued", "sending", "sent", "failed")
+STATES = ("queued", "held", "sending", "sent", "failed")     # what operators see: held is a queued row on hold
 _COLS = ("q.id, u.address, q.mail_from, q.rcpt_to, q.blob_key, q.size, q.message_id, q.created_at,"
-         " q.next_attempt_at, q.attempts, q.status, q.last_error")
+         " q.next_attempt_at, q.attempts, q.status, q.last_error, q.held, q.rcpt_state")
+_STATE = "CASE WHEN q.held = 1 AND q.status = 'queued' THEN 'held' ELSE q.status END"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,22 @@ class QueuedMessage:
     attempts: int
     status: str
     last_error: str | None
+    held: bool = False
+    rcpt_state: dict[str, list[Any]] = field(default_factory=dict)   # rcpt → [status, code, text, remote]
+
+    @property
+    def state(self) -> str:
+        """``status``, or ``held`` for a queued row on hold."""
+        return "held" if self.held and self.status == "queued" else self.status
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as ``/api/admin/queue`` and ``tau queue list --json`` show it."""
+        return {"id": self.id, "state": self.state, "status": self.status, "held": self.held, "user": self.user,
+                "mail_from": self.mail_from, "rcpt_to": list(self.rcpt_to), "size": self.size,
+                "message_id": self.message_id, "blob_key": self.blob_key, "created_at": self.created_at,
+                "next_attempt_at": self.next_attempt_at, "attempts": self.attempts, "last_error": self.last_error,
+                "recipients": {r: {"status": s[0], "code": s[1] if len(s) > 1 else None,
+                                   "text": s[2] if len(s) > 2 else None} for r, s in self.rcpt_state.items()}}
 
 
 class QueueBusy(MailStoreError):
@@ -59,7 +77,7 @@ class QueueBusy(MailStoreError):
 
 def _row(r: tuple[Any, ...]) -> QueuedMessage:
     return QueuedMessage(int(r[0]), r[1], r[2], tuple(json.loads(r[3])), r[4], int(r[5]), r[6], int(r[7]),
-                         int(r[8]), int(r[9]), r[10], r[11])
+                         int(r[8]), int(r[9]), r[10], r[11], bool(r[12]), json.loads(r[13]) if r[13] else {})
 
 
 def enqueue(txn: Txn, user: str | None, mail_from: str, rcpt_to: Sequence[str], blob_key: str, size: int,
@@ -97,8 +115,10 @@ def get(txn: Txn, queue_id: int) -> QueuedMessage | None:
 
 
 def list_queue(txn: Txn, status: str | None = None, limit: int = 100) -> list[QueuedMessage]:
-    """Rows by id (for ``tau`` tooling and the delivery agent)."""
-    where, params = ("WHERE q.status = ?", [status]) if status else ("", [])
+    """Rows by id (for ``tau`` tooling and the delivery agent); ``status`` is one of ``STATES``."""
+    if status is not None and status not in STATES:
+        raise MailStoreError(f"unknown queue state {status!r}")
+    where, params = (f"WHERE {_STATE} = ?", [status]) if status else ("", [])
     rows = txn.query(f"SELECT {_COLS} FROM outbound_queue q LEFT JOIN users u ON u.id = q.user_id {where}"
                      " ORDER BY q.id LIMIT ?", [*params, int(limit)])
     return [_row(r) for r in rows]
@@ -119,9 +139,34 @@ def finish(txn: Txn, queue_id: int, status: str, error: str | None = None) -> li
 
 
 def retry(txn: Txn, queue_id: int) -> bool:
-    """A queued or failed row is due again now; False when there is no such row."""
-    txn.execute("UPDATE outbound_queue SET next_attempt_at = ?, status = 'queued' WHERE id = ?"
+    """A queued, held or failed row is due again now (and no longer held); False when there is
+    no such row."""
+    txn.execute("UPDATE outbound_queue SET next_attempt_at = ?, status = 'queued', held = 0 WHERE id = ?"
                 " AND status IN ('queued', 'failed')", (int(txn.now), queue_id))
+    return txn.rowcount == 1
+
+
+def retry_all(txn: Txn) -> int:
+    """Every queued row that is not held is due now (``postqueue -f``); returns how many."""
+    txn.execute("UPDATE outbound_queue SET next_attempt_at = ? WHERE status = 'queued' AND held = 0",
+                (int(txn.now),))
+    return txn.rowcount
+
+
+def hold(txn: Txn, queue_id: int) -> bool:
+    """Keep a queued row from delivery until :func:`unhold`; False when there is no queued row
+    with this id. ``QueueBusy`` while it is being delivered."""
+    row = txn.query_one("SELECT status FROM outbound_queue WHERE id = ?", (int(queue_id),))
+    if row is not None and row[0] == "sending":
+        raise QueueBusy("this message is being delivered right now; try again shortly")
+    txn.execute("UPDATE outbound_queue SET held = 1 WHERE id = ? AND status = 'queued'", (int(queue_id),))
+    return txn.rowcount == 1
+
+
+def unhold(txn: Txn, queue_id: int) -> bool:
+    """A held row goes back to delivery, due now; False when no held row has this id."""
+    txn.execute("UPDATE outbound_queue SET held = 0, next_attempt_at = ? WHERE id = ? AND held = 1"
+                " AND status = 'queued'", (int(txn.now), int(queue_id)))
     return txn.rowcount == 1
 
 
@@ -197,7 +242,7 @@ def claim(txn: Txn, now: int, limit: int, lease: int) -> list[Claimed]:
     """Take up to ``limit`` due rows for this worker."""
     lock = " FOR UPDATE SKIP LOCKED" if txn.engine.name == "postgres" else ""
     ids = [int(r[0]) for r in txn.query(
-        "SELECT id FROM outbound_queue WHERE status = 'queued' AND next_attempt_at <= ?"
+        "SELECT id FROM outbound_queue WHERE status = 'queued' AND held = 0 AND next_attempt_at <= ?"
         f" ORDER BY next_attempt_at, id LIMIT ?{lock}", (now, int(limit)))]
     if not ids:
         return []
@@ -293,5 +338,6 @@ def release(txn: Txn, ids: list[int]) -> int:
 
 
 def counts(txn: Txn) -> dict[str, int]:
-    """Rows per status (``/api/admin/queue``, health)."""
-    return {str(r[0]): int(r[1]) for r in txn.query("SELECT status, COUNT(*) FROM outbound_queue GROUP BY status")}
+    """Rows per state, ``held`` apart from ``queued`` (``/api/admin/queue``, health, metrics)."""
+    return {str(r[0]): int(r[1]) for r in txn.query(
+        f"SELECT {_STATE}, COUNT(*) FROM outbound_queue q GROUP BY {_STATE}")}

@@ -15,6 +15,7 @@ Authentication-Results claiming our authserv-id is removed first (§5).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ class Verdict:
     key: str = ""
     size: int = 0
     raw: bytes | None = None
+    results: dict[str, str] = dataclasses.field(default_factory=dict)  # spf, dkim, dmarc, spam, spam_score: logs
+    reason: str = ""                                        # of a rejection: spf, dmarc, spam (metrics)
 
 
 class InboundChecks:
@@ -62,9 +65,42 @@ class InboundChecks:
             if not isinstance(exc, defer.TimeoutError):
                 log.failure("inbound checks failed")
             spf_result, dkim_results, dmarc_result = ("temperror", ""), [], dmarc.DmarcResult("temperror")
-        verdict = Verdict()
-        lines = [f"Authentication-Results: {self.authserv};"]
-        sender = mail_from or f"postmaster@{helo}"
+        dkim_text = ",".join(r.result for r in dkim_results) or "none"
+        results = {"spf": spf_result[0] if cfg.spf else "off",
+                   "dkim": dkim_text if self.config.dkim.verify else "off",
+                   "dmarc": dmarc_result.result if cfg.dmarc else "off"}
+        verdict = Verdict(results=results)
+        header = self._auth_header(mail_from or f"postmaster@{helo}", spf_result, dkim_results, dmarc_result)
+        if cfg.dmarc and dmarc_result.result == "fail" and dmarc_result.policy == "reject":
+            return self._counted(Verdict(True, 550, f"5.7.1 Message rejected by the DMARC policy of "
+                                                    f"{dmarc_result.domain}", results=results, reason="dmarc"))
+        if cfg.spf and spf_result[0] == "fail" and dmarc_result.result != "pass":
+            return self._counted(Verdict(True, 550, f"5.7.23 SPF check failed: {spf_result[1]} does not allow mail"
+                                                    f" from {ip}", results=results, reason="spf"))
+        if cfg.dmarc and dmarc_result.result == "fail" and dmarc_result.policy == "quarantine":
+            verdict.mailbox = "Junk"
+        url = spam_cfg.rspamd_url
+        if url:
+            junk, reject = float(spam_cfg.junk_score), float(spam_cfg.reject_score)
+            result = await rspamd.check(url, raw, ip, helo, mail_from, rcpts, queue_id, spam_cfg.timeout)
+            header += rspamd.headers(result, junk, reject).decode()
+            results["spam"] = "unchecked" if result.score is None else "ham"
+            if result.score is not None and (result.score >= reject or result.action == "reject"):
+                results["spam"] = "reject"
+                return self._counted(Verdict(True, 550, "5.7.1 Message rejected as spam", results=results,
+                                             reason="spam"))
+            if result.score is not None and (result.score >= junk or result.action in ("add header",
+                                                                                        "rewrite subject")):
+                verdict.mailbox, results["spam"] = "Junk", "junk"
+            if result.score is not None:
+                results["spam_score"] = f"{result.score:g}"
+        verdict.headers = header.encode()
+        return self._counted(verdict)
+
+    def _auth_header(self, sender: str, spf_result: tuple[str, str], dkim_results: list[dkim.DkimResult],
+                     dmarc_result: dmarc.DmarcResult) -> str:
+        """The Authentication-Results field (RFC 8601) of these results."""
+        cfg = self.config.trust
         parts = []
         if cfg.spf:
             parts.append(f"spf={spf_result[0]} smtp.mailfrom={_safe(sender)}")
@@ -79,24 +115,19 @@ class InboundChecks:
             parts.append(f"dmarc={dmarc_result.result}{comment} header.from={_safe(dmarc_result.domain or 'unknown')}")
         if not parts:
             parts.append("none")
-        header = lines[0] + "".join(f"\r\n\t{p};" for p in parts)[:-1] + "\r\n"
-        if cfg.dmarc and dmarc_result.result == "fail" and dmarc_result.policy == "reject":
-            return Verdict(True, 550, f"5.7.1 Message rejected by the DMARC policy of {dmarc_result.domain}")
-        if cfg.spf and spf_result[0] == "fail" and dmarc_result.result != "pass":
-            return Verdict(True, 550, f"5.7.23 SPF check failed: {spf_result[1]} does not allow mail from {ip}")
-        if cfg.dmarc and dmarc_result.result == "fail" and dmarc_result.policy == "quarantine":
-            verdict.mailbox = "Junk"
-        url = spam_cfg.rspamd_url
-        if url:
-            junk, reject = float(spam_cfg.junk_score), float(spam_cfg.reject_score)
-            result = await rspamd.check(url, raw, ip, helo, mail_from, rcpts, queue_id, spam_cfg.timeout)
-            header += rspamd.headers(result, junk, reject).decode()
-            if result.score is not None and (result.score >= reject or result.action == "reject"):
-                return Verdict(True, 550, "5.7.1 Message rejected as spam")
-            if result.score is not None and (result.score >= junk or result.action in ("add header",
-                                                                                        "rewrite subject")):
-                verdict.mailbox = "Junk"
-        verdict.headers = header.encode()
+        return f"Authentication-Results: {self.authserv};" + "".join(f"\r\n\t{p};" for p in parts)[:-1] + "\r\n"
+
+    def _counted(self, verdict: Verdict) -> Verdict:
+        """Count the results in ``tau_mail_auth_results`` and ``tau_mail_spam_verdicts``."""
+        metrics = self.registry.metrics
+        for method in ("spf", "dmarc"):
+            if verdict.results.get(method, "off") != "off":
+                metrics.mail_auth.labels(method, verdict.results[method]).inc()
+        if verdict.results.get("dkim", "off") != "off":
+            for result in verdict.results["dkim"].split(","):
+                metrics.mail_auth.labels("dkim", result).inc()
+        verdict.results.setdefault("spam", "unchecked")
+        metrics.mail_spam.labels(verdict.results["spam"]).inc()
         return verdict
 
     async def _authenticate(self, ip: str, helo: str, mail_from: str,

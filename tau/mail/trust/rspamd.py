@@ -31,7 +31,12 @@ async def check(url: str, message: bytes, ip: str, helo: str, mail_from: str, rc
     headers: dict[str, Any] = {"IP": [ip], "Helo": [helo or "unknown"], "From": [mail_from or ""],
                                "Rcpt": list(rcpts), "Queue-Id": [queue_id], "Content-Type": ["message/rfc822"]}
     try:
-        response = await treq.post(url.rstrip("/") + "/checkv2", data=message, headers=headers, timeout=timeout)
+        from twisted.internet import reactor
+
+        from tau.net.httpclient import quiet_pool
+
+        response = await treq.post(url.rstrip("/") + "/checkv2", data=message, headers=headers, timeout=timeout,
+                                   pool=quiet_pool(reactor))
         body = await response.content()
         if response.code != 200:
             log.warn("rspamd answered HTTP {code}", code=response.code)

@@ -198,6 +198,7 @@ class Delivery:
                       message_id=getattr(parsed, "message_id", None), sent_copy=self.submission and sender is not None,
                       mailbox=mailbox, origin=origin(envelope, self.submission),
                       dsn=envelope.dsn.to_json(envelope.remote), require_tls=envelope.require_tls)
+            job.sieve = await self._filter(envelope, parsed, size, mailbox)
             try:
                 await self._commits.submit(job)
             except QuotaExceeded:
@@ -206,17 +207,39 @@ class Delivery:
                 log.warn("no Sent copy of {queue_id}: {user} is over quota", queue_id=envelope.queue_id, user=sender)
                 job.sent_copy = False
                 await self._commits.submit(job)
+        except Reply:
+            self._discard(blob_key)
+            raise
         except Exception as exc:
             self._discard(blob_key)
             if isinstance(exc, QuotaExceeded):
                 raise Reply(552, f"5.2.2 Mailbox full: {exc.message}") from None
             log.failure("delivery of {queue_id} failed", queue_id=envelope.queue_id)
             raise Reply(451, "4.3.0 Local error storing the message; try again later") from None
+        if job.sieve is not None and job.sieve.stores_nothing and not job.remote and not job.sent_copy:
+            self._discard(blob_key)       # every recipient's filter discarded or rejected it
         self._success_reports(envelope, blob_key, size)
         log.info("smtp accepted id={queue_id} from=<{mail_from}> to={to} size={size}",
                  queue_id=envelope.queue_id, mail_from=envelope.mail_from,
                  to=",".join(envelope.recipients), size=size)
         return Reply(250, f"2.0.0 Ok: queued as {envelope.queue_id}")
+
+    async def _filter(self, envelope: Envelope, parsed: Any, size: int, mailbox: str) -> Any:
+        """The recipients' Sieve scripts (tau.mail.sieve.plan). A message every local recipient
+        rejects, with nobody else to deliver to, is refused here (``550 5.7.1``, RFC 5429 ereject);
+        otherwise a rejecting recipient's filter sends the envelope sender a notice."""
+        if not envelope.local:
+            return None
+        from tau.mail.sieve import plan as sieve
+
+        made = await sieve.make_plan(self._registry, list(envelope.local), envelope.mail_from, parsed, size, mailbox)
+        if made is None or not made.rejected:
+            return made
+        if set(made.rejected) >= set(envelope.local) and not envelope.remote and not self.submission:
+            reason = sanitize(next(iter(made.rejected.values())), 200)
+            raise Reply(550, f"5.7.1 Rejected by the recipient's filter: {reason}")
+        await sieve.add_rejection_notices(self._registry, made, parsed, size, envelope.mail_from)
+        return made
 
     def _success_reports(self, envelope: Envelope, blob_key: str, size: int) -> None:
         """RFC 3461 NOTIFY=SUCCESS for local recipients: a ``delivered`` report, after the 250

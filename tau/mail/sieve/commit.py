@@ -36,12 +36,20 @@ def forward(txn: Txn, ctx: Any, owner: str, mail_from: str, address: str, key: s
 
 def apply(txn: Txn, ctx: Any, plan: Plan, key: str, size: int, fields: Any, message_id: str | None,
           mail_from: str, origin: dict[str, str] | None) -> None:
-    from tau.mail.store import messages
+    from tau.mail.store import mailboxes, messages
+    from tau.mail.store.names import InvalidMailboxName, normalize_mailbox_name
 
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for user, mailbox, flags in plan.placements:
         groups.setdefault((mailbox, flags), []).append(user)
     for (mailbox, flags), users in sorted(groups.items()):
+        for user in set(users):            # fileinto a missing mailbox creates it (RFC 5490 :create)
+            try:
+                name = normalize_mailbox_name(mailbox)
+            except InvalidMailboxName:
+                continue                   # the store files it into INBOX
+            if mailboxes.get_mailbox(txn, ctx, user, name) is None:
+                mailboxes.create_mailbox(txn, ctx, user, name)
         messages.deliver(txn, ctx, sorted(set(users)), key, size, fields, mailbox, flags, None, None, origin)
     for owner, address in plan.redirects:
         forward(txn, ctx, owner, mail_from, address, key, size, fields, message_id)

@@ -67,7 +67,8 @@ def report(samples: list[float]) -> str:
     ordered = sorted(samples)
     p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6  # noqa: E731
     return (f"{len(samples)} messages: p50 {p(0.5):.1f} µs, p90 {p(0.9):.1f} µs, p99 {p(0.99):.1f} µs,"
-            f" min {ordered[0] * 1e6:.1f} µs, max {ordered[-1] * 1e6:.1f} µs, mean {statistics.mean(samples) * 1e6:.1f} µs")
+            f" min {ordered[0] * 1e6:.1f} µs, max {ordered[-1] * 1e6:.1f} µs,"
+            f" mean {statistics.mean(samples) * 1e6:.1f} µs")
 
 
 def test_twenty_rules_take_under_a_millisecond_at_the_median() -> None:

@@ -178,3 +178,30 @@ def test_rest_filters_and_vacation_round_trip_into_the_script(world):
     client.logout()
     deliver(daemon, "ci@remote.test", user, "[ci] build 42 passed")
     assert any("[ci] build 42" in s for s in subjects(daemon, user, "Builds"))
+
+
+def test_starttls_then_an_app_password_logs_in(world, monkeypatch):
+    daemon, _ = world
+    monkeypatch.setenv("SSL_CERT_FILE", str(daemon.data / "tls" / "cert.pem"))   # tau init's self-signed cert
+    created = json.loads(daemon.cli("apppassword", "add", CAROL, "thunderbird", "--json").stdout)
+    client = Client("localhost", daemon.ports["managesieve"])
+    assert client.connect(CAROL, created["password"], starttls=True, authmech="PLAIN")
+    assert "vacation" in client.get_sieve_capabilities()
+    client.logout()
+    refused = Client("localhost", daemon.ports["managesieve"])
+    assert not refused.connect(CAROL, "wrong-password", starttls=True, authmech="PLAIN")
+
+
+def test_ereject_refuses_the_message_at_end_of_data(world):
+    daemon, _ = world
+    user = "frank@example.test"
+    daemon.add_user(user)
+    client = sieve_client(daemon, user)
+    script = 'require ["ereject"];\nif header :contains "subject" "lottery" {\n    ereject "No lotteries.";\n}\n'
+    assert client.putscript("no-spam", script) and client.setactive("no-spam")
+    client.logout()
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        deliver(daemon, "bob@remote.test", user, "you won the lottery")
+    assert refused.value.smtp_code == 550 and b"No lotteries." in refused.value.smtp_error
+    deliver(daemon, "bob@remote.test", user, "lunch")
+    assert [s for s in subjects(daemon, user, "INBOX") if "lottery" in s] == []

@@ -37,7 +37,8 @@ def forward(txn: Txn, ctx: Any, owner: str, mail_from: str, address: str, key: s
 def apply(txn: Txn, ctx: Any, plan: Plan, key: str, size: int, fields: Any, message_id: str | None,
           mail_from: str, origin: dict[str, str] | None) -> None:
     from tau.mail.store import mailboxes, messages
-    from tau.mail.store.names import InvalidMailboxName, normalize_mailbox_name
+    from tau.mail.store.api import InvalidMailboxName
+    from tau.mail.store.names import normalize_mailbox_name
 
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for user, mailbox, flags in plan.placements:

@@ -17,6 +17,8 @@ from typing import Any
 from sievelib import commands as sieve_commands
 from sievelib.parser import Parser
 
+from tau.mail.compose import valid_address
+
 #: the extensions tau runs (SIEVE capability of ManageSieve, RFC 5804 §1.7)
 EXTENSIONS = ("fileinto", "reject", "ereject", "envelope", "body", "imap4flags", "variables", "vacation",
               "date", "relational", "comparator-i;ascii-numeric", "copy", "mailbox", "encoded-character")
@@ -32,13 +34,13 @@ class ScriptError(Exception):
         self.line, self.column, self.text = line, column, where + message
 
 
-class EerejectCommand(sieve_commands.RejectCommand):
+class ErejectCommand(sieve_commands.RejectCommand):
     """RFC 5429 ``ereject``: sievelib knows ``reject`` only."""
 
     extension = "ereject"
 
 
-sieve_commands.add_commands(EerejectCommand)
+sieve_commands.add_commands(ErejectCommand)
 if '"i;ascii-numeric"' not in sieve_commands.comparator["extra_arg"]["values"]:   # RFC 4790 §9.1
     sieve_commands.comparator["extra_arg"]["values"].append('"i;ascii-numeric"')
 
@@ -128,7 +130,10 @@ def _action(cmd: Any) -> tuple[Any, ...]:
     if name == "fileinto":
         return ("fileinto", unquote(args["mailbox"]), _flags(cmd), "copy" in args)
     if name == "redirect":
-        return ("redirect", unquote(args["address"]), "copy" in args)
+        address = unquote(args["address"])
+        if "${" not in address and valid_address(address) != address:
+            raise ScriptError(f"redirect: {address!r} is not an email address")
+        return ("redirect", address, "copy" in args)
     if name in ("reject", "ereject"):
         return (name, unquote(args["text"]))
     if name in ("addflag", "setflag", "removeflag"):

@@ -12,8 +12,10 @@ from __future__ import annotations
 import email.utils
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from tau.mail.compose import valid_address
 from tau.mail.sieve.compile import Compiled
 from tau.mail.sieve.dates import date_part, header_date
 from tau.mail.sieve.match import matches
@@ -111,8 +113,6 @@ class _Run:
             return all(self.test(t) for t in node[1])
         if kind == "exists":
             return all(self.msg.header(h) for h in self.ss(node[1]))
-        if kind == "size":
-            return self.msg.size > node[2] if node[1] == ":over" else self.msg.size < node[2]
         if kind == "header":
             values = [v for h in self.ss(node[2]) for v in self.msg.header(h)]
             return self.match(values, node[3], node[1])
@@ -122,6 +122,8 @@ class _Run:
             return self.match([self.msg.body], node[2], node[1])
         if kind == "hasflag":
             return self.match(list(self.flags), node[2], node[1])
+        if kind == "size":
+            return bool(self.msg.size > node[2] if node[1] == ":over" else self.msg.size < node[2])
         if kind in ("date", "currentdate"):
             return self.date_test(node)
         raise SieveRuntimeError(f"unknown test {kind}")
@@ -147,6 +149,7 @@ class _Run:
 
     def date_test(self, node: tuple[Any, ...]) -> bool:
         kind, how, headers, part, keys, zone = node
+        when: list[datetime | float]
         if kind == "currentdate":
             when = [self.msg.now]
         else:
@@ -192,7 +195,10 @@ class _Run:
         elif kind == "redirect":
             if len(self.out.redirects) >= MAX_REDIRECTS:
                 raise SieveRuntimeError(f"more than {MAX_REDIRECTS} redirects")
-            self.out.redirects.append(self.s(node[1]))
+            address = self.s(node[1])
+            if valid_address(address) != address:
+                raise SieveRuntimeError(f"redirect to {address!r}: not an email address")
+            self.out.redirects.append(address)
             self.implicit_keep = self.implicit_keep and node[2]
         elif kind in ("reject", "ereject"):
             self.out.reject, self.out.ereject = self.s(node[1]), kind == "ereject"

@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.logger import Logger
 
+from tau.auth import accounts
+from tau.mail.compose import valid_address
 from tau.mail.mime import parse_message
 from tau.mail.sieve import store, vacation
 from tau.mail.sieve.compile import ScriptError, cached
 from tau.mail.sieve.interpret import MessageView, Outcome, evaluate
+from tau.storage.database import Txn
 
 if TYPE_CHECKING:
     from tau.registry import Registry
@@ -92,10 +95,19 @@ async def make_plan(registry: Registry, users: list[str], mail_from: str, parsed
         if request is not None and outcome.reject is None:
             tag = vacation.handle(request)
             if tag not in state.answered.get(user.lower(), set()) and vacation.should_answer(message, user, request):
+                if request.get("from") and not await registry.db.run(
+                        "sieve_vacation_from", may_send_as, user, request["from"], readonly=True):
+                    request = {**request, "from": None}      # only an address the user may send as
                 raw = vacation.reply(message, user, request, hostname)
                 plan.notices.append(await notice(registry, user, mail_from, raw))
                 plan.answered.append((user, mail_from, tag, vacation.period(request)))
     return plan
+
+
+def may_send_as(txn: Txn, user: str, value: str) -> bool:
+    address = valid_address(value)
+    account = accounts.get_user(txn, user)
+    return address is not None and account is not None and accounts.user_may_send_as(txn, account, address)
 
 
 async def add_rejection_notices(registry: Registry, plan: Plan, parsed: Any, size: int, mail_from: str) -> None:

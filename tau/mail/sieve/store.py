@@ -114,6 +114,16 @@ class DeliveryState:
     now: float
 
 
+def with_active_script(txn: Txn, users: Sequence[str]) -> list[str]:
+    """Which of ``users`` (addresses) have an active script (asked at RCPT time)."""
+    if not users:
+        return []
+    placeholders, params = txn.in_list(u.lower() for u in users)
+    rows = txn.query("SELECT u.address FROM sieve_scripts s JOIN users u ON u.id = s.user_id"
+                     f" WHERE s.active = 1 AND u.address IN {placeholders}", params)
+    return [str(r[0]) for r in rows]
+
+
 def delivery_state(txn: Txn, users: Sequence[str], sender: str) -> DeliveryState:
     placeholders, params = txn.in_list(u.lower() for u in users)
     rows = txn.query("SELECT u.address, s.content FROM sieve_scripts s JOIN users u ON u.id = s.user_id"

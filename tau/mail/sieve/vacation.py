@@ -56,6 +56,8 @@ def should_answer(message: MessageView, user: str, request: dict[str, Any]) -> b
 
 
 def _encode(text: str) -> str:
+    """One header line: line breaks in a script's subject or from must not add headers."""
+    text = " ".join(text.split())[:500]
     return text if text.isascii() else Header(text, "utf-8").encode()
 
 

@@ -52,7 +52,8 @@ def take_command(buf: bytes, max_literal: int) -> tuple[str, list[bytes | int], 
         if b"\r\n" in buf[:64] or len(buf) >= 64:
             raise WireError("expected a command name")
         return None
-    name, pos, args = atom.group(0).decode().upper(), atom.end(), []
+    name, pos = atom.group(0).decode().upper(), atom.end()
+    args: list[bytes | int] = []
     while True:
         if buf[pos:pos + 2] == b"\r\n":
             return name, args, pos + 2

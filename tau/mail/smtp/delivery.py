@@ -57,24 +57,28 @@ class Envelope:
     helo: str = ""
     dsn: DsnRequest = field(default_factory=DsnRequest)     # RFC 3461 parameters (dsn_params.py)
     require_tls: bool = False                               # RFC 8689 REQUIRETLS
+    filtered: list[str] = field(default_factory=list)       # local targets with an active Sieve script
 
 
-def _lookup(txn: Txn, address: str, default_quota: int, size: int) -> tuple[bool, list[tuple[str, bool]], str | None]:
+def _lookup(txn: Txn, address: str, default_quota: int,
+            size: int) -> tuple[bool, list[tuple[str, bool]], str | None, list[str]]:
     """(is the domain ours, [(target, target is local)], the first local target too full for
-    ``size`` more bytes) — one read transaction per RCPT."""
+    ``size`` more bytes, the local targets with an active Sieve script) — one read transaction per RCPT."""
+    from tau.mail.sieve.store import with_active_script
     from tau.mail.store import quota
 
     if not accounts.is_local_domain(txn, domain_of(address)):
-        return False, [], None
+        return False, [], None, []
     targets = [(t, accounts.is_local_domain(txn, domain_of(t))) for t in accounts.resolve_recipient(txn, address)]
+    filtered = with_active_script(txn, [t for t, is_local in targets if is_local])
     for target, is_local in targets:
         if is_local:
             account = quota.find_account(txn, target, default_quota)
             if account is not None and account.quota:
                 used, limit = quota.usage(txn, target, default_quota)
                 if used + size > limit:
-                    return True, targets, target
-    return True, targets, None
+                    return True, targets, target, filtered
+    return True, targets, None, filtered
 
 
 def _may_send_as(txn: Txn, address: str, sender: str) -> bool:
@@ -156,7 +160,7 @@ class Delivery:
         self._activity.mark()
         if address.lower() == "postmaster":
             address = f"postmaster@{self._postmaster_domain}"
-        local_domain, targets, full = await self._db.run(
+        local_domain, targets, full, filtered = await self._db.run(
             "smtp_resolve_recipient", _lookup, address, self._store.ctx.default_quota, envelope.declared_size or 0,
             readonly=True)
         if not local_domain:
@@ -172,6 +176,7 @@ class Delivery:
         local = [t for t, is_local in targets if is_local]
         envelope.recipients.append(address)
         envelope.local[:] = unique([*envelope.local, *local])
+        envelope.filtered[:] = unique([*envelope.filtered, *filtered])
         # an alias that forwards off-site: the outbound queue sends it on
         envelope.remote[:] = unique([*envelope.remote, *(t for t, is_local in targets if not is_local)])
 
@@ -228,15 +233,15 @@ class Delivery:
         """The recipients' Sieve scripts (tau.mail.sieve.plan). A message every local recipient
         rejects, with nobody else to deliver to, is refused here (``550 5.7.1``, RFC 5429 ereject);
         otherwise a rejecting recipient's filter sends the envelope sender a notice."""
-        if not envelope.local:
-            return None
+        if not envelope.local or not envelope.filtered:
+            return None                   # nobody has a script: no extra read at end of data
         from tau.mail.sieve import plan as sieve
 
         made = await sieve.make_plan(self._registry, list(envelope.local), envelope.mail_from, parsed, size, mailbox)
         if made is None or not made.rejected:
             return made
         if set(made.rejected) >= set(envelope.local) and not envelope.remote and not self.submission:
-            reason = sanitize(next(iter(made.rejected.values())), 200)
+            reason = "".join(c if " " <= c <= "~" else "?" for c in next(iter(made.rejected.values())))[:200]
             raise Reply(550, f"5.7.1 Rejected by the recipient's filter: {reason}")
         await sieve.add_rejection_notices(self._registry, made, parsed, size, envelope.mail_from)
         return made

@@ -205,3 +205,54 @@ def test_ereject_refuses_the_message_at_end_of_data(world):
     assert refused.value.smtp_code == 550 and b"No lotteries." in refused.value.smtp_error
     deliver(daemon, "bob@remote.test", user, "lunch")
     assert [s for s in subjects(daemon, user, "INBOX") if "lottery" in s] == []
+
+
+def test_script_management_commands(world):
+    daemon, _ = world
+    user = "gina@example.test"
+    daemon.add_user(user)
+    client = sieve_client(daemon, user)
+    assert client.havespace("one", 100)
+    assert not client.havespace("one", 10 * 1024 * 1024)
+    assert client.checkscript("keep;\n")
+    assert client.putscript("one", "keep;\n") and client.setactive("one")
+    assert not client.deletescript("one")                       # the active script stays
+    assert client.renamescript("one", "two")
+    assert client.listscripts() == ("two", [])
+    assert not client.getscript("one") and client.getscript("two") == "keep;"
+    assert client.setactive("") and client.deletescript("two")
+    assert client.listscripts() == (None, [])
+    client.logout()
+
+
+def test_a_flag_filter_marks_the_message(world):
+    daemon, _ = world
+    user = "hank@example.test"
+    daemon.add_user(user)
+    _, grant = _http(daemon, "POST", "/oauth2/token", form={"grant_type": "password", "username": user,
+                                                            "password": PASSWORD})
+    rule = {"if": {"header": "from", "contains": "boss@"}, "then": {"flag": "\\Flagged"}}
+    assert _http(daemon, "PUT", "/api/filters", grant["access_token"], [rule])[0] == 200
+    deliver(daemon, "boss@remote.test", user, "quarterly numbers")
+    imap = imaplib.IMAP4("127.0.0.1", daemon.ports["imap"])
+    imap.login(user, PASSWORD)
+    imap.select("INBOX", readonly=True)
+    _, data = imap.fetch("1", "(FLAGS)")
+    imap.logout()
+    assert b"\\Flagged" in data[0]
+
+
+def test_privacy_export_holds_the_scripts(world, tmp_path):
+    import tarfile
+
+    daemon, _ = world
+    user = "ivan@example.test"
+    daemon.add_user(user)
+    client = sieve_client(daemon, user)
+    assert client.putscript("mine", "keep;\n") and client.setactive("mine")
+    client.logout()
+    out = tmp_path / "export.tar.gz"
+    daemon.cli("user", "export", user, str(out))
+    with tarfile.open(out) as tar:
+        assert tar.extractfile("mail/sieve/mine.sieve").read() == b"keep;\r\n"
+        assert tar.extractfile("mail/sieve/ACTIVE").read() == b"mine\n"

@@ -21,17 +21,27 @@ from tau.mail.compose import valid_address
 
 #: the extensions tau runs (SIEVE capability of ManageSieve, RFC 5804 §1.7)
 EXTENSIONS = ("fileinto", "reject", "ereject", "envelope", "body", "imap4flags", "variables", "vacation",
-              "date", "relational", "comparator-i;ascii-numeric", "copy", "mailbox", "encoded-character")
+              "date", "relational", "comparator-i;ascii-numeric", "copy")
 MAX_SCRIPT_BYTES = 64 * 1024
 
 
 class ScriptError(Exception):
-    """A script tau will not run; ``line``/``column`` are 1-based (0 when not known)."""
+    """A script tau will not run; ``line``/``column`` are 1-based (0 when not known). ``near``:
+    the text the error is about, to find its position when the parser did not give one."""
 
-    def __init__(self, message: str, line: int = 0, column: int = 0) -> None:
+    def __init__(self, message: str, line: int = 0, column: int = 0, near: str = "") -> None:
         where = f"line {line}, column {column}: " if line else ""
         super().__init__(where + message)
-        self.line, self.column, self.text = line, column, where + message
+        self.line, self.column, self.text, self.message, self.near = line, column, where + message, message, near
+
+
+def _located(error: ScriptError, source: str) -> ScriptError:
+    """``error`` with the line and column of the first place ``error.near`` appears in ``source``."""
+    at = source.find(error.near) if error.near else -1
+    if at < 0 or error.line:
+        return error
+    line = source.count("\n", 0, at) + 1
+    return ScriptError(error.message, line, at - (source.rfind("\n", 0, at) + 1) + 1)
 
 
 class ErejectCommand(sieve_commands.RejectCommand):
@@ -132,7 +142,7 @@ def _action(cmd: Any) -> tuple[Any, ...]:
     if name == "redirect":
         address = unquote(args["address"])
         if "${" not in address and valid_address(address) != address:
-            raise ScriptError(f"redirect: {address!r} is not an email address")
+            raise ScriptError(f"redirect: {address!r} is not an email address", near=args["address"])
         return ("redirect", address, "copy" in args)
     if name in ("reject", "ereject"):
         return (name, unquote(args["text"]))
@@ -186,7 +196,7 @@ def _requires(cmds: list[Any]) -> frozenset[str]:
         if cmd.name == "require":
             for ext in strings(cmd.arguments["capabilities"]):
                 if ext.lower() not in EXTENSIONS:
-                    raise ScriptError(f"require: extension {ext!r} is not supported")
+                    raise ScriptError(f"require: extension {ext!r} is not supported", near=f'"{ext}"')
                 found.add(ext.lower())
     return frozenset(found)
 
@@ -205,11 +215,11 @@ def compile_script(source: str, max_bytes: int = MAX_SCRIPT_BYTES) -> Compiled:
         line, column, _ = parser.error_pos
         message = str(parser.error).split(": ", 1)[-1].replace("parsing error: ", "")
         raise ScriptError(message, line, column)
-    requires = _requires(parser.result)
     try:
+        requires = _requires(parser.result)
         block = _block(parser.result)
-    except ScriptError:
-        raise
+    except ScriptError as exc:
+        raise _located(exc, source) from None
     except (KeyError, ValueError, IndexError) as exc:
         raise ScriptError(f"malformed command: {exc}") from None
     return Compiled(block, "variables" in requires, requires)

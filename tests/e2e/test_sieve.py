@@ -256,3 +256,21 @@ def test_privacy_export_holds_the_scripts(world, tmp_path):
     with tarfile.open(out) as tar:
         assert tar.extractfile("mail/sieve/mine.sieve").read() == b"keep;\r\n"
         assert tar.extractfile("mail/sieve/ACTIVE").read() == b"mine\n"
+
+
+def test_reject_for_one_of_two_recipients_sends_the_sender_a_notice(world):
+    daemon, peer = world
+    picky, easy = "judy@example.test", "kate@example.test"
+    for user in (picky, easy):
+        daemon.add_user(user)
+    client = sieve_client(daemon, picky)
+    assert client.putscript("r", 'require ["reject"];\nreject "I do not read this.";\n') and client.setactive("r")
+    client.logout()
+    body = b"From: bob@remote.test\r\nTo: judy@example.test, kate@example.test\r\nSubject: party plans\r\n\r\nHi.\r\n"
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"], timeout=10) as s:
+        s.sendmail("bob@remote.test", [picky, easy], body)
+    [(envelope, raw)] = arrived(peer, b"Subject: Rejected: party plans")
+    assert envelope["rcpts"] == ["bob@remote.test"] and envelope["mail_from"] == ""
+    assert b"I do not read this." in raw
+    assert any("party plans" in s for s in subjects(daemon, easy, "INBOX"))
+    assert not any("party plans" in s for s in subjects(daemon, picky, "INBOX"))

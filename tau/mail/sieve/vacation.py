@@ -76,6 +76,7 @@ def reply(message: MessageView, user: str, request: dict[str, Any], hostname: st
         f"Message-ID: {email.utils.make_msgid('vacation', domain=hostname)}",
         "Auto-Submitted: auto-replied (vacation)",
         "Precedence: bulk",
+        "X-Auto-Response-Suppress: All",          # Exchange and Outlook: no answer to the answer
         "MIME-Version: 1.0",
         "Content-Type: text/plain; charset=utf-8",
         "Content-Transfer-Encoding: 8bit",

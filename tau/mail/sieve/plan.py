@@ -1,10 +1,11 @@
 """Sieve at local delivery: run each recipient's active script before the delivery transaction.
 
-One read transaction fetches every recipient's active script and the vacation handles that
-answered this sender recently; scripts are compiled once per process (``compile.cached``). The
-``Plan`` says where the copies go, what is redirected and which vacation answers or rejection
-notices to send; ``commit.apply`` writes all of it in the delivery transaction, so the 250 still
-means everything is durable. Recipients without an active script get the plain delivery.
+The recipient lookup at RCPT reads each recipient's active script and the vacation handles that
+answered this sender recently (``store.delivery_state``), so end of data adds no read; scripts
+are compiled once per process (``compile.cached``). The ``Plan`` says where the copies go, what
+is redirected and which vacation answers or rejection notices to send; ``commit.apply`` writes
+all of it in the delivery transaction, so the 250 still means everything is durable. Recipients
+without an active script get the plain delivery.
 
 Envelope sender policy (no SRS): a redirect keeps the original envelope sender (as Postfix's
 ``.forward`` and Pigeonhole do), so SPF may fail at the next hop where DKIM does not carry the
@@ -21,9 +22,10 @@ from twisted.logger import Logger
 from tau.auth import accounts
 from tau.mail.compose import valid_address
 from tau.mail.mime import parse_message
-from tau.mail.sieve import store, vacation
+from tau.mail.sieve import vacation
 from tau.mail.sieve.compile import ScriptError, cached
 from tau.mail.sieve.interpret import MessageView, Outcome, evaluate
+from tau.mail.sieve.store import DeliveryState
 from tau.storage.database import Txn
 
 if TYPE_CHECKING:
@@ -70,20 +72,20 @@ def outcome_for(script: str, message: MessageView, mailbox: str) -> Outcome:
     return evaluate(compiled, message, mailbox)
 
 
-async def make_plan(registry: Registry, users: list[str], mail_from: str, parsed: Any, size: int,
-                    mailbox: str) -> Plan | None:
-    """The plan for ``users``, or None when none of them has an active script."""
-    state = await registry.db.run("sieve_delivery_state", store.delivery_state, users, mail_from, readonly=True)
+async def make_plan(registry: Registry, state: DeliveryState, users: list[str], mail_from: str, parsed: Any,
+                    size: int, mailbox: str) -> Plan | None:
+    """The plan for ``users`` given their scripts (read at RCPT), or None when none has one."""
     if not state.scripts:
         return None
     plan = Plan()
+    now = registry.clock.seconds()
     hostname = registry.config.tau.hostname
     for user in users:
         script = state.scripts.get(user.lower())
         if script is None:
             plan.placements.append((user, mailbox, ()))
             continue
-        message = view(parsed, size, mail_from, user, state.now)
+        message = view(parsed, size, mail_from, user, now)
         outcome = outcome_for(script, message, mailbox)
         if outcome.error:
             log.warn("sieve script of {user} failed: {error}", user=user, error=outcome.error)

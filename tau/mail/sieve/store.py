@@ -111,20 +111,15 @@ class DeliveryState:
 
     scripts: dict[str, str]
     answered: dict[str, set[str]]
-    now: float
 
-
-def with_active_script(txn: Txn, users: Sequence[str]) -> list[str]:
-    """Which of ``users`` (addresses) have an active script (asked at RCPT time)."""
-    if not users:
-        return []
-    placeholders, params = txn.in_list(u.lower() for u in users)
-    rows = txn.query("SELECT u.address FROM sieve_scripts s JOIN users u ON u.id = s.user_id"
-                     f" WHERE s.active = 1 AND u.address IN {placeholders}", params)
-    return [str(r[0]) for r in rows]
+    def merged(self, other: DeliveryState) -> DeliveryState:
+        return DeliveryState({**self.scripts, **other.scripts}, {**self.answered, **other.answered})
 
 
 def delivery_state(txn: Txn, users: Sequence[str], sender: str) -> DeliveryState:
+    """Read at RCPT time, in the recipient lookup's transaction (no extra read at end of data)."""
+    if not users:
+        return DeliveryState({}, {})
     placeholders, params = txn.in_list(u.lower() for u in users)
     rows = txn.query("SELECT u.address, s.content FROM sieve_scripts s JOIN users u ON u.id = s.user_id"
                      f" WHERE s.active = 1 AND u.address IN {placeholders}", params)
@@ -137,7 +132,7 @@ def delivery_state(txn: Txn, users: Sequence[str], sender: str) -> DeliveryState
                 f" WHERE v.sender = ? AND v.until > ? AND u.address IN {placeholders}",
                 [sender.lower(), int(txn.now), *params]):
             answered.setdefault(str(address), set()).add(str(handle))
-    return DeliveryState(scripts, answered, txn.now)
+    return DeliveryState(scripts, answered)
 
 
 def remember_answer(txn: Txn, user: str, sender: str, handle: str, period: int) -> None:

@@ -57,20 +57,21 @@ class Envelope:
     helo: str = ""
     dsn: DsnRequest = field(default_factory=DsnRequest)     # RFC 3461 parameters (dsn_params.py)
     require_tls: bool = False                               # RFC 8689 REQUIRETLS
-    filtered: list[str] = field(default_factory=list)       # local targets with an active Sieve script
+    #: local targets with an active Sieve script, read at RCPT (tau.mail.sieve.store.DeliveryState)
+    sieve: Any = None
 
 
-def _lookup(txn: Txn, address: str, default_quota: int,
-            size: int) -> tuple[bool, list[tuple[str, bool]], str | None, list[str]]:
+def _lookup(txn: Txn, address: str, default_quota: int, size: int,
+            mail_from: str) -> tuple[bool, list[tuple[str, bool]], str | None, Any]:
     """(is the domain ours, [(target, target is local)], the first local target too full for
-    ``size`` more bytes, the local targets with an active Sieve script) — one read transaction per RCPT."""
-    from tau.mail.sieve.store import with_active_script
+    ``size`` more bytes, the local targets' Sieve scripts) — one read transaction per RCPT."""
+    from tau.mail.sieve.store import delivery_state
     from tau.mail.store import quota
 
     if not accounts.is_local_domain(txn, domain_of(address)):
-        return False, [], None, []
+        return False, [], None, None
     targets = [(t, accounts.is_local_domain(txn, domain_of(t))) for t in accounts.resolve_recipient(txn, address)]
-    filtered = with_active_script(txn, [t for t, is_local in targets if is_local])
+    filtered = delivery_state(txn, [t for t, is_local in targets if is_local], mail_from)
     for target, is_local in targets:
         if is_local:
             account = quota.find_account(txn, target, default_quota)
@@ -162,7 +163,7 @@ class Delivery:
             address = f"postmaster@{self._postmaster_domain}"
         local_domain, targets, full, filtered = await self._db.run(
             "smtp_resolve_recipient", _lookup, address, self._store.ctx.default_quota, envelope.declared_size or 0,
-            readonly=True)
+            envelope.mail_from, readonly=True)
         if not local_domain:
             if envelope.user is None:
                 raise Reply(554, "5.7.1 Relay access denied")
@@ -176,7 +177,8 @@ class Delivery:
         local = [t for t, is_local in targets if is_local]
         envelope.recipients.append(address)
         envelope.local[:] = unique([*envelope.local, *local])
-        envelope.filtered[:] = unique([*envelope.filtered, *filtered])
+        if filtered is not None and filtered.scripts:
+            envelope.sieve = filtered if envelope.sieve is None else envelope.sieve.merged(filtered)
         # an alias that forwards off-site: the outbound queue sends it on
         envelope.remote[:] = unique([*envelope.remote, *(t for t, is_local in targets if not is_local)])
 
@@ -233,11 +235,12 @@ class Delivery:
         """The recipients' Sieve scripts (tau.mail.sieve.plan). A message every local recipient
         rejects, with nobody else to deliver to, is refused here (``550 5.7.1``, RFC 5429 ereject);
         otherwise a rejecting recipient's filter sends the envelope sender a notice."""
-        if not envelope.local or not envelope.filtered:
-            return None                   # nobody has a script: no extra read at end of data
+        if not envelope.local or envelope.sieve is None:
+            return None                   # nobody has a script
         from tau.mail.sieve import plan as sieve
 
-        made = await sieve.make_plan(self._registry, list(envelope.local), envelope.mail_from, parsed, size, mailbox)
+        made = await sieve.make_plan(self._registry, envelope.sieve, list(envelope.local), envelope.mail_from,
+                                     parsed, size, mailbox)
         if made is None or not made.rejected:
             return made
         if set(made.rejected) >= set(envelope.local) and not envelope.remote and not self.submission:

@@ -274,3 +274,27 @@ def test_reject_for_one_of_two_recipients_sends_the_sender_a_notice(world):
     assert b"I do not read this." in raw
     assert any("party plans" in s for s in subjects(daemon, easy, "INBOX"))
     assert not any("party plans" in s for s in subjects(daemon, picky, "INBOX"))
+
+
+def test_bad_input_gets_no_and_the_session_goes_on(world):
+    import socket
+
+    daemon, _ = world
+    with socket.create_connection(("127.0.0.1", daemon.ports["managesieve"]), timeout=10) as sock:
+        reader = sock.makefile("rb")
+
+        def reply() -> bytes:
+            lines = []
+            while True:
+                line = reader.readline()
+                lines.append(line)
+                if line.startswith((b"OK", b"NO", b"BYE")):
+                    return b"".join(lines)
+
+        assert b'"SASL" "PLAIN"' in reply()                       # loopback: plaintext login allowed
+        for command in (b"FROBNICATE\r\n", b"LISTSCRIPTS\r\n", b'PUTSCRIPT "x" {5+}\r\nkeep;\r\n',
+                        b"AUTHENTICATE \"PLAIN\" \"not-base64!\"\r\n"):
+            sock.sendall(command)
+            assert reply().startswith(b"NO"), command
+        sock.sendall(b"NOOP\r\nLOGOUT\r\n")
+        assert reply().startswith(b"OK") and reply().startswith(b"OK")

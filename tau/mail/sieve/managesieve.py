@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
 
 from tau.auth.authenticator import LoginFailed, LoginThrottled
 from tau.mail.sieve.compile import EXTENSIONS, MAX_SCRIPT_BYTES, ScriptError
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 log = Logger()
 MAX_BUFFER = MAX_SCRIPT_BYTES + 8192
+IDLE_TIMEOUT = 30 * 60            # seconds without a byte from the client (Dovecot: 30 minutes)
 
 
 class Refused(Exception):
@@ -48,7 +50,7 @@ class ManageSieveFactory(ServerFactory):
         return ManageSieveConnection(self)
 
 
-class ManageSieveConnection(Protocol):
+class ManageSieveConnection(TimeoutMixin, Protocol):
     def __init__(self, factory: ManageSieveFactory) -> None:
         self.factory = factory
         self.registry = factory.registry
@@ -67,6 +69,8 @@ class ManageSieveConnection(Protocol):
         except ValueError:
             self.loopback = False
         self.tls = ISSLTransport.providedBy(self.transport)
+        self.callLater = self.registry.reactor.callLater
+        self.setTimeout(IDLE_TIMEOUT)
         self.transport.write(self.capabilities() + b'OK "tau ManageSieve ready"\r\n')
 
     def capabilities(self) -> bytes:
@@ -82,6 +86,13 @@ class ManageSieveConnection(Protocol):
             lines.append(b'"OWNER" ' + quote(self.user))
         return b"\r\n".join(lines) + b"\r\n"
 
+    def timeoutConnection(self) -> None:
+        self.transport.write(b'BYE "Idle for too long"\r\n')
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.setTimeout(None)
+
     def _tls_available(self) -> bool:
         try:
             self.registry.tls.server_context_factory()
@@ -91,6 +102,7 @@ class ManageSieveConnection(Protocol):
 
     # -- input --------------------------------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
+        self.resetTimeout()
         self.buf += data
         if len(self.buf) > MAX_BUFFER:
             self.transport.write(b'BYE "Command too long"\r\n')
@@ -140,6 +152,10 @@ class ManageSieveConnection(Protocol):
             return
         except ScriptError as exc:
             self.transport.write(b"NO " + quote(exc.text) + b"\r\n")
+            return
+        except Exception:
+            log.failure("managesieve {command} failed", command=name)
+            self.transport.write(b'NO (TRYLATER) "Server error; try again later"\r\n')
             return
         if text is not None:
             self.transport.write(b"OK " + quote(text) + b"\r\n")

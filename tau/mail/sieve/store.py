@@ -139,7 +139,8 @@ def remember_answer(txn: Txn, user: str, sender: str, handle: str, period: int) 
     """Vacation answered ``sender`` for ``user``: no second answer for ``period`` seconds."""
     user_id = _user_id(txn, user)
     until = int(txn.now) + max(0, int(period))
-    txn.execute("DELETE FROM sieve_vacation_seen WHERE user_id = ? AND sender = ? AND handle = ?",
-                (user_id, sender.lower(), handle))
-    txn.execute("INSERT INTO sieve_vacation_seen (user_id, sender, handle, until) VALUES (?, ?, ?, ?)",
+    txn.execute("DELETE FROM sieve_vacation_seen WHERE user_id = ? AND until < ?", (user_id, int(txn.now)))
+    # an upsert: two deliveries from one sender at once must not fail each other's transaction
+    txn.execute("INSERT INTO sieve_vacation_seen (user_id, sender, handle, until) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (user_id, sender, handle) DO UPDATE SET until = excluded.until",
                 (user_id, sender.lower(), handle, until))

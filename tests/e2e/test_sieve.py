@@ -298,3 +298,20 @@ def test_bad_input_gets_no_and_the_session_goes_on(world):
             assert reply().startswith(b"NO"), command
         sock.sendall(b"NOOP\r\nLOGOUT\r\n")
         assert reply().startswith(b"OK") and reply().startswith(b"OK")
+
+
+def test_mail_sent_with_the_api_to_a_local_user_is_filtered(world):
+    daemon, _ = world
+    sender, user = "lena@example.test", "mike@example.test"
+    tokens = {}
+    for who in (sender, user):
+        daemon.add_user(who)
+        tokens[who] = _http(daemon, "POST", "/oauth2/token", form={"grant_type": "password", "username": who,
+                                                                  "password": PASSWORD})[1]["access_token"]
+    rule = {"if": {"header": "from", "contains": "lena@"}, "then": {"fileinto": "Team"}}
+    assert _http(daemon, "PUT", "/api/filters", tokens[user], [rule])[0] == 200
+    status, _ = _http(daemon, "POST", "/api/emails", tokens[sender], {"to": [user], "subject": "standup notes",
+                                                                    "text": "Notes."})
+    assert status == 202
+    assert any("standup notes" in s for s in subjects(daemon, user, "Team"))
+    assert not any("standup notes" in s for s in subjects(daemon, user, "INBOX"))

@@ -315,3 +315,24 @@ def test_mail_sent_with_the_api_to_a_local_user_is_filtered(world):
     assert status == 202
     assert any("standup notes" in s for s in subjects(daemon, user, "Team"))
     assert not any("standup notes" in s for s in subjects(daemon, user, "INBOX"))
+
+
+def test_authenticate_plain_with_the_response_after_an_empty_challenge(world):
+    import base64
+    import socket
+
+    daemon, _ = world
+    with socket.create_connection(("127.0.0.1", daemon.ports["managesieve"]), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        while not reader.readline().startswith(b"OK"):
+            pass
+        sock.sendall(b'AUTHENTICATE "PLAIN"\r\n')
+        assert reader.readline() == b'""\r\n'
+        response = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode())
+        sock.sendall(b"{%d+}\r\n%s\r\n" % (len(response), response))
+        assert reader.readline().startswith(b"OK")
+        sock.sendall(b"LISTSCRIPTS\r\n")
+        line = reader.readline()
+        while not line.startswith((b"OK", b"NO")):
+            line = reader.readline()
+        assert line.startswith(b"OK")

@@ -49,13 +49,19 @@ async def starttls(conn: ManageSieveConnection, args: list[Any]) -> None:
     conn.start_tls()
 
 
-async def authenticate(conn: ManageSieveConnection, args: list[Any]) -> str:
+async def authenticate(conn: ManageSieveConnection, args: list[Any]) -> str | None:
     if conn.user is not None:
         raise Refused("already authenticated")
     if not args or not isinstance(args[0], bytes) or args[0].upper() != b"PLAIN":
         raise Refused("unsupported mechanism (PLAIN only)")
+    if len(args) == 1:                       # RFC 5804 §2.1: an empty challenge, the response follows
+        if not (conn.tls or conn.loopback):
+            raise Refused("use STARTTLS first", "ENCRYPT-NEEDED")
+        conn.sasl_pending = True
+        conn.transport.write(b'""\r\n')
+        return None
     if len(args) != 2 or not isinstance(args[1], bytes):
-        raise Refused("PLAIN needs its initial response")
+        raise Refused("PLAIN takes one response")
     await conn.login_plain(args[1].strip())
     return "Authenticated"
 

@@ -59,6 +59,7 @@ class ManageSieveConnection(TimeoutMixin, Protocol):
         self.tls = False
         self.loopback = False
         self.busy = False
+        self.sasl_pending = False     # AUTHENTICATE "PLAIN" without an initial response: it comes next
         self.peer_ip = ""
 
     def connectionMade(self) -> None:
@@ -113,16 +114,22 @@ class ManageSieveConnection(TimeoutMixin, Protocol):
     def _next(self) -> None:
         if self.busy or not self.buf:
             return
+        sasl = self.sasl_pending
+        prefix = b"SASL " if sasl else b""       # a SASL response is a string alone on its line
         try:
-            parsed = take_command(bytes(self.buf), MAX_SCRIPT_BYTES)
+            parsed = take_command(prefix + bytes(self.buf), MAX_SCRIPT_BYTES)
         except WireError as exc:
             self.buf.clear()
+            self.sasl_pending = False
             self.transport.write(b"NO " + quote(str(exc)) + b"\r\n")
             return
         if parsed is None:
             return
         name, args, used = parsed
-        del self.buf[:used]
+        del self.buf[:used - len(prefix)]
+        if sasl:
+            self.sasl_pending = False
+            name, args = "AUTHENTICATE", [b"PLAIN", *args]
         self.busy = True
         d = defer.Deferred.fromCoroutine(self._run(name, args))
         d.addErrback(lambda f: log.failure("managesieve command failed", f))

@@ -8,7 +8,8 @@ from tau.mail.sieve.compile import compile_script
 from tau.mail.sieve.interpret import MessageView, evaluate
 from tau.mail.sieve.managed import FilterError, compose, split
 
-OWN = 'require ["imap4flags"];\n# my own rule\nif header :contains "subject" "urgent" {\n    addflag "\\\\Flagged";\n}\n'
+OWN = ('require ["imap4flags"];\n# my own rule\n'
+       'if header :contains "subject" "urgent" {\n    addflag "\\\\Flagged";\n}\n')
 RULE = {"if": {"header": "list-id", "contains": "dev.lists.example"}, "then": {"fileinto": "Lists/dev"}}
 
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "http", "https")
+LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "http", "https", "managesieve")
 
 
 def key(default: T, help: str, minimum: int | None = None, *, size: bool = False, secret: bool = False) -> T:
@@ -116,6 +116,7 @@ class ListenSection(Section):
     imaps: str = key("", "Twisted endpoint for imaps; empty disables")
     http: str = key("", "Twisted endpoint for http; empty disables")
     https: str = key("", "Twisted endpoint for https; empty disables")
+    managesieve: str = key("", "Twisted endpoint for ManageSieve (RFC 5804, STARTTLS); empty disables")
 
     def endpoint(self, name: str) -> str:
         """The endpoint of listener ``name`` (one of ``LISTENERS``), for loops over them all."""

@@ -31,7 +31,7 @@ log = Logger()
 
 #: listener key → family whose listeners share one per-address count
 FAMILIES = {"smtp": "smtp", "submission": "smtp", "submissions": "smtp", "imap": "imap", "imaps": "imap",
-            "http": "http", "https": "http"}
+            "http": "http", "https": "http", "managesieve": "imap"}
 #: seconds a refused connection may take to take its refusal (a TLS handshake, a full window)
 REFUSAL_GRACE = 10.0
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

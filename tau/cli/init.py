@@ -30,6 +30,7 @@ PORTS = {  # listener: (scheme, default port, --dev-ports port)
     "imaps": ("ssl", 993, 10993),
     "http": ("tcp", 8080, 18080),
     "https": ("ssl", 8443, 18443),
+    "managesieve": ("tcp", 4190, 14190),
 }
 
 
@@ -41,7 +42,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--domain", required=True, help="first mail domain, e.g. example.org")
     parser.add_argument("--hostname", help="name this server answers to (default: this machine's FQDN)")
     parser.add_argument("--dev-ports", action="store_true",
-                        help="listen on ports 10025, 10587, 10465, 10143, 10993, 18080, 18443 of 127.0.0.1")
+                        help="listen on ports 10025, 10587, 10465, 10143, 10993, 18080, 18443, 14190 of 127.0.0.1")
     parser.add_argument("--database-url", metavar="URL",
                         help="postgresql://user:pass@host:5432/db (default: SQLite in DATA_DIR)")
     parser.add_argument("--force", action="store_true",

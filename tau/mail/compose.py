@@ -228,10 +228,12 @@ def as_bytes(msg: EmailMessage) -> bytes:
 
 
 def send_txn(txn: Any, ctx: Any, sender: str, recipients: list[str], key: str, size: int, fields: Any,
-             message_id: str | None, mail_from: str | None = None) -> Any:
+             message_id: str | None, mail_from: str | None = None, local_delivery: Any = None) -> Any:
     """Local delivery + outbound queue + Sent copy in one transaction; returns the Sent Delivered.
     ``sender`` is the user; ``mail_from`` the From they chose (checked here, in the same
-    transaction: their own address, an alias of theirs or a send-as grant, else 403)."""
+    transaction: their own address, an alias of theirs or a send-as grant, else 403).
+    ``local_delivery(txn, local)``, when given, stores the local copies instead (the recipients'
+    Sieve filters: ``tau.mail.sieve.commit``)."""
     from tau.auth import accounts
     from tau.mail.store import messages, queue
 
@@ -259,7 +261,9 @@ def send_txn(txn: Any, ctx: Any, sender: str, recipients: list[str], key: str, s
         raise InvalidMessage("unknown_recipient", "no such local recipient: " + ", ".join(unknown),
                              extra={"recipients": unknown})
     local, remote = sorted(set(local)), list(dict.fromkeys(remote))
-    if local:
+    if local and local_delivery is not None:
+        local_delivery(txn, local)
+    elif local:
         messages.deliver(txn, ctx, local, key, size, fields, "INBOX", (), None, None,
                          {"via": "submission", "user": sender})
     if remote:

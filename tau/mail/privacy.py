@@ -51,6 +51,23 @@ def export(ctx: ExportContext) -> None:
                 ctx.counts["messages"] += 1
             ctx.add_file(f"mail/{safe_name(name)}.mbox", fh)
         ctx.counts["folders"] += 1
+    export_sieve(ctx)
+
+
+def export_sieve(ctx: ExportContext) -> None:
+    """The user's Sieve scripts as ``mail/sieve/NAME.sieve`` (the active one also named in
+    ``mail/sieve/ACTIVE``); the rows go with the account (``ON DELETE CASCADE``)."""
+    from tau.mail.sieve import store as sieve_store
+
+    ctx.counts["sieve_scripts"] = 0
+    for name, active in ctx.db.run("sieve_export_list", sieve_store.list_scripts, ctx.user.address, readonly=True):
+        script = ctx.db.run("sieve_export_get", sieve_store.get_script, ctx.user.address, name, readonly=True)
+        if script is None:
+            continue
+        ctx.add_bytes(f"mail/sieve/{safe_name(name)}.sieve", script.content.encode("utf-8"))
+        if active:
+            ctx.add_bytes("mail/sieve/ACTIVE", name.encode("utf-8") + b"\n")
+        ctx.counts["sieve_scripts"] += 1
 
 
 def purge(txn: Any, user: User) -> list[str]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tau.mail import compose, pgp, smime_send
 from tau.mail.errors import InvalidMessage, KeyLocked, MessageTooLarge, SenderNotAllowed
+from tau.mail.sieve import filters
 from tau.mail.store import QuotaExceeded
 
 if TYPE_CHECKING:
@@ -72,8 +73,10 @@ async def _send(registry: Registry, store: Any, user: Any, draft: compose.Draft,
 
     try:
         fields = await registry.run_in_thread(prepare, None, raw)
+        local_delivery = await filters.local_delivery(registry, store.ctx, draft.recipients, author, raw, info.key,
+                                                      info.size, fields, msg["Message-ID"], sender)
         sent = await registry.db.run("mail_api_send", compose.send_txn, store.ctx, sender, draft.recipients,
-                                     info.key, info.size, fields, msg["Message-ID"], author)
+                                     info.key, info.size, fields, msg["Message-ID"], author, local_delivery)
     except QuotaExceeded as exc:
         await store.discard_blob(info.key)
         raise MessageTooLarge("quota_exceeded", exc.message)

@@ -37,7 +37,8 @@ def test_init_writes_a_working_installation(installed: Any) -> None:
     assert config.tls.certificate == "tls/cert.pem"
     assert config.tls.private_key == "tls/key.pem"
     assert config.listen.as_dict() == {"smtp": "tcp:25", "submission": "tcp:587", "submissions": "ssl:465",
-                                "imap": "tcp:143", "imaps": "ssl:993", "http": "tcp:8080", "https": "ssl:8443"}
+                                "imap": "tcp:143", "imaps": "ssl:993", "http": "tcp:8080", "https": "ssl:8443",
+                                "managesieve": "tcp:4190"}
     if installed.database_url is None:
         assert config.database.url == f"sqlite:///{data}/tau.db"
         assert config.database.url.startswith("sqlite:////")
@@ -87,7 +88,7 @@ def test_dev_ports(tau: Any, tmp_path: Path, database_url: str | None, init_args
         "smtp": "tcp:10025:interface=127.0.0.1", "submission": "tcp:10587:interface=127.0.0.1",
         "submissions": "ssl:10465:interface=127.0.0.1", "imap": "tcp:10143:interface=127.0.0.1",
         "imaps": "ssl:10993:interface=127.0.0.1", "http": "tcp:18080:interface=127.0.0.1",
-        "https": "ssl:18443:interface=127.0.0.1"}
+        "https": "ssl:18443:interface=127.0.0.1", "managesieve": "tcp:14190:interface=127.0.0.1"}
 
 
 def test_dev_ports_links_point_at_the_local_listener(tau: Any, tmp_path: Path, database_url: str | None,

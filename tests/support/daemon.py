@@ -41,7 +41,7 @@ class TauDaemon:
         self.env.pop("TAU_CONFIG", None)
         if database_url:
             self.env["TAU_DATABASE_URL"] = database_url
-        for name in ("smtp", "submission", "submissions", "imap", "imaps", "http", "https"):
+        for name in ("smtp", "submission", "submissions", "imap", "imaps", "http", "https", "managesieve"):
             kind = "ssl" if name in ("submissions", "imaps", "https") else "tcp"
             self.env[f"TAU_LISTEN_{name.upper()}"] = (
                 f"{kind}:{self.ports[name]}:interface=127.0.0.1" if name in self.ports else "")

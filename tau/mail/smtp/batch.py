@@ -39,13 +39,18 @@ class Job:
     origin: dict[str, str] | None = None   # on the append events: MX or submission by whom (iMIP)
     dsn: str | None = None        # RFC 3461 parameters for the queue row (dsn_params.DsnRequest.to_json)
     require_tls: bool = False     # RFC 8689 REQUIRETLS on MAIL FROM
+    sieve: Any = None             # tau.mail.sieve.plan.Plan: the recipients' filters decided the copies
 
 
 def deliver_job(txn: Txn, ctx: Any, job: Job) -> None:
     """The rows of one message, inside the caller's transaction (store transaction functions)."""
     from tau.mail.store import messages, queue
 
-    if job.local:
+    if job.sieve is not None:
+        from tau.mail.sieve import commit
+
+        commit.apply(txn, ctx, job.sieve, job.key, job.size, job.fields, job.message_id, job.mail_from, job.origin)
+    elif job.local:
         # a fixed lock order (by address) keeps concurrent PostgreSQL batches from deadlocking
         messages.deliver(txn, ctx, sorted(job.local), job.key, job.size, job.fields, job.mailbox, (), None, None,
                          job.origin)

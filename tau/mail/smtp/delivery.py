@@ -59,24 +59,29 @@ class Envelope:
     dsn: DsnRequest = field(default_factory=DsnRequest)     # RFC 3461 parameters (dsn_params.py)
     require_tls: bool = False                               # RFC 8689 REQUIRETLS
     checks: dict[str, str] = field(default_factory=dict)    # spf, dkim, dmarc, spam (tau.mail.trust), for the log
+    #: local targets with an active Sieve script, read at RCPT (tau.mail.sieve.store.DeliveryState)
+    sieve: Any = None
 
 
-def _lookup(txn: Txn, address: str, default_quota: int, size: int) -> tuple[bool, list[tuple[str, bool]], str | None]:
+def _lookup(txn: Txn, address: str, default_quota: int, size: int,
+            mail_from: str) -> tuple[bool, list[tuple[str, bool]], str | None, Any]:
     """(is the domain ours, [(target, target is local)], the first local target too full for
-    ``size`` more bytes) — one read transaction per RCPT."""
+    ``size`` more bytes, the local targets' Sieve scripts) — one read transaction per RCPT."""
+    from tau.mail.sieve.store import delivery_state
     from tau.mail.store import quota
 
     if not accounts.is_local_domain(txn, domain_of(address)):
-        return False, [], None
+        return False, [], None, None
     targets = [(t, accounts.is_local_domain(txn, domain_of(t))) for t in accounts.resolve_recipient(txn, address)]
+    filtered = delivery_state(txn, [t for t, is_local in targets if is_local], mail_from)
     for target, is_local in targets:
         if is_local:
             account = quota.find_account(txn, target, default_quota)
             if account is not None and account.quota:
                 used, limit = quota.usage(txn, target, default_quota)
                 if used + size > limit:
-                    return True, targets, target
-    return True, targets, None
+                    return True, targets, target, filtered
+    return True, targets, None, filtered
 
 
 def _may_send_as(txn: Txn, address: str, sender: str) -> bool:
@@ -158,9 +163,9 @@ class Delivery:
         self._activity.mark()
         if address.lower() == "postmaster":
             address = f"postmaster@{self._postmaster_domain}"
-        local_domain, targets, full = await self._db.run(
+        local_domain, targets, full, filtered = await self._db.run(
             "smtp_resolve_recipient", _lookup, address, self._store.ctx.default_quota, envelope.declared_size or 0,
-            readonly=True)
+            envelope.mail_from, readonly=True)
         if not local_domain:
             if envelope.user is None:
                 raise Reply(554, "5.7.1 Relay access denied")
@@ -174,6 +179,8 @@ class Delivery:
         local = [t for t, is_local in targets if is_local]
         envelope.recipients.append(address)
         envelope.local[:] = unique([*envelope.local, *local])
+        if filtered is not None and filtered.scripts:
+            envelope.sieve = filtered if envelope.sieve is None else envelope.sieve.merged(filtered)
         # an alias that forwards off-site: the outbound queue sends it on
         envelope.remote[:] = unique([*envelope.remote, *(t for t, is_local in targets if not is_local)])
 
@@ -200,6 +207,7 @@ class Delivery:
                       message_id=getattr(parsed, "message_id", None), sent_copy=self.submission and sender is not None,
                       mailbox=mailbox, origin=origin(envelope, self.submission),
                       dsn=envelope.dsn.to_json(envelope.remote), require_tls=envelope.require_tls)
+            job.sieve = await self._filter(envelope, parsed, size, mailbox)
             try:
                 await self._commits.submit(job)
             except QuotaExceeded:
@@ -208,15 +216,38 @@ class Delivery:
                 log.warn("no Sent copy of {queue_id}: {user} is over quota", queue_id=envelope.queue_id, user=sender)
                 job.sent_copy = False
                 await self._commits.submit(job)
+        except Reply:
+            self._discard(blob_key)
+            raise
         except Exception as exc:
             self._discard(blob_key)
             if isinstance(exc, QuotaExceeded):
                 raise Reply(552, f"5.2.2 Mailbox full: {exc.message}") from None
             log.failure("delivery of {queue_id} failed", queue_id=envelope.queue_id)
             raise Reply(451, "4.3.0 Local error storing the message; try again later") from None
+        if job.sieve is not None and job.sieve.stores_nothing and not job.remote and not job.sent_copy:
+            self._discard(blob_key)       # every recipient's filter discarded or rejected it
         self._success_reports(envelope, blob_key, size)
         accepted_line(self._registry, envelope, self.submission, size, getattr(parsed, "message_id", None), mailbox)
         return Reply(250, f"2.0.0 Ok: queued as {envelope.queue_id}")
+
+    async def _filter(self, envelope: Envelope, parsed: Any, size: int, mailbox: str) -> Any:
+        """The recipients' Sieve scripts (tau.mail.sieve.plan). A message every local recipient
+        rejects, with nobody else to deliver to, is refused here (``550 5.7.1``, RFC 5429 ereject);
+        otherwise a rejecting recipient's filter sends the envelope sender a notice."""
+        if not envelope.local or envelope.sieve is None:
+            return None                   # nobody has a script
+        from tau.mail.sieve import plan as sieve
+
+        made = await sieve.make_plan(self._registry, envelope.sieve, list(envelope.local), envelope.mail_from,
+                                     parsed, size, mailbox)
+        if made is None or not made.rejected:
+            return made
+        if set(made.rejected) >= set(envelope.local) and not envelope.remote and not self.submission:
+            reason = "".join(c if " " <= c <= "~" else "?" for c in next(iter(made.rejected.values())))[:200]
+            raise Reply(550, f"5.7.1 Rejected by the recipient's filter: {reason}")
+        await sieve.add_rejection_notices(self._registry, made, parsed, size, envelope.mail_from)
+        return made
 
     def _success_reports(self, envelope: Envelope, blob_key: str, size: int) -> None:
         """RFC 3461 NOTIFY=SUCCESS for local recipients: a ``delivered`` report, after the 250

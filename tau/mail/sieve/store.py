@@ -1,0 +1,146 @@
+"""The SQL of Sieve: a user's scripts (ManageSieve, REST) and vacation's memory of whom it answered.
+
+Script names are unique per user; at most one script is active (RFC 5804 §2.8). Every function
+runs inside the caller's transaction (``db.run``); a missing user is ``SieveStoreError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tau.storage.database import Txn
+
+
+class SieveStoreError(Exception):
+    """What a ManageSieve reply or HTTP error names: ``code`` is ``nonexistent``, ``active`` or ``exists``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    content: str
+    active: bool
+
+
+def _user_id(txn: Txn, address: str) -> int:
+    row = txn.query_one("SELECT id FROM users WHERE address = ?", (address.lower(),))
+    if row is None:
+        raise SieveStoreError("nonexistent", f"no such user {address}")
+    return int(row[0])
+
+
+def list_scripts(txn: Txn, user: str) -> list[tuple[str, bool]]:
+    rows = txn.query("SELECT name, active FROM sieve_scripts WHERE user_id = ? ORDER BY name", (_user_id(txn, user),))
+    return [(str(name), bool(active)) for name, active in rows]
+
+
+def get_script(txn: Txn, user: str, name: str) -> Script | None:
+    row = txn.query_one("SELECT name, content, active FROM sieve_scripts WHERE user_id = ? AND name = ?",
+                        (_user_id(txn, user), name))
+    return None if row is None else Script(str(row[0]), str(row[1]), bool(row[2]))
+
+
+def active_script(txn: Txn, user: str) -> Script | None:
+    row = txn.query_one("SELECT name, content, active FROM sieve_scripts WHERE user_id = ? AND active = 1",
+                        (_user_id(txn, user),))
+    return None if row is None else Script(str(row[0]), str(row[1]), True)
+
+
+def space_used(txn: Txn, user: str, except_name: str) -> tuple[int, int]:
+    """(number of scripts, bytes of their content) other than ``except_name``."""
+    row = txn.query_one("SELECT COUNT(*), COALESCE(SUM(LENGTH(content)), 0) FROM sieve_scripts"
+                        " WHERE user_id = ? AND name <> ?", (_user_id(txn, user), except_name))
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def put_script(txn: Txn, user: str, name: str, content: str, activate: bool = False) -> None:
+    """Create or replace ``name``; ``activate`` makes it the active script too."""
+    user_id = _user_id(txn, user)
+    updated = txn.execute("UPDATE sieve_scripts SET content = ?, updated_at = ? WHERE user_id = ? AND name = ?",
+                          (content, int(txn.now), user_id, name)).rowcount
+    if not updated:
+        txn.execute("INSERT INTO sieve_scripts (user_id, name, content, active, updated_at) VALUES (?, ?, ?, 0, ?)",
+                    (user_id, name, content, int(txn.now)))
+    if activate:
+        set_active(txn, user, name)
+
+
+def set_active(txn: Txn, user: str, name: str) -> None:
+    """SETACTIVE: ``name`` becomes the only active script; the empty name deactivates all."""
+    user_id = _user_id(txn, user)
+    if name and txn.query_one("SELECT 1 FROM sieve_scripts WHERE user_id = ? AND name = ?", (user_id, name)) is None:
+        raise SieveStoreError("nonexistent", f"no script named {name}")
+    txn.execute("UPDATE sieve_scripts SET active = 0 WHERE user_id = ? AND active = 1", (user_id,))
+    if name:
+        txn.execute("UPDATE sieve_scripts SET active = 1 WHERE user_id = ? AND name = ?", (user_id, name))
+
+
+def delete_script(txn: Txn, user: str, name: str) -> None:
+    """DELETESCRIPT: the active script may not be deleted (RFC 5804 §2.10)."""
+    script = get_script(txn, user, name)
+    if script is None:
+        raise SieveStoreError("nonexistent", f"no script named {name}")
+    if script.active:
+        raise SieveStoreError("active", "the active script cannot be deleted; deactivate it first")
+    txn.execute("DELETE FROM sieve_scripts WHERE user_id = ? AND name = ?", (_user_id(txn, user), name))
+
+
+def rename_script(txn: Txn, user: str, old: str, new: str) -> None:
+    user_id = _user_id(txn, user)
+    if get_script(txn, user, old) is None:
+        raise SieveStoreError("nonexistent", f"no script named {old}")
+    if old != new and get_script(txn, user, new) is not None:
+        raise SieveStoreError("alreadyexists", f"a script named {new} exists already")
+    txn.execute("UPDATE sieve_scripts SET name = ?, updated_at = ? WHERE user_id = ? AND name = ?",
+                (new, int(txn.now), user_id, old))
+
+
+# -- delivery -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """What delivery needs, read in one transaction: each recipient's active script and which
+    vacation handles answered ``sender`` recently (``answered[user]``)."""
+
+    scripts: dict[str, str]
+    answered: dict[str, set[str]]
+
+    def merged(self, other: DeliveryState) -> DeliveryState:
+        return DeliveryState({**self.scripts, **other.scripts}, {**self.answered, **other.answered})
+
+
+def delivery_state(txn: Txn, users: Sequence[str], sender: str) -> DeliveryState:
+    """Read at RCPT time, in the recipient lookup's transaction (no extra read at end of data)."""
+    if not users:
+        return DeliveryState({}, {})
+    placeholders, params = txn.in_list(u.lower() for u in users)
+    rows = txn.query("SELECT u.address, s.content FROM sieve_scripts s JOIN users u ON u.id = s.user_id"
+                     f" WHERE s.active = 1 AND u.address IN {placeholders}", params)
+    scripts = {str(address): str(content) for address, content in rows}
+    answered: dict[str, set[str]] = {}
+    if scripts and sender:
+        placeholders, params = txn.in_list(scripts)
+        for address, handle in txn.query(
+                "SELECT u.address, v.handle FROM sieve_vacation_seen v JOIN users u ON u.id = v.user_id"
+                f" WHERE v.sender = ? AND v.until > ? AND u.address IN {placeholders}",
+                [sender.lower(), int(txn.now), *params]):
+            answered.setdefault(str(address), set()).add(str(handle))
+    return DeliveryState(scripts, answered)
+
+
+def remember_answer(txn: Txn, user: str, sender: str, handle: str, period: int) -> None:
+    """Vacation answered ``sender`` for ``user``: no second answer for ``period`` seconds."""
+    user_id = _user_id(txn, user)
+    until = int(txn.now) + max(0, int(period))
+    txn.execute("DELETE FROM sieve_vacation_seen WHERE user_id = ? AND until < ?", (user_id, int(txn.now)))
+    # an upsert: two deliveries from one sender at once must not fail each other's transaction
+    txn.execute("INSERT INTO sieve_vacation_seen (user_id, sender, handle, until) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (user_id, sender, handle) DO UPDATE SET until = excluded.until",
+                (user_id, sender.lower(), handle, until))

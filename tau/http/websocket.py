@@ -257,6 +257,7 @@ class JsonSocket(WebSocketServerProtocol):
     # -- back-pressure: the socket is its transport's push producer -------------------------------
     def _start_output(self) -> None:
         self._outbox, self._queued, self._paused = deque(), 0, False
+        self._drain_waiters: list[defer.Deferred[None]] = []
         try:  # twisted.web's channel was the producer of this transport until the upgrade
             self.transport.unregisterProducer()
             self.registerProducer(self, True)
@@ -271,7 +272,27 @@ class JsonSocket(WebSocketServerProtocol):
             self._outbox.clear()
             self._queued = 0
             self._paused = False
-            self.sendClose(CLOSE_TRY_AGAIN, "consumer too slow")
+            # autobahn's sendClose takes application codes only; 1013 is a protocol-level code
+            self.sendCloseFrame(code=CLOSE_TRY_AGAIN, reasonUtf8=b"consumer too slow", isReply=False)
+
+    @property
+    def output_blocked(self) -> bool:
+        """The peer is not keeping up: a sender of bulk (a replay) should ``await drained()``."""
+        return bool(getattr(self, "_paused", False) or getattr(self, "_outbox", None))
+
+    def drained(self) -> defer.Deferred[None]:
+        """Fires once everything queued went to the transport (or the socket is gone)."""
+        d: defer.Deferred[None] = defer.Deferred()
+        if self.output_blocked and getattr(self, "_open", False):
+            self._drain_waiters.append(d)
+        else:
+            d.callback(None)
+        return d
+
+    def _release_waiters(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for d in waiters:
+            d.callback(None)
 
     def _who(self) -> str:
         return str(getattr(self.user, "address", "?"))
@@ -286,10 +307,13 @@ class JsonSocket(WebSocketServerProtocol):
             self._queued -= len(payload)
             if self.state == WebSocketProtocol.STATE_OPEN:
                 self.sendMessage(payload)
+        if not self._paused and not self._outbox:
+            self._release_waiters()
 
     def stopProducing(self) -> None:  # noqa: N802
         self._outbox.clear()
         self._queued = 0
+        self._release_waiters()
 
     def send_error(self, code: str, message: str, ref: Any = None, **extra: Any) -> None:
         out: dict[str, Any] = {"type": "error", "error": code, "message": message}

@@ -5,10 +5,12 @@ The rules (issue 20, after Matrix's explicit presence):
 - A user is *live* while a ``/ws/messages`` socket of theirs is open, or while a REST lease runs.
   A live user shows the status they chose (``online`` unless they chose ``away``, ``busy`` or
   ``offline`` — appear offline); a user who is not live is ``offline``.
-- ``PUT /api/presence`` (REST) sets the chosen status and starts a lease of ``REST_TTL`` seconds;
-  every authenticated chat API call of that user (``/api/messages``, ``/api/conversations``,
+- ``PUT /api/presence`` (REST) sets the chosen status. Made while no socket of the user is open
+  (a REST-only client, a bot), it also starts a lease of ``REST_TTL`` seconds; every
+  authenticated chat API call of that user (``/api/messages``, ``/api/conversations``,
   ``/api/keys``, ``/api/presence``) while the lease runs renews it. When it runs out with no
-  socket open the user goes ``offline``, announced like a socket closing. ``PUT offline`` ends it.
+  socket open the user goes ``offline``, announced like a socket closing. ``PUT offline``, or a
+  ``PUT`` while a socket is open (the socket then drives online/offline), ends it.
 - A ``presence`` frame on a socket sets the chosen status only; sockets still drive
   online/offline by opening and closing. The chosen status is kept for the next time.
 - ``last_seen`` is now while a socket is open; otherwise the last socket close or the last chat
@@ -144,7 +146,7 @@ class MemoryPresence(_Leases):
             self._explicit.pop(user, None)
         else:
             self._explicit[user] = status
-        if status == "offline":
+        if status == "offline" or self._conns.get(user):  # a socket drives it: no lease
             self._lease.pop(user, None)
             self._disarm(user)
         else:
@@ -255,21 +257,26 @@ class RedisPresence(_Leases):
 
     async def rest_status(self, user: str, status: str) -> None:
         """``PUT /api/presence``: the chosen status, and a lease that keeps the user live."""
+        leasing = status != "offline"
+
         async def change() -> None:
+            nonlocal leasing
             if status == "online":
                 await self._redis.hdel(self._p + "status", user)
             else:
                 await self._redis.hset(self._p + "status", user, status)
-            if status == "offline":
-                await self._redis.zrem(self._conns_key(user), REST)
-            else:
+            leased = await self._leased(user)
+            leasing = leasing and await self._live(user) - leased == 0  # a socket drives it: no lease
+            if leasing:
                 await self._touch(user, REST, self._clock.seconds() + REST_TTL)
+            else:
+                await self._redis.zrem(self._conns_key(user), REST)
 
         await self._change("status", user, change)
-        if status == "offline":
-            self._disarm(user)
-        else:
+        if leasing:
             self._arm(user)
+        else:
+            self._disarm(user)
 
     async def _leased(self, user: str) -> bool:
         score = await self._redis.zscore(self._conns_key(user), REST)

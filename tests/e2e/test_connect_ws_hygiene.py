@@ -250,3 +250,31 @@ def test_aiortc_data_channel_negotiated_with_frames_addressed_to_users(daemon):
         return results[0], results[1]
 
     assert run(scenario()) == ("hello bob", "hello alice")
+
+
+def test_frames_of_one_socket_are_handled_in_the_order_sent(daemon):
+    """Mute and hand frames sent back to back reach the room in order (each waits on the database;
+    on PostgreSQL's pool they used to overtake each other)."""
+    status, call = api(daemon, "alice", "POST", "/api/calls", {"title": "o", "participants": ["bob@example.test"]})
+    assert status == 201
+
+    async def scenario() -> tuple[list, list]:
+        alice = await Socket.connect(daemon.url, "/ws/signal", daemon.tokens["alice"])
+        bob = await Socket.connect(daemon.url, "/ws/signal", daemon.tokens["bob"])
+        for s in (alice, bob):
+            s.send({"type": "join", "call_id": call["id"]})
+            await s.recv_type("joined")
+        sent = [(n % 2 == 0, n % 3 == 0) for n in range(40)]
+        for audio, hand in sent:
+            bob.send({"type": "mute", "call_id": call["id"], "audio": audio})
+            bob.send({"type": "hand", "call_id": call["id"], "raised": hand})
+        seen = []
+        while len(seen) < 2 * len(sent):
+            state = await alice.recv_type("state")
+            seen.append(state.get("audio_muted", state.get("hand_raised")))
+        for s in (alice, bob):
+            await s.close()
+        return [(seen[i], seen[i + 1]) for i in range(0, len(seen), 2)], sent
+
+    seen, sent = run(scenario())
+    assert seen == sent

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from tau.clock import Clock
@@ -84,8 +85,6 @@ class _Leases:
     def _expired(self, user: str) -> Any:
         self._timers.pop(user, None)
         self._last_activity.pop(user, None)
-        from twisted.internet import defer
-
         return defer.ensureDeferred(self._lease_over(user))
 
     async def _lease_over(self, user: str) -> None:

@@ -15,6 +15,7 @@ import socket
 import struct
 import time
 import zlib
+from typing import Any
 
 import pytest
 
@@ -80,8 +81,9 @@ def raw_open(d: TauDaemon, path: str, token: str, extensions: str | None = None,
     return sock, headers, rest
 
 
-def read_frames(sock: socket.socket, buffer: bytes, until_close: bool = False, count: int = 1):
-    """Server frames as (rsv1, opcode, payload), up to ``count`` or the close frame."""
+def read_frames(sock: socket.socket, buffer: bytearray, until_close: bool = False, count: int = 1):
+    """Server frames as (rsv1, opcode, payload), up to ``count`` or the close frame; ``buffer``
+    holds what was read past them (for the next call)."""
     frames = []
     while True:
         while len(buffer) >= 2:
@@ -97,8 +99,8 @@ def read_frames(sock: socket.socket, buffer: bytes, until_close: bool = False, c
                 n, at = struct.unpack(">Q", buffer[2:10])[0], 10
             if len(buffer) < at + n:
                 break
-            frames.append((bool(b1 & 0x40), b1 & 0x0F, buffer[at:at + n]))
-            buffer = buffer[at + n:]
+            frames.append((bool(b1 & 0x40), b1 & 0x0F, bytes(buffer[at:at + n])))
+            del buffer[:at + n]
             if frames[-1][1] == CLOSE or (not until_close and len(frames) >= count):
                 return frames
         chunk = sock.recv(65536)
@@ -107,27 +109,43 @@ def read_frames(sock: socket.socket, buffer: bytes, until_close: bool = False, c
         buffer += chunk
 
 
-def inflate(payload: bytes) -> bytes:
-    """RFC 7692 section 7.2.2: append 00 00 ff ff and inflate raw."""
-    return zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff")
+def inflate(payload: bytes, inflater: Any = None) -> bytes:
+    """RFC 7692 section 7.2.2: append 00 00 ff ff and inflate raw (one inflater per socket: the
+    server keeps its compression context from message to message)."""
+    return (inflater or zlib.decompressobj(-15)).decompress(payload + b"\x00\x00\xff\xff")
 
 
 # -- tests -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/ws/messages", "/ws/signal"])
 def test_permessage_deflate_is_negotiated_and_frames_arrive_compressed(daemon, path):
-    sock, headers, rest = raw_open(daemon, path, daemon.tokens["alice"],
-                                   "permessage-deflate; client_max_window_bits")
+    sock, headers, raw = raw_open(daemon, path, daemon.tokens["alice"],
+                                  "permessage-deflate; client_max_window_bits")
+    rest = bytearray(raw)
     try:
         assert headers.get("sec-websocket-extensions", "").startswith("permessage-deflate"), headers
         [(compressed, opcode, payload)] = read_frames(sock, rest)
+        inflater = zlib.decompressobj(-15)
         assert compressed and opcode == TEXT  # RSV1: this frame went through deflate
-        assert json.loads(inflate(payload))["type"] == "hello"
+        assert json.loads(inflate(payload, inflater))["type"] == "hello"
+        assert "client_max_window_bits=11" in headers["sec-websocket-extensions"]
+        # a compressed frame from the client (RSV1, raw deflate without the 00 00 ff ff tail)
+        deflater = zlib.compressobj(wbits=-11)
+        body = deflater.compress(b'{"type": "ping", "ref": "z"}') + deflater.flush(zlib.Z_SYNC_FLUSH)
+        frame = bytearray(encode_frame(TEXT, body[:-4]))
+        frame[0] |= 0x40
+        sock.sendall(bytes(frame))
+        answers = []
+        while not answers or answers[-1]["type"] != "pong":
+            [(compressed, _, payload)] = read_frames(sock, rest)
+            assert compressed
+            answers.append(json.loads(inflate(payload, inflater)))
+        assert answers[-1] == {"type": "pong", "ref": "z"}
     finally:
         sock.close()
-    plain, headers, rest = raw_open(daemon, path, daemon.tokens["alice"])  # not offered: not used
+    plain, headers, raw = raw_open(daemon, path, daemon.tokens["alice"])  # not offered: not used
     try:
         assert "sec-websocket-extensions" not in headers
-        [(compressed, _, payload)] = read_frames(plain, rest)
+        [(compressed, _, payload)] = read_frames(plain, bytearray(raw))
         assert not compressed and json.loads(payload)["type"] == "hello"
     finally:
         plain.close()
@@ -136,14 +154,14 @@ def test_permessage_deflate_is_negotiated_and_frames_arrive_compressed(daemon, p
 def test_a_consumer_that_does_not_read_is_closed_with_1013(daemon):
     # bob's socket reads nothing while alice posts about 7.5 MB to him
     assert api(daemon, "alice", "POST", "/api/messages", {"to": "bob@example.test", "body": "hi"})[0] == 201
-    slow, _, rest = raw_open(daemon, "/ws/messages", daemon.tokens["bob"], rcvbuf=4096)
+    slow, _, raw = raw_open(daemon, "/ws/messages", daemon.tokens["bob"], rcvbuf=4096)
     try:
         blob = base64.b64encode(os.urandom(40 * 1024)).decode()
         for n in range(140):
             status, answer = api(daemon, "alice", "POST", "/api/messages", {"to": "bob@example.test",
                                                                           "body": f"{n} {blob}"})
             assert status == 201, answer
-        frames = read_frames(slow, rest, until_close=True)
+        frames = read_frames(slow, bytearray(raw), until_close=True)
         assert frames[-1][1] == CLOSE, [f[1] for f in frames[-3:]]
         assert struct.unpack(">H", frames[-1][2][:2])[0] == 1013
         delivered = sum(1 for _, op, _ in frames if op == TEXT)

@@ -188,38 +188,41 @@ class Calls:
         return [{**self.summary(c, c["participants"]), "_key": (c["created_at"], c["id"])} for c in rows]
 
     async def patch(self, user: Any, call_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Host: title, schedule, invitees, status. Any participant: ``{"status": "active"}`` alone.
+        Status moves forward only (``store.change_status``): ended → anything else is 409."""
         title = self._title(body["title"]) if "title" in body else None
         scheduled = parse_time(body["scheduled_for"], "scheduled_for") if "scheduled_for" in body else ...
         status = body.get("status")
-        if status is not None and status != "ended":
-            raise CallError(400, "invalid_status", "a call's status changes to ended by PATCH; joins start it")
+        if status is not None and status not in store.STATUSES:
+            raise CallError(400, "invalid_status", "status is ringing, active or ended")
         add, links = await self._invitees(body.get("add_participants") or [], exclude=user.address)
         remove = body.get("remove_participants") or []
         if not isinstance(remove, list) or not all(isinstance(r, str) for r in remove):
             raise CallError(400, "invalid_request", "remove_participants is a list of addresses or participant ids")
+        member_may = set(body) <= {"status"} and status in ("active", "ringing")
         now = self.now_ms()
 
-        def write(txn: Any) -> tuple[bool, list[dict[str, Any]]]:
+        def write(txn: Any) -> tuple[str | None, list[dict[str, Any]]]:
             call, me = store.call_for(txn, call_id, int(user.id))
-            if me["role"] != "host":
-                raise CallError(403, "not_host", "only the host changes a call")
-            if call["status"] == "ended":
+            if me["role"] != "host" and not member_may:
+                raise CallError(403, "not_host", "only the host changes a call (participants may set it active)")
+            if call["status"] == "ended" and set(body) - {"status"}:
                 raise CallError(409, "call_ended", "this call has ended")
+            changed = status if status is not None and store.change_status(txn, call, status, now) else None
             store.update_call(txn, call_id, now, title, scheduled)
             store.add_invitees(txn, call_id, add)
             ids = store.user_ids(txn, [r for r in remove if "@" in r])
             gone = store.remove_invitees(txn, call_id, list(ids.values()), [r for r in remove if "@" not in r])
-            ended = store.end_call(txn, call_id, now) if status == "ended" else False
-            return ended, gone
+            return changed, gone
 
-        ended, gone = await self.db.run("call_patch", write)
+        changed, gone = await self.db.run("call_patch", write)
         for p in gone:
             self._room_event(call_id, {"type": "removed", "call_id": call_id}, to=p["id"], kick=p["id"])
         view = await self.view(call_id, Identity.of_user(user))
         if links:
             view["guests"] = self._links(call_id, links)
-        self._call_event("status" if ended else "updated", view)
-        if ended:
+        self._call_event("status" if changed else "updated", view)
+        if changed == "ended":
             self.media.room_closed(call_id)
         elif gone:
             await self.broadcast_participants(call_id)

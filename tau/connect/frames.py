@@ -15,6 +15,7 @@ from tau.http.websocket import FrameError
 MAX_SDP = 64 * 1024
 MAX_CANDIDATE = 1024
 MAX_ID = 64
+MAX_ADDRESS = 320
 
 
 def text_id(frame: dict[str, Any], key: str) -> str:
@@ -22,6 +23,14 @@ def text_id(frame: dict[str, Any], key: str) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_ID:
         raise FrameError("invalid_request", f"{key} must be a string id")
     return value
+
+
+def recipient(frame: dict[str, Any]) -> str:
+    """``to``: a participant id, ``"sfu"``, or a user address (compared in lower case)."""
+    value = frame.get("to")
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ADDRESS or any(ord(c) < 33 for c in value):
+        raise FrameError("invalid_request", "to must be a participant id or a user address")
+    return value.lower() if "@" in value else value
 
 
 def check_sdp(value: Any) -> str:

@@ -58,6 +58,9 @@ class SignalHub:
     def in_room(self, call_id: str, participant_id: str) -> bool:
         return participant_id in self.rosters.get(call_id, {})
 
+    def user_in_room(self, call_id: str, address: str) -> bool:
+        return any(user.lower() == address for user in self.rosters.get(call_id, {}).values() if user)
+
     @property
     def count(self) -> int:
         return sum(len(s) for s in self._by_user.values())
@@ -85,6 +88,8 @@ class SignalHub:
         if frame is not None:
             if "users" in event:
                 targets = [s for user in event["users"] for s in list(self._by_user.get(user, ()))]
+            elif "to_user" in event:
+                targets = [s for s in self.room(call_id) if s.who.address.lower() == event["to_user"]]
             elif "to" in event:
                 targets = [s for s in self.room(call_id) if s.participant_id == event["to"]]
             else:

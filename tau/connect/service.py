@@ -1,7 +1,8 @@
 """Install TauConnect into the daemon: ``/api/calls``, ``/ws/signal``, ``/call/{id}``, the SFU.
 
-The SFU supervisor is added only when aiortc is importable (the ``connect`` extra); without it
-1:1 calls work peer-to-peer and group calls are told ``sfu: unavailable``. Optional settings
+The SFU supervisor is added when aiortc is importable, which a plain ``pip install .`` gives
+(aiortc is a default dependency since issue 20); on an install without it 1:1 calls still work
+peer-to-peer and group calls are told ``sfu: unavailable``. Optional settings
 are read from a ``[connect]`` section when the config has one (``sfu_workers``, ``sfu``: on/off),
 so the defaults need no configuration at all.
 """

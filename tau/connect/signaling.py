@@ -6,8 +6,12 @@ invitation and the call's status every time) makes it a participant with a stabl
 reconnect with the same credentials gets the same id and replaces the old session. In a room:
 
 - ``offer``/``answer {to, sdp}`` and ``ice {to, candidate}`` are relayed unchanged plus ``from``
-  to ``to`` — another participant of the same room, or ``"sfu"``, the media server of a group call;
-- ``participants`` goes to the room on every join and leave, ``state`` on ``mute``/``hand``;
+  (the sender's participant id) to ``to``: another participant's id, a user's address (every
+  session of that user in the room; the relayed frame then also carries ``from_user``), or
+  ``"sfu"``, the media server of a group call;
+- ``participants`` goes to the room on every join and leave (after ``joined``, which answers the
+  joining socket alone with its own id); ``state`` on ``mute``/``hand``; ``accepted``,
+  ``declined``, ``removed``, ``left``, ``call_ended`` and ``ringing`` as before;
 - ``accept``/``decline`` answer a ringing call (accept = join and tell the room);
 - a frame naming another room, malformed SDP or candidates get error frames, the socket stays;
   trickle ICE has its own token bucket so a flood is cut short without starving SDP.
@@ -139,12 +143,18 @@ class SignalSocket(JsonSocket):
 
     # -- relay ----------------------------------------------------------------------------------
     def _relay(self, frame: dict[str, Any], call_id: str) -> None:
-        to = frames.text_id(frame, "to")
-        if to == self.participant_id:
+        to = frames.recipient(frame)
+        if to in (self.participant_id, self.who.address.lower()):
             raise FrameError("invalid_request", "a frame to yourself")
         relayed = {**frame, "from": self.participant_id}
         if to == SFU:
             self.calls.media.handle(call_id, self.participant_id, relayed)
+            return
+        if "@" in to:  # a user address: every session of that user in this call (INTERFACE.md)
+            if not self.hub.user_in_room(call_id, to):
+                raise FrameError("unknown_participant", "that user is not in this call")
+            relayed["from_user"] = None if self.who.user_id is None else self.who.address
+            self.calls.bus.publish(events.SIGNAL_FRAME, {"call_id": call_id, "to_user": to, "frame": relayed})
             return
         if not self.hub.in_room(call_id, to):
             raise FrameError("unknown_participant", "no such participant in this call")

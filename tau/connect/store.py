@@ -129,6 +129,27 @@ def end_call(txn: Txn, call_id: str, now: int) -> bool:
     return bool(changed)
 
 
+#: PATCH status moves a call only forward; "ended" is final (issue 20: ended → ringing is 409)
+_FORWARD = {"ringing": ("ringing", "active", "ended"), "active": ("active", "ended"), "ended": ("ended",)}
+
+
+def change_status(txn: Txn, call: dict[str, Any], status: str, now: int) -> bool:
+    """Move ``call`` to ``status`` (ringing|active|ended) if that is forward; True if it changed.
+    Staying where it is changes nothing; going back is a 409 ``invalid_transition``."""
+    if status not in STATUSES:
+        raise CallError(400, "invalid_status", "status is ringing, active or ended")
+    current = call["status"]
+    if status not in _FORWARD[current]:
+        code = "call_ended" if current == "ended" else "invalid_transition"
+        raise CallError(409, code, f"a call that is {current} cannot become {status}")
+    if status == current:
+        return False
+    if status == "ended":
+        return end_call(txn, call["id"], now)
+    return bool(txn.execute("UPDATE calls SET status = 'active', started_at = ?, updated_at = ? WHERE id = ?"
+                            " AND status = 'ringing'", (now, now, call["id"])).rowcount)
+
+
 def joined_count(txn: Txn, call_id: str) -> int:
     return int(txn.scalar("SELECT COUNT(*) FROM call_participants WHERE call_id = ? AND state = 'joined'",
                           (call_id,)) or 0)

@@ -1,7 +1,11 @@
 """Mail → chat: ``POST /api/emails/{id}/chat`` opens a conversation with the local correspondents.
 
 The conversation is a plaintext one (``encrypted: false``): the server starts it with a first
-message naming the email, which an end-to-end conversation could not carry. A direct
+message naming the email, which an end-to-end conversation could not carry, and never writes the
+mail into an end-to-end conversation. The answer says so plainly (issue 20):
+``"end_to_end_encrypted": false`` and a ``warning`` sentence, and, when the two users already have
+an end-to-end encrypted direct conversation, its id as ``encrypted_conversation`` so the client
+can carry on there instead (its own devices encrypt whatever it chooses to quote). A direct
 conversation when there is one other local correspondent, a group titled with the subject
 otherwise; the members' sockets learn about it through the bus on whatever node they are.
 """
@@ -27,4 +31,9 @@ async def open_chat(flows: Any, user: Any, mail: Mail, body: dict[str, Any]) -> 
         first = await flows.messenger.send(user, {"conversation": conv["id"], "body": text})
     except MessengerError as exc:
         raise refuse(exc)
-    return {"conversation": conv, "members": members, "message": first}
+    existing = await flows.messenger.encrypted_direct(user, members[0]) if kind == "direct" else None
+    warning = "this conversation is not end-to-end encrypted: the server can read it"
+    if existing is not None:
+        warning += f"; your end-to-end encrypted conversation with {members[0]} is {existing}"
+    return {"conversation": conv, "members": members, "message": first, "end_to_end_encrypted": False,
+            "warning": warning, "encrypted_conversation": existing}

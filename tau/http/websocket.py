@@ -15,17 +15,27 @@ same code as the REST API; ``/ws/messages`` (tau.messenger) and ``/ws/signal`` (
 - a frame or message over ``max_frame`` bytes closes with 1009 "message too big" (RFC 6455 7.4.1);
 - server pings every ``ping_interval`` seconds and drops peers that miss ``ping_timeout``
   (RFC 6455 5.5.2), plus an application-level ``{"type": "ping"}`` → ``{"type": "pong"}``;
-- a token bucket per connection: frames over the rate get an error frame and are not processed.
+- a token bucket per connection: frames over the rate get an error frame and are not processed;
+- frames of one socket are handled one after the other, in the order they arrived (a handler that
+  waits on the database holds the next frame back), so state changes cannot overtake each other;
+- ``permessage-deflate`` (RFC 7692) is accepted when the client offers it;
+- back-pressure (issue 20): the socket is the transport's push producer; while the peer does not
+  read, outgoing frames wait in a per-socket queue of at most ``max_queued_bytes``, and a peer
+  that lets it overflow is closed with 1013 "try again later";
+- sending on a socket that is closing or gone is a no-op, never an error (abrupt closes).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
+from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET
@@ -40,6 +50,8 @@ log = Logger()
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_REQUEST = 4400
+#: RFC 6455 section 7.4.1 / IANA registry: "Try Again Later" (a consumer too slow to keep up)
+CLOSE_TRY_AGAIN = 1013
 
 
 class FrameError(Exception):
@@ -89,6 +101,10 @@ class JsonSocket(WebSocketServerProtocol):
     scope: str | None = None
     rate_capacity: float = 200.0
     rate_per_second: float = 100.0
+    #: outgoing bytes held for a peer that does not read before it is closed with 1013
+    max_queued_bytes: int = 4 * 1024 * 1024
+    #: frames received and waiting for the one being handled (the token bucket bounds it too)
+    max_inbox: int = 256
 
     # -- handshake ------------------------------------------------------------------------------
     def onConnect(self, request: Any) -> Any:  # noqa: N802
@@ -122,6 +138,7 @@ class JsonSocket(WebSocketServerProtocol):
             return
         self._open = True
         self.registry.metrics.connections.labels("websocket").inc()
+        self._start_output()
         session = getattr(self, "_session", None)
         if session:
             self._unwatch = self.registry.revocations.watch(session, self._session_revoked)
@@ -136,6 +153,9 @@ class JsonSocket(WebSocketServerProtocol):
         if unwatch is not None:
             self._unwatch = None
             unwatch()
+        self._frames().clear()  # frames not handled yet die with the socket
+        if hasattr(self, "_outbox"):
+            self.stopProducing()
         if getattr(self, "_open", False):
             self._open = False
             self.registry.metrics.connections.labels("websocket").dec()
@@ -164,8 +184,31 @@ class JsonSocket(WebSocketServerProtocol):
         if handler is None:
             self.send_error("unknown_type", f"unknown frame type {frame['type'][:40]!r}", ref=ref)
             return
-        d = defer.maybeDeferred(handler, frame)
-        d.addErrback(self._frame_failed, frame["type"], ref)
+        inbox = self._frames()
+        if len(inbox) >= self.max_inbox:
+            self.send_error("rate_limited", "too many frames waiting", ref=ref, retry_after=1)
+            return
+        inbox.append((handler, frame))
+        if not getattr(self, "_handling", False):
+            self._next_frame()
+
+    def _frames(self) -> deque[tuple[Any, dict[str, Any]]]:
+        if not hasattr(self, "_inbox"):
+            self._inbox = deque()
+        return self._inbox
+
+    def _next_frame(self, _: Any = None) -> None:
+        """Handle queued frames in order; an asynchronous handler holds the rest until it is done."""
+        self._handling = False
+        inbox = self._frames()
+        while inbox:
+            handler, frame = inbox.popleft()
+            d = defer.maybeDeferred(handler, frame)
+            d.addErrback(self._frame_failed, frame["type"], frame.get("ref"))
+            if not d.called:
+                self._handling = True
+                d.addBoth(self._next_frame)
+                return
 
     def _parse(self, payload: bytes, binary: bool) -> dict[str, Any] | None:
         if binary:
@@ -205,8 +248,74 @@ class JsonSocket(WebSocketServerProtocol):
 
     # -- output ---------------------------------------------------------------------------------
     def send_json(self, obj: dict[str, Any]) -> None:
-        if getattr(self, "_open", False):
-            self.sendMessage(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        if not getattr(self, "_open", False) or self.state != WebSocketProtocol.STATE_OPEN:
+            return  # closing or gone (an abrupt close races with whatever was about to be sent)
+        payload = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if self._paused or self._outbox:
+            self._hold(payload)
+            return
+        self.sendMessage(payload)
+
+    # -- back-pressure: the socket is its transport's push producer -------------------------------
+    def _start_output(self) -> None:
+        self._outbox, self._queued, self._paused = deque(), 0, False
+        self._drain_waiters: list[defer.Deferred[None]] = []
+        try:  # twisted.web's channel was the producer of this transport until the upgrade
+            self.transport.unregisterProducer()
+            self.registerProducer(self, True)
+        except Exception as exc:  # a transport without flow control: frames go out unqueued
+            log.debug("websocket without back-pressure: {exc}", exc=exc)
+
+    def _hold(self, payload: bytes) -> None:
+        self._outbox.append(payload)
+        self._queued += len(payload)
+        if self._queued > self.max_queued_bytes:
+            log.info("websocket consumer too slow for {user}: {n} bytes queued", user=self._who(), n=self._queued)
+            self._outbox.clear()
+            self._queued = 0
+            self._paused = False
+            # autobahn's sendClose takes application codes only; 1013 is a protocol-level code
+            self.sendCloseFrame(code=CLOSE_TRY_AGAIN, reasonUtf8=b"consumer too slow", isReply=False)
+
+    @property
+    def output_blocked(self) -> bool:
+        """The peer is not keeping up: a sender of bulk (a replay) should ``await drained()``."""
+        return bool(getattr(self, "_paused", False) or getattr(self, "_outbox", None))
+
+    def drained(self) -> defer.Deferred[None]:
+        """Fires once everything queued went to the transport (or the socket is gone)."""
+        d: defer.Deferred[None] = defer.Deferred()
+        if self.output_blocked and getattr(self, "_open", False):
+            self._drain_waiters.append(d)
+        else:
+            d.callback(None)
+        return d
+
+    def _release_waiters(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _who(self) -> str:
+        return str(getattr(self.user, "address", "?"))
+
+    def pauseProducing(self) -> None:  # noqa: N802 - IPushProducer
+        self._paused = True
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self._paused = False
+        while self._outbox and not self._paused:
+            payload = self._outbox.popleft()
+            self._queued -= len(payload)
+            if self.state == WebSocketProtocol.STATE_OPEN:
+                self.sendMessage(payload)
+        if not self._paused and not self._outbox:
+            self._release_waiters()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self._outbox.clear()
+        self._queued = 0
+        self._release_waiters()
 
     def send_error(self, code: str, message: str, ref: Any = None, **extra: Any) -> None:
         out: dict[str, Any] = {"type": "error", "error": code, "message": message}
@@ -277,5 +386,23 @@ def make_resource(registry: Registry, protocol: type[JsonSocket], max_frame: int
                                # a failed connection still says why (1009, 1007...) before it goes
                                failByDrop=False,
                                # never Autobahn's HTML status page (SocketResource answers first anyway)
-                               webStatus=False)
+                               webStatus=False,
+                               # RFC 7692: compress frames when the client offers it (browsers do)
+                               perMessageCompressionAccept=accept_deflate)
     return SocketResource(factory)
+
+
+#: zlib state is kept per socket (context takeover): small windows keep an idle socket at ~25 KiB
+#: instead of ~300 KiB; JSON frames are small, so the ratio barely changes
+DEFLATE_WINDOW_BITS, DEFLATE_MEM_LEVEL = 11, 4
+
+
+def accept_deflate(offers: list[Any]) -> PerMessageDeflateOfferAccept | None:
+    """Accept the first ``permessage-deflate`` offer, with small compression windows both ways."""
+    for offer in offers:
+        if isinstance(offer, PerMessageDeflateOffer):
+            bits = min(DEFLATE_WINDOW_BITS, offer.request_max_window_bits or DEFLATE_WINDOW_BITS)
+            return PerMessageDeflateOfferAccept(
+                offer, request_max_window_bits=DEFLATE_WINDOW_BITS if offer.accept_max_window_bits else 0,
+                window_bits=bits, mem_level=DEFLATE_MEM_LEVEL)
+    return None

@@ -70,10 +70,11 @@ def _since(raw: str | None) -> tuple[int, int]:
     return 0, int(when.timestamp() * 1000)
 
 
-def guarded(handler: Any) -> Any:
-    """Domain errors become the contract's JSON errors."""
+def guarded(handler: Any, messenger: Messenger) -> Any:
+    """Domain errors become the contract's JSON errors; every call renews a REST presence lease."""
 
     async def run(request: Any, **params: Any) -> Any:
+        messenger.api_activity(request.user)
         try:
             return await handler(request, **params)
         except DeviceMismatch as exc:
@@ -173,7 +174,7 @@ class MessengerApi:
 
     async def put_presence(self, request: Any) -> Any:
         body = await read_json_object(request)
-        await self.messenger.set_status(request.user, body.get("status"))
+        await self.messenger.set_status(request.user, body.get("status"), rest=True)
         return json_response({"status": body["status"]})
 
 
@@ -195,4 +196,4 @@ def register(http: Any, messenger: Messenger) -> None:
         ("GET", "/api/presence", api.get_presence),
         ("PUT", "/api/presence", api.put_presence),
     ):
-        http.route(method, pattern, guarded(handler), scope="chat")
+        http.route(method, pattern, guarded(handler, messenger), scope="chat")

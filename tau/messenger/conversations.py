@@ -49,6 +49,14 @@ def get_for_member(txn: Txn, conv_id: int, user_id: int) -> dict[str, Any]:
     return conv
 
 
+def find_direct(txn: Txn, me: int, other: int, encrypted: bool) -> int | None:
+    """The direct conversation between two users, if it exists."""
+    low, high = sorted((me, other))
+    found = txn.scalar("SELECT id FROM msg_conversations WHERE direct_key = ?",
+                       (f"{low}|{high}|{'e' if encrypted else 'p'}",))
+    return None if found is None else int(found)
+
+
 def find_or_create_direct(txn: Txn, me: int, other: int, encrypted: bool, now_ms: int) -> tuple[int, bool]:
     """The direct conversation between two users (created on first use); (id, created)."""
     low, high = sorted((me, other))

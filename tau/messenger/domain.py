@@ -184,6 +184,15 @@ class Messenger:
             conv = await self.db.run("msg_conv_group", group)
         return self._present_conv(conv)
 
+    async def encrypted_direct(self, user: User, other: str) -> str | None:
+        """The id of the end-to-end encrypted direct conversation of ``user`` and ``other``, if any."""
+        def find(txn: Txn) -> int | None:
+            ids = convs.user_ids(txn, [other])
+            return convs.find_direct(txn, user.id, ids[other], True) if other in ids else None
+
+        found = await self.db.run("msg_conv_find_direct", find, readonly=True)
+        return None if found is None else str(found)
+
     def _present_conv(self, conv: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in conv.items() if k != "created_at_ms"}
         out["created_at"] = rfc3339_ms(conv["created_at_ms"])
@@ -333,10 +342,19 @@ class Messenger:
                                             "audience": [m for m in conv["members"] if m != user.address]})
 
     # -- presence ---------------------------------------------------------------------------------
-    async def set_status(self, user: User, status: Any) -> None:
+    async def set_status(self, user: User, status: Any, rest: bool = False) -> None:
+        """``rest``: set over REST, so it holds without a socket (a lease; tau.messenger.presence)."""
         if status not in STATUSES:
             raise MessengerError(400, "invalid_status", "status is one of " + ", ".join(STATUSES))
-        await self.presence.set_status(user.address, status)
+        if rest:
+            await self.presence.rest_status(user.address, status)
+        else:
+            await self.presence.set_status(user.address, status)
+
+    def api_activity(self, user: User) -> None:
+        """A chat API call by ``user``: renews a REST presence lease (never fails the call)."""
+        defer.ensureDeferred(self.presence.activity(user.address)).addErrback(
+            lambda f: log.failure("presence activity failed", f))
 
     async def presence_of(self, user: User, wanted: list[str]) -> list[dict[str, Any]]:
         """Presence of users who share a conversation with the caller (others are not disclosed)."""

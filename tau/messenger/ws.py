@@ -91,6 +91,8 @@ class MessagesSocket(JsonSocket):
                 if self._held is not None:
                     self._held.pop(item["id"], None)
                 self._unacked.add(item["id"])
+                if self.output_blocked:  # a backlog goes out at the pace the peer reads it
+                    await self.drained()
                 self.send_json({"type": "message", **item})
             sent += len(page)
             if len(page) < PAGE:

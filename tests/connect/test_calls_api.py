@@ -62,7 +62,7 @@ def test_only_participants_see_a_call_and_only_the_host_changes_it(app):
     assert_json_error(app.call("mallory", "GET", path), 404, "call_not_found")
     assert_json_error(app.call("mallory", "PATCH", path, {"title": "mine"}), 404, "call_not_found")
     assert_json_error(app.call("bob", "PATCH", path, {"title": "mine"}), 403, "not_host")
-    assert_json_error(app.call("alice", "PATCH", path, {"status": "active"}), 400, "invalid_status")
+    assert_json_error(app.call("alice", "PATCH", path, {"status": "paused"}), 400, "invalid_status")
     assert_json_error(app.http.request("GET", path), 401)
     changed = app.call("alice", "PATCH", path, {"title": "Renamed", "add_participants": ["carol@example.test"],
                                                 "remove_participants": ["bob@example.test"]}).json()
@@ -170,3 +170,21 @@ def test_the_call_page_is_served_with_a_strict_policy(app):
     assert script.status == 200 and b"/ws/signal" in script.body
     assert app.http.get("/call/assets/../../secret").status == 404
     assert app.http.get("/call/assets/other.js").status == 404
+
+
+def test_patch_status_moves_forward_only(app):
+    """Issue 20: a participant may set a ringing call active; ended is final (ended → ringing: 409)."""
+    call = create(app, "bob", "carol")
+    path = f"/api/calls/{call['id']}"
+    assert_json_error(app.call("bob", "PATCH", path, {"status": "ended"}), 403, "not_host")
+    assert_json_error(app.call("bob", "PATCH", path, {"status": "active", "title": "x"}), 403, "not_host")
+    active = app.call("bob", "PATCH", path, {"status": "active"})
+    assert active.status == 200 and active.json()["status"] == "active" and active.json()["started_at"]
+    assert app.call("carol", "PATCH", path, {"status": "active"}).json()["status"] == "active"  # no change
+    assert_json_error(app.call("alice", "PATCH", path, {"status": "ringing"}), 409, "invalid_transition")
+    assert [(e["kind"], e["call"]["status"]) for t, e in app.events if t == "call.updated"][:2] == [
+        ("created", "ringing"), ("status", "active")]
+    assert app.call("alice", "PATCH", path, {"status": "ended"}).json()["status"] == "ended"
+    for status in ("ringing", "active"):
+        assert_json_error(app.call("alice", "PATCH", path, {"status": status}), 409, "call_ended")
+    assert app.call("alice", "PATCH", path, {"status": "ended"}).status == 200  # ending twice is no change

@@ -173,6 +173,35 @@ def test_signaling_frames_cross_nodes(world: dict[str, Any]) -> None:
     run(scenario())
 
 
+def test_rest_presence_and_user_addressed_signaling_cross_nodes(world: dict[str, Any]) -> None:
+    """Issue 20: a status PUT over REST on B (no socket anywhere) is what C answers; an offer sent
+    on A to a user's address reaches that user's socket on B."""
+    a, b, c = world["cluster"].nodes
+    tok = world["tokens"]
+    assert api(a, tok["carol"], "POST", "/api/messages", {"to": "bob@example.test", "body": "hi"})[0] == 201
+    assert api(b, tok["bob"], "PUT", "/api/presence", {"status": "busy"})[0] == 200
+    status, seen = api(c, tok["carol"], "GET", "/api/presence?users=bob@example.test")
+    assert status == 200 and seen["items"][0]["status"] == "busy" and seen["items"][0]["last_seen"]
+    status, call = api(a, tok["alice"], "POST", "/api/calls", {"title": "y", "participants": ["bob@example.test"]})
+    assert status == 201, call
+
+    async def scenario() -> None:
+        bob = await Socket.connect(b.url, "/ws/signal", tok["bob"])
+        alice = await Socket.connect(a.url, "/ws/signal", tok["alice"])
+        for sock in (alice, bob):
+            sock.send({"type": "join", "call_id": call["id"]})
+            await sock.recv_type("joined")
+        while len((await alice.recv_type("participants"))["participants"]) < 2:
+            pass
+        alice.send({"type": "offer", "call_id": call["id"], "to": "bob@example.test", "sdp": SDP})
+        offer = await bob.recv_type("offer")
+        assert offer["from_user"] == "alice@example.test" and offer["sdp"] == SDP
+        await alice.close()
+        await bob.close()
+
+    run(scenario())
+
+
 def test_mail_flows_with_clients_on_different_nodes(world: dict[str, Any]) -> None:
     a, b, c = world["cluster"].nodes
     tok = world["tokens"]

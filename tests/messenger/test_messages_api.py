@@ -168,11 +168,40 @@ def test_presence_rest_and_visibility(app):
     assert app.call("bob", "PUT", "/api/presence", {"status": "busy"}).status == 200
     assert app.call("alice", "GET", "/api/presence?users=bob@example.test").json()["items"][0]["status"] == "busy"
     assert app.call("bob", "PUT", "/api/presence", {"status": "asleep"}).json()["error"] == "invalid_status"
+    assert app.call("bob", "PUT", "/api/presence", {"status": "offline"}).status == 200  # appear offline: no lease
     resolve(app.messenger.presence.disconnected("bob@example.test", "c1"))
     item = app.call("alice", "GET", "/api/presence?users=bob@example.test").json()["items"][0]
     assert item["status"] == "offline" and item["last_seen"].endswith("Z")
     mine = app.call("carol", "GET", "/api/presence").json()["items"]
     assert mine == [{"user": "carol@example.test", "status": "offline", "last_seen": None}]
+
+
+def _bob_seen_by_alice(app) -> dict:
+    return app.call("alice", "GET", "/api/presence?users=bob@example.test").json()["items"][0]
+
+
+def test_presence_set_over_rest_holds_without_a_socket_for_its_ttl(app, events):
+    """Issue 20: a REST-only client is what it says it is while it uses the API; then offline."""
+    from tau.messenger.presence import REST_TTL
+
+    clock = app.registry.clock
+    app.call("alice", "POST", "/api/messages", {"to": "bob@example.test", "body": "hi"})
+    app.call("bob", "GET", "/api/messages")  # API activity alone makes nobody present
+    assert _bob_seen_by_alice(app)["status"] == "offline"
+    assert app.call("bob", "PUT", "/api/presence", {"status": "busy"}).status == 200
+    seen = _bob_seen_by_alice(app)
+    assert seen["status"] == "busy" and seen["last_seen"].endswith("Z")
+    pushed = [e for t, e in events if t == "presence.changed"]
+    assert pushed[-1]["status"] == "busy" and "alice@example.test" in pushed[-1]["audience"]  # sockets see it
+    for _ in range(3):  # activity renews the lease: well past one TTL and still busy
+        clock.advance(REST_TTL * 0.8)
+        assert app.call("bob", "GET", "/api/messages").status == 200
+    assert _bob_seen_by_alice(app)["status"] == "busy"
+    last = _bob_seen_by_alice(app)["last_seen"]
+    clock.advance(REST_TTL + 2)  # silence: the lease runs out, announced like a socket closing
+    gone = _bob_seen_by_alice(app)
+    assert gone["status"] == "offline" and gone["last_seen"] == last
+    assert [e["status"] for t, e in events if t == "presence.changed"][-1] == "offline"
 
 
 def test_device_state_round_trip():

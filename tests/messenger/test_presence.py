@@ -39,6 +39,10 @@ class FakeRedis:
         self._check()
         return sum(1 for s in self.zsets.get(key, {}).values() if float(low) <= s)
 
+    async def zscore(self, key, member):
+        self._check()
+        return self.zsets.get(key, {}).get(member)
+
     async def expire(self, key, ttl):
         self._check()
 
@@ -97,3 +101,36 @@ def test_redis_presence_and_expiry_and_outage():
     redis.down = True  # Redis trouble degrades presence, never raises into the socket
     resolve(presence.connected("dave", "c9"))
     assert resolve(presence.get(["dave"]))[0]["status"] == "offline"
+
+
+def _lease_rules(presence, changes, clock) -> None:
+    from tau.messenger.presence import REST_TTL
+
+    resolve(presence.rest_status("bot", "busy"))  # no socket: the status holds, on a lease
+    assert changes == [("bot", "busy")]
+    for _ in range(3):  # API activity renews it
+        clock.advance(REST_TTL * 0.8)
+        resolve(presence.activity("bot"))
+    assert resolve(presence.get(["bot"]))[0]["status"] == "busy"
+    clock.advance(REST_TTL + 2)  # silence: the lease runs out and that is announced
+    assert changes[-1] == ("bot", "offline") and resolve(presence.get(["bot"]))[0]["status"] == "offline"
+    resolve(presence.activity("bot"))  # activity without a lease makes nobody present
+    assert resolve(presence.get(["bot"]))[0]["status"] == "offline"
+    # with a socket open, a REST status is a status only: the socket closing still means offline
+    resolve(presence.connected("human", "c1"))
+    resolve(presence.rest_status("human", "away"))
+    resolve(presence.disconnected("human", "c1"))
+    assert changes[-1] == ("human", "offline")
+
+
+def test_memory_presence_rest_lease():
+    clock = MemoryReactorClock()
+    presence, changes = _transitions(MemoryPresence, clock=clock)
+    _lease_rules(presence, changes, clock)
+
+
+def test_redis_presence_rest_lease():
+    clock = MemoryReactorClock()
+    clock.advance(1_700_000_000)
+    presence, changes = _transitions(RedisPresence, url="", redis=FakeRedis(), clock=clock)
+    _lease_rules(presence, changes, clock)

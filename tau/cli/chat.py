@@ -30,6 +30,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("server", metavar="URL", help="tau's HTTP base URL, e.g. https://mail.example.org")
     p.add_argument("user", metavar="ADDRESS")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--device-id", type=int, metavar="N", help="re-install this device id (new keys: your "
+                   "contacts see a safety-number change)")
     _common(p)
     p = add_action(sub, "send", "send a message to a user or a conversation (#ID)", send)
     p.add_argument("recipient", metavar="ADDRESS|#CONVERSATION")
@@ -83,7 +85,8 @@ def login(args: argparse.Namespace) -> int:
     path = _state_path(args)
 
     async def run() -> int:
-        client = await Client.login(args.server, args.user, password, state_path=path, verify_tls=not args.insecure)
+        client = await Client.login(args.server, args.user, password, device_id=args.device_id, state_path=path,
+                                    verify_tls=not args.insecure)
         print(f"logged in as {client.user}, device {client.device_id} (keys in {path})")
         return EXIT_OK
 
@@ -134,6 +137,10 @@ def listen(args: argparse.Namespace) -> int:
                 except TimeoutError:
                     if idle_until is not None and loop.time() >= idle_until:
                         return EXIT_OK
+                    continue
+                if msg.notice is not None:  # a safety-number change: shown, not counted as a message
+                    print(json.dumps(msg.__dict__, ensure_ascii=False) if args.json
+                          else f"{msg.timestamp} #{msg.conversation} [{msg.notice}]", flush=True)
                     continue
                 seen, idle_until, backoff = seen + 1, None, 1.0
                 if args.json:

@@ -105,6 +105,8 @@ def send(args: argparse.Namespace) -> int:
             result = await client.send_plain(text, **target)
         else:
             result = await client.send(text, **target)
+        for notice in result.get("identity_changes", []):
+            print(f"[{notice}]")
         print(f"sent #{result['id']} in conversation #{result['conversation']} at {result['timestamp']}")
         return EXIT_OK
 
@@ -119,6 +121,8 @@ def listen(args: argparse.Namespace) -> int:
     async def run() -> int:
         loop = asyncio.get_running_loop()
         seen, idle_until, backoff = 0, None, 1.0
+        for msg in client.take_held():  # decrypted by an earlier listen that stopped at --count
+            client.inbox.put_nowait(msg)
         await client.connect()
         try:
             while args.count is None or seen < args.count:
@@ -151,5 +155,6 @@ def listen(args: argparse.Namespace) -> int:
             return EXIT_OK
         finally:
             await client.disconnect()
+            client.hold_unread()  # shown by the next listen, never lost
 
     return _run(run())

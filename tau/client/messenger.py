@@ -134,7 +134,9 @@ class Client:
         target: dict[str, Any] = {"to": to.lower()} if to else {"conversation": str(conversation)}
         members = [self.user, to.lower()] if to else await self._conversation_members(str(conversation))
         with self.locked():
-            return await self._send(payload, target, members, conversation)
+            result = await self._send(payload, target, members, conversation)
+            # peer devices found with a new identity key while sending (re-installed): for the user to verify
+            return {**result, "identity_changes": [_identity_notice(c) for c in self.state.identity_changes()]}
 
     async def _send(self, payload: bytes, target: dict[str, Any], members: list[str],
                     conversation: str | None) -> dict[str, Any]:
@@ -243,6 +245,23 @@ class Client:
             frame = await asyncio.wait_for(self.events.get(), max(0.0, deadline - loop.time()))
             if frame.get("type") == kind:
                 return frame
+
+    def hold_unread(self) -> int:
+        """Keep messages decrypted (and acknowledged) but not yet taken from the inbox in the state
+        file, for :meth:`take_held` in a later process: a ratchet decrypts each message once only."""
+        held = []
+        while not self.inbox.empty():
+            held.append(self.inbox.get_nowait().__dict__)
+        if held:
+            with self.locked():
+                self.state.extra["held"] = self.state.extra.get("held", []) + held
+        return len(held)
+
+    def take_held(self) -> list[Message]:
+        """Messages an earlier process decrypted but did not show, oldest first (removed from the file)."""
+        with self.locked():
+            held = self.state.extra.pop("held", [])
+        return [Message(**m) for m in held]
 
     async def messages(self) -> AsyncIterator[Message]:
         while True:

@@ -150,3 +150,12 @@ def test_a_reinstalled_device_is_shown_as_a_safety_number_change(daemon, tmp_pat
     g2.listen()
     assert any(f"safety number with {h1.address} device {device} changed" in (m["notice"] or "")
                for m in g2.shown)
+
+
+def test_listen_count_shows_the_rest_next_time(daemon, tmp_path):
+    d = _devices(daemon, tmp_path, ("gina", "hank"))
+    (g1, _), (h1, _) = d["gina"], d["hank"]
+    for i in range(3):
+        g1.send(h1, f"m{i}")
+    assert h1.listen(count=1) == ["m0"]  # m1 and m2 arrived (and were acknowledged) too
+    assert h1.listen() == ["m1", "m2"]  # kept in the state file, not lost

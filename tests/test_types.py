@@ -43,6 +43,8 @@ STRICT_PATHS = [
     "tau/connect/calls.py",
     "tau/flows/service.py",
     "tau/clientsetup",
+    "tau/client/sessions.py",
+    "tau/client/device.py",
     "tau/cli/dnsrecords.py",
     "tau/cli/dnslive.py",
     "tau/cli/check_links.py",

@@ -30,6 +30,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("server", metavar="URL", help="tau's HTTP base URL, e.g. https://mail.example.org")
     p.add_argument("user", metavar="ADDRESS")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--device-id", type=int, metavar="N", help="re-install this device id (new keys: your "
+                   "contacts see a safety-number change)")
     _common(p)
     p = add_action(sub, "send", "send a message to a user or a conversation (#ID)", send)
     p.add_argument("recipient", metavar="ADDRESS|#CONVERSATION")
@@ -83,7 +85,8 @@ def login(args: argparse.Namespace) -> int:
     path = _state_path(args)
 
     async def run() -> int:
-        client = await Client.login(args.server, args.user, password, state_path=path, verify_tls=not args.insecure)
+        client = await Client.login(args.server, args.user, password, device_id=args.device_id, state_path=path,
+                                    verify_tls=not args.insecure)
         print(f"logged in as {client.user}, device {client.device_id} (keys in {path})")
         return EXIT_OK
 
@@ -102,6 +105,8 @@ def send(args: argparse.Namespace) -> int:
             result = await client.send_plain(text, **target)
         else:
             result = await client.send(text, **target)
+        for notice in result.get("identity_changes", []):
+            print(f"[{notice}]")
         print(f"sent #{result['id']} in conversation #{result['conversation']} at {result['timestamp']}")
         return EXIT_OK
 
@@ -116,6 +121,8 @@ def listen(args: argparse.Namespace) -> int:
     async def run() -> int:
         loop = asyncio.get_running_loop()
         seen, idle_until, backoff = 0, None, 1.0
+        for msg in client.take_held():  # decrypted by an earlier listen that stopped at --count
+            client.inbox.put_nowait(msg)
         await client.connect()
         try:
             while args.count is None or seen < args.count:
@@ -135,6 +142,10 @@ def listen(args: argparse.Namespace) -> int:
                     if idle_until is not None and loop.time() >= idle_until:
                         return EXIT_OK
                     continue
+                if msg.notice is not None:  # a safety-number change: shown, not counted as a message
+                    print(json.dumps(msg.__dict__, ensure_ascii=False) if args.json
+                          else f"{msg.timestamp} #{msg.conversation} [{msg.notice}]", flush=True)
+                    continue
                 seen, idle_until, backoff = seen + 1, None, 1.0
                 if args.json:
                     print(json.dumps(msg.__dict__, ensure_ascii=False), flush=True)
@@ -144,5 +155,6 @@ def listen(args: argparse.Namespace) -> int:
             return EXIT_OK
         finally:
             await client.disconnect()
+            client.hold_unread()  # shown by the next listen, never lost
 
     return _run(run())

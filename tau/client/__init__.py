@@ -20,8 +20,17 @@ Example::
 
     asyncio.run(main())
 
+Sessions (``tau.client.sessions``) survive crossing and simultaneous sends: per peer device a
+current session plus up to 40 archived states, PreKey messages matched to the state they
+started, identity keys pinned (a re-installed peer is reported as a safety-number change:
+``Message.notice``, ``send()``'s ``identity_changes``). Groups are pairwise fan-out: one
+envelope per member device (``tests/bench/bench_group_fanout.py`` measures it); a membership
+change reaches the sender as a 409 and its retry leaves removed members out.
+
 ``Client.login(..., state_path=PATH)`` keeps the device's keys and sessions in ``PATH``
-(mode 0600) and ``Client.from_file(PATH)`` resumes it; ``tau chat`` is built that way.
+(mode 0600) and ``Client.from_file(PATH)`` resumes it; ``tau chat`` is built that way. Every
+change to that file is a locked reload-modify-save, so ``tau chat send`` and ``tau chat listen``
+can run at once on one device.
 Lower layers: ``tau.client.rest.Rest`` (REST calls, blocking) and ``tau.client.ws.Socket``
 (JSON WebSocket on autobahn asyncio). ``tau.client.call.CallClient`` joins calls with aiortc media
 (the ``connect`` extra); it is not imported here, so the rest works without aiortc.

@@ -4,9 +4,9 @@ Everything private stays here, on the client (the server only ever sees public k
 ciphertext). ``DeviceState`` serialises to JSON for ``tau chat`` (written with mode 0600).
 
 Sessions follow Signal's rules: a session we initiated sends PreKey messages (carrying the
-X3DH header) until the peer has answered on it; a new PreKey message from a peer starts a
-new session that becomes the active one, and a few older sessions are kept to decrypt
-messages still in flight (Signal's "archived session states").
+X3DH header) until the peer has answered on it; the record per peer device (current session
+plus archived states, crossing and simultaneous initiations, identity pinning) is
+``tau.client.sessions``. Every failure to decrypt raises :class:`DecryptError` with a reason.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from tau.client import x3dh
 from tau.client.ratchet import Ratchet, RatchetError
+from tau.client.sessions import SessionStore, peer_key, safety_number
 from tau.client.x3dh import IdentityKey, b64d, b64e, raw_public
 
-ARCHIVED = 3  # old sessions kept per peer device
+__all__ = ["DecryptError", "DeviceState", "peer_key"]
+
 SEEN = 5000  # processed message ids remembered (duplicate deliveries after a lost ack)
 
 
@@ -40,10 +42,6 @@ def _load(text: str) -> X25519PrivateKey:
     return X25519PrivateKey.from_private_bytes(b64d(text))
 
 
-def peer_key(user: str, device: int) -> str:
-    return f"{user}|{device}"
-
-
 class DeviceState:
     def __init__(self, user: str, device_id: int | None = None, identity: IdentityKey | None = None) -> None:
         self.user = user
@@ -53,12 +51,14 @@ class DeviceState:
         self.spk_id = 0
         self.one_time: dict[int, X25519PrivateKey] = {}
         self.next_otk = 1
-        #: peer "user|device" → sessions, active first: {"ratchet", "ad", "pending", "ek"}
-        self.sessions: dict[str, list[dict[str, Any]]] = {}
+        self.store = SessionStore(peer_key(user, self.device_id))  # sessions per peer device
         #: user → device ids we encrypt for (learned from bundles and 409 answers)
         self.devices: dict[str, list[int]] = {}
         self.registrations: dict[str, int] = {}
+        self.registration_id = 0  # this device's, as the server assigned it (0: not known)
         self.seen: list[str] = []
+        #: peer devices that wrote on a session we do not have (we were re-installed): start a new one
+        self.restart: set[tuple[str, int]] = set()
         self.extra: dict[str, Any] = {}  # server URL, tokens... (used by tau chat)
 
     # -- keys to publish ------------------------------------------------------------------------
@@ -87,28 +87,68 @@ class DeviceState:
                 "one_time_prekeys": self.new_one_time_prekeys(one_time)}
 
     # -- sessions -------------------------------------------------------------------------------
+    @property
+    def me(self) -> str:
+        return peer_key(self.user, self.device_id)
+
     def has_session(self, user: str, device: int) -> bool:
-        return bool(self.sessions.get(peer_key(user, device)))
+        return self.store.current(peer_key(user, device)) is not None
+
+    def learn_device(self, user: str, device: int) -> None:
+        if (user, device) != (self.user, self.device_id) and device not in self.devices.setdefault(user, []):
+            self.devices[user].append(device)
 
     def start_session(self, user: str, bundle: dict[str, Any]) -> None:
-        """X3DH as initiator with a fetched bundle (verifies its signature)."""
+        """X3DH as initiator with a fetched bundle (verifies its signature); older sessions are archived."""
         init = x3dh.initiate(self.identity, bundle)
+        if self.registration_id:  # lets the peer send it back, so the server can say "stale" after a re-install
+            init.header["rid"] = self.registration_id
         ratchet = Ratchet.alice(init.shared_key, init.their_ratchet_key)
         key = peer_key(user, bundle["device_id"])
-        session = {"ratchet": ratchet, "ad": init.associated_data, "pending": init.header, "ek": init.header["ek"]}
-        self.sessions[key] = [session] + self.sessions.get(key, [])[:ARCHIVED]
+        self.store.pin(key, bundle["identity_key"])
+        self.store.add_initiated(key, {"ratchet": ratchet, "ad": init.associated_data, "pending": init.header,
+                                       "ek": init.header["ek"], "mine": True, "ik": bundle["identity_key"]})
         self.registrations[key] = bundle.get("registration_id", 0)
-        if bundle["device_id"] not in self.devices.setdefault(user, []):
-            self.devices[user].append(bundle["device_id"])
+        self.learn_device(user, bundle["device_id"])
 
     def forget(self, user: str, device: int) -> None:
-        self.sessions.pop(peer_key(user, device), None)
+        """Stop encrypting for a device (gone from the server); its sessions stay archived."""
         self.registrations.pop(peer_key(user, device), None)
         if device in self.devices.get(user, []):
             self.devices[user].remove(device)
 
+    def envelopes(self, members: list[str], plaintext: bytes) -> list[dict[str, Any]]:
+        """One envelope per known device of ``members`` (ours included, this one excluded)."""
+        out = []
+        for user in members:
+            for device in list(self.devices.get(user, [])):
+                if (user, device) == (self.user, self.device_id) or not self.has_session(user, device):
+                    continue
+                env = {"user": user, "device_id": device, "ciphertext": self.encrypt(user, device, plaintext)}
+                if self.registrations.get(peer_key(user, device)):
+                    env["registration_id"] = self.registrations[peer_key(user, device)]
+                out.append(env)
+        return out
+
+    def repair(self, answer: dict[str, Any]) -> list[tuple[str, int]]:
+        """Apply a ``device_mismatch`` answer; returns the devices whose bundles to fetch. Sessions are
+        never dropped (messages in flight still decrypt): gone devices are only no longer encrypted for."""
+        for item in answer.get("extra", []):
+            self.forget(item["user"], item["device_id"])
+        fetch = [(i["user"], i["device_id"]) for i in answer.get("stale", [])]  # re-installed: new identity
+        for item in answer.get("missing", []):
+            if self.has_session(item["user"], item["device_id"]):
+                self.learn_device(item["user"], item["device_id"])  # it wrote to us first
+            else:
+                fetch.append((item["user"], item["device_id"]))
+        for user, device in fetch:
+            self.forget(user, device)
+        return fetch
+
     def encrypt(self, user: str, device: int, plaintext: bytes) -> str:
-        session = self.sessions[peer_key(user, device)][0]
+        session = self.store.current(peer_key(user, device))
+        if session is None:
+            raise KeyError(peer_key(user, device))
         header, ciphertext = session["ratchet"].encrypt(plaintext, session["ad"])
         wire: dict[str, Any] = {"v": 1, "h": header, "c": b64e(ciphertext)}
         if session["pending"] is not None:
@@ -118,26 +158,44 @@ class DeviceState:
     def decrypt(self, user: str, device: int, envelope: str) -> bytes:
         try:
             wire = json.loads(b64d(envelope))
-            header, ciphertext = wire["h"], b64d(wire["c"])
+            header, ciphertext, prekey = wire["h"], b64d(wire["c"]), wire.get("x")
+            if prekey is not None and not isinstance(prekey, dict):
+                raise TypeError("x")
         except (ValueError, KeyError, TypeError) as exc:
             raise DecryptError("malformed envelope") from exc
         key = peer_key(user, device)
-        sessions = self.sessions.setdefault(key, [])
-        prekey = wire.get("x")
-        if prekey is not None and not any(s["ek"] == prekey.get("ek") for s in sessions):
-            return self._accept_prekey_message(key, prekey, header, ciphertext)
-        for index, session in enumerate(sessions):
+        if prekey is not None:
+            session = self.store.matching_ek(key, prekey.get("ek"))
+            if session is None:
+                plaintext = self._accept_prekey_message(key, prekey, header, ciphertext)
+            else:  # a later message of an initiation we already accepted (current or archived)
+                plaintext = self._with(session, header, ciphertext, "prekey message does not decrypt")
+            self.learn_device(user, device)
+            return plaintext
+        for session in list(self.store.records.get(key, [])):
             try:
-                plaintext = session["ratchet"].decrypt(header, ciphertext, session["ad"])
+                plain: bytes = session["ratchet"].decrypt(header, ciphertext, session["ad"])
             except RatchetError:
                 continue
-            session["pending"] = None  # the peer has our session: plain messages from now on
-            sessions.insert(0, sessions.pop(index))
+            session["pending"] = None  # the peer has this session: plain messages on it from now on
+            self.store.promote(key, session)
+            self.learn_device(user, device)
+            return plain
+        if not self.store.records.get(key):
+            self.restart.add((user, device))  # answer with a new session so the peer's next message decrypts
+            raise DecryptError("no session with this device (its first message was lost or it was re-installed)")
+        raise DecryptError("no session state decrypts this message (replay, or a session older than the archive)")
+
+    @staticmethod
+    def _with(session: dict[str, Any], header: dict[str, Any], ciphertext: bytes, reason: str) -> bytes:
+        try:
+            plaintext: bytes = session["ratchet"].decrypt(header, ciphertext, session["ad"])
             return plaintext
-        raise DecryptError("no session decrypts this message")
+        except RatchetError as exc:
+            raise DecryptError(reason) from exc
 
     def _accept_prekey_message(self, key: str, header: dict[str, Any], rheader: dict[str, Any], ct: bytes) -> bytes:
-        spk = self.signed_prekeys.get(header.get("spk"))
+        spk = self.signed_prekeys.get(header.get("spk"))  # type: ignore[arg-type]
         opk_id = header.get("opk")
         opk = self.one_time.get(opk_id) if opk_id is not None else None
         if spk is None or (opk_id is not None and opk is None):
@@ -146,13 +204,29 @@ class DeviceState:
             sk, ad = x3dh.respond(self.identity, header, spk, opk)
             ratchet = Ratchet.bob(sk, spk)
             plaintext = ratchet.decrypt(rheader, ct, ad)
-        except (x3dh.X3DHError, RatchetError, KeyError, ValueError) as exc:
+        except (x3dh.X3DHError, RatchetError, KeyError, ValueError, TypeError) as exc:
             raise DecryptError("initial message does not decrypt") from exc
-        if opk_id is not None:
-            del self.one_time[opk_id]  # one-time: never accepted twice (X3DH section 3.4)
-        session = {"ratchet": ratchet, "ad": ad, "pending": None, "ek": header["ek"]}
-        self.sessions[key] = [session] + self.sessions.get(key, [])[:ARCHIVED]
+        if opk_id is not None:  # consumed only now, after a successful decrypt (X3DH section 3.4)
+            del self.one_time[opk_id]
+        current = self.store.pin(key, header["ik"])
+        if current and isinstance(header.get("rid"), int) and header["rid"] > 0:
+            self.registrations[key] = header["rid"]
+        self.store.add_received(key, {"ratchet": ratchet, "ad": ad, "pending": None, "ek": header["ek"],
+                                      "mine": False, "ik": header["ik"]}, current)
         return plaintext
+
+    def sessions_to_restart(self) -> list[tuple[str, int]]:
+        """Peer devices to fetch a bundle for and start a session with (their messages did not decrypt)."""
+        out, self.restart = sorted(self.restart), set()
+        return [(u, d) for u, d in out if not self.has_session(u, d)]
+
+    def identity_changes(self) -> list[dict[str, Any]]:
+        """Safety-number changes seen since the last call (peer devices whose identity key changed)."""
+        return self.store.pop_changes()
+
+    def safety_number(self, user: str, device: int) -> str | None:
+        identity = self.store.identities.get(peer_key(user, device))
+        return None if identity is None else safety_number(self.identity.public, identity)
 
     def mark_seen(self, message_id: str) -> bool:
         """False if this message id was processed already."""
@@ -167,9 +241,9 @@ class DeviceState:
         return {"user": self.user, "device_id": self.device_id, "identity": b64e(self.identity.seed),
                 "signed_prekeys": {str(k): _priv(v) for k, v in self.signed_prekeys.items()}, "spk_id": self.spk_id,
                 "one_time": {str(k): _priv(v) for k, v in self.one_time.items()}, "next_otk": self.next_otk,
-                "sessions": {k: [{"ratchet": s["ratchet"].to_dict(), "ad": b64e(s["ad"]), "pending": s["pending"],
-                                  "ek": s["ek"]} for s in v] for k, v in self.sessions.items()},
-                "devices": self.devices, "registrations": self.registrations, "seen": self.seen, "extra": self.extra}
+                "sessions": self.store.to_dict(),
+                "devices": self.devices, "registrations": self.registrations,
+                "registration_id": self.registration_id, "seen": self.seen, "extra": self.extra}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DeviceState":
@@ -177,8 +251,8 @@ class DeviceState:
         state.signed_prekeys = {int(k): _load(v) for k, v in d["signed_prekeys"].items()}
         state.spk_id, state.next_otk = d["spk_id"], d["next_otk"]
         state.one_time = {int(k): _load(v) for k, v in d["one_time"].items()}
-        state.sessions = {k: [{"ratchet": Ratchet.from_dict(s["ratchet"]), "ad": b64d(s["ad"]),
-                               "pending": s["pending"], "ek": s["ek"]} for s in v] for k, v in d["sessions"].items()}
+        state.store.load(d["sessions"])
+        state.registration_id = d.get("registration_id", 0)
         state.devices = {u: list(v) for u, v in d["devices"].items()}
         state.registrations, state.seen, state.extra = d["registrations"], d["seen"], d.get("extra", {})
         return state

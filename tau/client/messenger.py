@@ -11,14 +11,16 @@ a message redelivered after a lost ack is recognised by id and acknowledged agai
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tau.client.device import DecryptError, DeviceState, peer_key
+from tau.client.device import DecryptError, DeviceState
 from tau.client.rest import ApiError, Rest
 from tau.client.ws import Closed, Socket
 
@@ -36,6 +38,12 @@ class Message:
     encrypted: bool
     attachments: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None  # set when an envelope could not be decrypted
+    notice: str | None = None  # set on a notice from this client (a safety-number change), not a message
+
+
+def _identity_notice(change: dict[str, Any]) -> str:
+    return (f"safety number with {change['user']} device {change['device_id']} changed "
+            f"(re-installed or a new key: verify it) — was {change['old']}, now {change['new']}")
 
 
 class Client:
@@ -51,6 +59,7 @@ class Client:
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._members: dict[str, list[str]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._lock_depth = 0
 
     @property
     def user(self) -> str:
@@ -70,6 +79,11 @@ class Client:
         state = DeviceState(username.lower(), device_id)
         client = cls(base_url, state, rest, state_path)
         await asyncio.to_thread(rest.put_keys, state.upload(one_time_prekeys))
+        try:  # our registration id (the server's): sent in X3DH headers so peers can be told "stale"
+            mine = await asyncio.to_thread(rest.bundles, state.user, state.device_id)
+            state.registration_id = int(mine[0]["registration_id"]) if mine else 0
+        except (ApiError, KeyError, ValueError):
+            state.registration_id = 0
         client.save()
         return client
 
@@ -79,6 +93,30 @@ class Client:
         rest = Rest(state.extra["server"], state.extra.get("token"), state.extra.get("refresh_token"),
                     verify_tls=verify_tls)
         return cls(state.extra["server"], state, rest, path)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Read-modify-write of the state file under an exclusive lock (``tau chat send`` and
+        ``tau chat listen`` may run at once on one device): reload, change, save. Re-entrant."""
+        if self.state_path is None or self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        path = Path(self.state_path)
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._lock_depth += 1
+            try:
+                if path.exists():
+                    self.state = DeviceState.load(path)
+                yield
+                self.save()
+            finally:
+                self._lock_depth -= 1
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def save(self) -> None:
         if self.state_path is not None:
@@ -95,18 +133,15 @@ class Client:
                              ensure_ascii=False).encode()
         target: dict[str, Any] = {"to": to.lower()} if to else {"conversation": str(conversation)}
         members = [self.user, to.lower()] if to else await self._conversation_members(str(conversation))
+        with self.locked():
+            result = await self._send(payload, target, members, conversation)
+            # peer devices found with a new identity key while sending (re-installed): for the user to verify
+            return {**result, "identity_changes": [_identity_notice(c) for c in self.state.identity_changes()]}
+
+    async def _send(self, payload: bytes, target: dict[str, Any], members: list[str],
+                    conversation: str | None) -> dict[str, Any]:
         for attempt in range(RETRIES):
-            envelopes = []
-            for user in members:
-                for device in list(self.state.devices.get(user, [])):
-                    if (user, device) == (self.user, self.device_id) or not self.state.has_session(user, device):
-                        continue
-                    envelopes.append({"user": user, "device_id": device,
-                                      "registration_id": self.state.registrations.get(peer_key(user, device)) or None,
-                                      "ciphertext": self.state.encrypt(user, device, payload)})
-            for env in envelopes:
-                if env["registration_id"] is None:
-                    del env["registration_id"]
+            envelopes = self.state.envelopes(members, payload)
             body = {**target, "device_id": self.device_id, "envelopes": envelopes}
             try:
                 result = await asyncio.to_thread(self.rest.post_message, body)
@@ -117,7 +152,6 @@ class Client:
                     members = await self._conversation_members(str(conversation), refresh=True)
                 await self._repair(exc.body, members)
                 continue
-            self.save()
             return result
         raise AssertionError("unreachable")
 
@@ -133,13 +167,10 @@ class Client:
         return self._members[conv_id]
 
     async def _repair(self, answer: dict[str, Any], members: list[str]) -> None:
-        for item in answer.get("extra", []):
-            if item["user"] in members:
-                self.state.forget(item["user"], item["device_id"])
-        for item in answer.get("stale", []) + answer.get("missing", []):
-            self.state.forget(item["user"], item["device_id"])
-            for bundle in await asyncio.to_thread(self.rest.bundles, item["user"], item["device_id"]):
-                self.state.start_session(item["user"], bundle)
+        """Fix the device lists after a 409/410 (``DeviceState.repair``), fetching bundles it asks for."""
+        for user, device in self.state.repair(answer):
+            for bundle in await asyncio.to_thread(self.rest.bundles, user, device):
+                self.state.start_session(user, bundle)
 
     # -- receiving --------------------------------------------------------------------------------
     async def connect(self, token_in_query: bool = False) -> None:
@@ -177,25 +208,31 @@ class Client:
             self.events.put_nowait({"type": "closed", "code": exc.code, "reason": exc.reason})
 
     async def _handle_message(self, sock: Socket, frame: dict[str, Any]) -> None:
-        if not self.state.mark_seen(frame["id"]):  # a redelivery after a lost ack
-            sock.send({"type": "ack", "ids": [frame["id"]]})
-            return
-        text, attachments, error = frame.get("body"), frame.get("attachments", []), None
-        if frame.get("encrypted"):
-            try:
-                plain = json.loads(self.state.decrypt(frame["from"], frame["from_device"], frame["envelope"]))
-                text, attachments = plain.get("body"), plain.get("attachments", [])
-            except (DecryptError, KeyError, ValueError) as exc:
-                text, error = None, str(exc)
-        self.save()
+        with self.locked():
+            if not self.state.mark_seen(frame["id"]):  # a redelivery after a lost ack (maybe by another process)
+                sock.send({"type": "ack", "ids": [frame["id"]]})
+                return
+            text, attachments, error = frame.get("body"), frame.get("attachments", []), None
+            if frame.get("encrypted"):
+                try:
+                    plain = json.loads(self.state.decrypt(frame["from"], frame["from_device"], frame["envelope"]))
+                    text, attachments = plain.get("body"), plain.get("attachments", [])
+                except (DecryptError, KeyError, ValueError, TypeError, AttributeError) as exc:
+                    text, error = None, str(exc) or type(exc).__name__
+            changes = self.state.identity_changes()
+            for user, device in self.state.sessions_to_restart():
+                for bundle in await asyncio.to_thread(self.rest.bundles, user, device):
+                    self.state.start_session(user, bundle)
+        for change in changes:  # shown before the message that revealed them
+            self.inbox.put_nowait(Message(frame["id"], frame["conversation"], change["user"], change["device_id"],
+                                          frame["timestamp"], None, True, notice=_identity_notice(change)))
         self.inbox.put_nowait(Message(frame["id"], frame["conversation"], frame["from"], frame["from_device"],
                                       frame["timestamp"], text, bool(frame.get("encrypted")), attachments, error))
         sock.send({"type": "ack", "ids": [frame["id"]]})
 
     async def _replenish(self, count: int = 50) -> None:
-        upload = self.state.upload(count)
-        await asyncio.to_thread(self.rest.put_keys, upload)
-        self.save()
+        with self.locked():
+            await asyncio.to_thread(self.rest.put_keys, self.state.upload(count))
 
     async def next_message(self, timeout: float = 10.0) -> Message:
         return await asyncio.wait_for(self.inbox.get(), timeout)
@@ -208,6 +245,23 @@ class Client:
             frame = await asyncio.wait_for(self.events.get(), max(0.0, deadline - loop.time()))
             if frame.get("type") == kind:
                 return frame
+
+    def hold_unread(self) -> int:
+        """Keep messages decrypted (and acknowledged) but not yet taken from the inbox in the state
+        file, for :meth:`take_held` in a later process: a ratchet decrypts each message once only."""
+        held = []
+        while not self.inbox.empty():
+            held.append(self.inbox.get_nowait().__dict__)
+        if held:
+            with self.locked():
+                self.state.extra["held"] = self.state.extra.get("held", []) + held
+        return len(held)
+
+    def take_held(self) -> list[Message]:
+        """Messages an earlier process decrypted but did not show, oldest first (removed from the file)."""
+        with self.locked():
+            held = self.state.extra.pop("held", [])
+        return [Message(**m) for m in held]
 
     async def messages(self) -> AsyncIterator[Message]:
         while True:

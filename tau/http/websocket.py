@@ -20,15 +20,13 @@ same code as the REST API; ``/ws/messages`` (tau.messenger) and ``/ws/signal`` (
 
 from __future__ import annotations
 
-import base64
 import json
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from autobahn.twisted.resource import WebSocketResource
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.resource import Resource
 
 from tau.http.auth import authenticate_request
 from tau.http.errors import HttpError
@@ -80,8 +78,17 @@ class TokenBucket:
         return (1 - self._tokens) / self.rate
 
 
-class JsonSocket(WebSocketServerProtocol):
-    """Subclasses define ``frame_<type>(frame)`` handlers (sync or async) and ``opened``/``closed``."""
+class JsonSocket:
+    """Subclasses define ``frame_<type>(frame)`` handlers (sync or async) and ``opened``/``closed``.
+
+    A mixin: the class that serves connections puts autobahn's ``WebSocketServerProtocol``
+    under it (``ws_resource.protocol_class``) when the first handshake arrives, so the daemon
+    does not load autobahn (about 6 MiB) until a socket is used."""
+
+    # from WebSocketServerProtocol, joined in by ws_resource.protocol_class
+    factory: Any
+    sendClose: Any  # noqa: N815
+    sendMessage: Any  # noqa: N815
 
     registry: Any = None  # set on the factory by make_resource
     user: Any = None
@@ -214,66 +221,38 @@ class JsonSocket(WebSocketServerProtocol):
         self.send_json(out)
 
 
-_CSP = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
-
-
-def _tokens(request: Any, name: bytes) -> set[str]:
-    values = request.requestHeaders.getRawHeaders(name) or []
-    return {t.strip().lower() for v in values for t in v.decode("latin-1").split(",") if t.strip()}
-
-
-def handshake_problem(request: Any) -> HttpError | None:
-    """Why ``request`` is not a WebSocket opening handshake (RFC 6455 section 4.2.1), or None.
-
-    Autobahn answers anything else with its own HTML status page (naming its version, without
-    the headers every tau answer has); tau answers with the contract's JSON error instead.
-    """
-    if request.method != b"GET":
-        return HttpError(405, "method_not_allowed", "a WebSocket opens with GET", headers={"Allow": "GET", **_CSP})
-    upgrade = {"Upgrade": "websocket", "Sec-WebSocket-Version": "13", **_CSP}
-    if "websocket" not in _tokens(request, b"upgrade") or "upgrade" not in _tokens(request, b"connection"):
-        return HttpError(426, "upgrade_required", "this endpoint speaks WebSocket only", headers=upgrade)
-    if (request.getHeader(b"sec-websocket-version") or b"").strip() != b"13":
-        return HttpError(426, "upgrade_required", "WebSocket version 13 is required", headers=upgrade)
-    try:
-        key = base64.b64decode(request.getHeader(b"sec-websocket-key") or b"", validate=True)
-    except ValueError:
-        key = b""
-    if len(key) != 16:
-        return HttpError(400, "bad_request", "Sec-WebSocket-Key must be 16 bytes in base64", headers=_CSP)
-    return None
-
-
-class SocketResource(WebSocketResource):
-    """Hands WebSocket handshakes to Autobahn; answers everything else itself (JSON, usual headers)."""
-
-    def render(self, request: Any) -> Any:
-        if getattr(request, "channel", None) is None or getattr(request, "_disconnected", False):
-            return NOT_DONE_YET  # the client has gone: nothing to take over
-        problem = handshake_problem(request)
-        if problem is None:
-            return super().render(request)
-        from tau.http.router import send_error
-
-        send_error(request, problem)
-        return NOT_DONE_YET
-
-
 def make_resource(registry: Registry, protocol: type[JsonSocket], max_frame: int = 1024 * 1024,
-                  ping_interval: float = 30.0, ping_timeout: float = 10.0) -> WebSocketResource:
-    """A twisted.web resource for ``host.http.mount(path, resource)``."""
+                  ping_interval: float = 30.0, ping_timeout: float = 10.0) -> Resource:
+    """A twisted.web resource for ``host.http.mount(path, resource)``. Autobahn is loaded, and
+    the real resource built (``ws_resource.build``), on the first request to it."""
     from tau.auth import scopes
 
     if protocol.scope is None or not scopes.valid_requirement(protocol.scope):
         raise ValueError(f"{protocol.__name__} must name the scope its tokens need (tau.auth.scopes)")
-    factory = WebSocketServerFactory(server=None)  # no "Server: AutobahnPython/<version>"
-    factory.protocol = protocol
-    factory.registry = registry
-    factory.setProtocolOptions(maxFramePayloadSize=max_frame, maxMessagePayloadSize=max_frame,
-                               autoPingInterval=ping_interval, autoPingTimeout=ping_timeout,
-                               openHandshakeTimeout=10, closeHandshakeTimeout=5,
-                               # a failed connection still says why (1009, 1007...) before it goes
-                               failByDrop=False,
-                               # never Autobahn's HTML status page (SocketResource answers first anyway)
-                               webStatus=False)
-    return SocketResource(factory)
+    return LazySocketResource(registry, protocol, {"max_frame": max_frame, "ping_interval": ping_interval,
+                                                   "ping_timeout": ping_timeout})
+
+
+class LazySocketResource(Resource):
+    """Builds the autobahn resource on first use and hands every request to it."""
+
+    isLeaf = True  # noqa: N815
+
+    def __init__(self, registry: Registry, protocol: type[JsonSocket], options: dict[str, float]) -> None:
+        super().__init__()
+        self.protocol, self.options = protocol, options
+        #: what the sockets read as ``self.factory.<name>`` (services add theirs, e.g. ``hub``);
+        #: copied onto autobahn's factory when it is built
+        self._factory = SimpleNamespace(registry=registry)
+        self.real: Any = None
+
+    def resource(self) -> Any:
+        """Autobahn's resource, built the first time it is needed."""
+        if self.real is None:
+            from tau.http import ws_resource
+
+            self.real = ws_resource.build(vars(self._factory), self.protocol, **self.options)
+        return self.real
+
+    def render(self, request: Any) -> Any:
+        return self.resource().render(request)

@@ -78,11 +78,12 @@ def test_other_methods_are_405(client: FakeHttpClient, path: str, method: str) -
 
 
 def test_the_socket_factories_name_no_server_and_serve_no_status_page(registry: Any) -> None:
-    """The 101 handshake answer is written by Autobahn: its Server header must not name a version."""
+    """The 101 handshake answer is written by Autobahn: its Server header must not name a version.
+    (Autobahn's resource is built on the first request; ``resource()`` builds it now.)"""
     from tau.connect import service as connect
     from tau.messenger import service as messenger
 
     for resource in (messenger.build(registry)[2], connect.build(registry)[2]):
-        factory = resource._factory
+        factory = resource.resource()._factory
         assert not factory.server, factory.server
         assert factory.webStatus is False

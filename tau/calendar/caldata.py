@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from icalendar import Calendar
-
 from tau.calendar import recurrence
 from tau.calendar.filters import FilterError, TimeRange, c, parse_time_range
 from tau.calendar.ical import parse_calendar
@@ -115,6 +113,7 @@ def _utc(epoch: int) -> datetime:
 
 def expand(cal: Any, window: TimeRange, offset: int = 0) -> Any:
     """§9.6.5: one component per instance overlapping ``window``, RECURRENCE-ID set, times in UTC."""
+    from icalendar import Calendar  # loaded on first use: icalendar is large
     out = Calendar()
     for key, value in cal.property_items(recursive=False):
         if key not in ("BEGIN", "END"):

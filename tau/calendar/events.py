@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from icalendar import Calendar, Event, Todo, vCalAddress, vRecur
 
 from tau.calendar import recurrence
 from tau.calendar.recurrence import Instance
+
+if TYPE_CHECKING:
+    from icalendar import Calendar, vRecur
 
 PRODID = "-//tau//TauCalendar//EN"
 TEXT_LIMIT = 10_000
@@ -68,6 +69,7 @@ def _text(fields: dict[str, Any], name: str) -> str | None:
 
 
 def _rrule(value: Any) -> vRecur:
+    from icalendar import vRecur  # loaded on first use: icalendar is large
     if not isinstance(value, str) or not value or len(value) > 500:
         raise FieldError("rrule", "rrule must be an RRULE value like FREQ=WEEKLY;COUNT=10")
     text = value.strip()
@@ -95,6 +97,7 @@ def stamp(now: float) -> datetime:
 
 def build(fields: dict[str, Any], organizer: str, hostname: str, now: float) -> tuple[str, str]:
     """(uid, iCalendar text) for a new event or to-do."""
+    from icalendar import Calendar, Event, Todo, vCalAddress  # loaded on first use: icalendar is large
     todo = fields.get("type") == "todo"
     if fields.get("type") not in (None, "event", "todo"):
         raise FieldError("type", "type is event or todo")
@@ -189,6 +192,7 @@ def _apply(comp: Any, fields: dict[str, Any], todo: bool, new: bool, now: float)
 
 def patch(text: str, fields: dict[str, Any], now: float) -> str:
     """Apply REST fields to the master component of a stored object; returns the new text."""
+    from icalendar import Calendar  # loaded on first use: icalendar is large
     cal = Calendar.from_ical(text)
     master, overrides = recurrence.master_and_overrides([c for c in cal.subcomponents if c.name in ("VEVENT", "VTODO")])
     comp = master if master is not None else next(iter(overrides.values()), None)

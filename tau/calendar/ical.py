@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
 
-from icalendar import Calendar
-
 from tau.calendar import recurrence
 from tau.calendar.recurrence import Instance
 
@@ -78,6 +76,7 @@ def etag_of(text: str) -> str:
 
 def parse_calendar(data: bytes | str) -> Any:
     """One VCALENDAR, or InvalidObject(valid-calendar-data)."""
+    from icalendar import Calendar  # loaded on first use: icalendar is large
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")

@@ -9,11 +9,12 @@ sent it, a REQUEST or CANCEL only counts when it comes from the event's organize
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
-
-from icalendar import Calendar, vCalAddress
+from typing import TYPE_CHECKING, Any
 
 from tau.calendar import recurrence
+
+if TYPE_CHECKING:
+    from icalendar import Calendar
 
 PRODID = "-//tau//TauCalendar//EN"
 TIMED = ("VEVENT", "VTODO")
@@ -96,6 +97,7 @@ def significant(old: Any, new: Any) -> bool:
 
 
 def _shell(method: str, source: Any | None = None) -> Calendar:
+    from icalendar import Calendar  # loaded on first use: icalendar is large
     cal = Calendar()
     cal.add("PRODID", PRODID)
     cal.add("VERSION", "2.0")
@@ -126,6 +128,7 @@ def request(cal: Any) -> Calendar:
 
 def cancel(cal: Any, only: set[str] | None = None, *, now: float) -> Calendar:
     """METHOD:CANCEL of the whole event (RFC 5546 §3.2.5), optionally to some attendees only."""
+    from icalendar import vCalAddress  # loaded on first use: icalendar is large
     out = _shell("CANCEL", cal)
     for comp in components(cal):
         if rid_of(comp):
@@ -146,6 +149,7 @@ def cancel(cal: Any, only: set[str] | None = None, *, now: float) -> Calendar:
 
 def reply(cal: Any, who: str, partstat: str | None = None, *, now: float) -> Calendar:
     """METHOD:REPLY carrying ``who``'s PARTSTAT for each component (RFC 5546 §3.2.3)."""
+    from icalendar import vCalAddress  # loaded on first use: icalendar is large
     out = _shell("REPLY", cal)
     for comp in components(cal):
         mine = [a for a in _listify(comp.get("ATTENDEE")) if address(a) == who]
@@ -168,6 +172,7 @@ def _stamp(now: float) -> datetime:
 
 
 def without_method(cal: Any) -> Calendar:
+    from icalendar import Calendar  # loaded on first use: icalendar is large
     out = Calendar()
     for key, value in cal.property_items(recursive=False):
         if key not in ("BEGIN", "END", "METHOD"):

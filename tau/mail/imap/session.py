@@ -31,8 +31,8 @@ Shared = Callable[[tuple, Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 
 class SelectedMailbox:
-    __slots__ = ("dirty", "flags_dirty", "gone", "keywords", "kw_pending", "mailbox_id", "modseq", "name", "own",
-                 "qresync", "readonly", "recent", "rev2", "saved", "uids", "uidvalidity")
+    __slots__ = ("dirty", "flag_top", "flags_dirty", "gone", "keywords", "kw_pending", "mailbox_id", "modseq", "name",
+                 "own", "qresync", "readonly", "recent", "rev2", "saved", "uids", "uidvalidity")
 
     def __init__(self, mailbox_id: int, name: str, uids: Iterable[int], uidvalidity: int,
                  modseq: int, readonly: bool) -> None:
@@ -44,6 +44,7 @@ class SelectedMailbox:
         self.readonly = readonly
         self.dirty = False                # messages may have come or gone
         self.flags_dirty = False          # flags may have changed
+        self.flag_top = 0                 # highest MODSEQ of the flag events behind flags_dirty (-1: unknown)
         self.gone: set[int] | None = None  # expunged in the store, EXPUNGE not sent yet
         self.own: dict[int, int] | None = None  # uid → modseq of changes this session reported
         self.qresync = False              # report removals as VANISHED (RFC 7162 §3.2.10)
@@ -62,6 +63,18 @@ class SelectedMailbox:
         """1-based sequence number of ``uid``, 0 if not in the view."""
         i = bisect_left(self.uids, uid)
         return i + 1 if i < len(self.uids) and self.uids[i] == uid else 0
+
+    def seqs_of(self, uids: list[int]) -> list[tuple[int, int]]:
+        """(uid, sequence number) of the ascending ``uids`` that are in the view, in one pass."""
+        out: list[tuple[int, int]] = []
+        view, n = self.uids, len(self.uids)
+        i = bisect_left(view, uids[0]) if uids else n
+        for uid in uids:
+            while i < n and view[i] < uid:
+                i += 1
+            if i < n and view[i] == uid:
+                out.append((uid, i + 1))
+        return out
 
     def by_seq(self, seqset: SeqSet) -> list[int]:
         """UIDs for a message sequence set, ascending; numbers past the end are ignored."""
@@ -124,6 +137,20 @@ class SelectedMailbox:
     def touch(self) -> None:
         """Something may have changed: recheck messages and flags on the next sync."""
         self.dirty = self.flags_dirty = True
+        self.flag_top = -1
+
+    def own_change(self, modseq: int) -> None:
+        """This session's STORE changed flags at ``modseq`` and reported them itself. MODSEQs are
+        allocated one per operation and in sequence, so when everything below it was reported
+        already, ``modseq`` holds nothing but this change: the view moves past it and the flag
+        event it raises needs no ``changed_since`` query (that would re-read every changed row
+        just to drop them as the session's own)."""
+        if modseq != self.modseq + 1:
+            return
+        self.modseq = modseq
+        if self.flags_dirty and 0 < self.flag_top <= modseq:
+            self.flags_dirty = False
+            self.flag_top = 0
 
     def mark(self, kind: str, modseq: int = 0) -> None:
         """A bus event for this mailbox arrived.
@@ -134,6 +161,9 @@ class SelectedMailbox:
         idling sessions at one shared UID query.
         """
         if kind == "flags":
+            if 0 < modseq <= self.modseq:
+                return  # reported already (own_change)
+            self.flag_top = max(self.flag_top, modseq) if modseq > 0 and self.flag_top >= 0 else -1
             self.flags_dirty = True
         elif kind == "append":
             self.dirty = True
@@ -141,6 +171,7 @@ class SelectedMailbox:
                 self.modseq = modseq
             else:
                 self.flags_dirty = True
+                self.flag_top = -1
         else:
             self.touch()
 
@@ -176,6 +207,7 @@ class SelectedMailbox:
             out.extend(await recent.after_exists(store, self, new, shared))
         if self.flags_dirty:
             self.flags_dirty = False
+            self.flag_top = 0
             out.extend(await self._flag_lines(store, set(new), condstore, shared))
         return out
 

@@ -61,6 +61,8 @@ async def run_store(conn: Any, p: Parser, uid: bool) -> str:
     for ch in result.changed:
         view.note_own(ch.uid, ch.modseq)
         report[ch.uid] = (ch.flags, ch.modseq)
+    if result.changed:
+        view.own_change(result.changed[0].modseq)  # one MODSEQ for the whole STORE
     refused = set(result.modified)
     if not silent:
         rest = [u for u in uids if u not in report and u not in refused]
@@ -68,10 +70,7 @@ async def run_store(conn: Any, p: Parser, uid: bool) -> str:
             for m in await conn.store.fetch(view.mailbox_id, rest):
                 report[m.uid] = (m.flags, m.modseq)
     lines = []
-    for u in sorted(report):
-        seq = view.seq_of(u)
-        if not seq:
-            continue
+    for u, seq in view.seqs_of(sorted(report)):
         flags_now, ms = report[u]
         flags_now = recent.with_recent(view, u, flags_now)
         items = [f"UID {u}"] if uid else []

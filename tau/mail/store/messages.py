@@ -56,22 +56,29 @@ def uid_ranges(uids: Sequence[int]) -> list[tuple[int, int]]:
 def select_uids(txn: Txn, columns: str, mailbox_id: int, uids: Sequence[int]) -> list[tuple[Any, ...]]:
     """Rows of ``columns`` for ``uids`` (ascending): UID ranges when the set is mostly runs
     (``1:*`` is one query), otherwise IN lists of 500; never one query per message."""
-    ranges = uid_ranges(uids)
-    if not ranges:
-        return []
     rows: list[tuple[Any, ...]] = []
-    count = sum(b - a + 1 for a, b in ranges)
-    if len(ranges) * 5 <= count:
-        for part in chunks(ranges, RANGES_PER_QUERY):
-            cond = " OR ".join(["uid BETWEEN ? AND ?"] * len(part))
-            rows += txn.query(f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND ({cond}) ORDER BY uid",
-                              [mailbox_id, *[v for r in part for v in r]])
-    else:
-        flat = [u for a, b in ranges for u in range(a, b + 1)]
-        for part in chunks(flat):
-            rows += txn.query(f"SELECT {columns} FROM messages WHERE mailbox_id = ?"
-                              f" AND uid IN ({placeholders(len(part))}) ORDER BY uid", [mailbox_id, *part])
+    for cond, values in _uid_batches(uids):
+        rows += txn.query(f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND ({cond}) ORDER BY uid",
+                          [mailbox_id, *values])
     return rows
+
+
+def _uid_batches(uids: Sequence[int]) -> list[tuple[str, list[int]]]:
+    """WHERE conditions on ``uid`` covering ``uids``, each with its parameters: ``uid BETWEEN``
+    ranges when the set is mostly runs (``1:5000`` is one condition), else IN lists of 500."""
+    ranges = uid_ranges(uids)
+    if len(ranges) * 5 <= sum(b - a + 1 for a, b in ranges):
+        return [(" OR ".join(["uid BETWEEN ? AND ?"] * len(part)), [v for r in part for v in r])
+                for part in chunks(ranges, RANGES_PER_QUERY)]
+    flat = [u for a, b in ranges for u in range(a, b + 1)]
+    return [(f"uid IN ({placeholders(len(part))})", list(part)) for part in chunks(flat)]
+
+
+def update_uids(txn: Txn, assignments: str, params: Sequence[Any], mailbox_id: int, uids: Sequence[int]) -> None:
+    """``UPDATE messages SET assignments`` on ``uids``: one statement per batch (_uid_batches)."""
+    for cond, values in _uid_batches(uids):
+        txn.execute(f"UPDATE messages SET {assignments} WHERE mailbox_id = ? AND ({cond})",
+                    [*params, mailbox_id, *values])
 
 
 # -- storing -----------------------------------------------------------------------------------
@@ -214,15 +221,19 @@ def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence
     modified: list[int] = []
     changes: list[tuple[int, tuple[str, ...]]] = []
     unseen_delta = 0
+    outcome: dict[str, tuple[str, ...] | None] = {}  # stored text → new flags (None: unchanged)
     for uid, text, modseq, seen in rows:
         if unchanged_since is not None and int(modseq) > unchanged_since:
             modified.append(int(uid))
             continue
-        current = split_flags(text)
-        new = apply_flags(current, mode, wanted)
-        if new != current:
-            changes.append((int(uid), new))
-            unseen_delta += int(bool(seen)) - int("\\Seen" in new)
+        if text not in outcome:  # a mailbox holds few distinct flag lists: work out each once
+            current = split_flags(text)
+            new = apply_flags(current, mode, wanted)
+            outcome[text] = new if new != current else None
+        changed = outcome[text]
+        if changed is not None:
+            changes.append((int(uid), changed))
+            unseen_delta += int(bool(seen)) - int("\\Seen" in changed)
     extra = {"keywords": new_keywords} if new_keywords else {}
     if not changes:
         if new_keywords:
@@ -236,11 +247,8 @@ def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence
     for uid, new in changes:
         groups.setdefault(new, []).append(uid)
     for new, group in groups.items():
-        for part in chunks(group):
-            txn.execute(f"UPDATE messages SET flags = ?, seen = ?, deleted = ?, modseq = ?"
-                        f" WHERE mailbox_id = ? AND uid IN ({placeholders(len(part))})",
-                        [flags_text(new), int("\\Seen" in new), int("\\Deleted" in new), modseq,
-                         int(mailbox_id), *part])
+        update_uids(txn, "flags = ?, seen = ?, deleted = ?, modseq = ?",
+                    [flags_text(new), int("\\Seen" in new), int("\\Deleted" in new), modseq], int(mailbox_id), group)
     changed_uids = [uid for uid, _ in changes]
     ctx.notify(txn, address, int(mailbox_id), name, "flags", changed_uids, modseq, **extra)
     return StoreResult([FlagChange(uid, new, modseq) for uid, new in changes], modified)

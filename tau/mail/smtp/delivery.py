@@ -27,6 +27,7 @@ from twisted.logger import Logger
 
 from tau.auth import accounts
 from tau.auth.accounts import User
+from tau.bus import events
 from tau.mail import senders
 from tau.mail.senders import HeaderCapture
 from tau.mail.smtp.batch import GroupCommit, Job
@@ -213,6 +214,9 @@ class Delivery:
             log.failure("delivery of {queue_id} failed", queue_id=envelope.queue_id)
             raise Reply(451, "4.3.0 Local error storing the message; try again later") from None
         self._success_reports(envelope, blob_key, size)
+        if self.submission and sender is not None:   # collected addresses (tau.contacts.collect) listen
+            events.publish(self._registry.bus, events.MAIL_SUBMITTED,
+                           {"user": sender, "recipients": list(envelope.recipients)})
         log.info("smtp accepted id={queue_id} from=<{mail_from}> to={to} size={size}",
                  queue_id=envelope.queue_id, mail_from=envelope.mail_from,
                  to=",".join(envelope.recipients), size=size)

@@ -41,7 +41,9 @@ class Book(Cal):
     def __init__(self, registry: Any) -> None:
         from tau.calendar import service as calendar_service
         from tau.contacts import service as contacts_service
+        from tau.files import service as files_service
         from tau.http import service as http_service
+        from tau.mail import api_service
         from tests.support.calendars import Host
         from tests.support.harness import add_user
         from tests.support.http import FakeHttpClient
@@ -51,6 +53,8 @@ class Book(Cal):
         http_service.install(registry, host)
         calendar_service.install(registry, host)
         contacts_service.install(registry, host)
+        files_service.install(registry, host)
+        api_service.install(registry, host)
         self.site = host.http.site
         self.client = FakeHttpClient(self.site)
         self.alice = add_user(registry, ALICE, PASSWORD)
@@ -58,6 +62,10 @@ class Book(Cal):
         self.carol = add_user(registry, CAROL, PASSWORD)
         self.cals = registry.calendars
         self.contacts = registry.contacts
+
+    def scoped(self, method: str, path: str, scope: str, user: str = ALICE) -> Any:
+        token = str(self.registry.tokens.issue(user, scope=scope))
+        return self.client.request(method, path, token=token)
 
     def card(self, path: str, user: str = ALICE) -> str:
         return path if path.startswith("/") else f"/dav/addressbooks/{user}/{path}"

@@ -81,7 +81,7 @@ def _text_match(elem: Any) -> TextMatch:
 
 
 def _test(elem: Any) -> bool:
-    test = elem.get("test", "anyof")
+    test = str(elem.get("test", "anyof"))
     if test not in ("anyof", "allof"):
         raise FilterError("supported-filter", "test is anyof or allof", 400)
     return test == "allof"

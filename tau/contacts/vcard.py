@@ -74,7 +74,9 @@ def escape(value: str) -> str:
 
 
 def _split_params(head: str) -> tuple[str, dict[str, list[str]]]:
-    parts, cur, quoted = [], [], False
+    parts: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for ch in head:
         if ch == '"':
             quoted = not quoted
@@ -173,7 +175,9 @@ def etag_of(data: str) -> str:
 
 def fold(line: str) -> str:
     """RFC 6350 §3.2: lines over 75 octets folded (never inside a UTF-8 sequence)."""
-    out, cur, size = [], [], 0
+    out: list[str] = []
+    cur: list[str] = []
+    size = 0
     for ch in line:
         n = len(ch.encode("utf-8"))
         if size + n > 75:

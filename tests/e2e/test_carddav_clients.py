@@ -167,7 +167,8 @@ password = "{PASSWORD}"
     cards = remote()
     assert sorted(cards) == ["both-1", "loc-1", "srv-1"]
     assert "FN:Edited On Disk" in cards["srv-1"] and "FN:Server Edit" in cards["both-1"]
-    assert cards["loc-1"].replace("\r\n", "\n") == vcard4("loc-1", "From Disk", "disk@example.org").replace("\r\n", "\n")
+    sent = vcard4("loc-1", "From Disk", "disk@example.org")
+    assert cards["loc-1"].replace("\r\n", "\n") == sent.replace("\r\n", "\n")   # the client's bytes
     assert "Server Edit" in files["both-1"].read_text()
     # deletes both ways
     files["srv-1"].unlink()

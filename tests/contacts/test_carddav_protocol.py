@@ -222,3 +222,28 @@ def test_another_user_cannot_read_or_write_alices_address_books(book: Any) -> No
     r = book.dav("REPORT", BOOK, f'<C:addressbook-query xmlns:D="DAV:" xmlns:C="{CARD_NS}"><D:prop><C:address-data/>'
                  "</D:prop></C:addressbook-query>", user=BOB, headers={"Depth": "1"})
     assert r.status == 404
+
+
+def test_bad_requests_are_dav_errors_not_crashes(book: Any) -> None:
+    def report(body: str) -> int:
+        return int(book.dav("REPORT", "contacts/", body, headers={"Depth": "1"}).status)
+
+    assert report("<not xml") == 400
+    assert report(f'<C:addressbook-query xmlns:C="{CARD_NS}"><C:filter><C:prop-filter/></C:filter>'
+                  "</C:addressbook-query>") == 400
+    assert report(f'<C:addressbook-query xmlns:C="{CARD_NS}"><C:filter><C:prop-filter name="FN">'
+                  '<C:text-match match-type="sounds-like">x</C:text-match></C:prop-filter></C:filter>'
+                  "</C:addressbook-query>") == 400
+    assert report(f'<C:addressbook-query xmlns:C="{CARD_NS}"><C:limit><C:nresults>-1</C:nresults></C:limit>'
+                  "</C:addressbook-query>") == 400
+    assert report('<D:sync-collection xmlns:D="DAV:"><D:sync-token/><D:sync-level>1</D:sync-level>'
+                  "<D:limit><D:nresults>0</D:nresults></D:limit><D:prop/></D:sync-collection>") == 400
+    assert book.put("not-a-book.vcf", vcard3("x", "X")).status == 403
+    assert book.put("missing/x.vcf", vcard3("x", "X")).status == 404
+    assert book.put("contacts/a/b/c.vcf", vcard3("x", "X")).status == 404
+    assert book.put("contacts/bin.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:\xff\r\nEND:VCARD\r\n").status == 201
+    r = book.dav("PUT", "contacts/latin1.vcf", b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:\xff\r\nEND:VCARD\r\n",
+                 headers={"Content-Type": "text/vcard"})
+    assert r.status == 403 and b"valid-address-data" in r.body
+    ical = {"Content-Type": "text/calendar"}
+    assert book.dav("PUT", "contacts/cal.vcf", vcard3("c", "C"), headers=ical).status == 403

@@ -107,3 +107,16 @@ def test_sharing_read_only_and_read_write(book: Any) -> None:
     assert book.dav("GET", "contacts/new.vcf").status == 200
     assert book.api("DELETE", f"/api/addressbooks/contacts/shares/{BOB}").status == 204
     assert book.dav("GET", path + "ann.vcf", user=BOB).status == 404
+
+
+def test_carddav_takes_a_contacts_scoped_token_and_no_other(book: Any) -> None:
+    path = f"/dav/addressbooks/{ALICE}/contacts/"
+
+    def propfind(scope: str, target: str = path) -> int:
+        token = str(book.registry.tokens.issue(ALICE, scope=scope))
+        return int(book.client.request("PROPFIND", target, token=token, headers={"Depth": "0"}).status)
+
+    assert propfind("contacts") == 207
+    assert propfind("calendar") == 403
+    assert propfind("calendar", f"/dav/%61ddressbooks/{ALICE}/contacts/") == 403
+    assert propfind("contacts", f"/dav/calendars/{ALICE}/calendar/") == 403

@@ -153,13 +153,8 @@ class AddressBook(Collection):
             row, _ = await self.contacts.put_card(self.book, name, source.row.data)
         except (InvalidCard, ContactsError) as exc:
             raise dav_error(exc)
-        if move:
-            from tau.contacts import cardstore
-
-            def txn_fn(txn: Any) -> None:
-                cardstore.delete(txn, source.row.book_id, source.name)
-
-            await self.contacts.run("ab_move_from", txn_fn)
+        if move and source.access is not None:
+            await self.contacts.delete_card(source.access.book, source.name)
         return CardResource(row, self.access)
 
     def sync_token(self) -> str | None:

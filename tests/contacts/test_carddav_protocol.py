@@ -247,3 +247,14 @@ def test_bad_requests_are_dav_errors_not_crashes(book: Any) -> None:
     assert r.status == 403 and b"valid-address-data" in r.body
     ical = {"Content-Type": "text/calendar"}
     assert book.dav("PUT", "contacts/cal.vcf", vcard3("c", "C"), headers=ical).status == 403
+
+
+def test_move_a_card_between_address_books(book: Any) -> None:
+    body = (f'<D:mkcol xmlns:D="DAV:" xmlns:C="{CARD_NS}"><D:set><D:prop><D:resourcetype><D:collection/>'
+            "<C:addressbook/></D:resourcetype></D:prop></D:set></D:mkcol>")
+    assert book.dav("MKCOL", "work/", body).status == 201
+    book.put("contacts/ann.vcf", vcard3("ann", "Ann"))
+    r = book.dav("MOVE", "contacts/ann.vcf", headers={"Destination": f"http://localhost{HOME}work/ann.vcf"})
+    assert r.status == 201
+    assert book.dav("GET", "contacts/ann.vcf").status == 404
+    assert book.dav("GET", "work/ann.vcf").body == vcard3("ann", "Ann").encode()

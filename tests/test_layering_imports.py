@@ -29,7 +29,7 @@ FLOORS: list[tuple[str, set[str]]] = [
     ("auth", {"auth", "privacy"}),                       # privacy: the export/purge hook contract
     ("http", {"http"}),                                  # Site, router, errors, auth wrapper, WebSocket layer
     ("dav", {"dav"}),                                    # protocol-only WebDAV core (RFC 4918)
-    ("domains", {"mail", "calendar", "files", "messenger", "connect", "clientsetup"}),
+    ("domains", {"mail", "calendar", "contacts", "files", "messenger", "connect", "clientsetup"}),
     ("flows", {"flows"}),                                # composes domains: that is its job
     ("client", {"client"}),                              # the Python client library; the server never imports it
     ("edges", {"admin", "ops", "cli", "app", "registry", "plugins"}),

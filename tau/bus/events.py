@@ -31,11 +31,16 @@ SIGNAL_FRAME = "signal.frame"
 CALL_UPDATED = "call.updated"
 #: ``{"user", "calendar", "uid", "kind"}``
 CALENDAR_CHANGED = "calendar.changed"
+#: an address book member changed: ``{"user", "addressbook", "name", "kind"}``
+CONTACTS_CHANGED = "contacts.changed"
+#: a user sent mail (submission or ``POST /api/emails``): ``{"user", "recipients": [address, ...]}``
+MAIL_SUBMITTED = "mail.submitted"
 #: token families revoked on some node: ``{"families": {family: revoked_at, ...}}``
 AUTH_REVOKED = "auth.revoked"
 
 ALL = (MAILBOX_CHANGED, MESSAGE_CREATED, MESSAGE_RECEIPT, MESSAGE_TYPING, MESSAGE_CONVERSATION,
-       PRESENCE_CHANGED, KEYS_LOW, SIGNAL_FRAME, CALL_UPDATED, CALENDAR_CHANGED, AUTH_REVOKED)
+       PRESENCE_CHANGED, KEYS_LOW, SIGNAL_FRAME, CALL_UPDATED, CALENDAR_CHANGED, AUTH_REVOKED,
+       CONTACTS_CHANGED, MAIL_SUBMITTED)
 
 
 def family(topic: str) -> str:

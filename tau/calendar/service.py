@@ -1,5 +1,5 @@
 """TauCalendar's ``install``: CalDAV at ``/dav/`` (principals, calendar homes; TauCloud keeps
-``/dav/files/``), ``/.well-known/caldav`` and ``/.well-known/carddav`` redirects (RFC 6764 §5),
+``/dav/files/``), the ``/.well-known/caldav`` redirect (RFC 6764 §5; TauContacts serves ``/.well-known/carddav``),
 REST ``/api/events`` and ``/api/calendars``, scheduling, and iMIP processing of delivered mail."""
 
 from __future__ import annotations
@@ -44,6 +44,5 @@ def _well_known(http: Any) -> None:
     async def redirect(request: Any) -> Response:
         return Response(b"", 307, "text/plain", {"Location": DAV_PREFIX + "/"})
 
-    for path in ("/.well-known/caldav", "/.well-known/carddav"):
-        for method in ("GET", "PROPFIND", "OPTIONS", "REPORT"):
-            http.route(method, path, redirect, auth="none")
+    for method in ("GET", "PROPFIND", "OPTIONS", "REPORT"):
+        http.route(method, "/.well-known/caldav", redirect, auth="none")

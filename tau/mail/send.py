@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tau.bus import events
 from tau.mail import compose, pgp, smime_send
 from tau.mail.errors import InvalidMessage, KeyLocked, MessageTooLarge, SenderNotAllowed
 from tau.mail.sieve import filters
@@ -85,6 +86,7 @@ async def _send(registry: Registry, store: Any, user: Any, draft: compose.Draft,
         raise
     if registry.serving("outbound"):
         registry.outbound.kick()
+    events.publish(registry.bus, events.MAIL_SUBMITTED, {"user": sender, "recipients": list(draft.recipients)})
     box = await store.get_mailbox(sender, sent.mailbox)
     return {"id": f"{box.id}.{sent.uid}" if box else None, "message_id": msg["Message-ID"]}
 

@@ -29,7 +29,8 @@ from tau.privacy import BlobAccess, ExportContext, PrivacyHook, PurgeContext
 
 #: the domains holding user data, in archive order; purge runs them in reverse, so the account
 #: row (whose ``ON DELETE CASCADE`` takes the rest) goes last
-PROVIDERS = ("tau.auth.privacy", "tau.mail.privacy", "tau.calendar.privacy", "tau.files.privacy",
+PROVIDERS = ("tau.auth.privacy", "tau.mail.privacy", "tau.calendar.privacy", "tau.contacts.privacy",
+             "tau.files.privacy",
              "tau.messenger.privacy")
 
 

@@ -16,6 +16,7 @@ from tau.registry.mail import MailComponents
 if TYPE_CHECKING:
     from tau.calendar.domain import Calendars
     from tau.connect.calls import Calls
+    from tau.contacts.domain import Contacts
     from tau.dav.server import DavServer
     from tau.files.service_tree import FileTree
     from tau.flows.attach_links import AttachmentLinks
@@ -53,6 +54,29 @@ class ServiceComponents(MailComponents):
         server = DavServer(CalendarProvider(self.calendars), DAV_PREFIX, clock=self.reactor.seconds,
                            db=self.db, max_lock_timeout=self.config.dav.max_lock_timeout)
         caldav.register(server)
+        if "contacts" not in self.config.tau.disabled_services:
+            from tau.contacts.carddav import principal_properties
+
+            principal_properties(server.properties)   # DAVx5 and iOS look for address books here too
+        return server
+
+    @component
+    def contacts(self) -> Contacts:
+        """Address books behind CardDAV, ``/api/contacts`` and collected addresses."""
+        from tau.contacts.domain import Contacts
+
+        return Contacts(self.whole)
+
+    @component
+    def contacts_dav(self) -> DavServer:
+        """CardDAV at ``/dav/addressbooks/`` over ``contacts`` (the contacts plugin mounts it)."""
+        from tau.contacts import carddav
+        from tau.contacts.davtree import PREFIX, ContactsProvider
+        from tau.dav.server import DavServer
+
+        server = DavServer(ContactsProvider(self.contacts), PREFIX, clock=self.reactor.seconds, db=self.db,
+                           max_lock_timeout=self.config.dav.max_lock_timeout)
+        carddav.register(server)
         return server
 
     @component

@@ -1,6 +1,6 @@
 """Privacy acceptance on the real daemon: no connection leaves the host during a full run (every
 ``connect``/``sendto`` of the daemon traced with strace when available, and its sockets polled in
-/proc either way); ``tau user export`` hands out mail, calendars, files and messenger metadata;
+/proc either way); ``tau user export`` hands out mail, calendars, contacts (.vcf), files and messenger metadata;
 ``tau user delete --purge`` leaves no row naming the user and no blob of theirs."""
 
 from __future__ import annotations
@@ -142,6 +142,8 @@ def test_full_run_stays_on_loopback_then_export_and_purge(tmp_path: Path) -> Non
         bearer = {"Authorization": "Bearer " + json.loads(body)["access_token"], "Content-Type": "application/json"}
         event = {"summary": "Dentist", "start": "2031-05-01T09:00:00Z", "end": "2031-05-01T10:00:00Z"}
         assert http_call(d, "POST", "/api/events", json.dumps(event).encode(), bearer)[0] == 201
+        contact = {"name": "Zelda Zahnarzt", "emails": ["zelda@dentist.example"]}
+        assert http_call(d, "POST", "/api/contacts", json.dumps(contact).encode(), bearer)[0] == 201
         assert http_call(d, "POST", "/api/messages", json.dumps({"to": BOB, "body": "hi bob"}).encode(),
                          bearer)[0] == 201
         assert http_call(d, "GET", "/api/health")[0] == 200
@@ -157,11 +159,13 @@ def test_full_run_stays_on_loopback_then_export_and_purge(tmp_path: Path) -> Non
             inbox = tar.extractfile("mail/INBOX.mbox").read()  # type: ignore[union-attr]
             ics = tar.extractfile([n for n in names if n.startswith("calendars/")][0]).read()  # type: ignore
             diary = tar.extractfile("files/notes/diary.txt").read()  # type: ignore[union-attr]
+            vcf = tar.extractfile("contacts/contacts.vcf").read()  # type: ignore[union-attr]
             convs = json.loads(tar.extractfile("messenger/conversations.json").read())  # type: ignore
         assert inbox.startswith(b"From MAILER-DAEMON ") and b"secret of alice" in inbox
         assert b"secret of bob" not in inbox
         assert b"\n>From the start of a line" in inbox  # mboxrd quoting
         assert b"SUMMARY:Dentist" in ics and diary == b"dear diary"
+        assert vcf.startswith(b"BEGIN:VCARD") and b"FN:Zelda Zahnarzt" in vcf
         assert convs and BOB in convs[0]["members"] and convs[0]["messages"][0]["from_me"]
 
         blobs_before = stored_blobs(d)
@@ -177,6 +181,7 @@ def test_full_run_stays_on_loopback_then_export_and_purge(tmp_path: Path) -> Non
                     text = tar.extractfile(member).read()  # type: ignore[union-attr]
                     assert b"alice@example.test" not in text and b"secret of alice" not in text, member.name
                     assert b"dear diary" not in text and b"Dentist" not in text and b"hi bob" not in text
+                    assert b"Zelda" not in text and b"zelda@dentist" not in text
             kept = {n.split("/", 1)[1] for n in tar.getnames() if n.startswith("blobs/")}
         assert {p.name for p in blobs_after} == kept  # every blob left is still referenced (bob's)
         imap = imaplib.IMAP4("127.0.0.1", d.ports["imap"])

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 
 from tau.auth import accounts
 from tau.auth.accounts import User
+from tau.bus import events
 from tau.mail import senders
 from tau.mail.senders import HeaderCapture
 from tau.mail.smtp.acceptlog import accepted_line
@@ -228,6 +229,9 @@ class Delivery:
         if job.sieve is not None and job.sieve.stores_nothing and not job.remote and not job.sent_copy:
             self._discard(blob_key)       # every recipient's filter discarded or rejected it
         self._success_reports(envelope, blob_key, size)
+        if self.submission and sender is not None:   # collected addresses (tau.contacts.collect) listen
+            events.publish(self._registry.bus, events.MAIL_SUBMITTED,
+                           {"user": sender, "recipients": list(envelope.recipients)})
         accepted_line(self._registry, envelope, self.submission, size, getattr(parsed, "message_id", None), mailbox)
         return Reply(250, f"2.0.0 Ok: queued as {envelope.queue_id}")
 

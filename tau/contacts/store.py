@@ -1,0 +1,219 @@
+"""Address books, shares and settings: transaction functions ``fn(txn, ...)`` (no protocol here).
+
+Every user gets a default address book ``contacts`` ("Contacts") and a ``collected`` one
+("Collected": people they mailed) on first use. ``access`` answers "what may this user do with
+this address book" in one place: the owner everything, a share grantee read or read-write (the
+book then also appears in the grantee's home under the share's name), anyone else nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tau.auth import accounts
+from tau.storage.database import Txn
+
+DEFAULT, COLLECTED = "contacts", "collected"
+DEFAULTS = ((DEFAULT, "Contacts", "contacts"), (COLLECTED, "Collected", "collected"))
+_COLS = ("b.id, b.user_id, u.address, b.name, b.kind, b.display_name, b.description, b.sync_seq, b.pruned_seq,"
+         " b.created_at, b.modified_at")
+_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,128}$")
+
+
+class ContactsError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class BookRow:
+    id: int
+    user_id: int
+    owner: str
+    name: str
+    kind: str
+    display_name: str
+    description: str
+    sync_seq: int
+    pruned_seq: int
+    created_at: int
+    modified_at: int
+
+
+@dataclass(frozen=True)
+class Access:
+    """An address book as one user sees it: under which name, and whether they may write."""
+
+    book: BookRow
+    name: str
+    writable: bool
+    owned: bool
+
+
+def _row(r: Any) -> BookRow:
+    return BookRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], int(r[7]), int(r[8]), int(r[9]), int(r[10]))
+
+
+def user_id(txn: Txn, address: str) -> int | None:
+    user = accounts.get_user(txn, address.lower())
+    return None if user is None else user.id
+
+
+def ensure_defaults(txn: Txn, uid: int) -> None:
+    existing = {r[0] for r in txn.query("SELECT name FROM ab_books WHERE user_id = ? AND kind <> 'book'", (uid,))}
+    now = int(txn.now)
+    for name, label, kind in DEFAULTS:
+        if name not in existing:
+            txn.execute("INSERT INTO ab_books (user_id, name, kind, display_name, created_at, modified_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, name) DO NOTHING",
+                        (uid, name, kind, label, now, now))
+
+
+def get(txn: Txn, owner_id: int, name: str) -> BookRow | None:
+    r = txn.query_one(f"SELECT {_COLS} FROM ab_books b JOIN users u ON u.id = b.user_id"
+                      " WHERE b.user_id = ? AND b.name = ?", (owner_id, name))
+    return _row(r) if r else None
+
+
+def by_id(txn: Txn, book_id: int) -> BookRow | None:
+    r = txn.query_one(f"SELECT {_COLS} FROM ab_books b JOIN users u ON u.id = b.user_id WHERE b.id = ?", (book_id,))
+    return _row(r) if r else None
+
+
+def by_kind(txn: Txn, owner_id: int, kind: str) -> BookRow | None:
+    r = txn.query_one(f"SELECT {_COLS} FROM ab_books b JOIN users u ON u.id = b.user_id"
+                      " WHERE b.user_id = ? AND b.kind = ? ORDER BY b.id", (owner_id, kind))
+    return _row(r) if r else None
+
+
+def owned(txn: Txn, owner_id: int) -> list[BookRow]:
+    return [_row(r) for r in txn.query(f"SELECT {_COLS} FROM ab_books b JOIN users u ON u.id = b.user_id"
+                                       " WHERE b.user_id = ? ORDER BY b.id", (owner_id,))]
+
+
+_SHARED = (f"SELECT {_COLS}, s.name, s.permission FROM ab_shares s JOIN ab_books b ON b.id = s.book_id"
+           " JOIN users u ON u.id = b.user_id")
+
+
+def visible(txn: Txn, viewer_id: int) -> list[Access]:
+    out = [Access(b, b.name, True, True) for b in owned(txn, viewer_id)]
+    for r in txn.query(_SHARED + " WHERE s.grantee_id = ? ORDER BY s.id", (viewer_id,)):
+        out.append(Access(_row(r), r[11], r[12] == "write", False))
+    return out
+
+
+def access(txn: Txn, viewer_id: int, owner_id: int, name: str) -> Access | None:
+    """``owner``'s address book ``name`` as ``viewer`` may use it (own name, or a share's alias)."""
+    if viewer_id == owner_id:
+        book = get(txn, owner_id, name)
+        if book is not None:
+            return Access(book, book.name, True, True)
+        r = txn.query_one(_SHARED + " WHERE s.grantee_id = ? AND s.name = ?", (viewer_id, name))
+    else:
+        r = txn.query_one(_SHARED + " WHERE s.grantee_id = ? AND b.user_id = ? AND b.name = ?",
+                          (viewer_id, owner_id, name))
+    return Access(_row(r), r[11], r[12] == "write", False) if r else None
+
+
+def create(txn: Txn, owner_id: int, name: str, display_name: str = "", description: str = "") -> BookRow:
+    """Extended MKCOL (RFC 5689) with a CARDDAV:addressbook resource type."""
+    if not _NAME.match(name) or name in (".", ".."):
+        raise ContactsError(400, "invalid_name", "invalid address book name")
+    ensure_defaults(txn, owner_id)
+    if get(txn, owner_id, name) is not None or txn.scalar(
+            "SELECT 1 FROM ab_shares WHERE grantee_id = ? AND name = ?", (owner_id, name)):
+        raise ContactsError(405, "exists", "a resource exists at this URL")
+    now = int(txn.now)
+    txn.execute("INSERT INTO ab_books (user_id, name, display_name, description, created_at, modified_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (owner_id, name, display_name or name, description, now, now))
+    return get(txn, owner_id, name)  # type: ignore[return-value]
+
+
+def update(txn: Txn, book_id: int, display_name: str | None, description: str | None) -> None:
+    if display_name is not None:
+        txn.execute("UPDATE ab_books SET display_name = ?, modified_at = ? WHERE id = ?",
+                    (display_name, int(txn.now), book_id))
+    if description is not None:
+        txn.execute("UPDATE ab_books SET description = ?, modified_at = ? WHERE id = ?",
+                    (description, int(txn.now), book_id))
+
+
+def delete(txn: Txn, book_id: int) -> None:
+    """Cards, index rows, changes, props and shares go with it (ON DELETE CASCADE)."""
+    txn.execute("DELETE FROM ab_index WHERE book_id = ?", (book_id,))
+    txn.execute("DELETE FROM ab_books WHERE id = ?", (book_id,))
+
+
+def props(txn: Txn, book_id: int) -> dict[str, str]:
+    return {r[0]: r[1] for r in txn.query("SELECT name, value FROM ab_props WHERE book_id = ?", (book_id,))}
+
+
+def set_props(txn: Txn, book_id: int, to_set: dict[str, str], remove: list[str]) -> None:
+    for name in [*remove, *to_set]:
+        txn.execute("DELETE FROM ab_props WHERE book_id = ? AND name = ?", (book_id, name))
+    for name, value in to_set.items():
+        txn.execute("INSERT INTO ab_props (book_id, name, value) VALUES (?, ?, ?)", (book_id, name, value))
+
+
+# -- sharing --------------------------------------------------------------------------------------
+
+def share(txn: Txn, owner_id: int, name: str, grantee: str, permission: str) -> str:
+    """Share ``owner``'s address book with a local user; returns its name in the grantee's home."""
+    if permission not in ("read", "write"):
+        raise ContactsError(400, "invalid_permission", "permission is read or write")
+    book = get(txn, owner_id, name)
+    if book is None:
+        raise ContactsError(404, "not_found", "no such address book")
+    gid = user_id(txn, grantee)
+    if gid is None or gid == owner_id:
+        raise ContactsError(400, "invalid_grantee", "share with another local user")
+    existing = txn.query_one("SELECT name FROM ab_shares WHERE book_id = ? AND grantee_id = ?", (book.id, gid))
+    if existing:
+        txn.execute("UPDATE ab_shares SET permission = ? WHERE book_id = ? AND grantee_id = ?",
+                    (permission, book.id, gid))
+        return str(existing[0])
+    taken = {r[0] for r in txn.query("SELECT name FROM ab_books WHERE user_id = ? UNION"
+                                     " SELECT name FROM ab_shares WHERE grantee_id = ?", (gid, gid))}
+    taken |= {d[0] for d in DEFAULTS}
+    base = f"{name}-{book.owner.split('@')[0]}"[:120]
+    alias, n = base, 1
+    while alias in taken:
+        n += 1
+        alias = f"{base}-{n}"
+    txn.execute("INSERT INTO ab_shares (book_id, grantee_id, name, permission, created_at) VALUES (?, ?, ?, ?, ?)",
+                (book.id, gid, alias, permission, int(txn.now)))
+    return alias
+
+
+def unshare(txn: Txn, owner_id: int, name: str, grantee: str) -> bool:
+    book = get(txn, owner_id, name)
+    gid = user_id(txn, grantee)
+    if book is None or gid is None:
+        return False
+    txn.execute("DELETE FROM ab_shares WHERE book_id = ? AND grantee_id = ?", (book.id, gid))
+    return txn.rowcount > 0
+
+
+def drop_share(txn: Txn, book_id: int, grantee_id: int) -> None:
+    txn.execute("DELETE FROM ab_shares WHERE book_id = ? AND grantee_id = ?", (book_id, grantee_id))
+
+
+def shares_of(txn: Txn, book_id: int) -> list[tuple[str, str]]:
+    return [(r[0], r[1]) for r in txn.query("SELECT u.address, s.permission FROM ab_shares s"
+                                            " JOIN users u ON u.id = s.grantee_id WHERE s.book_id = ?"
+                                            " ORDER BY u.address", (book_id,))]
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+def collects(txn: Txn, uid: int) -> bool:
+    value = txn.scalar("SELECT collect FROM ab_settings WHERE user_id = ?", (uid,))
+    return value is None or bool(value)
+
+
+def set_collect(txn: Txn, uid: int, collect: bool) -> None:
+    txn.execute("INSERT INTO ab_settings (user_id, collect) VALUES (?, ?)"
+                " ON CONFLICT (user_id) DO UPDATE SET collect = excluded.collect", (uid, 1 if collect else 0))

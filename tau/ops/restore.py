@@ -81,7 +81,8 @@ def _verify(path: str) -> dict[str, Any]:
                 meta = json.loads(data)
             seen[member.name] = h.drain()
     if meta is None or manifest is None:
-        raise RestoreError(f"{path}: not a tau backup (no {META if meta is None else MANIFEST})")
+        # the manifest is the last member: a stream that ends before it was cut short (or is no tau backup)
+        raise RestoreError(f"{path}: truncated or not a tau backup ({META if meta is None else MANIFEST} is missing)")
     expected: dict[str, str] = manifest["sha256"]
     for name, sha in expected.items():
         if name not in seen:

@@ -117,6 +117,7 @@ def test_compressed_session(daemon: TauDaemon, tls: bool) -> None:
     small = b"Subject: ping\r\n\r\nhello\r\n"
     assert b" OK [APPENDUID" in other.command("b", b"APPEND %s {%d+}\r\n%s" % (box.encode(), len(small), small))
     assert w.until(b"\r\n") == b"* 2 EXISTS\r\n"
+    assert w.until(b"\r\n") == b"* 2 RECENT\r\n"  # this session has the mailbox selected: both are its recent ones
     w.send(b"DONE\r\n")
     assert w.until(b"\r\n") == b"i OK Idle completed\r\n"
     assert w.command("y", b"COMPRESS DEFLATE") == b"y NO [COMPRESSIONACTIVE] DEFLATE is already active\r\n"

@@ -150,3 +150,25 @@ def test_sort_save_then_dollar(env):
     c = env.client(ALICE, mailbox="INBOX")
     assert c.ok("a SORT RETURN (SAVE) (ARRIVAL) UTF-8 SEEN") == []
     assert one(c, "b SEARCH $") == "* SEARCH 2 3 5"
+
+
+def test_min_or_max_alone_reports_the_modseq_of_that_message(env):
+    """RFC 7162 §3.1.5: with only MIN/MAX asked, MODSEQ belongs to the message(s) returned."""
+    c = env.client(ALICE)
+    c.ok("e ENABLE CONDSTORE")
+    c.ok("f SELECT INBOX")
+    modseqs = {}
+    for n in (1, 3, 2):  # stored in this order: 2 gets the highest MODSEQ
+        line = c.ok(f"s{n} STORE {n} +FLAGS (\\Flagged)")[-1]
+        modseqs[n] = int(line.rsplit("MODSEQ (", 1)[1].split(")")[0])
+    assert one(c, "a SEARCH RETURN (MIN) 1:3 MODSEQ 1") == f'* ESEARCH (TAG "a") MIN 1 MODSEQ {modseqs[1]}'
+    assert one(c, "b SEARCH RETURN (MAX) 1:3 MODSEQ 1") == f'* ESEARCH (TAG "b") MAX 3 MODSEQ {modseqs[3]}'
+    assert one(c, "c SEARCH RETURN () 1:3 MODSEQ 1") == f'* ESEARCH (TAG "c") ALL 1:3 MODSEQ {modseqs[2]}'
+
+
+def test_first_condstore_enabling_command_reports_highestmodseq(env):
+    """RFC 7162 §3.1: a FETCH MODSEQ that turns CONDSTORE on says the mailbox's HIGHESTMODSEQ."""
+    c = env.client(ALICE, mailbox="INBOX")
+    lines = c.ok("a FETCH 1 (MODSEQ)")
+    assert any(x.startswith("* OK [HIGHESTMODSEQ ") for x in lines), lines
+    assert not any("HIGHESTMODSEQ" in x for x in c.ok("b FETCH 1 (MODSEQ)"))

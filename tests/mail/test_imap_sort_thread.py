@@ -195,3 +195,18 @@ def test_thread_survives_reference_loops(registry):
     e.append(ALICE, mail("a@x.test", "self", "3 Mar 2023 12:00:00 +0000", "<r@x>", "References: <r@x>\r\n"))
     c = e.client(ALICE, mailbox="INBOX")
     assert thread(c, "THREAD REFERENCES UTF-8 ALL") == "(2 1)(3)"
+
+
+def test_keys_compare_like_dovecot_punctuation_after_letters_and_groups_by_name(registry):
+    """i;ascii-casemap upper-cases before comparing, so "_" and "[" sort after the letters; a
+    field that starts with a group sorts by the group's name (its first ENVELOPE address)."""
+    e = IMAPEnv(registry)
+    e.add_user(ALICE)
+    date = "Mon, 2 Jan 2023 10:00:00 +0000"
+    for i, (subject, to) in enumerate([("_", "z: aa@aa.org, bb@bb.org;"), ("b", "foo bar <a@b.c>"),
+                                       ("[xyz]", "empty:;"), ("a", "b@c.d")]):
+        e.append(ALICE, mail("x@x.test", subject, date, f"<g{i}@x>", to=to))
+    c = e.client(ALICE, mailbox="INBOX")
+    assert sort(c, "(SUBJECT) US-ASCII ALL") == [4, 2, 3, 1]
+    assert sort(c, "(DISPLAYTO) US-ASCII ALL") == [4, 3, 2, 1]
+    assert sort(c, "(TO) US-ASCII ALL") == [2, 4, 3, 1]

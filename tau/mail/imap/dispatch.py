@@ -56,6 +56,7 @@ async def run(conn: Any, tag: bytes, segments: list[bytes]) -> tuple[str, str] |
         sel = conn.selected
         if sel is not None and (sel.dirty or sel.flags_dirty):
             await sync_after(conn, cmd.sync)  # report news first, so "1:*" includes it
+        condstore_before = conn.condstore
         try:
             text = await cmd.handler(conn, tag.decode(), p)
         except MailStoreError as exc:
@@ -73,6 +74,10 @@ async def run(conn: Any, tag: bytes, segments: list[bytes]) -> tuple[str, str] |
         return "NO", exc.text
     if text is None:
         return None
+    sel = conn.selected
+    if sel is not None and not condstore_before and conn.condstore and not name.endswith(("SELECT", "EXAMINE")):
+        # RFC 7162 §3.1: the first CONDSTORE-enabling command reports the mailbox's HIGHESTMODSEQ
+        conn.untagged(f"OK [HIGHESTMODSEQ {sel.modseq}] Highest")
     await sync_after(conn, cmd.sync)
     return "OK", text
 

@@ -22,6 +22,9 @@ MAX_RANGES = 64  # beyond this the oldest ranges are dropped (merged claims stay
 async def claim(store: Any, view: Any, top: int, mark: int | None = None) -> bool:
     """Claim the unclaimed recent messages up to UID ``top`` for this session; False if there
     were none. ``mark``: the store's recent mark if just read (SELECT), to skip a query."""
+    if view.readonly and not view.rev2 and mark is not None and 0 < mark <= top:
+        view.recent = [(mark, top)]  # EXAMINE: shows what is recent without claiming it (as Dovecot)
+        return False
     if view.readonly or view.rev2 or top <= 0 or (mark is not None and mark > top):
         return False
     first = await store.claim_recent(view.mailbox_id, top + 1)

@@ -187,13 +187,21 @@ async def run_search(conn: Any, tag: str, p: Parser, uid: bool) -> str:
     if with_modseq:
         conn.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling, with or without hits
     hits = visible(view, found)
-    modseq = await highest_modseq(conn, hits) if with_modseq else 0
+    modseq = await highest_modseq(conn, _reported(options, hits)) if with_modseq else 0
     if options is not None:
         esearch.respond(conn, tag, view, options, hits, uid, modseq)
     else:
         line = "SEARCH" + "".join(f" {n}" for n in numbers(view, hits, uid))
         conn.untagged(line + (f" (MODSEQ {modseq})" if modseq else ""))
     return ("UID SEARCH" if uid else "SEARCH") + " completed"
+
+
+def _reported(options: list[str] | None, hits: list[int]) -> list[int]:
+    """The messages a MODSEQ result speaks for: with only MIN and/or MAX asked, just those
+    (RFC 7162 §3.1.5); otherwise every hit."""
+    if not options or {"ALL", "COUNT"} & set(options) or not {"MIN", "MAX"} & set(options) or not hits:
+        return hits
+    return ([hits[0]] if "MIN" in options else []) + ([hits[-1]] if "MAX" in options else [])
 
 
 register("SEARCH", run_search)

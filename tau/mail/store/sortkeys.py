@@ -7,6 +7,11 @@
   field, casefolded (RFC 5256 §3 FROM/TO/CC); empty when there is none.
 * ``display_from``/``display_to``: the display name of the first address, or its addr-spec when it
   has none (RFC 5957), casefolded.
+
+"Casefolded" here is the comparator i;ascii-casemap extended to Unicode: casefold, then upper
+case, so keys compare as Dovecot's do (``_``, ``[`` sort after the letters, not before). The first
+address of a group (``To: team: a@x, b@y;``) is the group's name, as in the IMAP ENVELOPE
+(RFC 3501 §7.4.2: a group start is an address whose mailbox is the group name).
 * ``message_id`` and ``refs``: the ``<msg-id>`` of Message-ID and the parents to thread under —
   the References msg-ids, or the first In-Reply-To msg-id when References has none (RFC 5256 §2.2).
 
@@ -32,6 +37,7 @@ _BLOB = r"\[[^\[\]]*\][ \t]*"
 _LEADER = re.compile(rf"(?:{_BLOB})*(?:re|fwd?)[ \t]*(?:{_BLOB})?:", re.IGNORECASE)
 _LEADING_BLOB = re.compile(_BLOB)
 _MSG_ID = re.compile(r"<[^<>\s]+>")
+_GROUP = re.compile(r'\s*([^:<>",@\s][^:<>",@]*?)\s*:')
 COLUMNS = ("subject", "reply", "from_mbox", "to_mbox", "cc_mbox", "display_from", "display_to",
            "message_id", "refs")
 
@@ -95,12 +101,21 @@ def base_subject(subject: str | None) -> tuple[str, bool]:
         if s[:5].lower() == "[fwd:" and s.endswith("]"):  # step 5, then back to step 2
             s, reply = s[5:-1], True
             continue
-        return s.casefold()[:MAX_KEY], reply
+        return fold(s), reply
+
+
+def fold(text: str) -> str:
+    """The comparable form of a key (see the module docstring)."""
+    return text.casefold().upper()[:MAX_KEY]
 
 
 def _first_address(parsed: ParsedMessage, name: str) -> tuple[str, str]:
-    """(display name, addr-spec) of the first address in header ``name``."""
+    """(display name, addr-spec) of the first address in header ``name``; a group's name for both
+    when the field starts with a group."""
     values = [v for n, v in parsed.headers if n.lower() == name]
+    group = _GROUP.match(values[0]) if values else None
+    if group:
+        return group.group(1), group.group(1)
     for display, spec in getaddresses(values):
         if spec or display:
             return display.strip(), spec.strip()
@@ -108,7 +123,7 @@ def _first_address(parsed: ParsedMessage, name: str) -> tuple[str, str]:
 
 
 def _mailbox_key(spec: str) -> str:
-    return clean(spec.rpartition("@")[0] if "@" in spec else spec).casefold()[:MAX_KEY]
+    return fold(clean(spec.rpartition("@")[0] if "@" in spec else spec))
 
 
 def _header(parsed: ParsedMessage, name: str) -> str:
@@ -128,8 +143,8 @@ def keys_of(parsed: ParsedMessage) -> SortKeys:
         from_mbox=_mailbox_key(addresses["from"][1]),
         to_mbox=_mailbox_key(addresses["to"][1]),
         cc_mbox=_mailbox_key(addresses["cc"][1]),
-        display_from=clean(addresses["from"][0] or addresses["from"][1]).casefold()[:MAX_KEY],
-        display_to=clean(addresses["to"][0] or addresses["to"][1]).casefold()[:MAX_KEY],
+        display_from=fold(clean(addresses["from"][0] or addresses["from"][1])),
+        display_to=fold(clean(addresses["to"][0] or addresses["to"][1])),
         message_id=clean(ids[0])[:MAX_KEY] if ids else "",
         refs=clean(" ".join(r[:MAX_KEY] for r in refs[-MAX_REFS:])),
     )

@@ -16,7 +16,8 @@ from tests.support.harness import add_user, make_registry, resolve
 ROOT = Path(__file__).resolve().parents[2] / "tau"
 ALICE, PASSWORD = "alice@example.test", "secret-Pa55"
 #: the modules that check a password, all through the authenticator
-CALLERS = {"http/auth.py", "auth/oauth.py", "http/consent.py", "mail/smtp/commands.py", "mail/imap/auth.py"}
+CALLERS = {"http/auth.py", "auth/oauth.py", "http/consent.py", "mail/smtp/commands.py", "mail/imap/auth.py",
+           "mail/sieve/managesieve.py"}
 
 
 def test_every_password_check_goes_through_the_authenticator() -> None:

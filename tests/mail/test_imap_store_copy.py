@@ -57,8 +57,9 @@ def test_store_bad_flags(env):
 
 def test_store_unchangedsince(env):
     c = env.client(ALICE, mailbox="INBOX")
-    modseqs = {int(m.group(1)): int(m.group(2)) for m in
-               (re.search(r"\* (\d+) FETCH \(MODSEQ \((\d+)\)\)", x) for x in c.ok("a FETCH 1:2 (MODSEQ)"))}
+    modseqs = {int(m.group(1)): int(m.group(2)) for m in  # (after "* OK [HIGHESTMODSEQ n]", RFC 7162 §3.1)
+               (re.search(r"\* (\d+) FETCH \(MODSEQ \((\d+)\)\)", x) for x in c.ok("a FETCH 1:2 (MODSEQ)")) if m}
+    assert len(modseqs) == 2
     c.ok("b STORE 2 +FLAGS (\\Seen)")  # bumps message 2 past its old modseq
     lines = c.cmd(f"c STORE 1:2 (UNCHANGEDSINCE {max(modseqs.values())}) +FLAGS (\\Flagged)")
     assert lines[-1] == "c OK [MODIFIED 2] Conditional STORE failed"

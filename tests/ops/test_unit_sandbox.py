@@ -54,7 +54,7 @@ def _runnable() -> str | None:
 
 
 def sandboxed(argv: list[str]) -> list[str]:
-    return ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", SETUP, "sandbox",
+    return ["unshare", "--mount", "--pid", "--fork", "--kill-child=SIGTERM", "--mount-proc", "sh", "-c", SETUP, "sandbox",
             sys.executable, "-m", "tests.support.sandbox", *argv]
 
 

@@ -54,8 +54,9 @@ def _runnable() -> str | None:
 
 
 def sandboxed(argv: list[str]) -> list[str]:
-    return ["unshare", "--mount", "--pid", "--fork", "--kill-child=SIGTERM", "--mount-proc", "sh", "-c", SETUP, "sandbox",
-            sys.executable, "-m", "tests.support.sandbox", *argv]
+    # --kill-child: stopping unshare also stops the namespace's process (else its twistd outlives the test)
+    return ["unshare", "--mount", "--pid", "--fork", "--kill-child=SIGTERM", "--mount-proc", "sh", "-c", SETUP,
+            "sandbox", sys.executable, "-m", "tests.support.sandbox", *argv]
 
 
 def sandbox_env() -> dict[str, str]:

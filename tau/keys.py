@@ -86,6 +86,12 @@ class Keys:
         return HKDF(algorithm=hashes.SHA256(), length=length, salt=b"tau-v1",
                     info=label.encode()).derive(self._secret)
 
+    def derive_salted(self, label: str, salt: bytes, length: int = 32) -> bytes:
+        """A key that also depends on a random ``salt`` kept elsewhere (the at-rest master key of
+        one epoch: a new salt is a new master key, from the same secret file)."""
+        return HKDF(algorithm=hashes.SHA256(), length=length, salt=b"tau-v1:" + salt,
+                    info=label.encode()).derive(self._secret)
+
     def mac(self, label: str, value: str | bytes) -> str:
         """Keyed hash for things we must look up but never store in the clear."""
         data = value.encode() if isinstance(value, str) else value

@@ -36,6 +36,10 @@ class Metrics:
                                     ["name", "outcome"], buckets=LATENCY_BUCKETS, registry=r)
         self.logins = Counter("tau_logins", "Login attempts", ["protocol", "outcome"], registry=r)
         self.rate_limited = Counter("tau_rate_limited", "Requests refused by rate limits", ["scope"], registry=r)
+        self.atrest_pending = Gauge("tau_atrest_pending_rows", "Rows not yet sealed under their user's active"
+                                    " data key (plaintext or a retired key), per table", ["table"], registry=r)
+        self.atrest_converted = Counter("tau_atrest_converted_rows", "Rows sealed by the at-rest converter",
+                                        ["table"], registry=r)
         self._mail(r)
         self.refreshers: list[Refresher] = []
 

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 FLOORS: list[tuple[str, set[str]]] = [
     ("net", {"net"}),                                    # endpoints, TLS, slow-sender deadlines
-    ("infrastructure", {"config", "config_sections", "keys", "logs", "metrics", "clock", "storage", "blobs", "bus"}),
+    ("infrastructure", {"config", "config_sections", "keys", "logs", "metrics", "clock", "storage", "blobs", "bus",
+                        "atrest"}),
     ("auth", {"auth", "privacy"}),                       # privacy: the export/purge hook contract
     ("http", {"http"}),                                  # Site, router, errors, auth wrapper, WebSocket layer
     ("dav", {"dav"}),                                    # protocol-only WebDAV core (RFC 4918)

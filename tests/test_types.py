@@ -26,6 +26,7 @@ STRICT_PATHS = [
     "tau/net",
     "tau/bus",
     "tau/blobs",
+    "tau/atrest",
     "tau/privacy.py",
     "tau/mail/errors.py",
     "tau/mail/compose.py",

@@ -168,6 +168,9 @@ def build_root(registry: Registry) -> TauService:
     from tau.mail.expunge_purge import expunge_purger
 
     host.add_service(expunge_purger(registry))  # expunged mail, once no IMAP view can show it (issue 21)
+    from tau.atrest.convert import Converter
+
+    host.add_service(Converter(registry, registry.atrest_tables).service())  # rows to seal (issue 16)
     root.drains = host.drains
     return root
 

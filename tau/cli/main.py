@@ -24,6 +24,7 @@ from tau.cli import (
     dkim,
     domains,
     init,
+    keyscmd,
     migrate,
     oauthclients,
     queuecmd,
@@ -43,7 +44,7 @@ from tau.storage.engines.base import DatabaseUnavailable
 from tau.storage.migrate import SchemaTooNew
 
 GROUPS = (init, migrate, users, domains, aliases, apppasswords, dkim, check, configcmd, chat, backupcmd, oauthclients,
-          queuecmd)
+          queuecmd, keyscmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ from tau.registry.core import RegistryBase, component
 if TYPE_CHECKING:
     from twisted.python.threadpool import ThreadPool
 
+    from tau.atrest.keyring import Keyring
     from tau.auth.authenticator import Authenticator
     from tau.auth.hashgate import HashGate
     from tau.auth.revocation import RevokedSessions
@@ -75,6 +76,13 @@ class PlatformComponents(RegistryBase):
         from tau.keys import Keys, load_secret
 
         return Keys(load_secret(self.config.data_path(self.config.tau.secret_file)))
+
+    @component
+    def keyring(self) -> Keyring:
+        """Users' data and index keys under the secret (encryption at rest, issue 16)."""
+        from tau.atrest.keyring import Keyring
+
+        return Keyring(self.keys)
 
     @component
     def engine(self) -> Engine:

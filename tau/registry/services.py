@@ -14,6 +14,7 @@ from tau.registry.core import component
 from tau.registry.mail import MailComponents
 
 if TYPE_CHECKING:
+    from tau.atrest.convert import AtRestTable
     from tau.calendar.domain import Calendars
     from tau.connect.calls import Calls
     from tau.contacts.domain import Contacts
@@ -34,6 +35,12 @@ class RoomMaker(Protocol):
 
 
 class ServiceComponents(MailComponents):
+    @component
+    def atrest_tables(self) -> list[AtRestTable]:
+        """Every table holding user content, for the converter that keeps it sealed under each
+        user's active data key (a new store with such content adds its ``AtRestTable`` here)."""
+        return []
+
     @component
     def calendars(self) -> Calendars:
         from tau.calendar.domain import Calendars

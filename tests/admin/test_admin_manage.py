@@ -283,3 +283,28 @@ def test_the_event_store_is_bounded(admin: Admin) -> None:
         admin.registry.throttle.events.record("login_failed", account=f"u{i}@example.test", ip="192.0.2.1")
     events = admin.registry.throttle.events.recent(10_000)
     assert len(events) == 500 and events[0]["account"] == "u1999@example.test"
+
+
+def test_a_silent_dns_server_is_asked_once_not_once_per_record(tmp_path: Path, db_url: str) -> None:
+    import time
+
+    from tests.support.daemon import free_port
+
+    registry = make_registry(tmp_path / "tau", db_url, outbound={"resolver": f"127.0.0.1:{free_port()}"})
+    add_user(registry, ALICE, PASSWORD, fast_hash=True, is_admin=True)
+    admin = Admin(registry)
+    started = time.monotonic()
+    items = admin.get("/api/admin/domains/example.test/dns?live=1", admin.token()).json()["items"]
+    assert time.monotonic() - started < 12
+    assert all(i["status"] == "FAIL" for i in items)
+    assert {i["detail"] for i in items[1:]} == {"not checked: the DNS server did not answer"}, items[:3]
+    registry.db.close()
+
+
+def test_every_state_changing_admin_route_is_audited(admin: Admin) -> None:
+    """A route added later without ``tau.admin.audit.route`` fails here."""
+    admin_routes = [r for r in admin.host.http.router.routes if r.pattern.startswith("/api/admin/")]
+    changing = [r for r in admin_routes if r.method not in ("GET", "HEAD")]
+    assert len(changing) >= 19  # users, domains, aliases, queue, OAuth clients, DAV locks
+    unaudited = [f"{r.method} {r.pattern}" for r in changing if "audited" not in r.handler.__qualname__]
+    assert not unaudited

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import imaplib
 import json
+import os
 import re
 import shutil
 import smtplib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,6 +60,9 @@ def page(daemon: TauDaemon) -> Iterator[Any]:
         login.get_by_role("button", name="Sign in").click()
         sync_api.expect(page.get_by_role("table", name="Users")).to_contain_text(BOB)
         yield page
+        keep = os.environ.get("TAU_TEST_ARTIFACTS")
+        if keep:  # what the page looked like at the end, for a human to judge
+            page.screenshot(path=str(Path(keep) / "admin-manage.png"), full_page=True)
         # failed requests are console errors too (the 401 of GET /api/session before signing in)
         assert not [e for e in errors if "Failed to load resource" not in e], errors
         browser.close()

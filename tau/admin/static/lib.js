@@ -76,5 +76,11 @@ export function parseSize(text) {
   if (!m) throw new Error("quota must look like 500M or 5G");
   return Math.round(Number(m[1]) * 1024 ** " kmgt".indexOf((m[2] || " ").toLowerCase()));
 }
+/** A quota as the field shows it: "5G", "500M" when exact, else bytes; null is the default (""). */
+export function quotaText(n) {
+  if (n === null || n === undefined) return "";
+  for (const [unit, f] of [["T", 1024 ** 4], ["G", 1024 ** 3], ["M", 1024 ** 2]]) if (n % f === 0 && n >= f) return n / f + unit;
+  return String(n);
+}
 export const when = (t) => t ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) : "";
 export const enc = encodeURIComponent;

@@ -1,6 +1,6 @@
 // Users: the list with storage use, adding (initial password or invite link) and one account's panel
 // (quota, disable/enable, admin flag, 2FA reset, app passwords, delete).
-import {$, actions, api, button, el, enc, onSubmit, parseSize, say, size, table, when} from "./lib.js";
+import {$, actions, api, button, enc, onSubmit, parseSize, quotaText, say, size, table, when} from "./lib.js";
 
 let current = null;   // the address whose panel is open
 let reloadAll = async () => {};
@@ -35,7 +35,7 @@ export async function openUser(address) {
   $("accountfacts").textContent = `${state(d)} · ${d.admin ? "administrator" : "user"} · 2FA ${d.totp ? "on" : "off"} · `
     + `${size(d.used_bytes)} used of ${d.effective_quota_bytes ? size(d.effective_quota_bytes) : "no quota"} `
     + `(mail ${size(d.mail_bytes)}, ${d.messages} messages; files ${size(d.file_bytes)})`;
-  $("quotafield").value = d.quota_bytes === null ? "" : String(d.quota_bytes);
+  $("quotafield").value = quotaText(d.quota_bytes);
   const tools = $("accounttools"); tools.textContent = "";
   tools.appendChild(actions(
     d.disabled ? button("Enable account", () => change({disabled: false}, d.address + " enabled"))

@@ -50,6 +50,9 @@ def _users_and_totp(txn: Any, domain: str | None) -> tuple[list[accounts.User], 
 
 def _update_user(txn: Any, address: str, body: dict[str, Any], password_hash: str | None, actor: str) -> Any:
     user = accounts.require_user(txn, address)
+    for flag in ("disabled", "admin"):
+        if flag in body and not isinstance(body[flag], bool):  # "false" is truthy: refuse, never guess
+            raise AccountError("invalid_request", f"{flag} must be true or false")
     if user.address == actor and (body.get("disabled") is True or body.get("admin") is False):
         # the last way back in would be the command line: an admin cannot lock themselves out here
         raise AccountError("cannot_change_self", "an administrator cannot disable or demote their own account")

@@ -1,4 +1,4 @@
-"""Recent security events (failed and throttled logins, admin actions) for the admin page.
+"""Recent security events (failed and throttled logins, rate limits, admin actions) for the admin page.
 
 Until now these were only log lines (``login_failed``, ``login_throttled``); an operator without
 log access could not see them. A bounded ring in memory is enough for "what happened lately":
@@ -19,11 +19,25 @@ class SecurityEvents:
         self._clock = clock
         self._ring: deque[dict[str, Any]] = deque(maxlen=size)
         self._seq = 0
+        self._last: dict[str, float] = {}
+        self._bound = 10 * size
 
     def record(self, kind: str, **fields: Any) -> None:
-        """``kind``: login_failed | login_throttled | admin_action; ``fields`` are JSON values."""
+        """``kind``: login_failed | login_throttled | rate_limited | invite_accepted | admin_action;
+        ``fields`` are JSON values."""
         self._seq += 1
         self._ring.append({"id": self._seq, "at": int(self._clock.seconds()), "kind": kind, **fields})
+
+    def record_once(self, kind: str, key: str, within: float, **fields: Any) -> None:
+        """``record`` unless ``key`` was recorded in the last ``within`` seconds: a flood of refused
+        requests is one event per source and window, and cannot push everything else out."""
+        now = self._clock.seconds()
+        if now - self._last.get(key, float("-inf")) < within:
+            return
+        if len(self._last) >= self._bound:
+            self._last = {k: t for k, t in self._last.items() if now - t < within}
+        self._last[key] = now
+        self.record(kind, **fields)
 
     def recent(self, limit: int = 100, kind: str | None = None) -> list[dict[str, Any]]:
         """Newest first."""

@@ -134,6 +134,14 @@ def test_disable_and_enable_take_effect_at_once(admin: Admin) -> None:
     assert login(admin, BOB, PASSWORD) is not None
 
 
+def test_flags_must_be_booleans_not_truthy_strings(admin: Admin) -> None:
+    t = admin.token()
+    for body in ({"admin": "false"}, {"disabled": "no"}, {"admin": 1}):
+        assert_json_error(admin.json("PATCH", f"/api/admin/users/{BOB}", body, t), 400, "invalid_request")
+    bob = admin.registry.db.sync.run("u", accounts.get_user, BOB)
+    assert not bob.is_admin and not bob.disabled
+
+
 def test_an_admin_cannot_lock_themselves_out(admin: Admin) -> None:
     t = admin.token()
     for body in ({"disabled": True}, {"admin": False}):
@@ -308,3 +316,20 @@ def test_every_state_changing_admin_route_is_audited(admin: Admin) -> None:
     assert len(changing) >= 19  # users, domains, aliases, queue, OAuth clients, DAV locks
     unaudited = [f"{r.method} {r.pattern}" for r in changing if "audited" not in r.handler.__qualname__]
     assert not unaudited
+
+
+def test_rate_limited_sources_are_one_event_per_minute(tmp_path: Path, db_url: str) -> None:
+    registry = make_registry(tmp_path / "tau", db_url, limits={"requests_per_minute_ip": "3"})
+    add_user(registry, ALICE, PASSWORD, fast_hash=True, is_admin=True)
+    admin = Admin(registry)
+    statuses = [admin.client.get("/api/health", ip="198.51.100.7").status for _ in range(20)]
+    assert statuses.count(429) >= 15
+    limited = [e for e in registry.throttle.events.recent(500) if e["kind"] == "rate_limited"]
+    assert [(e["scope"], e["source"]) for e in limited] == [("ip", "198.51.100.7")]
+    registry.reactor.advance(61)
+    admin.client.get("/api/health", ip="198.51.100.7")
+    admin.client.get("/api/health", ip="198.51.100.7")
+    admin.client.get("/api/health", ip="198.51.100.7")
+    admin.client.get("/api/health", ip="198.51.100.7")
+    assert len([e for e in registry.throttle.events.recent(500) if e["kind"] == "rate_limited"]) == 2
+    registry.db.close()

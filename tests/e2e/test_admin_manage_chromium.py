@@ -37,8 +37,11 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TauDaemon]:
     try:
         d.init()
         d.cli("user", "add", ALICE, "--admin", "--password-stdin", input=PASSWORD.encode())
-        d.add_user(BOB, PASSWORD)
         d.start()
+        bob = json.dumps({"address": BOB, "password": PASSWORD}).encode()
+        status, _, body = d.http("POST", "/api/admin/users", bob, {"Content-Type": "application/json"},
+                                 token=d.token(ALICE, PASSWORD))
+        assert status == 201, body  # (the API, not a second `tau user add`: one process start less)
         yield d
     finally:
         d.stop()

@@ -1,4 +1,4 @@
-"""``/api/admin/*``: users, domains, aliases, quotas, the outbound queue and health, for admins.
+"""``/api/admin/*``: users, domains, aliases, quotas, the queue, health and security events, for admins.
 
 Every route is Bearer-authenticated by the router and then checked for ``users.is_admin``
 (403 ``forbidden`` JSON otherwise), so a token of an ordinary user learns nothing, not even
@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from tau.admin import usage_store
-from tau.auth import accounts, passwords
+from tau.admin import audit, invites, usage_store
+from tau.admin.domains_api import domain_routes
+from tau.admin.users_api import user_routes
+from tau.auth import accounts, passwords, totp
 from tau.auth.accounts import AccountError
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg, read_json_object
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
     from tau.registry import Registry
 
 _STATUS = {"user_not_found": 404, "domain_not_found": 404, "alias_not_found": 404, "user_exists": 409,
-           "domain_exists": 409, "alias_exists": 409, "domain_in_use": 409}
+           "domain_exists": 409, "alias_exists": 409, "domain_in_use": 409, "app_password_not_found": 404,
+           "cannot_change_self": 409}
 
 
 def require_admin(request: Any) -> Any:
@@ -41,8 +44,18 @@ def _queue_counts(txn: Any) -> dict[str, int]:
     return queue.counts(txn)
 
 
-def _update_user(txn: Any, address: str, body: dict[str, Any], password_hash: str | None) -> Any:
+def _users_and_totp(txn: Any, domain: str | None) -> tuple[list[accounts.User], set[int]]:
+    return accounts.list_users(txn, domain), totp.enabled_user_ids(txn)
+
+
+def _update_user(txn: Any, address: str, body: dict[str, Any], password_hash: str | None, actor: str) -> Any:
     user = accounts.require_user(txn, address)
+    for flag in ("disabled", "admin"):
+        if flag in body and not isinstance(body[flag], bool):  # "false" is truthy: refuse, never guess
+            raise AccountError("invalid_request", f"{flag} must be true or false")
+    if user.address == actor and (body.get("disabled") is True or body.get("admin") is False):
+        # the last way back in would be the command line: an admin cannot lock themselves out here
+        raise AccountError("cannot_change_self", "an administrator cannot disable or demote their own account")
     if "disabled" in body:
         accounts.set_disabled(txn, user.address, bool(body["disabled"]))
     if "admin" in body:
@@ -80,9 +93,7 @@ def _on_change(registry: Registry) -> Callable[[], Awaitable[None]]:
         """A password, the disabled flag or an account changed: caches forget, sessions the
         transaction revoked are refused here at once and on other nodes within seconds."""
         registry.authenticator.forget()
-        users = registry.users
-        if hasattr(users, "clear"):
-            users.clear()
+        registry.users.invalidate()
         await registry.revocations.changed()
     return changed
 
@@ -101,21 +112,24 @@ def _user_routes(registry: Registry, run: Run) -> Routes:
 
     async def list_users(request: Any) -> Response:
         require_admin(request)
-        users = await run("admin_users", accounts.list_users, query_arg(request, "domain"), readonly=True)
-        return json_response({"items": [u.public() for u in users], "next_cursor": None})
+        users, with_totp = await run("admin_users", _users_and_totp, query_arg(request, "domain"), readonly=True)
+        return json_response({"items": [{**u.public(), "totp": u.id in with_totp, "invited": u.password_hash is None
+                                         and u.source == "local"} for u in users], "next_cursor": None})
 
     async def add_user(request: Any) -> Response:
+        """With ``password``, or ``"invite": true`` for an account whose owner sets it by a link."""
         require_admin(request)
         body = await read_json_object(request)
-        password = body.get("password")
-        if not isinstance(password, str):
-            raise HttpError(400, "invalid_request", "password is required")
-        hashed = await _checked_hash(registry, password)
+        password, invite = body.get("password"), body.get("invite") is True
+        if invite == isinstance(password, str):
+            raise HttpError(400, "invalid_request", "give either a password or \"invite\": true")
+        hashed = None if invite else await _checked_hash(registry, password)
         quota = body.get("quota_bytes")
         user = await run("admin_add_user", accounts.add_user, str(body.get("address", "")), hashed,
                          display_name=str(body.get("display_name", ""))[:200], is_admin=bool(body.get("admin")),
                          quota_bytes=quota if isinstance(quota, int) and quota >= 0 else None)
-        return json_response(user.public(), 201)
+        extra = invites.link(registry, user) if invite else {}
+        return json_response({**user.public(), **extra}, 201, headers={"Cache-Control": "no-store"})
 
     async def patch_user(request: Any, address: str) -> Response:
         require_admin(request)
@@ -123,7 +137,7 @@ def _user_routes(registry: Registry, run: Run) -> Routes:
         hashed = None
         if isinstance(body.get("password"), str):
             hashed = await _checked_hash(registry, body["password"])
-        user = await run("admin_patch_user", _update_user, address, body, hashed)
+        user = await run("admin_patch_user", _update_user, address, body, hashed, request.user.address)
         await changed()
         return json_response(user.public())
 
@@ -136,7 +150,8 @@ def _user_routes(registry: Registry, run: Run) -> Routes:
         return Response(b"", 204, "text/plain")
 
     return [("GET", "/api/admin/users", list_users), ("POST", "/api/admin/users", add_user),
-            ("PATCH", "/api/admin/users/{address}", patch_user), ("DELETE", "/api/admin/users/{address}", delete_user)]
+            ("PATCH", "/api/admin/users/{address}", patch_user), ("DELETE", "/api/admin/users/{address}", delete_user),
+            *user_routes(registry, run, require_admin, changed)]
 
 
 def _domain_routes(registry: Registry, run: Run) -> Routes:
@@ -183,7 +198,8 @@ def _domain_routes(registry: Registry, run: Run) -> Routes:
             ("DELETE", "/api/admin/domains/{name}", delete_domain),
             ("GET", "/api/admin/aliases", list_aliases), ("POST", "/api/admin/aliases", add_alias),
             ("DELETE", "/api/admin/aliases/{address}", delete_alias),
-            ("GET", "/api/admin/quotas", quotas)]
+            ("GET", "/api/admin/quotas", quotas),
+            *domain_routes(registry, run, require_admin)]
 
 
 def _queue_routes(registry: Registry, run: Run) -> Routes:
@@ -207,11 +223,21 @@ def _health_routes(registry: Registry, run: Run) -> Routes:
         body["uptime_seconds"] = int(registry.clock.seconds() - registry.started_at)
         return json_response(body, status)
 
-    return [("GET", "/api/admin/health", health)]
+    async def security_events(request: Any) -> Response:
+        """Recent failed and throttled logins and admin actions on this node, newest first."""
+        require_admin(request)
+        try:
+            limit = max(1, min(500, int(query_arg(request, "limit", "100") or 100)))
+        except ValueError:
+            raise HttpError(400, "invalid_limit", "limit must be a number")
+        items = registry.throttle.events.recent(limit, query_arg(request, "kind") or None)
+        return json_response({"items": items, "next_cursor": None})
+
+    return [("GET", "/api/admin/health", health), ("GET", "/api/admin/security-events", security_events)]
 
 
 def register(registry: Registry, http: Any) -> None:
     run = _runner(registry.db)
     for group in (_user_routes, _domain_routes, _queue_routes, _health_routes):
         for method, path, handler in group(registry, run):
-            http.route(method, path, handler, scope="admin")  # the admin role as well (tau.auth.scopes)
+            audit.route(registry, http, method, path, handler)  # the admin role as well (tau.auth.scopes)

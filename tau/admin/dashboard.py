@@ -1,4 +1,5 @@
-"""``/admin``: the admin dashboard — one static page, a stylesheet and a little vanilla JS.
+"""``/admin``: the admin dashboard — one static page, a stylesheet and plain ES modules (no build step);
+``/invite``: the page an invite link opens.
 
 The page holds no data and no token: signing in (``POST /api/session``, password + TOTP code when
 2FA is on) sets HttpOnly, SameSite=Strict cookies page script cannot read (``tau.http.cookie_session``),
@@ -21,15 +22,22 @@ if TYPE_CHECKING:
 
 HEADERS = {**page_headers(), "Cache-Control": "no-store"}
 STATIC = Path(__file__).parent / "static"
-ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+JS, CSS = "text/javascript; charset=utf-8", "text/css; charset=utf-8"
+#: the page's ES modules (app.js imports the others) and the invite page's script
+ASSETS = {"app.js": JS, "lib.js": JS, "users.js": JS, "domains.js": JS, "oauth.js": JS, "events.js": JS,
+          "invite.js": JS, "app.css": CSS}
 
 
 def register(registry: Registry, http: Any) -> None:
-    page_bytes = (STATIC / "index.html").read_bytes()
+    pages = {name: (STATIC / name).read_bytes() for name in ("index.html", "invite.html")}
     assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
 
-    async def page(request: Any) -> Response:
-        return Response(page_bytes, 200, "text/html; charset=utf-8", dict(HEADERS))
+    def html(name: str) -> Any:
+        async def page(request: Any) -> Response:
+            return Response(pages[name], 200, "text/html; charset=utf-8", dict(HEADERS))
+        return page
+
+    page = html("index.html")
 
     def serve(name: str) -> Any:
         async def asset(request: Any) -> Response:
@@ -39,6 +47,7 @@ def register(registry: Registry, http: Any) -> None:
 
     http.route("GET", "/admin", page, auth="none")
     http.route("GET", "/admin/", page, auth="none")
+    http.route("GET", "/invite", html("invite.html"), auth="none")  # tau.admin.invites: the link's page
     for name in ASSETS:
         http.route("GET", f"/admin/{name}", serve(name), auth="none")
     http.accept_session_cookie("/api/admin/")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tau.admin.api import require_admin
+from tau.admin.audit import route
 from tau.auth import accounts
 from tau.dav.lockdb import delete_within_tokens, select_within
 from tau.http.errors import HttpError
@@ -49,5 +50,5 @@ def register(registry: Registry, http: Any) -> None:
             raise HttpError(404, "not_found", "no such lock in that user's trees")
         return json_response({"removed": removed})
 
-    http.route("GET", "/api/admin/dav-locks", listing, scope="admin")
-    http.route("DELETE", "/api/admin/dav-locks", remove, scope="admin")
+    route(registry, http, "GET", "/api/admin/dav-locks", listing)
+    route(registry, http, "DELETE", "/api/admin/dav-locks", remove)

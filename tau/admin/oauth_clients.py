@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tau.admin.api import require_admin
+from tau.admin.audit import route
 from tau.auth import oauth_clients
 from tau.auth.oauth_clients import ClientError
 from tau.http.errors import HttpError
@@ -66,6 +67,6 @@ def register(registry: Registry, http: Any) -> None:
         await run("admin_oauth_client_remove", oauth_clients.remove_client, client_id)
         return Response(b"", 204, "text/plain")
 
-    http.route("GET", "/api/admin/oauth/clients", list_clients, scope="admin")
-    http.route("POST", "/api/admin/oauth/clients", add_client, scope="admin")
-    http.route("DELETE", "/api/admin/oauth/clients/{client_id}", remove_client, scope="admin")
+    route(registry, http, "GET", "/api/admin/oauth/clients", list_clients)
+    route(registry, http, "POST", "/api/admin/oauth/clients", add_client)
+    route(registry, http, "DELETE", "/api/admin/oauth/clients/{client_id}", remove_client)

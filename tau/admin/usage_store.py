@@ -19,3 +19,12 @@ def quota_report(txn: Txn, default_quota: int) -> list[dict[str, Any]]:
     return [{"address": r[0], "quota_bytes": default_quota if r[1] is None else int(r[1]),
              "mail_bytes": int(r[2]), "messages": int(r[3]), "file_bytes": int(r[4]),
              "used_bytes": int(r[2]) + int(r[4])} for r in rows]
+
+
+def user_usage(txn: Txn, user_id: int) -> dict[str, int]:
+    """One account's bytes and messages in mail and files."""
+    row = txn.query_one("SELECT COALESCE((SELECT bytes FROM mail_usage WHERE user_id = ?), 0),"
+                        " COALESCE((SELECT messages FROM mail_usage WHERE user_id = ?), 0),"
+                        " COALESCE((SELECT bytes FROM file_usage WHERE user_id = ?), 0)", (user_id, user_id, user_id))
+    mail, messages, files = (int(v) for v in (row or (0, 0, 0)))
+    return {"mail_bytes": mail, "messages": messages, "file_bytes": files, "used_bytes": mail + files}

@@ -184,6 +184,14 @@ def set_password(txn: Txn, address: str, password_hash: str) -> None:
     revocation_store.revoke_user(txn, user.id)
 
 
+def set_initial_password(txn: Txn, user_id: int, password_hash: str) -> bool:
+    """Give an invited account (no password yet) its first password; False when it has one
+    already, so of two uses of one invite link only the first sets anything."""
+    txn.execute("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ? AND password_hash IS NULL"
+                " AND disabled = 0", (password_hash, int(txn.now), user_id))
+    return txn.rowcount == 1
+
+
 def set_disabled(txn: Txn, address: str, disabled: bool) -> None:
     user = require_user(txn, address)
     txn.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user.id))

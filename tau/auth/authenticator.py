@@ -29,7 +29,6 @@ from typing import Any, Protocol
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 
 from tau.auth import accounts, passwords
 from tau.auth.accounts import User
@@ -40,7 +39,6 @@ from tau.auth.usercache import UserCache
 from tau.keys import Keys
 from tau.storage.database import Database
 
-log = Logger()
 CACHE_MAX = 50_000
 
 
@@ -111,8 +109,7 @@ class Authenticator:
         account = address.strip().lower() if isinstance(address, str) else ""
         wait = self._throttle.retry_after(account, ip)
         if wait > 0:
-            log.warn("login_throttled account={account} ip={ip} retry_after={wait:.0f}",
-                     account=account, ip=ip, wait=wait)
+            self._throttle.refused(account, ip, wait)
             raise LoginThrottled(wait)
         user = await self._check(account, password, second_factor)
         if user is None:

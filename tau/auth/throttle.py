@@ -15,6 +15,8 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from tau.auth.security_events import SecurityEvents
+
 log = Logger()
 
 
@@ -40,9 +42,11 @@ MAX_ENTRIES = 100_000
 
 
 class LoginThrottle:
-    def __init__(self, clock: Any) -> None:
+    def __init__(self, clock: Any, events: SecurityEvents | None = None) -> None:
         self._clock = clock
         self._entries: dict[tuple[str, str], _Entry] = {}
+        #: what the admin page lists as recent security events (tau.auth.security_events)
+        self.events = events if events is not None else SecurityEvents(clock)
 
     def _keys(self, account: str, ip: str | None) -> list[tuple[tuple[str, str], Policy]]:
         keys = [(("acct", account), ACCOUNT_POLICY)]
@@ -74,6 +78,13 @@ class LoginThrottle:
                 delay = min(policy.cap, policy.base * 2 ** (entry.failures - policy.free - 1))
                 entry.locked_until = now + delay
         log.warn("login_failed account={account} ip={ip}", account=account, ip=ip)
+        self.events.record("login_failed", account=account[:254], ip=ip)
+
+    def refused(self, account: str, ip: str | None, wait: float) -> None:
+        """An attempt turned away while locked (the password was not even checked)."""
+        log.warn("login_throttled account={account} ip={ip} retry_after={wait:.0f}",
+                 account=account, ip=ip, wait=wait)
+        self.events.record("login_throttled", account=account[:254], ip=ip, retry_after=int(wait) + 1)
 
     def success(self, account: str, ip: str | None) -> None:
         self._entries.pop(("pair", f"{account}|{ip}"), None)

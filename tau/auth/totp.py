@@ -115,6 +115,11 @@ def disable(txn: Txn, address: str, keep_session: str | None = None) -> bool:
     return removed
 
 
+def enabled_user_ids(txn: Txn) -> set[int]:
+    """Every account with 2FA switched on (the admin's user list)."""
+    return {int(r[0]) for r in txn.query("SELECT user_id FROM totp_secrets WHERE enabled = 1")}
+
+
 def verify(txn: Txn, keys: Any, user_id: int, code: str, now: float | None = None, pending: bool = False) -> bool:
     """A current TOTP code (each time step once) or an unused recovery code."""
     row = txn.query_one("SELECT secret, enabled, last_step FROM totp_secrets WHERE user_id = ?", (user_id,))

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from tau.http.errors import HttpError
 
 if TYPE_CHECKING:
+    from tau.auth.security_events import SecurityEvents
     from tau.registry import Registry
 
 log = Logger()
@@ -124,11 +125,13 @@ class RedisBuckets:
 
 
 class RateLimiter:
-    def __init__(self, buckets: Any, per_minute_ip: int, per_hour_user: int, metrics: Any = None) -> None:
+    def __init__(self, buckets: Any, per_minute_ip: int, per_hour_user: int, metrics: Any = None,
+                 events: SecurityEvents | None = None) -> None:
         self.buckets = buckets
         self.per_minute_ip = per_minute_ip
         self.per_hour_user = per_hour_user
         self._metrics = metrics
+        self._events = events  # the admin page's recent security events: once per source and minute
 
     async def check_ip(self, ip: str) -> None:
         if self.per_minute_ip > 0:
@@ -144,6 +147,9 @@ class RateLimiter:
             if self._metrics is not None:
                 self._metrics.rate_limited.labels(scope).inc()
             retry = max(1, math.ceil(wait))
+            if self._events is not None:
+                self._events.record_once("rate_limited", key, 60.0, scope=scope, source=key.split(":", 1)[1][:254],
+                                         retry_after=retry)
             raise HttpError(429, "rate_limited", f"too many requests; retry in {retry} s",
                             headers={"Retry-After": str(retry)})
 
@@ -152,4 +158,5 @@ def create_rate_limiter(registry: Registry) -> RateLimiter:
     limits = registry.config.limits
     url = registry.config.redis.url
     buckets = RedisBuckets(url, registry.reactor) if url else MemoryBuckets(registry.clock)
-    return RateLimiter(buckets, limits.requests_per_minute_ip, limits.requests_per_hour_user, registry.metrics)
+    return RateLimiter(buckets, limits.requests_per_minute_ip, limits.requests_per_hour_user, registry.metrics,
+                       registry.throttle.events)

@@ -105,6 +105,29 @@ def test_admin_dashboard_is_a_strict_page_with_external_assets(pages: Any) -> No
     assert b"sessionStorage" not in script and b"localStorage" not in script and b"document.cookie" not in script
 
 
+def test_every_admin_module_and_the_invite_page_follow_the_same_rules(pages: Any) -> None:
+    """The page's ES modules (and the invite page's script): served as JavaScript, never HTML from
+    strings, no readable token storage; the invite page is as strict as the dashboard."""
+    from tau.admin.dashboard import ASSETS
+
+    modules = [name for name in ASSETS if name.endswith(".js")]
+    assert {"app.js", "lib.js", "users.js", "domains.js", "oauth.js", "events.js", "invite.js"} <= set(modules)
+    for name in modules:
+        r = pages.get(f"/admin/{name}")
+        assert r.status == 200 and r.header("content-type").startswith("text/javascript"), name
+        for banned in (b"innerHTML", b"outerHTML", b"insertAdjacentHTML", b"document.write", b"eval(",
+                       b"sessionStorage", b"localStorage", b"document.cookie"):
+            assert banned not in r.body, (name, banned)
+    imported = set(re.findall(rb'from "\./([a-z]+\.js)"', pages.get("/admin/app.js").body))
+    assert {m.decode() for m in imported} == {"lib.js", "users.js", "domains.js", "oauth.js", "events.js"}
+    page = pages.get("/admin")
+    assert b'<script type=module src="/admin/app.js">' in page.body
+    invite = pages.get("/invite")
+    assert invite.status == 200 and invite.header("cache-control") == "no-store"
+    assert_strict_page(invite)
+    assert b'src="/admin/invite.js"' in invite.body and b"token" not in invite.body
+
+
 def test_consent_pages_are_strict(pages: Any) -> None:
     challenge = base64.urlsafe_b64encode(hashlib.sha256(b"v" * 43).digest()).rstrip(b"=").decode()
     form = pages.get("/oauth2/authorize?response_type=code&client_id=app&redirect_uri=http%3A%2F%2F127.0.0.1%3A5555"

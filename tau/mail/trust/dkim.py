@@ -91,7 +91,8 @@ def write_key(folder: Path, domain: str, selector: str, algorithm: str, force: b
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists (use --force to replace it)")
     private, public = generate(algorithm)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # O_EXCL: of two concurrent keygens (admin page, CLI) for one selector exactly one wins
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL), 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(private)
     return path, txt_record(algorithm, public)

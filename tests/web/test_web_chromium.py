@@ -237,3 +237,33 @@ def test_screenshots(browser: Any, daemon: TauDaemon, size: str) -> None:
     tab.frame_locator("iframe[title='Message body']").get_by_text("noon").wait_for()
     shoot(tab, f"mail-read-{width}x{height}")
     context.close()
+
+
+def test_mail_socket_takes_the_session_cookie_only_from_its_own_origin(daemon: TauDaemon) -> None:
+    """``/ws/mail`` opens with the session cookie from tau's own page; the same cookie with another
+    site's ``Origin`` (cross-site WebSocket hijacking) is closed with 4401."""
+    import asyncio
+    import urllib.request
+
+    from tau.client.ws import Closed, Socket
+
+    req = urllib.request.Request(daemon.url + "/api/session", method="POST", headers={
+        "Content-Type": "application/json"}, data=json.dumps({"username": ALICE, "password": PASSWORD}).encode())
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        cookie = "; ".join(v.split(";")[0] for k, v in resp.headers.items() if k.lower() == "set-cookie")
+    host = daemon.url.split("://")[1]
+
+    async def close_code(origin: str) -> int | None:
+        sock = await Socket.connect(daemon.url, "/ws/mail", None, headers={"Cookie": cookie, "Origin": origin})
+        deliver(daemon, ALICE, "socket check", "x")
+        try:
+            frame = await sock.recv(5)
+            assert frame["type"] == "mailbox" and frame["mailbox"] == "INBOX"
+            return None
+        except Closed as exc:
+            return exc.code
+        finally:
+            sock.abort()
+
+    assert asyncio.run(close_code(f"http://{host}")) is None
+    assert asyncio.run(close_code("http://evil.example")) == 4401

@@ -244,6 +244,7 @@ def test_mail_socket_takes_the_session_cookie_only_from_its_own_origin(daemon: T
     site's ``Origin`` (cross-site WebSocket hijacking) is closed with 4401."""
     import asyncio
     import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
 
     from tau.client.ws import Closed, Socket
 
@@ -265,5 +266,42 @@ def test_mail_socket_takes_the_session_cookie_only_from_its_own_origin(daemon: T
         finally:
             sock.abort()
 
-    assert asyncio.run(close_code(f"http://{host}")) is None
-    assert asyncio.run(close_code("http://evil.example")) == 4401
+    def run(origin: str) -> int | None:  # in a thread: Playwright's sync API holds this one's loop
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, close_code(origin)).result()
+
+    assert run(f"http://{host}") is None
+    assert run("http://evil.example") == 4401
+
+
+def test_two_factor_sign_in_asks_for_the_one_time_code(browser: Any, daemon: TauDaemon) -> None:
+    """Runs last: bob turns 2FA on (his password alone no longer signs in, IMAP included)."""
+    import base64
+    from urllib.parse import parse_qs, urlsplit
+
+    from tau.auth.totp import totp
+
+    expect = sync_api.expect
+    token = daemon.token(BOB, PASSWORD)
+    headers = {"Content-Type": "application/json"}
+    status, _, body = daemon.http("POST", "/api/account/2fa", b'{"action": "setup"}', headers, token=token)
+    assert status == 200, body
+    b32 = parse_qs(urlsplit(json.loads(body)["otpauth_uri"]).query)["secret"][0]
+    secret = base64.b32decode(b32 + "=" * (-len(b32) % 8))
+    now = time.time()
+    status, _, body = daemon.http("POST", "/api/account/2fa", json.dumps(
+        {"action": "confirm", "code": totp(secret, now)}).encode(), headers, token=token)
+    assert status == 200, body
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.goto(daemon.url + "/")
+    tab.get_by_label("Email").fill(BOB)
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Sign in").click()
+    code = tab.get_by_label("One-time code")
+    expect(code).to_be_focused()
+    code.fill(totp(secret, now + 30))  # the next step: the confirming code may not be replayed
+    tab.get_by_role("button", name="Sign in").click()
+    expect(tab.get_by_role("navigation", name="Apps")).to_be_visible()
+    expect(tab.get_by_role("link", name="Admin")).to_have_count(0)  # bob is no administrator
+    context.close()

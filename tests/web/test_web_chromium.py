@@ -193,6 +193,38 @@ def test_hostile_mail_shows_as_text_and_runs_nothing(page: Any, daemon: TauDaemo
     assert scripts == [], scripts
 
 
+def test_search_flag_move_and_delete_from_the_keyboard(page: Any, daemon: TauDaemon) -> None:
+    expect = sync_api.expect
+    deliver(daemon, ALICE, "Quarterly report", "the numbers are in")
+    messages = page.get_by_role("list", name="Messages")
+    expect(messages.get_by_role("button", name="Quarterly report")).to_be_visible(timeout=5000)
+    page.get_by_label("Search mail").fill("numbers")
+    page.get_by_label("Search mail").press("Enter")
+    expect(messages.get_by_role("button")).to_have_count(1)
+    messages.get_by_role("button", name="Quarterly report").focus()
+    page.keyboard.press("Enter")
+    toolbar = page.get_by_role("toolbar", name="Message actions")
+    toolbar.get_by_role("button", name="Flag").click()
+    expect(toolbar.get_by_role("button", name="Unflag")).to_be_visible()
+    toolbar.get_by_role("button", name="Mark unread").click()
+    expect(toolbar.get_by_role("button", name="Mark read")).to_be_visible()
+    page.get_by_label("Move to folder").select_option("Archive")
+    expect(page.get_by_role("status").filter(has_text="Moved to Archive.")).to_be_visible()
+    page.get_by_role("button", name="Archive").click()
+    archived = messages.get_by_role("button", name="Quarterly report")
+    expect(archived).to_contain_text("★")
+    archived.click()
+    toolbar.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("status").filter(has_text="Message deleted.")).to_be_visible()
+    page.get_by_role("button", name="Trash").click()
+    expect(messages.get_by_role("button", name="Quarterly report")).to_be_visible()
+    page.get_by_role("button", name="Inbox").click()
+    rows = messages.get_by_role("button")
+    rows.first.focus()
+    page.keyboard.press("ArrowDown")
+    expect(rows.nth(1)).to_be_focused()
+
+
 def test_share_page_opens_anonymously(browser: Any, daemon: TauDaemon) -> None:
     expect = sync_api.expect
     token = daemon.token(ALICE, PASSWORD)
@@ -222,9 +254,10 @@ def test_share_page_opens_anonymously(browser: Any, daemon: TauDaemon) -> None:
 
 @pytest.mark.parametrize("size", sorted(SIZES))
 def test_screenshots(browser: Any, daemon: TauDaemon, size: str) -> None:
-    """Sign-in, the message list and a message, at desktop and phone size (looked at by a person)."""
+    """Sign-in, the message list and a message, at desktop size (light) and phone size (dark)."""
     width, height = SIZES[size]
-    context = browser.new_context(viewport={"width": width, "height": height})
+    scheme = "dark" if size == "phone" else "light"  # both themes get looked at
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
     tab = context.new_page()
     tab.goto(daemon.url + "/")
     tab.get_by_role("button", name="Sign in").wait_for()

@@ -111,6 +111,21 @@ export async function mount(root, ctx) {
   }
 
   more.addEventListener("click", () => loadList(true));
+  // keyboard: arrows move between messages, Escape leaves the reader (phone layout)
+  list.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    const rows = [...list.querySelectorAll("button.row")];
+    const at = rows.indexOf(document.activeElement);
+    const next = rows[at + (event.key === "ArrowDown" ? 1 : -1)];
+    if (next) { event.preventDefault(); next.focus(); }
+  });
+  reader.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && layout.dataset.pane === "read") {
+      show("list");
+      const row = state.open && list.querySelector(`li[data-id="${CSS.escape(state.open.id)}"] button`);
+      if (row) row.focus();
+    }
+  });
   list.parentElement.addEventListener("scroll", (event) => {
     const el = event.currentTarget;
     if (state.cursor && el.scrollTop + el.clientHeight > el.scrollHeight - 400) loadList(true);
@@ -136,6 +151,18 @@ export async function mount(root, ctx) {
       dropOpen(`Moved to ${select.value}.`);
     });
     return [h("label", {for: "move-to", class: "sr-only"}, "Move to folder"), select];
+  }
+
+  function readToggle(id) {
+    let read = true;  // opening a message reads it
+    const button = h("button", {type: "button"}, "Mark unread");
+    button.addEventListener("click", async () => {
+      patchItem(await send(`/api/emails/${id}`, "PATCH", {read: !read}));
+      read = !read;
+      button.textContent = read ? "Mark unread" : "Mark read";
+      loadFolders();
+    });
+    return button;
   }
 
   function dropOpen(note) {
@@ -177,9 +204,7 @@ export async function mount(root, ctx) {
       h("button", {type: "button", "aria-pressed": String(starred), onclick: async () => {
         patchItem(await send(`/api/emails/${id}`, "PATCH", {starred: !starred})); openMessage(id);
       }}, starred ? "Unflag" : "Flag"),
-      h("button", {type: "button", onclick: async () => {
-        patchItem(await send(`/api/emails/${id}`, "PATCH", {read: false})); loadFolders();
-      }}, "Mark unread"),
+      readToggle(id),
       ...moveSelect(message),
       h("button", {type: "button", class: "danger", onclick: async () => {
         await json(`/api/emails/${id}`, {method: "DELETE"}); dropOpen("Message deleted.");

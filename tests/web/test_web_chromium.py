@@ -144,6 +144,25 @@ def test_mail_delivered_over_smtp_is_read_in_the_browser(page: Any, daemon: TauD
     expect(inbox).not_to_contain_text("1")  # opened: read
 
 
+def test_attachment_is_listed_downloaded_and_saved_to_files(page: Any, daemon: TauDaemon) -> None:
+    expect = sync_api.expect
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Carol <carol@remote.test>", ALICE, "Minutes attached"
+    msg.set_content("see the file")
+    msg.add_attachment(b"minutes of the meeting", maintype="text", subtype="plain", filename="minutes.txt")
+    with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"], timeout=10) as smtp:
+        smtp.send_message(msg)
+    row = page.get_by_role("list", name="Messages").get_by_role("button", name="Minutes attached")
+    expect(row).to_be_visible(timeout=5000)
+    row.click()
+    files = page.get_by_role("region", name="Attachments")
+    with page.expect_download() as download:
+        files.get_by_role("link", name="minutes.txt").click()
+    assert Path(download.value.path()).read_bytes() == b"minutes of the meeting"
+    files.get_by_role("button", name="Save minutes.txt to Files").click()
+    expect(files.get_by_role("status")).to_contain_text("/Mail attachments/minutes.txt")
+
+
 def test_compose_sends_to_bob_who_receives_it_over_imap(page: Any, daemon: TauDaemon) -> None:
     expect = sync_api.expect
     page.get_by_role("button", name="New message").click()

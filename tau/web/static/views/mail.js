@@ -230,10 +230,26 @@ export async function mount(root, ctx) {
     const attachments = files.length ? h("section", {class: "attachments", "aria-label": "Attachments"},
       h("h3", {}, "Attachments"),
       h("ul", {}, files.map((a) => h("li", {}, h("a", {href: `/api/emails/${id}/attachments/${a.part}`, download: a.filename || ""},
-        a.filename || `attachment ${a.part}`), ` ${bytes(a.size)}`)))) : null;
+        a.filename || `attachment ${a.part}`), ` ${bytes(a.size)} `, saveButton(id, a))))) : null;
     reader.replaceChildren(...[actions, h("h2", {class: "subject"}, message.subject || "(no subject)"), meta,
       attachments, content].filter(Boolean));
     reader.querySelector("h2").focus?.();
+  }
+
+  // "Save to Files": the server copies the attachment into /Mail attachments/ (tau.flows.mail_cloud)
+  function saveButton(id, attachment) {
+    const name = attachment.filename || `attachment ${attachment.part}`;
+    const button = h("button", {type: "button", class: "ghost", "aria-label": `Save ${name} to Files`}, "Save to Files");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const saved = await send(`/api/emails/${id}/attachments/${attachment.part}/save`, "POST", {});
+        button.replaceWith(h("span", {role: "status"}, `Saved to ${saved.path}`));
+      } catch (e) {
+        button.replaceWith(h("span", {role: "alert", class: "error"}, e.message));
+      }
+    });
+    return button;
   }
 
   function quote(message) {

@@ -44,6 +44,10 @@ async function api(path, init = {}) {
     if (!again) { showSignIn("Your session ended. Sign in again."); return response; }
     response = await send();
   }
+  if (response.status === 403) {  // a session opened elsewhere (the admin page) without this app's scopes
+    const body = await response.clone().json().catch(() => ({}));
+    if (body.error === "insufficient_scope") showSignIn("Sign in again to use the app.");
+  }
   return response;
 }
 

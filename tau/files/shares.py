@@ -31,7 +31,7 @@ from tau.auth.hashgate import HashBusy
 from tau.auth.passwords import hash_password, verify_password
 from tau.auth.throttle import LoginThrottle
 from tau.dav.server import BoundedBody
-from tau.files import listing, lookup, sharestore, store
+from tau.files import listing, lookup, sharepage, sharestore, store
 from tau.files.api import http_error, item, parse_path, rfc3339, send_file
 from tau.files.service_tree import FileTree
 from tau.files.store import FilesError, Node
@@ -117,7 +117,9 @@ class Shares:
         if found is None or found[0].grantee_id is not None or found[0].expired(self.registry.clock.seconds()):
             raise HttpError(404, "not_found", "no such share")
         share, node = found
-        if share.password_hash:
+        if share.password_hash and not sharepage.unlocked(
+                self.registry.keys.derive("files:share-unlock"), token,
+                request.getCookie(sharepage.UNLOCK_COOKIE.encode()), self.registry.clock.seconds()):
             await self._check_password(request, token, share.password_hash)
         return share, node
 
@@ -162,6 +164,36 @@ class Shares:
                             headers={"Retry-After": retry})
 
     async def public_get(self, request: Any, token: str) -> Any:
+        request.setHeader(b"vary", b"Accept")
+        if not sharepage.wants_html(request):
+            return await self._public_get(request, token)
+        try:
+            return await self._public_page(request, token)
+        except HttpError as exc:
+            return sharepage.error_page(exc.status, exc.code, token, exc.headers or {})
+
+    async def _public_page(self, request: Any, token: str) -> Any:
+        """The HTML side of ``/s/TOKEN`` (tau.files.sharepage)."""
+        share, node = await self._open(request, token)
+        key = self.registry.keys.derive("files:share-unlock")
+        if share.password_hash and query_arg(request, "password") is not None:
+            from tau.http.cookie_session import is_secure
+
+            return sharepage.set_unlock(request, key, token, self.registry.clock.seconds(),
+                                        is_secure(self.registry, request))
+        sub = parse_path(query_arg(request, "path", "/"))
+        if sub and node.is_folder:
+            _, found = await self.tree.run("files_share_walk", store.walk, node, sub)
+            if found is None:
+                raise HttpError(404, "not_found", "no such file in this share")
+            node = found
+        path = "/" + "/".join(sub)
+        if not node.is_folder:
+            return sharepage.file_page(token, node.name, node.size, path if sub else None)
+        kids = await self.tree.run("files_list", store.children, node.id)
+        return sharepage.folder_page(token, node.name, [item(k, sub + [k.name]) for k in kids], path)
+
+    async def _public_get(self, request: Any, token: str) -> Any:
         share, node = await self._open(request, token)
         sub = parse_path(query_arg(request, "path", "/"))
         if sub:

@@ -63,17 +63,39 @@ class FrameError(Exception):
 
 
 class _Credentials:
-    """The bits of an upgrade request that ``authenticate_request`` reads."""
+    """The bits of an upgrade request that ``authenticate_request`` reads.
+
+    tau's own pages hold no bearer token (tau.http.cookie_session), so a socket also opens with the
+    session cookie, but only when the handshake's ``Origin`` is this very host: browsers send
+    cookies with cross-site WebSocket handshakes too, and no CSRF header can be added to one.
+    """
+
+    method = b"GET"
 
     def __init__(self, request: Any) -> None:
         self._headers = request.headers
         tokens = request.params.get("access_token") or []
         self.args = {b"access_token": [tokens[0].encode("utf-8", "replace")]} if tokens else {}
         self.client_ip = getattr(request, "peer", "") or ""
+        self._cookies = {}
+        for piece in (self._headers.get("cookie") or "").split(";"):
+            name, _, value = piece.strip().partition("=")
+            self._cookies.setdefault(name, value)
 
     def getHeader(self, name: bytes) -> bytes | None:  # noqa: N802 - twisted.web's spelling
         value = self._headers.get(name.decode().lower())
         return value.encode("latin-1", "replace") if value else None
+
+    def getCookie(self, name: bytes) -> bytes | None:  # noqa: N802
+        value = self._cookies.get(name.decode("latin-1"))
+        return value.encode("latin-1", "replace") if value else None
+
+    def isSecure(self) -> bool:  # noqa: N802 - the cookie's name says which one the browser holds
+        return "__Host-tau_session" in self._cookies
+
+    def same_origin(self) -> bool:
+        origin, host = self._headers.get("origin") or "", self._headers.get("host") or ""
+        return bool(host) and origin.split("://", 1)[-1].rstrip("/") == host
 
 
 class TokenBucket:
@@ -116,7 +138,8 @@ class JsonSocket(WebSocketServerProtocol):
     async def _authenticate(self, request: Any) -> None:
         try:
             credentials = _Credentials(request)
-            self.user = await authenticate_request(self.registry, credentials, scope=self.scope)
+            self.user = await authenticate_request(self.registry, credentials, scope=self.scope,
+                                                   allow_cookie=credentials.same_origin())
             self._session = getattr(credentials, "token_session", None)
             await self.accept(request)
         except HttpError as exc:

@@ -69,6 +69,11 @@ class EmailsAPI:
             raise HttpError(404, "mailbox_not_found", f"no mailbox {name}")
         return box
 
+    async def load(self, user: str, message_id: str) -> tuple[Any, Any, bytes]:
+        """(mailbox, meta, raw bytes) of one of ``user``'s messages; 404 for anyone else's."""
+        box, meta = await self._message(user, message_id)
+        return box, meta, await self.store.read(meta.blob_key)
+
     async def _message(self, user: str, message_id: str) -> tuple[Any, Any]:
         mailbox_id, uid = parse_id(message_id)
         box = await self.store.get_mailbox_by_id(user, mailbox_id)
@@ -196,7 +201,10 @@ class EmailsAPI:
 
 
 def register(registry: Registry, http: Any, store: Any) -> EmailsAPI:
+    from tau.mail import api_read
+
     api = EmailsAPI(registry, store)
+    api_read.register(http, api)
     http.route("GET", "/api/emails", api.list, scope="mail")
     http.route("POST", "/api/emails", api.send, scope="mail")
     http.route("GET", "/api/emails/{id}", api.get, scope="mail")

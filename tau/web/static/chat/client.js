@@ -311,12 +311,15 @@ export class ChatClient extends EventTarget {
     return this.store.messages(conversation);
   }
 
-  async unread() {
-    const counts = new Map();
+  /** Per conversation: unread messages and the order of the latest one (for sorting the list). */
+  async activity() {
+    const unread = new Map();
+    const latest = new Map();
     for (const m of await this.store.all()) {
-      if (!m.read && !m.mine && m.text !== undefined) counts.set(m.conversation, (counts.get(m.conversation) || 0) + 1);
+      if (!m.read && !m.mine && !m.notice) unread.set(m.conversation, (unread.get(m.conversation) || 0) + 1);
+      latest.set(m.conversation, Math.max(latest.get(m.conversation) || 0, m.order || 0));
     }
-    return counts;
+    return { unread, latest };
   }
 
   /** Mark messages read here and tell their senders (read receipts). */

@@ -70,8 +70,9 @@ export async function mount(root, ctx) {
   };
 
   async function renderList() {
-    const unread = await client.unread();
-    const convs = [...client.conversations.values()].sort((a, b) => Number(b.id) - Number(a.id));
+    const { unread, latest } = await client.activity();
+    const convs = [...client.conversations.values()].sort(
+      (a, b) => (latest.get(b.id) || 0) - (latest.get(a.id) || 0) || Number(b.id) - Number(a.id));
     list.replaceChildren(...convs.map((c) => {
       const n = unread.get(c.id) || 0;
       const title = client.title(c);
@@ -172,9 +173,12 @@ export async function mount(root, ctx) {
     }
   });
   client.addEventListener("call", (ev) => {
-    const link = el("a", { href: ev.detail.join_url, target: "_blank", rel: "noopener", text: "Join the call" });
+    // the call page of the server this app came from (the configured public URL may name another host)
+    const given = new URL(ev.detail.join_url, location.href);
+    const url = new URL(given.pathname + given.search + given.hash, location.origin).href;
+    const link = el("a", { href: url, target: "_blank", rel: "noopener", text: "Join the call" });
     status.replaceChildren("Call started: ", link);
-    window.open(ev.detail.join_url, "_blank", "noopener");
+    window.open(url, "_blank", "noopener");
   });
   client.addEventListener("connection", (ev) => {
     status.textContent = ev.detail === "open" ? `Connected · end-to-end encrypted · device ${client.state.deviceId}` : "Reconnecting…";
@@ -231,7 +235,24 @@ export async function mount(root, ctx) {
   });
   document.addEventListener("visibilitychange", () => { if (current && document.visibilityState === "visible") client.markRead(current).then(renderList); });
 
-  await client.start();
-  await renderList();
-  return { client, open, unmount: () => client.close() };
+  // one tab per browser device: two tabs advancing the same ratchets from stale copies would break them
+  let stopHolding = () => {};
+  let waiting = () => {};
+  const elsewhere = new Promise((resolve) => { waiting = resolve; });
+  const started = new Promise((resolve, reject) => {
+    const name = `tau-chat:${client.user}`;
+    const hold = async () => {
+      try { await client.start(); await renderList(); resolve(); } catch (err) { reject(err); return; }
+      await new Promise((release) => { stopHolding = release; });
+    };
+    if (!navigator.locks) { hold(); return; }
+    navigator.locks.request(name, { ifAvailable: true }, async (lock) => {
+      if (lock) return hold();
+      status.textContent = "Chat is open in another tab of this browser; it continues here when that tab closes.";
+      waiting();
+      return navigator.locks.request(name, hold);
+    });
+  });
+  await Promise.race([started, elsewhere]);
+  return { client, open, unmount: () => { client.close(); stopHolding(); } };
 }

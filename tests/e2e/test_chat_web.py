@@ -49,9 +49,13 @@ def daemon(request, tmp_path_factory):
         pg.truncate_all()
         url = pg.url
     d = TauDaemon(folder, database_url=url, listeners=("http",)).init()
-    for user in USERS:
-        d.add_user(f"{user}@example.test", PASSWORD)
+    d.cli("user", "add", "alice@example.test", "--admin", "--password-stdin", input=PASSWORD.encode() + b"\n")
     d.start()
+    admin = d.token("alice@example.test", PASSWORD)
+    for user in USERS[1:]:  # over the admin API: a CLI process each costs seconds on a busy machine
+        body = json.dumps({"address": f"{user}@example.test", "password": PASSWORD}).encode()
+        status, _, answer = d.http("POST", "/api/admin/users", body, {"Content-Type": "application/json"}, admin)
+        assert status == 201, answer
     d.engine = request.param
     d.pg = request.getfixturevalue("postgres_db") if url else None
     yield d

@@ -40,7 +40,11 @@ def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
-@pytest.fixture(scope="module", params=engines())
+#: one daemon for the module (a browser suite per engine would double its time): PostgreSQL when selected
+ENGINE = "postgres" if "postgres" in engines() else "sqlite"
+
+
+@pytest.fixture(scope="module", params=[ENGINE])
 def daemon(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"chat-web-{request.param}")
     url = None

@@ -391,13 +391,20 @@ def loop():
     thread.join(5)
 
 
-def test_simultaneous_initiation_between_the_browser_and_tau_client_loses_nothing(daemon, pages, loop):
-    _, bob = pages
-
+@pytest.fixture(scope="module")
+def run(loop):
     def run(coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
+    return run
 
-    dave = run(Client.login(daemon.url, "dave@example.test", PASSWORD, one_time_prekeys=5))
+
+@pytest.fixture(scope="module")
+def dave(daemon, run):
+    return run(Client.login(daemon.url, "dave@example.test", PASSWORD, one_time_prekeys=5))
+
+
+def test_simultaneous_initiation_between_the_browser_and_tau_client_loses_nothing(pages, loop, run, dave):
+    _, bob = pages
     bob.start_chat(dave.user)
     bob.send("b1")  # bob starts a session with dave's device...
     bob.sees("b1")
@@ -421,4 +428,20 @@ def test_simultaneous_initiation_between_the_browser_and_tau_client_loses_nothin
     assert run(receive(1)) == [("b3", None)]
     assert bob.undecryptable() == []
     assert sorted(t for t in bob.texts() if t[0] in "bd") == ["b1", "b2", "b3", "d1", "d2", "d3"]
+    assert bob.errors == []
+
+
+def test_hostile_envelopes_are_shown_as_undecryptable_and_break_nothing(pages, run, dave):
+    _, bob = pages
+    device = dave.state.devices[bob.address][0]
+    far_ahead = {"v": 1, "h": {"dh": b64(bytes(range(32))), "pn": 0, "n": 10**9}, "c": b64(b"x" * 32)}
+    for ciphertext in (b64(b"not json at all"), b64(json.dumps(far_ahead).encode())):
+        run(asyncio.to_thread(dave.rest.post_message, {"to": bob.address, "device_id": dave.device_id, "envelopes": [
+            {"user": bob.address, "device_id": device, "ciphertext": ciphertext}]}))
+    bob.page.locator(".chat-log .chat-error").nth(1).wait_for(timeout=VISIBLE_MS)
+    assert bob.undecryptable() == ["Could not decrypt: malformed envelope",
+                                   "Could not decrypt: no session state decrypts this message"
+                                   " (replay, or a session older than the archive)"]
+    run(dave.send("still fine", to=bob.address))
+    bob.sees("still fine")
     assert bob.errors == []

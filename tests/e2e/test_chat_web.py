@@ -283,6 +283,7 @@ def test_two_browsers_chat_in_real_time_and_the_server_keeps_only_ciphertext(dae
     alice.send("second from alice")
     bob.sees("second from alice")
     assert f"{bob.address}: online" in alice.page.locator(".chat-presence").inner_text()
+    bob.page.locator(".chat-presence").filter(has_text=f"{alice.address}: online").wait_for(timeout=VISIBLE_MS)
 
     numbers = []
     for page in (alice, bob):

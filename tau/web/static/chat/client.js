@@ -101,7 +101,9 @@ export class ChatClient extends EventTarget {
 
   async conversation(id, refresh = false) {
     if (refresh || !this.conversations.has(id)) {
+      const known = this.conversations.has(id);
       this.conversations.set(id, await this.call("GET", `/api/conversations/${encodeURIComponent(id)}`));
+      if (!known) this.refreshPresence();  // someone new to share presence with
       this.emit("conversations", null);
     }
     return this.conversations.get(id);

@@ -32,7 +32,7 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
 PASSWORD = "secret-Pa55"
-USERS = ("alice", "bob", "carol", "dave")
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
 VISIBLE_MS = 2000
 
 
@@ -430,6 +430,25 @@ def test_simultaneous_initiation_between_the_browser_and_tau_client_loses_nothin
     assert bob.undecryptable() == []
     assert sorted(t for t in bob.texts() if t[0] in "bd") == ["b1", "b2", "b3", "d1", "d2", "d3"]
     assert bob.errors == []
+
+
+def test_two_browsers_writing_first_at_the_same_moment_lose_nothing(daemon, browser):
+    erin, frank = Page(browser, daemon, "erin"), Page(browser, daemon, "frank")
+    erin.start_chat(frank.address)
+    frank.start_chat(erin.address)
+    for rnd in range(3):  # each round both press Send before either has read the other's message
+        for page, text in ((erin, f"e{rnd}"), (frank, f"f{rnd}")):
+            page.page.get_by_label("Message", exact=True).fill(text)
+        for page in (erin, frank):
+            page.page.evaluate("() => document.querySelector('form.chat-composer').requestSubmit()")
+        for page in (erin, frank):
+            page.sees(f"e{rnd}", timeout=5000)
+            page.sees(f"f{rnd}", timeout=5000)
+    for page in (erin, frank):
+        assert page.undecryptable() == [] and page.errors == []
+        assert sorted(page.texts()) == ["e0", "e1", "e2", "f0", "f1", "f2"]
+    erin.context.close()
+    frank.context.close()
 
 
 def test_hostile_envelopes_are_shown_as_undecryptable_and_break_nothing(pages, run, dave):

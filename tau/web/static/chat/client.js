@@ -31,6 +31,8 @@ export class ChatClient extends EventTarget {
     this.presence = new Map();       // address → {status, last_seen}
     this._chain = Promise.resolve();
     this._order = 0;
+    this._unread = new Map();  // conversation → messages not read here
+    this._latest = new Map();  // conversation → order of its latest message
     this._closed = false;
     this._backoff = 500;
   }
@@ -64,7 +66,12 @@ export class ChatClient extends EventTarget {
     this.state = saved ? DeviceState.fromRecord(saved) : await DeviceState.create(this.user);
     const mine = (await this.call("GET", "/api/keys")).devices || [];
     if (!saved || !mine.some((d) => d.device_id === this.state.deviceId)) await this._register();
-    this._order = (await this.store.all()).reduce((n, m) => Math.max(n, m.order || 0), 0);
+    this._unread = new Map();
+    this._latest = new Map();
+    for (const m of await this.store.all()) {
+      this._order = Math.max(this._order, m.order || 0);
+      this._count(m);
+    }
     await this.refreshConversations();
     this.connect();
   }
@@ -170,6 +177,7 @@ export class ChatClient extends EventTarget {
                           from_device: this.state.deviceId, timestamp: result.timestamp, text, mine: true,
                           receipts: { delivered: [], read: [] }, read: true, order: ++this._order };
         await this.store.putMessages([message]);
+        this._count(message);
         this.emit("message", message);
         return message;
       }
@@ -269,26 +277,33 @@ export class ChatClient extends EventTarget {
         for (const bundle of await this.bundles(user, device)) await this.state.startSession(user, bundle);
       } catch (err) { /* retried with the next message */ }
     }
-    await this.save();
     if (!this.conversations.has(frame.conversation)) {
       try { await this.conversation(frame.conversation); } catch (err) { /* shown under its id */ }
     }
-    await this._notices(frame.conversation, frame.id, changes);
     const mine = frame.from === this.user;
     const message = { key: `m${frame.id}`, id: frame.id, conversation: frame.conversation, from: frame.from,
                       from_device: frame.from_device, timestamp: frame.timestamp, text, error, mine,
-                      receipts: { delivered: [], read: [] }, read: mine, order: ++this._order };
-    await this.store.putMessages([message]);
-    this.emit("message", message);
+                      receipts: { delivered: [], read: [] }, read: mine, order: 0 };
+    const notices = this._noticeRecords(frame.conversation, frame.id, changes);
+    message.order = ++this._order;
+    for (const m of [...notices, message]) this._count(m);
+    for (const n of notices) this.emit("message", n);
+    this.emit("message", message);  // shown at once; acknowledged only once saved (a crash before that replays it)
+    await this.save();
+    await this.store.putMessages([...notices, message]);
     this.sendFrame({ type: "ack", ids: [frame.id] });
   }
 
-  async _notices(conversation, id, changes) {
-    if (!changes.length) return;
-    const notices = changes.map((c, i) => ({
+  _noticeRecords(conversation, id, changes) {
+    return changes.map((c, i) => ({
       key: `n${id}.${i}`, id: null, conversation, from: c.user, notice:
         `Safety number with ${c.user} device ${c.device_id} changed (re-installed or a new key: verify it) — was ${c.old}, now ${c.new}`,
       text: null, mine: false, read: true, order: ++this._order }));
+  }
+
+  async _notices(conversation, id, changes) {
+    const notices = this._noticeRecords(conversation, id, changes);
+    if (!notices.length) return;
     await this.store.putMessages(notices);
     for (const n of notices) this.emit("message", n);
   }
@@ -315,18 +330,19 @@ export class ChatClient extends EventTarget {
 
   /** Per conversation: unread messages and the order of the latest one (for sorting the list). */
   async activity() {
-    const unread = new Map();
-    const latest = new Map();
-    for (const m of await this.store.all()) {
-      if (!m.read && !m.mine && !m.notice) unread.set(m.conversation, (unread.get(m.conversation) || 0) + 1);
-      latest.set(m.conversation, Math.max(latest.get(m.conversation) || 0, m.order || 0));
-    }
-    return { unread, latest };
+    return { unread: this._unread, latest: this._latest };
+  }
+
+  _count(m) {
+    if (!m.read && !m.mine && !m.notice) this._unread.set(m.conversation, (this._unread.get(m.conversation) || 0) + 1);
+    this._latest.set(m.conversation, Math.max(this._latest.get(m.conversation) || 0, m.order || 0));
   }
 
   /** Mark messages read here and tell their senders (read receipts). */
   async markRead(conversation) {
     return this.locked(async () => {
+      if (!this._unread.get(conversation)) return;
+      this._unread.set(conversation, 0);
       const unread = (await this.store.messages(conversation)).filter((m) => !m.read && !m.mine);
       if (!unread.length) return;
       for (const m of unread) m.read = true;

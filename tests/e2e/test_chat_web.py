@@ -270,6 +270,7 @@ def test_two_browsers_chat_in_real_time_and_the_server_keeps_only_ciphertext(dae
     alice.sees(f"hello bob {marker}")
     chats = bob.page.get_by_role("navigation", name="Chats")
     chats.get_by_role("button", name=alice.address).get_by_label("1 unread").wait_for(timeout=VISIBLE_MS)
+    alice.log().get_by_text("Delivered").wait_for(timeout=VISIBLE_MS)  # bob's browser acknowledged it
     bob.open(alice.address)
     bob.sees(f"hello bob {marker}")
     chats.get_by_label("1 unread").wait_for(state="detached")

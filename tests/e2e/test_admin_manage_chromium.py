@@ -22,6 +22,9 @@ from tests.support.daemon import TauDaemon
 
 pytestmark = pytest.mark.e2e
 sync_api = pytest.importorskip("playwright.sync_api")
+# assertions wait up to 15 s (Playwright's default is 5): the suite runs several files at once
+# on two cores, and a sign-in's argon2id hash alone can take seconds then
+sync_api.expect.set_options(timeout=15_000)
 
 ALICE, BOB, PASSWORD = "alice@example.test", "bob@example.test", "secret-Pa55"
 CAROL, CAROL_PASSWORD = "carol@example.test", "carol-Pa55-long"

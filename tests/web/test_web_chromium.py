@@ -26,6 +26,9 @@ import pytest
 from tests.support.daemon import TauDaemon
 
 sync_api = pytest.importorskip("playwright.sync_api")
+# assertions wait up to 15 s (Playwright's default is 5): the suite runs several files at once
+# on two cores, and a sign-in's argon2id hash alone can take seconds then
+sync_api.expect.set_options(timeout=15_000)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed")]
 ALICE, BOB, PASSWORD = "alice@example.test", "bob@example.test", "secret-Pa55"
@@ -153,7 +156,7 @@ def test_attachment_is_listed_downloaded_and_saved_to_files(page: Any, daemon: T
     with smtplib.SMTP("127.0.0.1", daemon.ports["smtp"], timeout=10) as smtp:
         smtp.send_message(msg)
     row = page.get_by_role("list", name="Messages").get_by_role("button", name="Minutes attached")
-    expect(row).to_be_visible(timeout=5000)
+    expect(row).to_be_visible()
     row.click()
     files = page.get_by_role("region", name="Attachments")
     with page.expect_download() as download:
@@ -190,7 +193,7 @@ def test_new_mail_appears_without_reload(page: Any, daemon: TauDaemon) -> None:
     page.get_by_role("button", name="Inbox").click()
     deliver(daemon, ALICE, "Arrives live", "No reload needed.")
     messages = page.get_by_role("list", name="Messages")
-    sync_api.expect(messages.get_by_role("button", name="Arrives live")).to_be_visible(timeout=5000)
+    sync_api.expect(messages.get_by_role("button", name="Arrives live")).to_be_visible()
 
 
 def test_hostile_mail_shows_as_text_and_runs_nothing(page: Any, daemon: TauDaemon) -> None:
@@ -198,7 +201,7 @@ def test_hostile_mail_shows_as_text_and_runs_nothing(page: Any, daemon: TauDaemo
     deliver(daemon, ALICE, HOSTILE_SUBJECT, "plain part", HOSTILE_HTML, sender=f'"{HOSTILE_NAME}" <mallory@evil.test>')
     messages = page.get_by_role("list", name="Messages")
     row = messages.get_by_role("button", name="Invoice")
-    expect(row).to_be_visible(timeout=5000)
+    expect(row).to_be_visible()
     row.click()
     expect(page.get_by_role("heading", name=HOSTILE_SUBJECT)).to_be_visible()  # the markup, as text
     expect(page.get_by_text("onerror=", exact=False).first).to_be_visible()
@@ -216,7 +219,7 @@ def test_search_flag_move_and_delete_from_the_keyboard(page: Any, daemon: TauDae
     expect = sync_api.expect
     deliver(daemon, ALICE, "Quarterly report", "the numbers are in")
     messages = page.get_by_role("list", name="Messages")
-    expect(messages.get_by_role("button", name="Quarterly report")).to_be_visible(timeout=5000)
+    expect(messages.get_by_role("button", name="Quarterly report")).to_be_visible()
     page.get_by_label("Search mail").fill("numbers")
     page.get_by_label("Search mail").press("Enter")
     expect(messages.get_by_role("button")).to_have_count(1)

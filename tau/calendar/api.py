@@ -104,7 +104,10 @@ class EventsApi:
         if not access.writable:
             raise HttpError(403, "forbidden", "read-only calendar")
         try:
-            text = events.patch(row.data or "", body, self.cals.now())
+            if "partstat" in body:  # an invitation answered (iTIP REPLY through implicit scheduling)
+                text = events.answer(row.data or "", self._me(request).address, body["partstat"], self.cals.now())
+            else:
+                text = events.patch(row.data or "", body, self.cals.now())
             new, _, _ = await self.cals.put_object(self._me(request), access.calendar, row.name, text, if_etag=row.etag)
         except (FieldError, InvalidObject, CalendarError) as exc:
             raise http_error(exc)

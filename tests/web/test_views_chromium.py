@@ -181,6 +181,21 @@ def test_invitation_accepted_in_browser_replies_to_organizer(daemon: TauDaemon, 
     page.context.close()
 
 
+def test_task_made_and_done_in_browser_is_a_completed_vtodo_over_caldav(daemon: TauDaemon, browser: Any) -> None:
+    page = open_view(browser, daemon, "calendar")
+    page.get_by_role("button", name="New task").click()
+    dialog = page.get_by_role("dialog", name="New task")
+    dialog.get_by_label("Title").fill("Pay rent")
+    dialog.get_by_label("Due").fill("2030-01-31T18:00")
+    dialog.get_by_role("button", name="Create").click()
+    page.get_by_role("checkbox", name="Done: Pay rent").check()
+    page.get_by_role("status").filter(has_text="Task done").wait_for()
+    todo = [b.decode() for b in dav_members(daemon, f"/dav/calendars/{ALICE}/tasks/") if b"Pay rent" in b]
+    assert len(todo) == 1 and "BEGIN:VTODO" in todo[0] and "STATUS:COMPLETED" in todo[0]
+    assert "DUE;TZID=UTC:20300131T180000" in todo[0] or "DUE:20300131T180000Z" in todo[0]
+    page.context.close()
+
+
 # -- files -------------------------------------------------------------------------------------
 
 def test_webdav_file_listed_and_downloaded_in_browser(daemon: TauDaemon, browser: Any, tmp_path: Path) -> None:

@@ -123,7 +123,9 @@ export async function mount(root, ctx) {
   }
 
   function myStatus(ev) {
-    if (!ev.organizer || ev.organizer === me) return null;
+    // my answer to an invitation in one of my own calendars (a shared calendar holds its owner's copy)
+    const cal = state.calendars.find((c) => c.name === ev.calendar);
+    if (!ev.organizer || ev.organizer === me || !cal || cal.owner.toLowerCase() !== me) return null;
     const mine = (ev.attendees || []).find((a) => a.address === me);
     return mine ? mine.partstat : null;
   }
@@ -221,7 +223,7 @@ export async function mount(root, ctx) {
   async function editEvent(ev, type, day) {
     const task = type === 'todo';
     let full = ev;
-    if (ev) { try { full = { ...ev, ...(await json(ctx, `/api/events/${ev.id}`)), start: ev.start, end: ev.end }; } catch { full = ev; } }
+    if (ev) { try { full = { ...ev, ...(await json(ctx, `/api/events/${ev.id}`)), start: ev.start, end: ev.end, calendar: ev.calendar }; } catch { full = ev; } }
     const writable = state.calendars.filter((c) => c.writable && c.components.includes(task ? 'VTODO' : 'VEVENT'));
     const cal = ev ? state.calendars.find((c) => c.name === ev.calendar) : null;
     const readOnly = ev && cal && !cal.writable;
@@ -265,15 +267,16 @@ export async function mount(root, ctx) {
     if (status0) actions.push(['accept', 'Accept', 'primary'], ['decline', 'Decline']);
     if (!readOnly) actions.push(['save', ev ? 'Save' : 'Create']);
     if (ev && !readOnly) actions.push(['delete', 'Delete', 'danger']);
-    const title = ev ? (task ? 'Edit task' : 'Edit event') : (task ? 'New task' : 'New event');
+    const title = readOnly ? (task ? 'Task' : 'Event') : ev ? (task ? 'Edit task' : 'Edit event') : (task ? 'New task' : 'New event');
     const result = await formDialog({ title, fields, extra, actions, setup: (inputs) => {
+      if (readOnly) for (const input of Object.values(inputs)) input.disabled = true;
       if (!inputs.allday) return;
       const sync = () => { const t = inputs.allday.checked ? 'date' : 'datetime-local';
         for (const name of ['start', 'end']) { const v = inputs[name].value; inputs[name].type = t; inputs[name].value = t === 'date' ? v.slice(0, 10) : (v.length === 10 ? `${v}T09:00` : v); } };
       inputs.allday.addEventListener('change', sync);
       if (allDay) sync();
     } });
-    if (!result) return;
+    if (!result || result.action === 'cancel') return;
     const v = result.values;
     try {
       if (result.action === 'accept' || result.action === 'decline') {

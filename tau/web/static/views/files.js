@@ -81,20 +81,16 @@ export async function mount(root, ctx) {
     const folder = item.type === 'folder';
     const virtual = item.id === 'shared';
     const name = folder
-      ? h('button', { type: 'button', class: 'tv-link tv-name', onclick: () => open(item.path) }, h('span', { 'aria-hidden': 'true' }, '📁 '), item.name)
-      : h('button', { type: 'button', class: 'tv-link tv-name', onclick: () => download(item), 'aria-label': `Download ${item.name}` }, h('span', { 'aria-hidden': 'true' }, '📄 '), item.name);
-    const actions = virtual ? [] : [
-      folder ? null : h('button', { type: 'button', onclick: () => download(item), 'aria-label': `Download ${item.name}`, title: 'Download' }, '⬇'),
-      h('button', { type: 'button', onclick: () => rename(item), 'aria-label': `Rename ${item.name}`, title: 'Rename' }, '✎'),
-      h('button', { type: 'button', onclick: () => moveTo(item), 'aria-label': `Move ${item.name}`, title: 'Move' }, '⇄'),
-      h('button', { type: 'button', onclick: () => share(item), 'aria-label': `Share ${item.name}`, title: 'Share link' }, '🔗'),
-      h('button', { type: 'button', class: 'tv-danger', onclick: () => remove(item), 'aria-label': `Delete ${item.name}`, title: 'Delete' }, '🗑'),
-    ];
+      ? h('button', { type: 'button', class: 'tv-link tv-name tv-folder', onclick: () => open(item.path) }, item.name)
+      : h('button', { type: 'button', class: 'tv-link tv-name tv-file', onclick: () => download(item), 'aria-label': `Download ${item.name}` }, item.name);
+    const button = (label, fn, cls) => h('button', { type: 'button', class: cls, onclick: () => fn(item), 'aria-label': `${label} ${item.name}` }, label);
+    const actions = virtual ? [] : [folder ? null : button('Download', download), button('Rename', rename), button('Move', moveTo),
+      button('Share', share), button('Delete', remove, 'tv-danger')];
     return h('tr', {},
-      h('td', {}, name),
+      h('td', { class: 'tv-name-cell' }, name, h('small', { class: 'tv-narrow-only' }, folder ? 'Folder' : formatSize(item.size))),
       h('td', { class: 'tv-narrow-hide' }, folder ? '—' : formatSize(item.size)),
-      h('td', { class: 'tv-narrow-hide' }, item.modified ? new Date(item.modified).toLocaleString() : ''),
-      h('td', { class: 'tv-row-actions' }, actions));
+      h('td', { class: 'tv-narrow-hide' }, item.modified ? new Date(item.modified).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : ''),
+      h('td', { class: 'tv-actions-cell' }, h('div', { class: 'tv-row-actions' }, actions)));
   }
 
   async function download(item) {

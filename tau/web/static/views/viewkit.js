@@ -124,7 +124,7 @@ export function formDialog({ title, fields = [], actions = [['save', 'Save']], e
       ev.preventDefault();
       const values = {};
       for (const [name, input] of Object.entries(inputs)) values[name] = input.type === 'checkbox' ? input.checked : input.value;
-      result = { action: action || actions[0][0], values, inputs, error };
+      result = { action: action || (actions[0] && actions[0][0]) || 'cancel', values, inputs, error };
       dialog.close();
     });
     dialog.addEventListener('close', () => { dialog.remove(); resolve(result); });

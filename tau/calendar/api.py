@@ -4,6 +4,8 @@
 (recurring events expanded, the same index and expansion as calendar-query), paginated with
 ``limit``/``cursor``. An event's ``id`` is its object's id; ``url`` its CalDAV URL. Without
 ``from``/``to`` events are listed for the next 31 days and to-dos (``type=todo``) all.
+``PATCH /api/events/{id}`` with ``{"partstat": "ACCEPTED"|"DECLINED"|"TENTATIVE"}`` answers an
+invitation: the attendee's copy is stored, and implicit scheduling sends the iTIP REPLY.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 ``{summary, start, end, location?, description?, rrule?, timezone?, attendees?, conference?}``;
 times are RFC 3339 (``2024-05-01T10:00:00Z``, with an offset, or local with ``timezone`` an
 IANA name) or a date (``2024-05-01``: all day). ``patch`` applies the same fields to the master
-of a stored object; ``item`` renders one instance for a list.
+of a stored object; ``answer`` sets the caller's PARTSTAT (an invitation accepted or declined);
+``item`` renders one instance for a list, with ``organizer`` and ``attendees`` when scheduled.
 """
 
 from __future__ import annotations

@@ -95,6 +95,7 @@ def open_view(browser: Any, d: TauDaemon, view: str, width: int = 1280, height: 
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("toolbar", name=view.capitalize()).wait_for()
+    page.locator('.tv-view[aria-busy="false"]').wait_for()  # the first load is done
     return page
 
 
@@ -157,12 +158,26 @@ def test_event_made_in_browser_is_seen_over_caldav(daemon: TauDaemon, browser: A
     dialog.get_by_label("Number of times (empty: forever)").fill("4")
     dialog.get_by_label("Add video call").check()
     dialog.get_by_role("button", name="Create").click()
+    playwright_api.expect(page.get_by_role("status")).to_have_text("Event created")  # or the server's complaint
     page.get_by_role("button", name=re.compile("Budget review")).first.wait_for()
     cards = [b for b in dav_members(daemon, f"/dav/calendars/{ALICE}/calendar/") if b"Budget review" in b]
     assert len(cards) == 1
     text = cards[0].replace(b"\r\n ", b"").decode()
     assert "LOCATION:Room 4" in text and "RRULE:FREQ=WEEKLY;COUNT=4" in text
     assert "CONFERENCE" in text  # "add video call": the server made a call room and linked it
+    page.get_by_role("button", name=re.compile("Budget review")).first.click()
+    dialog = page.get_by_role("dialog", name="Edit event")
+    dialog.get_by_label("Repeat").select_option("DAILY")
+    dialog.get_by_label("Number of times (empty: forever)").fill("2")
+    dialog.get_by_role("button", name="Save").click()
+    page.get_by_role("status").filter(has_text="Saved").wait_for()
+    text = next(b for b in dav_members(daemon, f"/dav/calendars/{ALICE}/calendar/") if b"Budget review" in b).decode()
+    assert "RRULE:FREQ=DAILY;COUNT=2" in text and "LOCATION:Room 4" in text
+    page.get_by_role("button", name=re.compile("Budget review")).first.click()
+    page.get_by_role("dialog", name="Edit event").get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog", name="Delete?").get_by_role("button", name="Delete").click()
+    page.get_by_role("status").filter(has_text="Deleted").wait_for()
+    assert not [b for b in dav_members(daemon, f"/dav/calendars/{ALICE}/calendar/") if b"Budget review" in b]
     page.context.close()
 
 

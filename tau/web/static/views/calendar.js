@@ -47,7 +47,7 @@ export async function mount(root, ctx) {
   const invites = h('section', { class: 'tv-panel', 'aria-labelledby': 'tv-inv-h', hidden: true },
     h('h3', { id: 'tv-inv-h' }, 'Invitations'), inviteList);
 
-  root.replaceChildren(h('div', { class: 'tv-view tv-calendar' },
+  const view = h('div', { class: 'tv-view tv-calendar', 'aria-busy': 'true' },
     h('div', { class: 'tv-toolbar', role: 'toolbar', 'aria-label': 'Calendar' },
       h('button', { type: 'button', onclick: () => move(-1), 'aria-label': 'Previous' }, '‹'),
       h('button', { type: 'button', onclick: () => { state.anchor = new Date(); refresh(); } }, 'Today'),
@@ -62,7 +62,8 @@ export async function mount(root, ctx) {
         invites,
         h('section', { class: 'tv-panel', 'aria-labelledby': 'tv-cals-h' }, h('h3', { id: 'tv-cals-h' }, 'Calendars'), calList),
         h('section', { class: 'tv-panel', 'aria-labelledby': 'tv-tasks-h' }, h('h3', { id: 'tv-tasks-h' }, 'Tasks'), taskList)),
-      grid)));
+      grid));
+  root.replaceChildren(view);
 
   function setMode(mode) {
     state.mode = mode;
@@ -86,11 +87,16 @@ export async function mount(root, ctx) {
 
   function calIndex(name) { return Math.max(0, state.calendars.findIndex((c) => c.name === name)) % 6; }
 
+  async function loadCalendars() {
+    if (!state.calendars.length) state.calendars = await all(ctx, '/api/calendars');
+  }
+
   async function refresh(note = '') {
     const [from, to] = range();
     status.show('Loading…');
+    view.setAttribute('aria-busy', 'true');
     try {
-      if (!state.calendars.length) state.calendars = await all(ctx, '/api/calendars');
+      await loadCalendars();
       const q = `from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}&limit=1000`;
       [state.events, state.tasks] = await Promise.all([all(ctx, `/api/events?${q}`), all(ctx, '/api/events?type=todo&limit=1000')]);
       status.show(note);
@@ -98,6 +104,7 @@ export async function mount(root, ctx) {
       status.show(`Could not load the calendar: ${err.message}`, true);
     }
     render();
+    view.setAttribute('aria-busy', 'false');
   }
 
   function visible(list) { return list.filter((e) => !state.hidden.has(e.calendar)); }
@@ -222,6 +229,7 @@ export async function mount(root, ctx) {
 
   async function editEvent(ev, type, day) {
     const task = type === 'todo';
+    try { await loadCalendars(); } catch { /* the server picks the default calendar */ }
     let full = ev;
     if (ev) { try { full = { ...ev, ...(await json(ctx, `/api/events/${ev.id}`)), start: ev.start, end: ev.end, calendar: ev.calendar }; } catch { full = ev; } }
     const writable = state.calendars.filter((c) => c.writable && c.components.includes(task ? 'VTODO' : 'VEVENT'));
@@ -316,7 +324,7 @@ export async function mount(root, ctx) {
         await json(ctx, `/api/events/${ev.id}`, { method: 'PATCH', body });
         note = 'Saved';
       } else {
-        body.calendar = v.calendar;
+        if (v.calendar) body.calendar = v.calendar;
         await json(ctx, '/api/events', { method: 'POST', body });
         note = task ? 'Task created' : 'Event created';
         if (!task && body.start) state.anchor = parseTime(body.start.length === 10 ? body.start : `${v.start}`);

@@ -16,14 +16,16 @@ export async function mount(root, ctx) {
   const search = h('input', { type: 'search', 'aria-label': 'Search contacts', placeholder: 'Search contacts',
     oninput: () => { clearTimeout(timer); timer = setTimeout(() => { state.q = search.value.trim(); load(false); }, 250); } });
 
-  root.replaceChildren(h('div', { class: 'tv-view tv-contacts' },
+  const view = h('div', { class: 'tv-view tv-contacts', 'aria-busy': 'true' },
     h('div', { class: 'tv-toolbar', role: 'toolbar', 'aria-label': 'Contacts' },
       h('div', { role: 'search', class: 'tv-grow' }, search),
       h('button', { type: 'button', class: 'tv-primary', onclick: () => edit(null) }, 'New contact')),
     status,
-    h('div', { class: 'tv-split tv-split-right' }, h('div', {}, list, more), detail)));
+    h('div', { class: 'tv-split tv-split-right' }, h('div', {}, list, more), detail));
+  root.replaceChildren(view);
 
   async function load(append, note = '') {
+    view.setAttribute('aria-busy', 'true');
     try {
       const params = new URLSearchParams({ limit: '200' });
       if (state.q) params.set('q', state.q);
@@ -34,6 +36,7 @@ export async function mount(root, ctx) {
       status.show(note || (state.q ? `${state.items.length}${state.cursor ? '+' : ''} found` : ''));
     } catch (err) { status.show(`Could not load contacts: ${err.message}`, true); }
     render();
+    view.setAttribute('aria-busy', 'false');
   }
 
   function render() {

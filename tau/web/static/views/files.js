@@ -38,7 +38,7 @@ export async function mount(root, ctx) {
     tbody);
   const listArea = h('div', { class: 'tv-drop' }, table);
 
-  root.replaceChildren(h('div', { class: 'tv-view tv-files' },
+  const view = h('div', { class: 'tv-view tv-files', 'aria-busy': 'true' },
     h('div', { class: 'tv-toolbar', role: 'toolbar', 'aria-label': 'Files' },
       h('nav', { 'aria-label': 'Folder path' }, crumbs),
       h('label', { for: 'tv-upload-input', class: 'tv-button tv-primary' }, 'Upload files'), picker,
@@ -46,7 +46,8 @@ export async function mount(root, ctx) {
     status, uploads,
     h('div', { class: 'tv-split tv-split-right' }, listArea,
       h('aside', { class: 'tv-side' }, h('section', { class: 'tv-panel', 'aria-labelledby': 'tv-shares-h' },
-        h('h3', { id: 'tv-shares-h' }, 'Share links'), shareList)))));
+        h('h3', { id: 'tv-shares-h' }, 'Share links'), shareList))));
+  root.replaceChildren(view);
 
   listArea.addEventListener('dragover', (ev) => { ev.preventDefault(); listArea.classList.add('tv-over'); });
   listArea.addEventListener('dragleave', () => listArea.classList.remove('tv-over'));
@@ -55,6 +56,7 @@ export async function mount(root, ctx) {
   async function open(path, note = '') {
     state.path = path;
     status.show('Loading…');
+    view.setAttribute('aria-busy', 'true');
     try {
       state.items = await all(ctx, `/api/files?path=${encodeURIComponent(path)}&limit=1000`);
       status.show(note);
@@ -63,6 +65,7 @@ export async function mount(root, ctx) {
       status.show(`Could not open ${path}: ${err.message}`, true);
     }
     render();
+    view.setAttribute('aria-busy', 'false');
   }
 
   function render() {

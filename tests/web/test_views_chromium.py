@@ -19,6 +19,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.support.daemon import TauDaemon
+from tests.support.databases import engines
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.e2e
@@ -36,10 +37,17 @@ document.addEventListener('securitypolicyviolation', () => { window.__violations
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TauDaemon]:
+def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TauDaemon]:
+    """One daemon for the module, on the last selected engine (PostgreSQL when the run has it: the
+    REST and DAV suites cover both engines, this one covers the browser)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium not installed (Debian: apt-get install -y chromium)")
-    d = TauDaemon(tmp_path_factory.mktemp("webviews"), listeners=("http",), extra=QUIET).init()
+    url = None
+    if engines()[-1] == "postgres":
+        pg = request.getfixturevalue("postgres_db")
+        pg.truncate_all()
+        url = pg.url
+    d = TauDaemon(tmp_path_factory.mktemp("webviews"), database_url=url, listeners=("http",), extra=QUIET).init()
     d.add_user(ALICE, PASSWORD)
     d.add_user(BOB, PASSWORD)
     d.start()

@@ -313,9 +313,20 @@ def test_carddav_contact_listed_and_browser_contact_seen_over_carddav(daemon: Ta
     page.get_by_role("button", name=re.compile("Ada <img")).wait_for()
     assert_inert(page)
     shoot(page, "contacts-1280")
+    page.get_by_role("button", name="Edit Grace Hopper").click()
+    page.get_by_role("dialog", name="Edit Grace Hopper").get_by_label("Organization").fill("Navy Reserve")
+    page.get_by_role("dialog", name="Edit Grace Hopper").get_by_role("button", name="Save").click()
+    page.get_by_role("status").filter(has_text="Saved").wait_for()
+    page.get_by_role("button", name=re.compile("Ada <img")).click()
+    page.get_by_role("region", name="Contact details").get_by_role("button", name=re.compile("Delete")).click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    page.get_by_role("status").filter(has_text="Deleted").wait_for()
+    cards = [c.decode() for c in dav_members(daemon, f"/dav/addressbooks/{ALICE}/contacts/")]
+    assert len(cards) == 1 and "ORG:Navy Reserve" in cards[0]
+    assert_inert(page)
     page.context.close()
     phone = open_view(browser, daemon, "contacts", 390, 844)
-    phone.get_by_role("button", name=re.compile("Grace Hopper")).click()
+    phone.get_by_role("button", name=re.compile("Grace Hopper")).click()  # the list, then its details
     phone.get_by_role("region", name="Contact details").wait_for()
     shoot(phone, "contacts-390")
     phone.context.close()

@@ -4,6 +4,8 @@
 (recurring events expanded, the same index and expansion as calendar-query), paginated with
 ``limit``/``cursor``. An event's ``id`` is its object's id; ``url`` its CalDAV URL. Without
 ``from``/``to`` events are listed for the next 31 days and to-dos (``type=todo``) all.
+``PATCH /api/events/{id}`` with ``{"partstat": "ACCEPTED"|"DECLINED"|"TENTATIVE"}`` answers an
+invitation: the attendee's copy is stored, and implicit scheduling sends the iTIP REPLY.
 """
 
 from __future__ import annotations
@@ -104,7 +106,10 @@ class EventsApi:
         if not access.writable:
             raise HttpError(403, "forbidden", "read-only calendar")
         try:
-            text = events.patch(row.data or "", body, self.cals.now())
+            if "partstat" in body:  # an invitation answered (iTIP REPLY through implicit scheduling)
+                text = events.answer(row.data or "", self._me(request).address, body["partstat"], self.cals.now())
+            else:
+                text = events.patch(row.data or "", body, self.cals.now())
             new, _, _ = await self.cals.put_object(self._me(request), access.calendar, row.name, text, if_etag=row.etag)
         except (FieldError, InvalidObject, CalendarError) as exc:
             raise http_error(exc)

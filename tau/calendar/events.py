@@ -4,7 +4,8 @@
 ``{summary, start, end, location?, description?, rrule?, timezone?, attendees?, conference?}``;
 times are RFC 3339 (``2024-05-01T10:00:00Z``, with an offset, or local with ``timezone`` an
 IANA name) or a date (``2024-05-01``: all day). ``patch`` applies the same fields to the master
-of a stored object; ``item`` renders one instance for a list.
+of a stored object; ``answer`` sets the caller's PARTSTAT (an invitation accepted or declined);
+``item`` renders one instance for a list, with ``organizer`` and ``attendees`` when scheduled.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tau.calendar import recurrence
+from tau.calendar import itip, recurrence
 from tau.calendar.recurrence import Instance
 
 if TYPE_CHECKING:
@@ -243,4 +244,35 @@ def item(object_id: int, calendar: str, inst: Instance, recurring: bool) -> dict
             out[key] = str(comp.get(prop))
     if comp.get("RRULE") is not None:
         out["rrule"] = comp["RRULE"].to_ical().decode()
+    if comp.get("ORGANIZER") is not None:
+        out["organizer"] = itip.address(comp["ORGANIZER"])
+        out["attendees"] = [{"address": itip.address(a), "partstat": str(a.params.get("PARTSTAT", "NEEDS-ACTION"))}
+                            for a in itip._listify(comp.get("ATTENDEE"))]
     return out
+
+
+PARTSTATS = ("ACCEPTED", "DECLINED", "TENTATIVE")
+
+
+def answer(text: str, who: str, partstat: Any, now: float) -> str:
+    """An invitation answered: ``who``'s PARTSTAT in every component of a stored object.
+
+    Stored by the attendee, this is what makes the server send the iTIP REPLY to the organizer
+    (implicit scheduling, tau.calendar.scheduling); the SEQUENCE stays the organizer's.
+    """
+    from icalendar import Calendar  # loaded on first use: icalendar is large
+    if not isinstance(partstat, str) or partstat.upper() not in PARTSTATS:
+        raise FieldError("partstat", "partstat is ACCEPTED, DECLINED or TENTATIVE")
+    cal = Calendar.from_ical(text)
+    found = False
+    for comp in itip.components(cal):
+        for att in itip._listify(comp.get("ATTENDEE")):
+            if itip.address(att) == who:
+                att.params["PARTSTAT"] = partstat.upper()
+                att.params.pop("RSVP", None)
+                found = True
+        comp.pop("DTSTAMP", None)
+        comp.add("DTSTAMP", stamp(now))
+    if not found:
+        raise FieldError("partstat", "you are not an attendee of this event")
+    return cal.to_ical().decode("utf-8")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.calendars import ALICE, ics
+from tests.support.calendars import ALICE, BOB, ics
 from tests.support.http import assert_json_error
 
 JUNE = "from=2024-06-01T00:00:00Z&to=2024-07-01T00:00:00Z"
@@ -106,3 +106,18 @@ def test_conference_true_asks_the_registered_room_maker(cal: Any) -> None:
     assert asked == [(ALICE, "Sync")]
     text = cal.dav("GET", r.json()["url"]).body.decode().replace("\r\n ", "")
     assert "CONFERENCE;FEATURE=AUDIO,VIDEO;VALUE=URI:https://tau.example.test/call/room-1" in text
+
+
+def test_an_invitation_is_listed_with_attendees_and_answered_by_patch(cal: Any) -> None:
+    made = cal.api("POST", "/api/events", {"summary": "Review", "start": "2024-06-04T09:00:00Z",
+                                           "end": "2024-06-04T10:00:00Z", "attendees": [ALICE]}, user=BOB).json()
+    invite = cal.api("GET", f"/api/events?{JUNE}").json()["items"][0]
+    assert invite["summary"] == "Review" and invite["organizer"] == BOB
+    assert {"address": ALICE, "partstat": "NEEDS-ACTION"} in invite["attendees"]
+    assert_json_error(cal.api("PATCH", f"/api/events/{invite['id']}", {"partstat": "MAYBE"}), 400, "invalid_event")
+    r = cal.api("PATCH", f"/api/events/{invite['id']}", {"partstat": "declined"})
+    assert r.status == 200 and {"address": ALICE, "partstat": "DECLINED"} in r.json()["attendees"]
+    organizer_copy = cal.api("GET", f"/api/events/{made['id']}", user=BOB).json()
+    assert {"address": ALICE, "partstat": "DECLINED"} in organizer_copy["attendees"]  # the iTIP REPLY arrived
+    own = cal.api("POST", "/api/events", {"summary": "Solo", "start": "2024-06-05T09:00:00Z"}).json()
+    assert_json_error(cal.api("PATCH", f"/api/events/{own['id']}", {"partstat": "ACCEPTED"}), 400, "invalid_event")

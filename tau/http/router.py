@@ -99,14 +99,18 @@ class Router(Resource):
         self.mounts.append((prefix.rstrip("/"), resource, auth, scope))
         self.mounts.sort(key=lambda m: -len(m[0]))
 
-    def requirement(self, method: str, path: str) -> tuple[str, str | None]:
-        """(auth mode, scope) of the mount or route that will serve ``method path`` (``path``
-        decoded by ``route_path``); the 404/405 ``HttpError`` the router would answer otherwise.
+    def requirement(self, method: str, path: str) -> tuple[str, str | None, bool]:
+        """(auth mode, scope, whether the session cookie is accepted) of the mount or route that
+        will serve ``method path`` (``path`` decoded by ``route_path``); the 404/405 ``HttpError``
+        the router would answer otherwise.
 
         Early authentication of uploads (tau.http.site) asks, so it checks exactly what the
         router will check, before a byte of the body is stored."""
         found = self._match(method, path)
-        return (found[0].auth, found[0].scope) if isinstance(found[0], Route) else (found[2], found[3])
+        if isinstance(found[0], Route):
+            route = found[0]
+            return route.auth, route.scope, route.pattern.startswith(tuple(self.cookie_prefixes))
+        return found[2], found[3], False
 
     def _match(self, method: str, path: str) -> tuple[Any, ...]:
         """The mount ``(prefix, resource, auth, scope)`` or ``(route, match)`` serving the request."""

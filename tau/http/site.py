@@ -97,7 +97,7 @@ class TauRequest(server.Request):
         held = HeldBody(self)
         self.content = held
         try:
-            mode, scope = site.requirement(method, path)
+            mode, scope, cookie = site.requirement(method, path)
         except HttpError as exc:  # no route takes this body (404/405): refused before it is read
             held.drop()
             self._refuse(exc)
@@ -111,7 +111,10 @@ class TauRequest(server.Request):
         admit = site.body_admission(method, path)
 
         async def check() -> Any:
-            user = await authenticate_request(site.registry, self, allow_basic=(mode == "any"), scope=scope)
+            if cookie:  # the CSRF check of a cookie-authenticated upload reads the method
+                self.method = method.encode("latin-1")
+            user = await authenticate_request(site.registry, self, allow_basic=(mode == "any"),
+                                              allow_cookie=cookie, scope=scope)
             # e.g. a declared length over the quota: refused at the headers. A small declared body
             # skips the admission's query: the exact check where it is stored still refuses it
             if admit is not None and (length is None or length > ADMIT_ABOVE):
@@ -368,8 +371,8 @@ class TauSite(server.Site):
         channel.connectionMade, channel.connectionLost = connection_made, connection_lost
         return channel
 
-    def requirement(self, method: str, path: str) -> tuple[str, str | None]:
-        """(auth mode, scope) of the route or mount serving ``method path`` (the router knows,
+    def requirement(self, method: str, path: str) -> tuple[str, str | None, bool]:
+        """(auth mode, scope, session cookie accepted) of the route or mount serving ``method path`` (the router knows,
         ``Router.requirement``); raises its 404/405 ``HttpError`` when none does."""
         return self.resource.requirement(method, path)  # type: ignore[no-any-return]
 

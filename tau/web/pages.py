@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from tau.registry import Registry
 
 STATIC = Path(__file__).parent / "static"
-TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
          ".png": "image/png"}
 SHELL_HEADERS = {**page_headers(frame_src="'self'", img_src="'self' data:"), "Cache-Control": "no-store"}
 LONG = "public, max-age=31536000, immutable"
@@ -33,7 +34,7 @@ LONG = "public, max-age=31536000, immutable"
 def load_assets(root: Path = STATIC) -> dict[str, bytes]:
     """Every servable file under ``root`` by its path below it (``views/mail.js``)."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.suffix in TYPES}
+            if p.is_file() and p.suffix in TYPES and p.name != "index.html"}  # the shell is at /
 
 
 def version(assets: dict[str, bytes]) -> str:

@@ -78,6 +78,21 @@ def test_the_session_cookie_reads_mail_but_changes_nothing_without_csrf(web: Web
     assert web.browser("GET", "/api/mailboxes", "tau_session=forged").status == 401
 
 
+def test_the_session_cookie_uploads_a_file_only_with_csrf(web: Web) -> None:
+    cookie, csrf = web.session()
+    body = b"uploaded from the Files view"
+    hdrs = {"Cookie": cookie, "Content-Type": "text/plain"}
+    for token in (None, "guess"):
+        extra = {} if token is None else {"X-CSRF-Token": token}
+        r = web.client.request("POST", "/api/files?path=/forged.txt", body, headers={**hdrs, **extra})
+        assert_json_error(r, 403, "csrf_failed")
+    r = web.client.request("POST", "/api/files?path=/note.txt", body, headers={**hdrs, "X-CSRF-Token": csrf})
+    assert r.status == 201, r.body
+    listing = web.browser("GET", "/api/files?path=/", cookie).json()
+    names = {item["name"] for item in listing["items"]}
+    assert "note.txt" in names and "forged.txt" not in names
+
+
 def _hostile(web: Web) -> str:
     web.send(user=BOB, to=[ALICE], subject="<b>bill</b>", text="plain", html=HOSTILE)
     return web.items()[0]["id"]

@@ -21,7 +21,7 @@ import defusedxml.ElementTree as SafeET
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 
@@ -36,11 +36,7 @@ AUTODISCOVER_NS = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/r
 
 @pytest.fixture(scope="module", params=engines())
 def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TauDaemon]:
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(tmp_path_factory.mktemp(f"autosetup-{request.param}"), database_url=url, listeners=LISTENERS)
     d.env["TAU_TAU_PUBLIC_URL"] = d.url
     d.init()

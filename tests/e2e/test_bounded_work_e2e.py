@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 
@@ -28,11 +28,7 @@ WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel
 
 @pytest.fixture(scope="module", params=engines())
 def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TauDaemon]:
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(tmp_path_factory.mktemp(f"bounded-{request.param}"), database_url=url,
                   listeners=("imap", "http"),
                   env={"TAU_DATABASE_STATEMENT_TIMEOUT_MS": "300", "TAU_LIMITS_REQUESTS_PER_MINUTE_IP": "0"}).init()

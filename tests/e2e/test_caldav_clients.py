@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 caldav = pytest.importorskip("caldav")
 pytestmark = pytest.mark.e2e
@@ -43,11 +43,7 @@ END:VCALENDAR
 
 @pytest.fixture(scope="module", params=engines())
 def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(tmp_path_factory.mktemp(f"caldav-{request.param}"), database_url=url, listeners=("http",),
                   extra=QUIET).init()
     d.add_user(ALICE, PASSWORD)

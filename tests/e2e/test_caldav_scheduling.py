@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 caldav = pytest.importorskip("caldav")
 pytestmark = pytest.mark.e2e
@@ -42,11 +42,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     from tests.support.smtp import DaemonStore
 
     folder = tmp_path_factory.mktemp(f"sched-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     peer = None
     try:
         from tests.support.outbound import RemotePeer

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.contacts import vcard3, vcard4
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 requests = pytest.importorskip("requests")
 pytestmark = pytest.mark.e2e
@@ -27,11 +27,7 @@ NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav"'
 
 @pytest.fixture(scope="module", params=engines())
 def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(tmp_path_factory.mktemp(f"carddav-{request.param}"), database_url=url, listeners=("http",),
                   extra=QUIET).init()
     d.add_user(ALICE, PASSWORD)

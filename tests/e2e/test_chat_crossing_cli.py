@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import TauDaemon, tool
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "secret-Pa55"
@@ -25,11 +25,7 @@ USERS = ("gina", "hank", "ivy")
 @pytest.fixture(scope="module", params=engines())
 def daemon(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"chat-cli-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("http",)).init()
     for user in USERS:
         d.add_user(f"{user}@example.test", PASSWORD)

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tau.client import ratchet, sessions, x3dh
 from tau.client.messenger import Client
 from tests.support.daemon import TauDaemon, tool
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,11 +47,7 @@ ENGINE = "postgres" if "postgres" in engines() else "sqlite"
 @pytest.fixture(scope="module", params=[ENGINE])
 def daemon(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"chat-web-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("http",)).init()
     d.cli("user", "add", "alice@example.test", "--admin", "--password-stdin", input=PASSWORD.encode() + b"\n")
     d.start()

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.support.daemon import TauDaemon, free_port
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytest.importorskip("aiortc", reason="aiortc (the connect extra) is needed for media tests")
 from tau.client.call import CallClient  # noqa: E402
@@ -60,11 +60,7 @@ def coturn(tmp_path_factory):
 @pytest.fixture(scope="module", params=engines())
 def daemon(request, tmp_path_factory, coturn):
     folder = tmp_path_factory.mktemp(f"connect-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     env = {"TAU_TURN_SHARED_SECRET": TURN_SECRET, "TAU_TURN_TTL": "600"}
     if coturn is not None:
         env["TAU_TURN_URIS"] = f"turn:127.0.0.1:{TURN_PORT}?transport=udp"

@@ -13,7 +13,7 @@ import pytest
 
 from tau.client.ws import Closed, Socket
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 USERS = ("alice", "bob", "carol")
@@ -24,11 +24,7 @@ SDP = ("v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 @pytest.fixture(scope="module", params=engines())
 def daemon(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"connect-bad-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("http",)).init()
     for user in USERS:
         d.add_user(f"{user}@example.test")

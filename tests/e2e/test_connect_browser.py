@@ -17,7 +17,7 @@ import pytest
 from tau.client.ws import Socket
 from tests.support.chromium import CHROMIUM, DevTools, launch
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-device-for-media-stream",
@@ -32,11 +32,7 @@ def daemon(request, tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
     folder = tmp_path_factory.mktemp(f"connect-browser-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("http",)).init()
     for user in ("alice", "bob"):
         d.add_user(f"{user}@example.test")

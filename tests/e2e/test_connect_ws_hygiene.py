@@ -21,7 +21,7 @@ import pytest
 
 from tau.client.ws import CLOSE, TEXT, Socket, encode_frame
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 USERS = ("alice", "bob")
@@ -30,11 +30,7 @@ USERS = ("alice", "bob")
 @pytest.fixture(scope="module", params=engines())
 def daemon(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"ws-hygiene-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("http",)).init()
     for user in USERS:
         d.add_user(f"{user}@example.test")

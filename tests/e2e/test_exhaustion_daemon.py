@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.smtp import DaemonStore
 
 pytestmark = pytest.mark.e2e
@@ -29,11 +29,7 @@ OUTSIDER = "127.0.0.2"          # not in trusted_networks (127.0.0.1/32 here)
 
 @pytest.fixture(scope="module", params=engines())
 def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TauDaemon]:
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(tmp_path_factory.mktemp(f"exhaustion-{request.param}"), database_url=url,
                   listeners=("smtp", "imap", "imaps", "http"),
                   env={"TAU_LIMITS_TRUSTED_NETWORKS": "127.0.0.1/32",

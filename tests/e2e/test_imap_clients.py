@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +45,7 @@ MULTIPART = (
 
 @pytest.fixture(scope="module", params=engines())
 def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TauDaemon]:
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(tmp_path_factory.mktemp(f"imap-{request.param}"), database_url=url,
                   listeners=("smtp", "imap", "imaps", "http")).init()
     d.add_user(ALICE)

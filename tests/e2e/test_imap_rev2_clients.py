@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 
@@ -20,11 +20,7 @@ MESSAGE = b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: hi\r\n\
 
 @pytest.fixture(scope="module", params=engines())
 def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TauDaemon]:
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(tmp_path_factory.mktemp(f"rev2-{request.param}"), database_url=url,
                   listeners=("imap", "http")).init()
     d.add_user(ALICE)

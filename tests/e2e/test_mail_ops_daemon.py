@@ -19,7 +19,7 @@ import time
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.outbound import RemotePeer
 
 pytestmark = pytest.mark.e2e
@@ -29,11 +29,7 @@ ALICE, ADMIN, PASSWORD = "alice@example.test", "admin@example.test", "secret-Pa5
 @pytest.fixture(scope="module", params=engines())
 def world(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"mailops-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     daemon = TauDaemon(folder, database_url=url, listeners=("smtp", "submission", "imap", "http"))
     daemon.init()
     daemon.add_user(ALICE)

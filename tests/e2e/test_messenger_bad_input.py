@@ -11,7 +11,7 @@ import pytest
 
 from tau.client import ApiError, Closed, DeviceState, Rest, Socket
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "secret-Pa55"
@@ -20,11 +20,7 @@ PASSWORD = "secret-Pa55"
 @pytest.fixture(scope="module", params=engines())
 def daemon(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"messenger-bad-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("http",)).init()
     for user in ("alice", "bob"):
         d.add_user(f"{user}@example.test", PASSWORD)

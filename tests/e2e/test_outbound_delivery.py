@@ -19,7 +19,7 @@ import dkim
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.outbound import RemotePeer, make_tls
 from tests.support.smtp import DaemonStore
 
@@ -36,11 +36,7 @@ def txt_of(keygen_output: str) -> tuple[str, str]:
 @pytest.fixture(scope="module", params=engines())
 def world(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"outbound-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     daemon = TauDaemon(folder, database_url=url, listeners=("smtp", "submission", "http"))
     daemon.init()
     for user in (ALICE, CAROL):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.outbound import RemotePeer, start_rspamd
 from tests.support.smtp import DaemonStore
 
@@ -41,11 +41,7 @@ def send(daemon, subject: str, body: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("engine", engines())
 def test_rspamd_scores_and_rejects(engine, request, tmp_path, rspamd):
-    url = None
-    if engine == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request, engine)
     peer = RemotePeer(tmp_path, {"spf-pass.test": [["TXT", "v=spf1 ip4:127.0.0.0/8 -all"]]}).start()
     daemon = TauDaemon(tmp_path, database_url=url, listeners=("smtp", "http"), extra={
         "TAU_OUTBOUND_RESOLVER": f"127.0.0.1:{peer.dns_port}", "TAU_SPAM_RSPAMD_URL": rspamd,

@@ -12,7 +12,7 @@ import pytest
 
 from tau.client import Closed, Socket
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "secret-Pa55"
@@ -22,11 +22,7 @@ BOB = "bob@example.test"
 @pytest.fixture(scope="module", params=engines())
 def daemon(request: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp(f"scopes-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("http",)).init()
     d.add_user(BOB, PASSWORD)
     d.start()

@@ -14,7 +14,7 @@ import pytest
 from sievelib.managesieve import Client
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.outbound import RemotePeer
 
 pytestmark = pytest.mark.e2e
@@ -25,11 +25,7 @@ LISTS = 'require ["fileinto"];\nif header :contains "subject" "[list]" {\n    fi
 @pytest.fixture(scope="module", params=engines())
 def world(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"sieve-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     daemon = TauDaemon(folder, database_url=url, listeners=("smtp", "imap", "http", "managesieve"))
     daemon.init()
     for user in (ALICE, CAROL):

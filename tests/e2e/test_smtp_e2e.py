@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.smtp import DaemonStore, dot_stuff, strip_trace
 
 pytestmark = pytest.mark.e2e
@@ -29,11 +29,7 @@ SIZE_LIMIT = 1_000_000
 
 @pytest.fixture(scope="module", params=engines())
 def daemon(request, tmp_path_factory):
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(tmp_path_factory.mktemp(f"smtp-{request.param}"), database_url=url,
                   listeners=("smtp", "submission", "submissions", "http"),
                   extra={"TAU_LIMITS_MESSAGE_SIZE": str(SIZE_LIMIT)})

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "secret-Pa55"
@@ -26,11 +26,7 @@ MIB = b"\0" * (1 << 20)
 @pytest.fixture(scope="module", params=engines())
 def daemon(request: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp(f"admission-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("http",)).init()
     d.cli("user", "add", BOB, "--password-stdin", "--quota", str(QUOTA), input=PASSWORD.encode() + b"\n")
     d.add_user(CAROL, PASSWORD)

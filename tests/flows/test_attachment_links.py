@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.outbound import RemotePeer
 from tests.support.smtp import DaemonStore
 
@@ -44,11 +44,7 @@ def txt_of(keygen_output: str) -> tuple[str, str]:
 @pytest.fixture(scope="module", params=engines())
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp(f"links-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("smtp", "submission", "imap", "http"),
                   extra={"TAU_FLOWS_ATTACHMENT_LINK_THRESHOLD": str(THRESHOLD),
                          "TAU_LIMITS_MESSAGE_SIZE": str(96 * 1024 * 1024),

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.smime import decrypt_with_openssl, identity, openssl_signed, verify_with_openssl
 from tests.support.smtp import DaemonStore
 
@@ -30,11 +30,7 @@ CAROL, DAVE = "carol@remote.test", "dave@remote.test"
 @pytest.fixture(scope="module", params=engines())
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp(f"smime-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("smtp", "imap", "http")).init()
     for user in (ALICE, BOB):
         d.add_user(user, PASSWORD)

@@ -18,7 +18,7 @@ from tau.mail.store.context import StoreContext
 from tau.mail.store.purge import GRACE, pending_count, purge_due
 from tau.storage.database import SyncDatabase
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.harness import resolve
 from tests.support.imap import IMAPEnv, message, tagged
 from tests.support.mail_api import mail_world
@@ -276,11 +276,7 @@ ROUNDS = 200
 @pytest.fixture(scope="module", params=engines())
 def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder: Path = tmp_path_factory.mktemp(f"expunge-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     d = TauDaemon(folder, database_url=url, listeners=("imap", "http"))
     d.init()
     d.add_user(ALICE, PASSWORD)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.smtp import DaemonStore
 
 pytestmark = pytest.mark.e2e
@@ -21,11 +21,7 @@ CLIENTS = 100
 
 @pytest.fixture(params=engines())
 def daemon(request, tmp_path):
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     daemon = TauDaemon(tmp_path, database_url=url, listeners=("smtp", "http"))
     daemon.init()
     daemon.add_user(ALICE)

@@ -17,7 +17,7 @@ import pytest
 from tau.mail.smtp.dsn_params import DsnRequest
 from tau.mail.store import queue as rows
 from tests.support.daemon import TauDaemon
-from tests.support.databases import engines
+from tests.support.databases import daemon_database_url, engines
 from tests.support.harness import add_user
 from tests.support.outbound import RemotePeer, make_tls
 from tests.support.smtp import Client, DaemonStore, make_factory
@@ -105,11 +105,7 @@ def test_requiretls_is_persisted(registry, submission):
 @pytest.fixture(scope="module", params=engines())
 def world(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"dsn-{request.param}")
-    url = None
-    if request.param == "postgres":
-        pg = request.getfixturevalue("postgres_db")
-        pg.truncate_all()
-        url = pg.url
+    url = daemon_database_url(request)
     daemon = TauDaemon(folder, database_url=url, listeners=("smtp", "submission", "http"))
     daemon.init()
     for user in (ALICE, CAROL):

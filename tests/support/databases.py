@@ -135,3 +135,13 @@ class FreshDatabases:
 
 def iter_engines() -> Iterator[str]:
     yield from engines()
+
+
+def daemon_database_url(request: Any, engine: str | None = None) -> str | None:
+    """The database URL for a test daemon on ``engine`` (default: the fixture's param): None for
+    SQLite (the daemon makes its own file), else the run's PostgreSQL database, emptied."""
+    if (engine or request.param) != "postgres":
+        return None
+    pg = request.getfixturevalue("postgres_db")
+    pg.truncate_all()
+    return str(pg.url)

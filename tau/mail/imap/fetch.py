@@ -218,7 +218,7 @@ async def _send_with_bodies(conn: Any, metas: list[MessageMeta], order: list[str
             i += 1
         plans = []
         offsets = []
-        wanted: list[tuple[str, int, int]] = []
+        wanted: list[tuple[str, int, int, int]] = []
         for m in batch:
             parsed = _parsed(m) if m.parsed_json else None
             offsets.append(parsed)
@@ -227,7 +227,7 @@ async def _send_with_bodies(conn: Any, metas: list[MessageMeta], order: list[str
                 rng = bodies.byte_range(item, m.size, parsed)
                 plan.append(None if rng is None else len(wanted))
                 if rng is not None:
-                    wanted.append((m.blob_key, rng[0], rng[1]))
+                    wanted.append((m.blob_key, m.size, rng[0], rng[1]))
             plans.append(plan)
         data = await bodies.read_ranges(conn, wanted)
         out: list[bytes] = []

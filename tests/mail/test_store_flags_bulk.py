@@ -104,3 +104,23 @@ def test_renaming_inbox_takes_the_flags_along_and_deleting_a_mailbox_drops_them(
     resolve(store.delete_mailbox(ALICE, "Old"))
     assert _state_rows(registry) == 0
     check_counts(store)
+
+
+def test_a_range_store_is_one_update_per_resulting_flag_list_and_never_touches_the_message_rows(store, monkeypatch):
+    inbox = box(store).id
+    statements: list[str] = []
+    real = type(store._registry.db.sync).run
+
+    def counting(self, name, fn, *args, **kwargs):
+        def wrapped(txn, *a, **k):
+            orig_execute, orig_query = txn.execute, txn.query
+            txn.execute = lambda sql, params=(): (statements.append(sql), orig_execute(sql, params))[1]
+            txn.query = lambda sql, params=(): (statements.append(sql), orig_query(sql, params))[1]
+            return fn(txn, *a, **k)
+        return real(self, name, wrapped, *args, **kwargs)
+
+    monkeypatch.setattr(type(store._registry.db.sync), "run", counting)
+    resolve(store.store_flags(inbox, list(range(1, N + 1)), "+", ["\\Seen"]))  # two lists: "\Seen", "\Seen $Odd"
+    updates = [s for s in statements if s.startswith("UPDATE")]
+    assert len([s for s in updates if s.startswith("UPDATE message_flags")]) == 2
+    assert not [s for s in statements if "UPDATE messages" in s or "INTO messages" in s]

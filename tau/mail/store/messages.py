@@ -201,6 +201,14 @@ def fetch(txn: Txn, mailbox_id: int, uid_list: Sequence[int], with_parsed: bool 
                         r[9] if with_parsed else "") for r in rows]
 
 
+def flags_of(txn: Txn, mailbox_id: int, uid_list: Sequence[int], user: str | None = None) -> list[FlagChange]:
+    """Flags and MODSEQ of ``uid_list`` (ascending, live messages only) from the narrow rows
+    alone: FETCH (FLAGS) resyncs and STORE's report of the messages it left as they were."""
+    require_owned(txn, mailbox_id, user)
+    rows = select_uids(txn, "uid, flags, modseq", int(mailbox_id), uid_list, "message_flags")
+    return [FlagChange(int(r[0]), split_flags(r[1]), int(r[2])) for r in rows]
+
+
 def changed_since(txn: Txn, mailbox_id: int, modseq: int, user: str | None = None) -> list[FlagChange]:
     require_owned(txn, mailbox_id, user)
     rows = txn.query("SELECT uid, flags, modseq FROM message_flags WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",

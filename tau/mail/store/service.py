@@ -265,6 +265,10 @@ class MailStore(SessionFlagsMixin):
         return await self._run("mail_fetch", messages.fetch, mailbox_id, list(uids), with_parsed, user,
                                readonly=True)
 
+    async def flags_of(self, mailbox_id: int, uids: Sequence[int], *, user: str | None = None) -> list[FlagChange]:
+        """Extension: flags and MODSEQ of live ``uids``, ascending, without the message rows."""
+        return await self._run("mail_flags_of", messages.flags_of, mailbox_id, list(uids), user, readonly=True)
+
     async def changed_since(self, mailbox_id: int, modseq: int, *, user: str | None = None) -> list[FlagChange]:
         return await self._run("mail_changed_since", messages.changed_since, mailbox_id, modseq, user,
                                readonly=True)

@@ -5,8 +5,11 @@ mailbox, tau against a peer IMAP server (Dovecot mdbox from ``../shared/bench``)
 
 Per round and server: ``STORE 1:5000 +FLAGS (\\Seen)`` (then ``-FLAGS`` untimed, to reset),
 ``MOVE 1:5000 Archive`` (and the move back, untimed), and ``EXPUNGE`` of 5,000 messages marked
-\\Deleted (a copy of INBOX in a scratch mailbox). Prints medians with min-max per operation and
-server, and tau's ratio to the peer. Target (issue 15): STORE ≤ 1.5× Dovecot mdbox.
+\\Deleted (a copy of INBOX in a scratch mailbox); then bodies: ``FETCH a:b BODY.PEEK[]`` of 200
+messages not fetched before (``fetch200_cold``), the same command again (``fetch200_warm``) and
+the median of 200 one-message ``FETCH n BODY.PEEK[]`` of those (``fetch1_p50``). Prints medians
+with min-max per operation and server, and tau's ratio to the peer. Targets (issue 15): STORE and
+200 bodies ≤ 1.5× Dovecot mdbox.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_imap import Client, make_message  # noqa: E402
 
-OPS = ("store", "move", "expunge")
+OPS = ("store", "move", "expunge", "fetch200_cold", "fetch200_warm", "fetch1_p50")
+BODIES = 200
 
 
 def connect(port: int, user: str, password: str) -> Client:
@@ -31,7 +35,7 @@ def connect(port: int, user: str, password: str) -> Client:
     return c
 
 
-def fill(c: Client, n: int, user: str) -> None:
+def fill(c: Client, n: int, user: str, size: int) -> None:
     """INBOX holds exactly ``n`` small messages; Archive and Scratch exist and are empty."""
     for box in (b"Archive", b"Scratch"):
         try:
@@ -45,7 +49,7 @@ def fill(c: Client, n: int, user: str) -> None:
             c.command(b"EXPUNGE")
     c.command(b"SELECT INBOX")
     for i in range(n):
-        c.append("INBOX", make_message(i, 2048, user))
+        c.append("INBOX", make_message(i, size, user))
 
 
 def _count(c: Client, box: bytes) -> int:
@@ -61,7 +65,7 @@ def timed(c: Client, cmd: bytes) -> float:
     return (time.perf_counter() - t) * 1000
 
 
-def one_round(c: Client, n: int) -> dict[str, float]:
+def one_round(c: Client, n: int, r: int) -> dict[str, float]:
     out = {}
     c.command(b"SELECT INBOX")
     out["store"] = timed(c, b"STORE 1:%d +FLAGS (\\Seen)" % n)
@@ -75,6 +79,12 @@ def one_round(c: Client, n: int) -> dict[str, float]:
     c.command(b"STORE 1:* +FLAGS.SILENT (\\Deleted)")
     out["expunge"] = timed(c, b"EXPUNGE")
     c.command(b"SELECT INBOX")
+    first = (r * BODIES) % max(n - BODIES, 1) + 1  # messages no earlier round fetched
+    bodies = b"FETCH %d:%d BODY.PEEK[]" % (first, first + BODIES - 1)
+    out["fetch200_cold"] = timed(c, bodies)
+    out["fetch200_warm"] = timed(c, bodies)
+    out["fetch1_p50"] = statistics.median(timed(c, b"FETCH %d BODY.PEEK[]" % seq)
+                                          for seq in range(first, first + BODIES))
     return out
 
 
@@ -89,6 +99,7 @@ def main() -> None:
     ap.add_argument("--password", default="secret-Pa55")
     ap.add_argument("-n", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--size", type=int, default=2048, help="bytes per message")
     args = ap.parse_args()
     daemon = None
     if args.spawn:
@@ -106,11 +117,11 @@ def main() -> None:
             servers[args.peer_name] = args.peer_port
         clients = {name: connect(port, args.user, args.password) for name, port in servers.items()}
         for c in clients.values():
-            fill(c, args.n, args.user)
+            fill(c, args.n, args.user, args.size)
         times: dict[str, dict[str, list[float]]] = {name: {op: [] for op in OPS} for name in servers}
-        for _ in range(args.rounds):
+        for r in range(args.rounds):
             for name, c in clients.items():  # alternated, close together in time
-                for op, ms in one_round(c, args.n).items():
+                for op, ms in one_round(c, args.n, r).items():
                     times[name][op].append(ms)
         for op in OPS:
             for name in servers:

@@ -3,7 +3,8 @@
 
 Byte ranges come from the part offsets stored at delivery (``tau.mail.mime.section_range``), so
 only the octets asked for are read from the blob store, never the whole message for a part.
-Reads for a batch of messages go to the blob store in one thread job.
+Reads for a batch of messages go to the blob store in one thread job, small bodies through a
+bounded cache of recent ones (``tau.mail.store.body_cache``).
 """
 
 from __future__ import annotations
@@ -135,15 +136,7 @@ def literal_head(item: BodyItem, size: int) -> bytes:
     return b"%s {%d}\r\n" % (_label(item), size)
 
 
-async def read_ranges(conn: Any, wanted: list[tuple[str, int, int]]) -> list[bytes]:
-    """Read ``(blob_key, start, end)`` ranges; one thread job for the lot when possible."""
-    sync = getattr(conn.registry.blobs, "sync", None)
-    if sync is not None and len(wanted) > 1:
-        def read_all() -> list[bytes]:
-            return [sync.read(key, start, end) if end > start else b"" for key, start, end in wanted]
-
-        return await conn.registry.run_in_thread(read_all)
-    out = []
-    for key, start, end in wanted:
-        out.append(await conn.store.read(key, start, end) if end > start else b"")
-    return out
+async def read_ranges(conn: Any, wanted: list[tuple[str, int, int, int]]) -> list[bytes]:
+    """Read ``(blob_key, message size, start, end)`` ranges: one thread job for the lot, small
+    messages from the store's cache of recent bodies (``MailStore.read_ranges``)."""
+    return list(await conn.store.read_ranges(wanted))

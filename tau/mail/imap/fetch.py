@@ -24,6 +24,7 @@ from .parser import ParseError, Parser
 from .response import internal_date
 
 _ITEM_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.")
+FLAGS_ONLY = {"UID", "FLAGS", "MODSEQ"}  # items served from the flag rows alone
 SIMPLE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE", "MODSEQ"}
 MACROS = {
     "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
@@ -112,8 +113,8 @@ async def run_fetch(conn: Any, p: Parser, uid: bool) -> str:
         changed = {c.uid for c in await conn.store.changed_since(view.mailbox_id, changedsince)}
         uids = [u for u in uids if u in changed]
     need_parsed = any(not b.whole for b in body_items) or any(b.section for b in binary_items)
-    metas: list[MessageMeta] = await conn.store.fetch(view.mailbox_id, uids, with_parsed=need_parsed) \
-        if uids else []
+    flags_only = not body_items and not binary_items and set(names) <= FLAGS_ONLY
+    metas = await _metas(conn, view, uids, need_parsed, flags_only)
     metas, lost = await stale.complete(conn, uids, metas, need_parsed)  # expunged by another session
     flags = await _implicit_seen(conn, metas, [*body_items, *binary_items])
     metas, flags = recent.before_fetch(conn, metas, flags)  # \Recent; FLAGS before a new keyword
@@ -132,6 +133,17 @@ async def run_fetch(conn: Any, p: Parser, uid: bool) -> str:
 
 
 by_number_and_uid("FETCH", run_fetch)
+
+
+async def _metas(conn: Any, view: Any, uids: list[int], need_parsed: bool, flags_only: bool) -> list[MessageMeta]:
+    """What the items need of ``uids``: a flag resync (``FETCH 1:* (UID FLAGS)``) reads only the
+    narrow flag rows, its metas carrying nothing but UID, flags and MODSEQ."""
+    if not uids:
+        return []
+    if flags_only:
+        return [MessageMeta(c.uid, c.modseq, c.flags, 0, 0, "", "", "", "")
+                for c in await conn.store.flags_of(view.mailbox_id, uids)]
+    return list(await conn.store.fetch(view.mailbox_id, uids, with_parsed=need_parsed))
 
 
 def _order(names: list[str], uid: bool, modseq: bool, seen_changed: bool) -> list[str]:
@@ -218,7 +230,7 @@ async def _send_with_bodies(conn: Any, metas: list[MessageMeta], order: list[str
             i += 1
         plans = []
         offsets = []
-        wanted: list[tuple[str, int, int]] = []
+        wanted: list[tuple[str, int, int, int]] = []
         for m in batch:
             parsed = _parsed(m) if m.parsed_json else None
             offsets.append(parsed)
@@ -227,7 +239,7 @@ async def _send_with_bodies(conn: Any, metas: list[MessageMeta], order: list[str
                 rng = bodies.byte_range(item, m.size, parsed)
                 plan.append(None if rng is None else len(wanted))
                 if rng is not None:
-                    wanted.append((m.blob_key, rng[0], rng[1]))
+                    wanted.append((m.blob_key, m.size, rng[0], rng[1]))
             plans.append(plan)
         data = await bodies.read_ranges(conn, wanted)
         out: list[bytes] = []

@@ -52,7 +52,8 @@ async def run_store(conn: Any, p: Parser, uid: bool) -> str:
     if unchanged_since is not None:
         conn.condstore = True  # RFC 7162 §3.1: CONDSTORE-enabling
     uids = view.by_uid(seqset) if uid else view.by_seq(seqset)
-    uids = [u for u in uids if not view.is_gone(u)]
+    if view.gone:
+        uids = [u for u in uids if not view.is_gone(u)]
     if not uids:
         return ("UID STORE" if uid else "STORE") + " completed"
     result = await conn.store.store_flags(view.mailbox_id, uids, mode, flags, unchanged_since)
@@ -67,12 +68,13 @@ async def run_store(conn: Any, p: Parser, uid: bool) -> str:
     if not silent:
         rest = [u for u in uids if u not in report and u not in refused]
         if rest:
-            for m in await conn.store.fetch(view.mailbox_id, rest):
-                report[m.uid] = (m.flags, m.modseq)
+            for c in await conn.store.flags_of(view.mailbox_id, rest):
+                report[c.uid] = (c.flags, c.modseq)
     lines = []
     for u, seq in view.seqs_of(sorted(report)):
         flags_now, ms = report[u]
-        flags_now = recent.with_recent(view, u, flags_now)
+        if view.recent:
+            flags_now = recent.with_recent(view, u, flags_now)
         items = [f"UID {u}"] if uid else []
         if not silent:
             items.append("FLAGS (" + " ".join(flags_now) + ")")
@@ -80,7 +82,8 @@ async def run_store(conn: Any, p: Parser, uid: bool) -> str:
             items.append(f"MODSEQ ({ms})")
         if items and (not silent or (modseq and u not in refused)):
             lines.append(f"{seq} FETCH (" + " ".join(items) + ")")
-    conn.untagged(*announce(view, (f for flags_now, _ in report.values() for f in flags_now)), *lines)
+    distinct = {flags_now for flags_now, _ in report.values()}  # a few lists, however many messages
+    conn.untagged(*announce(view, (f for flags_now in distinct for f in flags_now)), *lines)
     if refused:
         numbers = sorted(refused) if uid else sorted(view.seq_of(u) for u in refused)
         return f"[MODIFIED {compress_uids(numbers)}] Conditional STORE failed"

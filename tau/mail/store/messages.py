@@ -1,5 +1,10 @@
 """Message transaction functions: deliver/append, uids, fetch, changed_since and flags.
 
+A message is two rows: ``messages`` (what never changes: sizes, dates, the rendered IMAP items,
+search columns, the blob key) and ``message_flags`` (flags, \\Seen/\\Deleted mirrors and MODSEQ),
+keyed by (mailbox_id, uid) and removed or re-keyed with it by cascade. STORE touches only the
+narrow rows: one UPDATE per batch of UIDs and distinct resulting flag list, all with one MODSEQ.
+
 UIDs and MODSEQs come from one ``UPDATE mailboxes ... RETURNING`` that also moves the cached
 counters, so allocation is atomic on both engines (the row lock serialises writers on
 PostgreSQL; SQLite has one writer) and STATUS stays O(1). One operation takes one MODSEQ for
@@ -34,10 +39,15 @@ from tau.storage.database import Txn, placeholders
 
 RANGES_PER_QUERY = 100
 _SPECIAL = {name: use for name, use in DEFAULT_MAILBOXES if use}
-_META = "uid, modseq, flags, internal_date, size, blob_key, envelope, body, bodystructure"
-_INSERT = ("INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internal_date, size, blob_key,"
+#: live messages with their flags: content columns as ``m.*``, mutable state as ``f.*``
+JOINED = "messages m JOIN message_flags f ON f.mailbox_id = m.mailbox_id AND f.uid = m.uid"
+_META = ("m.uid, f.modseq, f.flags, m.internal_date, m.size, m.blob_key, m.envelope, m.body,"
+         " m.bodystructure")
+_INSERT = ("INSERT INTO messages (mailbox_id, uid, internal_date, size, blob_key,"
            " envelope, body, bodystructure, subject, from_text, to_text, cc_text, bcc_text, message_id,"
-           " sent_date, sent_day, parsed) VALUES (" + placeholders(21) + ")")
+           " sent_date, sent_day, parsed) VALUES (" + placeholders(17) + ")")
+INSERT_FLAGS = ("INSERT INTO message_flags (mailbox_id, uid, modseq, flags, seen, deleted)"
+                " VALUES (?, ?, ?, ?, ?, ?)")
 
 
 # -- selecting by UID --------------------------------------------------------------------------
@@ -53,31 +63,33 @@ def uid_ranges(uids: Sequence[int]) -> list[tuple[int, int]]:
     return [(a, b) for a, b in out]
 
 
-def select_uids(txn: Txn, columns: str, mailbox_id: int, uids: Sequence[int]) -> list[tuple[Any, ...]]:
-    """Rows of ``columns`` for ``uids`` (ascending): UID ranges when the set is mostly runs
-    (``1:*`` is one query), otherwise IN lists of 500; never one query per message."""
+def select_uids(txn: Txn, columns: str, mailbox_id: int, uids: Sequence[int], source: str = "messages",
+                alias: str = "") -> list[tuple[Any, ...]]:
+    """Rows of ``columns`` of ``source`` (a table, or :data:`JOINED` with ``alias="m."``) for
+    ``uids`` (ascending): UID ranges when the set is mostly runs (``1:*`` is one query),
+    otherwise IN lists of 500; never one query per message."""
     rows: list[tuple[Any, ...]] = []
-    for cond, values in _uid_batches(uids):
-        rows += txn.query(f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND ({cond}) ORDER BY uid",
-                          [mailbox_id, *values])
+    for cond, values in _uid_batches(uids, alias + "uid"):
+        rows += txn.query(f"SELECT {columns} FROM {source} WHERE {alias}mailbox_id = ? AND ({cond})"
+                          f" ORDER BY {alias}uid", [mailbox_id, *values])
     return rows
 
 
-def _uid_batches(uids: Sequence[int]) -> list[tuple[str, list[int]]]:
-    """WHERE conditions on ``uid`` covering ``uids``, each with its parameters: ``uid BETWEEN``
+def _uid_batches(uids: Sequence[int], column: str = "uid") -> list[tuple[str, list[int]]]:
+    """WHERE conditions on ``column`` covering ``uids``, each with its parameters: ``BETWEEN``
     ranges when the set is mostly runs (``1:5000`` is one condition), else IN lists of 500."""
     ranges = uid_ranges(uids)
     if len(ranges) * 5 <= sum(b - a + 1 for a, b in ranges):
-        return [(" OR ".join(["uid BETWEEN ? AND ?"] * len(part)), [v for r in part for v in r])
+        return [(" OR ".join([f"{column} BETWEEN ? AND ?"] * len(part)), [v for r in part for v in r])
                 for part in chunks(ranges, RANGES_PER_QUERY)]
     flat = [u for a, b in ranges for u in range(a, b + 1)]
-    return [(f"uid IN ({placeholders(len(part))})", list(part)) for part in chunks(flat)]
+    return [(f"{column} IN ({placeholders(len(part))})", list(part)) for part in chunks(flat)]
 
 
-def update_uids(txn: Txn, assignments: str, params: Sequence[Any], mailbox_id: int, uids: Sequence[int]) -> None:
-    """``UPDATE messages SET assignments`` on ``uids``: one statement per batch (_uid_batches)."""
+def update_flags(txn: Txn, assignments: str, params: Sequence[Any], mailbox_id: int, uids: Sequence[int]) -> None:
+    """``UPDATE message_flags SET assignments`` on ``uids``: one statement per batch (_uid_batches)."""
     for cond, values in _uid_batches(uids):
-        txn.execute(f"UPDATE messages SET {assignments} WHERE mailbox_id = ? AND ({cond})",
+        txn.execute(f"UPDATE message_flags SET {assignments} WHERE mailbox_id = ? AND ({cond})",
                     [*params, mailbox_id, *values])
 
 
@@ -129,10 +141,10 @@ def store_message(txn: Txn, ctx: StoreContext, acct: Account, box: MailboxInfo, 
     charge(txn, acct, size, 1)
     sent_date = fields.sent_date if fields.sent_date is not None else internal_date
     sent_day = fields.sent_day if fields.sent_day is not None else internal_date - internal_date % 86400
-    txn.execute(_INSERT, (box.id, uid, modseq, flags_text(flags), int(seen), int(deleted), internal_date, size, key,
-                          fields.envelope, fields.body, fields.bodystructure, fields.subject, fields.from_text,
-                          fields.to_text, fields.cc_text, fields.bcc_text, fields.message_id, sent_date, sent_day,
-                          fields.parsed_json))
+    txn.execute(_INSERT, (box.id, uid, internal_date, size, key, fields.envelope, fields.body, fields.bodystructure,
+                          fields.subject, fields.from_text, fields.to_text, fields.cc_text, fields.bcc_text,
+                          fields.message_id, sent_date, sent_day, fields.parsed_json))
+    txn.execute(INSERT_FLAGS, (box.id, uid, modseq, flags_text(flags), int(seen), int(deleted)))
     extra: dict[str, Any] = {"origin": origin} if origin else {}
     if new_keywords:
         extra["keywords"] = new_keywords
@@ -183,15 +195,23 @@ def uids(txn: Txn, mailbox_id: int, user: str | None = None) -> list[int]:
 def fetch(txn: Txn, mailbox_id: int, uid_list: Sequence[int], with_parsed: bool = False,
           user: str | None = None) -> list[MessageMeta]:
     require_owned(txn, mailbox_id, user)
-    columns = _META + (", parsed" if with_parsed else "")
-    rows = select_uids(txn, columns, int(mailbox_id), uid_list)
+    columns = _META + (", m.parsed" if with_parsed else "")
+    rows = select_uids(txn, columns, int(mailbox_id), uid_list, JOINED, "m.")
     return [MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), r[5], r[6], r[7], r[8],
                         r[9] if with_parsed else "") for r in rows]
 
 
+def flags_of(txn: Txn, mailbox_id: int, uid_list: Sequence[int], user: str | None = None) -> list[FlagChange]:
+    """Flags and MODSEQ of ``uid_list`` (ascending, live messages only) from the narrow rows
+    alone: FETCH (FLAGS) resyncs and STORE's report of the messages it left as they were."""
+    require_owned(txn, mailbox_id, user)
+    rows = select_uids(txn, "uid, flags, modseq", int(mailbox_id), uid_list, "message_flags")
+    return [FlagChange(int(r[0]), split_flags(r[1]), int(r[2])) for r in rows]
+
+
 def changed_since(txn: Txn, mailbox_id: int, modseq: int, user: str | None = None) -> list[FlagChange]:
     require_owned(txn, mailbox_id, user)
-    rows = txn.query("SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+    rows = txn.query("SELECT uid, flags, modseq FROM message_flags WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
                      (int(mailbox_id), int(modseq)))
     return [FlagChange(int(r[0]), split_flags(r[1]), int(r[2])) for r in rows]
 
@@ -217,7 +237,7 @@ def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence
     new_keywords: list[str] = []
     if mode != "-":
         wanted, new_keywords = define_keywords(txn, int(mailbox_id), wanted)
-    rows = select_uids(txn, "uid, flags, modseq, seen", int(mailbox_id), uid_list)
+    rows = select_uids(txn, "uid, flags, modseq, seen", int(mailbox_id), uid_list, "message_flags")
     modified: list[int] = []
     changes: list[tuple[int, tuple[str, ...]]] = []
     unseen_delta = 0
@@ -247,7 +267,7 @@ def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence
     for uid, new in changes:
         groups.setdefault(new, []).append(uid)
     for new, group in groups.items():
-        update_uids(txn, "flags = ?, seen = ?, deleted = ?, modseq = ?",
+        update_flags(txn, "flags = ?, seen = ?, deleted = ?, modseq = ?",
                     [flags_text(new), int("\\Seen" in new), int("\\Deleted" in new), modseq], int(mailbox_id), group)
     changed_uids = [uid for uid, _ in changes]
     ctx.notify(txn, address, int(mailbox_id), name, "flags", changed_uids, modseq, **extra)

@@ -20,13 +20,16 @@ from tau.mail.store.context import StoreContext
 from tau.mail.store.keywords import define as define_keywords
 from tau.mail.store.keywords import flags_in
 from tau.mail.store.mailboxes import find_box, lock_mailbox, owner, require_owned
-from tau.mail.store.messages import allocate, select_uids
+from tau.mail.store.messages import JOINED, allocate, select_uids
 from tau.mail.store.names import normalize_mailbox_name
 from tau.mail.store.quota import Account, charge, require_account
 from tau.storage.database import Txn, placeholders
 
-_COPIED = ("flags, seen, deleted, internal_date, size, blob_key, envelope, body, bodystructure, subject,"
+_COPIED = ("internal_date, size, blob_key, envelope, body, bodystructure, subject,"
            " from_text, to_text, cc_text, bcc_text, message_id, sent_date, sent_day, parsed")
+_STATE = "flags, seen, deleted"
+#: what COPY and MOVE read of each source message
+_ROWS = "m.uid, m.size, f.seen, m.blob_key, f.flags"
 
 
 def _destination(txn: Txn, ctx: StoreContext, mailbox_id: int, dest_user: str, dest_mailbox: str,
@@ -45,13 +48,14 @@ def _destination(txn: Txn, ctx: StoreContext, mailbox_id: int, dest_user: str, d
     return acct, box
 
 
-def _source(mailbox_id: int, part: Sequence[int], retired: bool) -> tuple[str, list[Any]]:
-    """The rows to copy: live messages, plus (``retired``) expunged ones awaiting their purge."""
+def _source(table: str, columns: str, mailbox_id: int, part: Sequence[int], retired: bool) -> tuple[str, list[Any]]:
+    """The ``columns`` of ``table`` (``messages`` or ``message_flags``) to copy: live messages,
+    plus (``retired``) expunged ones awaiting their purge, whose rows hold both."""
     marks = placeholders(len(part))
     if not retired:
-        return f"messages WHERE mailbox_id = ? AND uid IN ({marks})", [mailbox_id, *part]
-    return (f"(SELECT uid, {_COPIED} FROM messages WHERE mailbox_id = ? AND uid IN ({marks}) UNION ALL"
-            f" SELECT uid, {_COPIED} FROM {purge.TABLE} WHERE mailbox_id = ? AND uid IN ({marks})) src",
+        return f"{table} WHERE mailbox_id = ? AND uid IN ({marks})", [mailbox_id, *part]
+    return (f"(SELECT uid, {columns} FROM {table} WHERE mailbox_id = ? AND uid IN ({marks}) UNION ALL"
+            f" SELECT uid, {columns} FROM {purge.TABLE} WHERE mailbox_id = ? AND uid IN ({marks})) src",
             [mailbox_id, *part, mailbox_id, *part])
 
 
@@ -67,9 +71,13 @@ def _copy_rows(txn: Txn, ctx: StoreContext, acct: Account, source: int, box: Mai
     src_uids = [int(r[0]) for r in rows]
     offset = 0
     for part in chunks(src_uids):
-        table, params = _source(source, part, retired)
-        txn.execute(f"INSERT INTO messages (mailbox_id, uid, modseq, {_COPIED})"
-                    f" SELECT ?, ? + ROW_NUMBER() OVER (ORDER BY uid), ?, {_COPIED} FROM {table}",
+        table, params = _source("messages", _COPIED, source, part, retired)
+        txn.execute(f"INSERT INTO messages (mailbox_id, uid, {_COPIED})"
+                    f" SELECT ?, ? + ROW_NUMBER() OVER (ORDER BY uid), {_COPIED} FROM {table}",
+                    [box.id, first + offset - 1, *params])
+        table, params = _source("message_flags", _STATE, source, part, retired)
+        txn.execute(f"INSERT INTO message_flags (mailbox_id, uid, modseq, {_STATE})"
+                    f" SELECT ?, ? + ROW_NUMBER() OVER (ORDER BY uid), ?, {_STATE} FROM {table}",
                     [box.id, first + offset - 1, modseq, *params])
         offset += len(part)
     pairs = [(uid, first + i) for i, uid in enumerate(src_uids)]
@@ -121,7 +129,7 @@ def copy(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], 
     one was purged already, nothing is and ExpungeIssued is raised (RFC 3501: COPY is all or
     nothing). Without it, UIDs that are not live are skipped."""
     acct, box = _destination(txn, ctx, mailbox_id, dest_user, dest_mailbox, user)
-    rows = select_uids(txn, "uid, size, seen, blob_key, flags", int(mailbox_id), uid_list)
+    rows = select_uids(txn, _ROWS, int(mailbox_id), uid_list, JOINED, "m.")
     retired = False
     if strict:
         rows, retired = _with_retired(txn, mailbox_id, uid_list, rows)
@@ -141,7 +149,7 @@ def move(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], 
     ``strict`` (IMAP): a UID that is no longer live (another session expunged or moved it) makes
     the whole MOVE fail with ExpungeIssued, moving nothing: moving it again would duplicate it."""
     acct, box = _destination(txn, ctx, mailbox_id, dest_user, dest_mailbox, user)
-    rows = select_uids(txn, "uid, size, seen, blob_key, flags", int(mailbox_id), uid_list)
+    rows = select_uids(txn, _ROWS, int(mailbox_id), uid_list, JOINED, "m.")
     if strict and len(rows) < len({int(u) for u in uid_list}):
         raise purge.ExpungeIssued("some of the requested messages no longer exist")
     if not rows:
@@ -159,8 +167,8 @@ def expunge(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int
     messages (only those in ``uid_list`` when given). Returns the UIDs removed, ascending."""
     require_owned(txn, mailbox_id, user)
     _, user_id, name, _, _, _, address = lock_mailbox(txn, mailbox_id)
-    rows = txn.query("SELECT uid, size, seen, blob_key FROM messages WHERE mailbox_id = ? AND deleted = 1"
-                     " ORDER BY uid", (int(mailbox_id),))
+    rows = txn.query(f"SELECT f.uid, m.size, f.seen, m.blob_key FROM {JOINED} WHERE f.mailbox_id = ? AND f.deleted = 1"
+                     " ORDER BY f.uid", (int(mailbox_id),))
     if uid_list is not None:
         wanted = {int(u) for u in uid_list}
         rows = [r for r in rows if int(r[0]) in wanted]

@@ -41,6 +41,7 @@ from tau.mail.store.api import MailStoreError, MessageMeta
 from tau.mail.store.blobrefs import chunks, drop_refs
 from tau.mail.store.context import StoreContext
 from tau.mail.store.mailboxes import require_owned
+from tau.mail.store.messages import JOINED
 from tau.mail.store.names import split_flags
 from tau.storage.database import Txn, placeholders
 
@@ -50,6 +51,9 @@ TABLE = "mail_purge_pending"
 COLUMNS = ("uid, modseq, flags, seen, deleted, internal_date, size, blob_key, envelope, body, bodystructure,"
            " subject, from_text, to_text, cc_text, bcc_text, message_id, sent_date, sent_day, parsed")
 _META = "uid, modseq, flags, internal_date, size, blob_key, envelope, body, bodystructure"
+#: COLUMNS as read from a live message (``messages m`` and its ``message_flags f``)
+_SOURCE = ", ".join(("f." if c in ("uid", "modseq", "flags", "seen", "deleted") else "m.") + c
+                    for c in COLUMNS.replace(" ", "").split(","))
 
 
 class ExpungeIssued(MailStoreError):
@@ -64,9 +68,10 @@ def retire(txn: Txn, mailbox_id: int, uids: Sequence[int]) -> None:
     references move with them)."""
     for part in chunks(list(uids)):
         marks = placeholders(len(part))
-        txn.execute(f"INSERT INTO {TABLE} (mailbox_id, {COLUMNS}, expunged_at) SELECT mailbox_id, {COLUMNS}, ?"
-                    f" FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
+        txn.execute(f"INSERT INTO {TABLE} (mailbox_id, {COLUMNS}, expunged_at) SELECT m.mailbox_id, {_SOURCE}, ?"
+                    f" FROM {JOINED} WHERE m.mailbox_id = ? AND m.uid IN ({marks})",
                     [int(txn.now), int(mailbox_id), *part])
+        # the message_flags rows go with them (ON DELETE CASCADE)
         txn.execute(f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({marks})", [int(mailbox_id), *part])
 
 

@@ -152,11 +152,11 @@ class _Compiler:
         except MailStoreError as exc:
             raise InvalidSearch(exc.message) from None
         if flag == "\\Seen":
-            return f"m.seen = {1 if present else 0}"
+            return _state(f"f.seen = {1 if present else 0}")
         if flag == "\\Deleted":
-            return f"m.deleted = {1 if present else 0}"
-        cond = f"LOWER(' ' || m.flags || ' ') LIKE {self.p(like_pattern(' ' + flag.lower() + ' '))}{_ESCAPE}"
-        return cond if present else f"NOT ({cond})"
+            return _state(f"f.deleted = {1 if present else 0}")
+        cond = _state(f"LOWER(' ' || f.flags || ' ') LIKE {self.p(like_pattern(' ' + flag.lower() + ' '))}{_ESCAPE}")
+        return cond if present else f"NOT {cond}"
 
     def leaf_keyword(self, keyword: str) -> str:
         return self.leaf_flag(keyword, True)
@@ -197,13 +197,19 @@ class _Compiler:
         return f"m.size < {self.p(_int(n))}"
 
     def leaf_modseq(self, n: Any, *ignored: Any) -> str:
-        return f"m.modseq >= {self.p(_int(n))}"
+        return _state(f"f.modseq >= {self.p(_int(n))}")
 
     def leaf_younger(self, seconds: Any) -> str:
         return f"m.internal_date >= {self.p(self.now - _int(seconds))}"
 
     def leaf_older(self, seconds: Any) -> str:
         return f"m.internal_date < {self.p(self.now - _int(seconds))}"
+
+
+def _state(cond: str) -> str:
+    """``cond`` on the message's ``message_flags`` row (``f``): a key lookup, and only for the
+    searches that ask about flags or MODSEQ (every live message has exactly one such row)."""
+    return f"EXISTS (SELECT 1 FROM message_flags f WHERE f.mailbox_id = m.mailbox_id AND f.uid = m.uid AND {cond})"
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

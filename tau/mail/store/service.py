@@ -43,6 +43,7 @@ from tau.mail.store.api import (
     Search,
     StoreResult,
 )
+from tau.mail.store.body_cache import BodyReader, Wanted
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields, prepare
 from tau.mail.store.names import INBOX, canonical_flags, normalize_mailbox_name
@@ -61,6 +62,7 @@ class MailStore(SessionFlagsMixin):
         self._registry = registry
         self._ctx: StoreContext | None = None
         self._sorted = sorting.ResultCache()
+        self._bodies: BodyReader | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -77,7 +79,10 @@ class MailStore(SessionFlagsMixin):
         return self._registry.db.run(name, fn, *args, readonly=readonly, **kwargs)
 
     def _collect(self, keys: list[str]) -> Any:
-        """After-commit garbage collection of blobs whose last reference went."""
+        """After-commit garbage collection of blobs whose last reference went (their cached
+        bodies go at once)."""
+        if self._bodies is not None:
+            self._bodies.cache.discard(keys)
         d = self._run("mail_collect_blobs", blobrefs.collect, self.ctx, keys)
         d.addErrback(lambda f: log.failure("collecting {n} mail blob(s) failed", f, n=len(keys)))
         return d
@@ -260,6 +265,10 @@ class MailStore(SessionFlagsMixin):
         return await self._run("mail_fetch", messages.fetch, mailbox_id, list(uids), with_parsed, user,
                                readonly=True)
 
+    async def flags_of(self, mailbox_id: int, uids: Sequence[int], *, user: str | None = None) -> list[FlagChange]:
+        """Extension: flags and MODSEQ of live ``uids``, ascending, without the message rows."""
+        return await self._run("mail_flags_of", messages.flags_of, mailbox_id, list(uids), user, readonly=True)
+
     async def changed_since(self, mailbox_id: int, modseq: int, *, user: str | None = None) -> list[FlagChange]:
         return await self._run("mail_changed_since", messages.changed_since, mailbox_id, modseq, user,
                                readonly=True)
@@ -341,6 +350,13 @@ class MailStore(SessionFlagsMixin):
     async def read(self, blob_key: str, start: int = 0, end: int | None = None) -> bytes:
         """Raw message bytes [start, end); stream big ranges with ``registry.blobs.open``."""
         return await self._registry.blobs.read(validate_key(blob_key), start, end)
+
+    async def read_ranges(self, wanted: Sequence[Wanted]) -> list[bytes]:
+        """Extension: ``(blob_key, message size, start, end)`` ranges of several messages in one
+        thread job, small messages read whole and kept in a bounded cache (``body_cache``)."""
+        if self._bodies is None:
+            self._bodies = BodyReader(self._registry.blobs.sync, self._registry.run_in_thread)
+        return await self._bodies.read(wanted)
 
     # -- outbound queue ----------------------------------------------------------------------
 

@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tau.atrest import store
 from tau.atrest.keyring import Keyring, UserKey
-from tau.atrest.store import active_version_sql
 from tau.storage.database import Txn
 
 
@@ -34,7 +34,7 @@ def key_if_user(txn: Txn, user_id: int | None) -> UserKey | None:
     if user_id is None:
         return None
     if ("atrest-key", user_id) not in txn.memo and (
-            ("atrest-gone", user_id) in txn.memo or not txn.scalar("SELECT 1 FROM users WHERE id = ?", (user_id,))):
+            ("atrest-gone", user_id) in txn.memo or not store.user_exists(txn, user_id)):
         txn.memo[("atrest-gone", user_id)] = True
         return None
     return key(txn, int(user_id))
@@ -61,22 +61,6 @@ def open_json(k: UserKey | None, context: str, sealed: Any) -> dict[str, Any]:
     return value
 
 
-def pending_count(txn: Txn, table: str, user_column: str, join: str = "", where: str = "") -> int:
-    """Rows of ``table`` (alias ``t``) in plaintext (``kv = 0``) or sealed under a key that is not
-    their user's active one; ``user_column`` names the owner (through ``join`` if need be)."""
-    extra = f" AND ({where})" if where else ""
-    return int(txn.scalar(f"SELECT COUNT(*) FROM {table} t{join} WHERE (t.kv = 0 OR t.kv <>"
-                          f" {active_version_sql(user_column)}){extra}"))
-
-
-def pending_rows(txn: Txn, table: str, user_column: str, columns: str, limit: int, join: str = "",
-                 where: str = "") -> list[tuple[Any, ...]]:
-    """Up to ``limit`` such rows: ``(owner id, *columns)``, plaintext ones first."""
-    extra = f" AND ({where})" if where else ""
-    return txn.query(f"SELECT {user_column}, {columns} FROM {table} t{join} WHERE (t.kv = 0 OR t.kv <>"
-                     f" {active_version_sql(user_column)}){extra} ORDER BY t.kv LIMIT ?", (limit,))
-
-
 class SealedTable:
     """An ``AtRestTable`` from three parts: which rows, and how to (re-)seal one of them.
 
@@ -91,10 +75,10 @@ class SealedTable:
         self.convert_row, self.join, self.where = convert_row, join, where
 
     def pending(self, txn: Txn) -> int:
-        return pending_count(txn, self.table, self.user_column, self.join, self.where)
+        return store.pending_count(txn, self.table, self.user_column, self.join, self.where)
 
     def convert(self, txn: Txn, keyring: Keyring, limit: int) -> int:
-        rows = pending_rows(txn, self.table, self.user_column, self.columns, limit, self.join, self.where)
+        rows = store.pending_rows(txn, self.table, self.user_column, self.columns, limit, self.join, self.where)
         for row in rows:
             owner = int(row[0])
             txn.memo[("atrest-key", owner)] = k = keyring.for_user_txn(txn, owner)

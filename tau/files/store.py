@@ -17,12 +17,12 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from tau.atrest.sealed import SealedTable, key
+from tau.atrest.sealed import key
 from tau.files.blobrefs import Collector, ref_blob
+from tau.files.namestore import NAME_PURPOSE, _context, _owner, _reseal, sealed_name
 from tau.storage.database import Txn, placeholders
 
 COLS = "id, user_id, parent_id, name, kind, size, etag, blob_key, content_type, created_at, modified_at, name_s"
-NAME_PURPOSE = "file.name"
 FOLDER, FILE = "folder", "file"
 SUBTREE = ("WITH RECURSIVE sub(id) AS (SELECT id FROM file_nodes WHERE id = ? UNION ALL SELECT n.id FROM file_nodes n"
            " JOIN sub ON n.parent_id = sub.id) ")
@@ -75,26 +75,6 @@ def _node(txn: Txn, row: Sequence[Any] | None) -> Node | None:
 
 def _nodes(txn: Txn, rows: Sequence[Sequence[Any]]) -> list[Node]:
     return [n for n in (_node(txn, r) for r in rows) if n is not None]
-
-
-def _context(parent_id: int, lookup: str) -> str:
-    return f"file_nodes.name|{parent_id}|{lookup}"
-
-
-def sealed_name(txn: Txn, user_id: int, parent_id: int, name: str, table: str = "file_nodes"
-                ) -> tuple[str, bytes, int]:
-    """(lookup hash, sealed name, key version) of ``name`` in folder ``parent_id`` of ``user_id``."""
-    k = key(txn, user_id)
-    lookup = k.lookup(NAME_PURPOSE, name)
-    return lookup, k.seal(f"{table}.name|{parent_id}|{lookup}", name), k.version
-
-
-def _owner(txn: Txn, node_id: int) -> int:
-    memo = txn.memo.get(("file-owner", node_id))
-    if memo is None:
-        memo = txn.memo[("file-owner", node_id)] = int(txn.scalar("SELECT user_id FROM file_nodes WHERE id = ?",
-                                                                  (node_id,)) or 0)
-    return int(memo)
 
 
 def new_etag() -> str:
@@ -466,32 +446,3 @@ def set_props(txn: Txn, node_id: int, to_set: dict[str, str], remove: list[str])
         txn.execute("INSERT INTO file_props (node_id, name, value) VALUES (?, ?, ?) ON CONFLICT (node_id, name)"
                     " DO UPDATE SET value = excluded.value", (node_id, name, value))
 
-
-def _reseal(txn: Txn, user_id: int, node_id: int, parent_id: int, name: str) -> None:
-    """Node ``node_id`` now named ``name`` in ``parent_id`` of ``user_id``: its lookup and seal follow."""
-    lookup, sealed, kv = sealed_name(txn, user_id, parent_id, name)
-    txn.execute("UPDATE file_nodes SET parent_id = ?, name = ?, name_s = ?, kv = ? WHERE id = ?",
-                (parent_id, lookup, sealed, kv, node_id))
-
-
-# -- encryption at rest of rows written before it (or under a retired key) -----------------------
-def _convert_node(txn: Txn, k: Any, row: Sequence[Any]) -> None:
-    owner, node_id, parent_id, stored, sealed = row
-    if parent_id is None:  # a root: no name
-        txn.execute("UPDATE file_nodes SET kv = ? WHERE id = ?", (k.version, node_id))
-        return
-    name = stored if sealed is None else k.open_text(_context(parent_id, stored), sealed)
-    _reseal(txn, int(owner), int(node_id), int(parent_id), name)
-
-
-def _convert_change(txn: Txn, k: Any, row: Sequence[Any]) -> None:
-    owner, change_id, parent_id, stored, sealed = row
-    name = stored if sealed is None else k.open_text(f"file_changes.name|{parent_id}|{stored}", sealed)
-    lookup, resealed, kv = sealed_name(txn, int(owner), int(parent_id), name, "file_changes")
-    txn.execute("UPDATE file_changes SET name = ?, name_s = ?, kv = ? WHERE id = ?", (lookup, resealed, kv, change_id))
-
-
-def atrest_tables() -> list[SealedTable]:
-    return [SealedTable("file_nodes", "file_nodes", "t.user_id", "t.id, t.parent_id, t.name, t.name_s", _convert_node),
-            SealedTable("file_changes", "file_changes", "t.user_id", "t.id, t.parent_id, t.name, t.name_s",
-                        _convert_change)]

@@ -43,7 +43,7 @@ class ServiceComponents(MailComponents):
         from tau.calendar.store import atrest_tables as calendars
         from tau.contacts.cardstore import atrest_tables as cards
         from tau.contacts.store import atrest_tables as books
-        from tau.files.store import atrest_tables as files
+        from tau.files.namestore import atrest_tables as files
         from tau.messenger.conversations import atrest_tables as messenger
 
         return [*files(), *calendars(), *calendar_objects(), *books(), *cards(), *messenger()]

@@ -14,7 +14,7 @@ converter seals them; lookups try both forms meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,8 +221,9 @@ def _index_value(k: UserKey, card_id: int, prop: str, value: str) -> tuple[str, 
     return lookup, k.seal(f"ab_index|{card_id}|{prop}|{lookup}", value), k.version
 
 
-MATCHES = {"contains": lambda a, b: b in a, "starts-with": lambda a, b: a.startswith(b),
-           "ends-with": lambda a, b: a.endswith(b), "equals": lambda a, b: a == b}
+MATCHES: dict[str, Callable[[str, str], bool]] = {
+    "contains": lambda a, b: b in a, "starts-with": lambda a, b: a.startswith(b),
+    "ends-with": lambda a, b: a.endswith(b), "equals": lambda a, b: a == b}
 
 
 def match(txn: Txn, book_ids: Sequence[int], prop: str, value: str, how: str, negate: bool) -> set[int]:

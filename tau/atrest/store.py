@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from tau.storage.database import Txn
 
@@ -103,3 +104,23 @@ def active_version_sql(user_column: str) -> str:
     """SQL for the active data-key version of the user in ``user_column`` (NULL: no key yet), for
     an ``AtRestTable``'s query of rows not sealed under it (``kv`` differs, 0 = plaintext)."""
     return ACTIVE_VERSION_SQL.format(user=user_column)
+
+
+def user_exists(txn: Txn, user_id: int) -> bool:
+    return bool(txn.scalar("SELECT 1 FROM users WHERE id = ?", (user_id,)))
+
+
+def pending_count(txn: Txn, table: str, user_column: str, join: str = "", where: str = "") -> int:
+    """Rows of ``table`` (alias ``t``) in plaintext (``kv = 0``) or sealed under a key that is not
+    their user's active one; ``user_column`` names the owner (through ``join`` if need be)."""
+    extra = f" AND ({where})" if where else ""
+    return int(txn.scalar(f"SELECT COUNT(*) FROM {table} t{join} WHERE (t.kv = 0 OR t.kv <>"
+                          f" {active_version_sql(user_column)}){extra}"))
+
+
+def pending_rows(txn: Txn, table: str, user_column: str, columns: str, limit: int, join: str = "",
+                 where: str = "") -> list[tuple[Any, ...]]:
+    """Up to ``limit`` such rows: ``(owner id, *columns)``, plaintext ones first."""
+    extra = f" AND ({where})" if where else ""
+    return txn.query(f"SELECT {user_column}, {columns} FROM {table} t{join} WHERE (t.kv = 0 OR t.kv <>"
+                     f" {active_version_sql(user_column)}){extra} ORDER BY t.kv LIMIT ?", (limit,))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from twisted.application.internet import TimerService
 
-from tau.calendar import ical
+from tau.calendar import ical, objects
 from tau.net.periodic import periodic
 from tau.storage.database import Txn
 
@@ -27,8 +27,8 @@ SEEN_DAYS = 180
 
 def stale(txn: Txn, before: int, after_id: int, limit: int) -> list[tuple[int, int, str]]:
     """(object id, calendar id, data) of objects indexed only up to before ``before``."""
-    return [(int(r[0]), int(r[1]), r[2]) for r in txn.query(
-        "SELECT o.id, o.calendar_id, o.data FROM cal_objects o WHERE o.indexed_until IS NOT NULL"
+    return [(int(r[0]), int(r[1]), objects.open_data(txn, int(r[1]), r[2], r[3], r[4])) for r in txn.query(
+        "SELECT o.id, o.calendar_id, o.name, o.data, o.data_s FROM cal_objects o WHERE o.indexed_until IS NOT NULL"
         " AND o.indexed_until < ? AND o.id > ? AND (SELECT COUNT(*) FROM cal_instances i WHERE i.object_id = o.id)"
         " < ? ORDER BY o.id LIMIT ?", (before, after_id, ical.MAX_INDEXED, limit))]
 

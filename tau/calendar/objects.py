@@ -5,6 +5,12 @@ transaction, so ctag, sync-token, ETag and index can never disagree. ``candidate
 a time-range with one range scan (RFC 4791 §9.9; Xandikos' index idea): short instances by
 ``start_utc`` between ``query_start - 31 days`` and ``query_end``, the rare long ones apart,
 floating ones widened by the ±14 h a time zone can move them; callers refine floating rows.
+
+At rest (issue 16) an object's name and UID are keyed lookup hashes under the calendar owner's
+index key (``UNIQUE`` and lookups keep working), the real ones sealed in ``meta_s`` and the
+iCalendar text in ``data_s``; the instance index (start, end, busy) stays readable so a
+time-range query is still one range scan. Rows from before (``kv = 0``) are read as they are
+until the converter seals them; lookups try both forms meanwhile.
 """
 
 from __future__ import annotations
@@ -13,13 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tau.atrest.keyring import UserKey
+from tau.atrest.sealed import SealedTable, key, open_json, seal_json
 from tau.calendar.ical import LONG_SPAN, ParsedObject, etag_of
 from tau.calendar.store import CalendarError
 from tau.storage.database import Txn, placeholders
 
 TOMBSTONES = 2000           # deleted names remembered per calendar for sync-collection
 FLOAT_MARGIN = 14 * 3600 + 1
-_COLS = "id, calendar_id, name, uid, component, etag, size, created_at, modified_at, indexed_until"
+_COLS = "id, calendar_id, name, uid, component, etag, size, created_at, modified_at, indexed_until, meta_s"
+_DATA = ", data, data_s"
+NAME, UID = "cal.name", "cal.uid"
 
 
 @dataclass(frozen=True)
@@ -37,52 +47,93 @@ class ObjectRow:
     data: str | None = None
 
 
-def _row(r: tuple[Any, ...], data: str | None = None) -> ObjectRow:
-    return ObjectRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], int(r[6]), int(r[7]), int(r[8]),
+def owner_key(txn: Txn, calendar_id: int) -> UserKey:
+    """The calendar owner's keys (objects, changes and the calendar's own fields are sealed under them)."""
+    memo = txn.memo.get(("cal-owner", calendar_id))
+    if memo is None:
+        memo = txn.memo[("cal-owner", calendar_id)] = int(
+            txn.scalar("SELECT user_id FROM cal_calendars WHERE id = ?", (calendar_id,)) or 0)
+    return key(txn, int(memo))
+
+
+def _ctx(calendar_id: int, lookup: str, part: str = "") -> str:
+    return f"cal_objects{part}|{calendar_id}|{lookup}"
+
+
+def open_data(txn: Txn, calendar_id: int, stored_name: str, data: str, data_s: Any) -> str:
+    """An object's iCalendar text from its row (sealed, or a row still in plaintext)."""
+    if data_s is None:
+        return data
+    return owner_key(txn, calendar_id).open_text(_ctx(calendar_id, stored_name, ".data"), data_s)
+
+
+def _row(txn: Txn, r: Sequence[Any], with_data: bool = False) -> ObjectRow:
+    name, uid = r[2], r[3]
+    if r[10] is not None:
+        meta = open_json(owner_key(txn, int(r[1])), _ctx(int(r[1]), r[2]), r[10])
+        name, uid = meta["n"], meta["u"]
+    data = open_data(txn, int(r[1]), r[2], r[11], r[12]) if with_data else None
+    return ObjectRow(int(r[0]), int(r[1]), name, uid, r[4], r[5], int(r[6]), int(r[7]), int(r[8]),
                      None if r[9] is None else int(r[9]), data)
 
 
+def _lookups(txn: Txn, calendar_id: int, purpose: str, value: str) -> tuple[str, str]:
+    """(keyed hash, plaintext): what a row of ``value`` holds sealed, or from before sealing."""
+    return owner_key(txn, calendar_id).lookup(purpose, value), value
+
+
+def _one(txn: Txn, rows: list[tuple[Any, ...]], with_data: bool) -> ObjectRow | None:
+    if len(rows) > 1:  # a sealed row and a plaintext one (mid-conversion): the sealed one
+        rows = [r for r in rows if r[10] is not None]
+    return _row(txn, rows[0], with_data) if rows else None
+
+
 def get(txn: Txn, calendar_id: int, name: str, with_data: bool = False) -> ObjectRow | None:
-    extra = ", data" if with_data else ""
-    r = txn.query_one(f"SELECT {_COLS}{extra} FROM cal_objects WHERE calendar_id = ? AND name = ?",
-                      (calendar_id, name))
-    return None if r is None else _row(r, r[10] if with_data else None)
+    extra = _DATA if with_data else ""
+    return _one(txn, txn.query(f"SELECT {_COLS}{extra} FROM cal_objects WHERE calendar_id = ? AND name IN (?, ?)",
+                               (calendar_id, *_lookups(txn, calendar_id, NAME, name))), with_data)
 
 
 def by_id(txn: Txn, object_id: int) -> ObjectRow | None:
-    r = txn.query_one(f"SELECT {_COLS}, data FROM cal_objects WHERE id = ?", (object_id,))
-    return None if r is None else _row(r, r[10])
+    r = txn.query_one(f"SELECT {_COLS}{_DATA} FROM cal_objects WHERE id = ?", (object_id,))
+    return None if r is None else _row(txn, r, True)
 
 
 def by_uid(txn: Txn, calendar_id: int, uid: str) -> ObjectRow | None:
-    r = txn.query_one(f"SELECT {_COLS}, data FROM cal_objects WHERE calendar_id = ? AND uid = ?", (calendar_id, uid))
-    return None if r is None else _row(r, r[10])
+    return _one(txn, txn.query(f"SELECT {_COLS}{_DATA} FROM cal_objects WHERE calendar_id = ? AND uid IN (?, ?)",
+                               (calendar_id, *_lookups(txn, calendar_id, UID, uid))), True)
 
 
 def find_uid(txn: Txn, owner_id: int, uid: str) -> list[tuple[str, ObjectRow]]:
     """(calendar name, object) of every calendar (not inbox) of ``owner`` holding ``uid``."""
-    rows = txn.query(f"SELECT c.name, {', '.join('o.' + c.strip() for c in _COLS.split(','))}, o.data"
-                     " FROM cal_objects o JOIN cal_calendars c ON c.id = o.calendar_id"
-                     " WHERE c.user_id = ? AND c.kind = 'calendar' AND o.uid = ? ORDER BY o.id", (owner_id, uid))
-    return [(r[0], _row(r[1:], r[11])) for r in rows]
+    cols = ", ".join("o." + c.strip() for c in (_COLS + _DATA).split(","))
+    rows = txn.query(f"SELECT c.name, {cols} FROM cal_objects o JOIN cal_calendars c ON c.id = o.calendar_id"
+                     " WHERE c.user_id = ? AND c.kind = 'calendar' AND o.uid IN (?, ?) ORDER BY o.id",
+                     (owner_id, key(txn, owner_id).lookup(UID, uid), uid))
+    return [(r[0], _row(txn, r[1:], True)) for r in rows]
 
 
 def members(txn: Txn, calendar_id: int, with_data: bool = False) -> list[ObjectRow]:
-    extra = ", data" if with_data else ""
-    rows = txn.query(f"SELECT {_COLS}{extra} FROM cal_objects WHERE calendar_id = ? ORDER BY name", (calendar_id,))
-    return [_row(r, r[10] if with_data else None) for r in rows]
+    """Every object in name order (sorted here: the database holds only lookup hashes)."""
+    extra = _DATA if with_data else ""
+    rows = txn.query(f"SELECT {_COLS}{extra} FROM cal_objects WHERE calendar_id = ?", (calendar_id,))
+    return sorted((_row(txn, r, with_data) for r in rows), key=lambda o: o.name)
 
 
 def many(txn: Txn, calendar_id: int, names: Sequence[str]) -> dict[str, ObjectRow]:
-    """Objects by name with their data (calendar-multiget), in chunks of 500 names."""
+    """Objects by name with their data (calendar-multiget), in chunks of 250 names."""
     out: dict[str, ObjectRow] = {}
     names = list(dict.fromkeys(names))
-    for i in range(0, len(names), 500):
-        chunk = names[i:i + 500]
-        marks = placeholders(len(chunk))
-        for r in txn.query(f"SELECT {_COLS}, data FROM cal_objects WHERE calendar_id = ? AND name IN ({marks})",
-                           (calendar_id, *chunk)):
-            out[r[2]] = _row(r, r[10])
+    k = owner_key(txn, calendar_id)
+    for i in range(0, len(names), 250):
+        chunk = names[i:i + 250]
+        wanted = [k.lookup(NAME, n) for n in chunk] + chunk
+        marks = placeholders(len(wanted))
+        for r in txn.query(f"SELECT {_COLS}{_DATA} FROM cal_objects WHERE calendar_id = ? AND name IN ({marks})",
+                           (calendar_id, *wanted)):
+            row = _row(txn, r, True)
+            if row.name not in out or r[10] is not None:
+                out[row.name] = row
     return out
 
 
@@ -92,8 +143,8 @@ def with_ids(txn: Txn, ids: Sequence[int]) -> list[ObjectRow]:
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
         marks = placeholders(len(chunk))
-        out += [_row(r, r[10]) for r in txn.query(f"SELECT {_COLS}, data FROM cal_objects WHERE id IN ({marks})",
-                                                  chunk)]
+        out += [_row(txn, r, True) for r in txn.query(f"SELECT {_COLS}{_DATA} FROM cal_objects WHERE id IN ({marks})",
+                                                      chunk)]
     return out
 
 
@@ -102,9 +153,12 @@ def _bump(txn: Txn, calendar_id: int, name: str, deleted: bool) -> int:
     txn.execute("UPDATE cal_calendars SET sync_seq = sync_seq + 1, modified_at = ? WHERE id = ?",
                 (int(txn.now), calendar_id))
     seq = int(txn.scalar("SELECT sync_seq FROM cal_calendars WHERE id = ?", (calendar_id,)))
-    txn.execute("DELETE FROM cal_changes WHERE calendar_id = ? AND name = ?", (calendar_id, name))
-    txn.execute("INSERT INTO cal_changes (calendar_id, name, seq, deleted) VALUES (?, ?, ?, ?)",
-                (calendar_id, name, seq, 1 if deleted else 0))
+    k = owner_key(txn, calendar_id)
+    lookup = k.lookup(NAME, name)
+    txn.execute("DELETE FROM cal_changes WHERE calendar_id = ? AND name IN (?, ?)", (calendar_id, lookup, name))
+    txn.execute("INSERT INTO cal_changes (calendar_id, name, seq, deleted, name_s, kv) VALUES (?, ?, ?, ?, ?, ?)",
+                (calendar_id, lookup, seq, 1 if deleted else 0, k.seal(f"cal_changes|{calendar_id}|{lookup}", name),
+                 k.version))
     if deleted and seq % 100 == 0:
         _prune(txn, calendar_id)
     return seq
@@ -129,25 +183,32 @@ def put(txn: Txn, calendar_id: int, name: str, parsed: ParsedObject, if_etag: st
         raise CalendarError(412, "exists", "the resource already exists")
     if if_etag is not None and (existing is None or existing.etag != if_etag):
         raise CalendarError(412, "precondition_failed", "the resource changed")
-    clash = txn.query_one("SELECT name FROM cal_objects WHERE calendar_id = ? AND uid = ? AND name <> ?",
-                          (calendar_id, parsed.uid, name))
-    if clash is not None:
-        raise CalendarError(403, "no-uid-conflict:" + clash[0], f"UID already used by {clash[0]}")
+    k = owner_key(txn, calendar_id)
+    name_h, uid_h = k.lookup(NAME, name), k.lookup(UID, parsed.uid)
+    clash_row = txn.query_one(f"SELECT {_COLS} FROM cal_objects WHERE calendar_id = ? AND uid IN (?, ?)"
+                              " AND name NOT IN (?, ?)", (calendar_id, uid_h, parsed.uid, name_h, name))
+    if clash_row is not None:
+        clash = _row(txn, clash_row).name
+        raise CalendarError(403, "no-uid-conflict:" + clash, f"UID already used by {clash}")
     now = int(txn.now)
     etag = etag_of(parsed.text)
     size = len(parsed.text.encode("utf-8"))
+    meta = seal_json(k, _ctx(calendar_id, name_h), {"n": name, "u": parsed.uid})
+    data_s = k.seal(_ctx(calendar_id, name_h, ".data"), parsed.text)
     if existing is None:
         row = txn.query_one("INSERT INTO cal_objects (calendar_id, name, uid, component, etag, data, size,"
-                            " indexed_until, created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                            " RETURNING id", (calendar_id, name, parsed.uid, parsed.component, etag, parsed.text,
-                                              size, parsed.indexed_until, now, now))
+                            " indexed_until, created_at, modified_at, meta_s, data_s, kv)"
+                            " VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                            (calendar_id, name_h, uid_h, parsed.component, etag, size, parsed.indexed_until, now, now,
+                             meta, data_s, k.version))
         assert row is not None
         object_id = int(row[0])
     else:
         object_id = existing.id
-        txn.execute("UPDATE cal_objects SET uid = ?, component = ?, etag = ?, data = ?, size = ?, indexed_until = ?,"
-                    " modified_at = ? WHERE id = ?", (parsed.uid, parsed.component, etag, parsed.text, size,
-                                                      parsed.indexed_until, now, object_id))
+        txn.execute("UPDATE cal_objects SET name = ?, uid = ?, component = ?, etag = ?, data = '', size = ?,"
+                    " indexed_until = ?, modified_at = ?, meta_s = ?, data_s = ?, kv = ? WHERE id = ?",
+                    (name_h, uid_h, parsed.component, etag, size, parsed.indexed_until, now, meta, data_s, k.version,
+                     object_id))
         txn.execute("DELETE FROM cal_instances WHERE object_id = ?", (object_id,))
     if parsed.rows:
         txn.executemany("INSERT INTO cal_instances (object_id, calendar_id, start_utc, end_utc, floating, long_span,"
@@ -180,8 +241,10 @@ def sync_state(txn: Txn, calendar_id: int, since: int) -> tuple[int, list[Object
         return None
     if not since:
         return seq, members(txn, calendar_id), []
-    changed = txn.query("SELECT name, deleted FROM cal_changes WHERE calendar_id = ? AND seq > ? ORDER BY seq",
-                        (calendar_id, since))
+    k = owner_key(txn, calendar_id)
+    changed = [(r[0] if r[2] is None else k.open_text(f"cal_changes|{calendar_id}|{r[0]}", r[2]), r[1])
+               for r in txn.query("SELECT name, deleted, name_s FROM cal_changes WHERE calendar_id = ? AND seq > ?"
+                                  " ORDER BY seq", (calendar_id, since))]
     live = many(txn, calendar_id, [r[0] for r in changed if not r[1]])
     removed = [r[0] for r in changed if r[1] or r[0] not in live]
     return seq, [live[r[0]] for r in changed if r[0] in live], removed
@@ -225,15 +288,50 @@ def candidates(txn: Txn, calendar_id: int, start: int, end: int, component: str 
 def unindexed(txn: Txn, calendar_id: int, end: int, component: str | None = None) -> list[ObjectRow]:
     """Objects whose index stops before ``end``: their later instances are expanded on demand."""
     extra, args = ("AND component = ?", [component]) if component else ("", [])
-    rows = txn.query(f"SELECT {_COLS}, data FROM cal_objects WHERE calendar_id = ? AND indexed_until IS NOT NULL"
+    rows = txn.query(f"SELECT {_COLS}{_DATA} FROM cal_objects WHERE calendar_id = ? AND indexed_until IS NOT NULL"
                      f" AND indexed_until < ? {extra}", (calendar_id, end + FLOAT_MARGIN, *args))
-    return [_row(r, r[10]) for r in rows]
+    return [_row(txn, r, True) for r in rows]
 
 
 def of_component(txn: Txn, calendar_id: int, component: str | None) -> list[ObjectRow]:
     """Every object (with data) of a type: calendar-query without a time-range."""
     if component is None:
         return members(txn, calendar_id, with_data=True)
-    rows = txn.query(f"SELECT {_COLS}, data FROM cal_objects WHERE calendar_id = ? AND component = ? ORDER BY name",
+    rows = txn.query(f"SELECT {_COLS}{_DATA} FROM cal_objects WHERE calendar_id = ? AND component = ?",
                      (calendar_id, component))
-    return [_row(r, r[10]) for r in rows]
+    return sorted((_row(txn, r, True) for r in rows), key=lambda o: o.name)
+
+
+# -- encryption at rest of rows written before it (or under a retired key) -----------------------
+def _convert_object(txn: Txn, k: UserKey, row: Sequence[Any]) -> None:
+    _owner, object_id, calendar_id, stored_name, stored_uid, meta_s, data, data_s = row
+    if meta_s is None:
+        name, uid = stored_name, stored_uid
+    else:
+        meta = open_json(k, _ctx(calendar_id, stored_name), meta_s)
+        name, uid = meta["n"], meta["u"]
+    text = data if data_s is None else k.open_text(_ctx(calendar_id, stored_name, ".data"), data_s)
+    name_h, uid_h = k.lookup(NAME, name), k.lookup(UID, uid)
+    txn.execute("UPDATE cal_objects SET name = ?, uid = ?, data = '', meta_s = ?, data_s = ?, kv = ? WHERE id = ?",
+                (name_h, uid_h, seal_json(k, _ctx(calendar_id, name_h), {"n": name, "u": uid}),
+                 k.seal(_ctx(calendar_id, name_h, ".data"), text), k.version, object_id))
+
+
+def _convert_change(txn: Txn, k: UserKey, row: Sequence[Any]) -> None:
+    _owner, calendar_id, stored, name_s = row
+    name = stored if name_s is None else k.open_text(f"cal_changes|{calendar_id}|{stored}", name_s)
+    lookup = k.lookup(NAME, name)
+    if stored != lookup and txn.scalar("SELECT 1 FROM cal_changes WHERE calendar_id = ? AND name = ?",
+                                       (calendar_id, lookup)):  # changed again since: the newer row stays
+        txn.execute("DELETE FROM cal_changes WHERE calendar_id = ? AND name = ?", (calendar_id, stored))
+        return
+    txn.execute("UPDATE cal_changes SET name = ?, name_s = ?, kv = ? WHERE calendar_id = ? AND name = ?",
+                (lookup, k.seal(f"cal_changes|{calendar_id}|{lookup}", name), k.version, calendar_id, stored))
+
+
+def atrest_tables() -> list[SealedTable]:
+    join = " JOIN cal_calendars c ON c.id = t.calendar_id"
+    return [SealedTable("cal_objects", "cal_objects", "c.user_id",
+                        "t.id, t.calendar_id, t.name, t.uid, t.meta_s, t.data, t.data_s", _convert_object, join),
+            SealedTable("cal_changes", "cal_changes", "c.user_id", "t.calendar_id, t.name, t.name_s",
+                        _convert_change, join)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tau.calendar import objects as objs
 from tau.storage.database import Txn
 
 
@@ -13,4 +14,5 @@ def calendars(txn: Txn, user_id: int) -> list[tuple[int, str]]:
 
 def objects(txn: Txn, calendar_id: int) -> list[str]:
     """The iCalendar text of every object in the calendar, oldest first."""
-    return [r[0] for r in txn.query("SELECT data FROM cal_objects WHERE calendar_id = ? ORDER BY id", (calendar_id,))]
+    return [objs.open_data(txn, calendar_id, r[0], r[1], r[2]) for r in txn.query(
+        "SELECT name, data, data_s FROM cal_objects WHERE calendar_id = ? ORDER BY id", (calendar_id,))]

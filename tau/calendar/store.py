@@ -4,6 +4,10 @@ Every user gets a default calendar (``calendar``, events) and task list (``tasks
 a scheduling inbox (RFC 6638 §2.2) on first use. ``access`` answers "what may this user do with
 this calendar" in one place: the owner everything, a share grantee read or read-write (the
 calendar then also appears in the grantee's home under the share's name), anyone else nothing.
+
+A calendar's display name and description are sealed at rest under its owner's key (``sealed``,
+bound to owner and name); its name is the URL segment and stays readable, as do colours, order
+and time zone.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tau.atrest.keyring import UserKey
+from tau.atrest.sealed import SealedTable, key, open_json, seal_json
 from tau.auth import accounts
 from tau.storage.database import Txn
 
@@ -19,7 +25,7 @@ DEFAULTS = (("calendar", "Calendar", "VEVENT,VJOURNAL"), ("tasks", "Tasks", "VTO
 INBOX, OUTBOX = "inbox", "outbox"
 RESERVED = {INBOX, OUTBOX}
 _COLS = ("c.id, c.user_id, u.address, c.name, c.kind, c.display_name, c.description, c.color, c.sort_order,"
-         " c.timezone, c.components, c.sync_seq, c.pruned_seq, c.created_at, c.modified_at")
+         " c.timezone, c.components, c.sync_seq, c.pruned_seq, c.created_at, c.modified_at, c.sealed")
 _NAME = re.compile(r"^[^/\\\x00-\x1f]{1,128}$")
 
 
@@ -62,8 +68,21 @@ class Access:
         return self.calendar.id
 
 
-def _row(r: tuple[Any, ...]) -> CalendarRow:
-    return CalendarRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7],
+def _ctx(owner_id: int, name: str) -> str:
+    return f"cal_calendars|{owner_id}|{name}"
+
+
+def _sealed(txn: Txn, owner_id: int, name: str, display_name: str, description: str = "") -> tuple[bytes, int]:
+    k = key(txn, owner_id)
+    return seal_json(k, _ctx(owner_id, name), {"d": display_name, "s": description}), k.version
+
+
+def _row(txn: Txn, r: tuple[Any, ...]) -> CalendarRow:
+    display, description = r[5], r[6]
+    if r[15] is not None:
+        fields = open_json(key(txn, int(r[1])), _ctx(int(r[1]), r[3]), r[15])
+        display, description = fields["d"], fields["s"]
+    return CalendarRow(int(r[0]), int(r[1]), r[2], r[3], r[4], display, description, r[7],
                        None if r[8] is None else int(r[8]), r[9], tuple(x for x in r[10].split(",") if x),
                        int(r[11]), int(r[12]), int(r[13]), int(r[14]))
 
@@ -81,30 +100,30 @@ def ensure_defaults(txn: Txn, uid: int) -> None:
     now = int(txn.now)
     for name, label, comps in DEFAULTS:
         if name not in existing and not existing - {INBOX}:
-            txn.execute("INSERT INTO cal_calendars (user_id, name, display_name, components, created_at, modified_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, name) DO NOTHING",  # a concurrent first use
-                        (uid, name, label, comps, now, now))
+            txn.execute("INSERT INTO cal_calendars (user_id, name, components, created_at, modified_at, sealed, kv)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, name) DO NOTHING",  # concurrent first use
+                        (uid, name, comps, now, now, *_sealed(txn, uid, name, label)))
     if INBOX not in existing:
-        txn.execute("INSERT INTO cal_calendars (user_id, name, kind, display_name, components, created_at,"
-                    " modified_at) VALUES (?, ?, 'inbox', 'Inbox', 'VEVENT,VTODO,VJOURNAL,VFREEBUSY', ?, ?)"
+        txn.execute("INSERT INTO cal_calendars (user_id, name, kind, components, created_at,"
+                    " modified_at, sealed, kv) VALUES (?, ?, 'inbox', 'VEVENT,VTODO,VJOURNAL,VFREEBUSY', ?, ?, ?, ?)"
                     " ON CONFLICT (user_id, name) DO NOTHING",
-                    (uid, INBOX, now, now))
+                    (uid, INBOX, now, now, *_sealed(txn, uid, INBOX, "Inbox")))
 
 
 def get(txn: Txn, owner_id: int, name: str) -> CalendarRow | None:
     row = txn.query_one(f"SELECT {_COLS} FROM cal_calendars c JOIN users u ON u.id = c.user_id"
                         " WHERE c.user_id = ? AND c.name = ?", (owner_id, name))
-    return _row(row) if row else None
+    return _row(txn, row) if row else None
 
 
 def by_id(txn: Txn, calendar_id: int) -> CalendarRow | None:
     row = txn.query_one(f"SELECT {_COLS} FROM cal_calendars c JOIN users u ON u.id = c.user_id WHERE c.id = ?",
                         (calendar_id,))
-    return _row(row) if row else None
+    return _row(txn, row) if row else None
 
 
 def owned(txn: Txn, owner_id: int) -> list[CalendarRow]:
-    return [_row(r) for r in txn.query(f"SELECT {_COLS} FROM cal_calendars c JOIN users u ON u.id = c.user_id"
+    return [_row(txn, r) for r in txn.query(f"SELECT {_COLS} FROM cal_calendars c JOIN users u ON u.id = c.user_id"
                                        " WHERE c.user_id = ? ORDER BY c.id", (owner_id,))]
 
 
@@ -114,7 +133,7 @@ def visible(txn: Txn, viewer_id: int) -> list[Access]:
     for r in txn.query(f"SELECT {_COLS}, s.name, s.permission FROM cal_shares s"
                        " JOIN cal_calendars c ON c.id = s.calendar_id JOIN users u ON u.id = c.user_id"
                        " WHERE s.grantee_id = ? ORDER BY s.id", (viewer_id,)):
-        out.append(Access(_row(r), r[15], r[16] == "write", False))
+        out.append(Access(_row(txn, r), r[16], r[17] == "write", False))
     return out
 
 
@@ -126,12 +145,12 @@ def access(txn: Txn, viewer_id: int, owner_id: int, name: str) -> Access | None:
             r = txn.query_one(f"SELECT {_COLS}, s.name, s.permission FROM cal_shares s"
                               " JOIN cal_calendars c ON c.id = s.calendar_id JOIN users u ON u.id = c.user_id"
                               " WHERE s.grantee_id = ? AND s.name = ?", (viewer_id, name))
-            return Access(_row(r), r[15], r[16] == "write", False) if r else None
+            return Access(_row(txn, r), r[16], r[17] == "write", False) if r else None
         return Access(cal, cal.name, True, True)
     r = txn.query_one(f"SELECT {_COLS}, s.name, s.permission FROM cal_shares s"
                       " JOIN cal_calendars c ON c.id = s.calendar_id JOIN users u ON u.id = c.user_id"
                       " WHERE s.grantee_id = ? AND c.user_id = ? AND c.name = ?", (viewer_id, owner_id, name))
-    return Access(_row(r), r[3], r[16] == "write", False) if r else None
+    return Access(_row(txn, r), r[3], r[17] == "write", False) if r else None
 
 
 def check_name(name: str) -> None:
@@ -151,8 +170,9 @@ def create(txn: Txn, owner_id: int, name: str, display_name: str = "", component
         raise CalendarError(405, "exists", "a resource exists at this URL")
     now = int(txn.now)
     comps = ",".join(components or ("VEVENT", "VTODO", "VJOURNAL"))
-    txn.execute("INSERT INTO cal_calendars (user_id, name, display_name, components, created_at, modified_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (owner_id, name, display_name or name, comps, now, now))
+    txn.execute("INSERT INTO cal_calendars (user_id, name, components, created_at, modified_at, sealed, kv)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", (owner_id, name, comps, now, now,
+                                                  *_sealed(txn, owner_id, name, display_name or name)))
     cal = get(txn, owner_id, name)
     assert cal is not None
     if fields:
@@ -166,11 +186,21 @@ _FIELDS = {"display_name", "description", "color", "sort_order", "timezone"}
 
 
 def update(txn: Txn, calendar_id: int, **fields: Any) -> None:
-    for key, value in fields.items():
-        if key not in _FIELDS:
-            raise KeyError(key)
-        txn.execute(f"UPDATE cal_calendars SET {key} = ?, modified_at = ? WHERE id = ?",
+    for field in fields:
+        if field not in _FIELDS:
+            raise KeyError(field)
+    plain = {k: v for k, v in fields.items() if k not in ("display_name", "description")}
+    for field, value in plain.items():
+        txn.execute(f"UPDATE cal_calendars SET {field} = ?, modified_at = ? WHERE id = ?",
                     (value, int(txn.now), calendar_id))
+    if len(plain) < len(fields):
+        cal = by_id(txn, calendar_id)
+        if cal is None:
+            return
+        txn.execute("UPDATE cal_calendars SET display_name = '', description = '', sealed = ?, kv = ?,"
+                    " modified_at = ? WHERE id = ?",
+                    (*_sealed(txn, cal.user_id, cal.name, fields.get("display_name", cal.display_name),
+                              fields.get("description", cal.description)), int(txn.now), calendar_id))
 
 
 def delete(txn: Txn, calendar_id: int) -> None:
@@ -256,3 +286,17 @@ def mark_imip_seen(txn: Txn, user_id: int, key: str) -> bool:
     txn.execute("INSERT INTO cal_imip_seen (user_id, message_key, seen_at) VALUES (?, ?, ?)",
                 (user_id, key, int(txn.now)))
     return True
+
+
+def _convert(txn: Txn, k: UserKey, row: Any) -> None:
+    owner, calendar_id, name, display, description, sealed = row
+    if sealed is not None:
+        fields = open_json(k, _ctx(owner, name), sealed)
+        display, description = fields["d"], fields["s"]
+    txn.execute("UPDATE cal_calendars SET display_name = '', description = '', sealed = ?, kv = ? WHERE id = ?",
+                (seal_json(k, _ctx(owner, name), {"d": display, "s": description}), k.version, calendar_id))
+
+
+def atrest_tables() -> list[SealedTable]:
+    return [SealedTable("cal_calendars", "cal_calendars", "t.user_id",
+                        "t.id, t.name, t.display_name, t.description, t.sealed", _convert)]

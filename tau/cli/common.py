@@ -100,7 +100,18 @@ def connect(config: Config, create: bool = False) -> SyncDatabase:
             and not Path(engine.path).exists()):
         raise DatabaseUnavailable(f"database {engine.path} does not exist "
                                   f"(run `tau init` or `tau migrate --config {config.path}`)")
-    return SyncDatabase(engine)
+    return SyncDatabase(engine, keyring=_keyring(config))
+
+
+def _keyring(config: Config) -> Any:
+    """The keyring for commands that read or write sealed rows (None without a secret yet: init)."""
+    from tau.atrest.keyring import Keyring
+    from tau.keys import SecretError
+
+    try:
+        return Keyring(keys_for(config))
+    except (SecretError, OSError):
+        return None
 
 
 @contextmanager

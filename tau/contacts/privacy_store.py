@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tau.contacts import cardstore
 from tau.storage.database import Txn
 
 
@@ -13,7 +14,8 @@ def books(txn: Txn, user_id: int) -> list[tuple[int, str]]:
 
 def cards(txn: Txn, book_id: int) -> list[str]:
     """The vCard text of every card in the book, oldest first."""
-    return [r[0] for r in txn.query("SELECT data FROM ab_cards WHERE book_id = ? ORDER BY id", (book_id,))]
+    return [cardstore.open_data(txn, book_id, r[0], r[1], r[2]) for r in txn.query(
+        "SELECT name, data, data_s FROM ab_cards WHERE book_id = ? ORDER BY id", (book_id,))]
 
 
 def purge(txn: Txn, user_id: int) -> int:

@@ -4,6 +4,9 @@ Every user gets a default address book ``contacts`` ("Contacts") and a ``collect
 ("Collected": people they mailed) on first use. ``access`` answers "what may this user do with
 this address book" in one place: the owner everything, a share grantee read or read-write (the
 book then also appears in the grantee's home under the share's name), anyone else nothing.
+
+A book's display name and description are sealed at rest under its owner's key (``sealed``,
+bound to owner and name); its name is the URL segment and stays readable.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tau.atrest.keyring import UserKey
+from tau.atrest.sealed import SealedTable, key, open_json, seal_json
 from tau.auth import accounts
 from tau.storage.database import Txn
 
 DEFAULT, COLLECTED = "contacts", "collected"
 DEFAULTS = ((DEFAULT, "Contacts", "contacts"), (COLLECTED, "Collected", "collected"))
 _COLS = ("b.id, b.user_id, u.address, b.name, b.kind, b.display_name, b.description, b.sync_seq, b.pruned_seq,"
-         " b.created_at, b.modified_at")
+         " b.created_at, b.modified_at, b.sealed")
 _NAME = re.compile(r"^[^/\\\x00-\x1f]{1,128}$")
 
 
@@ -53,8 +58,22 @@ class Access:
     owned: bool
 
 
-def _row(r: Any) -> BookRow:
-    return BookRow(int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], int(r[7]), int(r[8]), int(r[9]), int(r[10]))
+def _ctx(owner_id: int, name: str) -> str:
+    return f"ab_books|{owner_id}|{name}"
+
+
+def _sealed(txn: Txn, owner_id: int, name: str, display_name: str, description: str = "") -> tuple[bytes, int]:
+    k = key(txn, owner_id)
+    return seal_json(k, _ctx(owner_id, name), {"d": display_name, "s": description}), k.version
+
+
+def _row(txn: Txn, r: Any) -> BookRow:
+    display, description = r[5], r[6]
+    if r[11] is not None:
+        fields = open_json(key(txn, int(r[1])), _ctx(int(r[1]), r[3]), r[11])
+        display, description = fields["d"], fields["s"]
+    return BookRow(int(r[0]), int(r[1]), r[2], r[3], r[4], display, description, int(r[7]), int(r[8]), int(r[9]),
+                   int(r[10]))
 
 
 def user_id(txn: Txn, address: str) -> int | None:
@@ -67,30 +86,30 @@ def ensure_defaults(txn: Txn, uid: int) -> None:
     now = int(txn.now)
     for name, label, kind in DEFAULTS:
         if name not in existing:
-            txn.execute("INSERT INTO ab_books (user_id, name, kind, display_name, created_at, modified_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, name) DO NOTHING",
-                        (uid, name, kind, label, now, now))
+            txn.execute("INSERT INTO ab_books (user_id, name, kind, created_at, modified_at, sealed, kv)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, name) DO NOTHING",
+                        (uid, name, kind, now, now, *_sealed(txn, uid, name, label)))
 
 
 def get(txn: Txn, owner_id: int, name: str) -> BookRow | None:
     r = txn.query_one(f"SELECT {_COLS} FROM ab_books b JOIN users u ON u.id = b.user_id"
                       " WHERE b.user_id = ? AND b.name = ?", (owner_id, name))
-    return _row(r) if r else None
+    return _row(txn, r) if r else None
 
 
 def by_id(txn: Txn, book_id: int) -> BookRow | None:
     r = txn.query_one(f"SELECT {_COLS} FROM ab_books b JOIN users u ON u.id = b.user_id WHERE b.id = ?", (book_id,))
-    return _row(r) if r else None
+    return _row(txn, r) if r else None
 
 
 def by_kind(txn: Txn, owner_id: int, kind: str) -> BookRow | None:
     r = txn.query_one(f"SELECT {_COLS} FROM ab_books b JOIN users u ON u.id = b.user_id"
                       " WHERE b.user_id = ? AND b.kind = ? ORDER BY b.id", (owner_id, kind))
-    return _row(r) if r else None
+    return _row(txn, r) if r else None
 
 
 def owned(txn: Txn, owner_id: int) -> list[BookRow]:
-    return [_row(r) for r in txn.query(f"SELECT {_COLS} FROM ab_books b JOIN users u ON u.id = b.user_id"
+    return [_row(txn, r) for r in txn.query(f"SELECT {_COLS} FROM ab_books b JOIN users u ON u.id = b.user_id"
                                        " WHERE b.user_id = ? ORDER BY b.id", (owner_id,))]
 
 
@@ -101,7 +120,7 @@ _SHARED = (f"SELECT {_COLS}, s.name, s.permission FROM ab_shares s JOIN ab_books
 def visible(txn: Txn, viewer_id: int) -> list[Access]:
     out = [Access(b, b.name, True, True) for b in owned(txn, viewer_id)]
     for r in txn.query(_SHARED + " WHERE s.grantee_id = ? ORDER BY s.id", (viewer_id,)):
-        out.append(Access(_row(r), r[11], r[12] == "write", False))
+        out.append(Access(_row(txn, r), r[12], r[13] == "write", False))
     return out
 
 
@@ -115,7 +134,7 @@ def access(txn: Txn, viewer_id: int, owner_id: int, name: str) -> Access | None:
     else:
         r = txn.query_one(_SHARED + " WHERE s.grantee_id = ? AND b.user_id = ? AND b.name = ?",
                           (viewer_id, owner_id, name))
-    return Access(_row(r), r[11], r[12] == "write", False) if r else None
+    return Access(_row(txn, r), r[12], r[13] == "write", False) if r else None
 
 
 def create(txn: Txn, owner_id: int, name: str, display_name: str = "", description: str = "") -> BookRow:
@@ -127,18 +146,20 @@ def create(txn: Txn, owner_id: int, name: str, display_name: str = "", descripti
             "SELECT 1 FROM ab_shares WHERE grantee_id = ? AND name = ?", (owner_id, name)):
         raise ContactsError(405, "exists", "a resource exists at this URL")
     now = int(txn.now)
-    txn.execute("INSERT INTO ab_books (user_id, name, display_name, description, created_at, modified_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)", (owner_id, name, display_name or name, description, now, now))
+    txn.execute("INSERT INTO ab_books (user_id, name, created_at, modified_at, sealed, kv) VALUES (?, ?, ?, ?, ?, ?)",
+                (owner_id, name, now, now, *_sealed(txn, owner_id, name, display_name or name, description)))
     return get(txn, owner_id, name)  # type: ignore[return-value]
 
 
 def update(txn: Txn, book_id: int, display_name: str | None, description: str | None) -> None:
-    if display_name is not None:
-        txn.execute("UPDATE ab_books SET display_name = ?, modified_at = ? WHERE id = ?",
-                    (display_name, int(txn.now), book_id))
-    if description is not None:
-        txn.execute("UPDATE ab_books SET description = ?, modified_at = ? WHERE id = ?",
-                    (description, int(txn.now), book_id))
+    book = by_id(txn, book_id)
+    if book is None or (display_name is None and description is None):
+        return
+    txn.execute("UPDATE ab_books SET display_name = '', description = '', sealed = ?, kv = ?, modified_at = ?"
+                " WHERE id = ?", (*_sealed(txn, book.user_id, book.name,
+                                           book.display_name if display_name is None else display_name,
+                                           book.description if description is None else description),
+                                  int(txn.now), book_id))
 
 
 def delete(txn: Txn, book_id: int) -> None:
@@ -217,3 +238,17 @@ def collects(txn: Txn, uid: int) -> bool:
 def set_collect(txn: Txn, uid: int, collect: bool) -> None:
     txn.execute("INSERT INTO ab_settings (user_id, collect) VALUES (?, ?)"
                 " ON CONFLICT (user_id) DO UPDATE SET collect = excluded.collect", (uid, 1 if collect else 0))
+
+
+def _convert(txn: Txn, k: UserKey, row: Any) -> None:
+    owner, book_id, name, display, description, sealed = row
+    if sealed is not None:
+        fields = open_json(k, _ctx(owner, name), sealed)
+        display, description = fields["d"], fields["s"]
+    txn.execute("UPDATE ab_books SET display_name = '', description = '', sealed = ?, kv = ? WHERE id = ?",
+                (seal_json(k, _ctx(owner, name), {"d": display, "s": description}), k.version, book_id))
+
+
+def atrest_tables() -> list[SealedTable]:
+    return [SealedTable("ab_books", "ab_books", "t.user_id", "t.id, t.name, t.display_name, t.description, t.sealed",
+                        _convert)]

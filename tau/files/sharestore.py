@@ -75,7 +75,7 @@ def by_token(txn: Txn, token: str) -> tuple[Share, Node] | None:
                                  (token_hash(token),)))
     if share is None:
         return None
-    node = _node(txn.query_one(f"SELECT {COLS} FROM file_nodes WHERE id = ?", (share.node_id,)))
+    node = _node(txn, txn.query_one(f"SELECT {COLS} FROM file_nodes WHERE id = ?", (share.node_id,)))
     return (share, node) if node is not None else None
 
 
@@ -104,7 +104,7 @@ def _drop_locks(txn: Txn, node_id: int, grantee_id: int) -> None:
     A recipient who may no longer write must not keep the owner locked out. Locks the recipient
     holds through another share of an enclosing folder go too: they can take them again.
     """
-    node = _node(txn.query_one(f"SELECT {COLS} FROM file_nodes WHERE id = ?", (node_id,)))
+    node = _node(txn, txn.query_one(f"SELECT {COLS} FROM file_nodes WHERE id = ?", (node_id,)))
     grantee = txn.scalar("SELECT address FROM users WHERE id = ?", (grantee_id,))
     if node is None or grantee is None:
         return
@@ -124,7 +124,7 @@ def received(txn: Txn, grantee_id: int) -> list[tuple[str, Share, Node, str]]:
     seen: set[str] = set()
     for row in rows:
         share = get_share(txn, int(row[0]))
-        node = _node(row[2:])
+        node = _node(txn, row[2:])
         if share is None or node is None:
             continue
         name = node.name or row[1].split("@")[0]

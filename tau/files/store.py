@@ -3,19 +3,27 @@
 Every write bumps the owner's ``file_usage.sync_seq`` first — the sequence number of the change
 log behind sync-collection, and the row that serialises one user's writes so quota checks are
 exact. Subtrees are walked with one recursive CTE (the same SQL on SQLite and PostgreSQL).
+
+Names are sealed at rest (issue 16): ``name`` holds the keyed lookup hash of the name under the
+owner's index key (so ``UNIQUE (parent_id, name)`` and path lookups still work without plaintext)
+and ``name_s`` the sealed name, bound to the folder and hash; listings sort after opening them. A
+row from before (``kv = 0``) keeps its plaintext name until the converter seals it, and lookups
+try both forms meanwhile. A node's owner is always its folder's owner, whose keys seal its name.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from tau.atrest.sealed import key
 from tau.files.blobrefs import Collector, ref_blob
+from tau.files.namestore import NAME_PURPOSE, _context, _owner, _reseal, sealed_name
 from tau.storage.database import Txn, placeholders
 
-COLS = "id, user_id, parent_id, name, kind, size, etag, blob_key, content_type, created_at, modified_at"
+COLS = "id, user_id, parent_id, name, kind, size, etag, blob_key, content_type, created_at, modified_at, name_s"
 FOLDER, FILE = "folder", "file"
-PATHS = "WITH RECURSIVE sub(id, path) AS (SELECT id, CAST('' AS TEXT) FROM file_nodes WHERE id = ? UNION ALL "
 SUBTREE = ("WITH RECURSIVE sub(id) AS (SELECT id FROM file_nodes WHERE id = ? UNION ALL SELECT n.id FROM file_nodes n"
            " JOIN sub ON n.parent_id = sub.id) ")
 
@@ -54,10 +62,19 @@ class Node(NamedTuple):
         return self.kind == FOLDER
 
 
-def _node(row: tuple[Any, ...] | None) -> Node | None:
+def _node(txn: Txn, row: Sequence[Any] | None) -> Node | None:
+    """A row of ``COLS`` (its name opened)."""
     if row is None:
         return None
-    return Node._make(row[:11])
+    sealed = row[11]
+    if sealed is None:  # the root, or a row still in plaintext
+        return Node._make(row[:11])
+    name = key(txn, int(row[1])).open_text(_context(row[2], row[3]), sealed)
+    return Node(row[0], row[1], row[2], name, *row[4:11])
+
+
+def _nodes(txn: Txn, rows: Sequence[Sequence[Any]]) -> list[Node]:
+    return [n for n in (_node(txn, r) for r in rows) if n is not None]
 
 
 def new_etag() -> str:
@@ -70,25 +87,29 @@ def file_etag(blob_key: str, modified: int) -> str:
 
 # -- reading -----------------------------------------------------------------------------------
 def get_node(txn: Txn, node_id: int) -> Node | None:
-    return _node(txn.query_one(f"SELECT {COLS} FROM file_nodes WHERE id = ?", (node_id,)))
+    return _node(txn, txn.query_one(f"SELECT {COLS} FROM file_nodes WHERE id = ?", (node_id,)))
 
 
-def child(txn: Txn, parent_id: int, name: str) -> Node | None:
-    return _node(txn.query_one(f"SELECT {COLS} FROM file_nodes WHERE parent_id = ? AND name = ?",
-                               (parent_id, name)))
+def child(txn: Txn, parent_id: int, name: str, owner_id: int | None = None) -> Node | None:
+    """The member ``name`` of a folder (``owner_id``: the folder's owner, when the caller knows)."""
+    owner = _owner(txn, parent_id) if owner_id is None else owner_id
+    if not owner:
+        return None
+    lookup = key(txn, owner).lookup(NAME_PURPOSE, name)
+    rows = txn.query(f"SELECT {COLS} FROM file_nodes WHERE parent_id = ? AND name IN (?, ?)",
+                     (parent_id, lookup, name))
+    if len(rows) > 1:  # a sealed row and a plaintext one of the same name (mid-conversion): the sealed
+        rows = [r for r in rows if r[11] is not None]
+    return _node(txn, rows[0]) if rows else None
 
 
 def children(txn: Txn, parent_id: int, after: str | None = None, limit: int | None = None) -> list[Node]:
-    sql = f"SELECT {COLS} FROM file_nodes WHERE parent_id = ?"
-    params: list[Any] = [parent_id]
+    """A folder's members in name order (sorted here: the database holds only lookup hashes)."""
+    nodes = sorted(_nodes(txn, txn.query(f"SELECT {COLS} FROM file_nodes WHERE parent_id = ?", (parent_id,))),
+                   key=lambda n: n.name)
     if after is not None:
-        sql += " AND name > ?"
-        params.append(after)
-    sql += " ORDER BY name"
-    if limit is not None:
-        sql += " LIMIT ?"
-        params.append(limit)
-    return [n for n in map(_node, txn.query(sql, params)) if n is not None]
+        nodes = [n for n in nodes if n.name > after]
+    return nodes if limit is None else nodes[:limit]
 
 
 def usage(txn: Txn, user_id: int) -> tuple[int, int]:
@@ -120,8 +141,8 @@ def ensure_root(txn: Txn, user_id: int) -> Node:
         return node
     t = int(txn.now)
     new_id = txn.scalar("INSERT INTO file_nodes (user_id, parent_id, name, kind, size, etag, created_at,"
-                        " modified_at) VALUES (?, NULL, '', ?, 0, ?, ?, ?) RETURNING id",
-                        (user_id, FOLDER, new_etag(), t, t))
+                        " modified_at, kv) VALUES (?, NULL, '', ?, 0, ?, ?, ?, ?) RETURNING id",
+                        (user_id, FOLDER, new_etag(), t, t, key(txn, user_id).version))
     txn.execute("UPDATE file_usage SET root_id = ? WHERE user_id = ?", (new_id, user_id))
     node = get_node(txn, int(new_id))
     assert node is not None
@@ -135,7 +156,7 @@ def walk(txn: Txn, start: Node, segments: list[str]) -> tuple[Node | None, Node 
     for i, seg in enumerate(segments):
         if not current.is_folder:
             return None, None
-        found = child(txn, current.id, seg)
+        found = child(txn, current.id, seg, current.user_id)
         if found is None:
             return (current, None) if i == len(segments) - 1 else (None, None)
         parent, current = current, found
@@ -207,8 +228,9 @@ def pruned_seq(txn: Txn, user_id: int) -> int:
 
 
 def log_change(txn: Txn, user_id: int, seq: int, parent_id: int, name: str, deleted: bool = False) -> None:
-    txn.execute("INSERT INTO file_changes (user_id, seq, parent_id, name, deleted) VALUES (?, ?, ?, ?, ?)",
-                (user_id, seq, parent_id, name, int(deleted)))
+    lookup, sealed, kv = sealed_name(txn, user_id, parent_id, name, "file_changes")
+    txn.execute("INSERT INTO file_changes (user_id, seq, parent_id, name, deleted, name_s, kv)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", (user_id, seq, parent_id, lookup, int(deleted), sealed, kv))
 
 
 def _touch_folder(txn: Txn, folder_id: int, t: int) -> None:
@@ -231,12 +253,13 @@ def _add_usage(txn: Txn, user_id: int, delta: int) -> None:
 
 def make_folder(txn: Txn, parent: Node, name: str) -> Node:
     seq = bump(txn, parent.user_id)
-    if child(txn, parent.id, name) is not None:
+    if child(txn, parent.id, name, parent.user_id) is not None:
         raise FilesError(405, "exists", "a file or folder with that name exists")
     t = int(txn.now)
+    lookup, sealed, kv = sealed_name(txn, parent.user_id, parent.id, name)
     new_id = txn.scalar("INSERT INTO file_nodes (user_id, parent_id, name, kind, size, etag, created_at,"
-                        " modified_at) VALUES (?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
-                        (parent.user_id, parent.id, name, FOLDER, new_etag(), t, t))
+                        " modified_at, name_s, kv) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING id",
+                        (parent.user_id, parent.id, lookup, FOLDER, new_etag(), t, t, sealed, kv))
     log_change(txn, parent.user_id, seq, parent.id, name)
     _touch_folder(txn, parent.id, t)
     node = get_node(txn, int(new_id))
@@ -254,7 +277,7 @@ def put_file(txn: Txn, blobs: Any, parent_id: int, name: str, blob_key: str, siz
     if parent is None or not parent.is_folder:
         raise FilesError(409, "no_parent", "the parent folder does not exist")
     seq, used = _bump(txn, parent.user_id)
-    existing = child(txn, parent.id, name)
+    existing = child(txn, parent.id, name, parent.user_id)
     if existing is not None and existing.is_folder:
         raise FilesError(405, "is_folder", "a folder with that name exists")
     if if_etag is not None and (existing is None or existing.etag != if_etag):
@@ -274,10 +297,11 @@ def put_file(txn: Txn, blobs: Any, parent_id: int, name: str, blob_key: str, siz
         collector.unref(existing.blob_key)
         node = existing._replace(size=size, etag=etag, blob_key=blob_key, content_type=content_type, modified_at=t)
     else:
+        lookup, sealed, kv = sealed_name(txn, parent.user_id, parent.id, name)
         node_id = int(txn.scalar(
             "INSERT INTO file_nodes (user_id, parent_id, name, kind, size, etag, blob_key, content_type,"
-            " created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (parent.user_id, parent.id, name, FILE, size, etag, blob_key, content_type, t, t)))
+            " created_at, modified_at, name_s, kv) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (parent.user_id, parent.id, lookup, FILE, size, etag, blob_key, content_type, t, t, sealed, kv)))
         node = Node(node_id, parent.user_id, parent.id, name, FILE, size, etag, blob_key, content_type, t, t)
         _touch_folder(txn, parent.id, t)
     _add_usage(txn, parent.user_id, delta)
@@ -288,7 +312,7 @@ def put_file(txn: Txn, blobs: Any, parent_id: int, name: str, blob_key: str, siz
 
 def _subtree(txn: Txn, node_id: int) -> list[Node]:
     rows = txn.query(SUBTREE + f"SELECT {COLS} FROM file_nodes WHERE id IN (SELECT id FROM sub)", (node_id,))
-    return [n for n in map(_node, rows) if n is not None]
+    return _nodes(txn, rows)
 
 
 def _remove(txn: Txn, node: Node, seq: int, collector: Collector, t: int) -> None:
@@ -338,7 +362,7 @@ def transfer(txn: Txn, blobs: Any, source_id: int, parent_id: int, name: str, mo
     collector = Collector(blobs)
     t = int(txn.now)
     replaced = False
-    existing = child(txn, parent.id, name)
+    existing = child(txn, parent.id, name, parent.user_id)
     if existing is not None and existing.is_folder and _inside(txn, src.id, existing.id):
         raise FilesError(403, "into_itself", "the destination contains the source")
     if existing is not None and replace_id is not None and existing.id == replace_id:
@@ -358,7 +382,11 @@ def transfer(txn: Txn, blobs: Any, source_id: int, parent_id: int, name: str, mo
                             [parent.user_id, *batch])
             _add_usage(txn, src.user_id, -total)
             _add_usage(txn, parent.user_id, total)
-        txn.execute("UPDATE file_nodes SET parent_id = ?, name = ? WHERE id = ?", (parent.id, name, src.id))
+            for n in tree:  # names below are now the new owner's: sealed and hashed under their keys
+                txn.memo.pop(("file-owner", n.id), None)
+                if n.id != src.id and n.parent_id is not None:
+                    _reseal(txn, parent.user_id, n.id, n.parent_id, n.name)
+        _reseal(txn, parent.user_id, src.id, parent.id, name)
         assert src.parent_id is not None
         log_change(txn, src.user_id, src_seq, src.parent_id, src.name, deleted=True)
         _touch_folder(txn, src.parent_id, t)
@@ -387,11 +415,12 @@ def _copy_tree(txn: Txn, blobs: Any, tree: list[Node], src: Node, parent: Node, 
     while queue:
         n, new_parent, new_name = queue.pop()
         etag = file_etag(n.blob_key, t) if n.blob_key else new_etag()
+        lookup, sealed, kv = sealed_name(txn, parent.user_id, new_parent, new_name)
         new_id = int(txn.scalar(
             "INSERT INTO file_nodes (user_id, parent_id, name, kind, size, etag, blob_key, content_type,"
-            " created_at, modified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (parent.user_id, new_parent, new_name, n.kind, n.size, etag, n.blob_key, n.content_type, t,
-             n.modified_at)))
+            " created_at, modified_at, name_s, kv) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (parent.user_id, new_parent, lookup, n.kind, n.size, etag, n.blob_key, n.content_type, t,
+             n.modified_at, sealed, kv)))
         mapping[n.id] = new_id
         if n.blob_key:
             refs[n.blob_key] = refs.get(n.blob_key, 0) + 1
@@ -401,8 +430,8 @@ def _copy_tree(txn: Txn, blobs: Any, tree: list[Node], src: Node, parent: Node, 
         if n.id != src.id or len(tree) > 1:
             for kid in by_parent.get(n.id, []):
                 queue.append((kid, new_id, kid.name))
-    for key, count in refs.items():
-        ref_blob(txn, blobs, key, count)
+    for blob_key, count in refs.items():
+        ref_blob(txn, blobs, blob_key, count)
     return mapping[src.id]
 
 
@@ -416,3 +445,4 @@ def set_props(txn: Txn, node_id: int, to_set: dict[str, str], remove: list[str])
     for name, value in to_set.items():
         txn.execute("INSERT INTO file_props (node_id, name, value) VALUES (?, ?, ?) ON CONFLICT (node_id, name)"
                     " DO UPDATE SET value = excluded.value", (node_id, name, value))
+

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tau.messenger.conversations import title_of
 from tau.storage.database import Txn
 
 LOOKBACK_MS = 7 * 86400 * 1000     # older messages are not summarised (nor scanned every round)
@@ -77,7 +78,8 @@ def unread(txn: Txn, user_id: int, after_id: int, since_ms: int, cutoff_ms: int)
     is younger than ``cutoff_ms`` (that one is for a later digest).
     """
     rows = txn.query(
-        "SELECT m.id, m.conversation_id, m.created_at, s.address, c.kind, c.title FROM msg_messages m"
+        "SELECT m.id, m.conversation_id, m.created_at, s.address, c.kind, c.title, c.title_s, c.key_user"
+        " FROM msg_messages m"
         " JOIN msg_members mm ON mm.conversation_id = m.conversation_id AND mm.user_id = ?"
         " JOIN msg_conversations c ON c.id = m.conversation_id"
         " LEFT JOIN users s ON s.id = m.sender_id"
@@ -87,12 +89,13 @@ def unread(txn: Txn, user_id: int, after_id: int, since_ms: int, cutoff_ms: int)
     seen = _seen(txn, user_id, after_id) if rows else {}
     found: list[Unread] = []
     mark = after_id
-    for mid, conv, created, sender, kind, title in rows:
+    for mid, conv, created, sender, kind, stored, sealed, key_user in rows:
         mid, conv, created = int(mid), int(conv), int(created)
         if mid > seen.get(conv, 0):
             if created > cutoff_ms:
                 break
-            found.append(Unread(mid, conv, created, sender, str(kind), str(title or "")))
+            title = title_of(txn, conv, stored or "", sealed, key_user)
+            found.append(Unread(mid, conv, created, sender, str(kind), title))
         mark = mid
     return found, mark
 

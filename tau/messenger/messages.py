@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tau.atrest.sealed import key, key_if_user, open_or
 from tau.messenger.conversations import get_for_member, is_member
 from tau.messenger.errors import MessengerError
 from tau.storage.database import Txn, placeholders
@@ -101,10 +102,15 @@ def post(txn: Txn, sender_id: int, sender: str, sender_device: int, conv_id: int
             for dev in (sorted(devs) or [0]):
                 if (address, dev) != (sender, sender_device):
                     deliveries.append((address, dev, None))
+    k = key(txn, sender_id)
+    ctx = _context(conv_id, sender_id, now_ms)
     msg_id = int(txn.scalar("INSERT INTO msg_messages (conversation_id, sender_id, sender_device, created_at, body,"
-                            " attachments) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                            (conv_id, sender_id, sender_device, now_ms, body,
-                             json.dumps(attachments) if attachments else None)))
+                            " attachments, body_s, attachments_s, key_user, kv)"
+                            " VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?) RETURNING id",
+                            (conv_id, sender_id, sender_device, now_ms, None if body is None else "",
+                             None if body is None else k.seal(ctx + "|body", body),
+                             k.seal(ctx + "|attachments", json.dumps(attachments)) if attachments else None,
+                             sender_id, k.version)))
     ids = dict((address, uid) for uid, address in members)
     txn.executemany("INSERT INTO msg_queue (user_id, device_id, message_id, envelope) VALUES (?, ?, ?, ?)",
                     [(ids[u], d, msg_id, env) for u, d, env in deliveries])
@@ -118,17 +124,29 @@ def post(txn: Txn, sender_id: int, sender: str, sender_device: int, conv_id: int
 
 
 _FRAME_SELECT = ("SELECT m.id, m.conversation_id, u.address, m.sender_device, m.created_at, c.encrypted, m.body,"
-                 " m.attachments, q.envelope FROM msg_messages m JOIN msg_conversations c ON c.id = m.conversation_id"
+                 " m.attachments, q.envelope, m.body_s, m.attachments_s, m.key_user"
+                 " FROM msg_messages m JOIN msg_conversations c ON c.id = m.conversation_id"
                  " LEFT JOIN users u ON u.id = m.sender_id ")
 
 
-def _frame(row: tuple[Any, ...]) -> dict[str, Any]:
+def _context(conv_id: int, sender_id: int | None, created_ms: int) -> str:
+    """Bound to conversation, sender and time (known before the insert: no second statement)."""
+    return f"msg_messages|{conv_id}|{sender_id}|{created_ms}"
+
+
+def _frame(txn: Txn, row: tuple[Any, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {"id": str(row[0]), "conversation": str(row[1]), "from": row[2],
                            "from_device": int(row[3]), "timestamp_ms": int(row[4]), "encrypted": bool(row[5])}
-    if row[6] is not None:
-        out["body"] = row[6]
-    if row[7]:
-        out["attachments"] = json.loads(row[7])
+    body, attachments = row[6], row[7]
+    if row[9] is not None or row[10] is not None:
+        k = key_if_user(txn, row[11])
+        ctx = _context(int(row[1]), row[11], int(row[4]))
+        body = open_or(k, ctx + "|body", row[9], body or "") if row[9] is not None else body
+        attachments = open_or(k, ctx + "|attachments", row[10], "") if row[10] is not None else attachments
+    if body is not None:
+        out["body"] = body
+    if attachments:
+        out["attachments"] = json.loads(attachments)
     if row[8] is not None:
         out["envelope"] = row[8]
     return out
@@ -139,7 +157,7 @@ def pending(txn: Txn, user_id: int, device_id: int, after_message: int, limit: i
     rows = txn.query(_FRAME_SELECT + "JOIN msg_queue q ON q.message_id = m.id"
                      " WHERE q.user_id = ? AND q.device_id = ? AND q.message_id > ? ORDER BY q.message_id LIMIT ?",
                      (user_id, device_id, after_message, limit))
-    return [_frame(r) for r in rows]
+    return [_frame(txn, r) for r in rows]
 
 
 def history(txn: Txn, user_id: int, conv_id: int | None, since_id: int, since_ms: int, limit: int,
@@ -158,7 +176,7 @@ def history(txn: Txn, user_id: int, conv_id: int | None, since_id: int, since_ms
             raise MessengerError(404, "conversation_not_found", "no such conversation")
         sql += " AND m.conversation_id = ?"
         params.append(conv_id)
-    items = [_frame(r) for r in txn.query(sql + " ORDER BY m.id LIMIT ?", (*params, limit))]
+    items = [_frame(txn, r) for r in txn.query(sql + " ORDER BY m.id LIMIT ?", (*params, limit))]
     mine = [int(i["id"]) for i in items]
     if mine:
         marks = placeholders(len(mine))

@@ -98,7 +98,8 @@ class PlatformComponents(RegistryBase):
         db = self.config.database
         return Database(self.engine, self.reactor, observe=self.metrics.observe_db,
                         statement_timeout=db.statement_timeout_ms / 1000,
-                        background_timeout=db.background_timeout_ms / 1000, user_share=db.user_share)
+                        background_timeout=db.background_timeout_ms / 1000, user_share=db.user_share,
+                        keyring=self.keyring)
 
     @component
     def blob_backend(self) -> BlobBackend:

@@ -39,7 +39,14 @@ class ServiceComponents(MailComponents):
     def atrest_tables(self) -> list[AtRestTable]:
         """Every table holding user content, for the converter that keeps it sealed under each
         user's active data key (a new store with such content adds its ``AtRestTable`` here)."""
-        return []
+        from tau.calendar.objects import atrest_tables as calendar_objects
+        from tau.calendar.store import atrest_tables as calendars
+        from tau.contacts.cardstore import atrest_tables as cards
+        from tau.contacts.store import atrest_tables as books
+        from tau.files.namestore import atrest_tables as files
+        from tau.messenger.conversations import atrest_tables as messenger
+
+        return [*files(), *calendars(), *calendar_objects(), *books(), *cards(), *messenger()]
 
     @component
     def calendars(self) -> Calendars:

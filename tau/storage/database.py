@@ -64,6 +64,8 @@ class Txn:
         self.budget = budget
         self.now = now  # when the transaction started, on the database's clock: stores stamp rows with it
         self.after_commit: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self.keyring: Any = None  # tau.atrest.keyring.Keyring of the Database (stores seal user content with it)
+        self.memo: dict[Any, Any] = {}  # per-transaction lookups a store repeats (e.g. a row's owner for its key)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> "Txn":
         if self.budget is not None:
@@ -115,12 +117,14 @@ class Txn:
 def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], commit: Callable[[], None],
                       rollback: Callable[[], None], fn: Callable[..., T], readonly: bool,
                       args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget | None = None,
-                      session_timeout: float | None = None, clock: Clock = WALL_CLOCK) -> tuple[T, Txn]:
+                      session_timeout: float | None = None, clock: Clock = WALL_CLOCK,
+                      keyring: Any = None) -> tuple[T, Txn]:
     attempt = 0
     started = time.monotonic()
     while True:
         cursor = get_cursor()
         txn = Txn(cursor, engine, budget, clock.seconds())
+        txn.keyring = keyring
         try:
             engine.begin(cursor, readonly)
             if budget is not None and budget.seconds != session_timeout:
@@ -167,8 +171,10 @@ class Database:
 
     def __init__(self, engine: Engine, reactor: Any, observe: Callable[[str, float, bool], None] | None = None,
                  pool: Pool | None = None, statement_timeout: float = 0.0,
-                 background_timeout: float = 0.0, user_share: int = 0, clock: Clock | None = None) -> None:
+                 background_timeout: float = 0.0, user_share: int = 0, clock: Clock | None = None,
+                 keyring: Any = None) -> None:
         self.engine = engine
+        self.keyring = keyring
         self._reactor = reactor
         self._clock: Clock = reactor if clock is None else clock  # txn.now: the reactor's time unless told
         self._observe = observe
@@ -222,7 +228,8 @@ class Database:
             self.engine.watch(raw, budget)
             try:
                 return _run_with_retries(self.engine, name, lambda: trans, lambda: None, conn.rollback, fn,
-                                         readonly, args, kwargs, budget, self._session_timeout, self._clock)
+                                         readonly, args, kwargs, budget, self._session_timeout, self._clock,
+                                         self.keyring)
             except BaseException as exc:
                 self.breaker.failed(exc)  # here, so the next transaction queued in this thread sees it
                 raise
@@ -300,14 +307,16 @@ class Database:
 class SyncDatabase:
     """One blocking connection: for the CLI, migrations and start-up checks (no reactor)."""
 
-    def __init__(self, engine: Engine, clock: Clock = WALL_CLOCK) -> None:
+    def __init__(self, engine: Engine, clock: Clock = WALL_CLOCK, keyring: Any = None) -> None:
         self.engine = engine
         self.conn = engine.connect()
         self.clock = clock
+        self.keyring = keyring
 
     def run(self, name: str, fn: Callable[..., T], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
         result, txn = _run_with_retries(self.engine, name, self.conn.cursor, self.conn.commit,
-                                        self.conn.rollback, fn, readonly, args, kwargs, clock=self.clock)
+                                        self.conn.rollback, fn, readonly, args, kwargs, clock=self.clock,
+                                        keyring=self.keyring)
         for cb, cb_args in txn.after_commit:
             cb(*cb_args)
         return result

@@ -82,6 +82,7 @@ def make_registry(folder: Path, database_url: str, environ: dict[str, str] | Non
     db = ImmediateDatabase(engine, reactor)
     migrate(db.sync)
     registry = Registry(config, reactor=reactor, run_in_thread=immediate)
+    db.sync.keyring = registry.keyring  # stores seal user content under the registry's secret
     registry.provide("engine", engine)
     registry.provide("db", db)
     registry.provide("inbound_checks", None)  # no SPF/DKIM/DMARC DNS queries at the in-process MX

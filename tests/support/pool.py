@@ -55,6 +55,6 @@ def pooled_database(registry: Registry, statement_timeout: float = 0.0, user_sha
     reactor = PumpedReactor()
     observe = (lambda name, seconds, ok: observed.append((name, seconds, ok))) if observed is not None else None
     db = Database(registry.engine, reactor, observe=observe, statement_timeout=statement_timeout,
-                  user_share=user_share, clock=registry.clock)
+                  user_share=user_share, clock=registry.clock, keyring=registry.keyring)
     db.start()
     return db, reactor

@@ -187,7 +187,9 @@ class DaemonStore:
 
         self.config = load_config(str(daemon.config), environ=daemon.env)
         self.registry = Registry(self.config, reactor=ThreadedMemoryReactorClock(), run_in_thread=immediate)
-        self.registry.provide("db", ImmediateDatabase(create_engine(self.config.database_url)))
+        db = ImmediateDatabase(create_engine(self.config.database_url))
+        db.sync.keyring = self.registry.keyring
+        self.registry.provide("db", db)
         self.store = mail_store(self.registry)
 
     def messages(self, user: str, mailbox: str = "INBOX") -> list[bytes]:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 def create_backend(config: Any) -> Any:
     backend = config.blobs.backend
     if backend == "local":
-        return LocalBackend(config.data_path(config.blobs.path))
+        return LocalBackend(config.data_path(config.blobs.path), pack_threshold=config.blobs.pack_threshold)
     if backend == "s3":
         try:
             import minio  # noqa: F401

@@ -299,7 +299,7 @@ class PackStore:
             self._refresh()
             return [k.hex() for k, loc in self._index.items() if loc.written < cutoff]
 
-    def keys(self) -> list[str]:
+    def live_keys(self) -> list[str]:
         with self._lock:
             self._refresh()
             return [k.hex() for k in self._index]

@@ -24,6 +24,7 @@ from tau.clock import WALL_CLOCK, Clock
 from tau.storage.breaker import NORMAL, PROBE, Breaker, CircuitOpen
 from tau.storage.budget import Budget, QueryCancelled, StatementTimeout, UserShares, acting_user, in_background
 from tau.storage.engines.base import Engine
+from tau.storage.group import GroupCommit
 
 log = Logger()
 T = TypeVar("T")
@@ -183,6 +184,8 @@ class Database:
         self.pool = pool
         self._session_timeout = statement_timeout
         self.breaker = Breaker()
+        # SQLite writes through one connection; on PostgreSQL two batches may commit at once
+        self.grouped = GroupCommit(self, 1 if engine.single_connection else 2)
 
     def _opened(self, openfun: Callable[[Any], None] | None) -> Callable[[Any], None]:
         def opened(conn: Any) -> None:
@@ -271,6 +274,11 @@ class Database:
         gate.addCallbacks(admitted, lambda f: None)
         return result
 
+    def run_grouped(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred[T]:
+        """A write acknowledged to a client (APPEND, PUT): like ``run``, but writers that arrive
+        while others commit share one transaction, each in a savepoint (``tau.storage.group``)."""
+        return self.grouped.run(name, fn, *args, **kwargs)
+
     def _release(self, outcome: Any, user: str) -> Any:
         """The user's share of the pool is free again; passes ``outcome`` on."""
         self.shares.release(user)
@@ -311,6 +319,10 @@ class SyncDatabase:
         for cb, cb_args in txn.after_commit:
             cb(*cb_args)
         return result
+
+    def run_grouped(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``run``: one connection has nothing to group."""
+        return self.run(name, fn, *args, **kwargs)
 
     def close(self) -> None:
         self.conn.close()

@@ -36,6 +36,9 @@ class ImmediateDatabase:
             **kwargs: Any) -> defer.Deferred:
         return defer.maybeDeferred(self.sync.run, name, fn, *args, readonly=readonly, **kwargs)
 
+    def run_grouped(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred:
+        return self.run(name, fn, *args, **kwargs)
+
     def start(self) -> None:
         pass
 

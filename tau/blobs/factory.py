@@ -28,6 +28,15 @@ def create_backend(config: Any) -> Any:
     raise config.error("blobs", "backend", f"backend {backend!r} is not available in this version of tau")
 
 
+def sync_with_commits(backend: Any, db: Any) -> None:
+    """In the daemon every blob is acknowledged only after a database commit that references
+    it, so packed blobs are synced by that commit (one fsync for all blobs appended meanwhile,
+    just before the one of the rows) rather than one by one."""
+    if isinstance(backend, LocalBackend) and backend.pack_threshold > 0:
+        backend.packs.defer_sync = True
+        db.before_commit.append(backend.packs.sync_pending)
+
+
 def create_blob_store(registry: Registry) -> BlobStore:
     keys = registry.keys
     return BlobStore(registry.blob_backend, keys.blob_master_key, keys.blob_address_key, registry.run_in_thread)

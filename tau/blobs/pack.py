@@ -134,6 +134,9 @@ class PackStore:
         self._active: _Active | None = None
         self._mine: set[int] = set()  # packs this process wrote: its index of them is complete
         self._loaded = False
+        #: when set, ``put`` only appends: whoever acknowledges the write calls ``sync_pending``
+        #: first (the daemon's database does, before each commit: one sync for blob and rows)
+        self.defer_sync = False
 
     # -- index ----------------------------------------------------------------------------
 
@@ -237,10 +240,10 @@ class PackStore:
             active = self._active
             if active is None or active.written >= PACK_ROLL:
                 old, active = active, self._open_active()
-                self._active = active
-                if old is not None:
+                if old is not None:  # no appends can reach it now: sync what it holds, release it
                     self._sizes[old.number] = old.written
-                    threading.Thread(target=_seal, args=(old,), daemon=True).start()
+                    _seal(old)  # before it stops being the one sync_pending looks at
+                self._active = active
             with active.cond:
                 offset = active.append(rec)
             return active, offset
@@ -253,11 +256,19 @@ class PackStore:
         when = int(time.time()) if written is None else written
         rec = record(DATA, raw, data, when)
         active, offset = self._append(rec)
-        active.sync_through(offset + len(rec))
+        if not self.defer_sync:
+            active.sync_through(offset + len(rec))
         with self._lock:
             self._index[raw] = Loc(active.number, offset + HEAD.size, len(data), when)
             self._scanned[active.number] = max(self._scanned.get(active.number, 0), offset + len(rec))
         return True
+
+    def sync_pending(self) -> None:
+        """Return once everything appended so far is on disk (one fsync shared by all who wait);
+        nothing to do when it already is."""
+        active = self._active
+        if active is not None:
+            active.sync_through(active.written)
 
     def delete(self, key: str) -> bool:
         """Forget ``key`` and append a tombstone (not synced: a lost one only leaves an orphan

@@ -116,7 +116,8 @@ class Txn:
 def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], commit: Callable[[], None],
                       rollback: Callable[[], None], fn: Callable[..., T], readonly: bool,
                       args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget | None = None,
-                      session_timeout: float | None = None, clock: Clock = WALL_CLOCK) -> tuple[T, Txn]:
+                      session_timeout: float | None = None, clock: Clock = WALL_CLOCK,
+                      before_commit: Sequence[Callable[[], None]] = ()) -> tuple[T, Txn]:
     attempt = 0
     started = time.monotonic()
     while True:
@@ -129,6 +130,9 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             result = fn(txn, *args, **kwargs)
             if budget is not None:
                 budget.disarm()
+            if not readonly:
+                for hook in before_commit:
+                    hook()
             commit()
             return result, txn
         except BaseException as exc:
@@ -184,6 +188,9 @@ class Database:
         self.pool = pool
         self._session_timeout = statement_timeout
         self.breaker = Breaker()
+        #: run in the transaction's thread before each write commits: what the rows will point
+        #: at must be durable first (the blob packs' shared sync, ``tau.blobs.factory``)
+        self.before_commit: list[Callable[[], None]] = []
         # SQLite writes through one connection; on PostgreSQL two batches may commit at once
         self.grouped = GroupCommit(self, 1 if engine.single_connection else 2)
 
@@ -225,7 +232,8 @@ class Database:
             self.engine.watch(raw, budget)
             try:
                 return _run_with_retries(self.engine, name, lambda: trans, lambda: None, conn.rollback, fn,
-                                         readonly, args, kwargs, budget, self._session_timeout, self._clock)
+                                         readonly, args, kwargs, budget, self._session_timeout, self._clock,
+                                         self.before_commit)
             except BaseException as exc:
                 self.breaker.failed(exc)  # here, so the next transaction queued in this thread sees it
                 raise
@@ -312,10 +320,12 @@ class SyncDatabase:
         self.engine = engine
         self.conn = engine.connect()
         self.clock = clock
+        self.before_commit: list[Callable[[], None]] = []  # as Database's
 
     def run(self, name: str, fn: Callable[..., T], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
         result, txn = _run_with_retries(self.engine, name, self.conn.cursor, self.conn.commit,
-                                        self.conn.rollback, fn, readonly, args, kwargs, clock=self.clock)
+                                        self.conn.rollback, fn, readonly, args, kwargs, clock=self.clock,
+                                        before_commit=self.before_commit)
         for cb, cb_args in txn.after_commit:
             cb(*cb_args)
         return result

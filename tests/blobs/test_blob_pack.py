@@ -196,3 +196,27 @@ def test_compaction_skips_a_pack_another_process_appends_to(store: SyncBlobStore
     other = PackStore(store.backend.root / "packs")  # type: ignore[attr-defined]
     assert other.compact() == 0  # the first process still holds its pack
     assert store.read(infos[9].key) == f"blob number {9} ".encode() * 40
+
+
+def test_in_the_daemon_the_next_commit_syncs_the_pack(tmp_path: Path, db_url: str, syncs: list[int]) -> None:
+    """Wired to the database (``sync_with_commits``), a put only appends; the write transaction
+    that references the blob syncs it before committing, once for every blob appended so far."""
+    from tests.support.harness import make_registry, resolve
+
+    registry = make_registry(tmp_path / "tau", db_url)
+    try:
+        backend = registry.blob_backend
+        assert isinstance(backend, LocalBackend) and backend.packs.defer_sync
+        blobs = registry.blobs
+        resolve(blobs.put(b"warm up"))
+        registry.db.sync.run("t", lambda txn: txn.execute("SELECT 1"))
+        syncs.clear()
+        keys = [resolve(blobs.put(f"pending {i}".encode())).key for i in range(5)]
+        assert syncs == []  # appended, not yet synced
+        registry.db.sync.run("r", lambda txn: txn.query("SELECT 1"), readonly=True)
+        assert syncs == []  # a read commits nothing
+        registry.db.sync.run("t", lambda txn: txn.execute("SELECT 1"))  # a write transaction
+        assert len(syncs) == 1  # one sync for the five
+        assert all(_restarted(SyncBlobStore(backend, MASTER, ADDRESS)).backend.exists(k) for k in keys)
+    finally:
+        registry.db.close()

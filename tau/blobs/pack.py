@@ -36,7 +36,7 @@ MAGIC = b"TPK1"
 DATA, TOMB = 0, 1
 TOMB_BODY = struct.Struct(">IQ")
 PACK_ROLL = 64 * 1024 * 1024  # a pack this big is sealed and the next one started
-SCAN_BLOCK = 1024 * 1024
+FINAL_AFTER = 60  # seconds without a write before an unlocked pack counts as finished
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,21 @@ def scan(path: Path, start: int = 0) -> Iterator[tuple[int, int, bytes, int, int
                 return
             yield pos, kind, key, length, written, data if kind == TOMB else None
             pos += HEAD.size + length
+
+
+def _appended_to(path: Path) -> bool:
+    """Whether some process holds ``path`` as its pack (its flock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the probe's lock
 
 
 class _Active:
@@ -133,6 +148,7 @@ class PackStore:
         self._killed: set[tuple[int, int]] = set()
         self._active: _Active | None = None
         self._mine: set[int] = set()  # packs this process wrote: its index of them is complete
+        self._final: set[int] = set()  # packs no process appends to any more: scanned for good
         self._loaded = False
         #: when set, ``put`` only appends: whoever acknowledges the write calls ``sync_pending``
         #: first (the daemon's database does, before each commit: one sync for blob and rows)
@@ -155,19 +171,21 @@ class PackStore:
         present = set()
         for number in self._packs():
             present.add(number)
-            if number in self._mine:
+            if number in self._mine or number in self._final:
                 continue
             try:
-                size = self.path(number).stat().st_size
+                stat = self.path(number).stat()
             except FileNotFoundError:
                 continue
-            if self._sizes.get(number) == size:
-                continue
-            self._sizes[number] = size
-            try:
-                self._index_from(number, self._scanned.get(number, 0))
-            except FileNotFoundError:
-                continue
+            if self._sizes.get(number) != stat.st_size:
+                self._sizes[number] = stat.st_size
+                try:
+                    self._index_from(number, self._scanned.get(number, 0))
+                except FileNotFoundError:
+                    continue
+            if stat.st_mtime < time.time() - FINAL_AFTER and not _appended_to(self.path(number)):
+                self._final.add(number)  # its writer is gone: it only changes by going away
+        self._final &= present
         for number in [n for n in self._scanned if n not in present and n not in self._mine]:
             self._forget(number)  # compacted away by another process
         self._loaded = True
@@ -189,6 +207,7 @@ class PackStore:
 
     def _forget(self, number: int) -> None:
         self._mine.discard(number)
+        self._final.discard(number)
         self._scanned.pop(number, None)
         self._sizes.pop(number, None)
         self._killed = {k for k in self._killed if k[0] != number}
@@ -200,7 +219,7 @@ class PackStore:
         with self._lock:
             own = self._active.number if self._active is not None else None
             self._index, self._scanned, self._sizes, self._killed = {}, {}, {}, set()
-            self._mine = set()
+            self._mine, self._final = set(), set()
             self._refresh()
             if own is not None:
                 self._mine.add(own)

@@ -191,8 +191,9 @@ class Database:
         #: run in the transaction's thread before each write commits: what the rows will point
         #: at must be durable first (the blob packs' shared sync, ``tau.blobs.factory``)
         self.before_commit: list[Callable[[], None]] = []
-        # SQLite writes through one connection; on PostgreSQL two batches may commit at once
-        self.grouped = GroupCommit(self, 1 if engine.single_connection else 2)
+        # SQLite writes through one connection; on PostgreSQL half the pool may commit at once
+        # (the rest stays for reads), as the SMTP deliveries' batches do
+        self.grouped = GroupCommit(self, 1 if engine.single_connection else max(1, size // 2))
 
     def _opened(self, openfun: Callable[[Any], None] | None) -> Callable[[Any], None]:
         def opened(conn: Any) -> None:

@@ -30,11 +30,13 @@ def create_backend(config: Any) -> Any:
 
 def sync_with_commits(backend: Any, db: Any) -> None:
     """In the daemon every blob is acknowledged only after a database commit that references
-    it, so packed blobs are synced by that commit (one fsync for all blobs appended meanwhile,
-    just before the one of the rows) rather than one by one."""
+    it, so packed blobs are synced by the write transactions rather than one by one: before one
+    begins, everything appended so far (one fsync for all, outside the transaction's locks); just
+    before it commits, whatever its own thread appended or found unsynced meanwhile."""
     if isinstance(backend, LocalBackend) and backend.pack_threshold > 0:
         backend.packs.defer_sync = True
-        db.before_commit.append(backend.packs.sync_pending)
+        db.before_begin.append(backend.packs.sync_pending)
+        db.before_commit.append(backend.packs.sync_seen)
 
 
 def create_blob_store(registry: Registry) -> BlobStore:

@@ -153,6 +153,7 @@ class PackStore:
         #: when set, ``put`` only appends: whoever acknowledges the write calls ``sync_pending``
         #: first (the daemon's database does, before each commit: one sync for blob and rows)
         self.defer_sync = False
+        self._seen = threading.local()  # per thread: the furthest unsynced record it wrote or found
 
     # -- index ----------------------------------------------------------------------------
 
@@ -231,7 +232,16 @@ class PackStore:
             if loc is None:
                 self._refresh()
                 loc = self._index.get(raw)
+            active = self._active
+            if loc is not None and active is not None and loc.pack == active.number:
+                self._note(active, loc.offset + loc.length)  # a caller may reference it: sync first
             return loc
+
+    def _note(self, active: _Active, end: int) -> None:
+        if self.defer_sync and end > active.synced:
+            seen = getattr(self._seen, "pending", None)
+            if seen is None or seen[0] is not active or seen[1] < end:
+                self._seen.pending = (active, end)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -275,7 +285,9 @@ class PackStore:
         when = int(time.time()) if written is None else written
         rec = record(DATA, raw, data, when)
         active, offset = self._append(rec)
-        if not self.defer_sync:
+        if self.defer_sync:
+            self._note(active, offset + len(rec))
+        else:
             active.sync_through(offset + len(rec))
         with self._lock:
             self._index[raw] = Loc(active.number, offset + HEAD.size, len(data), when)
@@ -284,10 +296,19 @@ class PackStore:
 
     def sync_pending(self) -> None:
         """Return once everything appended so far is on disk (one fsync shared by all who wait);
-        nothing to do when it already is."""
+        nothing to do when it already is. The daemon calls it before a write transaction begins:
+        the blobs it will reference were written before, by whichever thread."""
         active = self._active
         if active is not None:
             active.sync_through(active.written)
+
+    def sync_seen(self) -> None:
+        """Return once every unsynced record this thread appended or found since is on disk. The
+        daemon calls it just before a commit: a blob stored (or found) inside the transaction."""
+        seen = getattr(self._seen, "pending", None)
+        if seen is not None:
+            self._seen.pending = None
+            seen[0].sync_through(seen[1])
 
     def delete(self, key: str) -> bool:
         """Forget ``key`` and append a tombstone (not synced: a lost one only leaves an orphan

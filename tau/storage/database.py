@@ -117,10 +117,14 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
                       rollback: Callable[[], None], fn: Callable[..., T], readonly: bool,
                       args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget | None = None,
                       session_timeout: float | None = None, clock: Clock = WALL_CLOCK,
+                      before_begin: Sequence[Callable[[], None]] = (),
                       before_commit: Sequence[Callable[[], None]] = ()) -> tuple[T, Txn]:
     attempt = 0
     started = time.monotonic()
     while True:
+        if not readonly:
+            for hook in before_begin:
+                hook()
         cursor = get_cursor()
         txn = Txn(cursor, engine, budget, clock.seconds())
         try:
@@ -188,8 +192,10 @@ class Database:
         self.pool = pool
         self._session_timeout = statement_timeout
         self.breaker = Breaker()
-        #: run in the transaction's thread before each write commits: what the rows will point
-        #: at must be durable first (the blob packs' shared sync, ``tau.blobs.factory``)
+        #: run in the transaction's thread before each write begins (no lock held yet) and just
+        #: before it commits: what the rows will point at must be durable first (the blob packs'
+        #: shared sync, ``tau.blobs.factory.sync_with_commits``)
+        self.before_begin: list[Callable[[], None]] = []
         self.before_commit: list[Callable[[], None]] = []
         # SQLite writes through one connection; on PostgreSQL half the pool may commit at once
         # (the rest stays for reads), as the SMTP deliveries' batches do
@@ -234,7 +240,7 @@ class Database:
             try:
                 return _run_with_retries(self.engine, name, lambda: trans, lambda: None, conn.rollback, fn,
                                          readonly, args, kwargs, budget, self._session_timeout, self._clock,
-                                         self.before_commit)
+                                         self.before_begin, self.before_commit)
             except BaseException as exc:
                 self.breaker.failed(exc)  # here, so the next transaction queued in this thread sees it
                 raise
@@ -321,12 +327,13 @@ class SyncDatabase:
         self.engine = engine
         self.conn = engine.connect()
         self.clock = clock
-        self.before_commit: list[Callable[[], None]] = []  # as Database's
+        self.before_begin: list[Callable[[], None]] = []  # as Database's
+        self.before_commit: list[Callable[[], None]] = []
 
     def run(self, name: str, fn: Callable[..., T], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
         result, txn = _run_with_retries(self.engine, name, self.conn.cursor, self.conn.commit,
                                         self.conn.rollback, fn, readonly, args, kwargs, clock=self.clock,
-                                        before_commit=self.before_commit)
+                                        before_begin=self.before_begin, before_commit=self.before_commit)
         for cb, cb_args in txn.after_commit:
             cb(*cb_args)
         return result

@@ -220,3 +220,44 @@ def test_in_the_daemon_the_next_commit_syncs_the_pack(tmp_path: Path, db_url: st
         assert all(_restarted(SyncBlobStore(backend, MASTER, ADDRESS)).backend.exists(k) for k in keys)
     finally:
         registry.db.close()
+
+
+def test_a_blob_stored_or_found_inside_a_transaction_is_synced_before_it_commits(
+        tmp_path: Path, db_url: str, syncs: list[int]) -> None:
+    """The sync before a transaction begins covers blobs written before it; one written inside
+    it (a message stored again) or found unsynced by it (the same content, just written by
+    another writer) is synced just before the commit."""
+    from tests.support.harness import make_registry
+
+    registry = make_registry(tmp_path / "tau", db_url)
+    try:
+        sync_store = registry.blobs.sync
+        packs = registry.blob_backend.packs
+        sync_store.put(b"warm up")
+        registry.db.sync.run("t", lambda txn: txn.execute("SELECT 1"))
+        seen: list[int] = []
+
+        def store_inside(txn: Any) -> None:
+            seen.append(len(syncs))
+            sync_store.put(b"stored inside the transaction")
+
+        syncs.clear()
+        registry.db.sync.run("t", store_inside)
+        assert seen == [0] and len(syncs) == 1  # nothing before it began; its own blob before commit
+
+        def other_writer() -> None:
+            sync_store.put(b"written by another writer meanwhile")
+
+        def find_inside(txn: Any) -> None:
+            t = threading.Thread(target=other_writer)
+            t.start()
+            t.join()
+            seen.append(len(syncs))
+            assert packs.find(sync_store.address(b"written by another writer meanwhile")) is not None
+
+        syncs.clear()
+        seen.clear()
+        registry.db.sync.run("t", find_inside)
+        assert seen == [0] and len(syncs) == 1  # found unsynced: synced before the commit
+    finally:
+        registry.db.close()

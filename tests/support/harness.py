@@ -31,6 +31,7 @@ class ImmediateDatabase:
     def __init__(self, engine: Any, clock: Clock = WALL_CLOCK) -> None:
         self.engine = engine
         self.sync = SyncDatabase(engine, clock)
+        self.before_begin = self.sync.before_begin
         self.before_commit = self.sync.before_commit
 
     def run(self, name: str, fn: Callable[..., Any], *args: Any, readonly: bool = False,

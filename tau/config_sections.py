@@ -86,6 +86,9 @@ class BlobsSection(Section):
     orphan_grace: int = key(3600, "seconds a blob nothing references is kept before the sweeper deletes it"
                             " (an upload in flight writes its blob before its row)", minimum=60)
     sweep_interval: int = key(3600, "seconds between sweeps for unreferenced blobs", minimum=10)
+    pack_threshold: int = key(66560, "local backend: blobs of at most this many stored bytes are appended to"
+                              " pack files (one fsync shared by concurrent writers); 0: one file each",
+                              minimum=0)
 
 
 @dataclass(frozen=True)

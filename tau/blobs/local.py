@@ -1,4 +1,8 @@
-"""Local disk backend: one file per blob under ``root/ab/<key>`` (256 folders, as git does).
+"""Local disk backend: small blobs in pack files (``tau.blobs.pack``), others one file per blob
+under ``root/ab/<key>`` (256 folders, as git does).
+
+A blob whose stored bytes stay within ``pack_threshold`` is buffered in memory and appended to
+the process's pack, where concurrent writers share one fsync; a bigger one spills to a temp file.
 
 Uploads go to ``root/tmp`` (same filesystem, so the final rename is atomic) and are published
 only after the file and the directory entries are fsynced: a committed blob survives power
@@ -23,13 +27,16 @@ from tau.blobs.base import (
     BlobBackend,
     BlobNotFound,
     BlobStoreUnavailable,
+    PieceSource,
     RangeSource,
     Upload,
     validate_key,
 )
 from tau.blobs.crypto import file_reader
+from tau.blobs.pack import PackStore
 
 READ_BLOCK = 256 * 1024
+PACK_THRESHOLD = 64 * 1024 + 1024  # stored bytes: 64 KiB of plaintext plus the encryption's overhead
 TMP_MAX_AGE = 24 * 3600
 
 
@@ -138,6 +145,44 @@ class LocalUpload(Upload):
         self._cleanup()
 
 
+class SmallFirstUpload(Upload):
+    """Held in memory while within the pack threshold (then appended to a pack), spilled to a
+    temp file (a LocalUpload) once bigger."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self._backend = backend
+        self._buf: bytearray | None = bytearray()
+        self._file: LocalUpload | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._file is not None:
+            self._file.write(data)
+            return
+        if self._buf is None:
+            raise ValueError("upload is closed")
+        self._buf += data
+        if len(self._buf) > self._backend.pack_threshold:
+            self._file = LocalUpload(self._backend)
+            buf, self._buf = self._buf, None
+            self._file.write(buf)
+
+    def commit(self, key: str) -> bool:
+        if self._file is not None:
+            return self._file.commit(key)
+        if self._buf is None:
+            raise ValueError("upload is closed")
+        buf, self._buf = self._buf, None
+        validate_key(key)
+        if self._backend.path_for(key).exists() or self._backend.legacy_path(key).exists():
+            return False
+        return self._backend.packs.put(key, bytes(buf))
+
+    def abort(self) -> None:
+        self._buf = None
+        if self._file is not None:
+            self._file.abort()
+
+
 def _entries(folder: Path) -> list[os.DirEntry[str]]:
     try:
         return list(os.scandir(folder))
@@ -162,10 +207,14 @@ def _old_blob(entry: os.DirEntry[str], cutoff: float) -> bool:
 class LocalBackend(BlobBackend):
     """Blobs as files under ``path``; ``path/tmp`` holds uploads in progress."""
 
-    def __init__(self, path: str | os.PathLike[str], create: bool = True) -> None:
-        """With ``create``, make ``path`` (but not its parents: a missing mount stays missing)."""
+    def __init__(self, path: str | os.PathLike[str], create: bool = True,
+                 pack_threshold: int = PACK_THRESHOLD) -> None:
+        """With ``create``, make ``path`` (but not its parents: a missing mount stays missing).
+        ``pack_threshold`` 0 stores every blob as a file."""
         self.root = Path(path).absolute()
         self.tmp = self.root / "tmp"
+        self.packs = PackStore(self.root / "packs")
+        self.pack_threshold = pack_threshold
         if create:
             for folder in (self.root, self.tmp):
                 try:
@@ -206,8 +255,8 @@ class LocalBackend(BlobBackend):
                 continue
             _fsync_dir(folder.parent)
 
-    def new_upload(self) -> LocalUpload:
-        return LocalUpload(self)
+    def new_upload(self) -> Upload:
+        return SmallFirstUpload(self) if self.pack_threshold > 0 else LocalUpload(self)
 
     def read_range(self, key: str, offset: int, length: int | None = None) -> Iterator[bytes]:
         if offset < 0 or (length is not None and length < 0):
@@ -216,15 +265,27 @@ class LocalBackend(BlobBackend):
         return self._read(key, offset, length)
 
     def _read(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
+        packed = self.packs.read(key, offset, length)
+        if packed is not None:
+            yield packed
+            return
         with open(self._open(key), "rb", buffering=0) as fh:
             yield from file_reader(fh, READ_BLOCK)(offset, length)
 
     def open_range(self, key: str, offset: int, length: int) -> RangeSource:
         if offset < 0 or length < 0:
             raise ValueError(f"bad range offset={offset} length={length}")
+        validate_key(key)
+        packed = self.packs.read(key, offset, length)
+        if packed is not None:
+            return PieceSource(iter([packed]))
         return _FileRange(self._open(key), offset, length)
 
     def size(self, key: str) -> int:
+        validate_key(key)
+        loc = self.packs.find(key)
+        if loc is not None:
+            return loc.length
         for path in (self.path_for(key), self.legacy_path(key)):
             try:
                 return path.stat().st_size
@@ -233,9 +294,12 @@ class LocalBackend(BlobBackend):
         raise BlobNotFound(key)
 
     def exists(self, key: str) -> bool:
+        if self.packs.find(validate_key(key)) is not None:
+            return True
         return self.path_for(key).is_file() or self.legacy_path(key).is_file()
 
     def delete(self, key: str) -> None:
+        self.packs.delete(validate_key(key))
         for path in (self.path_for(key), self.legacy_path(key)):
             try:
                 os.unlink(path)
@@ -259,13 +323,19 @@ class LocalBackend(BlobBackend):
                                        f"{exc.strerror or exc}") from exc
 
     def list_older(self, cutoff: float) -> Iterator[str]:
-        """Blob files (both layouts) whose mtime is before ``cutoff``; ``tmp/`` is not looked at."""
+        """Packed blobs written and blob files (both layouts) modified before ``cutoff``;
+        ``tmp/`` is not looked at."""
+        yield from self.packs.older(cutoff)
         for top in _subdirs(self.root):
             for entry in _entries(top):
                 if entry.is_dir(follow_symlinks=False):
                     yield from (e.name for e in _entries(Path(entry.path)) if _old_blob(e, cutoff))
                 elif _old_blob(entry, cutoff):
                     yield entry.name
+
+    def compact(self) -> int:
+        """Rewrite pack files that are mostly deleted blobs; returns how many were removed."""
+        return self.packs.compact()
 
     def sweep_tmp(self, max_age: float = TMP_MAX_AGE) -> int:
         """Remove temp files older than ``max_age`` seconds (crash leftovers); returns the count."""

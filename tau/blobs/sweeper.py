@@ -54,6 +54,8 @@ class BlobSweeper:
                     removed += 1
         if hasattr(backend, "sweep_tmp"):
             removed += await reg.run_in_thread(backend.sweep_tmp)
+        if hasattr(backend, "compact"):  # packs: reclaim the space of deleted small blobs
+            await reg.run_in_thread(backend.compact)
         return removed
 
     async def tick(self) -> None:

@@ -113,7 +113,8 @@ class Calendars:
         """
         parsed = await self.parse(data, calendar)
         try:
-            row, old = await self.run("cal_put", objects.put, calendar.id, name, parsed, if_etag, create_only)
+            row, old = await self.db.run_grouped("cal_put", objects.put, calendar.id, name, parsed, if_etag,
+                                                 create_only)
         except CalendarError as exc:
             if exc.code.startswith("no-uid-conflict:"):
                 raise InvalidObject("no-uid-conflict", exc.message, 403, href=exc.code.split(":", 1)[1])

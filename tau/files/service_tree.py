@@ -61,8 +61,8 @@ class FileTree:
         """Seal a streamed body and link it at ``parent/name``; no trace is left on failure."""
         info = await body.finish()
         try:
-            node, _ = await self.run("files_put", store.put_file, self.blobs.sync, parent_id, name, info.key,
-                                     info.size, content_type, self.default_quota, if_etag)
+            node, _ = await self.db.run_grouped("files_put", store.put_file, self.blobs.sync, parent_id, name,
+                                                info.key, info.size, content_type, self.default_quota, if_etag)
         except BaseException as exc:
             await self.run("files_blob_cleanup", blobrefs.drop_if_unreferenced, self.blobs.sync, info.key)
             if isinstance(exc, blobrefs.BlobMissing):

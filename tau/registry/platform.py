@@ -103,9 +103,10 @@ class PlatformComponents(RegistryBase):
 
     @component
     def blob_backend(self) -> BlobBackend:
-        from tau.blobs.factory import create_backend
+        from tau.blobs.factory import create_backend, sync_with_commits
 
         backend: BlobBackend = create_backend(self.config)
+        sync_with_commits(backend, self.db)
         return backend
 
     @component

@@ -24,6 +24,7 @@ from tau.clock import WALL_CLOCK, Clock
 from tau.storage.breaker import NORMAL, PROBE, Breaker, CircuitOpen
 from tau.storage.budget import Budget, QueryCancelled, StatementTimeout, UserShares, acting_user, in_background
 from tau.storage.engines.base import Engine
+from tau.storage.group import GroupCommit
 
 log = Logger()
 T = TypeVar("T")
@@ -118,10 +119,14 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
                       rollback: Callable[[], None], fn: Callable[..., T], readonly: bool,
                       args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget | None = None,
                       session_timeout: float | None = None, clock: Clock = WALL_CLOCK,
-                      keyring: Any = None) -> tuple[T, Txn]:
+                      keyring: Any = None, before_begin: Sequence[Callable[[], None]] = (),
+                      before_commit: Sequence[Callable[[], None]] = ()) -> tuple[T, Txn]:
     attempt = 0
     started = time.monotonic()
     while True:
+        if not readonly:
+            for hook in before_begin:
+                hook()
         cursor = get_cursor()
         txn = Txn(cursor, engine, budget, clock.seconds())
         txn.keyring = keyring
@@ -132,6 +137,9 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             result = fn(txn, *args, **kwargs)
             if budget is not None:
                 budget.disarm()
+            if not readonly:
+                for hook in before_commit:
+                    hook()
             commit()
             return result, txn
         except BaseException as exc:
@@ -189,6 +197,14 @@ class Database:
         self.pool = pool
         self._session_timeout = statement_timeout
         self.breaker = Breaker()
+        #: run in the transaction's thread before each write begins (no lock held yet) and just
+        #: before it commits: what the rows will point at must be durable first (the blob packs'
+        #: shared sync, ``tau.blobs.factory.sync_with_commits``)
+        self.before_begin: list[Callable[[], None]] = []
+        self.before_commit: list[Callable[[], None]] = []
+        # SQLite writes through one connection; on PostgreSQL half the pool may commit at once
+        # (the rest stays for reads), as the SMTP deliveries' batches do
+        self.grouped = GroupCommit(self, 1 if engine.single_connection else max(1, size // 2))
 
     def _opened(self, openfun: Callable[[Any], None] | None) -> Callable[[Any], None]:
         def opened(conn: Any) -> None:
@@ -229,7 +245,7 @@ class Database:
             try:
                 return _run_with_retries(self.engine, name, lambda: trans, lambda: None, conn.rollback, fn,
                                          readonly, args, kwargs, budget, self._session_timeout, self._clock,
-                                         self.keyring)
+                                         self.keyring, self.before_begin, self.before_commit)
             except BaseException as exc:
                 self.breaker.failed(exc)  # here, so the next transaction queued in this thread sees it
                 raise
@@ -278,6 +294,11 @@ class Database:
         gate.addCallbacks(admitted, lambda f: None)
         return result
 
+    def run_grouped(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> defer.Deferred[T]:
+        """A write acknowledged to a client (APPEND, PUT): like ``run``, but writers that arrive
+        while others commit share one transaction, each in a savepoint (``tau.storage.group``)."""
+        return self.grouped.run(name, fn, *args, **kwargs)
+
     def _release(self, outcome: Any, user: str) -> Any:
         """The user's share of the pool is free again; passes ``outcome`` on."""
         self.shares.release(user)
@@ -312,14 +333,21 @@ class SyncDatabase:
         self.conn = engine.connect()
         self.clock = clock
         self.keyring = keyring
+        self.before_begin: list[Callable[[], None]] = []  # as Database's
+        self.before_commit: list[Callable[[], None]] = []
 
     def run(self, name: str, fn: Callable[..., T], *args: Any, readonly: bool = False, **kwargs: Any) -> T:
         result, txn = _run_with_retries(self.engine, name, self.conn.cursor, self.conn.commit,
                                         self.conn.rollback, fn, readonly, args, kwargs, clock=self.clock,
-                                        keyring=self.keyring)
+                                        keyring=self.keyring, before_begin=self.before_begin,
+                                        before_commit=self.before_commit)
         for cb, cb_args in txn.after_commit:
             cb(*cb_args)
         return result
+
+    def run_grouped(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``run``: one connection has nothing to group."""
+        return self.run(name, fn, *args, **kwargs)
 
     def close(self) -> None:
         self.conn.close()

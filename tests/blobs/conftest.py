@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.python.failure import Failure
 
-from tau.blobs import BlobStore, LocalBackend, SyncBlobStore
+from tau.blobs import BlobStore, LocalBackend, SyncBlobStore, pack
 from tau.blobs.local import LocalUpload
 
 MASTER = bytes(range(32))
@@ -24,13 +25,14 @@ def run_sync(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
 
 
 class CountingBackend(LocalBackend):
-    """LocalBackend that records every ranged read and how many bytes it yielded.
+    """LocalBackend that records every ranged read and how many bytes it yielded; every blob is
+    a file (packs of small blobs: test_blob_pack.py).
 
     With ``upload_limit``, uploads fail (ENOSPC) once they pass that many bytes, like a full disk.
     """
 
     def __init__(self, path: str | os.PathLike[str], upload_limit: int | None = None) -> None:
-        super().__init__(path)
+        super().__init__(path, pack_threshold=0)  # these tests pin the file-per-blob layout
         self.reads: list[tuple[int, int | None]] = []
         self.bytes_read = 0
         self.upload_limit = upload_limit
@@ -130,3 +132,22 @@ def stored_files(backend: LocalBackend) -> list[str]:
 @pytest.fixture
 def files() -> Callable[[LocalBackend], list[str]]:
     return stored_files
+
+
+def age_blob(backend: LocalBackend, key: str, seconds: float) -> None:
+    """Make ``key``'s blob look written ``seconds`` ago: its file's mtime, or its pack record's
+    time (rewritten in place, crc and all, then the packs rescanned)."""
+    then = time.time() - seconds
+    loc = backend.packs.find(key)
+    if loc is None:
+        os.utime(backend.path_for(key), (then, then))
+        return
+    path = backend.packs.path(loc.pack)
+    start = loc.offset - pack.HEAD.size
+    with open(path, "r+b") as fh:
+        fh.seek(start)
+        rec = fh.read(pack.HEAD.size + loc.length)
+        _, kind, raw, _, _, _ = pack.HEAD.unpack(rec[:pack.HEAD.size])
+        fh.seek(start)
+        fh.write(pack.record(kind, raw, rec[pack.HEAD.size:], int(then)))
+    backend.packs.reload()

@@ -80,6 +80,14 @@ class Env:
         return len(result.uploads)
 
     def flip_byte(self, key: str, pos: int) -> None:
+        if self.kind == "local" and self.backend.packs.find(key) is not None:  # a small blob: in a pack
+            loc = self.backend.packs.find(key)
+            with open(self.backend.packs.path(loc.pack), "r+b") as fh:
+                fh.seek(loc.offset + pos)
+                byte = fh.read(1)[0]
+                fh.seek(loc.offset + pos)
+                fh.write(bytes([byte ^ 1]))
+            return
         if self.kind == "local":
             path = self.backend.path_for(key)
             data = bytearray(path.read_bytes())

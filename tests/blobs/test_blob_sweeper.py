@@ -7,7 +7,6 @@ write whose row never commits) and aged by their modification time.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from tau.blobs import orphans
 from tau.blobs.sweeper import BlobSweeper
 from tau.files.blobrefs import BlobMissing, ref_blob
 from tau.mail.store import MailStore
+from tests.blobs.conftest import age_blob
 from tests.support.harness import make_registry, resolve
 
 ALICE = "alice@example.test"
@@ -37,9 +37,7 @@ def cloud(tmp_path: Path, db_url: str) -> Any:
 
 
 def _age(cloud: Any, key: str, seconds: float) -> None:
-    path = cloud.registry.blob_backend.path_for(key)
-    then = time.time() - seconds
-    os.utime(path, (then, then))
+    age_blob(cloud.registry.blob_backend, key, seconds)
 
 
 def _sweep(cloud: Any, grace: float = GRACE) -> int:

@@ -18,6 +18,7 @@ import time
 import dkim
 import pytest
 
+from tests.support.blobfiles import stored_blobs
 from tests.support.daemon import TauDaemon
 from tests.support.databases import daemon_database_url, engines
 from tests.support.outbound import RemotePeer, make_tls
@@ -100,6 +101,20 @@ def inbox_with(store: DaemonStore, user: str, needle: bytes, mailbox: str = "INB
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
+
+
+def test_an_inbound_message_is_stored_once_with_its_checks(world):
+    """Issue 15: the checked message is written once, with its Authentication-Results, not a
+    received copy and then a rewritten one; a refused message writes nothing. (First in the
+    module: nothing else is writing yet.)"""
+    daemon, peer, store = world
+    before = set(stored_blobs(store.blob_root))
+    assert mx_send(daemon, "x@spf-fail.test", "x@spf-fail.test", "once-refused")[0] == 550
+    assert set(stored_blobs(store.blob_root)) == before
+    assert mx_send(daemon, "news@spf-pass.test", "news@spf-pass.test", "once-in")[0] == 250
+    [raw] = inbox_with(store, ALICE, b"Subject: once-in")
+    new = set(stored_blobs(store.blob_root)) - before
+    assert len(new) == 1 and b"Authentication-Results: localhost;" in raw
 
 
 def test_signed_delivery_verifies_with_dkimpy(world):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.blobfiles import stored_blobs
 from tests.support.daemon import TauDaemon
 from tests.support.databases import daemon_database_url, engines
 from tests.support.smtp import DaemonStore, dot_stuff, strip_trace
@@ -97,7 +98,7 @@ class Raw:
 
 
 def blob_files(store: DaemonStore) -> list[str]:
-    return sorted(os.path.join(d, f) for d, _, files in os.walk(store.blob_root) for f in files)
+    return stored_blobs(store.blob_root)
 
 
 # -- MX ---------------------------------------------------------------------------------------

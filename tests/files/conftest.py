@@ -66,8 +66,7 @@ class Cloud:
         return self.client.request(method, path, body, headers=hdrs, **kw)
 
     def blob_keys(self) -> list[str]:
-        root = Path(self.registry.blob_backend.root)
-        return sorted(p.name for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp")
+        return sorted(self.registry.blob_backend.list_older(float("inf")))
 
     def temp_files(self) -> list[str]:
         root = Path(self.registry.blob_backend.root) / "tmp"

@@ -46,7 +46,8 @@ def big_body(lines: int) -> bytes:
         b"%07d " % i + b"b" * 70 + b"\r\n" for i in range(lines))
 
 
-def test_slow_blob_writes_pause_reading_and_delay_the_250(registry, store):
+def test_slow_blob_writes_pause_reading_and_delay_the_250(registry, store, monkeypatch):
+    monkeypatch.setattr(message_module, "HOLD_LIMIT", 50_000)  # above it the message streams to the blob
     threads = ManualThreads()
     registry._run_in_thread = threads            # the blob store and parsing now wait for us
     c = Client(make_factory(registry, store, "smtp"))
@@ -69,7 +70,8 @@ def test_slow_blob_writes_pause_reading_and_delay_the_250(registry, store):
     assert strip_trace(mailbox_messages(store, "alice@example.test")[0]) == body
 
 
-def test_disconnect_while_a_chunk_is_being_written(registry, store):
+def test_disconnect_while_a_chunk_is_being_written(registry, store, monkeypatch):
+    monkeypatch.setattr(message_module, "HOLD_LIMIT", 50_000)
     threads = ManualThreads()
     registry._run_in_thread = threads
     c = Client(make_factory(registry, store, "smtp"))

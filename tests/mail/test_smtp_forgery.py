@@ -7,11 +7,11 @@ refusal must come after the end of data and before the 250, leaving nothing stor
 from __future__ import annotations
 
 import base64
-import os
 
 import pytest
 
 from tau.auth import accounts, sendas
+from tests.support.blobfiles import stored_blobs
 from tests.support.harness import add_user
 from tests.support.smtp import Client, mail_store, mailbox_messages, make_factory, strip_trace
 
@@ -42,8 +42,7 @@ def queue_rows(registry) -> list[tuple]:
 
 
 def blob_files(registry) -> list[str]:
-    root = registry.blob_backend.root
-    return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files]
+    return stored_blobs(registry.blob_backend.root)
 
 
 def nothing_stored(registry, store) -> bool:

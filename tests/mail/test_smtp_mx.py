@@ -7,6 +7,7 @@ import os
 import pytest
 
 from tau.auth import accounts
+from tests.support.blobfiles import stored_blobs
 from tests.support.harness import add_user
 from tests.support.smtp import Client, mail_store, mailbox_messages, make_factory, message, strip_trace
 
@@ -28,8 +29,7 @@ def inbox(store, user="alice@example.test", mailbox="INBOX"):
 
 
 def blob_files(registry) -> list[str]:
-    root = registry.blob_backend.root
-    return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files]
+    return stored_blobs(registry.blob_backend.root)
 
 
 def test_delivery_stores_exact_bytes_with_trace_headers(mx, store):
@@ -160,7 +160,10 @@ def test_message_over_the_size_limit_leaves_nothing(registry, store):
     assert c.mail("x@remote.test", ["alice@example.test"], message())[-1].code == 250
 
 
-def test_disconnect_mid_data_leaves_nothing(mx, store, registry):
+def test_disconnect_mid_data_leaves_nothing(mx, store, registry, monkeypatch):
+    from tau.mail.smtp import message as message_module
+
+    monkeypatch.setattr(message_module, "HOLD_LIMIT", 50_000)  # above it the message streams to the blob
     c = Client(mx)
     c.ehlo()
     c.send(b"MAIL FROM:<x@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")

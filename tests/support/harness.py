@@ -31,10 +31,15 @@ class ImmediateDatabase:
     def __init__(self, engine: Any, clock: Clock = WALL_CLOCK) -> None:
         self.engine = engine
         self.sync = SyncDatabase(engine, clock)
+        self.before_begin = self.sync.before_begin
+        self.before_commit = self.sync.before_commit
 
     def run(self, name: str, fn: Callable[..., Any], *args: Any, readonly: bool = False,
             **kwargs: Any) -> defer.Deferred:
         return defer.maybeDeferred(self.sync.run, name, fn, *args, readonly=readonly, **kwargs)
+
+    def run_grouped(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred:
+        return self.run(name, fn, *args, **kwargs)
 
     def start(self) -> None:
         pass

@@ -5,9 +5,11 @@ so the reply waits until the blob is committed (fsynced and renamed by the blob 
 database rows are committed by the mail store. Anything that ends the transfer early (client
 gone, size exceeded) aborts the blob writer, so no partial blob remains.
 
-Memory: the bytes are also kept for ``parse_message`` while the message is at most
-``HOLD_LIMIT``; a bigger message is read back from the blob in a worker thread at the end, so
-during the transfer no more than ``HOLD_LIMIT`` plus one blob chunk is held per connection.
+Memory: a message of at most ``HOLD_LIMIT`` bytes is only held, and stored once at the end
+(after the inbound checks put their headers in front: one blob per message, not a first copy
+and a rewritten one); a bigger one streams into a blob writer from the moment it outgrows the
+hold and is read back for parsing in a worker thread, so during the transfer no more than
+``HOLD_LIMIT`` plus one blob chunk is held per connection.
 On submission, attachments over ``[flows] attachment_link_threshold`` are first moved to the
 sender's files by a streaming rewrite of the blob (``tau.flows.attach_links``); what is parsed
 and stored is then the small rewritten message.
@@ -67,7 +69,7 @@ class IncomingMessage:
         self._delivery = delivery
         self.envelope = envelope
         self._max_size = max_size
-        self._writer = registry.blobs.writer()
+        self._writer: Any = None          # a BlobWriter once the message outgrows HOLD_LIMIT
         self._pending: Deferred[Any] | None = None
         self.size = 0                      # client bytes (what SIZE limits), without our headers
         self._stored = 0                   # bytes written to the blob, with our headers
@@ -116,8 +118,11 @@ class IncomingMessage:
         if self._held is not None:
             if self._stored <= HOLD_LIMIT:
                 self._held += data
-            else:
-                self._held = None
+                return None
+            self._writer = self._registry.blobs.writer()
+            data, self._held = bytes(self._held) + data, None
+        if self._writer is None:
+            return None
         d = self._writer.write(data)
         if d.called:
             out: list[Any] = []
@@ -147,7 +152,8 @@ class IncomingMessage:
 
     def _release(self) -> None:
         self._held = None
-        self._writer.abort().addErrback(lambda f: log.failure("blob abort failed", failure=f))
+        if self._writer is not None:
+            self._writer.abort().addErrback(lambda f: log.failure("blob abort failed", failure=f))
 
     # -- end of data ---------------------------------------------------------------------------
 
@@ -167,15 +173,14 @@ class IncomingMessage:
             raise
         self._done = True
         held, self._held = self._held, None
-        try:
-            info = await self._writer.commit()
-        except Exception:
-            log.failure("blob commit failed")
-            raise Reply(451, "4.3.0 Local error storing the message; try again later") from None
-        key, size, mailbox = info.key, info.size, "INBOX"
         checks = self._registry.inbound_checks     # SPF/DKIM/DMARC/spam: tau.mail.trust
-        if checks is not None and not self._delivery.submission:
-            verdict = await checks.apply(self.envelope, key, size, held)
+        checked = checks is not None and not self._delivery.submission
+        key, size, mailbox = "", len(held or b""), "INBOX"
+        if held is None or not checked:
+            key, size = await self._store(held)
+        if checks is not None and checked:
+            # a held message is stored by the checks, once, with their headers in front
+            verdict = await checks.apply(self.envelope, key or None, size, held)
             if verdict.reject:
                 raise Reply(verdict.code, verdict.text)
             key, size, held, mailbox = verdict.key, verdict.size, verdict.raw, verdict.mailbox
@@ -190,6 +195,18 @@ class IncomingMessage:
             if linked is not None:
                 await linked.undo()          # refused after all: its files and links go too
             raise
+
+    async def _store(self, held: bytearray | None) -> tuple[str, int]:
+        """Commit the streamed blob, or store the held bytes in one go."""
+        try:
+            if held is not None:
+                info = await self._registry.blobs.put(bytes(held))
+            else:
+                info = await self._writer.commit()
+        except Exception:
+            log.failure("blob commit failed")
+            raise Reply(451, "4.3.0 Local error storing the message; try again later") from None
+        return info.key, info.size
 
     async def _link_attachments(self, key: str, size: int) -> Any:
         """Submission only: attachments over ``[flows] attachment_link_threshold`` become share

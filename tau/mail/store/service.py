@@ -78,6 +78,10 @@ class MailStore(SessionFlagsMixin):
     def _run(self, name: str, fn: Any, *args: Any, readonly: bool = False, **kwargs: Any) -> Any:
         return self._registry.db.run(name, fn, *args, readonly=readonly, **kwargs)
 
+    def _grouped(self, name: str, fn: Any, *args: Any) -> Any:
+        """A write answered to the client once committed: shares a commit with concurrent ones."""
+        return self._registry.db.run_grouped(name, fn, *args)
+
     def _collect(self, keys: list[str]) -> Any:
         """After-commit garbage collection of blobs whose last reference went (their cached
         bodies go at once)."""
@@ -163,7 +167,7 @@ class MailStore(SessionFlagsMixin):
         canonical_flags(flags)  # refuse bad flags before any bytes are written
         fields, key, size = await self._prepare_and_put(None, raw)
         try:
-            return await self._run("mail_append", messages.append, self.ctx, user, mailbox, key, size, fields,
+            return await self._grouped("mail_append", messages.append, self.ctx, user, mailbox, key, size, fields,
                                    tuple(flags), internal_date, raw)
         except BaseException:
             self._collect([key])
@@ -179,7 +183,7 @@ class MailStore(SessionFlagsMixin):
             for raw, flags, when in items:
                 fields, key, size = await self._prepare_and_put(None, raw)
                 prepared.append(multiappend.Prepared(key, size, fields, tuple(flags), when, raw))
-            return await self._run("mail_append", multiappend.append_many, self.ctx, user, mailbox, prepared)
+            return await self._grouped("mail_append", multiappend.append_many, self.ctx, user, mailbox, prepared)
         except BaseException:
             if prepared:
                 self._collect([p.key for p in prepared])
@@ -191,7 +195,7 @@ class MailStore(SessionFlagsMixin):
         (big literals). The caller still owns the blob if this fails (see discard_blob)."""
         key = validate_key(blob_key)
         fields = await self._fields_for_blob(key, parsed)
-        return await self._run("mail_append", messages.append, self.ctx, user, mailbox, key, int(size), fields,
+        return await self._grouped("mail_append", messages.append, self.ctx, user, mailbox, key, int(size), fields,
                                tuple(flags), internal_date, None)
 
     async def discard_blob(self, blob_key: str) -> None:

@@ -159,21 +159,24 @@ class InboundChecks:
                 pass                                     # left out: temperror
         return await self.registry.run_in_thread(_verify_limited, raw, txt, len(sigs))
 
-    async def apply(self, envelope: Any, key: str, size: int, held: bytes | bytearray | None) -> Verdict:
-        """The SMTP hook: evaluate, then store the message again with the headers in front."""
+    async def apply(self, envelope: Any, key: str | None, size: int, held: bytes | bytearray | None) -> Verdict:
+        """The SMTP hook: evaluate, then store the message with the headers in front (again,
+        when it was streamed to a blob already; ``key`` None: only ``held`` has it)."""
         blobs = self.registry.blobs
+        if key is None and held is None:
+            raise ValueError("apply needs the stored key or the held bytes")
         raw = bytes(held) if held is not None else await blobs.read(key)
         verdict = await self.evaluate(getattr(envelope, "client_ip", "") or "0.0.0.0",
                                       getattr(envelope, "helo", "") or "", envelope.mail_from,
                                       list(envelope.recipients), envelope.queue_id, raw)
         store = self.registry.mail_store
         if verdict.reject:
-            if store is not None:
+            if store is not None and key is not None:
                 await store.discard_blob(key)
             return verdict
         new = insert_headers(raw, verdict.headers, self.authserv)
         info = await blobs.put(new)
-        if store is not None and info.key != key:
+        if store is not None and key is not None and info.key != key:
             await store.discard_blob(key)
         verdict.key, verdict.size, verdict.raw = info.key, info.size, new
         return verdict

@@ -1,0 +1,129 @@
+"""Group commit for durable writes: transactions that arrive while others are committing share
+the next transaction, so one commit (one WAL fsync) acknowledges them all.
+
+Why: every APPEND OK, PUT 201 or CalDAV PUT must be on disk before it is answered, and a commit
+costs an fsync; with SQLite the writes queue behind one connection anyway. A lone writer runs at
+once in its own transaction (no fixed delay); writers arriving meanwhile wait for a running
+batch to end and then go together, each inside its own SAVEPOINT, so one writer's refusal (a
+full quota, a failed precondition) is rolled back alone and reported to that writer only. A
+retryable failure (deadlock, serialisation, busy) retries the whole batch; if the batch still
+fails, its writers run one by one, each in its own transaction, as without grouping.
+
+Transaction functions keep their usual shape ``fn(txn, *args)``; each gets its own ``Txn`` over
+the batch's cursor, so its after-commit callbacks run only if its savepoint was kept.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+if TYPE_CHECKING:
+    from tau.storage.database import Database, Txn
+
+log = Logger()
+MAX_BATCH = 64
+
+
+@dataclass
+class _Job:
+    name: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    done: Deferred[Any] = field(default_factory=Deferred)
+
+
+def run_batch(txn: Txn, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+    """Each job inside a savepoint of ``txn``; (True, result) or (False, exception) per job."""
+    outcomes: list[tuple[bool, Any]] = []
+    for job in jobs:
+        sub = type(txn)(txn._cursor, txn.engine, txn.budget, txn.now)
+        txn.execute("SAVEPOINT tau_group")
+        try:
+            result = job.fn(sub, *job.args, **job.kwargs)
+        except Exception as exc:
+            if txn.engine.is_retryable(exc) or txn.engine.is_timeout(exc):
+                raise  # the whole batch: retried, or run one by one
+            txn.execute("ROLLBACK TO SAVEPOINT tau_group")
+            txn.execute("RELEASE SAVEPOINT tau_group")
+            outcomes.append((False, exc))
+            continue
+        txn.execute("RELEASE SAVEPOINT tau_group")
+        txn.after_commit.extend(sub.after_commit)
+        outcomes.append((True, result))
+    return outcomes
+
+
+class GroupCommit:
+    """Queue of write transactions; at most ``concurrency`` batches in flight."""
+
+    def __init__(self, db: Database, concurrency: int = 1, max_batch: int = MAX_BATCH) -> None:
+        self._db = db
+        self._concurrency = max(1, concurrency)
+        self._max_batch = max_batch
+        self._waiting: list[_Job] = []
+        self._running = 0
+        self.batches = 0  # for tests and benchmarks: transactions that carried more than one job
+        self.largest = 0
+
+    def run(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        """Like ``Database.run`` for a write; fires once the job's work is committed."""
+        if self._running < self._concurrency and not self._waiting:
+            self._running += 1  # alone: its own transaction, now, as the caller's user
+            d = self._db.run(name, fn, *args, **kwargs)
+            d.addBoth(self._finished)
+            return d
+        job = _Job(name, fn, args, kwargs)
+        self._waiting.append(job)
+        return job.done
+
+    def _finished(self, outcome: Any) -> Any:
+        self._running -= 1
+        self._start()
+        return outcome
+
+    def _start(self) -> None:
+        while self._waiting and self._running < self._concurrency:
+            batch, self._waiting = self._waiting[:self._max_batch], self._waiting[self._max_batch:]
+            self._running += 1
+            self.largest = max(self.largest, len(batch))
+            # a fresh context: the batch is nobody's (no user's pool share, no background budget)
+            contextvars.Context().run(self._launch, batch)
+
+    def _launch(self, batch: list[_Job]) -> None:
+        if len(batch) == 1:
+            job = batch[0]
+            d = self._db.run(job.name, job.fn, *job.args, **job.kwargs)
+            d.addBoth(self._finished).chainDeferred(job.done)
+            return
+        self.batches += 1
+        d = self._db.run("group_commit", run_batch, batch)
+        d.addCallbacks(self._batch_done, self._batch_failed, callbackArgs=(batch,), errbackArgs=(batch,))
+        d.addErrback(lambda f: log.failure("group commit failed", failure=f))
+        d.addBoth(self._finished)
+
+    def _batch_done(self, outcomes: list[tuple[bool, Any]], batch: list[_Job]) -> None:
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            if ok:
+                job.done.callback(value)
+            else:
+                job.done.errback(value)
+
+    def _batch_failed(self, failure: Any, batch: list[_Job]) -> Deferred[None]:
+        """The batch as a whole failed: each job alone, as if never grouped."""
+        return Deferred.fromCoroutine(self._one_by_one(batch))
+
+    async def _one_by_one(self, batch: list[_Job]) -> None:
+        for job in batch:
+            try:
+                result = await self._db.run(job.name, job.fn, *job.args, **job.kwargs)
+            except Exception as exc:
+                job.done.errback(exc)
+            else:
+                job.done.callback(result)

@@ -1,0 +1,130 @@
+"""Group commit (issue 15 item 1): writes that arrive while one commits share the next
+transaction, each in its own savepoint; a lone write runs at once; on both engines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from twisted.python.failure import Failure
+
+from tau.storage.database import Database, Txn
+from tau.storage.group import GroupCommit
+from tests.support.harness import ThreadedMemoryReactorClock
+
+
+class HeldThreadPool:
+    """adbapi's thread pool, holding each interaction until the test runs it: what the
+    database is busy with while more writers arrive."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Any, Any, tuple[Any, ...], dict[str, Any]]] = []
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def callInThreadWithCallback(self, on_result: Any, fn: Any, *args: Any, **kwargs: Any) -> None:
+        self.held.append((on_result, fn, args, kwargs))
+
+    def run_next(self) -> None:
+        on_result, fn, args, kwargs = self.held.pop(0)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException:
+            on_result(False, Failure())
+        else:
+            on_result(True, result)
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.fixture
+def held(registry: Any) -> Any:
+    db = Database(registry.engine, ThreadedMemoryReactorClock(), clock=registry.clock)
+    pool = HeldThreadPool()
+    db.pool.threadpool = pool
+    db.start()
+    db.pool_held = pool
+    db.grouped = GroupCommit(db, concurrency=1)  # one commit at a time, as on SQLite
+    yield db
+    db.close()
+
+
+def add(txn: Txn, name: str, calls: list[str]) -> str:
+    txn.execute("INSERT INTO domains (name, created_at) VALUES (?, ?)", (name, 0))
+    txn.call_after(calls.append, name)
+    return name
+
+
+def add_then_refuse(txn: Txn, name: str, calls: list[str]) -> None:
+    add(txn, name, calls)
+    raise Refused(name)
+
+
+def domains(registry: Any) -> list[str]:
+    rows = registry.db.sync.run("t", lambda txn: txn.query("SELECT name FROM domains WHERE name LIKE 'g%'"))
+    return sorted(r[0] for r in rows)
+
+
+def outcome(d: Any) -> list[Any]:
+    out: list[Any] = []
+    d.addBoth(out.append)
+    return out
+
+
+def test_a_lone_write_runs_at_once_in_its_own_transaction(held: Any, registry: Any) -> None:
+    calls: list[str] = []
+    got = outcome(held.run_grouped("t", add, "g-alone.test", calls))
+    assert len(held.pool_held.held) == 1  # handed to the pool at once: no waiting for company
+    held.pool_held.run_next()
+    assert got == ["g-alone.test"] and calls == ["g-alone.test"]
+    assert held.grouped.batches == 0
+    assert domains(registry) == ["g-alone.test"]
+
+
+def test_writes_arriving_meanwhile_share_one_transaction(held: Any, registry: Any) -> None:
+    calls: list[str] = []
+    first = outcome(held.run_grouped("t", add, "g0.test", calls))
+    rest = [outcome(held.run_grouped("t", add, f"g{i}.test", calls)) for i in range(1, 9)]
+    assert len(held.pool_held.held) == 1 and not any(rest)  # they wait for the running commit
+    held.pool_held.run_next()
+    assert first == ["g0.test"] and len(held.pool_held.held) == 1  # the eight go as one transaction
+    held.pool_held.run_next()
+    assert [r[0] for r in rest] == [f"g{i}.test" for i in range(1, 9)]
+    assert held.grouped.batches == 1 and held.grouped.largest == 8
+    assert sorted(calls) == sorted(f"g{i}.test" for i in range(9))
+    assert domains(registry) == sorted(f"g{i}.test" for i in range(9))
+
+
+def test_a_refused_write_is_rolled_back_alone(held: Any, registry: Any) -> None:
+    calls: list[str] = []
+    outcome(held.run_grouped("t", add, "g0.test", calls))
+    ok1 = outcome(held.run_grouped("t", add, "g1.test", calls))
+    bad = outcome(held.run_grouped("t", add_then_refuse, "g2.test", calls))
+    ok3 = outcome(held.run_grouped("t", add, "g3.test", calls))
+    held.pool_held.run_next()
+    held.pool_held.run_next()
+    assert ok1 == ["g1.test"] and ok3 == ["g3.test"]
+    assert isinstance(bad[0], Failure) and bad[0].check(Refused)
+    assert "g2.test" not in calls  # its after-commit callback went with its savepoint
+    assert domains(registry) == ["g0.test", "g1.test", "g3.test"]
+
+
+def test_a_failing_batch_falls_back_to_one_transaction_each(held: Any, registry: Any) -> None:
+    """A duplicate key inside one batch is refused to its writer only, even when the engine
+    cannot continue the batch's transaction."""
+    calls: list[str] = []
+    outcome(held.run_grouped("t", add, "g0.test", calls))
+    first = outcome(held.run_grouped("t", add, "g1.test", calls))
+    dup = outcome(held.run_grouped("t", add, "g1.test", calls))
+    held.pool_held.run_next()
+    while held.pool_held.held:
+        held.pool_held.run_next()
+    assert first == ["g1.test"]
+    assert isinstance(dup[0], Failure)
+    assert domains(registry) == ["g0.test", "g1.test"]

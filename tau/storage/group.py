@@ -44,6 +44,7 @@ def run_batch(txn: Txn, jobs: list[_Job]) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = []
     for job in jobs:
         sub = type(txn)(txn._cursor, txn.engine, txn.budget, txn.now)
+        sub.keyring, sub.memo = txn.keyring, txn.memo  # stores seal user content through the batch's keyring
         txn.execute("SAVEPOINT tau_group")
         try:
             result = job.fn(sub, *job.args, **job.kwargs)

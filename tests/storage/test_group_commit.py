@@ -128,3 +128,18 @@ def test_a_failing_batch_falls_back_to_one_transaction_each(held: Any, registry:
     assert first == ["g1.test"]
     assert isinstance(dup[0], Failure)
     assert domains(registry) == ["g0.test", "g1.test"]
+
+
+def test_every_write_of_a_batch_seals_with_the_database_keyring(held: Any, registry: Any) -> None:
+    held.keyring = registry.keyring
+    seen: list[Any] = []
+
+    def look(txn: Txn) -> None:
+        seen.append(txn.keyring)
+
+    outcome(held.run_grouped("t", look))
+    later = [outcome(held.run_grouped("t", look)) for _ in range(3)]
+    held.pool_held.run_next()
+    held.pool_held.run_next()
+    assert all(r == [None] for r in later) and held.grouped.batches == 1
+    assert seen == [registry.keyring] * 4

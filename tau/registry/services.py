@@ -39,7 +39,9 @@ class ServiceComponents(MailComponents):
     def atrest_tables(self) -> list[AtRestTable]:
         """Every table holding user content, for the converter that keeps it sealed under each
         user's active data key (a new store with such content adds its ``AtRestTable`` here)."""
-        return []
+        from tau.mail.store.atrest_mail import MailTable
+
+        return [MailTable()]
 
     @component
     def calendars(self) -> Calendars:

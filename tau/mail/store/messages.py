@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tau.atrest.keyring import Keyring
+from tau.mail.store import sealed
 from tau.mail.store.api import (
     DEFAULT_MAILBOXES,
     Delivered,
@@ -34,10 +36,10 @@ from tau.storage.database import Txn, placeholders
 
 RANGES_PER_QUERY = 100
 _SPECIAL = {name: use for name, use in DEFAULT_MAILBOXES if use}
-_META = "uid, modseq, flags, internal_date, size, blob_key, envelope, body, bodystructure"
+_META = "uid, modseq, flags, internal_date, size, blob_key, envelope, body, bodystructure, kv"
 _INSERT = ("INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, internal_date, size, blob_key,"
            " envelope, body, bodystructure, subject, from_text, to_text, cc_text, bcc_text, message_id,"
-           " sent_date, sent_day, parsed) VALUES (" + placeholders(21) + ")")
+           " parsed, sent_date, sent_day, kv) VALUES (" + placeholders(22) + ")")
 
 
 # -- selecting by UID --------------------------------------------------------------------------
@@ -129,10 +131,10 @@ def store_message(txn: Txn, ctx: StoreContext, acct: Account, box: MailboxInfo, 
     charge(txn, acct, size, 1)
     sent_date = fields.sent_date if fields.sent_date is not None else internal_date
     sent_day = fields.sent_day if fields.sent_day is not None else internal_date - internal_date % 86400
+    uk = ctx.keyring.for_user_txn(txn, acct.id)
     txn.execute(_INSERT, (box.id, uid, modseq, flags_text(flags), int(seen), int(deleted), internal_date, size, key,
-                          fields.envelope, fields.body, fields.bodystructure, fields.subject, fields.from_text,
-                          fields.to_text, fields.cc_text, fields.bcc_text, fields.message_id, sent_date, sent_day,
-                          fields.parsed_json))
+                          *sealed.seal_row(uk, key, sealed.fields_values(fields)), sent_date, sent_day, uk.version))
+    sealed.store_content(txn, uk, key, fields.text, fields.headers, fields.sort_keys)
     extra: dict[str, Any] = {"origin": origin} if origin else {}
     if new_keywords:
         extra["keywords"] = new_keywords
@@ -180,13 +182,28 @@ def uids(txn: Txn, mailbox_id: int, user: str | None = None) -> list[int]:
                                          (int(mailbox_id),))]
 
 
-def fetch(txn: Txn, mailbox_id: int, uid_list: Sequence[int], with_parsed: bool = False,
+def fetch(txn: Txn, keyring: Keyring, mailbox_id: int, uid_list: Sequence[int], with_parsed: bool = False,
           user: str | None = None) -> list[MessageMeta]:
     require_owned(txn, mailbox_id, user)
     columns = _META + (", parsed" if with_parsed else "")
     rows = select_uids(txn, columns, int(mailbox_id), uid_list)
-    return [MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), r[5], r[6], r[7], r[8],
-                        r[9] if with_parsed else "") for r in rows]
+    return metas(txn, keyring, mailbox_id, rows, with_parsed)
+
+
+def metas(txn: Txn, keyring: Keyring, mailbox_id: int, rows: Sequence[Sequence[Any]],
+          with_parsed: bool) -> list[MessageMeta]:
+    """MessageMeta of ``_META`` (+ parsed) rows, their sealed columns opened."""
+    owner = sealed.owner_id(txn, mailbox_id) if any(int(r[9]) for r in rows) else None
+    uk = keyring.for_user_txn(txn, owner) if owner is not None else None
+    out = []
+    for r in rows:
+        key, kv = r[5], int(r[9])
+        out.append(MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), key,
+                               sealed.open_text(uk, "envelope", key, kv, r[6]) or "",
+                               sealed.open_text(uk, "body", key, kv, r[7]) or "",
+                               sealed.open_text(uk, "bodystructure", key, kv, r[8]) or "",
+                               (sealed.open_text(uk, "parsed", key, kv, r[10]) or "") if with_parsed else ""))
+    return out
 
 
 def changed_since(txn: Txn, mailbox_id: int, modseq: int, user: str | None = None) -> list[FlagChange]:

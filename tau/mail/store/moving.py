@@ -26,7 +26,7 @@ from tau.mail.store.quota import Account, charge, require_account
 from tau.storage.database import Txn, placeholders
 
 _COPIED = ("flags, seen, deleted, internal_date, size, blob_key, envelope, body, bodystructure, subject,"
-           " from_text, to_text, cc_text, bcc_text, message_id, sent_date, sent_day, parsed")
+           " from_text, to_text, cc_text, bcc_text, message_id, sent_date, sent_day, parsed, kv")
 
 
 def _destination(txn: Txn, ctx: StoreContext, mailbox_id: int, dest_user: str, dest_mailbox: str,

@@ -230,10 +230,13 @@ def compile_search(query: Search | tuple, engine: str, mailbox_id: int, now: flo
             [mailbox_id, *params])
 
 
-def search(txn: Any, mailbox_id: int, query: Search | tuple, user: str | None = None) -> list[int]:
-    """UIDs matching ``query``, ascending; evaluated in SQL, no blob reads."""
+def search(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple, user: str | None = None) -> list[int]:
+    """UIDs matching ``query``, ascending; no blob reads: text leaves through the token index and
+    sealed rows (``textsearch``), the rest in SQL."""
     from tau.mail.store.mailboxes import require_owned
+    from tau.mail.store.textsearch import resolve
 
     require_owned(txn, mailbox_id, user)
-    sql, params = compile_search(query, txn.engine.name, int(mailbox_id), txn.now)
+    tree = resolve(txn, keyring, int(mailbox_id), query)
+    sql, params = compile_search(tree, txn.engine.name, int(mailbox_id), txn.now)
     return [int(r[0]) for r in txn.query(sql, params)]

@@ -1,0 +1,107 @@
+"""SEARCH on sealed text (issue 16): the keyed token index finds candidates, decrypting verifies.
+
+Each text leaf of a search tree (FROM, TO, CC, BCC, SUBJECT, HEADER, BODY, TEXT) is evaluated on
+its own and replaced by the exact set of UIDs it matches (a ``("uid", ranges)`` leaf), so the
+rest of the tree (NOT, OR, flags, dates) compiles to SQL as before (``search.compile_condition``).
+
+Candidates: contents of the mailbox's messages whose ``mail_tokens`` hold every term of the
+needle (``sealed.needle_terms``); a needle without an indexable word (one or two letters,
+punctuation only) and contents too large to index take every message as a candidate. Each
+candidate's field is then opened and matched as before: the casefolded, white-space-collapsed
+needle is a substring of the field. Together: a match starts at the beginning of a word (as with
+Dovecot's FTS), where SEARCH without encryption also found matches inside words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tau.atrest.keyring import Keyring, UserKey
+from tau.mail.store import sealed
+from tau.mail.store.api import Search
+from tau.mail.store.fields import fold
+from tau.storage.database import Txn
+
+_MESSAGE_COLUMNS = {"from": "from_text", "to": "to_text", "cc": "cc_text", "bcc": "bcc_text", "subject": "subject"}
+TEXT_LEAVES = frozenset({*_MESSAGE_COLUMNS, "body", "text", "header"})
+
+
+def resolve(txn: Txn, keyring: Keyring, mailbox_id: int, query: Search | tuple) -> tuple:
+    """``query``'s tree with every text leaf replaced by the UIDs it matches."""
+    tree = query.tree if isinstance(query, Search) else query
+    if not _has_text(tree):
+        return tree
+    uk = sealed.box_key(txn, keyring, mailbox_id)
+    done: dict[Any, tuple] = {}
+    return _walk(txn, uk, int(mailbox_id), tree, done)
+
+
+def _has_text(node: Any) -> bool:
+    if not isinstance(node, (tuple, list)) or not node or not isinstance(node[0], str):
+        return False
+    op = node[0].lower()
+    if op in ("and", "or", "not"):
+        return any(_has_text(a) for a in node[1:])
+    return op in TEXT_LEAVES
+
+
+def _walk(txn: Txn, uk: UserKey | None, mailbox_id: int, node: Any, done: dict[Any, tuple]) -> Any:
+    if not isinstance(node, (tuple, list)) or not node or not isinstance(node[0], str):
+        return node  # the compiler reports it
+    op = node[0].lower()
+    if op in ("and", "or", "not"):
+        return (node[0], *(_walk(txn, uk, mailbox_id, a, done) for a in node[1:]))
+    if op not in TEXT_LEAVES:
+        return node
+    key = repr(node)
+    if key not in done:
+        uids = [] if uk is None else _matching(txn, uk, mailbox_id, op, tuple(node[1:]))
+        done[key] = ("uid", [(u, u) for u in uids]) if uids else ("none",)
+    return done[key]
+
+
+def _matching(txn: Txn, uk: UserKey, mailbox_id: int, op: str, args: tuple) -> list[int]:
+    name = ""
+    if op == "header":
+        if not args:
+            from tau.mail.store.search import InvalidSearch
+
+            raise InvalidSearch("HEADER needs a field name")
+        name = str(args[0]).strip().lower()
+        needle = fold(str(args[1])) if len(args) > 1 and args[1] else ""
+    else:
+        if len(args) != 1:
+            from tau.mail.store.search import InvalidSearch
+
+            raise InvalidSearch(f"{op.upper()} takes one string")
+        needle = fold(str(args[0]))
+    terms = sealed.needle_terms(needle)
+    if op == "header":
+        terms.append(sealed.header_name_term(name))
+    columns = {"body": "c.body", "text": "c.headers, c.body", "header": "c.headers"}.get(op)
+    if columns is None:
+        columns = "m." + _MESSAGE_COLUMNS[op]
+    cond = ""
+    params: list[Any] = [uk.user_id, mailbox_id]
+    if terms:
+        probes = " AND ".join(["c.id IN (SELECT t.content_id FROM mail_tokens t WHERE t.token = ?)"] * len(terms))
+        cond = f" AND (c.indexed = 0 OR ({probes}))"
+        params += uk.tokens(sealed.PURPOSE, terms)
+    rows = txn.query(f"SELECT m.uid, m.blob_key, m.kv, {columns} FROM messages m JOIN mail_content c"
+                     f" ON c.user_id = ? AND c.blob_key = m.blob_key WHERE m.mailbox_id = ?{cond} ORDER BY m.uid",
+                     params)
+    out = []
+    for row in rows:
+        uid, blob_key, kv = int(row[0]), row[1], int(row[2])
+        if op in _MESSAGE_COLUMNS:
+            found = needle in (sealed.open_text(uk, _MESSAGE_COLUMNS[op], blob_key, kv, row[3]) or "")
+        elif op == "body":
+            found = needle in sealed.open_content(uk, "body", blob_key, row[3])
+        elif op == "header":
+            found = any(n.lower() == name and needle in v for n, v in sealed.open_headers(uk, blob_key, row[3]))
+        else:  # text: any header value or the body
+            found = (any(needle in v for _, v in sealed.open_headers(uk, blob_key, row[3]))
+                     or needle in sealed.open_content(uk, "body", blob_key, row[4]))
+        if found:
+            out.append(uid)
+    return out

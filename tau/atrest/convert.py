@@ -104,10 +104,33 @@ class Converter:
                 log.failure("at-rest conversion failed")
 
     def service(self) -> TimerService:
-        service = TimerService(self.interval, lambda: defer.ensureDeferred(self.tick()))
+        service = _Service(self, self.interval, lambda: defer.ensureDeferred(self.tick()))
         service.clock = self.registry.reactor
         service.setName("atrest-converter")
         return service
+
+    async def release(self) -> None:
+        """Give the lease up (at shutdown): a restarted or another node resumes at once instead
+        of waiting out the lease."""
+        try:
+            await self.registry.db.run("atrest_release", _release_lease, LEASE, self.holder)
+        except Exception:  # noqa: BLE001 - best effort: the lease expires anyway
+            log.failure("at-rest: could not release the converter lease")
+
+
+class _Service(TimerService):
+    def __init__(self, converter: Converter, *args: object) -> None:
+        super().__init__(*args)
+        self.converter = converter
+
+    def stopService(self) -> defer.Deferred[None]:
+        d = defer.maybeDeferred(super().stopService)
+        d.addCallback(lambda _: defer.ensureDeferred(self.converter.release()))
+        return d
+
+
+def _release_lease(txn: Txn, name: str, holder: str) -> None:
+    txn.execute("DELETE FROM job_leases WHERE name = ? AND holder = ?", (name, holder))
 
 
 def _drop_retired(txn: Txn, retired_before: int) -> int:

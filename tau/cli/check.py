@@ -110,6 +110,7 @@ def _database(config: Config, report: Report) -> set[str] | None:
         if current == code:
             report.line(OK, "database", f"{where}, schema version {current}")
             domains = {str(d["name"]) for d in db.run("cli_check_domains", accounts.list_domains, readonly=True)}
+            _at_rest(config, db, report)
         elif current < code:
             report.line(WARN, "database", f"{where}, schema version {current}, this tau has {code}: "
                         "`tau migrate` (or the daemon at start) will upgrade it")
@@ -121,6 +122,22 @@ def _database(config: Config, report: Report) -> set[str] | None:
         return None
     finally:
         db.close()
+
+
+def _at_rest(config: Config, db: Any, report: Report) -> None:
+    """Rows of user content not sealed under their user's active key yet (issue 16): in plaintext
+    from before the migration, or under a key ``tau keys rotate`` retired."""
+    from tau.atrest.convert import pending_total
+    from tau.registry import Registry
+
+    pending = db.run("cli_check_atrest", pending_total, Registry(config).atrest_tables, readonly=True)
+    left = {name: n for name, n in pending.items() if n}
+    if left:
+        report.line(WARN, "at-rest", f"{sum(left.values())} rows not sealed under the active key yet ("
+                    + ", ".join(f"{k} {v}" for k, v in sorted(left.items()))
+                    + "): the running daemon's converter seals them")
+    else:
+        report.line(OK, "at-rest", "every row of user content is sealed")
 
 
 def _secret(config: Config, report: Report) -> None:

@@ -40,7 +40,7 @@ def _store(blobs: Any) -> Any:
 def export(ctx: ExportContext) -> None:
     mail = _store(ctx.blobs)
     ctx.counts.update(folders=0, messages=0)
-    for box_id, name in ctx.db.run("boxes", rows.mailboxes, ctx.user.id, readonly=True):
+    for box_id, name in ctx.db.run("boxes", rows.mailboxes, ctx.keyring, ctx.user.id, readonly=True):
         messages = ctx.db.run("msgs", rows.message_blobs, box_id, readonly=True)
         with tempfile.TemporaryFile() as fh:
             for key, date in messages:

@@ -2,6 +2,7 @@
 re-seals rows under a retired data key, a batch per transaction while the server runs.
 
 Pending work, in the order it is done:
+0. mailbox names (and lost subscriptions) in plaintext or under a retired key, a user's at a time;
 1. ``messages`` and ``mail_purge_pending`` rows in plaintext (``kv`` 0) or under a retired key:
    their text columns sealed under the owner's active key; a plaintext row also gets its
    owner's ``mail_content`` row and tokens, built from the shared plaintext ``message_text``,
@@ -19,12 +20,13 @@ from typing import Any
 
 from tau.atrest.keyring import Keyring, UserKey
 from tau.atrest.store import active_version_sql
-from tau.mail.store import sealed
+from tau.mail.store import boxnames, sealed
 from tau.mail.store.sortkeys import SortKeys, keys_of_json
 from tau.storage.database import Txn
 
 TABLES = ("messages", "mail_purge_pending")
 PLAIN_TABLES = ("message_text", "message_headers", "message_sort_keys")
+NAME_TABLES = ("mailboxes", "mail_lost_subscriptions")
 _ACTIVE = active_version_sql("b.user_id")
 _STALE = f"(m.kv = 0 OR m.kv < {_ACTIVE})"
 _SET = ", ".join(f"{c} = ?" for c in sealed.COLUMNS)
@@ -41,12 +43,14 @@ class MailTable:
             total += int(txn.scalar(f"SELECT COUNT(*) FROM {table} m JOIN mailboxes b ON b.id = m.mailbox_id"
                                     f" WHERE {_STALE}"))
         total += int(txn.scalar(f"SELECT COUNT(*) FROM mail_content c WHERE c.kv < {active_version_sql('c.user_id')}"))
+        for table in NAME_TABLES:
+            total += int(txn.scalar(f"SELECT COUNT(*) FROM {table} b WHERE b.kv = 0 OR b.kv < {_ACTIVE}"))
         for table in PLAIN_TABLES:
             total += int(txn.scalar(f"SELECT COUNT(*) FROM {table}"))
         return total
 
     def convert(self, txn: Txn, keyring: Keyring, limit: int) -> int:
-        done = 0
+        done = _seal_names(txn, keyring, limit)
         for table in TABLES:
             done += seal_rows(txn, keyring, table, limit - done)
             if done >= limit:
@@ -55,6 +59,22 @@ class MailTable:
         if done < limit and not any(has_plain(txn, None, table) for table in TABLES):
             done += _drop_plain(txn, limit - done)
         return done
+
+
+def _seal_names(txn: Txn, keyring: Keyring, limit: int) -> int:
+    """Mailbox names and lost subscriptions: a user's at a time (``boxnames.seal_user``)."""
+    done = 0
+    for table in NAME_TABLES:
+        users = [int(r[0]) for r in txn.query(f"SELECT DISTINCT b.user_id FROM {table} b"
+                                              f" WHERE b.kv = 0 OR b.kv < {_ACTIVE} LIMIT ?", (int(limit),))]
+        for user_id in users:
+            uk = keyring.for_user_txn(txn, user_id)
+            before = int(txn.scalar(f"SELECT COUNT(*) FROM {table} WHERE user_id = ? AND kv = 0", (user_id,)))
+            boxnames.seal_user(txn, uk)
+            done += before + boxnames.reseal_user(txn, uk, 10_000)
+            if done >= limit:
+                return done
+    return done
 
 
 def has_plain(txn: Txn, mailbox_id: int | None, table: str = "messages") -> bool:

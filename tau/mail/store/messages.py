@@ -105,14 +105,14 @@ def target_box(txn: Txn, ctx: StoreContext, acct: Account, mailbox: str, fallbac
         if not fallback:
             raise
         name = INBOX
-    box = find_box(txn, acct, name)
+    box = find_box(txn, ctx, acct, name)
     if box is None and fallback and name in _SPECIAL:  # "Sent" after the user renamed it
-        box = find_special(txn, acct, _SPECIAL[name])
+        box = find_special(txn, ctx, acct, _SPECIAL[name])
     if box is None and (fallback or name == INBOX):
-        box = find_box(txn, acct, INBOX)
+        box = find_box(txn, ctx, acct, INBOX)
         if box is None:
             ensure_defaults(txn, ctx, acct.address)
-            box = find_box(txn, acct, INBOX)
+            box = find_box(txn, ctx, acct, INBOX)
     if box is None:
         raise MailboxNotFound(f"no mailbox {name}")
     return box
@@ -230,7 +230,7 @@ def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence
     require_owned(txn, mailbox_id, user)
     wanted = canonical_flags(flags)
     apply_flags((), mode, ())  # validates mode before any write
-    _, _, name, _, _, _, address = lock_mailbox(txn, mailbox_id)
+    _, _, name, _, _, _, address = lock_mailbox(txn, ctx, mailbox_id)
     new_keywords: list[str] = []
     if mode != "-":
         wanted, new_keywords = define_keywords(txn, int(mailbox_id), wanted)

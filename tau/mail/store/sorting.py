@@ -12,7 +12,7 @@ plaintext rows (from before encryption at rest) before it sorts or threads it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tau.mail.store import sealed, threading
@@ -93,16 +93,19 @@ def _sorted(txn: Any, keyring: Any, mailbox_id: int, tree: Any, criteria: Sequen
     # text keys are sealed: sorted here, after decrypting (stable sorts from the last key to the
     # first; equal keys keep UID order whatever REVERSE says, RFC 5256 section 3)
     rows = _sealed_rows(txn, keyring, mailbox_id, tree, "m.uid, m.internal_date, m.sent_date, m.size")
-    plain = {"arrival": 1, "date": 2, "size": 3}
     for name, reverse in reversed(list(criteria)):
-        name = name.lower()
-        if name in plain:
-            index = plain[name]
-            rows.sort(key=lambda r, i=index: int(r[i]), reverse=reverse)
-        else:
-            slot = _SEALED[name]
-            rows.sort(key=lambda r, s=slot: _key_values(r[4])[s], reverse=reverse)
+        rows.sort(key=_sort_key(name.lower()), reverse=reverse)
     return [int(r[0]) for r in rows]
+
+
+def _sort_key(name: str) -> Callable[[tuple[Any, ...]], Any]:
+    """The key of one criterion on (uid, internal_date, sent_date, size, SortKeys) rows."""
+    plain = {"arrival": 1, "date": 2, "size": 3}
+    if name in plain:
+        index = plain[name]
+        return lambda r: int(r[index])
+    slot = _SEALED[name]
+    return lambda r: _key_values(r[4])[slot]
 
 
 def thread_rows(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...], user: str | None = None,

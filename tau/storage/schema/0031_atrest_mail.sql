@@ -32,3 +32,13 @@ CREATE TABLE mail_tokens (
     PRIMARY KEY (token, content_id)
 );
 CREATE INDEX mail_tokens_content ON mail_tokens(content_id);
+
+-- Mailbox names (and subscriptions kept after their mailbox went): name holds the keyed lookup
+-- hash of the name once kv > 0, sealed_name the base64 sealed name, parent the lookup hash of
+-- the parent's name (tau.mail.store.boxnames).
+ALTER TABLE mailboxes ADD COLUMN kv INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mailboxes ADD COLUMN sealed_name TEXT;
+ALTER TABLE mailboxes ADD COLUMN parent TEXT;
+CREATE INDEX mailboxes_parent ON mailboxes(user_id, parent);
+ALTER TABLE mail_lost_subscriptions ADD COLUMN kv INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mail_lost_subscriptions ADD COLUMN sealed_name TEXT;

@@ -53,7 +53,8 @@ def markers_in_archive(path: Path, markers: Iterable[str]) -> dict[str, list[str
 def unseal_mail(txn: Any, keyring: Any) -> int:
     """Turn every sealed message row back into what the store wrote before encryption at rest:
     plaintext columns with ``kv`` 0, the shared ``message_text``/``message_headers``/
-    ``message_sort_keys`` rows, no ``mail_content`` (what the converter then has to seal)."""
+    ``message_sort_keys`` rows, no ``mail_content``, plaintext mailbox names (what the converter
+    then has to seal)."""
     from tau.mail.store import sealed
 
     cols = ", ".join(sealed.COLUMNS)
@@ -80,4 +81,13 @@ def unseal_mail(txn: Any, keyring: Any) -> int:
                     (key, keys[0], int(keys[1]), *keys[2:]))
     txn.execute("DELETE FROM mail_tokens")
     txn.execute("DELETE FROM mail_content")
+    from tau.mail.store import boxnames
+
+    for table in ("mailboxes", "mail_lost_subscriptions"):
+        for row_id, user_id, stored, kv, sealed_name in txn.query(
+                f"SELECT id, user_id, name, kv, sealed_name FROM {table} WHERE kv > 0"):
+            uk = keyring.for_user_txn(txn, int(user_id))
+            name = boxnames.name_of(uk, stored, int(kv), sealed_name, table)
+            extra = ", parent = NULL" if table == "mailboxes" else ""
+            txn.execute(f"UPDATE {table} SET name = ?, kv = 0, sealed_name = NULL{extra} WHERE id = ?", (name, row_id))
     return len(rows)

@@ -20,6 +20,7 @@ from tau.atrest.keyring import Keyring, UserKey
 from tau.mail.store import sealed
 from tau.mail.store.api import Search
 from tau.mail.store.fields import fold
+from tau.storage.budget import QueryCancelled, StatementTimeout
 from tau.storage.database import Txn
 
 _MESSAGE_COLUMNS = {"from": "from_text", "to": "to_text", "cc": "cc_text", "bcc": "bcc_text", "subject": "subject"}
@@ -60,6 +61,19 @@ def _walk(txn: Txn, uk: UserKey | None, mailbox_id: int, node: Any, done: dict[A
     return done[key]
 
 
+def within_budget(txn: Txn) -> None:
+    """Verifying candidates is work in Python, not in a statement: it keeps to the statement time
+    budget and cancellation all the same (tau.storage.budget), so a search that must decrypt a
+    whole mailbox is cut like a slow query would be."""
+    budget = txn.budget
+    if budget is None:
+        return
+    if budget.cancelled:
+        raise QueryCancelled("the client went away")
+    if budget.expired():
+        raise StatementTimeout("mail_search", budget.seconds)
+
+
 def _matching(txn: Txn, uk: UserKey, mailbox_id: int, op: str, args: tuple) -> list[int]:
     name = ""
     if op == "header":
@@ -91,7 +105,9 @@ def _matching(txn: Txn, uk: UserKey, mailbox_id: int, op: str, args: tuple) -> l
                      f" ON c.user_id = ? AND c.blob_key = m.blob_key WHERE m.mailbox_id = ?{cond} ORDER BY m.uid",
                      params)
     out = []
-    for row in rows:
+    for i, row in enumerate(rows):
+        if i % 64 == 0:
+            within_budget(txn)
         uid, blob_key, kv = int(row[0]), row[1], int(row[2])
         if op in _MESSAGE_COLUMNS:
             found = needle in (sealed.open_text(uk, _MESSAGE_COLUMNS[op], blob_key, kv, row[3]) or "")

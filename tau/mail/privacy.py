@@ -61,7 +61,8 @@ def export_sieve(ctx: ExportContext) -> None:
 
     ctx.counts["sieve_scripts"] = 0
     for name, active in ctx.db.run("sieve_export_list", sieve_store.list_scripts, ctx.user.address, readonly=True):
-        script = ctx.db.run("sieve_export_get", sieve_store.get_script, ctx.user.address, name, readonly=True)
+        script = ctx.db.run("sieve_export_get", sieve_store.get_script, ctx.keyring, ctx.user.address, name,
+                            readonly=True)
         if script is None:
             continue
         ctx.add_bytes(f"mail/sieve/{safe_name(name)}.sieve", script.content.encode("utf-8"))

@@ -31,6 +31,7 @@ M = {
     "display": f"Numbatname{TAG}",
     "folder": f"Bilbyfolder{TAG}",
     "appended": f"Dugongappend{TAG}",
+    "vacation": f"Potoroovacation{TAG}",
 }
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +64,10 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     assert imap.create(M["folder"])[0] == "OK"
     assert imap.append(M["folder"], "", None, _raw(M["appended"], "plain words", "Someone"))[0] == "OK"
     imap.logout()
+    vacation = {"enabled": True, "subject": "Away", "text": f"Back soon, {M['vacation']}.", "until": "2099-01-01"}
+    status, _, body = d.http("PUT", "/api/vacation", json.dumps(vacation).encode(),
+                             {"Content-Type": "application/json"}, token=d.token(ALICE))
+    assert status == 200, body
     try:
         yield {"daemon": d, "engine": request.param, "url": url, "folder": folder}
     finally:
@@ -125,6 +130,12 @@ def _get(d: TauDaemon, path: str, token: str) -> tuple[int, Any]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
+
+
+def test_a_sealed_sieve_script_still_reads_back(world: dict[str, Any]) -> None:
+    d = world["daemon"]
+    status, _, body = d.http("GET", "/api/vacation", token=d.token(ALICE))
+    assert status == 200 and M["vacation"] in json.loads(body)["text"]
 
 
 def test_no_marker_in_any_stored_byte(world: dict[str, Any]) -> None:

@@ -42,3 +42,8 @@ ALTER TABLE mailboxes ADD COLUMN parent TEXT;
 CREATE INDEX mailboxes_parent ON mailboxes(user_id, parent);
 ALTER TABLE mail_lost_subscriptions ADD COLUMN kv INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE mail_lost_subscriptions ADD COLUMN sealed_name TEXT;
+
+-- Sieve scripts: content holds the base64 of the script sealed under the owner's data key once
+-- kv > 0; size is the script's length in characters (quota, HAVESPACE) without decrypting.
+ALTER TABLE sieve_scripts ADD COLUMN kv INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sieve_scripts ADD COLUMN size {bigint} NOT NULL DEFAULT 0;

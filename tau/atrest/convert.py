@@ -113,7 +113,7 @@ class Converter:
         """Give the lease up (at shutdown): a restarted or another node resumes at once instead
         of waiting out the lease."""
         try:
-            await self.registry.db.run("atrest_release", _release_lease, LEASE, self.holder)
+            await self.registry.db.run("atrest_release", store.release_lease, LEASE, self.holder)
         except Exception:  # noqa: BLE001 - best effort: the lease expires anyway
             log.failure("at-rest: could not release the converter lease")
 
@@ -128,9 +128,6 @@ class _Service(TimerService):
         d.addCallback(lambda _: defer.ensureDeferred(self.converter.release()))
         return d
 
-
-def _release_lease(txn: Txn, name: str, holder: str) -> None:
-    txn.execute("DELETE FROM job_leases WHERE name = ? AND holder = ?", (name, holder))
 
 
 def _drop_retired(txn: Txn, retired_before: int) -> int:

@@ -103,3 +103,8 @@ def active_version_sql(user_column: str) -> str:
     """SQL for the active data-key version of the user in ``user_column`` (NULL: no key yet), for
     an ``AtRestTable``'s query of rows not sealed under it (``kv`` differs, 0 = plaintext)."""
     return ACTIVE_VERSION_SQL.format(user=user_column)
+
+
+def release_lease(txn: Txn, name: str, holder: str) -> None:
+    """The converter's lease, given up at shutdown (``job_leases``, see tau.blobs.orphans.take_lease)."""
+    txn.execute("DELETE FROM job_leases WHERE name = ? AND holder = ?", (name, holder))

@@ -39,10 +39,11 @@ class ServiceComponents(MailComponents):
     def atrest_tables(self) -> list[AtRestTable]:
         """Every table holding user content, for the converter that keeps it sealed under each
         user's active data key (a new store with such content adds its ``AtRestTable`` here)."""
+        from tau.mail.pgp_store import PgpTable
         from tau.mail.sieve.store import SieveTable
         from tau.mail.store.atrest_mail import MailTable
 
-        return [MailTable(), SieveTable()]
+        return [MailTable(), SieveTable(), PgpTable()]
 
     @component
     def calendars(self) -> Calendars:

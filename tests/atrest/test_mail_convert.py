@@ -116,3 +116,28 @@ def test_rotation_reseals_every_mail_row_under_the_new_key(store: Any, registry:
     assert "Projects/Old" in [b.name for b in resolve(store.list_mailboxes(ALICE))]
     resolve(store.rename_mailbox(ALICE, "Projects", "Work"))
     assert "Work/Old" in [b.name for b in resolve(store.list_mailboxes(ALICE))]
+
+
+def test_sieve_scripts_and_pgp_private_keys_are_sealed_and_converted(store: Any, registry: Any) -> None:
+    from tau.mail import pgp_store
+    from tau.mail.sieve import store as sieve_store
+
+    db, keyring = registry.db.sync, registry.keyring
+    alice = registry.db.sync.run("id", lambda txn: int(txn.scalar("SELECT id FROM users WHERE address = ?",
+                                                                    (ALICE,))))
+    db.run("put", sieve_store.put_script, keyring, ALICE, "main", f'# {MARK}\r\nkeep;\r\n', True)
+    db.run("pgp", pgp_store.save_key, keyring, alice, "F1", "PUBLIC", f"PRIVATE {MARK}", "h")
+    rows = db.run("raw", lambda txn: txn.query("SELECT content, size FROM sieve_scripts")
+                  + txn.query("SELECT private_key, kv FROM pgp_keys"))
+    assert markers_in(repr(rows).encode(), [MARK]) == [] and rows[0][1] == len(f'# {MARK}\r\nkeep;\r\n')
+    assert MARK in db.run("get", sieve_store.active_script, keyring, ALICE).content
+    assert db.run("keys", pgp_store.keys_of, keyring, [ALICE])[ALICE] == ("PUBLIC", f"PRIVATE {MARK}")
+    # rows from before the migration: plaintext, kv 0
+    db.run("plain", lambda txn: (txn.execute("UPDATE sieve_scripts SET content = 'keep;', kv = 0"),
+                                 txn.execute(f"UPDATE pgp_keys SET private_key = 'PRIVATE {MARK}', kv = 0")))
+    tables = [sieve_store.SieveTable(), pgp_store.PgpTable()]
+    assert db.run("p", pending_total, tables) == {"sieve": 1, "pgp": 1}
+    resolve(Converter(registry, tables).run_once())
+    assert db.run("p", pending_total, tables) == {"sieve": 0, "pgp": 0}
+    assert db.run("get", sieve_store.active_script, keyring, ALICE).content == "keep;"
+    assert db.run("keys", pgp_store.keys_of, keyring, [ALICE])[ALICE][1] == f"PRIVATE {MARK}"

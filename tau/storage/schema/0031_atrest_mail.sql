@@ -47,3 +47,8 @@ ALTER TABLE mail_lost_subscriptions ADD COLUMN sealed_name TEXT;
 -- kv > 0; size is the script's length in characters (quota, HAVESPACE) without decrypting.
 ALTER TABLE sieve_scripts ADD COLUMN kv INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sieve_scripts ADD COLUMN size {bigint} NOT NULL DEFAULT 0;
+
+-- OpenPGP private keys (their user-id packets are not covered by the passphrase): private_key
+-- holds the base64 of it sealed under the owner's data key once kv > 0. Public keys stay
+-- readable: Web Key Directory publishes them.
+ALTER TABLE pgp_keys ADD COLUMN kv INTEGER NOT NULL DEFAULT 0;

@@ -95,15 +95,15 @@ def _matching(txn: Txn, uk: UserKey, mailbox_id: int, op: str, args: tuple) -> l
     columns = {"body": "c.body", "text": "c.headers, c.body", "header": "c.headers"}.get(op)
     if columns is None:
         columns = "m." + _MESSAGE_COLUMNS[op]
-    cond = ""
-    params: list[Any] = [uk.user_id, mailbox_id]
-    if terms:
+    select = (f"SELECT m.uid, m.blob_key, m.kv, {columns} FROM mail_content c JOIN messages m"
+              " ON m.blob_key = c.blob_key AND m.mailbox_id = ? WHERE c.user_id = ?")
+    if terms:  # driven by the token probes; contents too large to index are always candidates
         probes = " AND ".join(["c.id IN (SELECT t.content_id FROM mail_tokens t WHERE t.token = ?)"] * len(terms))
-        cond = f" AND (c.indexed = 0 OR ({probes}))"
-        params += uk.tokens(sealed.PURPOSE, terms)
-    rows = txn.query(f"SELECT m.uid, m.blob_key, m.kv, {columns} FROM messages m JOIN mail_content c"
-                     f" ON c.user_id = ? AND c.blob_key = m.blob_key WHERE m.mailbox_id = ?{cond} ORDER BY m.uid",
-                     params)
+        rows = txn.query(f"{select} AND {probes} UNION ALL {select} AND c.indexed = 0",
+                         [mailbox_id, uk.user_id, *uk.tokens(sealed.PURPOSE, terms), mailbox_id, uk.user_id])
+    else:
+        rows = txn.query(select, [mailbox_id, uk.user_id])
+    rows = sorted(rows, key=lambda r: int(r[0]))
     out = []
     for i, row in enumerate(rows):
         if i % 64 == 0:

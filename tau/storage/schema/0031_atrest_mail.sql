@@ -23,6 +23,7 @@ CREATE TABLE mail_content (
     UNIQUE (user_id, blob_key)
 );
 CREATE INDEX mail_content_blob ON mail_content(blob_key);
+CREATE INDEX mail_content_unindexed ON mail_content(user_id) WHERE indexed = 0;
 
 -- The keyed token index: HMAC (the user's index key) of each normalised word and word prefix of
 -- a content's headers and body; SEARCH finds candidates here and verifies them by decrypting.

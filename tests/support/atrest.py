@@ -62,7 +62,7 @@ def unseal_mail(txn: Any, keyring: Any) -> int:
                      " JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.kv > 0")
     for box, uid, user_id, key, kv, *values in rows:
         uk = keyring.for_user_txn(txn, int(user_id))
-        plain = [sealed.open_text(uk, c, key, int(kv), v) for c, v in zip(sealed.COLUMNS, values, strict=True)]
+        plain = sealed.open_row(uk, key, int(kv), values)
         txn.execute(f"UPDATE messages SET {', '.join(c + ' = ?' for c in sealed.COLUMNS)}, kv = 0"
                     " WHERE mailbox_id = ? AND uid = ?", [*plain, box, uid])
         content = txn.query_one("SELECT body, headers, sort FROM mail_content WHERE user_id = ? AND blob_key = ?",

@@ -98,7 +98,7 @@ def seal_rows(txn: Txn, keyring: Keyring, table: str, limit: int, mailbox_id: in
                      [*params, int(limit)])
     for box, uid, user_id, key, kv, *values in rows:
         uk = keyring.for_user_txn(txn, int(user_id))
-        plain = [sealed.open_text(uk, c, key, int(kv), v) for c, v in zip(sealed.COLUMNS, values, strict=True)]
+        plain = sealed.open_row(uk, key, int(kv), values)
         if int(kv) == uk.version:
             continue
         txn.execute(f"UPDATE {table} SET {_SET}, kv = ? WHERE mailbox_id = ? AND uid = ? AND kv = ?",

@@ -198,10 +198,9 @@ def metas(txn: Txn, keyring: Keyring, mailbox_id: int, rows: Sequence[Sequence[A
     out = []
     for r in rows:
         key, kv = r[5], int(r[9])
-        out.append(MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), key,
-                               sealed.open_text(uk, "envelope", key, kv, r[6]) or "",
-                               sealed.open_text(uk, "body", key, kv, r[7]) or "",
-                               sealed.open_text(uk, "bodystructure", key, kv, r[8]) or "",
+        envelope, body, bodystructure = sealed.open_meta(uk, key, kv, r[6], r[7], r[8])
+        out.append(MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), key, envelope, body,
+                               bodystructure,
                                (sealed.open_text(uk, "parsed", key, kv, r[10]) or "") if with_parsed else ""))
     return out
 

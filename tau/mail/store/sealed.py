@@ -69,8 +69,27 @@ def open_text(uk: UserKey | None, column: str, blob_key: str, kv: int, value: st
 
 
 def seal_row(uk: UserKey, blob_key: str, values: Sequence[str | None]) -> list[str | None]:
-    """``values`` (plaintext, in ``COLUMNS`` order) sealed."""
-    return [seal_text(uk, c, blob_key, v) for c, v in zip(COLUMNS, values, strict=True)]
+    """``values`` (plaintext, in ``COLUMNS`` order) sealed, for the same columns. ENVELOPE, BODY
+    and BODYSTRUCTURE, which every FETCH of them reads together, are one sealed value (in
+    ``envelope``; ``body`` and ``bodystructure`` left empty): one decryption per message."""
+    meta = "\x00".join(v or "" for v in values[:3])  # NUL never occurs in them (cleaning.clean)
+    return [seal_text(uk, "meta", blob_key, meta), "", "",
+            *(seal_text(uk, c, blob_key, v) for c, v in zip(COLUMNS[3:], values[3:], strict=True))]
+
+
+def open_meta(uk: UserKey | None, blob_key: str, kv: int, envelope: str, body: str,
+              bodystructure: str) -> tuple[str, str, str]:
+    """(ENVELOPE, BODY, BODYSTRUCTURE) of a row, whether sealed (see ``seal_row``) or not."""
+    if not kv:
+        return envelope, body, bodystructure
+    env, bod, bs = (open_text(uk, "meta", blob_key, kv, envelope) or "").split("\x00", 2)
+    return env, bod, bs
+
+
+def open_row(uk: UserKey | None, blob_key: str, kv: int, values: Sequence[str | None]) -> list[str | None]:
+    """Plaintext of a row's ``COLUMNS`` values (the inverse of ``seal_row``)."""
+    meta = open_meta(uk, blob_key, kv, values[0] or "", values[1] or "", values[2] or "")
+    return [*meta, *(open_text(uk, c, blob_key, kv, v) for c, v in zip(COLUMNS[3:], values[3:], strict=True))]
 
 
 def fields_values(fields: Any) -> list[str | None]:

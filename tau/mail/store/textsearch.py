@@ -23,6 +23,8 @@ from tau.mail.store.fields import fold
 from tau.storage.budget import QueryCancelled, StatementTimeout
 from tau.storage.database import Txn
 
+#: counting a token's contents stops here (a common word needs no exact count to be ordered last)
+COUNT_CAP = 2000
 _MESSAGE_COLUMNS = {"from": "from_text", "to": "to_text", "cc": "cc_text", "bcc": "bcc_text", "subject": "subject"}
 TEXT_LEAVES = frozenset({*_MESSAGE_COLUMNS, "body", "text", "header"})
 
@@ -74,6 +76,19 @@ def within_budget(txn: Txn) -> None:
         raise StatementTimeout("mail_search", budget.seconds)
 
 
+def rarest_first(txn: Txn, tokens: list[int]) -> list[int]:
+    """``tokens`` by how many contents hold them, fewest first; empty when one is in none (nothing
+    indexed can match then). One index range count per token."""
+    counts = []
+    for token in dict.fromkeys(tokens):
+        n = int(txn.scalar("SELECT COUNT(*) FROM (SELECT 1 FROM mail_tokens WHERE token = ? LIMIT ?) x",
+                           (token, COUNT_CAP)))
+        if not n:
+            return []
+        counts.append((n, token))
+    return [token for _, token in sorted(counts)]
+
+
 def _matching(txn: Txn, uk: UserKey, mailbox_id: int, op: str, args: tuple) -> list[int]:
     name = ""
     if op == "header":
@@ -97,10 +112,14 @@ def _matching(txn: Txn, uk: UserKey, mailbox_id: int, op: str, args: tuple) -> l
         columns = "m." + _MESSAGE_COLUMNS[op]
     select = (f"SELECT m.uid, m.blob_key, m.kv, {columns} FROM mail_content c JOIN messages m"
               " ON m.blob_key = c.blob_key AND m.mailbox_id = ? WHERE c.user_id = ?")
-    if terms:  # driven by the token probes; contents too large to index are always candidates
-        probes = " AND ".join(["c.id IN (SELECT t.content_id FROM mail_tokens t WHERE t.token = ?)"] * len(terms))
-        rows = txn.query(f"{select} AND {probes} UNION ALL {select} AND c.indexed = 0",
-                         [mailbox_id, uk.user_id, *uk.tokens(sealed.PURPOSE, terms), mailbox_id, uk.user_id])
+    if terms:  # contents too large to index are always candidates
+        tokens = rarest_first(txn, uk.tokens(sealed.PURPOSE, terms))
+        rows = txn.query(f"{select} AND c.indexed = 0", [mailbox_id, uk.user_id])
+        if tokens:  # the rarest token drives, the others are probes of the (token, content) key
+            probes = "".join(" AND EXISTS (SELECT 1 FROM mail_tokens p WHERE p.token = ? AND p.content_id = c.id)"
+                             for _ in tokens[1:])
+            rows += txn.query(f"{select} AND c.id IN (SELECT t.content_id FROM mail_tokens t WHERE t.token = ?)"
+                              f"{probes}", [mailbox_id, uk.user_id, *tokens])
     else:
         rows = txn.query(select, [mailbox_id, uk.user_id])
     rows = sorted(rows, key=lambda r: int(r[0]))

@@ -23,6 +23,8 @@ from tau.mail.store.fields import fold
 from tau.storage.budget import QueryCancelled, StatementTimeout
 from tau.storage.database import Txn
 
+#: more candidate contents than this: one pass over the mailbox instead of lookups by id
+MAX_ID_LIST = 2000
 #: counting a token's contents stops here (a common word needs no exact count to be ordered last)
 COUNT_CAP = 2000
 _MESSAGE_COLUMNS = {"from": "from_text", "to": "to_text", "cc": "cc_text", "bcc": "bcc_text", "subject": "subject"}
@@ -89,6 +91,20 @@ def rarest_first(txn: Txn, tokens: list[int]) -> list[int]:
     return [token for _, token in sorted(counts)]
 
 
+def _candidates(txn: Txn, uk: UserKey, terms: list[str]) -> set[int]:
+    """Ids of the user's contents holding every term, plus those too large to index. Two plain
+    index reads, so that neither engine's planner starts from the mailbox's messages instead."""
+    ids = {int(r[0]) for r in txn.query("SELECT id FROM mail_content WHERE user_id = ? AND indexed = 0",
+                                        (uk.user_id,))}
+    tokens = rarest_first(txn, uk.tokens(sealed.PURPOSE, terms))
+    if tokens:  # the rarest token drives, the others are probes of the (token, content) key
+        probes = "".join(" AND EXISTS (SELECT 1 FROM mail_tokens p WHERE p.token = ? AND p.content_id = t.content_id)"
+                         for _ in tokens[1:])
+        ids.update(int(r[0]) for r in txn.query(f"SELECT t.content_id FROM mail_tokens t WHERE t.token = ?{probes}",
+                                                [tokens[0], *tokens[1:]]))
+    return ids
+
+
 def _matching(txn: Txn, uk: UserKey, mailbox_id: int, op: str, args: tuple) -> list[int]:
     name = ""
     if op == "header":
@@ -110,18 +126,18 @@ def _matching(txn: Txn, uk: UserKey, mailbox_id: int, op: str, args: tuple) -> l
     columns = {"body": "c.body", "text": "c.headers, c.body", "header": "c.headers"}.get(op)
     if columns is None:
         columns = "m." + _MESSAGE_COLUMNS[op]
-    select = (f"SELECT m.uid, m.blob_key, m.kv, {columns} FROM mail_content c JOIN messages m"
+    select = (f"SELECT m.uid, m.blob_key, m.kv, c.id, {columns} FROM mail_content c JOIN messages m"
               " ON m.blob_key = c.blob_key AND m.mailbox_id = ? WHERE c.user_id = ?")
-    if terms:  # contents too large to index are always candidates
-        tokens = rarest_first(txn, uk.tokens(sealed.PURPOSE, terms))
-        rows = txn.query(f"{select} AND c.indexed = 0", [mailbox_id, uk.user_id])
-        if tokens:  # the rarest token drives, the others are probes of the (token, content) key
-            probes = "".join(" AND EXISTS (SELECT 1 FROM mail_tokens p WHERE p.token = ? AND p.content_id = c.id)"
-                             for _ in tokens[1:])
-            rows += txn.query(f"{select} AND c.id IN (SELECT t.content_id FROM mail_tokens t WHERE t.token = ?)"
-                              f"{probes}", [mailbox_id, uk.user_id, *tokens])
-    else:
-        rows = txn.query(select, [mailbox_id, uk.user_id])
+    ids = _candidates(txn, uk, terms) if terms else None
+    if ids is None or len(ids) > MAX_ID_LIST:  # most of the mailbox: one pass over it
+        rows = [r for r in txn.query(select, [mailbox_id, uk.user_id]) if ids is None or int(r[3]) in ids]
+    else:  # a few contents: found by id, then their messages in this mailbox by blob
+        rows = []
+        ordered = sorted(ids)
+        for i in range(0, len(ordered), 500):
+            part = ordered[i:i + 500]
+            rows += txn.query(f"{select} AND c.id IN ({', '.join('?' * len(part))})", [mailbox_id, uk.user_id, *part])
+    rows = [(*r[:3], *r[4:]) for r in rows]
     rows = sorted(rows, key=lambda r: int(r[0]))
     out = []
     for i, row in enumerate(rows):

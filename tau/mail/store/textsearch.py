@@ -136,7 +136,11 @@ def _matching(txn: Txn, uk: UserKey, mailbox_id: int, op: str, args: tuple) -> l
         ordered = sorted(ids)
         for i in range(0, len(ordered), 500):
             part = ordered[i:i + 500]
-            rows += txn.query(f"{select} AND c.id IN ({', '.join('?' * len(part))})", [mailbox_id, uk.user_id, *part])
+            # "+m.mailbox_id": not an index term, so the planner starts from the ids (SQLite without
+            # statistics would rather walk the whole mailbox and probe each blob)
+            rows += txn.query(f"SELECT m.uid, m.blob_key, m.kv, c.id, {columns} FROM mail_content c JOIN messages m"
+                              f" ON m.blob_key = c.blob_key WHERE c.id IN ({', '.join('?' * len(part))})"
+                              " AND c.user_id = ? AND +m.mailbox_id = ?", [*part, uk.user_id, mailbox_id])
     rows = [(*r[:3], *r[4:]) for r in rows]
     rows = sorted(rows, key=lambda r: int(r[0]))
     out = []

@@ -58,6 +58,8 @@ class ExportContext:
     blobs: BlobAccess
     now: int
     counts: dict[str, int] = field(default_factory=dict)
+    #: ``tau.atrest.keyring.Keyring``: what is sealed at rest is exported in plaintext
+    keyring: Any = None
 
     def add_file(self, name: str, fh: IO[bytes], mtime: int | None = None) -> None:
         size = fh.seek(0, 2)

@@ -98,7 +98,15 @@ class Converter:
 
     def service(self) -> TimerService:
         return periodic(self.registry, "atrest-converter", self.interval, self.tick, "",
-                        "at-rest conversion failed")
+                        "at-rest conversion failed", on_stop=self.release)
+
+    async def release(self) -> None:
+        """Give the lease up (at shutdown): a restarted or another node resumes at once instead
+        of waiting out the lease."""
+        try:
+            await self.registry.db.run("atrest_release", store.release_lease, LEASE, self.holder)
+        except Exception:  # noqa: BLE001 - best effort: the lease expires anyway
+            log.failure("at-rest: could not release the converter lease")
 
 
 def _drop_retired(txn: Txn, retired_before: int) -> int:

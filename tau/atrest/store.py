@@ -124,3 +124,6 @@ def pending_rows(txn: Txn, table: str, user_column: str, columns: str, limit: in
     extra = f" AND ({where})" if where else ""
     return txn.query(f"SELECT {user_column}, {columns} FROM {table} t{join} WHERE (t.kv = 0 OR t.kv <>"
                      f" {active_version_sql(user_column)}){extra} ORDER BY t.kv LIMIT ?", (limit,))
+def release_lease(txn: Txn, name: str, holder: str) -> None:
+    """The converter's lease, given up at shutdown (``job_leases``, see tau.blobs.orphans.take_lease)."""
+    txn.execute("DELETE FROM job_leases WHERE name = ? AND holder = ?", (name, holder))

@@ -56,7 +56,7 @@ def sweep_key(txn: Txn, backend: Any, key: str) -> bool:
             if inserted:
                 txn.execute(f"DELETE FROM {table} WHERE blob_key = ? AND refs = 0", (key,))
         return False
-    for table in ("file_blobs", "mail_blobs", "message_text", "message_headers", "message_sort_keys"):
+    for table in ("file_blobs", "mail_blobs", "message_text", "message_headers", "message_sort_keys", "mail_content"):
         txn.execute(f"DELETE FROM {table} WHERE blob_key = ?", (key,))
     backend.delete(key)  # last: when it fails the transaction rolls back and the next sweep retries
     return True

@@ -46,7 +46,7 @@ def wkd_hash(local: str) -> str:
 
 async def keys_of(registry: Registry, addresses: list[str]) -> dict[str, tuple[str, str | None]]:
     """(armored public, armored protected private or None) per address that has a key."""
-    return await registry.db.run("pgp_keys_of", pgp_store.keys_of, addresses, readonly=True)
+    return await registry.db.run("pgp_keys_of", pgp_store.keys_of, registry.keyring, addresses, readonly=True)
 
 
 # -- key upload -------------------------------------------------------------------------------

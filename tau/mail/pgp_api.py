@@ -29,7 +29,8 @@ class PgpAPI:
         except Exception as exc:
             raise HttpError(400, "invalid_key", f"key refused: {exc}")
         digest = pgp.wkd_hash(user.address.rpartition("@")[0])
-        await self.registry.db.run("pgp_save_key", pgp_store.save_key, user.id, fingerprint, armored, secret, digest)
+        await self.registry.db.run("pgp_save_key", pgp_store.save_key, self.registry.keyring, user.id,
+                                   fingerprint, armored, secret, digest)
         return json_response({"fingerprint": fingerprint, "wkd_hash": digest, "has_private_key": bool(secret)})
 
     async def get_key(self, request: Any) -> Response:

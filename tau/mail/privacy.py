@@ -40,7 +40,7 @@ def _store(blobs: Any) -> Any:
 def export(ctx: ExportContext) -> None:
     mail = _store(ctx.blobs)
     ctx.counts.update(folders=0, messages=0)
-    for box_id, name in ctx.db.run("boxes", rows.mailboxes, ctx.user.id, readonly=True):
+    for box_id, name in ctx.db.run("boxes", rows.mailboxes, ctx.keyring, ctx.user.id, readonly=True):
         messages = ctx.db.run("msgs", rows.message_blobs, box_id, readonly=True)
         with tempfile.TemporaryFile() as fh:
             for key, date in messages:
@@ -61,7 +61,8 @@ def export_sieve(ctx: ExportContext) -> None:
 
     ctx.counts["sieve_scripts"] = 0
     for name, active in ctx.db.run("sieve_export_list", sieve_store.list_scripts, ctx.user.address, readonly=True):
-        script = ctx.db.run("sieve_export_get", sieve_store.get_script, ctx.user.address, name, readonly=True)
+        script = ctx.db.run("sieve_export_get", sieve_store.get_script, ctx.keyring, ctx.user.address, name,
+                            readonly=True)
         if script is None:
             continue
         ctx.add_bytes(f"mail/sieve/{safe_name(name)}.sieve", script.content.encode("utf-8"))

@@ -6,7 +6,7 @@ A run that fails is logged and the next one still comes; a run that did somethin
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.internet import TimerService
 from twisted.internet import defer
@@ -16,9 +16,23 @@ if TYPE_CHECKING:
     from tau.registry import Registry
 
 
+class _StoppingTimer(TimerService):
+    """A TimerService that runs ``on_stop`` once stopped (a job giving up its lease)."""
+
+    def __init__(self, on_stop: Callable[[], Awaitable[None]], *args: Any) -> None:
+        super().__init__(*args)
+        self.on_stop = on_stop
+
+    def stopService(self) -> defer.Deferred[None]:
+        d: defer.Deferred[Any] = defer.maybeDeferred(super().stopService)
+        d.addCallback(lambda _: defer.ensureDeferred(self.on_stop()))
+        return d
+
+
 def periodic(registry: Registry, name: str, interval: float, job: Callable[[], Awaitable[int]],
-             done: str, failed: str) -> TimerService:
-    """Run ``job`` every ``interval`` seconds; ``done`` is logged with ``{n}`` when it returns n > 0."""
+             done: str, failed: str, on_stop: Callable[[], Awaitable[None]] | None = None) -> TimerService:
+    """Run ``job`` every ``interval`` seconds; ``done`` is logged with ``{n}`` when it returns n > 0;
+    ``on_stop`` runs when the service stops."""
     log = Logger(namespace=getattr(job, "__module__", None) or __name__)
 
     async def tick() -> None:
@@ -29,7 +43,10 @@ def periodic(registry: Registry, name: str, interval: float, job: Callable[[], A
         except Exception:
             log.failure(failed)
 
-    service = TimerService(interval, lambda: defer.ensureDeferred(tick()))
+    def run() -> defer.Deferred[None]:
+        return defer.ensureDeferred(tick())
+
+    service = TimerService(interval, run) if on_stop is None else _StoppingTimer(on_stop, interval, run)
     service.clock = registry.reactor
     service.setName(name)
     return service

@@ -38,12 +38,19 @@ def hooks() -> list[PrivacyHook]:
     return [importlib.import_module(name).HOOK for name in PROVIDERS]
 
 
+def _keyring(config: Any) -> Any:
+    from tau.atrest.keyring import Keyring
+    from tau.cli.common import keys_for
+
+    return Keyring(keys_for(config))
+
+
 def export_user(config: Any, db: Any, address: str, out: str) -> dict[str, int]:
     """Write the user's archive; returns counts per kind."""
     blobs = BlobAccess(config)
     user = db.run("export_user", accounts.require_user, address, readonly=True)
     with os.fdopen(open_private(out + ".partial"), "wb") as raw, tarfile.open(fileobj=raw, mode="w|gz") as tar:
-        ctx = ExportContext(db, user, tar, blobs, int(time.time()))
+        ctx = ExportContext(db, user, tar, blobs, int(time.time()), keyring=_keyring(config))
         for hook in hooks():
             if hook.export is not None:
                 hook.export(ctx)

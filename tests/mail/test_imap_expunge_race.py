@@ -244,7 +244,7 @@ def test_concurrent_purges_drop_each_reference_once(env):
     resolve(env.store.store_flags(inbox, uids, "+", ["\\Deleted"]))
     resolve(env.store.expunge(inbox))
     registry.reactor.advance(GRACE + 1)
-    ctx = StoreContext(blobs=registry.blobs.sync, bus=registry.bus, default_quota=0)
+    ctx = StoreContext(blobs=registry.blobs.sync, bus=registry.bus, default_quota=0, keyring=registry.keyring)
     counts: list[int] = []
     start = threading.Barrier(2)
 

@@ -94,9 +94,13 @@ def test_sort_unknown_charset(sorted_env):
 
 
 def test_sort_of_messages_stored_before_the_keys_table(sorted_env):
-    """Rows delivered before the migration have no keys yet: the first SORT computes them."""
-    db = sorted_env.registry.db
-    resolve(db.run("drop_keys", lambda txn: txn.execute("DELETE FROM message_sort_keys")))
+    """Rows delivered before the migrations have no keys yet (and were in plaintext): the first
+    SORT seals them and computes their keys."""
+    from tests.support.atrest import unseal_mail
+
+    reg = sorted_env.registry
+    resolve(reg.db.run("unseal", unseal_mail, reg.keyring))
+    resolve(reg.db.run("drop_keys", lambda txn: txn.execute("DELETE FROM message_sort_keys")))
     c = sorted_env.client(ALICE, mailbox="INBOX")
     assert sort(c, "(SUBJECT) UTF-8 ALL") == [1, 3, 5, 2, 4]
 

@@ -22,20 +22,21 @@ if TYPE_CHECKING:
     from tau.registry import Registry
 
 
-def _state(txn: Txn, recipients: list[str], mail_from: str) -> tuple[list[str], DeliveryState]:
+def _state(txn: Txn, keyring: Any, recipients: list[str], mail_from: str) -> tuple[list[str], DeliveryState]:
     local: list[str] = []
     for rcpt in recipients:
         if accounts.is_local_domain(txn, rcpt.rpartition("@")[2]):
             local += [t for t in accounts.resolve_recipient(txn, rcpt)
                       if accounts.is_local_domain(txn, t.rpartition("@")[2])]
     local = sorted(set(local))
-    return local, delivery_state(txn, local, mail_from)
+    return local, delivery_state(txn, keyring, local, mail_from)
 
 
 async def local_delivery(registry: Registry, ctx: Any, recipients: list[str], mail_from: str, raw: bytes,
                          key: str, size: int, fields: Any, message_id: str | None,
                          sender: str) -> Callable[[Txn, list[str]], None] | None:
-    local, state = await registry.db.run("sieve_api_state", _state, recipients, mail_from, readonly=True)
+    local, state = await registry.db.run("sieve_api_state", _state, registry.keyring, recipients, mail_from,
+                                         readonly=True)
     if not local or not state.scripts:
         return None
     parsed = await registry.run_in_thread(parse_message, raw)

@@ -50,19 +50,19 @@ class Scripts:
         if problem is not None:
             raise SieveStoreError("quota", problem)
         await self._registry.run_in_thread(compile_script, content)
-        await self._db.run("sieve_put", store.put_script, user, name, content, activate)
+        await self._db.run("sieve_put", store.put_script, self._registry.keyring, user, name, content, activate)
 
     async def list(self, user: str) -> list[tuple[str, bool]]:
         return await self._db.run("sieve_list", store.list_scripts, user, readonly=True)
 
     async def get(self, user: str, name: str) -> Script:
-        script = await self._db.run("sieve_get", store.get_script, user, name, readonly=True)
+        script = await self._db.run("sieve_get", store.get_script, self._registry.keyring, user, name, readonly=True)
         if script is None:
             raise SieveStoreError("nonexistent", f"no script named {name}")
         return script
 
     async def active(self, user: str) -> Script | None:
-        return await self._db.run("sieve_active", store.active_script, user, readonly=True)
+        return await self._db.run("sieve_active", store.active_script, self._registry.keyring, user, readonly=True)
 
     async def set_active(self, user: str, name: str) -> None:
         await self._db.run("sieve_setactive", store.set_active, user, name)

@@ -2,13 +2,18 @@
 
 Script names are unique per user; at most one script is active (RFC 5804 §2.8). Every function
 runs inside the caller's transaction (``db.run``); a missing user is ``SieveStoreError``.
+Script texts are sealed at rest under the owner's data key (issue 16; ``kv`` its version, 0 a
+plaintext row from before, sealed by ``SieveTable`` in the background); names stay readable.
 """
 
 from __future__ import annotations
 
+from base64 import b64decode, b64encode
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tau.atrest.keyring import Keyring
+from tau.atrest.store import active_version_sql
 from tau.storage.database import Txn
 
 
@@ -40,34 +45,62 @@ def list_scripts(txn: Txn, user: str) -> list[tuple[str, bool]]:
     return [(str(name), bool(active)) for name, active in rows]
 
 
-def get_script(txn: Txn, user: str, name: str) -> Script | None:
-    row = txn.query_one("SELECT name, content, active FROM sieve_scripts WHERE user_id = ? AND name = ?",
-                        (_user_id(txn, user), name))
-    return None if row is None else Script(str(row[0]), str(row[1]), bool(row[2]))
+def _content(txn: Txn, keyring: Keyring, user_id: int, script_id: int, kv: int, stored: str) -> str:
+    """A script's text: ``content`` is the base64 of it sealed under the user's data key (``kv`` 0:
+    a row from before encryption at rest, still plaintext)."""
+    if not kv:
+        return stored
+    return keyring.for_user_txn(txn, user_id).open_text(f"sieve_scripts.content|{script_id}", b64decode(stored))
 
 
-def active_script(txn: Txn, user: str) -> Script | None:
-    row = txn.query_one("SELECT name, content, active FROM sieve_scripts WHERE user_id = ? AND active = 1",
-                        (_user_id(txn, user),))
-    return None if row is None else Script(str(row[0]), str(row[1]), True)
+def _seal(txn: Txn, keyring: Keyring, user_id: int, script_id: int, content: str) -> None:
+    uk = keyring.for_user_txn(txn, user_id)
+    sealed = b64encode(uk.seal(f"sieve_scripts.content|{script_id}", content)).decode("ascii")
+    txn.execute("UPDATE sieve_scripts SET content = ?, kv = ?, size = ? WHERE id = ?",
+                (sealed, uk.version, len(content), script_id))
+
+
+def _exists(txn: Txn, user_id: int, name: str) -> tuple[int, bool] | None:
+    row = txn.query_one("SELECT id, active FROM sieve_scripts WHERE user_id = ? AND name = ?", (user_id, name))
+    return None if row is None else (int(row[0]), bool(row[1]))
+
+
+def get_script(txn: Txn, keyring: Keyring, user: str, name: str) -> Script | None:
+    user_id = _user_id(txn, user)
+    row = txn.query_one("SELECT name, content, active, id, kv FROM sieve_scripts WHERE user_id = ? AND name = ?",
+                        (user_id, name))
+    return None if row is None else Script(str(row[0]), _content(txn, keyring, user_id, int(row[3]), int(row[4]),
+                                                                  str(row[1])), bool(row[2]))
+
+
+def active_script(txn: Txn, keyring: Keyring, user: str) -> Script | None:
+    user_id = _user_id(txn, user)
+    row = txn.query_one("SELECT name, content, active, id, kv FROM sieve_scripts WHERE user_id = ? AND active = 1",
+                        (user_id,))
+    return None if row is None else Script(str(row[0]), _content(txn, keyring, user_id, int(row[3]), int(row[4]),
+                                                                  str(row[1])), True)
 
 
 def space_used(txn: Txn, user: str, except_name: str) -> tuple[int, int]:
     """(number of scripts, bytes of their content) other than ``except_name``."""
-    row = txn.query_one("SELECT COUNT(*), COALESCE(SUM(LENGTH(content)), 0) FROM sieve_scripts"
+    row = txn.query_one("SELECT COUNT(*), COALESCE(SUM(CASE WHEN kv = 0 THEN LENGTH(content) ELSE size END), 0)"
+                        " FROM sieve_scripts"
                         " WHERE user_id = ? AND name <> ?", (_user_id(txn, user), except_name))
     assert row is not None
     return int(row[0]), int(row[1])
 
 
-def put_script(txn: Txn, user: str, name: str, content: str, activate: bool = False) -> None:
-    """Create or replace ``name``; ``activate`` makes it the active script too."""
+def put_script(txn: Txn, keyring: Keyring, user: str, name: str, content: str, activate: bool = False) -> None:
+    """Create or replace ``name`` (its text sealed); ``activate`` makes it the active script too."""
     user_id = _user_id(txn, user)
-    updated = txn.execute("UPDATE sieve_scripts SET content = ?, updated_at = ? WHERE user_id = ? AND name = ?",
-                          (content, int(txn.now), user_id, name)).rowcount
-    if not updated:
-        txn.execute("INSERT INTO sieve_scripts (user_id, name, content, active, updated_at) VALUES (?, ?, ?, 0, ?)",
-                    (user_id, name, content, int(txn.now)))
+    found = _exists(txn, user_id, name)
+    if found is None:
+        script_id = int(txn.scalar("INSERT INTO sieve_scripts (user_id, name, content, active, updated_at)"
+                                   " VALUES (?, ?, '', 0, ?) RETURNING id", (user_id, name, int(txn.now))))
+    else:
+        script_id = found[0]
+        txn.execute("UPDATE sieve_scripts SET updated_at = ? WHERE id = ?", (int(txn.now), script_id))
+    _seal(txn, keyring, user_id, script_id, content)
     if activate:
         set_active(txn, user, name)
 
@@ -84,19 +117,19 @@ def set_active(txn: Txn, user: str, name: str) -> None:
 
 def delete_script(txn: Txn, user: str, name: str) -> None:
     """DELETESCRIPT: the active script may not be deleted (RFC 5804 §2.10)."""
-    script = get_script(txn, user, name)
+    script = _exists(txn, _user_id(txn, user), name)
     if script is None:
         raise SieveStoreError("nonexistent", f"no script named {name}")
-    if script.active:
+    if script[1]:
         raise SieveStoreError("active", "the active script cannot be deleted; deactivate it first")
     txn.execute("DELETE FROM sieve_scripts WHERE user_id = ? AND name = ?", (_user_id(txn, user), name))
 
 
 def rename_script(txn: Txn, user: str, old: str, new: str) -> None:
     user_id = _user_id(txn, user)
-    if get_script(txn, user, old) is None:
+    if _exists(txn, user_id, old) is None:
         raise SieveStoreError("nonexistent", f"no script named {old}")
-    if old != new and get_script(txn, user, new) is not None:
+    if old != new and _exists(txn, user_id, new) is not None:
         raise SieveStoreError("alreadyexists", f"a script named {new} exists already")
     txn.execute("UPDATE sieve_scripts SET name = ?, updated_at = ? WHERE user_id = ? AND name = ?",
                 (new, int(txn.now), user_id, old))
@@ -116,14 +149,14 @@ class DeliveryState:
         return DeliveryState({**self.scripts, **other.scripts}, {**self.answered, **other.answered})
 
 
-def delivery_state(txn: Txn, users: Sequence[str], sender: str) -> DeliveryState:
+def delivery_state(txn: Txn, keyring: Keyring, users: Sequence[str], sender: str) -> DeliveryState:
     """Read at RCPT time, in the recipient lookup's transaction (no extra read at end of data)."""
     if not users:
         return DeliveryState({}, {})
     placeholders, params = txn.in_list(u.lower() for u in users)
-    rows = txn.query("SELECT u.address, s.content FROM sieve_scripts s JOIN users u ON u.id = s.user_id"
-                     f" WHERE s.active = 1 AND u.address IN {placeholders}", params)
-    scripts = {str(address): str(content) for address, content in rows}
+    rows = txn.query("SELECT u.address, s.content, s.user_id, s.id, s.kv FROM sieve_scripts s"
+                     f" JOIN users u ON u.id = s.user_id WHERE s.active = 1 AND u.address IN {placeholders}", params)
+    scripts = {str(r[0]): _content(txn, keyring, int(r[2]), int(r[3]), int(r[4]), str(r[1])) for r in rows}
     answered: dict[str, set[str]] = {}
     if scripts and sender:
         placeholders, params = txn.in_list(scripts)
@@ -144,3 +177,23 @@ def remember_answer(txn: Txn, user: str, sender: str, handle: str, period: int) 
     txn.execute("INSERT INTO sieve_vacation_seen (user_id, sender, handle, until) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (user_id, sender, handle) DO UPDATE SET until = excluded.until",
                 (user_id, sender.lower(), handle, until))
+
+
+class SieveTable:
+    """The ``AtRestTable`` of Sieve scripts: seals plaintext texts, re-seals after a rotation."""
+
+    name = "sieve"
+
+    def pending(self, txn: Txn) -> int:
+        return int(txn.scalar(f"SELECT COUNT(*) FROM sieve_scripts s WHERE s.kv = 0 OR s.kv < {_ACTIVE}"))
+
+    def convert(self, txn: Txn, keyring: Keyring, limit: int) -> int:
+        rows = txn.query(f"SELECT s.id, s.user_id, s.kv, s.content FROM sieve_scripts s"
+                         f" WHERE s.kv = 0 OR s.kv < {_ACTIVE} LIMIT ?", (int(limit),))
+        for script_id, user_id, kv, stored in rows:
+            _seal(txn, keyring, int(user_id), int(script_id),
+                  _content(txn, keyring, int(user_id), int(script_id), int(kv), str(stored)))
+        return len(rows)
+
+
+_ACTIVE = active_version_sql("s.user_id")

@@ -65,7 +65,7 @@ class Envelope:
 
 
 def _lookup(txn: Txn, address: str, default_quota: int, size: int,
-            mail_from: str) -> tuple[bool, list[tuple[str, bool]], str | None, Any]:
+            mail_from: str, keyring: Any) -> tuple[bool, list[tuple[str, bool]], str | None, Any]:
     """(is the domain ours, [(target, target is local)], the first local target too full for
     ``size`` more bytes, the local targets' Sieve scripts) — one read transaction per RCPT."""
     from tau.mail.sieve.store import delivery_state
@@ -74,7 +74,7 @@ def _lookup(txn: Txn, address: str, default_quota: int, size: int,
     if not accounts.is_local_domain(txn, domain_of(address)):
         return False, [], None, None
     targets = [(t, accounts.is_local_domain(txn, domain_of(t))) for t in accounts.resolve_recipient(txn, address)]
-    filtered = delivery_state(txn, [t for t, is_local in targets if is_local], mail_from)
+    filtered = delivery_state(txn, keyring, [t for t, is_local in targets if is_local], mail_from)
     for target, is_local in targets:
         if is_local:
             account = quota.find_account(txn, target, default_quota)
@@ -166,7 +166,7 @@ class Delivery:
             address = f"postmaster@{self._postmaster_domain}"
         local_domain, targets, full, filtered = await self._db.run(
             "smtp_resolve_recipient", _lookup, address, self._store.ctx.default_quota, envelope.declared_size or 0,
-            envelope.mail_from, readonly=True)
+            envelope.mail_from, self._store.ctx.keyring, readonly=True)
         if not local_domain:
             if envelope.user is None:
                 raise Reply(554, "5.7.1 Relay access denied")

@@ -23,11 +23,10 @@ from tau.blobs.refstore import MAIL, chunks
 from tau.mail.store.api import MailStoreError
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields
-from tau.mail.store.sortkeys import store_keys
+from tau.mail.store.sealed import drop_content
 from tau.storage.database import Txn
 
 __all__ = ["BlobMissing", "add_refs", "chunks", "collect", "drop_refs", "ref_blob", "unreferenced"]
-_HEADER_ROWS = 200
 
 
 class BlobMissing(MailStoreError):
@@ -38,7 +37,8 @@ class BlobMissing(MailStoreError):
 
 def ref_blob(txn: Txn, ctx: StoreContext | None, key: str, count: int, fields: MessageFields | None = None,
              raw: bytes | None = None) -> None:
-    """Add ``count`` references to ``key``; index its text and headers on first use.
+    """Add ``count`` references to ``key`` (its search text, headers and sort keys are each
+    recipient's own sealed rows: ``sealed.store_content``, written with the message row).
 
     Without ``ctx`` (a caller composing its own transaction) the blob is not re-checked: the
     caller vouches that it has just been written.
@@ -48,8 +48,6 @@ def ref_blob(txn: Txn, ctx: StoreContext | None, key: str, count: int, fields: M
         raise MailStoreError("could not reference the message blob; try again")
     if fresh and ctx is not None:
         _ensure_stored(ctx, key, raw)
-    if fields is not None:
-        _index(txn, key, fields)
 
 
 def _ensure_stored(ctx: StoreContext, key: str, raw: bytes | None) -> None:
@@ -60,20 +58,6 @@ def _ensure_stored(ctx: StoreContext, key: str, raw: bytes | None) -> None:
     info = ctx.blobs.put(raw)
     if info.key != key:  # pragma: no cover - the key is the content's address
         raise MailStoreError("stored blob key does not match the message")
-
-
-def _index(txn: Txn, key: str, fields: MessageFields) -> None:
-    """Body text and header rows, once per distinct content."""
-    store_keys(txn, key, fields.sort_keys)
-    row = txn.query_one("INSERT INTO message_text (blob_key, body) VALUES (?, ?)"
-                        " ON CONFLICT (blob_key) DO NOTHING RETURNING blob_key", (key, fields.text))
-    if row is None or not fields.headers:
-        return
-    rows = [(key, i, name, value) for i, (name, value) in enumerate(fields.headers)]
-    for part in chunks(rows, _HEADER_ROWS):
-        values = ", ".join(["(?, ?, ?, ?)"] * len(part))
-        txn.execute(f"INSERT INTO message_headers (blob_key, position, name, value) VALUES {values}",
-                    [v for r in part for v in r])
 
 
 def add_refs(txn: Txn, keys: Sequence[str]) -> None:
@@ -103,9 +87,10 @@ def collect(txn: Txn, ctx: StoreContext, keys: Sequence[str]) -> list[str]:
         if used:  # the count drifted (should not happen): repair it, keep the blob
             MAIL.restore(txn, key, used)
             continue
-        txn.execute("DELETE FROM message_text WHERE blob_key = ?", (key,))
+        txn.execute("DELETE FROM message_text WHERE blob_key = ?", (key,))  # rows from before sealing
         txn.execute("DELETE FROM message_headers WHERE blob_key = ?", (key,))
         txn.execute("DELETE FROM message_sort_keys WHERE blob_key = ?", (key,))
+        drop_content(txn, key)
         ctx.blobs.delete(key)
         deleted.append(key)
     return deleted

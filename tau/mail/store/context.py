@@ -27,6 +27,8 @@ class StoreContext:
     default_quota: int
     #: ``fn(keys)`` run after commit with blob keys whose last reference went (garbage collection)
     collect: Any = None
+    #: ``registry.keyring`` (tau.atrest): message text is sealed under the owner's data key
+    keyring: Any = None
 
     def notify(self, txn: Txn, user: str, mailbox_id: int, mailbox: str, kind: str,
                uids: Sequence[int] = (), modseq: int = 0, **extra: Any) -> None:

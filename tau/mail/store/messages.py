@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tau.atrest.keyring import Keyring
+from tau.mail.store import sealed
 from tau.mail.store.api import (
     DEFAULT_MAILBOXES,
     Delivered,
@@ -42,10 +44,10 @@ _SPECIAL = {name: use for name, use in DEFAULT_MAILBOXES if use}
 #: live messages with their flags: content columns as ``m.*``, mutable state as ``f.*``
 JOINED = "messages m JOIN message_flags f ON f.mailbox_id = m.mailbox_id AND f.uid = m.uid"
 _META = ("m.uid, f.modseq, f.flags, m.internal_date, m.size, m.blob_key, m.envelope, m.body,"
-         " m.bodystructure")
+         " m.bodystructure, m.kv")
 _INSERT = ("INSERT INTO messages (mailbox_id, uid, internal_date, size, blob_key,"
            " envelope, body, bodystructure, subject, from_text, to_text, cc_text, bcc_text, message_id,"
-           " sent_date, sent_day, parsed) VALUES (" + placeholders(17) + ")")
+           " parsed, sent_date, sent_day, kv) VALUES (" + placeholders(18) + ")")
 INSERT_FLAGS = ("INSERT INTO message_flags (mailbox_id, uid, modseq, flags, seen, deleted)"
                 " VALUES (?, ?, ?, ?, ?, ?)")
 
@@ -115,14 +117,14 @@ def target_box(txn: Txn, ctx: StoreContext, acct: Account, mailbox: str, fallbac
         if not fallback:
             raise
         name = INBOX
-    box = find_box(txn, acct, name)
+    box = find_box(txn, ctx, acct, name)
     if box is None and fallback and name in _SPECIAL:  # "Sent" after the user renamed it
-        box = find_special(txn, acct, _SPECIAL[name])
+        box = find_special(txn, ctx, acct, _SPECIAL[name])
     if box is None and (fallback or name == INBOX):
-        box = find_box(txn, acct, INBOX)
+        box = find_box(txn, ctx, acct, INBOX)
         if box is None:
             ensure_defaults(txn, ctx, acct.address)
-            box = find_box(txn, acct, INBOX)
+            box = find_box(txn, ctx, acct, INBOX)
     if box is None:
         raise MailboxNotFound(f"no mailbox {name}")
     return box
@@ -141,10 +143,11 @@ def store_message(txn: Txn, ctx: StoreContext, acct: Account, box: MailboxInfo, 
     charge(txn, acct, size, 1)
     sent_date = fields.sent_date if fields.sent_date is not None else internal_date
     sent_day = fields.sent_day if fields.sent_day is not None else internal_date - internal_date % 86400
-    txn.execute(_INSERT, (box.id, uid, internal_date, size, key, fields.envelope, fields.body, fields.bodystructure,
-                          fields.subject, fields.from_text, fields.to_text, fields.cc_text, fields.bcc_text,
-                          fields.message_id, sent_date, sent_day, fields.parsed_json))
+    uk = ctx.keyring.for_user_txn(txn, acct.id)
+    txn.execute(_INSERT, (box.id, uid, internal_date, size, key,
+                          *sealed.seal_row(uk, key, sealed.fields_values(fields)), sent_date, sent_day, uk.version))
     txn.execute(INSERT_FLAGS, (box.id, uid, modseq, flags_text(flags), int(seen), int(deleted)))
+    sealed.store_content(txn, uk, key, fields.text, fields.headers, fields.sort_keys)
     extra: dict[str, Any] = {"origin": origin} if origin else {}
     if new_keywords:
         extra["keywords"] = new_keywords
@@ -192,13 +195,27 @@ def uids(txn: Txn, mailbox_id: int, user: str | None = None) -> list[int]:
                                          (int(mailbox_id),))]
 
 
-def fetch(txn: Txn, mailbox_id: int, uid_list: Sequence[int], with_parsed: bool = False,
+def fetch(txn: Txn, keyring: Keyring, mailbox_id: int, uid_list: Sequence[int], with_parsed: bool = False,
           user: str | None = None) -> list[MessageMeta]:
     require_owned(txn, mailbox_id, user)
     columns = _META + (", m.parsed" if with_parsed else "")
     rows = select_uids(txn, columns, int(mailbox_id), uid_list, JOINED, "m.")
-    return [MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), r[5], r[6], r[7], r[8],
-                        r[9] if with_parsed else "") for r in rows]
+    return metas(txn, keyring, mailbox_id, rows, with_parsed)
+
+
+def metas(txn: Txn, keyring: Keyring, mailbox_id: int, rows: Sequence[Sequence[Any]],
+          with_parsed: bool) -> list[MessageMeta]:
+    """MessageMeta of ``_META`` (+ parsed) rows, their sealed columns opened."""
+    owner = sealed.owner_id(txn, mailbox_id) if any(int(r[9]) for r in rows) else None
+    uk = keyring.for_user_txn(txn, owner) if owner is not None else None
+    out = []
+    for r in rows:
+        key, kv = r[5], int(r[9])
+        envelope, body, bodystructure = sealed.open_meta(uk, key, kv, r[6], r[7], r[8])
+        out.append(MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), key, envelope, body,
+                               bodystructure,
+                               (sealed.open_text(uk, "parsed", key, kv, r[10]) or "") if with_parsed else ""))
+    return out
 
 
 def flags_of(txn: Txn, mailbox_id: int, uid_list: Sequence[int], user: str | None = None) -> list[FlagChange]:
@@ -233,7 +250,7 @@ def store_flags(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence
     require_owned(txn, mailbox_id, user)
     wanted = canonical_flags(flags)
     apply_flags((), mode, ())  # validates mode before any write
-    _, _, name, _, _, _, address = lock_mailbox(txn, mailbox_id)
+    _, _, name, _, _, _, address = lock_mailbox(txn, ctx, mailbox_id)
     new_keywords: list[str] = []
     if mode != "-":
         wanted, new_keywords = define_keywords(txn, int(mailbox_id), wanted)

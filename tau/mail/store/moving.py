@@ -26,7 +26,7 @@ from tau.mail.store.quota import Account, charge, require_account
 from tau.storage.database import Txn, placeholders
 
 _COPIED = ("internal_date, size, blob_key, envelope, body, bodystructure, subject,"
-           " from_text, to_text, cc_text, bcc_text, message_id, sent_date, sent_day, parsed")
+           " from_text, to_text, cc_text, bcc_text, message_id, sent_date, sent_day, parsed, kv")
 _STATE = "flags, seen, deleted"
 #: what COPY and MOVE read of each source message
 _ROWS = "m.uid, m.size, f.seen, m.blob_key, f.flags"
@@ -40,11 +40,11 @@ def _destination(txn: Txn, ctx: StoreContext, mailbox_id: int, dest_user: str, d
     acct = require_account(txn, dest_user, ctx.default_quota)
     if owner(txn, mailbox_id) != acct.address:
         raise MailboxNotFound("no such mailbox")
-    box = find_box(txn, acct, normalize_mailbox_name(dest_mailbox))
+    box = find_box(txn, ctx, acct, normalize_mailbox_name(dest_mailbox))
     if box is None:
         raise MailboxNotFound(f"no mailbox {dest_mailbox}")  # IMAP: NO [TRYCREATE]
     for locked in sorted({int(mailbox_id), box.id}):
-        lock_mailbox(txn, locked)
+        lock_mailbox(txn, ctx, locked)
     return acct, box
 
 
@@ -156,7 +156,7 @@ def move(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int], 
         return CopyResult(box.uidvalidity, [])
     result = _copy_rows(txn, ctx, acct, int(mailbox_id), box, rows, count_quota=False)
     add_refs(txn, [r[3] for r in rows])
-    _, _, name, _, _, _, address = lock_mailbox(txn, mailbox_id)
+    _, _, name, _, _, _, address = lock_mailbox(txn, ctx, mailbox_id)
     _remove_rows(txn, ctx, int(mailbox_id), name, address, rows)
     return result
 
@@ -166,7 +166,7 @@ def expunge(txn: Txn, ctx: StoreContext, mailbox_id: int, uid_list: Sequence[int
     """EXPUNGE / UID EXPUNGE (RFC 3501 section 6.4.3, RFC 4315 section 2.1): remove \\Deleted
     messages (only those in ``uid_list`` when given). Returns the UIDs removed, ascending."""
     require_owned(txn, mailbox_id, user)
-    _, user_id, name, _, _, _, address = lock_mailbox(txn, mailbox_id)
+    _, user_id, name, _, _, _, address = lock_mailbox(txn, ctx, mailbox_id)
     rows = txn.query(f"SELECT f.uid, m.size, f.seen, m.blob_key FROM {JOINED} WHERE f.mailbox_id = ? AND f.deleted = 1"
                      " ORDER BY f.uid", (int(mailbox_id),))
     if uid_list is not None:

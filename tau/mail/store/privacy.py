@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from tau.mail.store import purge, queue
+from typing import Any
+
+from tau.mail.store import boxnames, purge, queue
 from tau.mail.store.blobrefs import drop_refs
 from tau.storage.database import Txn
 
 
-def mailboxes(txn: Txn, user_id: int) -> list[tuple[int, str]]:
-    """(id, name) of every mailbox of the user, by name."""
-    return [(int(r[0]), r[1]) for r in txn.query("SELECT id, name FROM mailboxes WHERE user_id = ? ORDER BY name",
-                                                 (user_id,))]
+def mailboxes(txn: Txn, keyring: Any, user_id: int) -> list[tuple[int, str]]:
+    """(id, name) of every mailbox of the user, by name (names are sealed: decrypted here)."""
+    rows = txn.query("SELECT id, name, kv, sealed_name FROM mailboxes WHERE user_id = ?", (user_id,))
+    uk = keyring.for_user_txn(txn, user_id) if any(int(r[2]) for r in rows) else None
+    return sorted(((int(r[0]), boxnames.name_of(uk, r[1], int(r[2]), r[3])) for r in rows), key=lambda b: b[1])
 
 
 def message_blobs(txn: Txn, mailbox_id: int) -> list[tuple[str, int]]:

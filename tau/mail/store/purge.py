@@ -42,15 +42,14 @@ from tau.mail.store.blobrefs import chunks, drop_refs
 from tau.mail.store.context import StoreContext
 from tau.mail.store.mailboxes import require_owned
 from tau.mail.store.messages import JOINED
-from tau.mail.store.names import split_flags
 from tau.storage.database import Txn, placeholders
 
 GRACE = 45 * 60
 TABLE = "mail_purge_pending"
 #: the columns a pending row shares with ``messages``
 COLUMNS = ("uid, modseq, flags, seen, deleted, internal_date, size, blob_key, envelope, body, bodystructure,"
-           " subject, from_text, to_text, cc_text, bcc_text, message_id, sent_date, sent_day, parsed")
-_META = "uid, modseq, flags, internal_date, size, blob_key, envelope, body, bodystructure"
+           " subject, from_text, to_text, cc_text, bcc_text, message_id, sent_date, sent_day, parsed, kv")
+_META = "uid, modseq, flags, internal_date, size, blob_key, envelope, body, bodystructure, kv"
 #: COLUMNS as read from a live message (``messages m`` and its ``message_flags f``)
 _SOURCE = ", ".join(("f." if c in ("uid", "modseq", "flags", "seen", "deleted") else "m.") + c
                     for c in COLUMNS.replace(" ", "").split(","))
@@ -84,13 +83,14 @@ def select_retired(txn: Txn, columns: str, mailbox_id: int, uids: Sequence[int])
     return sorted(rows, key=lambda r: int(r[0]))
 
 
-def fetch_retired(txn: Txn, mailbox_id: int, uids: Sequence[int], with_parsed: bool = False,
+def fetch_retired(txn: Txn, keyring: Any, mailbox_id: int, uids: Sequence[int], with_parsed: bool = False,
                   user: str | None = None) -> list[MessageMeta]:
     """FETCH data of expunged messages not purged yet (flags as they were at expunge time)."""
+    from tau.mail.store.messages import metas
+
     require_owned(txn, mailbox_id, user)
     rows = select_retired(txn, _META + (", parsed" if with_parsed else ""), mailbox_id, uids)
-    return [MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), r[5], r[6], r[7], r[8],
-                        r[9] if with_parsed else "") for r in rows]
+    return metas(txn, keyring, mailbox_id, rows, with_parsed)
 
 
 def user_blob_keys(txn: Txn, user_id: int) -> list[str]:

@@ -1,11 +1,10 @@
 """Compile a ``Search`` tree (RFC 3501 section 6.4.4) into one SQL WHERE clause with ``?`` params.
 
-No value a client sent is ever formatted into the SQL text: strings become LIKE patterns with
-``%``, ``_`` and ``\\`` escaped (``ESCAPE '\\'``), numbers go through ``int()``. Substring
-matching is case-insensitive on both engines because the stored search columns and the needle
-are both ``str.casefold()``ed (Unicode-aware, unlike SQLite's ASCII-only LOWER), and both have
-white-space runs collapsed to one space (``fields.fold``: a phrase wrapped over a line break still
-matches; that is the one place tau finds more than Dovecot's plain substring search).
+No value a client sent is ever formatted into the SQL text: flags become LIKE patterns with
+``%``, ``_`` and ``\\`` escaped (``ESCAPE '\\'``), numbers go through ``int()``. The text keys
+(FROM, TO, CC, BCC, SUBJECT, HEADER, BODY, TEXT) read sealed columns: ``textsearch.resolve``
+replaces each with the UIDs it matches (token index, then decrypting the candidates) before the
+tree is compiled, and the compiler refuses one left unresolved.
 
 Leaves (see api.Search): ("all",), ("none",), ("uid", [(lo, hi), ...]) with hi None for "n:*"
 (which always includes the highest UID, RFC 3501 section 6.4.8); ("flag", flag, present);
@@ -25,7 +24,6 @@ import json
 from typing import Any
 
 from tau.mail.store.api import MailStoreError, Search
-from tau.mail.store.fields import fold
 from tau.mail.store.names import canonical_flag
 
 #: beyond this many UID ranges one leaf is passed as a single JSON parameter
@@ -38,8 +36,7 @@ _SHORT_FLAGS = {
     "deleted": ("\\Deleted", True), "undeleted": ("\\Deleted", False),
     "draft": ("\\Draft", True), "undraft": ("\\Draft", False),
 }
-_ADDRESS_COLUMNS = {"from": "m.from_text", "to": "m.to_text", "cc": "m.cc_text", "bcc": "m.bcc_text",
-                    "subject": "m.subject"}
+_TEXT_LEAVES = frozenset({"from", "to", "cc", "bcc", "subject", "header", "body", "text"})
 _DATES = {"before": ("m.internal_date", "<"), "on": ("m.internal_date", "on"), "since": ("m.internal_date", ">="),
           "sentbefore": ("m.sent_day", "<"), "senton": ("m.sent_day", "="), "sentsince": ("m.sent_day", ">=")}
 _ESCAPE = " ESCAPE '\\'"
@@ -93,8 +90,8 @@ class _Compiler:
             return leaf(*args)
         if op in _SHORT_FLAGS:
             return self.leaf_flag(*_SHORT_FLAGS[op])
-        if op in _ADDRESS_COLUMNS:
-            return self.substring(_ADDRESS_COLUMNS[op], *args)
+        if op in _TEXT_LEAVES:  # sealed at rest: textsearch.resolve turns them into UID sets first
+            raise InvalidSearch(f"{op} must be resolved through the token index (textsearch.resolve)")
         if op in _DATES:
             return self.date(op, *args)
         raise InvalidSearch(f"unsupported search key {op!r}")
@@ -164,25 +161,6 @@ class _Compiler:
     def leaf_unkeyword(self, keyword: str) -> str:
         return self.leaf_flag(keyword, False)
 
-    def substring(self, column: str, value: Any) -> str:
-        return f"{column} LIKE {self.p(like_pattern(fold(str(value))))}{_ESCAPE}"
-
-    def leaf_header(self, name: Any, value: Any = "") -> str:
-        name = str(name).strip().lower()
-        cond = f"h.name = {self.p(name)}"
-        if value:
-            cond += f" AND h.value LIKE {self.p(like_pattern(fold(str(value))))}{_ESCAPE}"
-        return f"EXISTS (SELECT 1 FROM message_headers h WHERE h.blob_key = m.blob_key AND {cond})"
-
-    def leaf_body(self, value: Any) -> str:
-        return (f"EXISTS (SELECT 1 FROM message_text t WHERE t.blob_key = m.blob_key"
-                f" AND t.body LIKE {self.p(like_pattern(fold(str(value))))}{_ESCAPE})")
-
-    def leaf_text(self, value: Any) -> str:
-        headers = (f"EXISTS (SELECT 1 FROM message_headers h WHERE h.blob_key = m.blob_key"
-                   f" AND h.value LIKE {self.p(like_pattern(fold(str(value))))}{_ESCAPE})")
-        return f"({headers} OR {self.leaf_body(value)})"
-
     def date(self, op: str, day: Any) -> str:
         column, cmp = _DATES[op]
         start = _int(day)
@@ -236,10 +214,13 @@ def compile_search(query: Search | tuple, engine: str, mailbox_id: int, now: flo
             [mailbox_id, *params])
 
 
-def search(txn: Any, mailbox_id: int, query: Search | tuple, user: str | None = None) -> list[int]:
-    """UIDs matching ``query``, ascending; evaluated in SQL, no blob reads."""
+def search(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple, user: str | None = None) -> list[int]:
+    """UIDs matching ``query``, ascending; no blob reads: text leaves through the token index and
+    sealed rows (``textsearch``), the rest in SQL."""
     from tau.mail.store.mailboxes import require_owned
+    from tau.mail.store.textsearch import resolve
 
     require_owned(txn, mailbox_id, user)
-    sql, params = compile_search(query, txn.engine.name, int(mailbox_id), txn.now)
+    tree = resolve(txn, keyring, int(mailbox_id), query)
+    sql, params = compile_search(tree, txn.engine.name, int(mailbox_id), txn.now)
     return [int(r[0]) for r in txn.query(sql, params)]

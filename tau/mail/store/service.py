@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from tau.blobs import validate_key
 from tau.mail.store import (
+    atrest_mail,
     blobrefs,
     deleted,
     mailboxes,
@@ -28,7 +29,6 @@ from tau.mail.store import (
     queue,
     quota,
     sorting,
-    sortkeys,
     status_counts,
     subscriptions,
     tombstones,
@@ -72,7 +72,7 @@ class MailStore(SessionFlagsMixin):
             reg = self._registry
             self._ctx = StoreContext(blobs=reg.blobs.sync, bus=reg.bus,
                                      default_quota=int(reg.config.limits.quota_bytes or 0),
-                                     collect=self._collect)
+                                     collect=self._collect, keyring=reg.keyring)
         return self._ctx
 
     def _run(self, name: str, fn: Any, *args: Any, readonly: bool = False, **kwargs: Any) -> Any:
@@ -266,7 +266,8 @@ class MailStore(SessionFlagsMixin):
                     user: str | None = None) -> list[MessageMeta]:
         """Metadata for ``uids``, ascending. ``parsed_json`` (with_parsed) is ``to_json`` of the
         ParsedMessage without ``text_for_search`` (kept in its own table for SEARCH)."""
-        return await self._run("mail_fetch", messages.fetch, mailbox_id, list(uids), with_parsed, user,
+        return await self._run("mail_fetch", messages.fetch, self._registry.keyring, mailbox_id, list(uids),
+                               with_parsed, user,
                                readonly=True)
 
     async def flags_of(self, mailbox_id: int, uids: Sequence[int], *, user: str | None = None) -> list[FlagChange]:
@@ -309,8 +310,8 @@ class MailStore(SessionFlagsMixin):
                              user: str | None = None) -> list[MessageMeta]:
         """Extension: FETCH data of expunged messages among ``uids`` not purged yet (an IMAP
         session's view may still show them; see tau.mail.store.purge)."""
-        return await self._run("mail_fetch_expunged", purge.fetch_retired, mailbox_id, list(uids), with_parsed,
-                               user, readonly=True)
+        return await self._run("mail_fetch_expunged", purge.fetch_retired, self._registry.keyring, mailbox_id,
+                               list(uids), with_parsed, user, readonly=True)
 
     async def purge_expunged(self, limit: int = 1000, grace: int = purge.GRACE) -> int:
         """Extension: drop expunged messages older than ``grace`` seconds for good (their blobs
@@ -327,7 +328,7 @@ class MailStore(SessionFlagsMixin):
         return await self._run("mail_deleted_usage", deleted.deleted_usage, mailbox_id, user, readonly=True)
 
     async def search(self, mailbox_id: int, query: Search, *, user: str | None = None) -> list[int]:
-        return await self._run("mail_search", searching.search, mailbox_id, query, user, readonly=True)
+        return await self._with_keys("mail_search", searching.search, mailbox_id, query, user)
 
     async def sort(self, mailbox_id: int, query: Search, criteria: Sequence[tuple[str, bool]], *,
                    user: str | None = None) -> list[int]:
@@ -342,14 +343,13 @@ class MailStore(SessionFlagsMixin):
                                      cache=self._sorted)
 
     async def _with_keys(self, name: str, fn: Any, mailbox_id: int, *args: Any, **kwargs: Any) -> Any:
-        """Run a SORT/THREAD read, first giving old messages their sort keys when it asks for them."""
-        for _ in range(20):
-            result = await self._run(name, fn, mailbox_id, *args, readonly=True, **kwargs)
-            if result is not None:
-                return result
-            while await self._run("mail_sort_backfill", sortkeys.backfill, mailbox_id):
-                pass
-        return await self._run(name, fn, mailbox_id, *args, complete=True, readonly=True, **kwargs)
+        """``fn`` (search, sort, thread) once the mailbox has no row left in plaintext: rows from
+        before encryption at rest have neither tokens nor sealed keys until sealed, so a search
+        seals its mailbox's first (what the background converter would do later anyway)."""
+        keyring = self._registry.keyring
+        while await self._run("mail_plain_rows", atrest_mail.has_plain, mailbox_id, readonly=True):
+            await self._run("mail_seal_mailbox", atrest_mail.convert_mailbox, keyring, mailbox_id)
+        return await self._run(name, fn, keyring, mailbox_id, *args, readonly=True, **kwargs)
 
     async def read(self, blob_key: str, start: int = 0, end: int | None = None) -> bytes:
         """Raw message bytes [start, end); stream big ranges with ``registry.blobs.open``."""

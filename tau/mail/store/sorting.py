@@ -1,53 +1,52 @@
 """SORT (RFC 5256, RFC 5957 DISPLAYFROM/DISPLAYTO) and THREAD reads: one query each.
 
-SORT is one ``SELECT m.uid ... ORDER BY`` over the SEARCH condition (``search.compile_condition``):
-ARRIVAL, DATE and SIZE are columns of ``messages`` (DATE has an index, so a whole-mailbox sort
-reads it in order), the others come from ``message_sort_keys`` joined by blob. Text keys compare
-by code point on both engines (``COLLATE "C"`` on PostgreSQL). Every sort ends with the UID, so
-equal keys keep mailbox order (RFC 5256 §3) whatever REVERSE says. THREAD reads the keys of the
-matching messages in one query and threads them in Python (``threading``).
-
-A read that meets messages stored before ``message_sort_keys`` existed returns None: the caller
-runs ``sortkeys.backfill`` in a write transaction and asks again.
+SORT on ARRIVAL, DATE and SIZE only is one ``SELECT m.uid ... ORDER BY`` over the SEARCH condition
+(``search.compile_condition``; DATE has an index, so a whole-mailbox sort reads it in order). The
+text keys (SUBJECT, FROM, TO, CC, DISPLAYFROM, DISPLAYTO) are sealed in ``mail_content.sort``
+(encryption at rest): those sorts read the matching rows with their keys, decrypt and sort in
+Python, comparing by code point as before. Every sort ends with the UID, so equal keys keep
+mailbox order (RFC 5256 §3) whatever REVERSE says. THREAD reads the keys of the matching
+messages in one query and threads them in Python (``threading``). The store seals a mailbox's
+plaintext rows (from before encryption at rest) before it sorts or threads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from tau.mail.store import threading
+from tau.mail.store import sealed, threading
 from tau.mail.store.api import Search
 from tau.mail.store.mailboxes import require_owned
 from tau.mail.store.search import InvalidSearch, compile_condition
+from tau.mail.store.sortkeys import SortKeys
+from tau.mail.store.textsearch import resolve
 
-_COLUMNS = {"arrival": "m.internal_date", "date": "m.sent_date", "size": "m.size",
-            "subject": "k.subject", "from": "k.from_mbox", "to": "k.to_mbox", "cc": "k.cc_mbox",
-            "displayfrom": "k.display_from", "displayto": "k.display_to"}
-_JOIN = " LEFT JOIN message_sort_keys k ON k.blob_key = m.blob_key"
-_MISSING = "CASE WHEN k.blob_key IS NULL THEN 1 ELSE 0 END"
+_COLUMNS = {"arrival": "m.internal_date", "date": "m.sent_date", "size": "m.size"}
+#: sort keys read from the sealed ``mail_content.sort`` (index into ``_key_values``)
+_SEALED = {"subject": 0, "from": 1, "to": 2, "cc": 3, "displayfrom": 4, "displayto": 5}
+_JOIN = " LEFT JOIN mail_content c ON c.user_id = ? AND c.blob_key = m.blob_key"
 
 
 def order_by(engine: str, criteria: Sequence[tuple[str, bool]]) -> tuple[str, bool]:
-    """(ORDER BY list, whether the keys table is needed) for ``[(key, reverse), ...]``."""
+    """(ORDER BY list, whether sealed keys are needed) for ``[(key, reverse), ...]``."""
     parts: list[str] = []
     keys = False
     for name, reverse in criteria:
         column = _COLUMNS.get(name.lower())
-        if column is None:
+        if column is None and name.lower() not in _SEALED:
             raise InvalidSearch(f"unsupported sort key {name!r}")
-        if column.startswith("k."):
+        if column is None:
             keys = True
-            if engine == "postgres":
-                column += ' COLLATE "C"'
+            continue
         parts.append(column + (" DESC" if reverse else ""))
     return ", ".join(parts + ["m.uid"]), keys
 
 
-def sort(txn: Any, mailbox_id: int, query: Search | tuple[Any, ...], criteria: Sequence[tuple[str, bool]],
-         user: str | None = None, complete: bool = False, cache: ResultCache | None = None) -> list[int] | None:
-    """UIDs matching ``query`` in SORT order; None when some keys are still missing (unless
-    ``complete``: then those messages sort as if their keys were empty)."""
+def sort(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...],
+         criteria: Sequence[tuple[str, bool]], user: str | None = None, complete: bool = True,
+         cache: ResultCache | None = None) -> list[int]:
+    """UIDs matching ``query`` in SORT order."""
     require_owned(txn, mailbox_id, user)
     if not criteria:
         raise InvalidSearch("SORT needs at least one key")
@@ -55,41 +54,72 @@ def sort(txn: Any, mailbox_id: int, query: Search | tuple[Any, ...], criteria: S
     key = cache.key(txn, mailbox_id, ("sort", tuple(criteria), query)) if cache is not None else None
     if cache is not None and key is not None and key in cache.results:
         return list(cache.results[key])
-    found = _sorted(txn, mailbox_id, query, order, keys, complete)
-    if cache is not None and key is not None and found is not None:
+    tree = resolve(txn, keyring, int(mailbox_id), query)
+    found = _sorted(txn, keyring, mailbox_id, tree, criteria, order, keys)
+    if cache is not None and key is not None:
         cache.put(key, found)
     return found
 
 
-def _sorted(txn: Any, mailbox_id: int, query: Search | tuple[Any, ...], order: str, keys: bool,
-            complete: bool) -> list[int] | None:
-    cond, params = compile_condition(query, txn.engine.name, int(mailbox_id), txn.now)
+def _sealed_rows(txn: Any, keyring: Any, mailbox_id: int, tree: Any, columns: str) -> list[tuple[Any, ...]]:
+    """(``columns``..., blob_key, sealed sort keys) of the matching messages in UID order."""
+    cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
+    uk = sealed.box_key(txn, keyring, mailbox_id)
+    rows = txn.query(f"SELECT {columns}, m.blob_key, c.sort FROM messages m{_JOIN}"
+                     f" WHERE m.mailbox_id = ? AND ({cond}) ORDER BY m.uid",
+                     [uk.user_id if uk else 0, int(mailbox_id), *params])
+    return [(*r[:-2], _keys(uk, r[-2], r[-1])) for r in rows]
+
+
+def _keys(uk: Any, blob_key: str, value: Any) -> SortKeys:
+    if value is None or uk is None:
+        return _EMPTY
+    return sealed.sort_keys(sealed.open_content(uk, "sort", blob_key, value))
+
+
+_EMPTY = SortKeys("", False, "", "", "", "", "", "", "")
+
+
+def _key_values(k: SortKeys) -> tuple[str, ...]:
+    return (k.subject, k.from_mbox, k.to_mbox, k.cc_mbox, k.display_from, k.display_to)
+
+
+def _sorted(txn: Any, keyring: Any, mailbox_id: int, tree: Any, criteria: Sequence[tuple[str, bool]],
+            order: str, keys: bool) -> list[int]:
     if not keys:
+        cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
         return [int(r[0]) for r in txn.query(f"SELECT m.uid FROM messages m WHERE m.mailbox_id = ? AND ({cond})"
                                              f" ORDER BY {order}", [int(mailbox_id), *params])]
-    rows = txn.query(f"SELECT m.uid, {_MISSING} FROM messages m{_JOIN} WHERE m.mailbox_id = ? AND ({cond})"
-                     f" ORDER BY {order}", [int(mailbox_id), *params])
-    if not complete and any(r[1] for r in rows):
-        return None
+    # text keys are sealed: sorted here, after decrypting (stable sorts from the last key to the
+    # first; equal keys keep UID order whatever REVERSE says, RFC 5256 section 3)
+    rows = _sealed_rows(txn, keyring, mailbox_id, tree, "m.uid, m.internal_date, m.sent_date, m.size")
+    for name, reverse in reversed(list(criteria)):
+        rows.sort(key=_sort_key(name.lower()), reverse=reverse)
     return [int(r[0]) for r in rows]
 
 
-def thread_rows(txn: Any, mailbox_id: int, query: Search | tuple[Any, ...], user: str | None = None,
-                complete: bool = False) -> list[threading.ThreadRow] | None:
-    """The THREAD input of the messages matching ``query``, in UID order (None: keys missing)."""
+def _sort_key(name: str) -> Callable[[tuple[Any, ...]], Any]:
+    """The key of one criterion on (uid, internal_date, sent_date, size, SortKeys) rows."""
+    plain = {"arrival": 1, "date": 2, "size": 3}
+    if name in plain:
+        index = plain[name]
+        return lambda r: int(r[index])
+    slot = _SEALED[name]
+    return lambda r: _key_values(r[4])[slot]
+
+
+def thread_rows(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...], user: str | None = None,
+                complete: bool = True) -> list[threading.ThreadRow]:
+    """The THREAD input of the messages matching ``query``, in UID order."""
     require_owned(txn, mailbox_id, user)
-    cond, params = compile_condition(query, txn.engine.name, int(mailbox_id), txn.now)
-    rows = txn.query(f"SELECT m.uid, m.sent_date, k.subject, k.reply, k.message_id, k.refs, {_MISSING}"
-                     f" FROM messages m{_JOIN} WHERE m.mailbox_id = ? AND ({cond}) ORDER BY m.uid",
-                     [int(mailbox_id), *params])
-    if not complete and any(r[6] for r in rows):
-        return None
-    return [threading.ThreadRow(int(r[0]), int(r[1]), r[2] or "", bool(r[3]), r[4] or "",
-                                tuple((r[5] or "").split())) for r in rows]
+    tree = resolve(txn, keyring, int(mailbox_id), query)
+    rows = _sealed_rows(txn, keyring, mailbox_id, tree, "m.uid, m.sent_date")
+    return [threading.ThreadRow(int(r[0]), int(r[1]), r[2].subject, r[2].reply, r[2].message_id,
+                                tuple(r[2].refs.split())) for r in rows]
 
 
-def thread(txn: Any, mailbox_id: int, query: Search | tuple[Any, ...], algorithm: str, user: str | None = None,
-           complete: bool = False, cache: ResultCache | None = None) -> list[int] | None:
+def thread(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...], algorithm: str,
+           user: str | None = None, complete: bool = True, cache: ResultCache | None = None) -> list[int]:
     """THREAD (``"references"`` or ``"orderedsubject"``) of the matching messages, ``flatten``ed."""
     algorithms = {"references": threading.references, "orderedsubject": threading.ordered_subject}
     run = algorithms.get(algorithm.lower())
@@ -99,10 +129,7 @@ def thread(txn: Any, mailbox_id: int, query: Search | tuple[Any, ...], algorithm
     if cache is not None and key is not None and key in cache.results:
         flat: list[int] = cache.results[key]
         return flat
-    rows = thread_rows(txn, mailbox_id, query, user, complete)
-    if rows is None:
-        return None
-    flat = threading.flatten(run(rows))
+    flat = threading.flatten(run(thread_rows(txn, keyring, mailbox_id, query, user)))
     if cache is not None and key is not None:
         cache.put(key, flat)
     return flat

@@ -15,8 +15,9 @@ address of a group (``To: team: a@x, b@y;``) is the group's name, as in the IMAP
 * ``message_id`` and ``refs``: the ``<msg-id>`` of Message-ID and the parents to thread under —
   the References msg-ids, or the first In-Reply-To msg-id when References has none (RFC 5256 §2.2).
 
-Keys are rows of ``message_sort_keys`` (one per blob, like ``message_text``). Rows stored before
-that table existed get theirs from the ``parsed`` JSON on first SORT/THREAD (see ``backfill``).
+Keys are stored sealed per user and content (``mail_content.sort``, see ``sealed``); rows from
+before encryption at rest get them from the old ``message_sort_keys`` row or their ``parsed`` JSON
+when the at-rest converter seals them (``atrest_mail``).
 """
 
 from __future__ import annotations
@@ -153,28 +154,3 @@ def keys_of(parsed: ParsedMessage) -> SortKeys:
 def keys_of_json(parsed_json: str) -> SortKeys:
     """Keys from a stored ``messages.parsed`` value (rows delivered before the keys table)."""
     return keys_of(from_json(parsed_json))
-
-
-_INSERT = ("INSERT INTO message_sort_keys (blob_key, " + ", ".join(COLUMNS) + ") VALUES "
-           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (blob_key) DO NOTHING")
-
-
-def store_keys(txn: Any, key: str, keys: SortKeys | None) -> None:
-    """The keys row of blob ``key`` (once per distinct content)."""
-    if keys is not None:
-        txn.execute(_INSERT, keys.row(key))
-
-
-def backfill(txn: Any, mailbox_id: int, limit: int = 5000) -> int:
-    """Keys for messages of ``mailbox_id`` stored before ``message_sort_keys`` existed, from their
-    ``parsed`` JSON (no blob reads); returns how many were added. Callers loop until 0."""
-    rows = txn.query("SELECT DISTINCT m.blob_key, m.parsed FROM messages m LEFT JOIN message_sort_keys k"
-                     " ON k.blob_key = m.blob_key WHERE m.mailbox_id = ? AND k.blob_key IS NULL LIMIT ?",
-                     (int(mailbox_id), int(limit)))
-    for key, parsed_json in rows:
-        try:
-            keys = keys_of_json(parsed_json)
-        except (ValueError, KeyError, TypeError, IndexError):
-            keys = SortKeys("", False, "", "", "", "", "", "", "")
-        store_keys(txn, key, keys)
-    return len(rows)

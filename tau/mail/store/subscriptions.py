@@ -7,48 +7,54 @@ the client unsubscribes it; creating a mailbox of that name again makes it subsc
 
 from __future__ import annotations
 
+from tau.atrest.keyring import UserKey
+from tau.mail.store import boxnames
 from tau.mail.store.context import StoreContext
 from tau.mail.store.quota import find_account
 from tau.storage.database import Txn
 
 CHUNK = 500
+_TABLE = "mail_lost_subscriptions"
 
 
-def keep(txn: Txn, user_id: int, name: str) -> None:
+def keep(txn: Txn, uk: UserKey, name: str) -> None:
     """``name`` was deleted while subscribed: its subscription stays."""
-    txn.execute("INSERT INTO mail_lost_subscriptions (user_id, name) VALUES (?, ?)"
-                " ON CONFLICT (user_id, name) DO NOTHING", (user_id, name))
+    txn.execute("INSERT INTO mail_lost_subscriptions (user_id, name, kv, sealed_name) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (user_id, name) DO NOTHING",
+                (uk.user_id, boxnames.lookup(uk, name), uk.version, boxnames.seal(uk, name, _TABLE)))
 
 
-def forget(txn: Txn, user_id: int, name: str) -> bool:
+def forget(txn: Txn, uk: UserKey, name: str) -> bool:
     """Drop the lost subscription of ``name``; whether there was one."""
     row = txn.query_one("DELETE FROM mail_lost_subscriptions WHERE user_id = ? AND name = ? RETURNING name",
-                        (user_id, name))
+                        (uk.user_id, boxnames.lookup(uk, name)))
     return row is not None
 
 
-def adopt(txn: Txn, user_id: int, mailbox_id: int, name: str) -> None:
+def adopt(txn: Txn, uk: UserKey, mailbox_id: int, name: str) -> None:
     """A mailbox called ``name`` exists again: a lost subscription of the name becomes its own."""
-    if forget(txn, user_id, name):
+    if forget(txn, uk, name):
         txn.execute("UPDATE mailboxes SET subscribed = 1 WHERE id = ?", (mailbox_id,))
 
 
-def adopt_many(txn: Txn, user_id: int, boxes: dict[str, int]) -> None:
+def adopt_many(txn: Txn, uk: UserKey, boxes: dict[str, int]) -> None:
     """:func:`adopt` for several mailboxes (``{name: mailbox_id}``, RENAME with children)."""
-    names = list(boxes)
+    by_lookup = {boxnames.lookup(uk, name): mailbox_id for name, mailbox_id in boxes.items()}
+    names = list(by_lookup)
     for start in range(0, len(names), CHUNK):
         sql, params = txn.in_list(names[start:start + CHUNK])
         rows = txn.query(f"DELETE FROM mail_lost_subscriptions WHERE user_id = ? AND name IN {sql} RETURNING name",
-                         [user_id, *params])
+                         [uk.user_id, *params])
         if rows:
-            ids_sql, ids = txn.in_list(boxes[r[0]] for r in rows)
+            ids_sql, ids = txn.in_list(by_lookup[r[0]] for r in rows)
             txn.execute(f"UPDATE mailboxes SET subscribed = 1 WHERE id IN {ids_sql}", ids)
 
 
 def lost(txn: Txn, ctx: StoreContext, user: str) -> list[str]:
-    """Subscribed names without a mailbox, sorted."""
+    """Subscribed names without a mailbox, sorted (after decrypting)."""
     acct = find_account(txn, user, ctx.default_quota)
     if acct is None:
         return []
-    rows = txn.query("SELECT name FROM mail_lost_subscriptions WHERE user_id = ? ORDER BY name", (acct.id,))
-    return [r[0] for r in rows]
+    rows = txn.query("SELECT name, kv, sealed_name FROM mail_lost_subscriptions WHERE user_id = ?", (acct.id,))
+    uk = ctx.keyring.for_user_txn(txn, acct.id) if any(int(r[1]) for r in rows) else None
+    return sorted(boxnames.name_of(uk, r[0], int(r[1]), r[2], _TABLE) for r in rows)

@@ -60,7 +60,7 @@ class Converter:
         (empty when another node holds the lease)."""
         reg = self.registry
         keyring = reg.keyring
-        if not await reg.db.run("atrest_lease", take_lease, LEASE, self.holder, int(reg.clock.seconds()),
+        if not await reg.db.run("atrest_lease", take_lease, LEASE, self.holder, int(reg.reactor.seconds()),
                                 max(120, int(self.interval * 2))):
             return {}
         await reg.db.run("atrest_rewrap_stale", keyring.rewrap_stale_txn)
@@ -74,7 +74,7 @@ class Converter:
                 reg.metrics.atrest_converted.labels(table.name).inc(n)
         await self.refresh()
         if not any(self.pending.values()):
-            dropped = await reg.db.run("atrest_drop_retired", _drop_retired, int(reg.clock.seconds()) - RETIRED_GRACE)
+            dropped = await reg.db.run("atrest_drop_retired", _drop_retired, int(reg.reactor.seconds()) - RETIRED_GRACE)
             if dropped:
                 log.info("at-rest: dropped {n} retired data keys (no row is sealed under them)", n=dropped)
         return done

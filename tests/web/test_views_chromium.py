@@ -333,11 +333,16 @@ def test_carddav_contact_listed_and_browser_contact_seen_over_carddav(daemon: Ta
 
 
 def test_static_files_carry_the_strict_csp(daemon: TauDaemon) -> None:
-    for path in ("/app/views-dev.html", "/app/views/calendar.js", "/app/views/views.css"):
+    """The pages carry the strict policy (a policy on a script or stylesheet would do nothing);
+    modules and stylesheets are served as exactly what they are, never sniffed into a page."""
+    status, headers, _ = daemon.http("GET", "/app/views-dev.html")
+    assert status == 200
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert "unsafe-inline" not in headers["content-security-policy"]
+    for path, kind in (("/app/views/calendar.js", "text/javascript"), ("/app/views/views.css", "text/css")):
         status, headers, _ = daemon.http("GET", path)
-        assert status == 200
-        assert "script-src 'self'" in headers["content-security-policy"]
-        assert "unsafe-inline" not in headers["content-security-policy"]
+        assert status == 200 and headers["content-type"].startswith(kind)
+        assert headers["x-content-type-options"] == "nosniff"
     assert daemon.http("GET", "/app/../tau.ini")[0] == 404
 
 

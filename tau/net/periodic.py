@@ -5,7 +5,7 @@ A run that fails is logged and the next one still comes; a run that did somethin
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.internet import TimerService
@@ -19,18 +19,22 @@ if TYPE_CHECKING:
 class _StoppingTimer(TimerService):
     """A TimerService that runs ``on_stop`` once stopped (a job giving up its lease)."""
 
-    def __init__(self, on_stop: Callable[[], Awaitable[None]], *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, on_stop: Callable[[], Coroutine[Any, Any, None]], *args: Any) -> None:
+        super().__init__(*args)  # type: ignore[no-untyped-call]
         self.on_stop = on_stop
 
     def stopService(self) -> defer.Deferred[None]:
         d: defer.Deferred[Any] = defer.maybeDeferred(super().stopService)
-        d.addCallback(lambda _: defer.ensureDeferred(self.on_stop()))
-        return d
+
+        def stopped(_: Any) -> defer.Deferred[None]:
+            return defer.ensureDeferred(self.on_stop())
+
+        return d.addCallback(stopped)
 
 
 def periodic(registry: Registry, name: str, interval: float, job: Callable[[], Awaitable[int]],
-             done: str, failed: str, on_stop: Callable[[], Awaitable[None]] | None = None) -> TimerService:
+             done: str, failed: str,
+             on_stop: Callable[[], Coroutine[Any, Any, None]] | None = None) -> TimerService:
     """Run ``job`` every ``interval`` seconds; ``done`` is logged with ``{n}`` when it returns n > 0;
     ``on_stop`` runs when the service stops."""
     log = Logger(namespace=getattr(job, "__module__", None) or __name__)

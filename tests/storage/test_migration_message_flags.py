@@ -46,12 +46,12 @@ def test_flags_and_modseqs_move_to_the_narrow_table(fresh_databases: Any, monkey
     db.run("fill", _fill)
     assert "message_flags" in [d.name for d in migrate(db)]
     inbox = db.run("read", lambda txn: txn.scalar("SELECT id FROM mailboxes"))
-    metas = db.run("read", messages.fetch, inbox, [1, 2, 3])
+    metas = db.run("read", messages.fetch, None, inbox, [1, 2, 3])  # rows from before: plaintext
     assert [(m.uid, m.flags, m.modseq) for m in metas] == [
         (1, ("\\Seen", "$Work"), 7), (2, (), 3), (3, ("\\Deleted", "\\Flagged"), 9)]
     assert [c.uid for c in db.run("read", messages.changed_since, inbox, 5)] == [1, 3]
-    assert db.run("read", search.search, inbox, ("seen",)) == [1]
-    assert db.run("read", search.search, inbox, ("deleted",)) == [3]
-    assert db.run("read", search.search, inbox, ("keyword", "$work")) == [1]
+    assert db.run("read", search.search, None, inbox, ("seen",)) == [1]
+    assert db.run("read", search.search, None, inbox, ("deleted",)) == [3]
+    assert db.run("read", search.search, None, inbox, ("keyword", "$work")) == [1]
     assert not {"modseq", "flags", "seen", "deleted"} & _columns(db, "messages")  # the wide rows: no state
     db.close()

@@ -216,3 +216,9 @@ class MailStoreAPI(Protocol):
 
     async def read(self, blob_key: str, start: int = 0, end: int | None = None) -> bytes:
         """Raw message bytes (a range); for big ranges use ``registry.blobs.open`` to stream."""
+
+
+class InvalidSearch(MailStoreError):
+    """A search key the store does not understand or with a malformed argument (IMAP BAD)."""
+
+    code = "invalid_search"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tau.mail.store.api import MailStoreError, Search
+from tau.mail.store.api import InvalidSearch, MailStoreError, Search
 from tau.mail.store.names import canonical_flag
 
 #: beyond this many UID ranges one leaf is passed as a single JSON parameter
@@ -41,12 +41,6 @@ _DATES = {"before": ("m.internal_date", "<"), "on": ("m.internal_date", "on"), "
           "sentbefore": ("m.sent_day", "<"), "senton": ("m.sent_day", "="), "sentsince": ("m.sent_day", ">=")}
 _ESCAPE = " ESCAPE '\\'"
 DAY = 86400
-
-
-class InvalidSearch(MailStoreError):
-    """A search key the store does not understand or with a malformed argument (IMAP BAD)."""
-
-    code = "invalid_search"
 
 
 def like_pattern(value: str) -> str:

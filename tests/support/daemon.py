@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,10 +22,25 @@ def tool(name: str) -> str:
     return str(found) if found.exists() else (shutil.which(name) or name)
 
 
+#: listening ports come from below the kernel's ephemeral range (32768-60999 on Linux): a port a
+#: test daemon must get back after a restart (kill -9 tests) is then never taken meanwhile as the
+#: local port of some client connection, which the suite's parallel workers open by the thousand
+LISTEN_PORTS = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nobody listens on now, outside the ephemeral range (see LISTEN_PORTS)."""
+    for _ in range(200):
+        port = random.randrange(*LISTEN_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the range is crowded: any port the kernel gives
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 class TauDaemon:

@@ -99,9 +99,9 @@ def serve(spec: dict[str, Any]) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from tests.support.daemon import free_port as listening_port
+
+    return listening_port()
 
 
 class RemotePeer:

@@ -65,13 +65,20 @@ class SelectedMailbox:
         return i + 1 if i < len(self.uids) and self.uids[i] == uid else 0
 
     def seqs_of(self, uids: list[int]) -> list[tuple[int, int]]:
-        """(uid, sequence number) of the ascending ``uids`` that are in the view, in one pass."""
+        """(uid, sequence number) of the ascending ``uids`` that are in the view.
+
+        A run of the view (``1:*``, ``1:5000``: what big STOREs and FETCHes name) is recognised by
+        one slice comparison; otherwise each UID is a bisection from the previous position. Both
+        stay in C: a Python step per view entry cost 16 ms on 5,000 messages."""
+        if not uids:
+            return []
+        view, n, k = self.uids, len(self.uids), len(uids)
+        i = bisect_left(view, uids[0])
+        if view[i:i + k] == array("I", uids):
+            return list(zip(uids, range(i + 1, i + k + 1)))
         out: list[tuple[int, int]] = []
-        view, n = self.uids, len(self.uids)
-        i = bisect_left(view, uids[0]) if uids else n
         for uid in uids:
-            while i < n and view[i] < uid:
-                i += 1
+            i = bisect_left(view, uid, i)
             if i < n and view[i] == uid:
                 out.append((uid, i + 1))
         return out
@@ -133,6 +140,12 @@ class SelectedMailbox:
         if self.own is None:
             self.own = {}
         self.own[uid] = modseq
+
+    def note_own_many(self, changes: dict[int, int]) -> None:
+        """:meth:`note_own` for a whole STORE at once (uid → modseq)."""
+        if self.own is None:
+            self.own = {}
+        self.own.update(changes)
 
     def touch(self) -> None:
         """Something may have changed: recheck messages and flags on the next sync."""

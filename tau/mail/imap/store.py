@@ -58,11 +58,9 @@ async def run_store(conn: Any, p: Parser, uid: bool) -> str:
         return ("UID STORE" if uid else "STORE") + " completed"
     result = await conn.store.store_flags(view.mailbox_id, uids, mode, flags, unchanged_since)
     modseq = conn.condstore
-    report: dict[int, tuple[tuple[str, ...], int]] = {}
-    for ch in result.changed:
-        view.note_own(ch.uid, ch.modseq)
-        report[ch.uid] = (ch.flags, ch.modseq)
+    report: dict[int, tuple[tuple[str, ...], int]] = {ch.uid: (ch.flags, ch.modseq) for ch in result.changed}
     if result.changed:
+        view.note_own_many({ch.uid: ch.modseq for ch in result.changed})
         view.own_change(result.changed[0].modseq)  # one MODSEQ for the whole STORE
     refused = set(result.modified)
     if not silent:
@@ -71,13 +69,17 @@ async def run_store(conn: Any, p: Parser, uid: bool) -> str:
             for c in await conn.store.flags_of(view.mailbox_id, rest):
                 report[c.uid] = (c.flags, c.modseq)
     lines = []
+    texts: dict[tuple[str, ...], str] = {}  # a few distinct flag lists: each joined once
     for u, seq in view.seqs_of(sorted(report)):
         flags_now, ms = report[u]
         if view.recent:
             flags_now = recent.with_recent(view, u, flags_now)
         items = [f"UID {u}"] if uid else []
         if not silent:
-            items.append("FLAGS (" + " ".join(flags_now) + ")")
+            text = texts.get(flags_now)
+            if text is None:
+                text = texts[flags_now] = "FLAGS (" + " ".join(flags_now) + ")"
+            items.append(text)
         if modseq:
             items.append(f"MODSEQ ({ms})")
         if items and (not silent or (modseq and u not in refused)):

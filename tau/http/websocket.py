@@ -32,6 +32,7 @@ import json
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import txaio
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
@@ -172,6 +173,10 @@ class JsonSocket(WebSocketServerProtocol):
             self.sendClose(CLOSE_UNAUTHORIZED, "session_revoked")
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
+        linger = getattr(self, "_linger", None)
+        if linger is not None:
+            self._linger = None
+            linger.cancel()
         unwatch = getattr(self, "_unwatch", None)
         if unwatch is not None:
             self._unwatch = None
@@ -183,6 +188,31 @@ class JsonSocket(WebSocketServerProtocol):
             self._open = False
             self.registry.metrics.connections.labels("websocket").dec()
             defer.maybeDeferred(self.closed).addErrback(self._crashed, "close")
+
+    # -- failing a connection: the Close that says why reaches the peer -------------------------
+    def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:  # noqa: N802,N803
+        """The peer's Close. Autobahn resets the TCP connection when it comes after a Close of ours,
+        which discards one written in this same turn: the 1002/1007 answering an invalid Close (a
+        reserved code, a reason that is not UTF-8, a 1-byte payload) would never reach the peer."""
+        self._peer_closing = True
+        try:
+            return super().onCloseFrame(code, reasonRaw)
+        finally:
+            self._peer_closing = False
+
+    def dropConnection(self, abort: bool = False) -> None:  # noqa: N802
+        if abort and getattr(self, "_peer_closing", False):
+            abort = False  # both Close frames are said: flush ours, then FIN (not RST)
+        closing = self.state != WebSocketProtocol.STATE_CLOSED
+        super().dropConnection(abort)
+        if closing and not abort and getattr(self, "_linger", None) is None:
+            # a FIN waits for the peer to read what is queued; one that never reads is reset
+            self._linger = txaio.call_later(self.closeHandshakeTimeout or 5, self._abort_transport)
+
+    def _abort_transport(self) -> None:
+        self._linger = None
+        if self.transport is not None and hasattr(self.transport, "abortConnection"):
+            self.transport.abortConnection()
 
     def opened(self) -> Any:
         """The socket is authenticated and open."""

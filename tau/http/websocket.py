@@ -27,22 +27,20 @@ same code as the REST API; ``/ws/messages`` (tau.messenger) and ``/ws/signal`` (
 
 from __future__ import annotations
 
-import base64
 import json
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import txaio
-from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web.server import NOT_DONE_YET
 
 from tau.http.auth import authenticate_request
 from tau.http.errors import HttpError
+from tau.http.ws_handshake import SocketResource
 
 if TYPE_CHECKING:
     from tau.registry import Registry
@@ -378,53 +376,8 @@ class JsonSocket(WebSocketServerProtocol):
         self.send_json(out)
 
 
-_CSP = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
-
-
-def _tokens(request: Any, name: bytes) -> set[str]:
-    values = request.requestHeaders.getRawHeaders(name) or []
-    return {t.strip().lower() for v in values for t in v.decode("latin-1").split(",") if t.strip()}
-
-
-def handshake_problem(request: Any) -> HttpError | None:
-    """Why ``request`` is not a WebSocket opening handshake (RFC 6455 section 4.2.1), or None.
-
-    Autobahn answers anything else with its own HTML status page (naming its version, without
-    the headers every tau answer has); tau answers with the contract's JSON error instead.
-    """
-    if request.method != b"GET":
-        return HttpError(405, "method_not_allowed", "a WebSocket opens with GET", headers={"Allow": "GET", **_CSP})
-    upgrade = {"Upgrade": "websocket", "Sec-WebSocket-Version": "13", **_CSP}
-    if "websocket" not in _tokens(request, b"upgrade") or "upgrade" not in _tokens(request, b"connection"):
-        return HttpError(426, "upgrade_required", "this endpoint speaks WebSocket only", headers=upgrade)
-    if (request.getHeader(b"sec-websocket-version") or b"").strip() != b"13":
-        return HttpError(426, "upgrade_required", "WebSocket version 13 is required", headers=upgrade)
-    try:
-        key = base64.b64decode(request.getHeader(b"sec-websocket-key") or b"", validate=True)
-    except ValueError:
-        key = b""
-    if len(key) != 16:
-        return HttpError(400, "bad_request", "Sec-WebSocket-Key must be 16 bytes in base64", headers=_CSP)
-    return None
-
-
-class SocketResource(WebSocketResource):
-    """Hands WebSocket handshakes to Autobahn; answers everything else itself (JSON, usual headers)."""
-
-    def render(self, request: Any) -> Any:
-        if getattr(request, "channel", None) is None or getattr(request, "_disconnected", False):
-            return NOT_DONE_YET  # the client has gone: nothing to take over
-        problem = handshake_problem(request)
-        if problem is None:
-            return super().render(request)
-        from tau.http.router import send_error
-
-        send_error(request, problem)
-        return NOT_DONE_YET
-
-
 def make_resource(registry: Registry, protocol: type[JsonSocket], max_frame: int = 1024 * 1024,
-                  ping_interval: float = 30.0, ping_timeout: float = 10.0) -> WebSocketResource:
+                  ping_interval: float = 30.0, ping_timeout: float = 10.0) -> SocketResource:
     """A twisted.web resource for ``host.http.mount(path, resource)``."""
     from tau.auth import scopes
 

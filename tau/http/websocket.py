@@ -22,6 +22,8 @@ same code as the REST API; ``/ws/messages`` (tau.messenger) and ``/ws/signal`` (
 - back-pressure (issue 20): the socket is the transport's push producer; while the peer does not
   read, outgoing frames wait in a per-socket queue of at most ``max_queued_bytes``, and a peer
   that lets it overflow is closed with 1013 "try again later";
+- a peer that breaks RFC 6455 (an invalid Close included) gets a Close saying why (1002, 1007)
+  before the connection ends with a FIN; one that never reads is reset after the close timeout;
 - sending on a socket that is closing or gone is a no-op, never an error (abrupt closes).
 """
 

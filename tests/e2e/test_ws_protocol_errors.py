@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import time
 
 import pytest
 
@@ -27,18 +28,24 @@ PROTOCOL_ERROR, INVALID_PAYLOAD = 1002, 1007
 def daemon(tmp_path_factory):
     d = TauDaemon(tmp_path_factory.mktemp("ws-protocol-errors"), listeners=("http",)).init()
     d.add_user("alice@example.test")
+    d.add_user("bob@example.test")
     d.start()
-    d.alice = d.token("alice@example.test")
+    d.alice, d.bob = d.token("alice@example.test"), d.token("bob@example.test")
     yield d
     d.stop()
 
 
-def open_socket(d: TauDaemon, path: str = "/ws/messages") -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", d.ports["http"]), timeout=15)
+def open_socket(d: TauDaemon, path: str = "/ws/messages", token: str | None = None,
+                rcvbuf: int | None = None) -> socket.socket:
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(15)
+    sock.connect(("127.0.0.1", d.ports["http"]))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                  f"Authorization: Bearer {d.alice}\r\n\r\n").encode())
+                  f"Authorization: Bearer {token or d.alice}\r\n\r\n").encode())
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(1)
@@ -149,3 +156,21 @@ def test_a_normal_close_is_echoed_with_its_code(daemon):
     assert server_close(sock, answer=False) in (1000, 3000)
     no_errors_logged(daemon)
 
+
+
+def test_a_peer_that_closes_and_never_reads_is_reset_after_the_close_timeout(daemon):
+    """The server's FIN waits for what is queued to be read; it does not wait forever."""
+    sock = open_socket(daemon, token=daemon.bob, rcvbuf=4096)
+    blob = base64.b64encode(os.urandom(40 * 1024)).decode()
+    for n in range(110):  # about 6 MB for bob, who reads none of it: more than the kernel buffers hold
+        status, _, body = daemon.http("POST", "/api/messages", json.dumps(
+            {"to": "bob@example.test", "body": f"{n} {blob}"}).encode(), {"Content-Type": "application/json"},
+            token=daemon.alice)
+        assert status == 201, body
+    sock.sendall(encode_frame(CLOSE, struct.pack(">H", 1000)))
+    time.sleep(15)  # the close handshake timeout is 5 s
+    with pytest.raises(ConnectionResetError):
+        while sock.recv(65536):
+            pass
+    sock.close()
+    no_errors_logged(daemon)

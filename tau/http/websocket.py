@@ -22,26 +22,27 @@ same code as the REST API; ``/ws/messages`` (tau.messenger) and ``/ws/signal`` (
 - back-pressure (issue 20): the socket is the transport's push producer; while the peer does not
   read, outgoing frames wait in a per-socket queue of at most ``max_queued_bytes``, and a peer
   that lets it overflow is closed with 1013 "try again later";
+- a peer that breaks RFC 6455 (an invalid Close included) gets a Close saying why (1002, 1007)
+  before the connection ends with a FIN; one that never reads is reset after the close timeout;
 - sending on a socket that is closing or gone is a no-op, never an error (abrupt closes).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from autobahn.twisted.resource import WebSocketResource
+import txaio
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.compress import PerMessageDeflateOffer, PerMessageDeflateOfferAccept
 from autobahn.websocket.protocol import WebSocketProtocol
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web.server import NOT_DONE_YET
 
 from tau.http.auth import authenticate_request
 from tau.http.errors import HttpError
+from tau.http.ws_handshake import SocketResource
 
 if TYPE_CHECKING:
     from tau.registry import Registry
@@ -172,6 +173,10 @@ class JsonSocket(WebSocketServerProtocol):
             self.sendClose(CLOSE_UNAUTHORIZED, "session_revoked")
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:  # noqa: N802
+        linger = getattr(self, "_linger", None)
+        if linger is not None:
+            self._linger = None
+            linger.cancel()
         unwatch = getattr(self, "_unwatch", None)
         if unwatch is not None:
             self._unwatch = None
@@ -183,6 +188,31 @@ class JsonSocket(WebSocketServerProtocol):
             self._open = False
             self.registry.metrics.connections.labels("websocket").dec()
             defer.maybeDeferred(self.closed).addErrback(self._crashed, "close")
+
+    # -- failing a connection: the Close that says why reaches the peer -------------------------
+    def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:  # noqa: N802,N803
+        """The peer's Close. Autobahn resets the TCP connection when it comes after a Close of ours,
+        which discards one written in this same turn: the 1002/1007 answering an invalid Close (a
+        reserved code, a reason that is not UTF-8, a 1-byte payload) would never reach the peer."""
+        self._peer_closing = True
+        try:
+            return super().onCloseFrame(code, reasonRaw)
+        finally:
+            self._peer_closing = False
+
+    def dropConnection(self, abort: bool = False) -> None:  # noqa: N802
+        if abort and getattr(self, "_peer_closing", False):
+            abort = False  # both Close frames are said: flush ours, then FIN (not RST)
+        closing = self.state != WebSocketProtocol.STATE_CLOSED
+        super().dropConnection(abort)
+        if closing and not abort and getattr(self, "_linger", None) is None:
+            # a FIN waits for the peer to read what is queued; one that never reads is reset
+            self._linger = txaio.call_later(self.closeHandshakeTimeout or 5, self._abort_transport)
+
+    def _abort_transport(self) -> None:
+        self._linger = None
+        if self.transport is not None and hasattr(self.transport, "abortConnection"):
+            self.transport.abortConnection()
 
     def opened(self) -> Any:
         """The socket is authenticated and open."""
@@ -348,53 +378,8 @@ class JsonSocket(WebSocketServerProtocol):
         self.send_json(out)
 
 
-_CSP = {"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
-
-
-def _tokens(request: Any, name: bytes) -> set[str]:
-    values = request.requestHeaders.getRawHeaders(name) or []
-    return {t.strip().lower() for v in values for t in v.decode("latin-1").split(",") if t.strip()}
-
-
-def handshake_problem(request: Any) -> HttpError | None:
-    """Why ``request`` is not a WebSocket opening handshake (RFC 6455 section 4.2.1), or None.
-
-    Autobahn answers anything else with its own HTML status page (naming its version, without
-    the headers every tau answer has); tau answers with the contract's JSON error instead.
-    """
-    if request.method != b"GET":
-        return HttpError(405, "method_not_allowed", "a WebSocket opens with GET", headers={"Allow": "GET", **_CSP})
-    upgrade = {"Upgrade": "websocket", "Sec-WebSocket-Version": "13", **_CSP}
-    if "websocket" not in _tokens(request, b"upgrade") or "upgrade" not in _tokens(request, b"connection"):
-        return HttpError(426, "upgrade_required", "this endpoint speaks WebSocket only", headers=upgrade)
-    if (request.getHeader(b"sec-websocket-version") or b"").strip() != b"13":
-        return HttpError(426, "upgrade_required", "WebSocket version 13 is required", headers=upgrade)
-    try:
-        key = base64.b64decode(request.getHeader(b"sec-websocket-key") or b"", validate=True)
-    except ValueError:
-        key = b""
-    if len(key) != 16:
-        return HttpError(400, "bad_request", "Sec-WebSocket-Key must be 16 bytes in base64", headers=_CSP)
-    return None
-
-
-class SocketResource(WebSocketResource):
-    """Hands WebSocket handshakes to Autobahn; answers everything else itself (JSON, usual headers)."""
-
-    def render(self, request: Any) -> Any:
-        if getattr(request, "channel", None) is None or getattr(request, "_disconnected", False):
-            return NOT_DONE_YET  # the client has gone: nothing to take over
-        problem = handshake_problem(request)
-        if problem is None:
-            return super().render(request)
-        from tau.http.router import send_error
-
-        send_error(request, problem)
-        return NOT_DONE_YET
-
-
 def make_resource(registry: Registry, protocol: type[JsonSocket], max_frame: int = 1024 * 1024,
-                  ping_interval: float = 30.0, ping_timeout: float = 10.0) -> WebSocketResource:
+                  ping_interval: float = 30.0, ping_timeout: float = 10.0) -> SocketResource:
     """A twisted.web resource for ``host.http.mount(path, resource)``."""
     from tau.auth import scopes
 

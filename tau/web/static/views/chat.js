@@ -102,7 +102,8 @@ export async function mount(root, ctx) {
   function messageNode(m) {
     if (m.notice) return el("li", { class: "chat-notice", "data-key": m.key }, el("p", { text: m.notice }));
     const who = m.mine ? "You" : m.from;
-    const body = m.error ? el("p", { class: "chat-error", text: `Could not decrypt: ${m.error}` }) : el("p", { class: "chat-text", text: m.text });
+    const body = m.error ? el("p", { class: "chat-error", text: `Could not decrypt: ${m.error}` })
+      : (m.text || !(m.attachments || []).length) ? el("p", { class: "chat-text", text: m.text }) : null;
     const when = m.timestamp ? new Date(m.timestamp).toLocaleTimeString() : "";
     const files = (m.attachments || []).length
       ? el("ul", { class: "chat-files", "aria-label": "Attachments" }, ...m.attachments.map((a) => el("li", {}, fileButton(a))))

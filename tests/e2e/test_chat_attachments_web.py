@@ -16,7 +16,7 @@ import json
 import pytest
 
 from tau.client.attachments import open_attachment
-from tests.e2e.test_chat_web import CHROMIUM, PASSWORD, Page
+from tests.e2e.test_chat_web import CHROMIUM, PASSWORD, Cli, Page
 from tests.support.daemon import TauDaemon
 from tests.support.databases import daemon_database_url, engines
 
@@ -179,6 +179,34 @@ def test_a_file_sent_from_one_browser_is_downloaded_byte_exact_by_the_other(daem
     assert open_attachment(pointer, match[0]) == content
     alice.context.close()
     bob.context.close()
+
+
+def test_tau_chat_and_the_browser_exchange_files_both_ways(daemon, browser, tmp_path):
+    dave = Cli(daemon, tmp_path, "dave")
+    alice = Page(browser, daemon, "alice")
+    sent = tmp_path / "from-the-terminal.csv"
+    sent.write_bytes(b"a,b\n1,2\n" * 1000)
+    dave.run("send", alice.address, "a table for you", "--file", str(sent))
+    alice.page.get_by_role("navigation", name="Chats").get_by_role("button", name=dave.address).wait_for(timeout=5000)
+    alice.open(dave.address)
+    alice.sees("a table for you", timeout=5000)
+    with alice.page.expect_download() as caught:
+        alice.log().get_by_role("button", name="Download from-the-terminal.csv").click()
+    got = tmp_path / "got.csv"
+    caught.value.save_as(got)
+    assert got.read_bytes() == sent.read_bytes()
+
+    reply = bytes(range(256)) * 64
+    alice.page.get_by_label("Attach file").set_input_files(
+        files=[{"name": "../../reply.bin", "mimeType": "application/octet-stream", "buffer": reply}])
+    alice.page.get_by_role("button", name="Send").click()
+    alice.log().get_by_role("button", name="Download .._.._reply.bin").wait_for(timeout=5000)
+    inbox = tmp_path / "inbox"
+    out = dave.run("listen", "--save", str(inbox), "--count", "1", "--timeout", "20")
+    assert (inbox / ".._.._reply.bin").read_bytes() == reply  # the name cannot leave the folder
+    assert "saved to" in out and not (tmp_path / "reply.bin").exists()
+    assert alice.errors == []
+    alice.context.close()
 
 
 def _attachment_ids(daemon: TauDaemon) -> list[str]:

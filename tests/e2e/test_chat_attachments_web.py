@@ -209,6 +209,27 @@ def test_tau_chat_and_the_browser_exchange_files_both_ways(daemon, browser, tmp_
     alice.context.close()
 
 
+PNG_1X1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d49444154789c63f8cfc0f01f0005000201e221bc330000000049454e44ae426082")
+
+
+def test_an_image_attachment_is_previewed_in_the_page(daemon, browser):
+    alice, bob = Page(browser, daemon, "alice"), Page(browser, daemon, "bob")
+    alice.start_chat(bob.address)  # the direct conversation of the first test, or a new one
+    alice.page.get_by_label("Attach file").set_input_files(
+        files=[{"name": "dot.png", "mimeType": "image/png", "buffer": PNG_1X1}])
+    alice.page.get_by_role("button", name="Send").click()
+    bob.open(alice.address)
+    bob.log().get_by_role("button", name="Preview dot.png").click()
+    image = bob.log().get_by_role("img", name="dot.png")
+    image.wait_for(timeout=5000)
+    assert image.evaluate("(img) => img.complete && img.naturalWidth") == 1  # decrypted and drawn
+    assert image.get_attribute("src").startswith("blob:")
+    assert alice.errors == bob.errors == []
+    alice.context.close()
+    bob.context.close()
+
+
 def _attachment_ids(daemon: TauDaemon) -> list[str]:
     if daemon.engine == "postgres":
         import psycopg2

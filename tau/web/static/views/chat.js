@@ -6,6 +6,7 @@ import { ChatClient } from "../chat/client.js";
 import { bytes } from "../dom.js";
 
 const TYPING_IDLE_MS = 4000;
+const PREVIEWABLE = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -106,7 +107,8 @@ export async function mount(root, ctx) {
       : (m.text || !(m.attachments || []).length) ? el("p", { class: "chat-text", text: m.text }) : null;
     const when = m.timestamp ? new Date(m.timestamp).toLocaleTimeString() : "";
     const files = (m.attachments || []).length
-      ? el("ul", { class: "chat-files", "aria-label": "Attachments" }, ...m.attachments.map((a) => el("li", {}, fileButton(a))))
+      ? el("ul", { class: "chat-files", "aria-label": "Attachments" },
+        ...m.attachments.map((a) => el("li", {}, fileButton(a), PREVIEWABLE.has(a.content_type) ? previewButton(a) : null)))
       : null;
     return el("li", { class: m.mine ? "chat-msg mine" : "chat-msg", "data-key": m.key, "data-id": m.id || "" },
       el("span", { class: "chat-from", text: who }), body, files,
@@ -132,6 +134,24 @@ export async function mount(root, ctx) {
         status.textContent = `Could not download ${a.name}: ${err.message}`;
       } finally {
         button.disabled = false;
+      }
+    });
+    return button;
+  }
+
+  // an image, decrypted here and shown from a blob: URL (the shell's CSP allows blob: images only)
+  function previewButton(a) {
+    const button = el("button", { type: "button", class: "chat-preview", text: "Preview", "aria-label": `Preview ${a.name}` });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const url = URL.createObjectURL(await client.fetchAttachment(a));
+        const img = el("img", { src: url, alt: a.name, class: "chat-image" });
+        img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+        button.replaceWith(img);
+      } catch (err) {
+        button.disabled = false;
+        status.textContent = `Could not show ${a.name}: ${err.message}`;
       }
     });
     return button;

@@ -22,7 +22,7 @@ from tests.support.databases import daemon_database_url, engines
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.e2e]
-USERS = ("alice", "bob", "carol", "dave")
+USERS = ("alice", "bob", "carol", "dave", "erin")
 
 
 @pytest.fixture(scope="module", params=engines())
@@ -182,13 +182,13 @@ def test_a_file_sent_from_one_browser_is_downloaded_byte_exact_by_the_other(daem
 
 
 def test_tau_chat_and_the_browser_exchange_files_both_ways(daemon, browser, tmp_path):
-    dave = Cli(daemon, tmp_path, "dave")
+    erin = Cli(daemon, tmp_path, "erin")  # (dave has a tiny quota)
     alice = Page(browser, daemon, "alice")
     sent = tmp_path / "from-the-terminal.csv"
     sent.write_bytes(b"a,b\n1,2\n" * 1000)
-    dave.run("send", alice.address, "a table for you", "--file", str(sent))
-    alice.page.get_by_role("navigation", name="Chats").get_by_role("button", name=dave.address).wait_for(timeout=5000)
-    alice.open(dave.address)
+    erin.run("send", alice.address, "a table for you", "--file", str(sent))
+    alice.page.get_by_role("navigation", name="Chats").get_by_role("button", name=erin.address).wait_for(timeout=5000)
+    alice.open(erin.address)
     alice.sees("a table for you", timeout=5000)
     with alice.page.expect_download() as caught:
         alice.log().get_by_role("button", name="Download from-the-terminal.csv").click()
@@ -202,7 +202,7 @@ def test_tau_chat_and_the_browser_exchange_files_both_ways(daemon, browser, tmp_
     alice.page.get_by_role("button", name="Send").click()
     alice.log().get_by_role("button", name="Download .._.._reply.bin").wait_for(timeout=5000)
     inbox = tmp_path / "inbox"
-    out = dave.run("listen", "--save", str(inbox), "--count", "1", "--timeout", "20")
+    out = erin.run("listen", "--save", str(inbox), "--count", "1", "--timeout", "20")
     assert (inbox / ".._.._reply.bin").read_bytes() == reply  # the name cannot leave the folder
     assert "saved to" in out and not (tmp_path / "reply.bin").exists()
     assert alice.errors == []

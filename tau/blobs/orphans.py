@@ -1,8 +1,9 @@
 """SQL of the blob sweeper: which stored blobs no row references, and deleting one safely.
 
 Every blob in the backend belongs to mail (``messages``, ``outbound_queue``, counted in
-``mail_blobs``) or to files (``file_nodes``, counted in ``file_blobs``); the two use different
-address keys, so a key is one or the other, and the sweeper checks both. A blob is written
+``mail_blobs``), to files (``file_nodes``, counted in ``file_blobs``) or to chat attachments
+(``msg_attachments``: random ciphertext, one row per blob, never shared); each uses its own
+address key, so a key is one or the other, and the sweeper checks them all. A blob is written
 before the row that references it commits, so after a kill -9 blobs without rows remain. The
 sweeper deletes such a blob with the same protocol as the two collectors
 (``tau.mail.store.blobrefs``, ``tau.files.blobrefs``): inside a transaction that holds the key's
@@ -35,8 +36,9 @@ def referenced(txn: Txn, keys: Sequence[str]) -> set[str]:
             f" UNION SELECT blob_key FROM file_nodes WHERE blob_key IN ({m})"
             f" UNION SELECT blob_key FROM messages WHERE blob_key IN ({m})"
             f" UNION SELECT blob_key FROM mail_purge_pending WHERE blob_key IN ({m})"
-            f" UNION SELECT blob_key FROM outbound_queue WHERE status IN ('queued', 'sending') AND blob_key IN ({m})",
-            part * 6)
+            f" UNION SELECT blob_key FROM outbound_queue WHERE status IN ('queued', 'sending') AND blob_key IN ({m})"
+            f" UNION SELECT blob_key FROM msg_attachments WHERE blob_key IN ({m})",
+            part * 7)
         found |= {r[0] for r in rows}
     return found
 

@@ -3,7 +3,9 @@
 A thin shell over :mod:`tau.client`. ``login`` creates this terminal's device (identity and
 prekeys generated here, public halves published) and keeps its secrets in a state file
 (``--state``, default ``$TAU_CHAT_STATE`` or ``~/.config/tau/chat.json``, mode 0600); ``send``
-and ``listen`` use it. The server never sees the text: only ciphertext per device.
+and ``listen`` use it. The server never sees the text: only ciphertext per device. Files travel
+the same way (``send --file``, ``listen --save DIR``): encrypted here with a fresh key, uploaded as
+ciphertext, the key inside the message (:mod:`tau.client.attachments`, as the web app does).
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("recipient", metavar="ADDRESS|#CONVERSATION")
     p.add_argument("text", nargs="*", help="the message (default: read from stdin)")
     p.add_argument("--plain", action="store_true", help="unencrypted conversation (bots, integrations)")
+    p.add_argument("--file", metavar="PATH", help="attach this file, end-to-end encrypted (the text may be empty)")
     _common(p)
     p = add_action(sub, "listen", "print messages as they arrive (queued ones first)", listen)
     p.add_argument("--count", type=int, metavar="N", help="exit after N messages")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="exit after this long without a message")
     p.add_argument("--json", action="store_true", help="one JSON object per message")
+    p.add_argument("--save", metavar="DIR", help="download, verify and decrypt attached files into DIR")
     _common(p)
 
 
@@ -95,13 +99,25 @@ def login(args: argparse.Namespace) -> int:
 
 def send(args: argparse.Namespace) -> int:
     client = _client(args)
-    text = " ".join(args.text) if args.text else sys.stdin.read().rstrip("\n")
-    if not text:
+    data = None
+    if args.file:
+        if args.plain:
+            raise CliError("--file needs an end-to-end encrypted conversation (not --plain)")
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read {args.file}: {exc.strerror}")
+    text = " ".join(args.text) if args.text else "" if data is not None else sys.stdin.read().rstrip("\n")
+    if not text and data is None:
         raise CliError("nothing to send")
     target = {"conversation": args.recipient[1:]} if args.recipient.startswith("#") else {"to": args.recipient}
 
     async def run() -> int:
-        if args.plain:
+        if data is not None:
+            conv = target.get("conversation") or (await asyncio.to_thread(
+                client.rest.create_conversation, [target["to"].lower()], "", True, "direct"))["id"]
+            result = await client.send_file(data, Path(args.file).name, str(conv), text)
+        elif args.plain:
             result = await client.send_plain(text, **target)
         else:
             result = await client.send(text, **target)
@@ -147,14 +163,50 @@ def listen(args: argparse.Namespace) -> int:
                           else f"{msg.timestamp} #{msg.conversation} [{msg.notice}]", flush=True)
                     continue
                 seen, idle_until, backoff = seen + 1, None, 1.0
+                saved = await _save_attachments(client, msg, args.save) if args.save else []
                 if args.json:
-                    print(json.dumps(msg.__dict__, ensure_ascii=False), flush=True)
+                    shown = {**msg.__dict__, "saved": saved} if args.save else msg.__dict__
+                    print(json.dumps(shown, ensure_ascii=False), flush=True)
                 else:
                     text = msg.text if msg.error is None else f"[could not decrypt: {msg.error}]"
                     print(f"{msg.timestamp} #{msg.conversation} {msg.sender}: {text}", flush=True)
+                    for line in saved or _attachment_lines(msg):
+                        print(f"  {line}", flush=True)
             return EXIT_OK
         finally:
             await client.disconnect()
             client.hold_unread()  # shown by the next listen, never lost
 
     return _run(run())
+
+
+def _attachment_lines(msg: Any) -> list[str]:
+    from tau.client.attachments import is_pointer, safe_name
+
+    return [f"[file {safe_name(a.get('name'))}, {a.get('size')} bytes: listen --save DIR to get it]"
+            for a in msg.attachments if is_pointer(a)]
+
+
+async def _save_attachments(client: Any, msg: Any, folder: str) -> list[str]:
+    """Each attached file of ``msg`` downloaded, verified, decrypted and written under ``folder``
+    (a name already there gets a number); one line per file to print."""
+    from tau.client import ApiError
+    from tau.client.attachments import AttachmentError, is_pointer, safe_name
+
+    out = []
+    for pointer in [a for a in msg.attachments if is_pointer(a)]:
+        name = safe_name(pointer.get("name"))
+        try:
+            data = await client.download(pointer)
+        except (AttachmentError, ApiError) as exc:
+            out.append(f"[file {name} not saved: {exc}]")
+            continue
+        target = Path(folder) / name
+        stem, n = target, 1
+        while target.exists():
+            target = stem.with_name(f"{stem.stem} ({n}){stem.suffix}")
+            n += 1
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        out.append(f"[file {name} saved to {target}]")
+    return out

@@ -19,7 +19,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from tau.client import attachments
 from tau.client.device import DecryptError, DeviceState
 from tau.client.rest import ApiError, Rest
 from tau.client.ws import Closed, Socket
@@ -154,6 +156,19 @@ class Client:
                 continue
             return result
         raise AssertionError("unreachable")
+
+    async def send_file(self, data: bytes, name: str, conversation: str, text: str = "",
+                        content_type: str = "application/octet-stream") -> dict[str, Any]:
+        """Encrypt ``data`` here, upload the ciphertext bound to ``conversation``, send its pointer."""
+        blob, pointer = attachments.seal(data, name, content_type)
+        path = f"/api/messages/attachments?conversation={quote(str(conversation))}"
+        made = json.loads(await asyncio.to_thread(self.rest.raw, "POST", path, blob))
+        return await self.send(text, conversation=str(conversation), attachments=[{**pointer, "id": made["id"]}])
+
+    async def download(self, pointer: dict[str, Any]) -> bytes:
+        """An attachment a message pointed to: downloaded, digest-checked and decrypted."""
+        blob = await asyncio.to_thread(self.rest.raw, "GET", f"/api/messages/attachments/{quote(pointer['id'])}")
+        return attachments.open_attachment(pointer, blob)
 
     async def send_plain(self, text: str, to: str | None = None, conversation: str | None = None) -> dict[str, Any]:
         """A message in a plaintext conversation (bots, integrations): the server sees the text."""

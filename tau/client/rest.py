@@ -78,6 +78,28 @@ class Rest:
         except ValueError:
             return status, {"error": "invalid_response", "message": raw[:200].decode("latin-1")}
 
+    def raw(self, method: str, path: str, data: bytes | None = None) -> bytes:
+        """A call whose answer (and body) are bytes: chat attachments, opaque ciphertext."""
+        for attempt in (1, 2):
+            headers = {"Content-Type": "application/octet-stream"} if data is not None else {}
+            req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+            if self.token:
+                req.add_header("Authorization", f"Bearer {self.token}")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl) as resp:
+                    return bytes(resp.read())
+            except urllib.error.HTTPError as err:
+                body = err.read()
+                if err.code == 401 and attempt == 1 and self.refresh_token:
+                    self.refresh()
+                    continue
+                try:
+                    answer = json.loads(body)
+                except ValueError:
+                    answer = {}
+                raise ApiError(err.code, answer if isinstance(answer, dict) else {})
+        raise AssertionError("unreachable")
+
     # -- the messenger's endpoints ----------------------------------------------------------------
     def put_keys(self, upload: dict[str, Any]) -> dict[str, Any]:
         return self.call("PUT", "/api/keys", upload)

@@ -8,7 +8,7 @@ from twisted.application.internet import TimerService
 from twisted.internet import defer
 
 from tau.http.websocket import make_resource
-from tau.messenger import api
+from tau.messenger import api, attachments
 from tau.messenger.domain import Messenger
 from tau.messenger.hub import Hub
 from tau.messenger.presence import TTL
@@ -31,6 +31,7 @@ def build(registry: Registry) -> tuple[Messenger, Hub, Any]:
 def install(registry: Registry, host: Any) -> None:
     messenger, hub, resource = build(registry)
     api.register(host.http, messenger)
+    attachments.register(registry, host.http, messenger)
     host.http.mount("/ws/messages", resource, auth="none")
     # Redis presence entries expire unless refreshed; in memory this is a no-op
     keepalive = TimerService(TTL / 3, lambda: defer.ensureDeferred(messenger.presence.refresh(hub.live())))

@@ -27,7 +27,8 @@ STATIC = Path(__file__).parent / "static"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
          ".png": "image/png"}
-SHELL_HEADERS = {**page_headers(frame_src="'self'", img_src="'self' data:"), "Cache-Control": "no-store"}
+#: blob: images: a chat attachment decrypted in the page and previewed (never a remote image)
+SHELL_HEADERS = {**page_headers(frame_src="'self'", img_src="'self' data: blob:"), "Cache-Control": "no-store"}
 LONG = "public, max-age=31536000, immutable"
 
 

@@ -138,3 +138,23 @@ def test_sweep_waits_for_a_concurrent_writer_postgres(cloud: Any, db_url: str) -
         assert cloud.registry.blob_backend.exists(key)
     finally:
         writer.close()
+
+
+def test_a_chat_attachment_blob_stays_and_goes_with_its_row(cloud: Any) -> None:
+    """Chat attachments (``msg_attachments``) reference their blobs too: kept while the row is there,
+    swept once the uploader deletes it."""
+    from tau.messenger import attachment_store
+    from tau.messenger.attachments import attachment_blobs
+    from tau.messenger.conversations import create_group, user_ids
+
+    blobs = attachment_blobs(cloud.registry)
+    key = resolve(blobs.put(b"\x8f opaque chat ciphertext")).key
+    run = cloud.registry.db.sync.run
+    uid = run("t", user_ids, [ALICE])[ALICE]
+    conv = run("t", create_group, uid, [uid], "notes", True, 0)
+    run("t", attachment_store.add, "att-1", uid, conv, key, 25, 0)
+    _age(cloud, key, GRACE + 60)
+    sweeper = BlobSweeper(cloud.registry, GRACE, 3600)  # one node: it keeps its lease between runs
+    assert resolve(sweeper.run_once()) == 0 and cloud.registry.blob_backend.exists(key)
+    assert run("t", attachment_store.delete_owned, "att-1", uid)
+    assert resolve(sweeper.run_once()) == 1 and not cloud.registry.blob_backend.exists(key)

@@ -2,7 +2,9 @@
 // (tau.http.cookie_session): the page holds no bearer token. It keeps only the session's CSRF token,
 // in memory (lib.js), and sends it with every state-changing request; after a reload GET /api/session
 // hands it out again. Health and the outbound queue are here; users, domains, OAuth clients and
-// security events have a module each.
+// security events have a module each. The web app's Admin view (tau/web/static/views/admin.js) imports
+// this module too, for setup() and load() on the same markup inside the shell: the page's own sign-in
+// and boot run only on /admin (where the sign-in form is).
 import {$, actions, adopt, api, button, post, refresh, session, table, when} from "./lib.js";
 import {loadDomains, setupDomains} from "./domains.js";
 import {loadEvents} from "./events.js";
@@ -14,7 +16,7 @@ function status(text) { const s = document.createElement("span"); s.textContent 
 
 async function loadHealth() {
   const h = await api("/api/admin/health");
-  $("who").textContent = "status: " + h.status;
+  if ($("who")) $("who").textContent = "status: " + h.status;  // the /admin page's header (the shell has its own)
   $("healthstatus").textContent = h.status === "ok" ? "All parts answer." : h.status === "degraded"
     ? "Degraded: an optional part is failing (" + Object.keys(h.degraded || {}).join(", ") + "); the rest serves."
     : "Error: a required part is failing (" + (h.failing || []).join(", ") + "); the node cannot serve.";
@@ -38,10 +40,19 @@ async function loadQueue() {
   }));
 }
 
-async function load() {
+export async function load() {
   await loadHealth();  // first: a non-admin's 403 stops here, before anything else is asked
   await Promise.all([loadQueue(), loadUsers(), loadDomains(), loadClients(), loadEvents()]);
   document.body.dataset.loaded = "yes";
+}
+
+/** Wire the sections' buttons and forms (once per page that holds their markup). */
+export function setup() {
+  $("retryall").onclick = async () => { await api("/api/admin/queue/retry", {method: "POST"}); await load(); };
+  $("eventsrefresh").onclick = () => loadEvents();
+  setupUsers(load);
+  setupDomains(load);
+  setupClients(load);
 }
 
 function showLogin(msg) {
@@ -49,26 +60,24 @@ function showLogin(msg) {
   $("app").classList.add("hidden"); $("logout").classList.add("hidden"); $("login").classList.remove("hidden");
   $("loginerror").textContent = msg || "";
 }
-session.onSignedOut = showLogin;
 
-$("login").onsubmit = async (e) => {
-  e.preventDefault();
-  const form = Object.fromEntries(new FormData(e.target));
-  const r = await post("/api/session", {...form, scope: "admin"});
-  if (!r.ok) {
-    const body = await r.json();
-    $("loginerror").textContent = body.error === "totp_required" ? "Enter your one-time code." : (body.message || "Sign-in failed");
-    return;
-  }
-  e.target.reset();
-  if (await adopt(r)) start();
-};
-$("logout").onclick = async () => { await post("/api/session/logout", {}, {"X-CSRF-Token": session.csrf}); showLogin("Signed out."); };
-$("retryall").onclick = async () => { await api("/api/admin/queue/retry", {method: "POST"}); await load(); };
-$("eventsrefresh").onclick = () => loadEvents();
-setupUsers(load);
-setupDomains(load);
-setupClients(load);
+function wirePage() {
+  session.onSignedOut = showLogin;
+  $("login").onsubmit = async (e) => {
+    e.preventDefault();
+    const form = Object.fromEntries(new FormData(e.target));
+    const r = await post("/api/session", {...form, scope: "admin"});
+    if (!r.ok) {
+      const body = await r.json();
+      $("loginerror").textContent = body.error === "totp_required" ? "Enter your one-time code." : (body.message || "Sign-in failed");
+      return;
+    }
+    e.target.reset();
+    if (await adopt(r)) start();
+  };
+  $("logout").onclick = async () => { await post("/api/session/logout", {}, {"X-CSRF-Token": session.csrf}); showLogin("Signed out."); };
+  setup();
+}
 
 function start() {
   $("login").classList.add("hidden"); $("app").classList.remove("hidden"); $("logout").classList.remove("hidden");
@@ -82,4 +91,7 @@ async function boot() {
     : await resume();
   if (ok) start(); else showLogin();
 }
-boot();
+if ($("logintitle")) {  // the /admin page itself (not the shell's Admin view)
+  wirePage();
+  boot();
+}

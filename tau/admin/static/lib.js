@@ -1,7 +1,9 @@
 // Shared by the admin page's modules: the cookie session's CSRF token (memory only), the JSON API
 // helper and DOM builders. Everything is inserted as text nodes, never as HTML.
 export const $ = (id) => document.getElementById(id);
-export const session = {csrf: null, onSignedOut: () => {}};
+// request: set by a host page with a session of its own (the web app's shell: its fetch adds the CSRF
+// header and refreshes the session itself); the /admin page leaves it null and does both here
+export const session = {csrf: null, onSignedOut: () => {}, request: null};
 
 export function post(path, body, headers) {
   return fetch(path, {method: "POST", credentials: "same-origin", body: JSON.stringify(body || {}),
@@ -17,11 +19,12 @@ export async function refresh() { return adopt(await post("/api/session/refresh"
 export async function api(path, opts = {}, retried = false) {
   const headers = {...(opts.headers || {})};
   const method = opts.method || "GET";
-  if (method !== "GET") headers["X-CSRF-Token"] = session.csrf;
   let body = opts.body;
   if (opts.json !== undefined) { body = JSON.stringify(opts.json); headers["Content-Type"] = "application/json"; }
-  const r = await fetch(path, {method, body, headers, credentials: "same-origin"});
-  if (r.status === 401 && !retried && await refresh()) return api(path, opts, true);
+  if (method !== "GET" && !session.request) headers["X-CSRF-Token"] = session.csrf;
+  const r = session.request ? await session.request(path, {method, body, headers})
+    : await fetch(path, {method, body, headers, credentials: "same-origin"});
+  if (r.status === 401 && !retried && !session.request && await refresh()) return api(path, opts, true);
   if (r.status === 401) { session.onSignedOut("Please sign in again."); throw new Error("401"); }
   if (r.status === 204) return null;
   const data = await r.json();

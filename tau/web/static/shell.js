@@ -7,6 +7,8 @@ import {h, notAvailable} from "./dom.js";
 const V = new URL(import.meta.url).searchParams.get("v") || "";
 const VIEWS = [["mail", "Mail"], ["chat", "Chat"], ["calendar", "Calendar"], ["files", "Files"],
   ["contacts", "Contacts"]];
+const ADMIN = ["admin", "Admin"];  // for administrators only (the admin API refuses anyone else: 403)
+const views = () => (user && user.is_admin ? [...VIEWS, ADMIN] : VIEWS);
 const root = document.getElementById("root");
 let csrf = null;
 let user = null;
@@ -120,12 +122,11 @@ function showSignIn(message = "") {
 
 function current() {
   const name = location.hash.replace(/^#\/?/, "").split("/")[0];
-  return VIEWS.some(([n]) => n === name) ? name : "mail";
+  return views().some(([n]) => n === name) ? name : "mail";
 }
 
 function showApp() {
-  const links = VIEWS.map(([name, label]) => h("a", {href: "#" + name, "data-view": name}, label));
-  if (user.is_admin) links.push(h("a", {href: "/admin"}, "Admin"));
+  const links = views().map(([name, label]) => h("a", {href: "#" + name, "data-view": name}, label));
   const signOut = h("button", {type: "button", class: "ghost"}, "Sign out");
   signOut.addEventListener("click", async () => {
     await post("/api/session/logout", {}, {"X-CSRF-Token": csrf || ""});
@@ -147,7 +148,7 @@ async function route() {
   if (!main || !user) return;
   if (leave) { try { leave(); } catch (e) { console.error(e); } leave = null; }
   const name = current();
-  const label = VIEWS.find(([n]) => n === name)[1];
+  const label = views().find(([n]) => n === name)[1];
   document.title = `${label} · tau`;
   for (const a of document.querySelectorAll("nav a[data-view]")) {
     if (a.dataset.view === name) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");

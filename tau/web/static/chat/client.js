@@ -3,6 +3,7 @@
 // device_mismatch answer and retry, decrypt pushed envelopes, keep the plaintext locally, then ack.
 // Every state change runs under one lock and is saved before the server is told (ack) or sent to.
 
+import { open as openAttachment, parsePointer, seal } from "./attachments.js";
 import { fromUtf8, utf8 } from "./bytes.js";
 import { DecryptError, DeviceState } from "./device.js";
 import { ChatStore } from "./store.js";
@@ -150,8 +151,8 @@ export class ChatClient extends EventTarget {
   }
 
   // -- sending -------------------------------------------------------------------------------------
-  async send(conversationId, text) {
-    const payload = utf8(JSON.stringify({ body: text, attachments: [], sent_at: Date.now() }));
+  async send(conversationId, text, attachments = []) {
+    const payload = utf8(JSON.stringify({ body: text, attachments, sent_at: Date.now() }));
     return this.locked(async () => {
       let members = (await this.conversation(conversationId)).members;
       for (let attempt = 0; attempt < RETRIES; attempt++) {
@@ -175,6 +176,7 @@ export class ChatClient extends EventTarget {
         await this._notices(result.conversation, result.id, changes);
         const message = { key: `m${result.id}`, id: result.id, conversation: result.conversation, from: this.user,
                           from_device: this.state.deviceId, timestamp: result.timestamp, text, mine: true,
+                          attachments: attachments.map(parsePointer).filter(Boolean),
                           receipts: { delivered: [], read: [] }, read: true, order: ++this._order };
         await this.store.putMessages([message]);
         this._count(message);
@@ -183,6 +185,24 @@ export class ChatClient extends EventTarget {
       }
       throw new Error("unreachable");
     });
+  }
+
+  /** Encrypt a file here, upload the ciphertext (bound to the conversation), send its pointer. */
+  async sendFile(conversationId, file, text = "") {
+    const { blob, pointer } = await seal(new Uint8Array(await file.arrayBuffer()), file.name, file.type);
+    const resp = await this.ctx.api(`/api/messages/attachments?conversation=${encodeURIComponent(conversationId)}`,
+                                    { method: "POST", body: blob, headers: { "Content-Type": "application/octet-stream" } });
+    const data = await resp.json().catch(() => ({ error: "invalid_response" }));
+    if (!resp.ok) throw new ApiError(resp.status, data);
+    return this.send(conversationId, text, [{ ...pointer, id: data.id }]);
+  }
+
+  /** Download an attachment's ciphertext, check its digest, decrypt: a Blob of the file. */
+  async fetchAttachment(pointer) {
+    const resp = await this.ctx.api(`/api/messages/attachments/${encodeURIComponent(pointer.id)}`);
+    if (!resp.ok) throw new ApiError(resp.status, await resp.json().catch(() => ({})));
+    const plain = await openAttachment(pointer, await resp.arrayBuffer());
+    return new Blob([plain], { type: pointer.content_type });
   }
 
   // -- receiving -------------------------------------------------------------------------------------
@@ -262,10 +282,12 @@ export class ChatClient extends EventTarget {
     }
     let text = frame.body === undefined ? null : frame.body;
     let error = null;
+    let attachments = [];
     if (frame.encrypted) {
       try {
         const plain = JSON.parse(fromUtf8(await this.state.decrypt(frame.from, frame.from_device, frame.envelope)));
         text = typeof plain.body === "string" ? plain.body : "";
+        if (Array.isArray(plain.attachments)) attachments = plain.attachments.slice(0, 32).map(parsePointer).filter(Boolean);
       } catch (err) {
         text = null;
         error = err instanceof DecryptError ? err.message : String(err.message || err);
@@ -282,7 +304,7 @@ export class ChatClient extends EventTarget {
     }
     const mine = frame.from === this.user;
     const message = { key: `m${frame.id}`, id: frame.id, conversation: frame.conversation, from: frame.from,
-                      from_device: frame.from_device, timestamp: frame.timestamp, text, error, mine,
+                      from_device: frame.from_device, timestamp: frame.timestamp, text, error, mine, attachments,
                       receipts: { delivered: [], read: [] }, read: mine, order: 0 };
     const notices = this._noticeRecords(frame.conversation, frame.id, changes);
     message.order = ++this._order;

@@ -3,8 +3,10 @@
 // here in the browser (../chat/*.js); the server sees ciphertext only. Text is inserted as text nodes.
 
 import { ChatClient } from "../chat/client.js";
+import { bytes } from "../dom.js";
 
 const TYPING_IDLE_MS = 4000;
+const PREVIEWABLE = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -57,8 +59,10 @@ export async function mount(root, ctx) {
   const typingLine = el("p", { class: "chat-typing", "aria-live": "polite" });
   const input = el("textarea", { id: "chat-message", rows: "2", disabled: true });
   const sendButton = el("button", { type: "submit", text: "Send", disabled: true });
+  const fileInput = el("input", { id: "chat-file", type: "file", disabled: true });
   const composer = el("form", { class: "chat-composer", "aria-label": "Write a message" },
-    el("label", { for: "chat-message", text: "Message" }), input, sendButton);
+    el("label", { for: "chat-message", text: "Message" }), input, sendButton,
+    el("div", { class: "chat-attach" }, el("label", { for: "chat-file", text: "Attach file" }), fileInput));
   const main = el("section", { class: "chat-main", "aria-label": "Conversation" },
     el("header", { class: "chat-head" }, el("div", {}, heading, presenceLine), callButton), safety, log, typingLine, composer);
   const app = el("div", { class: "chat-app" }, side, main);
@@ -99,12 +103,58 @@ export async function mount(root, ctx) {
   function messageNode(m) {
     if (m.notice) return el("li", { class: "chat-notice", "data-key": m.key }, el("p", { text: m.notice }));
     const who = m.mine ? "You" : m.from;
-    const body = m.error ? el("p", { class: "chat-error", text: `Could not decrypt: ${m.error}` }) : el("p", { class: "chat-text", text: m.text });
+    const body = m.error ? el("p", { class: "chat-error", text: `Could not decrypt: ${m.error}` })
+      : (m.text || !(m.attachments || []).length) ? el("p", { class: "chat-text", text: m.text }) : null;
     const when = m.timestamp ? new Date(m.timestamp).toLocaleTimeString() : "";
+    const files = (m.attachments || []).length
+      ? el("ul", { class: "chat-files", "aria-label": "Attachments" },
+        ...m.attachments.map((a) => el("li", {}, fileButton(a), PREVIEWABLE.has(a.content_type) ? previewButton(a) : null)))
+      : null;
     return el("li", { class: m.mine ? "chat-msg mine" : "chat-msg", "data-key": m.key, "data-id": m.id || "" },
-      el("span", { class: "chat-from", text: who }), body,
+      el("span", { class: "chat-from", text: who }), body, files,
       el("span", { class: "chat-meta" }, el("time", { datetime: m.timestamp || "", text: when }),
         el("span", { class: "chat-receipt", text: receiptText(m) })));
+  }
+
+  // an attachment: fetched, digest-checked and decrypted only when asked, then saved under its name
+  function fileButton(a) {
+    const button = el("button", { type: "button", class: "chat-file", "aria-label": `Download ${a.name}`,
+                                  text: a.size === null ? a.name : `${a.name} (${bytes(a.size)})` });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const url = URL.createObjectURL(await client.fetchAttachment(a));
+        const link = el("a", { href: url, download: a.name, hidden: true });
+        document.body.append(link);
+        link.click();
+        link.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+        status.textContent = `Decrypted and saved ${a.name}`;
+      } catch (err) {
+        status.textContent = `Could not download ${a.name}: ${err.message}`;
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return button;
+  }
+
+  // an image, decrypted here and shown from a blob: URL (the shell's CSP allows blob: images only)
+  function previewButton(a) {
+    const button = el("button", { type: "button", class: "chat-preview", text: "Preview", "aria-label": `Preview ${a.name}` });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        const url = URL.createObjectURL(await client.fetchAttachment(a));
+        const img = el("img", { src: url, alt: a.name, class: "chat-image" });
+        img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+        button.replaceWith(img);
+      } catch (err) {
+        button.disabled = false;
+        status.textContent = `Could not show ${a.name}: ${err.message}`;
+      }
+    });
+    return button;
   }
 
   function append(m) {
@@ -139,6 +189,7 @@ export async function mount(root, ctx) {
     callButton.disabled = false;
     input.disabled = false;
     sendButton.disabled = false;
+    fileInput.disabled = false;
     typingLine.textContent = "";
     log.replaceChildren(...(await client.history(id)).map(messageNode));
     log.scrollTop = log.scrollHeight;
@@ -219,12 +270,20 @@ export async function mount(root, ctx) {
   composer.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const text = input.value;
-    if (!current || !text.trim()) return;
+    const file = fileInput.files[0];
+    if (!current || (!text.trim() && !file)) return;
     input.value = "";
     clearTimeout(typingStop);
     stopTyping();
     try {
-      await client.send(current, text);
+      if (file) {
+        status.textContent = `Encrypting and sending ${file.name}…`;
+        await client.sendFile(current, file, text);
+        fileInput.value = "";
+        status.textContent = `Sent ${file.name}, end-to-end encrypted`;
+      } else {
+        await client.send(current, text);
+      }
     } catch (err) {
       input.value = text;
       status.textContent = `Not sent: ${err.message}`;

@@ -29,7 +29,7 @@ def _addresses(body: dict[str, Any], key: str) -> list[str]:
     return out
 
 
-def _attachment(item: dict[str, Any]) -> AttachmentInput:
+def attachment_input(item: dict[str, Any]) -> AttachmentInput:
     return AttachmentInput(item.get("filename"), item.get("content_type"), None,
                            item.get("content_base64", ABSENT), item.get("file_id", ABSENT))
 
@@ -62,7 +62,7 @@ def parse_draft(body: dict[str, Any]) -> Draft:
         if not isinstance(body["from"], str):
             raise HttpError(400, "invalid_request", "from must be one address")
         sender = _addresses(body, "from")[0].lower()
-    draft = Draft(to, cc, bcc, subject, text, html, [_attachment(a) for a in attachments],
+    draft = Draft(to, cc, bcc, subject, text, html, [attachment_input(a) for a in attachments],
                   body.get("encrypt", False), body.get("sign", False), passphrase, sender, crypto)
     if len(draft.recipients) > MAX_RECIPIENTS:
         raise HttpError(400, "too_many_recipients", f"at most {MAX_RECIPIENTS} recipients")

@@ -1,0 +1,83 @@
+"""REST for the webmail: drafts in Drafts (``\\Draft``, replaced by a new version, gone once sent),
+``GET /api/emails?thread=ID`` (the server's THREAD=REFERENCES), ``GET /api/keys/pgp/known``."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+
+from tests.mail.test_api_pgp import keypair
+from tests.support.harness import resolve
+from tests.support.http import assert_json_error
+from tests.support.mail_api import ALICE, BOB, mail_world
+
+
+@pytest.fixture
+def mail(tmp_path, db_url):
+    yield from mail_world(tmp_path, db_url)
+
+
+def imap_view(mail, user: str, box: str) -> list[tuple[tuple[str, ...], bytes]]:
+    """(flags, raw) of every message in ``box``, read from the store IMAP serves."""
+    found = resolve(mail.store.get_mailbox(user, box))
+    metas = resolve(mail.store.fetch(found.id, resolve(mail.store.uids(found.id))))
+    return [(tuple(m.flags), resolve(mail.store.read(m.blob_key))) for m in metas]
+
+
+def test_a_draft_lands_in_drafts_flagged_and_a_new_version_replaces_it(mail):
+    r = mail.api("POST", "/api/emails/drafts", {"to": "bo", "subject": "Half done", "text": "v1", "bcc": BOB})
+    assert r.status == 201 and r.json()["mailbox"] == "Drafts", r.body
+    [(flags, raw)] = imap_view(mail, ALICE, "Drafts")
+    assert set(flags) == {"\\Draft", "\\Seen"} and b"v1" in raw and b"Bcc: " + BOB.encode() in raw
+    again = mail.api("PUT", f"/api/emails/drafts/{r.json()['id']}", {"to": [BOB], "subject": "Done", "text": "v2"})
+    assert again.status == 200 and again.json()["id"] != r.json()["id"]
+    [(_, raw)] = imap_view(mail, ALICE, "Drafts")
+    assert b"v2" in raw and b"v1" not in raw
+    assert mail.api("GET", f"/api/emails/{r.json()['id']}").status == 404
+
+
+def test_sending_a_draft_removes_it(mail):
+    draft = mail.api("POST", "/api/emails/drafts", {"to": [BOB], "subject": "Soon", "text": "x"}).json()["id"]
+    mail.send(to=[BOB], subject="Soon", text="x", draft_id=draft)
+    assert imap_view(mail, ALICE, "Drafts") == []
+    assert [i["subject"] for i in mail.items(BOB)] == ["Soon"]
+
+
+def test_only_drafts_can_be_replaced_or_sent_as_drafts(mail):
+    mail.send(to=[BOB], subject="real", text="x")
+    [item] = mail.items(BOB)
+    assert_json_error(mail.api("PUT", f"/api/emails/drafts/{item['id']}", {"text": "y"}, user=BOB), 404, "not_found")
+    assert_json_error(mail.api("POST", "/api/emails", {"to": [ALICE], "text": "y", "draft_id": item["id"]}, user=BOB),
+                      404, "not_found")
+    assert_json_error(mail.api("POST", "/api/emails/drafts", {"to": "a\r\nBcc: x"}), 400, "invalid_request")
+    draft = mail.api("POST", "/api/emails/drafts", {"text": "mine"}).json()["id"]
+    assert_json_error(mail.api("PUT", f"/api/emails/drafts/{draft}", {"text": "theirs"}, user=BOB), 404, "not_found")
+
+
+def _deliver(mail, subject: str, mid: str, refs: str = "") -> None:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = "carol@remote.test", BOB, subject, mid
+    if refs:
+        msg["References"], msg["In-Reply-To"] = refs, refs.split()[-1]
+    msg.set_content(subject)
+    resolve(mail.store.append(BOB, "INBOX", bytes(msg)))
+
+
+def test_thread_lists_the_conversation_in_thread_order(mail):
+    _deliver(mail, "Plan", "<a@r>")
+    _deliver(mail, "Other", "<x@r>")
+    _deliver(mail, "Re: Plan", "<b@r>", "<a@r>")
+    _deliver(mail, "Re: Plan", "<c@r>", "<a@r> <b@r>")
+    last = mail.items(BOB)[0]["id"]
+    r = mail.api("GET", f"/api/emails?thread={last}", user=BOB)
+    assert r.status == 200 and [i["message_id"] for i in r.json()["items"]] == ["<a@r>", "<b@r>", "<c@r>"]
+    other = next(i["id"] for i in mail.items(BOB) if i["subject"] == "Other")
+    assert [i["subject"] for i in mail.items(BOB, f"thread={other}")] == ["Other"]
+    assert mail.api("GET", f"/api/emails?thread={last}").status == 404    # alice: not hers
+
+
+def test_known_keys_say_what_encrypt_and_sign_can_do(mail):
+    mail.api("PUT", "/api/keys/pgp", {"public_key": keypair(BOB)[0]}, user=BOB)
+    r = mail.api("GET", f"/api/keys/pgp/known?addresses={BOB},carol@remote.test")
+    assert r.json() == {"sign": False, "own_key": False, "addresses": {BOB: True, "carol@remote.test": False}}

@@ -1,6 +1,7 @@
 """Drafts over REST: what the webmail's compose form saves, where IMAP clients see it.
 
-* ``POST /api/emails/drafts`` ``{to?, cc?, bcc?, subject?, text?, html?, attachments?}`` → 201
+* ``POST /api/emails/drafts`` ``{to?, cc?, bcc?, subject?, text?, html?, attachments?, in_reply_to?,
+  references?}`` → 201
   ``{"id", "mailbox"}``: the draft as a message in the user's Drafts mailbox (RFC 6154
   ``\\Drafts``) flagged ``\\Draft \\Seen`` — Thunderbird and any IMAP client list it there.
 * ``PUT /api/emails/drafts/{id}`` (same body) → 200 ``{"id", "mailbox"}``: a new version replaces
@@ -19,7 +20,7 @@ from typing import Any
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, read_json_object
 from tau.mail import compose
-from tau.mail.api_draft import attachment_input
+from tau.mail.api_draft import attachment_input, thread_headers
 from tau.mail.errors import MailError
 from tau.mail.store import MailStoreError
 
@@ -45,8 +46,9 @@ def parse(body: dict[str, Any]) -> tuple[compose.Draft, str]:
     attachments = body.get("attachments") or []
     if not isinstance(attachments, list) or not all(isinstance(a, dict) for a in attachments):
         raise HttpError(400, "invalid_request", "attachments must be a list of objects")
+    parent, refs = thread_headers(body)
     draft = compose.Draft([to] if to else [], [cc] if cc else [], [], subject, text if text or html else "",
-                          html, [attachment_input(a) for a in attachments])
+                          html, [attachment_input(a) for a in attachments], in_reply_to=parent, references=refs)
     return draft, bcc
 
 

@@ -2,8 +2,10 @@
 
 The server's own threading (RFC 5256 THREAD=REFERENCES, the same ``store.thread`` IMAP's
 ``UID THREAD`` answers from, cached per mailbox state) groups the message's mailbox; the answer is
-the top-level thread holding ``ID``, in thread order (parents before replies, siblings by sent
-date), as ordinary list items. The whole thread fits one page: no cursor.
+the top-level thread holding ``ID`` as ordinary list items, with the user's own side of it from
+Sent (messages that reply to one of the thread's, or that one of them replies to: a conversation
+shows both sides), in the order they were written (sent date; ties keep thread order: parents
+before replies). The whole thread fits one page: no cursor.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from typing import Any
 
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response
+from tau.mail.mime import from_json
 from tau.mail.store import Search
 from tau.mail.store.threading import CLOSE, OPEN
 
 MAX_THREAD = 500
+MAX_IDS = 100   # message ids asked of Sent: the thread's latest
 
 
 def thread_of(flat: list[int], uid: int) -> list[int]:
@@ -43,5 +47,22 @@ async def list_thread(api: Any, request: Any, message_id: str) -> Response:
     if meta.uid not in uids:
         raise HttpError(404, "not_found", "no such message")
     metas = {m.uid: m for m in await api.store.fetch(box.id, uids, True, user=user)}
-    items = [api._item(box, metas[u]) for u in uids if u in metas]
+    ordered = [metas[u] for u in uids if u in metas]
+    items = [api._item(box, m) for m in ordered] + await _own_side(api, user, box, ordered)
+    items.sort(key=lambda item: item["date"] or "")
     return json_response({"items": items, "next_cursor": None, "thread": message_id})
+
+
+async def _own_side(api: Any, user: str, box: Any, metas: list[Any]) -> list[dict[str, Any]]:
+    """The user's messages in Sent that answer the thread's messages or that they answer."""
+    if box.special_use == "\\Sent":
+        return []
+    sent = next((b for b in await api.store.list_mailboxes(user) if b.special_use == "\\Sent"), None)
+    parsed = [from_json(m.parsed_json) for m in metas]
+    ids = list(dict.fromkeys(i for p in reversed(parsed) for i in (p.message_id, p.in_reply_to) if i))[:MAX_IDS]
+    if sent is None or not ids:
+        return []
+    terms = [("header", name, i) for i in ids for name in ("message-id", "in-reply-to")]
+    uids = sorted(await api.store.search(sent.id, Search(("or", *terms)), user=user))[-MAX_THREAD:]
+    found = await api.store.fetch(sent.id, uids, True, user=user) if uids else []
+    return [api._item(sent, m) for m in sorted(found, key=lambda m: m.uid)]

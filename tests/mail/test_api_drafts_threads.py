@@ -81,3 +81,18 @@ def test_known_keys_say_what_encrypt_and_sign_can_do(mail):
     mail.api("PUT", "/api/keys/pgp", {"public_key": keypair(BOB)[0]}, user=BOB)
     r = mail.api("GET", f"/api/keys/pgp/known?addresses={BOB},carol@remote.test")
     assert r.json() == {"sign": False, "own_key": False, "addresses": {BOB: True, "carol@remote.test": False}}
+
+
+def test_a_reply_names_its_parents_and_joins_the_conversation_from_sent(mail):
+    _deliver(mail, "Plan", "<a@r>")
+    [item] = mail.items(BOB)
+    mail.send(user=BOB, to=["carol@remote.test"], subject="Re: Plan", text="ok", in_reply_to="<a@r>",
+              references=["<a@r>"])
+    [sent] = mail.items(BOB, "mailbox=Sent")
+    raw = mail.api("GET", f"/api/emails/{sent['id']}?raw=1", user=BOB).body
+    assert b"In-Reply-To: <a@r>" in raw and b"References: <a@r>" in raw
+    convo = mail.items(BOB, f"thread={item['id']}")
+    assert [(i["mailbox"], i["subject"]) for i in convo] == [("INBOX", "Plan"), ("Sent", "Re: Plan")]
+    for bad in ({"in_reply_to": "a@r"}, {"references": ["<a@r>", "x"]}, {"references": "<a@r>"}):
+        assert_json_error(mail.api("POST", "/api/emails", {"to": [ALICE], "text": "x", **bad}, user=BOB),
+                          400, "invalid_request")

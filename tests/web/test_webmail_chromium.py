@@ -140,6 +140,27 @@ def test_a_thread_opens_with_all_its_messages_in_imap_thread_order(page: Any, da
     shoot(page, "mail-thread-1280x800")
 
 
+def test_a_reply_joins_its_conversation_for_imap_and_in_the_browser(page: Any, daemon: TauDaemon) -> None:
+    open_folder(page, "Inbox")
+    page.get_by_role("list", name="Messages").get_by_role("button", name=re.compile("Shall we go to the lake")).click()
+    page.get_by_role("toolbar", name="Message actions").get_by_role("button", name="Reply", exact=True).click()
+    page.get_by_role("form", name="New message").get_by_label("Message").press("Control+Home")
+    page.get_by_role("form", name="New message").get_by_label("Message").press_sequentially("Count me in. ")
+    page.get_by_role("form", name="New message").get_by_role("button", name="Send").click()
+    sync_api.expect(page.get_by_role("status").filter(has_text="Message sent.")).to_be_visible()
+
+    def parents(imap: imaplib.IMAP4) -> bytes | None:
+        uids = find(imap, "Sent", "Re: Trip plans")
+        fields = "(BODY.PEEK[HEADER.FIELDS (IN-REPLY-TO REFERENCES)])"
+        return imap.uid("FETCH", uids[0], fields)[1][0][1] if uids else None
+
+    headers = imap_until(daemon, ALICE, parents, "the reply never reached Sent")
+    assert b"In-Reply-To: <t1@remote.test>" in headers and b"References: <t1@remote.test>" in headers
+    page.get_by_role("list", name="Messages").get_by_role("button", name=re.compile("Yes, Saturday works")).click()
+    thread = page.get_by_role("list", name="Conversation, 4 messages")
+    sync_api.expect(thread.get_by_role("listitem").filter(has_text="Count me in.")).to_have_count(1)
+
+
 def test_a_draft_is_saved_to_drafts_reopened_and_removed_when_sent(page: Any, daemon: TauDaemon) -> None:
     form = compose(page)
     form.get_by_role("combobox", name="To").fill(BOB)

@@ -244,7 +244,9 @@ export async function mount(root, ctx) {
       state.open = null;
       renderList();
       closeCompose = composeForm(composeEnv, {to: (message.to || []).join(", "), cc: (message.cc || []).join(", "),
-        bcc: header(message, "Bcc"), subject: message.subject || "", text: message.text || "", draftId: id});
+        bcc: header(message, "Bcc"), subject: message.subject || "", text: message.text || "", draftId: id,
+        in_reply_to: (header(message, "In-Reply-To").match(/<[^<>\s]+>/) || [])[0],
+        references: header(message, "References").match(/<[^<>\s]+>/g) || []});
       return;
     }
     state.open = message;
@@ -334,7 +336,15 @@ export async function mount(root, ctx) {
     const to = message.from || [];
     const cc = all ? [...(message.to || []), ...(message.cc || [])].filter((a) => bare(a) !== own) : [];
     const subject = /^re:/i.test(message.subject || "") ? message.subject : `Re: ${message.subject || ""}`;
-    return {to: to.join(", "), cc: cc.join(", "), subject, text: quote(message)};
+    return {to: to.join(", "), cc: cc.join(", "), subject, text: quote(message), ...parentsOf(message)};
+  }
+
+  // In-Reply-To and References of a reply to ``message`` (RFC 5322 §3.6.4; the last 20 ancestors)
+  function parentsOf(message) {
+    const id = message.message_id;
+    if (!id || !/^<[^<>\s]+>$/.test(id)) return {};
+    const refs = (header(message, "References") || header(message, "In-Reply-To")).match(/<[^<>\s]+>/g) || [];
+    return {in_reply_to: id, references: [...refs.filter((r) => r !== id), id].slice(-20)};
   }
 
   function forward(message) {

@@ -10,7 +10,8 @@ let uid = 0;
 const split = (v) => v.split(/[,;]/).map((s) => s.trim()).filter(Boolean);
 const bare = (a) => ((a.match(/<([^>]+)>/) || [null, a])[1] || "").trim().toLowerCase();
 
-// env: {ctx, json, send, reader, show, done(note)}; prefill: {to, cc, bcc, subject, text, draftId}
+// env: {ctx, json, send, reader, show, done(note)}; prefill: {to, cc, bcc, subject, text, draftId,
+// in_reply_to, references} (a reply names its parents, so it joins the conversation everywhere)
 export function openCompose(env, prefill = {}) {
   const {reader, show} = env;
   const error = h("p", {class: "error", role: "alert"});
@@ -39,9 +40,12 @@ export function openCompose(env, prefill = {}) {
     error);
   subject.value = prefill.subject || "";
 
+  const parents = {};
+  if (prefill.in_reply_to) parents.in_reply_to = prefill.in_reply_to;
+  if (prefill.references && prefill.references.length) parents.references = prefill.references;
   function fields() {
     return {to: toField.input.value, cc: ccField.input.value, bcc: bccField.input.value,
-      subject: subject.value, text: body.value};
+      subject: subject.value, text: body.value, ...parents};
   }
 
   // -- drafts -----------------------------------------------------------------------------------
@@ -86,7 +90,7 @@ export function openCompose(env, prefill = {}) {
     await saving;
     const data = fields();
     const message = {to: split(data.to), cc: split(data.cc), bcc: split(data.bcc), subject: data.subject,
-      text: data.text, ...crypto.options()};
+      text: data.text, ...parents, ...crypto.options()};
     if (draftId) message.draft_id = draftId;
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;

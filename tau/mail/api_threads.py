@@ -5,7 +5,7 @@ The server's own threading (RFC 5256 THREAD=REFERENCES, the same ``store.thread`
 the top-level thread holding ``ID`` as ordinary list items, with the user's own side of it from
 Sent (messages that reply to one of the thread's, or that one of them replies to: a conversation
 shows both sides), in the order they were written (sent date; ties keep thread order: parents
-before replies). The whole thread fits one page: no cursor.
+before replies). One page, no cursor: at most 500 messages (a runaway thread: those around ``ID``).
 """
 
 from __future__ import annotations
@@ -43,9 +43,12 @@ async def list_thread(api: Any, request: Any, message_id: str) -> Response:
     user = request.user.address
     box, meta = await api._message(user, message_id)
     flat = await api.store.thread(box.id, Search(("all",)), "references", user=user)
-    uids = thread_of(flat, meta.uid)[:MAX_THREAD]
+    uids = thread_of(flat, meta.uid)
     if meta.uid not in uids:
         raise HttpError(404, "not_found", "no such message")
+    if len(uids) > MAX_THREAD:  # a runaway thread: the messages around the one asked for
+        start = max(0, min(uids.index(meta.uid) - MAX_THREAD // 2, len(uids) - MAX_THREAD))
+        uids = uids[start:start + MAX_THREAD]
     metas = {m.uid: m for m in await api.store.fetch(box.id, uids, True, user=user)}
     ordered = [metas[u] for u in uids if u in metas]
     items = [api._item(box, m) for m in ordered] + await _own_side(api, user, box, ordered)

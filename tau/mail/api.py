@@ -60,8 +60,11 @@ def compile_query(q: str) -> Search:
 
 class EmailsAPI:
     def __init__(self, registry: Registry, store: Any) -> None:
+        from tau.mail.api_threads import ThreadCache
+
         self.registry = registry
         self.store = store
+        self.threads = ThreadCache()    # ``GET /api/emails?thread=``'s threads by message set
 
     async def _box(self, user: str, name: str) -> Any:
         box = await self.store.get_mailbox(user, name)

@@ -96,3 +96,17 @@ def test_a_reply_names_its_parents_and_joins_the_conversation_from_sent(mail):
     for bad in ({"in_reply_to": "a@r"}, {"references": ["<a@r>", "x"]}, {"references": "<a@r>"}):
         assert_json_error(mail.api("POST", "/api/emails", {"to": [ALICE], "text": "x", **bad}, user=BOB),
                           400, "invalid_request")
+
+
+def test_the_thread_follows_new_and_removed_messages_but_not_flags(mail):
+    _deliver(mail, "Plan", "<a@r>")
+    first = mail.items(BOB)[0]["id"]
+    ids = lambda: [i["message_id"] for i in mail.items(BOB, f"thread={first}")]  # noqa: E731
+    assert ids() == ["<a@r>"]
+    _deliver(mail, "Re: Plan", "<b@r>", "<a@r>")
+    assert ids() == ["<a@r>", "<b@r>"]
+    reply = next(i for i in mail.items(BOB) if i["message_id"] == "<b@r>")
+    mail.api("PATCH", f"/api/emails/{reply['id']}", {"read": True, "starred": True}, user=BOB)
+    assert [i["starred"] for i in mail.items(BOB, f"thread={first}")] == [False, True]
+    mail.api("DELETE", f"/api/emails/{reply['id']}", user=BOB)
+    assert ids() == ["<a@r>"]

@@ -83,7 +83,7 @@ def thread_after_flag_change(base: str, id: str, cookie: str, csrf: str, rounds:
                                                         "Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=30).read()
         times.append(_once(base, id, cookie))
-    print(f"FIG webmail_message_thread_uncached {statistics.median(times):.1f} ms  # min {min(times):.1f}"
+    print(f"FIG webmail_message_thread_after_flag_change {statistics.median(times):.1f} ms  # min {min(times):.1f}"
           f" max {max(times):.1f}", flush=True)
 
 

@@ -60,8 +60,11 @@ def compile_query(q: str) -> Search:
 
 class EmailsAPI:
     def __init__(self, registry: Registry, store: Any) -> None:
+        from tau.mail.api_threads import ThreadCache
+
         self.registry = registry
         self.store = store
+        self.threads = ThreadCache()    # ``GET /api/emails?thread=``'s threads by message set
 
     async def _box(self, user: str, name: str) -> Any:
         box = await self.store.get_mailbox(user, name)
@@ -99,6 +102,11 @@ class EmailsAPI:
 
     async def list(self, request: Any) -> Response:
         user = request.user.address
+        thread = query_arg(request, "thread")
+        if thread:
+            from tau.mail import api_threads
+
+            return await api_threads.list_thread(self, request, thread)
         box = await self._box(user, query_arg(request, "mailbox", "INBOX") or "INBOX")
         try:
             limit = int(query_arg(request, "limit", "50") or 50)
@@ -137,14 +145,19 @@ class EmailsAPI:
         return json_response(item)
 
     async def send(self, request: Any) -> Response:
-        from tau.mail import send
+        from tau.mail import api_drafts, send
         from tau.mail.api_draft import parse_draft
 
-        draft = parse_draft(await read_json_object(request))
+        body = await read_json_object(request)
+        draft = parse_draft(body)
+        replaces = await api_drafts.replaced(self, request.user.address, body.get("draft_id"))
         try:
-            return json_response(await send.send(self.registry, self.store, request.user, draft), 202)
+            sent = await send.send(self.registry, self.store, request.user, draft)
         except MailError as exc:      # the domain's refusal, in HTTP's words (INTERFACE.md)
             raise HttpError(exc.status, exc.code, exc.message, extra=exc.extra)
+        if replaces is not None:     # sent: the draft it continued goes (as a mail client does)
+            await api_drafts.remove(self, request.user.address, replaces)
+        return json_response(sent, 202)
 
     async def patch(self, request: Any, id: str) -> Response:
         user = request.user.address
@@ -201,10 +214,11 @@ class EmailsAPI:
 
 
 def register(registry: Registry, http: Any, store: Any) -> EmailsAPI:
-    from tau.mail import api_read
+    from tau.mail import api_drafts, api_read
 
     api = EmailsAPI(registry, store)
     api_read.register(http, api)
+    api_drafts.register(http, api)
     http.route("GET", "/api/emails", api.list, scope="mail")
     http.route("POST", "/api/emails", api.send, scope="mail")
     http.route("GET", "/api/emails/{id}", api.get, scope="mail")

@@ -7,6 +7,7 @@ and attachments are validated by the domain after the send-as check, as before.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tau.http.errors import HttpError
@@ -29,9 +30,25 @@ def _addresses(body: dict[str, Any], key: str) -> list[str]:
     return out
 
 
-def _attachment(item: dict[str, Any]) -> AttachmentInput:
+def attachment_input(item: dict[str, Any]) -> AttachmentInput:
     return AttachmentInput(item.get("filename"), item.get("content_type"), None,
                            item.get("content_base64", ABSENT), item.get("file_id", ABSENT))
+
+
+_MSG_ID = re.compile(r"^<[^<>\s\x00-\x1f\x7f]{1,250}>$")
+MAX_REFERENCES = 50
+
+
+def thread_headers(body: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """``in_reply_to`` (one ``<msg-id>``) and ``references`` (a list of them, oldest first): what
+    makes a reply join its conversation in every client's threading (RFC 5322 §3.6.4)."""
+    parent, refs = body.get("in_reply_to"), body.get("references") or []
+    if parent is not None and (not isinstance(parent, str) or not _MSG_ID.match(parent)):
+        raise HttpError(400, "invalid_request", "in_reply_to must be one <msg-id>")
+    if (not isinstance(refs, list) or len(refs) > MAX_REFERENCES
+            or not all(isinstance(r, str) and _MSG_ID.match(r) for r in refs)):
+        raise HttpError(400, "invalid_request", f"references must be a list of at most {MAX_REFERENCES} <msg-id>s")
+    return parent, list(refs)
 
 
 def parse_draft(body: dict[str, Any]) -> Draft:
@@ -62,8 +79,9 @@ def parse_draft(body: dict[str, Any]) -> Draft:
         if not isinstance(body["from"], str):
             raise HttpError(400, "invalid_request", "from must be one address")
         sender = _addresses(body, "from")[0].lower()
-    draft = Draft(to, cc, bcc, subject, text, html, [_attachment(a) for a in attachments],
-                  body.get("encrypt", False), body.get("sign", False), passphrase, sender, crypto)
+    draft = Draft(to, cc, bcc, subject, text, html, [attachment_input(a) for a in attachments],
+                  body.get("encrypt", False), body.get("sign", False), passphrase, sender, crypto,
+                  *thread_headers(body))
     if len(draft.recipients) > MAX_RECIPIENTS:
         raise HttpError(400, "too_many_recipients", f"at most {MAX_RECIPIENTS} recipients")
     return draft

@@ -42,6 +42,8 @@ class Draft:
     passphrase: str | None = None
     sender: str | None = None          # "from": another address the user may send as (send-as)
     crypto: str | None = None          # "pgp" | "smime" | None: which protects sign/encrypt (smime_send)
+    in_reply_to: str | None = None     # a reply's parent <msg-id> (RFC 5322 §3.6.4), checked by the API
+    references: list[str] = field(default_factory=list)
 
     @property
     def recipients(self) -> list[str]:
@@ -193,6 +195,10 @@ def build(sender: str, draft: Draft, files: Files, hostname: str,
     msg["Date"] = email.utils.formatdate(localtime=False)
     msg["Message-ID"] = f"<{uuid.uuid4().hex}@{sender.rpartition('@')[2] or hostname}>"
     msg["MIME-Version"] = "1.0"
+    if draft.in_reply_to:
+        msg["In-Reply-To"] = draft.in_reply_to
+    if draft.references:
+        msg["References"] = " ".join(draft.references)
     for name, value in extra_headers or []:
         msg[name] = value
     body_part = content_part(draft, files)

@@ -39,6 +39,18 @@ class PgpAPI:
             raise HttpError(404, "not_found", "no OpenPGP key uploaded")
         return json_response({"public_key": found[0], "has_private_key": found[1] is not None})
 
+    async def known(self, request: Any) -> Response:
+        """Which of ``?addresses=a,b`` have an OpenPGP key here, and whether the caller can sign:
+        what a compose form needs to offer "Encrypt" and "Sign" only when they can work."""
+        wanted = [a.strip().lower() for a in (query_arg(request, "addresses") or "").split(",") if a.strip()]
+        if len(wanted) > 100 or any(len(a) > 320 for a in wanted):
+            raise HttpError(400, "invalid_query", "at most 100 addresses")
+        me = request.user.address.lower()
+        keys = await pgp.keys_of(self.registry, [me, *wanted])
+        own = keys.get(me)
+        return json_response({"sign": own is not None and own[1] is not None, "own_key": own is not None,
+                              "addresses": {a: a in keys for a in wanted}})
+
     async def wkd(self, request: Any, hash: str, domain: str | None = None) -> Response:
         local = query_arg(request, "l")
         host = (domain or (request.getRequestHostname() or b"").decode("ascii", "replace")).lower()
@@ -61,6 +73,7 @@ def register(registry: Any, http: Any) -> PgpAPI:
     api = PgpAPI(registry)
     http.route("PUT", "/api/keys/pgp", api.put_key, scope="mail")
     http.route("GET", "/api/keys/pgp", api.get_key, scope="mail")
+    http.route("GET", "/api/keys/pgp/known", api.known, scope="mail")
     http.route("GET", "/.well-known/openpgpkey/hu/{hash}", api.wkd, auth="none")
     http.route("GET", "/.well-known/openpgpkey/policy", api.policy, auth="none")
     http.route("GET", "/.well-known/openpgpkey/{domain}/hu/{hash}", api.wkd_advanced, auth="none")

@@ -4,7 +4,9 @@ Fills alice's INBOX with ``-n`` messages over IMAP APPEND (the corpus of bench_i
 in the way the web app does (``POST /api/session``, cookie) and times, ``--rounds`` times after
 one untimed warm-up, what opening the mail view costs the server: the folder list with counts
 (``GET /api/mailboxes``), the first page of INBOX (``GET /api/emails?mailbox=INBOX&limit=50``),
-a page deep in the folder (cursor) and one message (loopback wall time ≈ server time); then, in
+a page deep in the folder (cursor), one message and its conversation (``?thread=``: the server's
+THREAD=REFERENCES over the folder, cached per mailbox state; timed again after each round changes a
+flag, as opening a message marks it read) (loopback wall time ≈ server time); then, in
 Chromium, from the "Sign in" click to the first INBOX row painted.
     .venv/bin/python tests/bench/bench_webmail.py --spawn -n 10000
 Targets: opening INBOX of a 10,000-message folder ≤ 300 ms server time; sign-in to INBOX painted ≤ 1 s.
@@ -57,16 +59,40 @@ def run(args: argparse.Namespace, base: str) -> None:
                                  data=json.dumps({"username": args.user, "password": args.password}).encode())
     with urllib.request.urlopen(req, timeout=30) as resp:
         cookie = "; ".join(v.split(";")[0] for k, v in resp.headers.items() if k.lower() == "set-cookie")
+        csrf = json.loads(resp.read())["csrf_token"]
     first = json.loads(timed(base, "/api/emails?mailbox=INBOX&limit=50", cookie, 0)[1])
     deep_cursor = int(first["items"][-1]["id"].split(".")[1]) - args.n // 2
     paths = [("mailboxes", "/api/mailboxes"), ("inbox_first_page", "/api/emails?mailbox=INBOX&limit=50"),
              ("inbox_deep_page", f"/api/emails?mailbox=INBOX&limit=50&cursor={deep_cursor}"),
              ("message", f"/api/emails/{first['items'][0]['id']}"),
-             ("message_body", f"/api/web/emails/{first['items'][0]['id']}/body")]
+             ("message_body", f"/api/web/emails/{first['items'][0]['id']}/body"),
+             ("message_thread_cached", f"/api/emails?thread={first['items'][0]['id']}")]
     for name, path in paths:
         times, body = timed(base, path, cookie, args.rounds)
         print(f"FIG webmail_{name} {statistics.median(times):.1f} ms  # min {min(times):.1f} max {max(times):.1f};"
               f" {len(body)} bytes", flush=True)
+    thread_after_flag_change(base, first["items"][0]["id"], cookie, csrf, args.rounds)
+
+
+def thread_after_flag_change(base: str, id: str, cookie: str, csrf: str, rounds: int) -> None:
+    """The conversation of a message right after a flag changed (the thread cache's key moved)."""
+    times = []
+    for i in range(rounds):
+        req = urllib.request.Request(f"{base}/api/emails/{id}", method="PATCH", data=json.dumps(
+            {"starred": i % 2 == 0}).encode(), headers={"Cookie": cookie, "X-CSRF-Token": csrf,
+                                                        "Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=30).read()
+        times.append(_once(base, id, cookie))
+    print(f"FIG webmail_message_thread_after_flag_change {statistics.median(times):.1f} ms  # min {min(times):.1f}"
+          f" max {max(times):.1f}", flush=True)
+
+
+def _once(base: str, id: str, cookie: str) -> float:
+    req = urllib.request.Request(f"{base}/api/emails?thread={id}", headers={"Cookie": cookie})
+    t = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        resp.read()
+    return (time.perf_counter() - t) * 1000
 
 
 def paint(args: argparse.Namespace, base: str) -> None:

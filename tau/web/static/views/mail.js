@@ -1,7 +1,10 @@
 // Webmail: folders with unread counts, a paged message list, a reader whose HTML was sanitised
 // by the server and is shown in a sandboxed frame (no script, remote images only on request),
-// compose / reply / forward, flag, read, move, delete, search; new mail arrives over /ws/mail.
+// conversations (the server's THREAD=REFERENCES), compose / reply / forward (views/mailcompose.js:
+// drafts, address completion, OpenPGP), flag, read, move (also by dragging a message onto a
+// folder), archive, delete, search; new mail arrives over /ws/mail.
 import {h, bytes} from "../dom.js";
+import {openCompose as composeForm} from "./mailcompose.js";
 
 const PAGE = 50;
 const NAMES = {INBOX: "Inbox"};
@@ -70,8 +73,39 @@ export async function mount(root, ctx) {
         "aria-current": box.name === state.box ? "true" : null}, h("span", {}, label(box)), count);
       button.addEventListener("click", () => { state.box = box.name; state.q = ""; search.value = "";
         loadFolders(); loadList(); show("list"); });
+      dropTarget(button, box);
       return h("li", {}, button);
     }));
+  }
+
+  // drag a message onto a folder to move it there (the "Move to" menu is the keyboard's way)
+  const DRAG = "application/x-tau-message";
+  function dropTarget(button, box) {
+    const ours = (event) => event.dataTransfer.types.includes(DRAG) && box.name !== state.box;
+    button.addEventListener("dragover", (event) => {
+      if (!ours(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "move";
+      button.classList.add("drop");
+    });
+    button.addEventListener("dragleave", () => button.classList.remove("drop"));
+    button.addEventListener("drop", async (event) => {
+      button.classList.remove("drop");
+      const id = event.dataTransfer.getData(DRAG);
+      if (!ours(event) || !id) return;
+      event.preventDefault();
+      try {
+        await send(`/api/emails/${id}`, "PATCH", {mailbox: box.name});
+      } catch (e) {
+        status.textContent = e.message;
+        return;
+      }
+      if (state.open && state.open.id === id) { dropOpen(`Moved to ${label(box)}.`); return; }
+      state.items = state.items.filter((item) => item.id !== id);
+      renderList();
+      status.textContent = `Moved to ${label(box)}.`;
+      loadFolders();
+    });
   }
 
   // -- list -------------------------------------------------------------------------------------
@@ -83,6 +117,11 @@ export async function mount(root, ctx) {
       h("span", {class: "subject"}, (item.starred ? "★ " : "") + (item.subject || "(no subject)")),
       h("span", {class: "preview"}, item.preview || ""));
     button.addEventListener("click", () => openMessage(item.id));
+    button.draggable = true;
+    button.addEventListener("dragstart", (event) => {
+      event.dataTransfer.setData(DRAG, item.id);
+      event.dataTransfer.effectAllowed = "move";
+    });
     return h("li", {"data-id": item.id}, button);
   }
 
@@ -153,6 +192,15 @@ export async function mount(root, ctx) {
     return [h("label", {for: "move-to", class: "sr-only"}, "Move to folder"), select];
   }
 
+  function archiveButton(message) {
+    const archive = state.boxes.find((b) => b.special_use === "\\Archive");
+    if (!archive || archive.name === message.mailbox) return null;
+    return h("button", {type: "button", onclick: async () => {
+      await send(`/api/emails/${message.id}`, "PATCH", {mailbox: archive.name});
+      dropOpen("Archived.");
+    }}, "Archive");
+  }
+
   function readToggle(id) {
     let read = true;  // opening a message reads it
     const button = h("button", {type: "button"}, "Mark unread");
@@ -181,13 +229,24 @@ export async function mount(root, ctx) {
   }
 
   async function openMessage(id) {
+    if (closeCompose) { closeCompose(); closeCompose = null; }  // a compose left half-written stays a draft
     reader.replaceChildren(h("p", {class: "empty", role: "status"}, "Loading…"));
     show("read");
-    let message;
+    let message, thread;
     try {
-      message = await json(`/api/emails/${id}`);
+      [message, thread] = await Promise.all([json(`/api/emails/${id}`),
+        json(`/api/emails?thread=${encodeURIComponent(id)}`).then((r) => r.items, () => [])]);
     } catch (e) {
       reader.replaceChildren(h("p", {class: "error", role: "alert"}, e.message));
+      return;
+    }
+    if ((message.flags || []).includes("\\Draft") && isDrafts(message.mailbox)) {
+      state.open = null;
+      renderList();
+      closeCompose = composeForm(composeEnv, {to: (message.to || []).join(", "), cc: (message.cc || []).join(", "),
+        bcc: header(message, "Bcc"), subject: message.subject || "", text: message.text || "", draftId: id,
+        in_reply_to: (header(message, "In-Reply-To").match(/<[^<>\s]+>/) || [])[0],
+        references: header(message, "References").match(/<[^<>\s]+>/g) || []});
       return;
     }
     state.open = message;
@@ -205,6 +264,7 @@ export async function mount(root, ctx) {
         patchItem(await send(`/api/emails/${id}`, "PATCH", {starred: !starred})); openMessage(id);
       }}, starred ? "Unflag" : "Flag"),
       readToggle(id),
+      archiveButton(message),
       ...moveSelect(message),
       h("button", {type: "button", class: "danger", onclick: async () => {
         await json(`/api/emails/${id}`, {method: "DELETE"}); dropOpen("Message deleted.");
@@ -231,9 +291,21 @@ export async function mount(root, ctx) {
       h("h3", {}, "Attachments"),
       h("ul", {}, files.map((a) => h("li", {}, h("a", {href: `/api/emails/${id}/attachments/${a.part}`, download: a.filename || ""},
         a.filename || `attachment ${a.part}`), ` ${bytes(a.size)} `, saveButton(id, a))))) : null;
-    reader.replaceChildren(...[actions, h("h2", {class: "subject"}, message.subject || "(no subject)"), meta,
-      attachments, content].filter(Boolean));
+    const single = [meta, attachments, content].filter(Boolean);
+    reader.replaceChildren(actions, h("h2", {class: "subject"}, message.subject || "(no subject)"),
+      ...(thread.length > 1 ? [conversation(thread, id, single)] : single));
     reader.querySelector("h2").focus?.();
+  }
+
+  // A conversation: every message of the thread in order, the open one in full, the others as
+  // their sender, date and first lines (a click opens one).
+  function conversation(items, id, single) {
+    return h("ol", {class: "thread", "aria-label": `Conversation, ${items.length} messages`}, items.map((item) =>
+      item.id === id ? h("li", {class: "current", "aria-current": "true"}, single)
+        : h("li", {}, h("button", {type: "button", class: "row peek", onclick: () => openMessage(item.id),
+          "aria-label": `Open message from ${sender(item.from)}, ${when(item.date)}`},
+          h("span", {class: "from"}, sender(item.from)), h("span", {class: "date"}, when(item.date)),
+          h("span", {class: "preview"}, item.preview || "")))));
   }
 
   // "Save to Files": the server copies the attachment into /Mail attachments/ (tau.flows.mail_cloud)
@@ -264,7 +336,15 @@ export async function mount(root, ctx) {
     const to = message.from || [];
     const cc = all ? [...(message.to || []), ...(message.cc || [])].filter((a) => bare(a) !== own) : [];
     const subject = /^re:/i.test(message.subject || "") ? message.subject : `Re: ${message.subject || ""}`;
-    return {to: to.join(", "), cc: cc.join(", "), subject, text: quote(message)};
+    return {to: to.join(", "), cc: cc.join(", "), subject, text: quote(message), ...parentsOf(message)};
+  }
+
+  // In-Reply-To and References of a reply to ``message`` (RFC 5322 §3.6.4; the last 20 ancestors)
+  function parentsOf(message) {
+    const id = message.message_id;
+    if (!id || !/^<[^<>\s]+>$/.test(id)) return {};
+    const refs = (header(message, "References") || header(message, "In-Reply-To")).match(/<[^<>\s]+>/g) || [];
+    return {in_reply_to: id, references: [...refs.filter((r) => r !== id), id].slice(-20)};
   }
 
   function forward(message) {
@@ -273,60 +353,20 @@ export async function mount(root, ctx) {
       `Date: ${message.date || ""}\nSubject: ${message.subject || ""}\n\n${message.text || ""}`};
   }
 
-  // -- compose ----------------------------------------------------------------------------------
-  function input(name, text, attrs = {}) {
-    const id = "c-" + name;
-    return h("div", {class: "field"}, h("label", {for: id}, text), h("input", {id, name, ...attrs}));
-  }
-
-  function openCompose(prefill = {}) {
-    const error = h("p", {class: "error", role: "alert"});
-    const form = h("form", {class: "compose", "aria-label": "New message"},
-      h("h2", {}, "New message"),
-      input("to", "To", {type: "text", autocomplete: "email", value: prefill.to || "", required: true}),
-      input("cc", "Cc", {type: "text", value: prefill.cc || ""}),
-      input("subject", "Subject", {type: "text", value: prefill.subject || ""}),
-      h("div", {class: "field"}, h("label", {for: "c-body"}, "Message"),
-        h("textarea", {id: "c-body", name: "text", rows: "14"})),
-      input("files", "Attachments", {type: "file", multiple: true}),
-      h("div", {class: "actions"}, h("button", {type: "submit", class: "primary"}, "Send"),
-        h("button", {type: "button", class: "ghost", onclick: () => { reader.replaceChildren(); show("list"); }},
-          "Discard")),
-      error);
-    form.querySelector("textarea").value = prefill.text || "";
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const split = (v) => v.split(/[,;]/).map((s) => s.trim()).filter(Boolean);
-      const data = new FormData(form);
-      const body = {to: split(data.get("to")), cc: split(data.get("cc")), subject: data.get("subject"),
-        text: data.get("text")};
-      const chosen = form.querySelector("[name=files]").files;
-      if (chosen.length) body.attachments = await Promise.all([...chosen].map(encode));
-      const button = form.querySelector("button[type=submit]");
-      button.disabled = true;
-      try {
-        await send("/api/emails", "POST", body);
-        reader.replaceChildren(h("p", {class: "empty", role: "status"}, "Message sent."));
-        show("list");
-        loadFolders();
-      } catch (e) {
-        error.textContent = e.message;
-        button.disabled = false;
-      }
-    });
-    reader.replaceChildren(form);
-    show("read");
-    form.querySelector(prefill.to ? "textarea" : "input").focus();
-  }
-
-  function encode(file) {
-    return new Promise((resolve, reject) => {
-      const r = new FileReader();
-      r.onload = () => resolve({filename: file.name, content_type: file.type || "application/octet-stream",
-        content_base64: String(r.result).split(",", 2)[1] || ""});
-      r.onerror = () => reject(r.error);
-      r.readAsDataURL(file);
-    });
+  // -- compose (views/mailcompose.js) ------------------------------------------------------------
+  let closeCompose = null;
+  const isDrafts = (name) => (state.boxes.find((b) => b.name === name) || {}).special_use === "\\Drafts";
+  const composeEnv = {ctx, json, send, reader, show, done(note) {
+    closeCompose = null;
+    reader.replaceChildren(note ? h("p", {class: "empty", role: "status"}, note) : "");
+    show("list");
+    loadFolders();
+    if (isDrafts(state.box)) loadList();
+  }};
+  function openCompose(prefill) {
+    if (closeCompose) closeCompose();
+    state.open = null;
+    closeCompose = composeForm(composeEnv, prefill);
   }
   compose.addEventListener("click", () => openCompose());
 

@@ -56,6 +56,9 @@ class Node(_mod.Cloud):  # type: ignore[misc, name-defined]
 def nodes(tmp_path: Path, db_url: str) -> Any:
     a = Node(make_registry(tmp_path / "tau", db_url, limits=LIMITS), True)
     b = Node(make_registry(tmp_path / "tau", db_url, limits=LIMITS), False)
+    # each fake clock started at the wall clock when its node was made; under load the second can
+    # start seconds later, so A catches up and the two nodes agree on the time
+    a.advance(b.registry.reactor.seconds() - a.registry.reactor.seconds())
     yield a, b
     a.registry.db.close()
     b.registry.db.close()

@@ -75,7 +75,7 @@ class SelectedMailbox:
         view, n, k = self.uids, len(self.uids), len(uids)
         i = bisect_left(view, uids[0])
         if view[i:i + k] == array("I", uids):
-            return list(zip(uids, range(i + 1, i + k + 1)))
+            return list(zip(uids, range(i + 1, i + k + 1), strict=True))
         out: list[tuple[int, int]] = []
         for uid in uids:
             i = bisect_left(view, uid, i)

@@ -117,6 +117,9 @@ class UploadsApi:
                 await body.abort()
             raise HttpError(409, "offset_mismatch", f"the upload is at offset {up.committed}",
                             headers={"Upload-Offset": str(up.committed)})
+        if up.committed + body.size > up.size:
+            await body.abort()
+            raise HttpError(413, "too_large", "the chunk runs past the upload's declared size")
         await self._target(request.user, up.path, up.committed + body.size)
         if body.size == 0:
             await body.abort()

@@ -53,8 +53,8 @@ def _offset(d: TauDaemon, token: str, upload_id: str) -> int:
 def test_cut_chunk_resumes_from_the_committed_offset(daemon: TauDaemon, tmp_path: Path) -> None:
     token = daemon.token(ALICE)
     data = os.urandom(3 * CHUNK - 12345)
-    status, _, body = daemon.http("POST", "/api/uploads", json.dumps({"path": "/video.bin", "size": len(data)}).encode(),
-                                  {"Content-Type": "application/json"}, token=token)
+    create = json.dumps({"path": "/video.bin", "size": len(data)}).encode()
+    status, _, body = daemon.http("POST", "/api/uploads", create, {"Content-Type": "application/json"}, token=token)
     assert status == 201, body
     upload_id = json.loads(body)["id"]
     chunks = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]

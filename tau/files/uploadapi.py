@@ -116,7 +116,7 @@ class UploadsApi:
             if hasattr(body, "abort"):
                 await body.abort()
             raise HttpError(409, "offset_mismatch", f"the upload is at offset {up.committed}",
-                            headers={"Upload-Offset": str(up.committed)})
+                            headers={"Upload-Offset": str(up.committed)}, extra={"offset": up.committed})
         if up.committed + body.size > up.size:
             await body.abort()
             raise HttpError(413, "too_large", "the chunk runs past the upload's declared size")

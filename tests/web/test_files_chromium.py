@@ -22,7 +22,8 @@ WAIT = 15_000
 
 
 def _listed(d: TauDaemon, name: str) -> bool:
-    status, body = dav(d, "PROPFIND", f"/dav/files/{ALICE}/", b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+    query = b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>'
+    status, body = dav(d, "PROPFIND", f"/dav/files/{ALICE}/", query,
                        headers={"Depth": "1", "Content-Type": "application/xml"})
     assert status == 207
     return f"/{name}<".encode() in body

@@ -72,11 +72,12 @@ def in_trash(txn: Txn, node: Node) -> bool:
 def trash_node(txn: Txn, node_id: int) -> int:
     """Move a node (and what is in it) to its owner's trash; the trash item's id."""
     node = store.get_node(txn, node_id)
+    seq = store.bump(txn, node.user_id) if node is not None else 0
+    node = store.get_node(txn, node_id)  # again, under the owner's row lock (a concurrent delete)
     if node is None or in_trash(txn, node):
         raise FilesError(404, "not_found", "no such file or folder")
     if node.parent_id is None:
         raise FilesError(403, "root", "the root folder cannot be deleted")
-    seq = store.bump(txn, node.user_id)
     tid = _ensure_trash(txn, node.user_id)
     path = store.path_of(txn, node)
     ids = [r[0] for r in txn.query(store.SUBTREE + "SELECT id FROM sub", (node.id,))]
@@ -135,10 +136,10 @@ def _free_name(txn: Txn, parent: Node, name: str) -> str:
 def restore(txn: Txn, user_id: int, item_id: int) -> tuple[Node, list[str]]:
     """Put a trashed node back (original folder, else the root; a taken name gets " (restored)");
     (node, its path now)."""
+    seq = store.bump(txn, user_id)  # first: the item is read under the row lock
     item = get_item(txn, user_id, item_id)
     if item is None:
         raise FilesError(404, "not_found", "no such item in the trash")
-    seq = store.bump(txn, user_id)
     root = store.ensure_root(txn, user_id)
     folder, place = root, []
     if len(item.path) > 1:
@@ -171,14 +172,16 @@ def _destroy(txn: Txn, blobs: Any, user_id: int, node_ids: list[int]) -> int:
     if not node_ids:
         return 0
     seq = store.bump(txn, user_id)
+    # under the row lock: only what is still in the trash (a concurrent restore took it back)
+    still = {int(r[0]) for r in txn.query("SELECT node_id FROM file_trash WHERE user_id = ?", (user_id,))}
     collector = Collector(blobs)
     t = int(txn.now)
-    for node_id in node_ids:
+    for node_id in (n for n in node_ids if n in still):
         node = store.get_node(txn, node_id)
         if node is not None:
             store._remove(txn, node, seq, collector, t)
     collector.collect(txn)
-    return len(node_ids)
+    return len([n for n in node_ids if n in still])
 
 
 def expire(txn: Txn, blobs: Any, max_age: int, limit: int = 200) -> int:

@@ -17,10 +17,11 @@ from tau.storage.database import Txn
 
 def restore(txn: Txn, blobs: Any, node_id: int, version_id: int, default_limit: int, keep: int) -> Node:
     node = store.get_node(txn, node_id)
+    seq = store.bump(txn, node.user_id) if node is not None else 0
+    node = store.get_node(txn, node_id)  # again, under the owner's row lock
     version = versionstore.get(txn, node_id, version_id)
     if node is None or node.is_folder or version is None:
         raise FilesError(404, "not_found", "no such version")
-    seq = store.bump(txn, node.user_id)
     delta = version.size - node.size
     store._check_quota(txn, node.user_id, delta, default_limit)
     collector = Collector(blobs)

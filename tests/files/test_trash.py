@@ -150,3 +150,15 @@ def test_share_links_of_a_trashed_file_stop_working(cloud) -> None:
     assert cloud.client.request("GET", f"/s/{token}", headers={"Accept": "application/json"}).status == 200
     cloud.api("DELETE", f"/api/files/{fid}")
     assert cloud.client.request("GET", f"/s/{token}", headers={"Accept": "application/json"}).status == 404
+
+
+def test_trash_days_zero_deletes_at_once(tmp_path, db_url) -> None:
+    from tests.files.conftest import Cloud
+    from tests.support.harness import make_registry
+
+    registry = make_registry(tmp_path / "tau", db_url, files={"trash_days": "0"},
+                             limits={"requests_per_minute_ip": "0", "requests_per_hour_user": "0"})
+    cloud = Cloud(registry)
+    cloud.dav("PUT", "now-gone", b"bytes")
+    assert cloud.dav("DELETE", "now-gone").status == 204
+    assert _trash(cloud) == [] and cloud.blob_keys() == []

@@ -28,8 +28,7 @@ def restore(txn: Txn, blobs: Any, node_id: int, version_id: int, default_limit: 
     versionstore.delete(txn, version.id)  # its reference now belongs to the node
     t = int(txn.now)
     etag = store.file_etag(version.blob_key, t)
-    txn.execute("UPDATE file_nodes SET size = ?, etag = ?, blob_key = ?, content_type = ?, modified_at = ?"
-                " WHERE id = ?", (version.size, etag, version.blob_key, version.content_type, t, node.id))
+    versionstore.make_current(txn, node.id, version, etag, t)
     versionstore.keep(txn, collector, node, max(keep, 1))  # the current content: the newest version
     store._add_usage(txn, node.user_id, delta)
     if node.parent_id is not None:

@@ -67,6 +67,12 @@ def get(txn: Txn, node_id: int, version_id: int) -> Version | None:
     return None if row is None else Version._make(row)
 
 
+def make_current(txn: Txn, node_id: int, version: Version, etag: str, t: int) -> None:
+    """The file's row points at ``version``'s content (its blob reference moves with it)."""
+    txn.execute("UPDATE file_nodes SET size = ?, etag = ?, blob_key = ?, content_type = ?, modified_at = ?"
+                " WHERE id = ?", (version.size, etag, version.blob_key, version.content_type, t, node_id))
+
+
 def delete(txn: Txn, version_id: int) -> None:
     """Drop a version row (the caller moves its blob reference elsewhere or releases it)."""
     txn.execute("DELETE FROM file_versions WHERE id = ?", (version_id,))

@@ -162,3 +162,23 @@ def test_trash_days_zero_deletes_at_once(tmp_path, db_url) -> None:
     cloud.dav("PUT", "now-gone", b"bytes")
     assert cloud.dav("DELETE", "now-gone").status == 204
     assert _trash(cloud) == [] and cloud.blob_keys() == []
+
+
+def test_privacy_export_lists_trashed_files_under_their_original_names(cloud) -> None:
+    from tau.files import privacy_store
+
+    cloud.dav("MKCOL", "notes")
+    cloud.dav("PUT", "notes/diary.txt", b"dear diary")
+    cloud.dav("DELETE", "notes")
+    rows = _sync(cloud, privacy_store.nodes, cloud.alice.id)
+    by_id = {r[0]: r for r in rows}
+
+    def path(row: Any) -> str:
+        parts = []
+        while row is not None and row[1] is not None:
+            parts.append(row[2])
+            row = by_id.get(row[1])
+        return "/".join(reversed(parts))
+
+    files = [path(r) for r in rows if r[3] == "file"]
+    assert files == [f"{privacy_store.TRASH_FOLDER}/notes/diary.txt"]

@@ -28,6 +28,7 @@ from tau.config_sections import (
     DatabaseSection,
     DavSection,
     DkimSection,
+    FilesSection,
     FlowsSection,
     LdapSection,
     LimitsSection,
@@ -151,6 +152,7 @@ class Config:
     turn: TurnSection = field(default_factory=TurnSection)
     connect: ConnectSection = field(default_factory=ConnectSection)
     flows: FlowsSection = field(default_factory=FlowsSection)
+    files: FilesSection = field(default_factory=FilesSection)
     metrics: MetricsSection = field(default_factory=MetricsSection)
 
     @property
@@ -340,7 +342,7 @@ def render_ini(values: Mapping[str, Mapping[str, str]], annotated: bool = True) 
 
 __all__ = [
     "DEFAULT_CONFIG", "LISTENERS", "SCHEMA", "SECTIONS", "AuthSection", "BlobsSection", "Config", "ConfigError",
-    "ConnectSection", "DatabaseSection", "DavSection", "DkimSection", "FlowsSection", "Key", "LdapSection",
-    "LimitsSection", "ListenSection", "MetricsSection", "OutboundSection", "RedisSection", "Section", "SpamSection",
-    "TauSection", "TlsSection", "TrustSection", "TurnSection", "load_config", "parse_size", "render_ini",
+    "ConnectSection", "DatabaseSection", "DavSection", "DkimSection", "FilesSection", "FlowsSection", "Key",
+    "LdapSection", "LimitsSection", "ListenSection", "MetricsSection", "OutboundSection", "RedisSection", "Section",
+    "SpamSection", "TauSection", "TlsSection", "TrustSection", "TurnSection", "load_config", "parse_size", "render_ini",
 ]

@@ -256,6 +256,15 @@ class FlowsSection(Section):
 
 
 @dataclass(frozen=True)
+class FilesSection(Section):
+    trash_days: int = key(30, "days a deleted file stays in the trash before it is purged (its bytes count"
+                          " against the quota until then); 0: deleting destroys at once", minimum=0)
+    versions_keep: int = key(10, "earlier versions kept per file when it is overwritten (0: none)", minimum=0)
+    upload_expiry: int = key(86400, "seconds an unfinished resumable upload (/api/uploads) is kept after its"
+                             " last chunk", minimum=60)
+
+
+@dataclass(frozen=True)
 class MetricsSection(Section):
     allow: tuple[str, ...] = key(("127.0.0.0/8", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                                   "fc00::/7"),
@@ -268,7 +277,7 @@ SECTIONS: dict[str, type[Section]] = {
     "redis": RedisSection, "tls": TlsSection, "listen": ListenSection, "limits": LimitsSection,
     "auth": AuthSection, "ldap": LdapSection, "outbound": OutboundSection, "dkim": DkimSection,
     "trust": TrustSection, "spam": SpamSection, "turn": TurnSection, "connect": ConnectSection,
-    "flows": FlowsSection, "metrics": MetricsSection,
+    "flows": FlowsSection, "files": FilesSection, "metrics": MetricsSection,
 }
 
 

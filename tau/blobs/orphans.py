@@ -34,11 +34,13 @@ def referenced(txn: Txn, keys: Sequence[str]) -> set[str]:
             f"SELECT blob_key FROM file_blobs WHERE refs > 0 AND blob_key IN ({m})"
             f" UNION SELECT blob_key FROM mail_blobs WHERE refs > 0 AND blob_key IN ({m})"
             f" UNION SELECT blob_key FROM file_nodes WHERE blob_key IN ({m})"
+            f" UNION SELECT blob_key FROM file_versions WHERE blob_key IN ({m})"
+            f" UNION SELECT blob_key FROM file_upload_parts WHERE blob_key IN ({m})"
             f" UNION SELECT blob_key FROM messages WHERE blob_key IN ({m})"
             f" UNION SELECT blob_key FROM mail_purge_pending WHERE blob_key IN ({m})"
             f" UNION SELECT blob_key FROM outbound_queue WHERE status IN ('queued', 'sending') AND blob_key IN ({m})"
             f" UNION SELECT blob_key FROM msg_attachments WHERE blob_key IN ({m})",
-            part * 7)
+            part * 9)
         found |= {r[0] for r in rows}
     return found
 

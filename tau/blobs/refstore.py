@@ -132,5 +132,5 @@ def _and(condition: str) -> str:
 #: message blobs
 MAIL = Ledger("mail_blobs", (("messages", ""), ("mail_purge_pending", ""),
                              ("outbound_queue", "status IN ('queued', 'sending')")))
-#: file nodes hold file blobs
-FILES = Ledger("file_blobs", (("file_nodes", ""),))
+#: file nodes, their earlier versions and the chunks of unfinished uploads hold file blobs
+FILES = Ledger("file_blobs", (("file_nodes", ""), ("file_versions", ""), ("file_upload_parts", "")))

@@ -184,7 +184,7 @@ class FilesApi:
             raise HttpError(403, "forbidden", "cannot delete this")
         await self._locked_node(node, request.user)
         try:
-            await self.tree.run("files_delete", store.delete_node, self.tree.blobs.sync, node.id)
+            await self.tree.delete(node.id)
         except FilesError as exc:
             raise http_error(exc)
         return Response(b"", 204)
@@ -244,7 +244,7 @@ async def _nothing() -> Any:
     yield b""  # pragma: no cover
 
 
-def register(registry: Registry, http: Any, tree: FileTree) -> None:
+def register(registry: Registry, http: Any, tree: FileTree) -> FilesApi:
     api = FilesApi(registry, tree)
     # authenticated (with the route's scope) and admitted (quota) when the headers arrive
     http.site.add_body_sink("/api/files", {"POST"}, upload_factory(tree.blobs.writer), auth="bearer")
@@ -257,3 +257,4 @@ def register(registry: Registry, http: Any, tree: FileTree) -> None:
     http.route("GET", "/api/files/{id}", api.download, scope="files")
     http.route("DELETE", "/api/files/{id}", api.delete, scope="files")
     http.route("PATCH", "/api/files/{id}", api.patch, scope="files")
+    return api

@@ -147,7 +147,7 @@ class FolderResource(NodeResource, Collection):
         if not isinstance(member, NodeResource) or member.info.share_parent:
             raise DavError(403, "cannot delete this")
         try:
-            await self.tree.run("files_delete", store.delete_node, self.tree.blobs.sync, member.node.id)
+            await self.tree.delete(member.node.id)
         except FilesError as exc:
             raise dav_error(exc)
 

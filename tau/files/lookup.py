@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tau.auth import accounts
-from tau.files import listing, sharestore, store
+from tau.files import listing, sharestore, store, trashstore
 from tau.files.store import Node
 from tau.storage.database import Txn
 
@@ -149,7 +149,7 @@ def locate(txn: Txn, user_id: int, node_id: int) -> tuple[Node, list[str], bool]
     if node is None:
         return None
     if node.user_id == user_id:
-        return node, store.path_of(txn, node), True
+        return None if trashstore.in_trash(txn, node) else (node, store.path_of(txn, node), True)
     chain: list[Node] = [node]
     while chain[-1].parent_id is not None:
         up = store.get_node(txn, chain[-1].parent_id)

@@ -61,7 +61,23 @@ def _convert_change(txn: Txn, k: Any, row: Sequence[Any]) -> None:
     txn.execute("UPDATE file_changes SET name = ?, name_s = ?, kv = ? WHERE id = ?", (lookup, resealed, kv, change_id))
 
 
+def _convert_path(table: str) -> Any:
+    """Re-seal the sealed path of a trash item or an unfinished upload under the active key."""
+
+    def convert(txn: Txn, k: Any, row: Sequence[Any]) -> None:
+        _owner_id, row_id, context_id, sealed = row
+        context = f"{table}.path|{context_id}"
+        txn.execute(f"UPDATE {table} SET path_s = ?, kv = ? WHERE id = ?",
+                    (k.seal(context, k.open(context, sealed)), k.version, row_id))
+
+    return convert
+
+
 def atrest_tables() -> list[SealedTable]:
-    return [SealedTable("file_nodes", "file_nodes", "t.user_id", "t.id, t.parent_id, t.name, t.name_s", _convert_node),
+    return [SealedTable("file_trash", "file_trash", "t.user_id", "t.id, t.node_id, t.path_s",
+                        _convert_path("file_trash")),
+            SealedTable("file_uploads", "file_uploads", "t.user_id", "t.id, t.id, t.path_s",
+                        _convert_path("file_uploads")),
+            SealedTable("file_nodes", "file_nodes", "t.user_id", "t.id, t.parent_id, t.name, t.name_s", _convert_node),
             SealedTable("file_changes", "file_changes", "t.user_id", "t.id, t.parent_id, t.name, t.name_s",
                         _convert_change)]

@@ -24,11 +24,14 @@ def install(registry: Registry, host: Any) -> None:
     install_sinks(http.site, DAV_PREFIX + "/", lambda request, length: UploadBody(request, length, blobs.writer),
                   auth="any")
     http.site.add_body_admission(DAV_PREFIX + "/", {"PUT"}, dav_admission(tree, DAV_PREFIX))
-    from tau.files import api, shares
+    from tau.files import api, shares, trashapi, uploadapi
 
-    api.register(registry, http, tree)
+    files_api = api.register(registry, http, tree)
+    trashapi.register(registry, http, tree, files_api)
+    uploadapi.register(registry, http, tree)
     shares.register(registry, http, tree)
     host.add_service(_orphan_collector(registry, tree))
+    host.add_service(_expiry(registry, tree))
     registry.services["files"] = "ok"
 
 
@@ -45,3 +48,25 @@ def _orphan_collector(registry: Registry, tree: FileTree) -> Any:
 
     return periodic(registry, "files-gc", GC_INTERVAL, collect, "removed {n} orphaned file blobs",
                     "file blob collection failed")
+
+
+EXPIRY_INTERVAL = 3600.0
+
+
+def _expiry(registry: Registry, tree: FileTree) -> Any:
+    """Hourly: trash older than ``[files] trash_days`` and uploads idle past ``upload_expiry`` go."""
+    from tau.files import trashstore, uploadstore
+    from tau.net.periodic import periodic
+
+    files = registry.config.files
+
+    async def expire() -> int:
+        done = 0
+        if files.trash_days > 0:
+            done += int(await tree.run("files_trash_expire", trashstore.expire, tree.blobs.sync,
+                                       files.trash_days * 86400))
+        done += int(await tree.run("files_upload_expire", uploadstore.expire, tree.blobs.sync, files.upload_expiry))
+        return done
+
+    return periodic(registry, "files-expiry", EXPIRY_INTERVAL, expire, "expired {n} trash items and uploads",
+                    "file trash and upload expiry failed")

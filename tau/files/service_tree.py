@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from twisted.internet import defer
 
 from tau.blobs import BlobStore
-from tau.files import blobrefs, lookup, store
+from tau.files import blobrefs, lookup, store, trashstore
 from tau.files.lookup import Lookup
 from tau.files.store import FilesError, Node
 
@@ -38,6 +38,8 @@ class FileTree:
         self.db = registry.db
         self.blobs = blobs
         self.default_quota: int = registry.config.limits.quota_bytes
+        files = registry.config.files
+        self.trash_days, self.versions_keep = files.trash_days, files.versions_keep
 
     def run(self, name: str, fn: Callable[..., T], *args: Any) -> defer.Deferred[T]:
         return self.db.run(name, fn, *args)
@@ -62,10 +64,18 @@ class FileTree:
         info = await body.finish()
         try:
             node, _ = await self.db.run_grouped("files_put", store.put_file, self.blobs.sync, parent_id, name,
-                                                info.key, info.size, content_type, self.default_quota, if_etag)
+                                                info.key, info.size, content_type, self.default_quota, if_etag,
+                                                self.versions_keep)
         except BaseException as exc:
             await self.run("files_blob_cleanup", blobrefs.drop_if_unreferenced, self.blobs.sync, info.key)
             if isinstance(exc, blobrefs.BlobMissing):
                 raise FilesError(503, "retry", "storage changed during the upload; try again")
             raise
         return node
+
+    async def delete(self, node_id: int) -> None:
+        """Delete a file or folder as users do: into the trash (``[files] trash_days`` 0: for good)."""
+        if self.trash_days > 0:
+            await self.run("files_trash", trashstore.trash_node, node_id)
+        else:
+            await self.run("files_delete", store.delete_node, self.blobs.sync, node_id)

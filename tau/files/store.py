@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from tau.atrest.sealed import key
+from tau.files import versionstore
 from tau.files.blobrefs import Collector, ref_blob
 from tau.files.namestore import NAME_PURPOSE, _context, _owner, _reseal, sealed_name
 from tau.storage.database import Txn, placeholders
@@ -267,12 +268,11 @@ def make_folder(txn: Txn, parent: Node, name: str) -> Node:
     return node
 
 
-def put_file(txn: Txn, blobs: Any, parent_id: int, name: str, blob_key: str, size: int,
-             content_type: str, default_limit: int, if_etag: str | None = None) -> tuple[Node, bool]:
-    """Create or replace a file; (node, created). Raises QuotaExceeded before changing anything.
-
-    The hot path of every upload: one statement per step, no read-back of the new row.
-    """
+def put_file(txn: Txn, blobs: Any, parent_id: int, name: str, blob_key: str, size: int, content_type: str,
+             default_limit: int, if_etag: str | None = None,
+             keep: int = versionstore.DEFAULT_KEEP) -> tuple[Node, bool]:
+    """Create or replace a file (the old content kept as a version, up to ``keep``); (node, created).
+    Raises QuotaExceeded first. The hot path of every upload: one statement a step, no read-back."""
     parent = get_node(txn, parent_id)
     if parent is None or not parent.is_folder:
         raise FilesError(409, "no_parent", "the parent folder does not exist")
@@ -294,7 +294,7 @@ def put_file(txn: Txn, blobs: Any, parent_id: int, name: str, blob_key: str, siz
     if existing is not None:
         txn.execute("UPDATE file_nodes SET size = ?, etag = ?, blob_key = ?, content_type = ?, modified_at = ?"
                     " WHERE id = ?", (size, etag, blob_key, content_type, t, existing.id))
-        collector.unref(existing.blob_key)
+        versionstore.keep(txn, collector, existing, keep)
         node = existing._replace(size=size, etag=etag, blob_key=blob_key, content_type=content_type, modified_at=t)
     else:
         lookup, sealed, kv = sealed_name(txn, parent.user_id, parent.id, name)
@@ -322,6 +322,7 @@ def _remove(txn: Txn, node: Node, seq: int, collector: Collector, t: int) -> Non
         if not n.is_folder:
             collector.unref(n.blob_key)
             freed[n.user_id] = freed.get(n.user_id, 0) + n.size
+    collector.unref_all(versionstore.subtree_keys(txn, node.id))
     txn.execute("DELETE FROM file_nodes WHERE id = ?", (node.id,))
     for user_id, size in freed.items():
         _add_usage(txn, user_id, -size)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 #: REST prefixes the app's views call with the session cookie (bearer routes only; never DAV)
 COOKIE_PREFIXES = ("/api/web/", "/api/emails", "/api/mailboxes", "/api/messages", "/api/conversations",
                    "/api/keys", "/api/presence", "/api/calls", "/api/events", "/api/calendars", "/api/files",
-                   "/api/shares", "/api/contacts", "/api/addressbooks", "/api/account")
+                   "/api/trash", "/api/uploads", "/api/shares", "/api/contacts", "/api/addressbooks", "/api/account")
 
 
 def install(registry: Registry, host: Any) -> None:

@@ -25,6 +25,8 @@ def test_raw_upload_list_download_delete(cloud) -> None:
     assert listing["items"][0]["type"] == "file" and listing["next_cursor"] is None
     assert cloud.api("DELETE", f"/api/files/{meta['id']}").status == 204
     assert cloud.api("GET", f"/api/files/{meta['id']}").status == 404
+    assert len(cloud.blob_keys()) == 1  # in the trash until it is emptied
+    assert cloud.api("DELETE", "/api/trash").status == 204
     assert cloud.blob_keys() == []
 
 
@@ -78,10 +80,12 @@ def test_dedupe_and_reference_counts(cloud) -> None:
     cloud.dav("COPY", "one", headers={"Destination": base + "three"})
     cloud.dav("DELETE", "one")
     cloud.dav("DELETE", "two")
+    assert cloud.api("DELETE", "/api/trash").status == 204  # "one" and "two" purged from the trash
     assert len(cloud.blob_keys()) == 1 and cloud.dav("GET", "three").body == b"same bytes"
-    cloud.dav("PUT", "three", b"other")  # replacing drops the last reference to the old blob
-    assert len(cloud.blob_keys()) == 1
+    cloud.dav("PUT", "three", b"other")  # replacing keeps the old blob as a version of "three"
+    assert len(cloud.blob_keys()) == 2
     cloud.dav("DELETE", "three")
+    assert cloud.api("DELETE", "/api/trash").status == 204  # the file and its versions purged
     assert cloud.blob_keys() == []
 
 

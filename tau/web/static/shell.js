@@ -54,13 +54,15 @@ async function api(path, init = {}) {
 }
 
 // A body upload with progress (the Files view's bar): XHR, as fetch() reports no upload progress.
-function upload(path, file, onprogress) {
+// opts: {method, headers} (a chunk of a resumable upload is a PUT with Content-Range).
+function upload(path, file, onprogress, opts = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", path);
+    xhr.open(opts.method || "POST", path);
     xhr.withCredentials = true;
     xhr.setRequestHeader("X-CSRF-Token", csrf || "");
     xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    for (const [name, value] of Object.entries(opts.headers || {})) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (ev) => onprogress(ev.loaded, ev.total);
     xhr.onload = () => resolve(new Response(xhr.response, {status: xhr.status}));
     xhr.onerror = () => reject(new Error("network error"));

@@ -11,11 +11,12 @@ function context(token, user) {
     url.searchParams.set('access_token', token);
     return new WebSocket(url);
   };
-  const upload = (path, file, onprogress) => new Promise((resolve, reject) => {
+  const upload = (path, file, onprogress, opts = {}) => new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', path);
+    xhr.open(opts.method || 'POST', path);
     xhr.setRequestHeader('Authorization', `Bearer ${token}`);
     xhr.setRequestHeader('Content-Type', file.type || 'application/octet-stream');
+    for (const [name, value] of Object.entries(opts.headers || {})) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (ev) => onprogress(ev.loaded, ev.total);
     xhr.onload = () => resolve(new Response(xhr.response, { status: xhr.status }));
     xhr.onerror = () => reject(new Error('network error'));

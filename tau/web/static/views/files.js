@@ -1,30 +1,16 @@
-// Files view: browse the tree WebDAV serves, upload with progress, download, rename, move, delete,
-// share links (password, expiry, uploads) and their management. Talks to /api/files and /api/shares
-// (tau/files/api.py, tau/files/shares.py).
+// Files view: browse the tree WebDAV serves, upload with progress (large files chunked and
+// resumable), download, rename, move, delete to the trash, restore from it, versions, share links
+// (password, expiry, uploads) and their management. Talks to /api/files, /api/trash, /api/uploads and
+// /api/shares (tau/files/api.py, trashapi.py, uploadapi.py, shares.py).
 import { h, json, all, ensureStyles, statusLine, formDialog, confirmDialog, formatSize } from './viewkit.js';
+import { send } from './fileupload.js';
 
 function joinPath(dir, name) { return `${dir === '/' ? '' : dir}/${name}`; }
-
-/**
- * Upload one file with progress: ctx.upload(path, file, onprogress) when the shell provides it
- * (an XMLHttpRequest with the token), otherwise one fetch (progress then jumps from 0 to done).
- */
-async function send(ctx, path, file, onprogress) {
-  const url = `/api/files?path=${encodeURIComponent(path)}`;
-  const resp = ctx.upload ? await ctx.upload(url, file, onprogress)
-    : await ctx.api(url, { method: 'POST', body: file, headers: { 'Content-Type': file.type || 'application/octet-stream' } });
-  if (!resp.ok) {
-    let message = `${resp.status}`;
-    try { message = (await resp.json()).message || message; } catch { /* not JSON */ }
-    throw new Error(message);
-  }
-  onprogress(file.size, file.size);
-  return resp.json();
-}
+const when = (iso) => (iso ? new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : '');
 
 export async function mount(root, ctx) {
   ensureStyles();
-  const state = { path: '/', items: [], shares: [] };
+  const state = { path: '/', items: [], shares: [], trash: null };
   const status = statusLine();
   const crumbs = h('ol', { class: 'tv-crumbs' });
   const tbody = h('tbody');
@@ -42,7 +28,8 @@ export async function mount(root, ctx) {
     h('div', { class: 'tv-toolbar', role: 'toolbar', 'aria-label': 'Files' },
       h('nav', { 'aria-label': 'Folder path' }, crumbs),
       h('label', { for: 'tv-upload-input', class: 'tv-button tv-primary' }, 'Upload files'), picker,
-      h('button', { type: 'button', onclick: newFolder }, 'New folder')),
+      h('button', { type: 'button', onclick: newFolder }, 'New folder'),
+      h('button', { type: 'button', onclick: () => showTrash() }, 'Trash')),
     status, uploads,
     h('div', { class: 'tv-split tv-split-right' }, listArea,
       h('aside', { class: 'tv-side' }, h('section', { class: 'tv-panel', 'aria-labelledby': 'tv-shares-h' },
@@ -55,6 +42,7 @@ export async function mount(root, ctx) {
 
   async function open(path, note = '') {
     state.path = path;
+    state.trash = null;
     status.show('Loading…');
     view.setAttribute('aria-busy', 'true');
     try {
@@ -69,6 +57,7 @@ export async function mount(root, ctx) {
   }
 
   function render() {
+    if (state.trash) { renderTrash(); return; }
     const parts = state.path.split('/').filter(Boolean);
     crumbs.replaceChildren(h('li', {}, h('button', { type: 'button', class: 'tv-link', onclick: () => open('/'), 'aria-current': parts.length ? null : 'location' }, 'Home')),
       ...parts.map((name, i) => {
@@ -88,11 +77,11 @@ export async function mount(root, ctx) {
       : h('button', { type: 'button', class: 'tv-link tv-name tv-file', onclick: () => download(item), 'aria-label': `Download ${item.name}` }, item.name);
     const button = (label, fn, cls) => h('button', { type: 'button', class: cls, onclick: () => fn(item), 'aria-label': `${label} ${item.name}` }, label);
     const actions = virtual ? [] : [folder ? null : button('Download', download), button('Rename', rename), button('Move', moveTo),
-      button('Share', share), button('Delete', remove, 'tv-danger')];
+      folder ? null : button('Versions', versions), button('Share', share), button('Delete', remove, 'tv-danger')];
     return h('tr', {},
       h('td', { class: 'tv-name-cell' }, name, h('small', { class: 'tv-narrow-only' }, folder ? 'Folder' : formatSize(item.size))),
       h('td', { class: 'tv-narrow-hide' }, folder ? '—' : formatSize(item.size)),
-      h('td', { class: 'tv-narrow-hide' }, item.modified ? new Date(item.modified).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : ''),
+      h('td', { class: 'tv-narrow-hide' }, when(item.modified)),
       h('td', { class: 'tv-actions-cell' }, h('div', { class: 'tv-row-actions' }, actions)));
   }
 
@@ -122,7 +111,7 @@ export async function mount(root, ctx) {
         await send(ctx, joinPath(state.path, file.name), file, (loaded, total) => {
           bar.max = total || 1; bar.value = loaded;
           text.textContent = `${file.name} — ${Math.round((loaded / (total || 1)) * 100)}%`;
-        });
+        }, (n) => { text.textContent = `${file.name} — connection lost, resuming (try ${n})…`; });
         text.textContent = `${file.name} — uploaded`;
         done.push(file.name);
         setTimeout(() => li.remove(), 4000);
@@ -154,8 +143,70 @@ export async function mount(root, ctx) {
   }
 
   async function remove(item) {
-    if (!(await confirmDialog(`Delete ${item.name}?`, `Delete “${item.name}”${item.type === 'folder' ? ' and everything in it' : ''}? This cannot be undone.`))) return;
-    await act(() => json(ctx, `/api/files/${item.id}`, { method: 'DELETE' }), `Deleted ${item.name}`);
+    if (!(await confirmDialog(`Delete ${item.name}?`, `Move “${item.name}”${item.type === 'folder' ? ' and everything in it' : ''} to the trash? You can restore it from there.`))) return;
+    await act(() => json(ctx, `/api/files/${item.id}`, { method: 'DELETE' }), `Deleted ${item.name} (moved to the trash)`);
+  }
+
+  // -- the trash -------------------------------------------------------------------------------
+  async function showTrash(note = '') {
+    status.show('Loading…');
+    try {
+      state.trash = (await json(ctx, '/api/trash')).items;
+      status.show(note);
+    } catch (err) { state.trash = []; status.show(`Could not open the trash: ${err.message}`, true); }
+    render();
+  }
+
+  function renderTrash() {
+    crumbs.replaceChildren(h('li', {}, h('button', { type: 'button', class: 'tv-link', onclick: () => open('/') }, 'Home')),
+      h('li', {}, h('span', { 'aria-current': 'location' }, 'Trash')));
+    if (!state.trash.length) { tbody.replaceChildren(h('tr', {}, h('td', { colspan: '4', class: 'tv-muted' }, 'The trash is empty.'))); return; }
+    const button = (label, name, fn, cls) => h('button', { type: 'button', class: cls, onclick: fn, 'aria-label': `${label} ${name}` }, label);
+    tbody.replaceChildren(...state.trash.map((t) => h('tr', {},
+      h('td', { class: 'tv-name-cell' }, h('span', { class: `tv-name ${t.type === 'folder' ? 'tv-folder' : 'tv-file'}` }, t.name),
+        h('small', {}, ` from ${t.path}`)),
+      h('td', { class: 'tv-narrow-hide' }, formatSize(t.size)),
+      h('td', { class: 'tv-narrow-hide' }, `Deleted ${when(t.deleted_at)}`),
+      h('td', { class: 'tv-actions-cell' }, h('div', { class: 'tv-row-actions' },
+        button('Restore', t.name, () => trashAct(json(ctx, `/api/trash/${t.id}/restore`, { method: 'POST' }), `Restored ${t.name}`)),
+        button('Delete forever', t.name, async () => {
+          if (await confirmDialog(`Delete ${t.name} forever?`, `“${t.name}” will be gone for good.`, 'Delete forever')) {
+            await trashAct(json(ctx, `/api/trash/${t.id}`, { method: 'DELETE' }), `Deleted ${t.name} forever`);
+          }
+        }, 'tv-danger'))))),
+    h('tr', {}, h('td', { colspan: '4' }, h('button', { type: 'button', class: 'tv-danger', onclick: async () => {
+      if (await confirmDialog('Empty the trash?', 'Everything in the trash will be gone for good.', 'Empty trash')) {
+        await trashAct(json(ctx, '/api/trash', { method: 'DELETE' }), 'Emptied the trash');
+      }
+    } }, 'Empty trash'))));
+  }
+
+  async function trashAct(promise, done) {
+    try { await promise; await showTrash(done); } catch (err) { await showTrash(); status.show(err.message, true); }
+  }
+
+  // -- versions --------------------------------------------------------------------------------
+  async function versions(item) {
+    let list;
+    try { list = (await json(ctx, `/api/files/${item.id}/versions`)).items; } catch (err) { status.show(err.message, true); return; }
+    let chosen = null;
+    const titleId = 'tv-versions-title';
+    const rows = list.length ? list.map((v) => h('li', { class: 'tv-share' },
+      h('span', {}, `${when(v.modified)} — ${formatSize(v.size)}`),
+      h('button', { type: 'button', 'aria-label': `Download version from ${when(v.modified)}`, onclick: () => download({ id: `${item.id}/versions/${v.id}`, name: item.name }) }, 'Download'),
+      h('button', { type: 'button', class: 'tv-primary', 'aria-label': `Restore version from ${when(v.modified)}`, onclick: () => { chosen = v; dialog.close(); } }, 'Restore')))
+      : [h('li', { class: 'tv-muted' }, 'No earlier versions. Overwriting the file keeps its previous content here.')];
+    const dialog = h('dialog', { class: 'tv-dialog', 'aria-labelledby': titleId },
+      h('h2', { id: titleId }, `Versions of ${item.name}`), h('ul', { class: 'tv-plain', 'aria-label': 'Versions' }, rows),
+      h('div', { class: 'tv-actions' }, h('button', { type: 'button', onclick: () => dialog.close() }, 'Close')));
+    const closed = new Promise((resolve) => dialog.addEventListener('close', () => { dialog.remove(); resolve(); }));
+    document.body.append(dialog);
+    dialog.showModal();
+    await closed;
+    if (chosen) {
+      await act(() => json(ctx, `/api/files/${item.id}/versions/${chosen.id}/restore`, { method: 'POST' }),
+        `Restored the version of ${item.name} from ${when(chosen.modified)}`);
+    }
   }
 
   async function act(fn, done) {

@@ -6,8 +6,9 @@ text keys (SUBJECT, FROM, TO, CC, DISPLAYFROM, DISPLAYTO) are sealed in ``mail_c
 (encryption at rest): those sorts read the matching rows with their keys, decrypt and sort in
 Python, comparing by code point as before. Every sort ends with the UID, so equal keys keep
 mailbox order (RFC 5256 §3) whatever REVERSE says. THREAD reads the keys of the matching
-messages in one query and threads them in Python (``threading``). The store seals a mailbox's
-plaintext rows (from before encryption at rest) before it sorts or threads it.
+messages (their keyed hashes, ``threadkeys``) in one query and threads them in Python
+(``threading``). The store seals a mailbox's plaintext rows (from before encryption at rest)
+before it sorts or threads it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tau.mail.store import sealed, threading
+from tau.mail.store import sealed, threading, threadkeys
 from tau.mail.store.api import Search
 from tau.mail.store.mailboxes import require_owned
 from tau.mail.store.search import InvalidSearch, compile_condition
@@ -110,12 +111,29 @@ def _sort_key(name: str) -> Callable[[tuple[Any, ...]], Any]:
 
 def thread_rows(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...], user: str | None = None,
                 complete: bool = True) -> list[threading.ThreadRow]:
-    """The THREAD input of the messages matching ``query``, in UID order."""
+    """The THREAD input of the messages matching ``query``, in UID order: the keyed hashes of
+    ``mail_thread_keys`` (a narrow row per content; nothing to decrypt), or, for a content stored
+    before that table and not reached by the at-rest converter yet, the same computed from its
+    sealed sort keys."""
     require_owned(txn, mailbox_id, user)
     tree = resolve(txn, keyring, int(mailbox_id), query)
-    rows = _sealed_rows(txn, keyring, mailbox_id, tree, "m.uid, m.sent_date")
-    return [threading.ThreadRow(int(r[0]), int(r[1]), r[2].subject, r[2].reply, r[2].message_id,
-                                tuple(r[2].refs.split())) for r in rows]
+    cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
+    uk = sealed.box_key(txn, keyring, mailbox_id)
+    rows = txn.query(f"SELECT m.uid, m.sent_date, t.keys, CASE WHEN t.keys IS NULL THEN c.sort END, m.blob_key"
+                     f" FROM messages m{_JOIN} LEFT JOIN mail_thread_keys t ON t.content_id = c.id"
+                     f" WHERE m.mailbox_id = ? AND ({cond}) ORDER BY m.uid",
+                     [uk.user_id if uk else 0, int(mailbox_id), *params])
+    out = []
+    row_of, unpack = threading.ThreadRow, threadkeys.unpack
+    for uid, date, packed, sort_value, blob_key in rows:
+        if packed is None:
+            packed = threadkeys.pack(uk, _keys(uk, blob_key, sort_value)) if uk is not None else _NONE
+        subject, reply, message_id, refs = unpack(packed)
+        out.append(row_of(uid, date, subject, reply, message_id, refs))
+    return out
+
+
+_NONE = bytes(24)  # threadkeys' form of no subject, no Message-ID, no parents
 
 
 def thread(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...], algorithm: str,

@@ -9,17 +9,20 @@ Pure Python: no I/O, no recursion on the client's data (a hostile References cha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import NamedTuple
 
 
 class ThreadRow(NamedTuple):
+    """Ids and subjects are only compared for equality: the store passes their keyed hashes
+    (``threadkeys``), 0 for none."""
+
     uid: int
     date: int           # sent date (internal date when the Date: header is missing)
-    subject: str        # base subject (RFC 5256 §2.1)
+    subject: int        # base subject (RFC 5256 §2.1)
     reply: bool         # base-subject extraction removed a Re:/Fwd: marker
-    message_id: str
-    refs: tuple[str, ...]
+    message_id: int
+    refs: tuple[int, ...]
 
 
 class Node:
@@ -57,12 +60,12 @@ def _date_key(node: Node) -> tuple[int, int]:
     return (row.date, row.uid) if row is not None else (0, 0)
 
 
-def _link(table: dict[str, Node], rows: Sequence[ThreadRow]) -> list[Node]:
+def _link(table: dict[Hashable, Node], rows: Sequence[ThreadRow]) -> list[Node]:
     """Step 1: containers for every Message-ID and reference, linked parent → child."""
     for row in rows:
-        mid = row.message_id
+        mid: Hashable = row.message_id
         if not mid or (mid in table and table[mid].row is not None):
-            mid = f"\x00{row.uid}"  # missing or duplicate Message-ID: a unique one
+            mid = (row.uid,)  # missing or duplicate Message-ID: a unique one (no id is a tuple)
         node = table.get(mid) or table.setdefault(mid, Node())
         node.row = row
         refs = [table.get(r) or table.setdefault(r, Node()) for r in row.refs]
@@ -104,7 +107,7 @@ def _prune(roots: list[Node]) -> list[Node]:
 
 def _group(roots: list[Node]) -> list[Node]:
     """Step 5: top-level threads with the same base subject are gathered."""
-    table: dict[str, Node] = {}
+    table: dict[int, Node] = {}
     for node in roots:
         row = node.first()
         if row is None or not row.subject:

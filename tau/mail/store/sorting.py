@@ -119,21 +119,32 @@ def thread_rows(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[A
     tree = resolve(txn, keyring, int(mailbox_id), query)
     cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
     uk = sealed.box_key(txn, keyring, mailbox_id)
-    rows = txn.query(f"SELECT m.uid, m.sent_date, t.keys, CASE WHEN t.keys IS NULL THEN c.sort END, m.blob_key"
-                     f" FROM messages m{_JOIN} LEFT JOIN mail_thread_keys t ON t.content_id = c.id"
-                     f" WHERE m.mailbox_id = ? AND ({cond}) ORDER BY m.uid",
-                     [uk.user_id if uk else 0, int(mailbox_id), *params])
+    rows = txn.query(f"SELECT m.uid, m.sent_date, t.keys, c.id FROM messages m{_JOIN}"
+                     f" LEFT JOIN mail_thread_keys t ON t.content_id = c.id WHERE m.mailbox_id = ? AND ({cond})"
+                     f" ORDER BY m.uid", [uk.user_id if uk else 0, int(mailbox_id), *params])
+    missing = {int(r[3]) for r in rows if r[2] is None and r[3] is not None}
+    computed = _computed_thread_keys(txn, uk, missing) if missing and uk is not None else {}
+    make, unpack = threading.ThreadRow, threadkeys.unpack
     out = []
-    row_of, unpack = threading.ThreadRow, threadkeys.unpack
-    for uid, date, packed, sort_value, blob_key in rows:
+    for uid, date, packed, content_id in rows:
         if packed is None:
-            packed = threadkeys.pack(uk, _keys(uk, blob_key, sort_value)) if uk is not None else _NONE
+            packed = computed.get(content_id, threadkeys.NONE)
         subject, reply, message_id, refs = unpack(packed)
-        out.append(row_of(uid, date, subject, reply, message_id, refs))
+        out.append(make(uid, date, subject, reply, message_id, refs))
     return out
 
 
-_NONE = bytes(24)  # threadkeys' form of no subject, no Message-ID, no parents
+def _computed_thread_keys(txn: Any, uk: Any, content_ids: set[int]) -> dict[int, bytes]:
+    """``threadkeys.pack`` of contents stored before ``mail_thread_keys`` (the at-rest converter
+    has not reached them yet), from their sealed sort keys: a few queries of 500."""
+    out: dict[int, bytes] = {}
+    ordered = sorted(content_ids)
+    for i in range(0, len(ordered), 500):
+        part = ordered[i:i + 500]
+        for content_id, blob_key, value in txn.query(
+                f"SELECT id, blob_key, sort FROM mail_content WHERE id IN ({', '.join('?' * len(part))})", part):
+            out[int(content_id)] = threadkeys.pack(uk, _keys(uk, blob_key, value))
+    return out
 
 
 def thread(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...], algorithm: str,

@@ -36,9 +36,18 @@ def pack(uk: UserKey, keys: SortKeys | None) -> bytes:
 
 def unpack(value: bytes | memoryview) -> tuple[int, bool, int, tuple[int, ...]]:
     """(subject, reply, message_id, parent ids) of a stored value."""
-    raw = bytes(value)
-    v = struct.unpack(f">{len(raw) // 8}q", raw)
-    return v[1], bool(v[0]), v[2], v[3:]
+    size = len(value)
+    layout = _LAYOUTS.get(size)
+    if layout is None:
+        layout = _LAYOUTS.setdefault(size, struct.Struct(f">{size // 8}q"))
+    v = layout.unpack(value)
+    return v[1], v[0] != 0, v[2], v[3:]
+
+
+#: ``struct.Struct`` per stored length (a THREAD unpacks a whole mailbox's rows)
+_LAYOUTS: dict[int, struct.Struct] = {}
+#: the stored form of no subject, no Message-ID, no parents
+NONE = bytes(24)
 
 
 def store(txn: Txn, content_id: int, uk: UserKey, keys: SortKeys | None) -> None:

@@ -47,6 +47,7 @@ from tau.mail.store.body_cache import BodyReader, Wanted
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields, prepare
 from tau.mail.store.names import INBOX, canonical_flags, normalize_mailbox_name
+from tau.mail.store.opened import OpenedMeta
 from tau.mail.store.session_flags import SessionFlagsMixin
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class MailStore(SessionFlagsMixin):
         self._registry = registry
         self._ctx: StoreContext | None = None
         self._sorted = sorting.ResultCache()
+        self._opened = OpenedMeta()  # ENVELOPE/BODY/BODYSTRUCTURE once opened (header syncs repeat)
         self._bodies: BodyReader | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -267,8 +269,7 @@ class MailStore(SessionFlagsMixin):
         """Metadata for ``uids``, ascending. ``parsed_json`` (with_parsed) is ``to_json`` of the
         ParsedMessage without ``text_for_search`` (kept in its own table for SEARCH)."""
         return await self._run("mail_fetch", messages.fetch, self._registry.keyring, mailbox_id, list(uids),
-                               with_parsed, user,
-                               readonly=True)
+                               with_parsed, user, self._opened, readonly=True)
 
     async def flags_of(self, mailbox_id: int, uids: Sequence[int], *, user: str | None = None) -> list[FlagChange]:
         """Extension: flags and MODSEQ of live ``uids``, ascending, without the message rows."""

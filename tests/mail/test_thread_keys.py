@@ -61,6 +61,15 @@ def _env(registry: Any, raws: list[bytes]) -> IMAPEnv:
     return e
 
 
+def _restarted(registry: Any) -> IMAPEnv:
+    """An IMAP server over the same database as a new process would have it: nothing cached."""
+    from tau.mail.store.service import MailStore
+
+    e = IMAPEnv(registry)
+    e.factory.store = e.store = MailStore(registry)
+    return e
+
+
 def _thread(e: IMAPEnv, algorithm: str) -> str:
     """UID THREAD over a new connection of ``e``'s server."""
     lines = e.client(ALICE, mailbox="INBOX").ok(f"t UID THREAD {algorithm} UTF-8 ALL")
@@ -84,10 +93,10 @@ def test_cold_thread_equals_warm_and_plaintext_threading(registry: Any) -> None:
     raws = _corpus(80)
     e = _env(registry, raws)
     for algorithm in ("REFERENCES", "ORDEREDSUBJECT"):
-        warm_server = IMAPEnv(registry)
+        warm_server = _restarted(registry)
         first = _thread(warm_server, algorithm)
         assert _thread(warm_server, algorithm) == first  # from the result cache
-        assert _thread(IMAPEnv(registry), algorithm) == first  # a new server: nothing cached
+        assert _thread(_restarted(registry), algorithm) == first  # a new server: nothing in memory
         assert first == _plaintext_thread(registry, raws, algorithm)
     assert _thread(e, "REFERENCES").count("(") > 10  # the corpus does thread
 
@@ -101,23 +110,23 @@ def test_a_reply_chain_threads_alike_cold_and_warm(registry: Any) -> None:
     e = _env(registry, raws)
     assert _thread(e, "REFERENCES") == "(1 2 3 (4 5)(6))"
     assert _thread(e, "REFERENCES") == "(1 2 3 (4 5)(6))"
-    assert _thread(IMAPEnv(registry), "REFERENCES") == "(1 2 3 (4 5)(6))"
+    assert _thread(_restarted(registry), "REFERENCES") == "(1 2 3 (4 5)(6))"
 
 
 def test_contents_stored_before_the_thread_keys_thread_alike_and_get_them_from_the_converter(registry: Any) -> None:
     raws = _corpus(30, seed=5)
     _env(registry, raws)
-    expected = {a: _thread(IMAPEnv(registry), a) for a in ("REFERENCES", "ORDEREDSUBJECT")}
+    expected = {a: _thread(_restarted(registry), a) for a in ("REFERENCES", "ORDEREDSUBJECT")}
     db = registry.db.sync
     db.run("forget", lambda txn: txn.execute("DELETE FROM mail_thread_keys"))
-    assert {a: _thread(IMAPEnv(registry), a) for a in expected} == expected  # computed on the fly
+    assert {a: _thread(_restarted(registry), a) for a in expected} == expected  # computed on the fly
     table = MailTable()
     assert db.run("pending", table.pending) == 30
     while db.run("convert", table.convert, registry.keyring, 7):
         pass
     assert db.run("pending", table.pending) == 0
     assert db.run("count", lambda txn: txn.scalar("SELECT COUNT(*) FROM mail_thread_keys")) == 30
-    assert {a: _thread(IMAPEnv(registry), a) for a in expected} == expected
+    assert {a: _thread(_restarted(registry), a) for a in expected} == expected
 
 
 def test_thread_keys_hold_no_readable_id_or_subject(registry: Any) -> None:
@@ -130,3 +139,24 @@ def test_thread_keys_hold_no_readable_id_or_subject(registry: Any) -> None:
     assert len(value) == 4 * 8  # reply, subject, Message-ID, one parent: 64-bit hashes
     assert markers_in(value, [mid, parent, subject]) == []
     assert _thread(e, "REFERENCES") == "(1)"
+
+
+def test_a_restarted_server_answers_from_the_stored_result_only_for_the_same_messages(registry: Any,
+                                                                                      monkeypatch: Any) -> None:
+    from tau.mail.store import thread_results
+
+    monkeypatch.setattr(thread_results, "MIN_MESSAGES", 2)
+    raws = _corpus(12, seed=9)
+    e = _env(registry, raws)
+    expected = _thread(e, "REFERENCES")
+    db = registry.db.sync
+    stored = db.run("stored", lambda txn: txn.query("SELECT algorithm, flat FROM mail_thread_results"))
+    assert [r[0] for r in stored] == ["references"]
+    # a stand-in answer proves the next server reads the row instead of threading again
+    fake = thread_results._pack([threading.OPEN, 12, threading.CLOSE])
+    db.run("fake", lambda txn: txn.execute("UPDATE mail_thread_results SET flat = ?", (fake,)))
+    assert _thread(_restarted(registry), "REFERENCES") == "(12)"
+    e.append(ALICE, b"From: a@x.test\r\nSubject: new\r\nMessage-ID: <new@x>\r\n\r\nhi\r\n", internal_date=T0 + 99)
+    assert _thread(_restarted(registry), "REFERENCES") == expected + "(13)"  # other UIDs: threaded again
+    assert _thread(_restarted(registry), "REFERENCES") == expected + "(13)"  # and stored anew
+    assert db.run("n", lambda txn: txn.scalar("SELECT COUNT(*) FROM mail_thread_results")) == 1

@@ -31,6 +31,7 @@ from tau.mail.store import (
     sorting,
     status_counts,
     subscriptions,
+    thread_results,
     tombstones,
 )
 from tau.mail.store import search as searching
@@ -339,9 +340,15 @@ class MailStore(SessionFlagsMixin):
 
     async def thread(self, mailbox_id: int, query: Search, algorithm: str, *,
                      user: str | None = None) -> list[int]:
-        """Extension: RFC 5256 THREAD of the matches (``tau.mail.store.threading.flatten`` form)."""
-        return await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user,
-                                     cache=self._sorted)
+        """Extension: RFC 5256 THREAD of the matches (``tau.mail.store.threading.flatten`` form).
+        A large result threaded afresh is stored afterwards (``thread_results``), not waited for."""
+        to_save: list[tuple[Any, ...]] = []
+        flat: list[int] = await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user,
+                                                cache=self._sorted, to_save=to_save)
+        for item in to_save:
+            d = self._run("mail_thread_save", thread_results.save, *item)
+            d.addErrback(lambda f: log.failure("could not store a THREAD result", f))
+        return flat
 
     async def _with_keys(self, name: str, fn: Any, mailbox_id: int, *args: Any, **kwargs: Any) -> Any:
         """``fn`` (search, sort, thread) once the mailbox has no row left in plaintext: rows from

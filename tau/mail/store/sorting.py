@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tau.mail.store import sealed, threading, threadkeys
+from tau.mail.store import sealed, thread_results, threading, threadkeys
 from tau.mail.store.api import Search
 from tau.mail.store.mailboxes import require_owned
 from tau.mail.store.search import InvalidSearch, compile_condition
@@ -111,12 +111,15 @@ def _sort_key(name: str) -> Callable[[tuple[Any, ...]], Any]:
 
 def thread_rows(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...], user: str | None = None,
                 complete: bool = True) -> list[threading.ThreadRow]:
-    """The THREAD input of the messages matching ``query``, in UID order: the keyed hashes of
-    ``mail_thread_keys`` (a narrow row per content; nothing to decrypt), or, for a content stored
-    before that table and not reached by the at-rest converter yet, the same computed from its
-    sealed sort keys."""
+    """The THREAD input of the messages matching ``query``, in UID order."""
     require_owned(txn, mailbox_id, user)
-    tree = resolve(txn, keyring, int(mailbox_id), query)
+    return _thread_rows(txn, keyring, mailbox_id, resolve(txn, keyring, int(mailbox_id), query))
+
+
+def _thread_rows(txn: Any, keyring: Any, mailbox_id: int, tree: Any) -> list[threading.ThreadRow]:
+    """The keyed hashes of ``mail_thread_keys`` (a narrow row per content; nothing to decrypt),
+    or, for a content stored before that table and not reached by the at-rest converter yet, the
+    same computed from its sealed sort keys."""
     cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
     uk = sealed.box_key(txn, keyring, mailbox_id)
     rows = txn.query(f"SELECT m.uid, m.sent_date, t.keys, c.id FROM messages m{_JOIN}"
@@ -147,18 +150,42 @@ def _computed_thread_keys(txn: Any, uk: Any, content_ids: set[int]) -> dict[int,
     return out
 
 
+_ALGORITHMS = {"references": threading.references, "orderedsubject": threading.ordered_subject}
+
+
 def thread(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...], algorithm: str,
-           user: str | None = None, complete: bool = True, cache: ResultCache | None = None) -> list[int]:
-    """THREAD (``"references"`` or ``"orderedsubject"``) of the matching messages, ``flatten``ed."""
-    algorithms = {"references": threading.references, "orderedsubject": threading.ordered_subject}
-    run = algorithms.get(algorithm.lower())
+           user: str | None = None, complete: bool = True, cache: ResultCache | None = None,
+           to_save: list[tuple[Any, ...]] | None = None) -> list[int]:
+    """THREAD (``"references"`` or ``"orderedsubject"``) of the matching messages, ``flatten``ed:
+    from ``cache``, else from the stored result for the same UIDs (``thread_results``), else
+    threaded here; then ``(mailbox_id, algorithm, digest, flat)`` is appended to ``to_save`` for
+    the caller to store (this transaction is read-only)."""
+    name = algorithm.lower()
+    run = _ALGORITHMS.get(name)
     if run is None:
         raise InvalidSearch(f"unsupported threading algorithm {algorithm!r}")
-    key = cache.key(txn, mailbox_id, ("thread", algorithm.lower(), query)) if cache is not None else None
+    key = cache.key(txn, mailbox_id, ("thread", name, query)) if cache is not None else None
     if cache is not None and key is not None and key in cache.results:
         flat: list[int] = cache.results[key]
         return flat
-    flat = threading.flatten(run(thread_rows(txn, keyring, mailbox_id, query, user)))
+    require_owned(txn, mailbox_id, user)
+    tree = resolve(txn, keyring, int(mailbox_id), query)
+    cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
+    uids = [int(r[0]) for r in txn.query(f"SELECT m.uid FROM messages m WHERE m.mailbox_id = ? AND ({cond})"
+                                         f" ORDER BY m.uid", [int(mailbox_id), *params])]
+    digest = None
+    stored = None
+    if len(uids) >= thread_results.MIN_MESSAGES:
+        uidvalidity = int(txn.scalar("SELECT uidvalidity FROM mailboxes WHERE id = ?", (int(mailbox_id),)))
+        digest = thread_results.digest(name, uidvalidity, uids)
+        stored = thread_results.load(txn, mailbox_id, name, digest)
+    if stored is not None:
+        flat = stored
+    else:
+        rows = _thread_rows(txn, keyring, mailbox_id, tree)
+        flat = threading.flatten(run(rows))
+        if digest is not None and to_save is not None and [r.uid for r in rows] == uids:
+            to_save.append((int(mailbox_id), name, digest, flat))
     if cache is not None and key is not None:
         cache.put(key, flat)
     return flat

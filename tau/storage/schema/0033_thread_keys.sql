@@ -10,3 +10,16 @@ CREATE TABLE mail_thread_keys (
     content_id {bigint} PRIMARY KEY REFERENCES mail_content(id) ON DELETE CASCADE,
     keys {blob} NOT NULL
 );
+
+-- The last THREAD result of each mailbox and algorithm over a large set of messages: the
+-- flattened thread list (UIDs and parenthesis markers, tau.mail.store.threading.flatten) packed
+-- as 64-bit integers, and the SHA-256 of the algorithm, UIDVALIDITY and the exact UIDs it
+-- threads. A THREAD after a restart whose matching UIDs hash the same reads it instead of
+-- threading again (Dovecot keeps a thread index for the same reason). UIDs and structure only.
+CREATE TABLE mail_thread_results (
+    mailbox_id {bigint} NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    algorithm TEXT NOT NULL,
+    digest {blob} NOT NULL,
+    flat {blob} NOT NULL,
+    PRIMARY KEY (mailbox_id, algorithm)
+);

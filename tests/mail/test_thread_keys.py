@@ -141,22 +141,56 @@ def test_thread_keys_hold_no_readable_id_or_subject(registry: Any) -> None:
     assert _thread(e, "REFERENCES") == "(1)"
 
 
+def _replace_stored(registry: Any, kind: str, values: list[int]) -> None:
+    """Put a stand-in answer in place of the stored ``kind`` result (same digest, same sealing)."""
+    from tau.mail.store import results
+
+    def run(txn: Any) -> None:
+        box_id, digest = txn.query_one("SELECT mailbox_id, digest FROM mail_results WHERE kind = ?", (kind,))
+        user_id = txn.scalar("SELECT user_id FROM mailboxes WHERE id = ?", (box_id,))
+        results.save(txn, registry.keyring.for_user_txn(txn, int(user_id)), int(box_id), kind, bytes(digest), values)
+
+    registry.db.sync.run("fake", run)
+
+
 def test_a_restarted_server_answers_from_the_stored_result_only_for_the_same_messages(registry: Any,
                                                                                       monkeypatch: Any) -> None:
-    from tau.mail.store import thread_results
+    from tau.mail.store import results
 
-    monkeypatch.setattr(thread_results, "MIN_MESSAGES", 2)
-    raws = _corpus(12, seed=9)
-    e = _env(registry, raws)
+    monkeypatch.setattr(results, "MIN_MESSAGES", 2)
+    e = _env(registry, _corpus(12, seed=9))
     expected = _thread(e, "REFERENCES")
     db = registry.db.sync
-    stored = db.run("stored", lambda txn: txn.query("SELECT algorithm, flat FROM mail_thread_results"))
-    assert [r[0] for r in stored] == ["references"]
+    assert db.run("kinds", lambda txn: [r[0] for r in txn.query("SELECT kind FROM mail_results")]) == [
+        "thread:references"]
     # a stand-in answer proves the next server reads the row instead of threading again
-    fake = thread_results._pack([threading.OPEN, 12, threading.CLOSE])
-    db.run("fake", lambda txn: txn.execute("UPDATE mail_thread_results SET flat = ?", (fake,)))
+    _replace_stored(registry, "thread:references", [threading.OPEN, 12, threading.CLOSE])
     assert _thread(_restarted(registry), "REFERENCES") == "(12)"
     e.append(ALICE, b"From: a@x.test\r\nSubject: new\r\nMessage-ID: <new@x>\r\n\r\nhi\r\n", internal_date=T0 + 99)
     assert _thread(_restarted(registry), "REFERENCES") == expected + "(13)"  # other UIDs: threaded again
     assert _thread(_restarted(registry), "REFERENCES") == expected + "(13)"  # and stored anew
-    assert db.run("n", lambda txn: txn.scalar("SELECT COUNT(*) FROM mail_thread_results")) == 1
+    assert db.run("n", lambda txn: txn.scalar("SELECT COUNT(*) FROM mail_results")) == 1
+
+
+def _sort(e: IMAPEnv, args: str) -> list[int]:
+    lines = e.client(ALICE, mailbox="INBOX").ok("s UID SORT " + args)
+    assert len(lines) == 1 and lines[0].startswith("* SORT"), lines
+    return [int(x) for x in lines[0].split()[2:]]
+
+
+def test_a_sort_on_sealed_keys_is_stored_sealed_and_read_after_a_restart(registry: Any, monkeypatch: Any) -> None:
+    from tau.mail.store import results
+
+    monkeypatch.setattr(results, "MIN_MESSAGES", 2)
+    subject = marker("subj")
+    raws = [f"From: a@x.test\r\nSubject: {subject} {c}\r\nMessage-ID: <s{c}@x>\r\n\r\nhi\r\n".encode()
+            for c in "cab"]
+    e = _env(registry, raws)
+    assert _sort(e, "(SUBJECT) UTF-8 ALL") == [2, 3, 1]
+    assert _sort(e, "(DATE) UTF-8 ALL") == [1, 2, 3]  # SQL alone: nothing stored for it
+    stored = registry.db.sync.run("rows", lambda txn: txn.query("SELECT kind, result FROM mail_results"))
+    assert [r[0] for r in stored] == ["sort"]
+    assert markers_in(bytes(stored[0][1]), [subject]) == [] and len(bytes(stored[0][1])) > 3 * 8  # sealed
+    _replace_stored(registry, "sort", [3, 2, 1])
+    assert _sort(_restarted(registry), "(SUBJECT) UTF-8 ALL") == [3, 2, 1]  # read, not sorted again
+    assert _sort(_restarted(registry), "(REVERSE SUBJECT) UTF-8 ALL") == [1, 3, 2]  # another order: sorted

@@ -28,10 +28,10 @@ from tau.mail.store import (
     purge,
     queue,
     quota,
+    results,
     sorting,
     status_counts,
     subscriptions,
-    thread_results,
     tombstones,
 )
 from tau.mail.store import search as searching
@@ -335,20 +335,27 @@ class MailStore(SessionFlagsMixin):
     async def sort(self, mailbox_id: int, query: Search, criteria: Sequence[tuple[str, bool]], *,
                    user: str | None = None) -> list[int]:
         """Extension: UIDs matching ``query`` in RFC 5256 SORT order (``[(key, reverse), ...]``)."""
-        return await self._with_keys("mail_sort", sorting.sort, mailbox_id, query, list(criteria), user,
-                                     cache=self._sorted)
+        to_save: list[tuple[Any, ...]] = []
+        found: list[int] = await self._with_keys("mail_sort", sorting.sort, mailbox_id, query, list(criteria), user,
+                                                 cache=self._sorted, to_save=to_save)
+        self._keep_results(to_save)
+        return found
 
     async def thread(self, mailbox_id: int, query: Search, algorithm: str, *,
                      user: str | None = None) -> list[int]:
         """Extension: RFC 5256 THREAD of the matches (``tau.mail.store.threading.flatten`` form).
-        A large result threaded afresh is stored afterwards (``thread_results``), not waited for."""
+        A large result threaded afresh is stored afterwards (``_keep_results``)."""
         to_save: list[tuple[Any, ...]] = []
         flat: list[int] = await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user,
                                                 cache=self._sorted, to_save=to_save)
-        for item in to_save:
-            d = self._run("mail_thread_save", thread_results.save, *item)
-            d.addErrback(lambda f: log.failure("could not store a THREAD result", f))
+        self._keep_results(to_save)
         return flat
+
+    def _keep_results(self, to_save: list[tuple[Any, ...]]) -> None:
+        """Store large SORT/THREAD results worked out afresh (``results``), not waited for."""
+        for item in to_save:
+            d = self._run("mail_results_save", results.save, *item)
+            d.addErrback(lambda f: log.failure("could not store a SORT or THREAD result", f))
 
     async def _with_keys(self, name: str, fn: Any, mailbox_id: int, *args: Any, **kwargs: Any) -> Any:
         """``fn`` (search, sort, thread) once the mailbox has no row left in plaintext: rows from

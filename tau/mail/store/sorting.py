@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tau.mail.store import sealed, thread_results, threading, threadkeys
+from tau.mail.store import results, sealed, threading, threadkeys
 from tau.mail.store.api import Search
 from tau.mail.store.mailboxes import require_owned
 from tau.mail.store.search import InvalidSearch, compile_condition
@@ -46,8 +46,9 @@ def order_by(engine: str, criteria: Sequence[tuple[str, bool]]) -> tuple[str, bo
 
 def sort(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...],
          criteria: Sequence[tuple[str, bool]], user: str | None = None, complete: bool = True,
-         cache: ResultCache | None = None) -> list[int]:
-    """UIDs matching ``query`` in SORT order."""
+         cache: ResultCache | None = None, to_save: list[tuple[Any, ...]] | None = None) -> list[int]:
+    """UIDs matching ``query`` in SORT order. A sort on sealed keys is also looked up in, or
+    appended to ``to_save`` for, the stored results (``results``; see ``thread``)."""
     require_owned(txn, mailbox_id, user)
     if not criteria:
         raise InvalidSearch("SORT needs at least one key")
@@ -56,10 +57,33 @@ def sort(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...
     if cache is not None and key is not None and key in cache.results:
         return list(cache.results[key])
     tree = resolve(txn, keyring, int(mailbox_id), query)
-    found = _sorted(txn, keyring, mailbox_id, tree, criteria, order, keys)
+    if keys:
+        named = ",".join(("-" if reverse else "") + name.lower() for name, reverse in criteria)
+        uids, stored, save = _stored(txn, keyring, mailbox_id, tree, "sort", named)
+        found = stored if stored is not None else _sorted(txn, keyring, mailbox_id, tree, criteria, order, keys)
+        # stored only when it sorts exactly the UIDs hashed (none arrived or went in between)
+        if stored is None and save is not None and to_save is not None and sorted(found) == uids:
+            to_save.append((*save, found))
+    else:
+        found = _sorted(txn, keyring, mailbox_id, tree, criteria, order, keys)
     if cache is not None and key is not None:
         cache.put(key, found)
     return found
+
+
+def _stored(txn: Any, keyring: Any, mailbox_id: int, tree: Any, kind: str,
+            criteria: str) -> tuple[list[int], list[int] | None, tuple[Any, ...] | None]:
+    """(matching UIDs, the stored result for them or None, what ``results.save`` needs before
+    the values, or None when the set is too small to store or has nothing sealed)."""
+    cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
+    uids = [int(r[0]) for r in txn.query(f"SELECT m.uid FROM messages m WHERE m.mailbox_id = ? AND ({cond})"
+                                         f" ORDER BY m.uid", [int(mailbox_id), *params])]
+    uk = sealed.box_key(txn, keyring, mailbox_id) if len(uids) >= results.MIN_MESSAGES else None
+    if uk is None:
+        return uids, None, None
+    uidvalidity = int(txn.scalar("SELECT uidvalidity FROM mailboxes WHERE id = ?", (int(mailbox_id),)))
+    digest = results.digest(kind, criteria, uidvalidity, uids)
+    return uids, results.load(txn, uk, mailbox_id, kind, digest), (uk, int(mailbox_id), kind, digest)
 
 
 def _sealed_rows(txn: Any, keyring: Any, mailbox_id: int, tree: Any, columns: str) -> list[tuple[Any, ...]]:
@@ -157,9 +181,9 @@ def thread(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, .
            user: str | None = None, complete: bool = True, cache: ResultCache | None = None,
            to_save: list[tuple[Any, ...]] | None = None) -> list[int]:
     """THREAD (``"references"`` or ``"orderedsubject"``) of the matching messages, ``flatten``ed:
-    from ``cache``, else from the stored result for the same UIDs (``thread_results``), else
-    threaded here; then ``(mailbox_id, algorithm, digest, flat)`` is appended to ``to_save`` for
-    the caller to store (this transaction is read-only)."""
+    from ``cache``, else from the stored result for the same UIDs (``results``), else threaded
+    here; then what ``results.save`` takes is appended to ``to_save`` for the caller to store
+    (this transaction is read-only)."""
     name = algorithm.lower()
     run = _ALGORITHMS.get(name)
     if run is None:
@@ -170,22 +194,14 @@ def thread(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, .
         return flat
     require_owned(txn, mailbox_id, user)
     tree = resolve(txn, keyring, int(mailbox_id), query)
-    cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
-    uids = [int(r[0]) for r in txn.query(f"SELECT m.uid FROM messages m WHERE m.mailbox_id = ? AND ({cond})"
-                                         f" ORDER BY m.uid", [int(mailbox_id), *params])]
-    digest = None
-    stored = None
-    if len(uids) >= thread_results.MIN_MESSAGES:
-        uidvalidity = int(txn.scalar("SELECT uidvalidity FROM mailboxes WHERE id = ?", (int(mailbox_id),)))
-        digest = thread_results.digest(name, uidvalidity, uids)
-        stored = thread_results.load(txn, mailbox_id, name, digest)
+    uids, stored, save = _stored(txn, keyring, mailbox_id, tree, f"thread:{name}", "")
     if stored is not None:
         flat = stored
     else:
         rows = _thread_rows(txn, keyring, mailbox_id, tree)
         flat = threading.flatten(run(rows))
-        if digest is not None and to_save is not None and [r.uid for r in rows] == uids:
-            to_save.append((int(mailbox_id), name, digest, flat))
+        if save is not None and to_save is not None and [r.uid for r in rows] == uids:
+            to_save.append((*save, flat))
     if cache is not None and key is not None:
         cache.put(key, flat)
     return flat

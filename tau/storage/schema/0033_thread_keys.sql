@@ -11,15 +11,17 @@ CREATE TABLE mail_thread_keys (
     keys {blob} NOT NULL
 );
 
--- The last THREAD result of each mailbox and algorithm over a large set of messages: the
--- flattened thread list (UIDs and parenthesis markers, tau.mail.store.threading.flatten) packed
--- as 64-bit integers, and the SHA-256 of the algorithm, UIDVALIDITY and the exact UIDs it
--- threads. A THREAD after a restart whose matching UIDs hash the same reads it instead of
--- threading again (Dovecot keeps a thread index for the same reason). UIDs and structure only.
-CREATE TABLE mail_thread_results (
+-- The last THREAD result of each mailbox and algorithm, and its last SORT on sealed keys, over a
+-- large set of messages (tau.mail.store.results): kind ("thread:references",
+-- "thread:orderedsubject", "sort"), the SHA-256 of the kind, the SORT criteria, UIDVALIDITY and
+-- the exact UIDs, and the result (UIDs, and parenthesis markers for THREAD, as 64-bit integers)
+-- sealed under the owner's data key (a SORT order would tell how subjects or senders compare).
+-- The first THREAD or SORT after a restart over the same messages reads it instead of working
+-- again (Dovecot keeps sort and thread indexes for the same reason).
+CREATE TABLE mail_results (
     mailbox_id {bigint} NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
-    algorithm TEXT NOT NULL,
+    kind TEXT NOT NULL,
     digest {blob} NOT NULL,
-    flat {blob} NOT NULL,
-    PRIMARY KEY (mailbox_id, algorithm)
+    result {blob} NOT NULL,
+    PRIMARY KEY (mailbox_id, kind)
 );

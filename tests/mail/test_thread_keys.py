@@ -189,8 +189,14 @@ def test_a_sort_on_sealed_keys_is_stored_sealed_and_read_after_a_restart(registr
     assert _sort(e, "(SUBJECT) UTF-8 ALL") == [2, 3, 1]
     assert _sort(e, "(DATE) UTF-8 ALL") == [1, 2, 3]  # SQL alone: nothing stored for it
     stored = registry.db.sync.run("rows", lambda txn: txn.query("SELECT kind, result FROM mail_results"))
-    assert [r[0] for r in stored] == ["sort"]
+    assert [r[0] for r in stored] == ["sort:subject"]
     assert markers_in(bytes(stored[0][1]), [subject]) == [] and len(bytes(stored[0][1])) > 3 * 8  # sealed
-    _replace_stored(registry, "sort", [3, 2, 1])
+    _replace_stored(registry, "sort:subject", [3, 2, 1])
     assert _sort(_restarted(registry), "(SUBJECT) UTF-8 ALL") == [3, 2, 1]  # read, not sorted again
     assert _sort(_restarted(registry), "(REVERSE SUBJECT) UTF-8 ALL") == [1, 3, 2]  # another order: sorted
+    kinds = registry.db.sync.run("kinds", lambda txn: sorted(r[0] for r in txn.query("SELECT kind FROM mail_results")))
+    assert kinds == ["sort:-subject", "sort:subject"]
+    monkeypatch.setattr(results, "MAX_SORTS", 2)
+    assert _sort(_restarted(registry), "(FROM SUBJECT) UTF-8 ALL") == [2, 3, 1]
+    kinds = registry.db.sync.run("kinds", lambda txn: sorted(r[0] for r in txn.query("SELECT kind FROM mail_results")))
+    assert kinds == ["sort:from,subject"]  # bounded: the others went

@@ -3,10 +3,10 @@
 A THREAD's or a SORT's answer depends only on what is asked and on which messages it covers: a
 UID's content (and so its keys) never changes within a UIDVALIDITY. So the last result over at
 least ``MIN_MESSAGES`` messages of each mailbox and kind (``thread:references``,
-``thread:orderedsubject``, ``sort``) is stored with the SHA-256 of (kind, criteria, UIDVALIDITY,
-the exact UIDs); a request whose matching UIDs hash the same is answered from it: one narrow
-query for the UIDs and one row to open. Anything else (new mail, an expunge, another search or
-sort order) works again and replaces the row. The result is sealed under the owner's data key
+``thread:orderedsubject``, ``sort:<criteria>``, at most ``MAX_SORTS`` of those) is stored with
+the SHA-256 of (kind, UIDVALIDITY, the exact UIDs); a request whose matching UIDs hash the same
+is answered from it: one narrow query for the UIDs and one row to open. Anything else (new mail,
+an expunge, another search or sort order) works again and replaces the row. The result is sealed under the owner's data key
 (a SORT order tells how subjects or senders compare); one that no longer opens (its data key was
 retired and dropped) is simply worked out again.
 """
@@ -23,10 +23,12 @@ from tau.storage.database import Txn
 
 #: smaller sets are worked out faster than a write costs
 MIN_MESSAGES = 500
+#: sort orders kept per mailbox (one row each); past this they all go and the count starts again
+MAX_SORTS = 8
 
 
-def digest(kind: str, criteria: str, uidvalidity: int, uids: Sequence[int]) -> bytes:
-    return hashlib.sha256(f"{kind}|{criteria}|{uidvalidity}|".encode() + _pack(uids)).digest()
+def digest(kind: str, uidvalidity: int, uids: Sequence[int]) -> bytes:
+    return hashlib.sha256(f"{kind}|{uidvalidity}|".encode() + _pack(uids)).digest()
 
 
 def _context(mailbox_id: int, kind: str) -> str:
@@ -49,6 +51,10 @@ def save(txn: Txn, uk: UserKey, mailbox_id: int, kind: str, key: bytes, values: 
     """Keep ``values`` as the mailbox's result of ``kind`` (replacing the previous one)."""
     if txn.query_one("SELECT 1 FROM mailboxes WHERE id = ?", (int(mailbox_id),)) is None:
         return  # deleted meanwhile
+    if kind.startswith("sort:") and int(txn.scalar(
+            "SELECT COUNT(*) FROM mail_results WHERE mailbox_id = ? AND kind LIKE 'sort:%' AND kind <> ?",
+            (int(mailbox_id), kind))) >= MAX_SORTS:
+        txn.execute("DELETE FROM mail_results WHERE mailbox_id = ? AND kind LIKE 'sort:%'", (int(mailbox_id),))
     txn.execute("INSERT INTO mail_results (mailbox_id, kind, digest, result) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (mailbox_id, kind) DO UPDATE SET digest = excluded.digest, result = excluded.result",
                 (int(mailbox_id), kind, key, uk.seal(_context(mailbox_id, kind), _pack(values))))

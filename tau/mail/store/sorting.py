@@ -59,7 +59,7 @@ def sort(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...
     tree = resolve(txn, keyring, int(mailbox_id), query)
     if keys:
         named = ",".join(("-" if reverse else "") + name.lower() for name, reverse in criteria)
-        uids, stored, save = _stored(txn, keyring, mailbox_id, tree, "sort", named)
+        uids, stored, save = _stored(txn, keyring, mailbox_id, tree, "sort:" + named)
         found = stored if stored is not None else _sorted(txn, keyring, mailbox_id, tree, criteria, order, keys)
         # stored only when it sorts exactly the UIDs hashed (none arrived or went in between)
         if stored is None and save is not None and to_save is not None and sorted(found) == uids:
@@ -71,8 +71,8 @@ def sort(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...
     return found
 
 
-def _stored(txn: Any, keyring: Any, mailbox_id: int, tree: Any, kind: str,
-            criteria: str) -> tuple[list[int], list[int] | None, tuple[Any, ...] | None]:
+def _stored(txn: Any, keyring: Any, mailbox_id: int, tree: Any,
+            kind: str) -> tuple[list[int], list[int] | None, tuple[Any, ...] | None]:
     """(matching UIDs, the stored result for them or None, what ``results.save`` needs before
     the values, or None when the set is too small to store or has nothing sealed)."""
     cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
@@ -82,7 +82,7 @@ def _stored(txn: Any, keyring: Any, mailbox_id: int, tree: Any, kind: str,
     if uk is None:
         return uids, None, None
     uidvalidity = int(txn.scalar("SELECT uidvalidity FROM mailboxes WHERE id = ?", (int(mailbox_id),)))
-    digest = results.digest(kind, criteria, uidvalidity, uids)
+    digest = results.digest(kind, uidvalidity, uids)
     return uids, results.load(txn, uk, mailbox_id, kind, digest), (uk, int(mailbox_id), kind, digest)
 
 
@@ -194,7 +194,7 @@ def thread(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, .
         return flat
     require_owned(txn, mailbox_id, user)
     tree = resolve(txn, keyring, int(mailbox_id), query)
-    uids, stored, save = _stored(txn, keyring, mailbox_id, tree, f"thread:{name}", "")
+    uids, stored, save = _stored(txn, keyring, mailbox_id, tree, f"thread:{name}")
     if stored is not None:
         flat = stored
     else:

@@ -13,8 +13,8 @@ CREATE TABLE mail_thread_keys (
 
 -- The last THREAD result of each mailbox and algorithm, and its last SORT on sealed keys, over a
 -- large set of messages (tau.mail.store.results): kind ("thread:references",
--- "thread:orderedsubject", "sort"), the SHA-256 of the kind, the SORT criteria, UIDVALIDITY and
--- the exact UIDs, and the result (UIDs, and parenthesis markers for THREAD, as 64-bit integers)
+-- "thread:orderedsubject", "sort:<criteria>", a few of those), the SHA-256 of the kind,
+-- UIDVALIDITY and the exact UIDs, and the result (UIDs, and parenthesis markers for THREAD, as 64-bit integers)
 -- sealed under the owner's data key (a SORT order would tell how subjects or senders compare).
 -- The first THREAD or SORT after a restart over the same messages reads it instead of working
 -- again (Dovecot keeps sort and thread indexes for the same reason).

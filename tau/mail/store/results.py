@@ -5,10 +5,10 @@ UID's content (and so its keys) never changes within a UIDVALIDITY. So the last 
 least ``MIN_MESSAGES`` messages of each mailbox and kind (``thread:references``,
 ``thread:orderedsubject``, ``sort:<criteria>``, at most ``MAX_SORTS`` of those) is stored with
 the SHA-256 of (kind, UIDVALIDITY, the exact UIDs); a request whose matching UIDs hash the same
-is answered from it: one narrow query for the UIDs and one row to open. Anything else (new mail,
-an expunge, another search or sort order) works again and replaces the row. The result is sealed under the owner's data key
-(a SORT order tells how subjects or senders compare); one that no longer opens (its data key was
-retired and dropped) is simply worked out again.
+is answered from it: one narrow query for the UIDs and one row to open. Anything else (new
+mail, an expunge, another search or sort order) works again and replaces the row. The result
+is sealed under the owner's data key (a SORT order tells how subjects or senders compare); one
+that no longer opens (its data key was retired and dropped) is simply worked out again.
 """
 
 from __future__ import annotations

@@ -4,14 +4,16 @@ Appends ``-n`` threaded messages (reply chains with References/In-Reply-To, "Re:
 subjects, shuffled Date: headers), then times each command ``--rounds`` times after one untimed
 warm-up (Dovecot builds its sort/thread caches on first use; tau computed its keys at delivery):
 SORT (DATE), SORT (SUBJECT), SORT (REVERSE ARRIVAL FROM), THREAD=REFERENCES, THREAD=ORDEREDSUBJECT,
-and SEARCH BODY. Prints ``FIG name median unit  # min–max, first`` lines.
+SEARCH BODY, SEARCH SUBJECT and a header sync (UID FETCH 1:* ... ENVELOPE; "first" is the first
+pass, the median the later ones). Prints ``FIG name median unit  # min–max, first`` lines.
 
 Against a running server (tau or a Dovecot peer, e.g. /work/shared/bench/peers/dovecot.sh with
 DOVECOT_STORAGE=mdbox):
     .venv/bin/python tests/bench/bench_imap_sort.py --port 21143 --user alice@example.test
 Or let it start tau (tau init + twistd on free ports, SQLite unless --database-url):
     .venv/bin/python tests/bench/bench_imap_sort.py --spawn -n 10000
-Target: SORT (DATE) and THREAD REFERENCES of 10,000 messages no slower than Dovecot mdbox.
+Target: SORT (DATE) and THREAD REFERENCES of 10,000 messages no slower than Dovecot mdbox, also
+the first THREAD after a start (tau: ``--spawn --folder`` on a kept folder starts a new process).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ COMMANDS = [
     ("thread_references", b"THREAD REFERENCES UTF-8 ALL"),
     ("thread_orderedsubject", b"THREAD ORDEREDSUBJECT UTF-8 ALL"),
     ("search_body", b'UID SEARCH BODY "quarterly invoice"'),
+    ("search_subject", b'UID SEARCH SUBJECT "invoice deadline"'),
+    ("fetch_envelope", b"UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)"),
 ]
 
 
@@ -90,7 +94,8 @@ def run(args: argparse.Namespace) -> None:
     c = Client(args.host, args.port)
     c.command(login)
     c.command(b"SELECT " + box)
-    for name, cmd in COMMANDS:
+    chosen = args.commands.split(",") if args.commands else [name for name, _ in COMMANDS]
+    for name, cmd in sorted((c for c in COMMANDS if c[0] in chosen), key=lambda c: chosen.index(c[0])):
         t = time.perf_counter()
         lines = c.command(cmd)
         first = (time.perf_counter() - t) * 1000
@@ -114,6 +119,7 @@ def main() -> None:
     ap.add_argument("--mailbox", default="INBOX")
     ap.add_argument("-n", type=int, default=10_000, help="messages in the mailbox")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--commands", default="", help="comma-separated names to time, in this order (default: all)")
     ap.add_argument("--spawn", action="store_true", help="start a private tau (tau init + twistd)")
     ap.add_argument("--database-url", default=None)
     ap.add_argument("--folder", default=None, help="keep the spawned tau's data here (reused when it exists)")

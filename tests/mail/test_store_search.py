@@ -158,6 +158,14 @@ def test_many_uid_ranges_use_one_parameter(mailbox, monkeypatch):
     assert sql.count("?") == len(params) == 2
 
 
+def test_many_uid_ranges_of_many_uids_are_tested_range_by_range(mailbox, monkeypatch):
+    """Past MAX_LISTED_UIDS the set is not expanded into a list of UIDs: the same answers."""
+    monkeypatch.setattr(search_module, "MAX_INLINE_RANGES", 1)
+    monkeypatch.setattr(search_module, "MAX_LISTED_UIDS", 1)
+    assert s(mailbox, ("uid", [(1, 1), (3, 3)])) == [1, 3]
+    assert s(mailbox, ("not", ("uid", [(1, 1), (3, 4)]))) == [2]
+
+
 def test_raw_tuple_accepted(mailbox):
     store, box_id = mailbox
     assert resolve(store.search(box_id, ("subject", "report"))) == [1]

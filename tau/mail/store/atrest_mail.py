@@ -9,7 +9,9 @@ Pending work, in the order it is done:
    ``message_headers`` and ``message_sort_keys`` rows of its blob (or its ``parsed`` JSON);
 2. ``mail_content`` rows under a retired key: re-sealed (tokens use the index key, which a
    rotation keeps);
-3. once no plaintext message row is left: the shared plaintext rows, deleted.
+3. ``mail_content`` rows without keyed THREAD keys (stored before ``mail_thread_keys``): computed
+   from their sealed sort keys (``threadkeys``);
+4. once no plaintext message row is left: the shared plaintext rows, deleted.
 Each step is idempotent (an UPDATE only applies to the ``kv`` it read), so a crash or a second
 node loses nothing; the rows' own ``kv`` is the cursor.
 """
@@ -20,7 +22,7 @@ from typing import Any
 
 from tau.atrest.keyring import Keyring, UserKey
 from tau.atrest.store import active_version_sql
-from tau.mail.store import boxnames, sealed
+from tau.mail.store import boxnames, sealed, threadkeys
 from tau.mail.store.sortkeys import SortKeys, keys_of_json
 from tau.storage.database import Txn
 
@@ -43,6 +45,7 @@ class MailTable:
             total += int(txn.scalar(f"SELECT COUNT(*) FROM {table} m JOIN mailboxes b ON b.id = m.mailbox_id"
                                     f" WHERE {_STALE}"))
         total += int(txn.scalar(f"SELECT COUNT(*) FROM mail_content c WHERE c.kv < {active_version_sql('c.user_id')}"))
+        total += int(txn.scalar("SELECT COUNT(*)" + threadkeys.MISSING))
         for table in NAME_TABLES:
             total += int(txn.scalar(f"SELECT COUNT(*) FROM {table} b WHERE b.kv = 0 OR b.kv < {_ACTIVE}"))
         for table in PLAIN_TABLES:
@@ -56,6 +59,7 @@ class MailTable:
             if done >= limit:
                 return done
         done += _reseal_content(txn, keyring, limit - done)
+        done += fill_thread_keys(txn, keyring, limit - done)
         if done < limit and not any(has_plain(txn, None, table) for table in TABLES):
             done += _drop_plain(txn, limit - done)
         return done
@@ -132,6 +136,17 @@ def _reseal_content(txn: Txn, keyring: Keyring, limit: int) -> int:
                      f" WHERE c.kv < {active_version_sql('c.user_id')} LIMIT ?", (int(limit),))
     for content_id, user_id, key, *values in rows:
         sealed.reseal_content(txn, keyring.for_user_txn(txn, int(user_id)), int(content_id), key, values)
+    return len(rows)
+
+
+def fill_thread_keys(txn: Txn, keyring: Keyring, limit: int) -> int:
+    """THREAD keys for up to ``limit`` contents that have none, from their sealed sort keys."""
+    if limit <= 0:
+        return 0
+    rows = txn.query("SELECT c.id, c.user_id, c.blob_key, c.sort" + threadkeys.MISSING + " LIMIT ?", (int(limit),))
+    for content_id, user_id, key, value in rows:
+        uk = keyring.for_user_txn(txn, int(user_id))
+        threadkeys.store(txn, int(content_id), uk, sealed.sort_keys(sealed.open_content(uk, "sort", key, value)))
     return len(rows)
 
 

@@ -36,6 +36,7 @@ from tau.mail.store.fields import MessageFields
 from tau.mail.store.keywords import define as define_keywords
 from tau.mail.store.mailboxes import ensure_defaults, find_box, find_special, lock_mailbox, require_owned
 from tau.mail.store.names import INBOX, apply_flags, canonical_flags, flags_text, normalize_mailbox_name, split_flags
+from tau.mail.store.opened import OpenedMeta
 from tau.mail.store.quota import Account, charge, require_account
 from tau.storage.database import Txn, placeholders
 
@@ -196,25 +197,33 @@ def uids(txn: Txn, mailbox_id: int, user: str | None = None) -> list[int]:
 
 
 def fetch(txn: Txn, keyring: Keyring, mailbox_id: int, uid_list: Sequence[int], with_parsed: bool = False,
-          user: str | None = None) -> list[MessageMeta]:
+          user: str | None = None, opened: OpenedMeta | None = None) -> list[MessageMeta]:
     require_owned(txn, mailbox_id, user)
     columns = _META + (", m.parsed" if with_parsed else "")
     rows = select_uids(txn, columns, int(mailbox_id), uid_list, JOINED, "m.")
-    return metas(txn, keyring, mailbox_id, rows, with_parsed)
+    return metas(txn, keyring, mailbox_id, rows, with_parsed, opened)
 
 
 def metas(txn: Txn, keyring: Keyring, mailbox_id: int, rows: Sequence[Sequence[Any]],
-          with_parsed: bool) -> list[MessageMeta]:
-    """MessageMeta of ``_META`` (+ parsed) rows, their sealed columns opened."""
+          with_parsed: bool, opened: OpenedMeta | None = None) -> list[MessageMeta]:
+    """MessageMeta of ``_META`` (+ parsed) rows, their sealed columns opened (or taken from
+    ``opened``, where they are kept once opened)."""
     owner = sealed.owner_id(txn, mailbox_id) if any(int(r[9]) for r in rows) else None
     uk = keyring.for_user_txn(txn, owner) if owner is not None else None
+    cached = opened.get if opened is not None and owner is not None else None
+    new: list[tuple[str, tuple[str, str, str]]] = []
     out = []
     for r in rows:
         key, kv = r[5], int(r[9])
-        envelope, body, bodystructure = sealed.open_meta(uk, key, kv, r[6], r[7], r[8])
-        out.append(MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), key, envelope, body,
-                               bodystructure,
+        meta = cached(owner, key) if cached is not None and kv else None
+        if meta is None:
+            meta = sealed.open_meta(uk, key, kv, r[6], r[7], r[8])
+            if kv:
+                new.append((key, meta))
+        out.append(MessageMeta(int(r[0]), int(r[1]), split_flags(r[2]), int(r[3]), int(r[4]), key, *meta,
                                (sealed.open_text(uk, "parsed", key, kv, r[10]) or "") if with_parsed else ""))
+    if opened is not None and owner is not None and new:
+        opened.put_many(owner, new)
     return out
 
 

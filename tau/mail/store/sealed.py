@@ -7,9 +7,9 @@
   inside one user's mailboxes, keep them readable, and a value moved to another user's row or
   another content fails to open.
 * ``mail_content``: one row per (user, blob) with the search text, header rows and SORT/THREAD
-  keys sealed, and its ``mail_tokens`` (see ``tokens``). A blob delivered to two users has two
-  such rows, one under each user's key; they go when the blob's last reference does
-  (``blobrefs.collect``) or with the user.
+  keys sealed, its ``mail_tokens`` (see ``tokens``) and its keyed THREAD keys (``threadkeys``).
+  A blob delivered to two users has two such rows, one under each user's key; they go when the
+  blob's last reference does (``blobrefs.collect``) or with the user.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tau.atrest.keyring import Keyring, UserKey
+from tau.mail.store import threadkeys
 from tau.mail.store.sortkeys import SortKeys
 from tau.storage.database import Txn
 
@@ -169,9 +170,12 @@ def store_content(txn: Txn, uk: UserKey, blob_key: str, text: str, headers: Sequ
         (uk.user_id, blob_key, uk.version, int(indexed), uk.seal(_context("body", blob_key), text),
          uk.seal(_context("headers", blob_key), json.dumps([list(h) for h in headers])),
          uk.seal(_context("sort", blob_key), sort_json(keys))))
-    if row is None or not indexed:
+    if row is None:
         return
     content_id = int(row[0])
+    threadkeys.store(txn, content_id, uk, keys)
+    if not indexed:
+        return
     tokens = sorted(set(uk.tokens(PURPOSE, found)))
     for i in range(0, len(tokens), _TOKEN_ROWS):
         part = tokens[i:i + _TOKEN_ROWS]

@@ -28,6 +28,8 @@ from tau.mail.store.names import canonical_flag
 
 #: beyond this many UID ranges one leaf is passed as a single JSON parameter
 MAX_INLINE_RANGES = 100
+#: more UIDs in a set of many ranges than this: tested range by range instead of listed
+MAX_LISTED_UIDS = 200_000
 
 _SHORT_FLAGS = {
     "seen": ("\\Seen", True), "unseen": ("\\Seen", False),
@@ -128,6 +130,13 @@ class _Compiler:
         return "(" + " OR ".join(parts) + ")" if parts else "1=0"
 
     def json_ranges(self, ranges: list[tuple[int, int]]) -> str:
+        if sum(hi - lo + 1 for lo, hi in ranges) <= MAX_LISTED_UIDS:
+            # every UID listed: one set built once and probed per message (a text search's
+            # answer is such a list; testing each message against each range was quadratic)
+            listed = self.p(json.dumps([u for lo, hi in ranges for u in range(lo, hi + 1)]))
+            if self.engine == "postgres":
+                return f"m.uid IN (SELECT CAST(jsonb_array_elements_text(CAST({listed} AS jsonb)) AS bigint))"
+            return f"m.uid IN (SELECT value FROM json_each({listed}))"
         value = self.p(json.dumps(ranges))
         if self.engine == "postgres":
             return (f"EXISTS (SELECT 1 FROM jsonb_array_elements(CAST({value} AS jsonb)) r"

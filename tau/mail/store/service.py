@@ -28,6 +28,7 @@ from tau.mail.store import (
     purge,
     queue,
     quota,
+    results,
     sorting,
     status_counts,
     subscriptions,
@@ -47,6 +48,7 @@ from tau.mail.store.body_cache import BodyReader, Wanted
 from tau.mail.store.context import StoreContext
 from tau.mail.store.fields import MessageFields, prepare
 from tau.mail.store.names import INBOX, canonical_flags, normalize_mailbox_name
+from tau.mail.store.opened import OpenedMeta
 from tau.mail.store.session_flags import SessionFlagsMixin
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ class MailStore(SessionFlagsMixin):
         self._registry = registry
         self._ctx: StoreContext | None = None
         self._sorted = sorting.ResultCache()
+        self._opened = OpenedMeta()  # ENVELOPE/BODY/BODYSTRUCTURE once opened (header syncs repeat)
         self._bodies: BodyReader | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -267,8 +270,7 @@ class MailStore(SessionFlagsMixin):
         """Metadata for ``uids``, ascending. ``parsed_json`` (with_parsed) is ``to_json`` of the
         ParsedMessage without ``text_for_search`` (kept in its own table for SEARCH)."""
         return await self._run("mail_fetch", messages.fetch, self._registry.keyring, mailbox_id, list(uids),
-                               with_parsed, user,
-                               readonly=True)
+                               with_parsed, user, self._opened, readonly=True)
 
     async def flags_of(self, mailbox_id: int, uids: Sequence[int], *, user: str | None = None) -> list[FlagChange]:
         """Extension: flags and MODSEQ of live ``uids``, ascending, without the message rows."""
@@ -333,14 +335,27 @@ class MailStore(SessionFlagsMixin):
     async def sort(self, mailbox_id: int, query: Search, criteria: Sequence[tuple[str, bool]], *,
                    user: str | None = None) -> list[int]:
         """Extension: UIDs matching ``query`` in RFC 5256 SORT order (``[(key, reverse), ...]``)."""
-        return await self._with_keys("mail_sort", sorting.sort, mailbox_id, query, list(criteria), user,
-                                     cache=self._sorted)
+        to_save: list[tuple[Any, ...]] = []
+        found: list[int] = await self._with_keys("mail_sort", sorting.sort, mailbox_id, query, list(criteria), user,
+                                                 cache=self._sorted, to_save=to_save)
+        self._keep_results(to_save)
+        return found
 
     async def thread(self, mailbox_id: int, query: Search, algorithm: str, *,
                      user: str | None = None) -> list[int]:
-        """Extension: RFC 5256 THREAD of the matches (``tau.mail.store.threading.flatten`` form)."""
-        return await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user,
-                                     cache=self._sorted)
+        """Extension: RFC 5256 THREAD of the matches (``tau.mail.store.threading.flatten`` form).
+        A large result threaded afresh is stored afterwards (``_keep_results``)."""
+        to_save: list[tuple[Any, ...]] = []
+        flat: list[int] = await self._with_keys("mail_thread", sorting.thread, mailbox_id, query, algorithm, user,
+                                                cache=self._sorted, to_save=to_save)
+        self._keep_results(to_save)
+        return flat
+
+    def _keep_results(self, to_save: list[tuple[Any, ...]]) -> None:
+        """Store large SORT/THREAD results worked out afresh (``results``), not waited for."""
+        for item in to_save:
+            d = self._run("mail_results_save", results.save, *item)
+            d.addErrback(lambda f: log.failure("could not store a SORT or THREAD result", f))
 
     async def _with_keys(self, name: str, fn: Any, mailbox_id: int, *args: Any, **kwargs: Any) -> Any:
         """``fn`` (search, sort, thread) once the mailbox has no row left in plaintext: rows from

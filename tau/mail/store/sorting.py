@@ -6,8 +6,9 @@ text keys (SUBJECT, FROM, TO, CC, DISPLAYFROM, DISPLAYTO) are sealed in ``mail_c
 (encryption at rest): those sorts read the matching rows with their keys, decrypt and sort in
 Python, comparing by code point as before. Every sort ends with the UID, so equal keys keep
 mailbox order (RFC 5256 §3) whatever REVERSE says. THREAD reads the keys of the matching
-messages in one query and threads them in Python (``threading``). The store seals a mailbox's
-plaintext rows (from before encryption at rest) before it sorts or threads it.
+messages (their keyed hashes, ``threadkeys``) in one query and threads them in Python
+(``threading``). The store seals a mailbox's plaintext rows (from before encryption at rest)
+before it sorts or threads it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tau.mail.store import sealed, threading
+from tau.mail.store import results, sealed, threading, threadkeys
 from tau.mail.store.api import Search
 from tau.mail.store.mailboxes import require_owned
 from tau.mail.store.search import InvalidSearch, compile_condition
@@ -45,8 +46,9 @@ def order_by(engine: str, criteria: Sequence[tuple[str, bool]]) -> tuple[str, bo
 
 def sort(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...],
          criteria: Sequence[tuple[str, bool]], user: str | None = None, complete: bool = True,
-         cache: ResultCache | None = None) -> list[int]:
-    """UIDs matching ``query`` in SORT order."""
+         cache: ResultCache | None = None, to_save: list[tuple[Any, ...]] | None = None) -> list[int]:
+    """UIDs matching ``query`` in SORT order. A sort on sealed keys is also looked up in, or
+    appended to ``to_save`` for, the stored results (``results``; see ``thread``)."""
     require_owned(txn, mailbox_id, user)
     if not criteria:
         raise InvalidSearch("SORT needs at least one key")
@@ -55,10 +57,33 @@ def sort(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...
     if cache is not None and key is not None and key in cache.results:
         return list(cache.results[key])
     tree = resolve(txn, keyring, int(mailbox_id), query)
-    found = _sorted(txn, keyring, mailbox_id, tree, criteria, order, keys)
+    if keys:
+        named = ",".join(("-" if reverse else "") + name.lower() for name, reverse in criteria)
+        uids, stored, save = _stored(txn, keyring, mailbox_id, tree, "sort:" + named)
+        found = stored if stored is not None else _sorted(txn, keyring, mailbox_id, tree, criteria, order, keys)
+        # stored only when it sorts exactly the UIDs hashed (none arrived or went in between)
+        if stored is None and save is not None and to_save is not None and sorted(found) == uids:
+            to_save.append((*save, found))
+    else:
+        found = _sorted(txn, keyring, mailbox_id, tree, criteria, order, keys)
     if cache is not None and key is not None:
         cache.put(key, found)
     return found
+
+
+def _stored(txn: Any, keyring: Any, mailbox_id: int, tree: Any,
+            kind: str) -> tuple[list[int], list[int] | None, tuple[Any, ...] | None]:
+    """(matching UIDs, the stored result for them or None, what ``results.save`` needs before
+    the values, or None when the set is too small to store or has nothing sealed)."""
+    cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
+    uids = [int(r[0]) for r in txn.query(f"SELECT m.uid FROM messages m WHERE m.mailbox_id = ? AND ({cond})"
+                                         f" ORDER BY m.uid", [int(mailbox_id), *params])]
+    uk = sealed.box_key(txn, keyring, mailbox_id) if len(uids) >= results.MIN_MESSAGES else None
+    if uk is None:
+        return uids, None, None
+    uidvalidity = int(txn.scalar("SELECT uidvalidity FROM mailboxes WHERE id = ?", (int(mailbox_id),)))
+    digest = results.digest(kind, uidvalidity, uids)
+    return uids, results.load(txn, uk, mailbox_id, kind, digest), (uk, int(mailbox_id), kind, digest)
 
 
 def _sealed_rows(txn: Any, keyring: Any, mailbox_id: int, tree: Any, columns: str) -> list[tuple[Any, ...]]:
@@ -112,24 +137,71 @@ def thread_rows(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[A
                 complete: bool = True) -> list[threading.ThreadRow]:
     """The THREAD input of the messages matching ``query``, in UID order."""
     require_owned(txn, mailbox_id, user)
-    tree = resolve(txn, keyring, int(mailbox_id), query)
-    rows = _sealed_rows(txn, keyring, mailbox_id, tree, "m.uid, m.sent_date")
-    return [threading.ThreadRow(int(r[0]), int(r[1]), r[2].subject, r[2].reply, r[2].message_id,
-                                tuple(r[2].refs.split())) for r in rows]
+    return _thread_rows(txn, keyring, mailbox_id, resolve(txn, keyring, int(mailbox_id), query))
+
+
+def _thread_rows(txn: Any, keyring: Any, mailbox_id: int, tree: Any) -> list[threading.ThreadRow]:
+    """The keyed hashes of ``mail_thread_keys`` (a narrow row per content; nothing to decrypt),
+    or, for a content stored before that table and not reached by the at-rest converter yet, the
+    same computed from its sealed sort keys."""
+    cond, params = compile_condition(tree, txn.engine.name, int(mailbox_id), txn.now)
+    uk = sealed.box_key(txn, keyring, mailbox_id)
+    rows = txn.query(f"SELECT m.uid, m.sent_date, t.keys, c.id FROM messages m{_JOIN}"
+                     f" LEFT JOIN mail_thread_keys t ON t.content_id = c.id WHERE m.mailbox_id = ? AND ({cond})"
+                     f" ORDER BY m.uid", [uk.user_id if uk else 0, int(mailbox_id), *params])
+    missing = {int(r[3]) for r in rows if r[2] is None and r[3] is not None}
+    computed = _computed_thread_keys(txn, uk, missing) if missing and uk is not None else {}
+    make, unpack = threading.ThreadRow, threadkeys.unpack
+    out = []
+    for uid, date, packed, content_id in rows:
+        if packed is None:
+            packed = computed.get(content_id, threadkeys.NONE)
+        subject, reply, message_id, refs = unpack(packed)
+        out.append(make(uid, date, subject, reply, message_id, refs))
+    return out
+
+
+def _computed_thread_keys(txn: Any, uk: Any, content_ids: set[int]) -> dict[int, bytes]:
+    """``threadkeys.pack`` of contents stored before ``mail_thread_keys`` (the at-rest converter
+    has not reached them yet), from their sealed sort keys: a few queries of 500."""
+    out: dict[int, bytes] = {}
+    ordered = sorted(content_ids)
+    for i in range(0, len(ordered), 500):
+        part = ordered[i:i + 500]
+        for content_id, blob_key, value in txn.query(
+                f"SELECT id, blob_key, sort FROM mail_content WHERE id IN ({', '.join('?' * len(part))})", part):
+            out[int(content_id)] = threadkeys.pack(uk, _keys(uk, blob_key, value))
+    return out
+
+
+_ALGORITHMS = {"references": threading.references, "orderedsubject": threading.ordered_subject}
 
 
 def thread(txn: Any, keyring: Any, mailbox_id: int, query: Search | tuple[Any, ...], algorithm: str,
-           user: str | None = None, complete: bool = True, cache: ResultCache | None = None) -> list[int]:
-    """THREAD (``"references"`` or ``"orderedsubject"``) of the matching messages, ``flatten``ed."""
-    algorithms = {"references": threading.references, "orderedsubject": threading.ordered_subject}
-    run = algorithms.get(algorithm.lower())
+           user: str | None = None, complete: bool = True, cache: ResultCache | None = None,
+           to_save: list[tuple[Any, ...]] | None = None) -> list[int]:
+    """THREAD (``"references"`` or ``"orderedsubject"``) of the matching messages, ``flatten``ed:
+    from ``cache``, else from the stored result for the same UIDs (``results``), else threaded
+    here; then what ``results.save`` takes is appended to ``to_save`` for the caller to store
+    (this transaction is read-only)."""
+    name = algorithm.lower()
+    run = _ALGORITHMS.get(name)
     if run is None:
         raise InvalidSearch(f"unsupported threading algorithm {algorithm!r}")
-    key = cache.key(txn, mailbox_id, ("thread", algorithm.lower(), query)) if cache is not None else None
+    key = cache.key(txn, mailbox_id, ("thread", name, query)) if cache is not None else None
     if cache is not None and key is not None and key in cache.results:
         flat: list[int] = cache.results[key]
         return flat
-    flat = threading.flatten(run(thread_rows(txn, keyring, mailbox_id, query, user)))
+    require_owned(txn, mailbox_id, user)
+    tree = resolve(txn, keyring, int(mailbox_id), query)
+    uids, stored, save = _stored(txn, keyring, mailbox_id, tree, f"thread:{name}")
+    if stored is not None:
+        flat = stored
+    else:
+        rows = _thread_rows(txn, keyring, mailbox_id, tree)
+        flat = threading.flatten(run(rows))
+        if save is not None and to_save is not None and [r.uid for r in rows] == uids:
+            to_save.append((*save, flat))
     if cache is not None and key is not None:
         cache.put(key, flat)
     return flat

@@ -9,17 +9,20 @@ Pure Python: no I/O, no recursion on the client's data (a hostile References cha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import NamedTuple
 
 
 class ThreadRow(NamedTuple):
+    """Ids and subjects are only compared for equality: the store passes their keyed hashes
+    (``threadkeys``), 0 for none."""
+
     uid: int
     date: int           # sent date (internal date when the Date: header is missing)
-    subject: str        # base subject (RFC 5256 §2.1)
+    subject: int        # base subject (RFC 5256 §2.1)
     reply: bool         # base-subject extraction removed a Re:/Fwd: marker
-    message_id: str
-    refs: tuple[str, ...]
+    message_id: int
+    refs: tuple[int, ...]
 
 
 class Node:
@@ -53,27 +56,41 @@ class Node:
 
 
 def _date_key(node: Node) -> tuple[int, int]:
-    row = node.first()
-    return (row.date, row.uid) if row is not None else (0, 0)
+    row = node.row
+    if row is None:
+        row = node.first()
+        if row is None:
+            return (0, 0)
+    return (row.date, row.uid)
 
 
-def _link(table: dict[str, Node], rows: Sequence[ThreadRow]) -> list[Node]:
+def _link(table: dict[Hashable, Node], rows: Sequence[ThreadRow]) -> list[Node]:
     """Step 1: containers for every Message-ID and reference, linked parent → child."""
+    get = table.get
     for row in rows:
-        mid = row.message_id
-        if not mid or (mid in table and table[mid].row is not None):
-            mid = f"\x00{row.uid}"  # missing or duplicate Message-ID: a unique one
-        node = table.get(mid) or table.setdefault(mid, Node())
+        mid: Hashable = row.message_id
+        node = get(mid) if mid else None
+        if node is None or node.row is not None:
+            if node is not None or not mid:
+                mid = (row.uid,)  # missing or duplicate Message-ID: a unique one (no id is a tuple)
+            node = table[mid] = Node()
         node.row = row
-        refs = [table.get(r) or table.setdefault(r, Node()) for r in row.refs]
-        for parent, child in zip(refs, refs[1:], strict=False):
-            if child.parent is None and parent is not child and not child.is_ancestor_of(parent):
+        parent: Node | None = None  # the previous reference: each is the parent of the next
+        for ref in row.refs:
+            child = get(ref)
+            if child is None:
+                child = table[ref] = Node()
+                if parent is not None:  # a new container has no parent and cannot be an ancestor
+                    parent.adopt(child)
+            elif (parent is not None and child.parent is None and parent is not child
+                  and not child.is_ancestor_of(parent)):
                 parent.adopt(child)
+            parent = child
         if node.parent is not None:
             node.parent.children.remove(node)
             node.parent = None
-        if refs and refs[-1] is not node and not node.is_ancestor_of(refs[-1]):
-            refs[-1].adopt(node)
+        if parent is not None and parent is not node and not node.is_ancestor_of(parent):
+            parent.adopt(node)
     return [n for n in table.values() if n.parent is None]
 
 
@@ -104,7 +121,7 @@ def _prune(roots: list[Node]) -> list[Node]:
 
 def _group(roots: list[Node]) -> list[Node]:
     """Step 5: top-level threads with the same base subject are gathered."""
-    table: dict[str, Node] = {}
+    table: dict[int, Node] = {}
     for node in roots:
         row = node.first()
         if row is None or not row.subject:
@@ -143,7 +160,8 @@ def _sort_all(roots: list[Node]) -> None:
         order.append(node)
         stack.extend(node.children)
     for node in reversed(order):
-        node.children.sort(key=_date_key)
+        if len(node.children) > 1:
+            node.children.sort(key=_date_key)
     roots.sort(key=_date_key)
 
 

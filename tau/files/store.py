@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from tau.atrest.sealed import key, key_if_user
-from tau.files import propseal
+from tau.files import propstore
 from tau.files.blobrefs import Collector, ref_blob
 from tau.files.namestore import NAME_PURPOSE, _context, _owner, _reseal, sealed_name
 from tau.storage.database import Txn, placeholders
@@ -180,7 +180,7 @@ def _opened_props(txn: Txn, rows: list[tuple[Any, ...]], out: dict[int, dict[str
     """(node_id, owner, name, value, value_s) rows into ``out``, sealed values opened."""
     for node_id, owner, name, value, sealed in rows:
         k = key_if_user(txn, int(owner)) if sealed is not None else None
-        out.setdefault(int(node_id), {})[name] = propseal.value_of(k, int(node_id), name, value, sealed)
+        out.setdefault(int(node_id), {})[name] = propstore.value_of(k, int(node_id), name, value, sealed)
     return out
 
 
@@ -431,7 +431,7 @@ def _copy_tree(txn: Txn, blobs: Any, tree: list[Node], src: Node, parent: Node, 
         if n.blob_key:
             refs[n.blob_key] = refs.get(n.blob_key, 0) + 1
         if props.get(n.id):
-            propseal.insert(txn, parent.user_id, new_id, props[n.id])
+            propstore.insert(txn, parent.user_id, new_id, props[n.id])
         if n.id != src.id or len(tree) > 1:
             for kid in by_parent.get(n.id, []):
                 queue.append((kid, new_id, kid.name))
@@ -447,5 +447,5 @@ def set_props(txn: Txn, node_id: int, to_set: dict[str, str], remove: list[str])
     bump(txn, node.user_id)
     for name in remove:
         txn.execute("DELETE FROM file_props WHERE node_id = ? AND name = ?", (node_id, name))
-    propseal.insert(txn, node.user_id, node_id, to_set, upsert=True)
+    propstore.insert(txn, node.user_id, node_id, to_set, upsert=True)
 

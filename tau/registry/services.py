@@ -44,7 +44,7 @@ class ServiceComponents(MailComponents):
         from tau.contacts.cardstore import atrest_tables as cards
         from tau.contacts.store import atrest_tables as books
         from tau.files.namestore import atrest_tables as files
-        from tau.files.propseal import atrest_tables as file_props
+        from tau.files.propstore import atrest_tables as file_props
         from tau.mail.pgp_store import PgpTable
         from tau.mail.sieve.store import SieveTable
         from tau.mail.store.atrest_mail import MailTable

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tau.atrest.convert import Converter, pending_total
-from tau.files import propseal
+from tau.files import propstore
 from tau.files import store as files
 from tau.mail.sieve import store as sieve
 from tau.mail.store import queue
@@ -183,7 +183,7 @@ def test_a_dead_property_from_before_is_converted_and_still_readable(registry: A
     root = db.run("root", files.ensure_root, alice)
     db.run("old", lambda txn: txn.execute("INSERT INTO file_props (node_id, name, value) VALUES (?, ?, ?)",
                                           (root.id, PROP, _xml(text))))
-    [table] = propseal.atrest_tables()
+    [table] = propstore.atrest_tables()
     assert db.run("props", files.props_of, [root.id])[root.id][PROP] == _xml(text)
     assert db.run("p", pending_total, [table]) == {"file_props": 1}
     assert _convert(registry, table) == {"file_props": 0}

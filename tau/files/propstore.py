@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tau.atrest.keyring import UserKey
-from tau.atrest.sealed import SealedTable, key
+from tau.atrest.sealed import SealedTable, key, key_if_user
 from tau.storage.database import Txn
 
 
@@ -36,6 +36,14 @@ def value_of(k: UserKey | None, node_id: int, name: str, stored: str, sealed: An
     if k is None:
         return ""
     return k.open_text(_context(node_id, name), sealed)
+
+
+def opened(txn: Txn, rows: list[tuple[Any, ...]], out: dict[int, dict[str, str]]) -> dict[int, dict[str, str]]:
+    """``(node_id, owner, name, value, value_s)`` rows into ``out`` (node → name → XML), opened."""
+    for node_id, owner, name, value, sealed in rows:
+        k = key_if_user(txn, int(owner)) if sealed is not None else None
+        out.setdefault(int(node_id), {})[name] = value_of(k, int(node_id), name, value, sealed)
+    return out
 
 
 def insert(txn: Txn, user_id: int, node_id: int, props: dict[str, str], upsert: bool = False) -> None:

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from tau.atrest.sealed import key, key_if_user
+from tau.atrest.sealed import key
 from tau.files import propstore
 from tau.files.blobrefs import Collector, ref_blob
 from tau.files.namestore import NAME_PURPOSE, _context, _owner, _reseal, sealed_name
@@ -176,27 +176,19 @@ def path_of(txn: Txn, node: Node) -> list[str]:
     return out[::-1]
 
 
-def _opened_props(txn: Txn, rows: list[tuple[Any, ...]], out: dict[int, dict[str, str]]) -> dict[int, dict[str, str]]:
-    """(node_id, owner, name, value, value_s) rows into ``out``, sealed values opened."""
-    for node_id, owner, name, value, sealed in rows:
-        k = key_if_user(txn, int(owner)) if sealed is not None else None
-        out.setdefault(int(node_id), {})[name] = propstore.value_of(k, int(node_id), name, value, sealed)
-    return out
-
-
 def props_of(txn: Txn, node_ids: list[int]) -> dict[int, dict[str, str]]:
     out: dict[int, dict[str, str]] = {i: {} for i in node_ids}
     for start in range(0, len(node_ids), 500):
         batch = node_ids[start:start + 500]
         marks = placeholders(len(batch))
-        _opened_props(txn, txn.query(
+        propstore.opened(txn, txn.query(
             "SELECT p.node_id, n.user_id, p.name, p.value, p.value_s FROM file_props p JOIN file_nodes n"
             f" ON n.id = p.node_id WHERE p.node_id IN ({marks})", batch), out)
     return out
 
 
 def child_props(txn: Txn, parent_id: int) -> dict[int, dict[str, str]]:
-    return _opened_props(txn, txn.query(
+    return propstore.opened(txn, txn.query(
         "SELECT p.node_id, n.user_id, p.name, p.value, p.value_s FROM file_props p JOIN file_nodes n"
         " ON n.id = p.node_id WHERE n.parent_id = ?", (parent_id,)), {})
 

@@ -41,6 +41,8 @@ HEADER = struct.Struct(">BI")
 NONCE = 12
 OVERHEAD = HEADER.size + NONCE + 16
 MASTER_LABEL = "atrest:master"
+SYSTEM_LABEL = "atrest:system"
+SYSTEM_VERSION = 1
 DATA, INDEX = "data", "index"
 
 
@@ -148,6 +150,23 @@ class Keyring:
         self._masters: dict[int, AESGCM] = {}
         self._lock = threading.Lock()
         self.plaintext = os.environ.get("TAU_BENCH_ATREST_OFF") == "1"
+        self._system: UserKey | None = None
+
+    # -- the system key --------------------------------------------------------------------
+
+    def system(self) -> UserKey:
+        """The key of what no user owns (the outbound queue's texts of mail the server itself
+        sends: bounces, DSNs): derived from the secret (user id 0 in its associated data, which
+        no user has). Not rotated by ``tau keys rotate`` (no rows need re-wrapping); such queue
+        rows are short-lived."""
+        with self._lock:
+            found = self._system
+        if found is None:
+            found = UserKey(0, SYSTEM_VERSION, {SYSTEM_VERSION: self._keys.derive(SYSTEM_LABEL + ":data")},
+                            self._keys.derive(SYSTEM_LABEL + ":index"), self.plaintext)
+            with self._lock:
+                self._system = found
+        return found
 
     # -- users' keys -----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from tau.atrest.sealed import key
-from tau.files import versionstore
+from tau.files import propstore, versionstore
 from tau.files.blobrefs import Collector, ref_blob
 from tau.files.namestore import NAME_PURPOSE, _context, _owner, _reseal, sealed_name
 from tau.storage.database import Txn, placeholders
@@ -181,19 +181,16 @@ def props_of(txn: Txn, node_ids: list[int]) -> dict[int, dict[str, str]]:
     for start in range(0, len(node_ids), 500):
         batch = node_ids[start:start + 500]
         marks = placeholders(len(batch))
-        for node_id, name, value in txn.query(
-                f"SELECT node_id, name, value FROM file_props WHERE node_id IN ({marks})", batch):
-            out[int(node_id)][name] = value
+        propstore.opened(txn, txn.query(
+            "SELECT p.node_id, n.user_id, p.name, p.value, p.value_s FROM file_props p JOIN file_nodes n"
+            f" ON n.id = p.node_id WHERE p.node_id IN ({marks})", batch), out)
     return out
 
 
 def child_props(txn: Txn, parent_id: int) -> dict[int, dict[str, str]]:
-    out: dict[int, dict[str, str]] = {}
-    for node_id, name, value in txn.query(
-            "SELECT p.node_id, p.name, p.value FROM file_props p JOIN file_nodes n ON n.id = p.node_id"
-            " WHERE n.parent_id = ?", (parent_id,)):
-        out.setdefault(int(node_id), {})[name] = value
-    return out
+    return propstore.opened(txn, txn.query(
+        "SELECT p.node_id, n.user_id, p.name, p.value, p.value_s FROM file_props p JOIN file_nodes n"
+        " ON n.id = p.node_id WHERE n.parent_id = ?", (parent_id,)), {})
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -426,8 +423,7 @@ def _copy_tree(txn: Txn, blobs: Any, tree: list[Node], src: Node, parent: Node, 
         if n.blob_key:
             refs[n.blob_key] = refs.get(n.blob_key, 0) + 1
         if props.get(n.id):
-            txn.executemany("INSERT INTO file_props (node_id, name, value) VALUES (?, ?, ?)",
-                            [(new_id, k, v) for k, v in props[n.id].items()])
+            propstore.insert(txn, parent.user_id, new_id, props[n.id])
         if n.id != src.id or len(tree) > 1:
             for kid in by_parent.get(n.id, []):
                 queue.append((kid, new_id, kid.name))
@@ -443,7 +439,5 @@ def set_props(txn: Txn, node_id: int, to_set: dict[str, str], remove: list[str])
     bump(txn, node.user_id)
     for name in remove:
         txn.execute("DELETE FROM file_props WHERE node_id = ? AND name = ?", (node_id, name))
-    for name, value in to_set.items():
-        txn.execute("INSERT INTO file_props (node_id, name, value) VALUES (?, ?, ?) ON CONFLICT (node_id, name)"
-                    " DO UPDATE SET value = excluded.value", (node_id, name, value))
+    propstore.insert(txn, node.user_id, node_id, to_set, upsert=True)
 

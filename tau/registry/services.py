@@ -44,13 +44,15 @@ class ServiceComponents(MailComponents):
         from tau.contacts.cardstore import atrest_tables as cards
         from tau.contacts.store import atrest_tables as books
         from tau.files.namestore import atrest_tables as files
+        from tau.files.propstore import atrest_tables as file_props
         from tau.mail.pgp_store import PgpTable
         from tau.mail.sieve.store import SieveTable
         from tau.mail.store.atrest_mail import MailTable
+        from tau.mail.store.queue import QueueTable
         from tau.messenger.conversations import atrest_tables as messenger
 
-        return [MailTable(), SieveTable(), PgpTable(), *files(), *calendars(), *calendar_objects(), *books(),
-                *cards(), *messenger()]
+        return [MailTable(), SieveTable(), PgpTable(), QueueTable(), *files(), *file_props(), *calendars(),
+                *calendar_objects(), *books(), *cards(), *messenger()]
 
     @component
     def calendars(self) -> Calendars:

@@ -18,7 +18,7 @@ from tests.support.daemon import TauDaemon
 ALICE, BOB = "alice@example.test", "bob@example.test"
 PASSWORD = "secret-Pa55"
 KINDS = ("calseg", "calname", "caldesc", "evname", "evuid", "summary", "bookname", "cardname", "carduid", "fn",
-         "email", "folder", "file", "content", "restfolder", "title", "retitle", "body", "attach")
+         "email", "folder", "file", "content", "restfolder", "title", "retitle", "body", "attach", "deadprop")
 
 
 def ics(uid: str, summary: str) -> str:
@@ -76,6 +76,9 @@ def write_everything(d: TauDaemon, token: str, m: dict[str, str]) -> dict[str, A
     files = f"/dav/files/{ALICE}"
     assert call(d, token, "MKCOL", f"{files}/{m['folder']}/")[0] == 201
     assert call(d, token, "PUT", f"{files}/{m['folder']}/{m['file']}.txt", f"text {m['content']}")[0] == 201
+    dead = ('<D:propertyupdate xmlns:D="DAV:" xmlns:X="urn:example:tests"><D:set><D:prop>'
+            f"<X:note>{m['deadprop']}</X:note></D:prop></D:set></D:propertyupdate>")
+    assert call(d, token, "PROPPATCH", f"{files}/{m['folder']}/", dead)[0] == 207
     assert call(d, token, "POST", f"/api/files?path=/{m['restfolder']}&type=folder")[0] == 201
     status, out = call(d, token, "POST", "/api/conversations", json.dumps(
         {"kind": "group", "encrypted": False, "title": m["title"], "members": [BOB]}), Content_Type="application/json")
@@ -101,6 +104,9 @@ def test_everything_reads_back_through_the_protocols(world: Any) -> None:
     assert status == 200 and m["fn"].encode() in data
     status, data = call(d, token, "PROPFIND", f"/dav/files/{ALICE}/{m['folder']}/", Depth="1")
     assert status == 207 and m["file"].encode() in data
+    note = '<D:propfind xmlns:D="DAV:" xmlns:X="urn:example:tests"><D:prop><X:note/></D:prop></D:propfind>'
+    status, data = call(d, token, "PROPFIND", f"/dav/files/{ALICE}/{m['folder']}/", note, Depth="0")
+    assert status == 207 and m["deadprop"].encode() in data
     status, data = call(d, token, "GET", f"/dav/files/{ALICE}/{m['folder']}/{m['file']}.txt")
     assert status == 200 and data == f"text {m['content']}".encode()
     status, data = call(d, token, "GET", "/api/files?path=/")

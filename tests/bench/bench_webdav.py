@@ -5,7 +5,8 @@
 
 Measures: PUT and GET of a 256 MiB file (MiB/s, and the server's RSS growth while it runs when
 ``--pid`` is given), 1,000 small PUTs over one keep-alive connection (files/s) and again over
-``--concurrency`` connections (rclone's default of 4 transfers), and PROPFIND
+``--concurrency`` connections (rclone's default of 4 transfers; with ``--pid`` also the server's CPU
+milliseconds per sequential PUT, steadier than files/s on a loaded machine), and PROPFIND
 Depth 1 on the resulting 1,000-file folder (ms, median of 5) asking for the four properties a
 sync client asks for (the body shared/bench uses) and with allprop. ``--start`` runs its own tau
 daemon in a temp folder instead. Prints one JSON object.
@@ -84,6 +85,15 @@ class RssSampler:
         return round((self.peak - self.start) / 1024, 1) if self.pid else None
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU the server process used so far: per-operation cost that the machine's
+    load (other processes) does not inflate the way wall time is inflated."""
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def body(size: int):
     block = os.urandom(MIB)
     sent = 0
@@ -112,12 +122,13 @@ def run(url: str, user: str, password: str, pid: int | None, big_mib: int, small
                       "rss_growth_mib": rss.growth_mib}
     c.request("MKCOL", "bench/many/")
     payload = b"x" * 1024
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), cpu_seconds(pid)
     statuses = set()
     for i in range(small):
         statuses.add(c.request("PUT", f"bench/many/f{i:04d}.txt", payload)[0])
     elapsed = time.perf_counter() - t
-    out["small_puts"] = {"count": small, "statuses": sorted(statuses), "files_s": round(small / elapsed, 1)}
+    out["small_puts"] = {"count": small, "statuses": sorted(statuses), "files_s": round(small / elapsed, 1),
+                         "server_cpu_ms_per_put": round((cpu_seconds(pid) - cpu) / small * 1000, 2) if pid else None}
     if concurrency > 1:  # as rclone does (--transfers 4): one keep-alive connection per worker
         c.request("MKCOL", "bench/par/")
         clients = [Client(url, user, password) for _ in range(concurrency)]

@@ -5,7 +5,6 @@ lets SMTP acceptance go first (``pacing.Pacer``)."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -113,9 +112,8 @@ def test_recorder_a_failing_job_does_not_sink_its_batch(registry):
     clock.advance(FLUSH_DELAY)
     assert resolve(good) is None and len(failures) == 1
     assert [r[1] for r in statuses(registry)] == ["sent", "sending"]   # the bad row waits for its lease
-    state = registry.db.sync.run("s", lambda t: t.scalar("SELECT rcpt_state FROM outbound_queue WHERE id = ?",
-                                                         (ids[0],)))
-    assert json.loads(state)["r0@remote.test"][0] == "sent"
+    state = registry.db.sync.run("s", rows.get, ids[0]).rcpt_state
+    assert state["r0@remote.test"][0] == "sent"
     assert resolve(recorder.drain()) is None
 
 

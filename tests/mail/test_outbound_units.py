@@ -5,7 +5,6 @@ dot-stuffing (RFC 5321 §4.5.2)."""
 from __future__ import annotations
 
 import email
-import json
 import time
 from typing import Any
 
@@ -56,8 +55,8 @@ def test_claim_lease_reclaim_and_record(registry):
     result = rows.Result(row, {"b@other.test": ["failed", 550, "5.1.1 no", ""]})
     keys = db.run("record", rows.record, result, now)
     assert keys == [] or len(keys) == 1                                  # the blob ref is released
-    state = db.run("q", lambda t: t.query("SELECT status, rcpt_state FROM outbound_queue"))
-    assert state[0][0] == "sent" and json.loads(state[0][1])["b@other.test"][0] == "failed"
+    [state] = db.run("q", rows.list_queue)
+    assert state.status == "sent" and state.rcpt_state["b@other.test"][0] == "failed"
 
 
 def test_a_second_row_with_the_same_message_id_skips_who_has_it(registry):

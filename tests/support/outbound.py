@@ -4,8 +4,9 @@ SMTP sink standing in for the remote MX (RFC 5321), and an HTTPS server for MTA-
 Run as ``python -m tests.support.outbound SPEC.json`` (its own process and reactor, so the test
 process stays synchronous); :class:`RemotePeer` starts and reads it. The sink writes every accepted
 message to ``out/NNNNNN-xxxx.eml`` plus a ``.json`` envelope, only after it answered 250.
-Behaviour by recipient local part: ``reject*`` → 550 at RCPT; ``tempfail*`` → 451 at end of data
-for the first two attempts of each Message-ID; a file ``out/stall`` makes the sink hold its reply to
+Behaviour by recipient local part: ``reject*`` → 550 at RCPT (text: ``out/diagnostic`` if any);
+``tempfail*`` → 451 at end of data for the first two attempts of each Message-ID; a file
+``out/stall`` makes the sink hold its reply to
 the end of data (a delivery "in flight") until the connection drops — every message's, or, when
 the file holds a number N, those after the first N accepted by this sink process.
 """

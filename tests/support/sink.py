@@ -2,9 +2,9 @@
 
 Connections to an address in ``dsn_addresses`` see DSN (RFC 3461) advertised, in
 ``requiretls_addresses`` REQUIRETLS (RFC 8689, after STARTTLS); the envelope saved records the MAIL
-and RCPT parameters. Behaviour by recipient local part: ``reject*`` → 550 at RCPT;
-``tempfail*`` → 451 at end of data
-for the first two attempts of each Message-ID; a file ``out/stall`` makes the sink hold its reply to
+and RCPT parameters. Behaviour by recipient local part: ``reject*`` → 550 at RCPT (its text from
+``out/diagnostic`` when that file exists); ``tempfail*`` → 451 at end of data for the first two
+attempts of each Message-ID; a file ``out/stall`` makes the sink hold its reply to
 the end of data until the connection drops (see ``tests.support.outbound``). Every accepted message
 is written to ``out/`` only after it was answered 250.
 """
@@ -50,6 +50,13 @@ class Sink:
         except FileNotFoundError:
             return False
         return not text.isdigit() or self.saved >= int(text)
+
+    def diagnostic(self) -> str:
+        """The text of a 550 for a ``reject*`` recipient: ``out/diagnostic`` when there is one."""
+        try:
+            return (self.out / "diagnostic").read_text().strip() or "no such user here"
+        except FileNotFoundError:
+            return "no such user here"
 
     def save(self, data: bytes, envelope: dict[str, Any]) -> None:
         self.saved += 1
@@ -156,7 +163,7 @@ class SinkSMTP(LineOnlyReceiver):
     def smtp_RCPT(self, arg: str) -> None:
         rcpt = arg.partition(":")[2].strip().split(" ")[0].strip("<>")
         if rcpt.lower().startswith("reject"):
-            self.reply(f"550 5.1.1 <{rcpt}>: no such user here")
+            self.reply(f"550 5.1.1 <{rcpt}>: {self.sink.diagnostic()}")
         else:
             self.rcpts.append(rcpt)
             self.rcpt_args.append(arg.partition(">")[2].strip())

@@ -2,8 +2,12 @@
 
 Script names are unique per user; at most one script is active (RFC 5804 §2.8). Every function
 runs inside the caller's transaction (``db.run``); a missing user is ``SieveStoreError``.
-Script texts are sealed at rest under the owner's data key (issue 16; ``kv`` its version, 0 a
-plaintext row from before, sealed by ``SieveTable`` in the background); names stay readable.
+Script texts and names are sealed at rest under the owner's data key (issue 16; ``kv`` the
+version, 0 a plaintext row from before, sealed by ``SieveTable`` in the background). A sealed
+row's ``name`` column holds the keyed lookup hash of the name (``name_s`` the name itself), so
+lookups by name and ``UNIQUE (user_id, name)`` work without plaintext; listings open the names
+and sort them in Python. A row whose ``name_s`` is NULL (from before) still has its name in
+plaintext: lookups match either form, and a user's first write seals all their rows at once.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 from base64 import b64decode, b64encode
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from tau.atrest.keyring import Keyring
+from tau.atrest.keyring import Keyring, UserKey
+from tau.atrest.sealed import key
 from tau.atrest.store import active_version_sql
 from tau.storage.database import Txn
 
@@ -40,9 +46,35 @@ def _user_id(txn: Txn, address: str) -> int:
     return int(row[0])
 
 
+PURPOSE = "sieve-name"
+# a script by name: the lookup hash of a sealed row's name, or the plaintext of a row from before
+_NAME = "((name = ? AND name_s IS NOT NULL) OR (name = ? AND name_s IS NULL))"
+
+
+def _lookup(uk: UserKey, name: str) -> str:
+    """Script names are case-sensitive (RFC 5804 compares them octet by octet): hashed as they are."""
+    return uk.lookup(PURPOSE, name)
+
+
+def _by_name(uk: UserKey, name: str) -> tuple[str, str]:
+    return _lookup(uk, name), name
+
+
+def _seal_name(uk: UserKey, name: str) -> bytes:
+    return uk.seal(f"sieve_scripts.name|{_lookup(uk, name)}", name)
+
+
+def _name(uk: UserKey, stored: str, sealed: bytes | memoryview | None) -> str:
+    if sealed is None:
+        return stored
+    return uk.open_text(f"sieve_scripts.name|{stored}", sealed)
+
+
 def list_scripts(txn: Txn, user: str) -> list[tuple[str, bool]]:
-    rows = txn.query("SELECT name, active FROM sieve_scripts WHERE user_id = ? ORDER BY name", (_user_id(txn, user),))
-    return [(str(name), bool(active)) for name, active in rows]
+    user_id = _user_id(txn, user)
+    uk = key(txn, user_id)
+    rows = txn.query("SELECT name, name_s, active FROM sieve_scripts WHERE user_id = ?", (user_id,))
+    return sorted((_name(uk, str(name), sealed), bool(active)) for name, sealed, active in rows)
 
 
 def _content(txn: Txn, keyring: Keyring, user_id: int, script_id: int, kv: int, stored: str) -> str:
@@ -53,54 +85,85 @@ def _content(txn: Txn, keyring: Keyring, user_id: int, script_id: int, kv: int, 
     return keyring.for_user_txn(txn, user_id).open_text(f"sieve_scripts.content|{script_id}", b64decode(stored))
 
 
-def _seal(txn: Txn, keyring: Keyring, user_id: int, script_id: int, content: str) -> None:
+def _seal(txn: Txn, keyring: Keyring, user_id: int, script_id: int, content: str, name: str | None = None) -> None:
+    """Seal the text (and, given ``name``, the name) of a row under the user's active data key."""
     uk = keyring.for_user_txn(txn, user_id)
     sealed = b64encode(uk.seal(f"sieve_scripts.content|{script_id}", content)).decode("ascii")
-    txn.execute("UPDATE sieve_scripts SET content = ?, kv = ?, size = ? WHERE id = ?",
-                (sealed, uk.version, len(content), script_id))
+    if name is None:
+        txn.execute("UPDATE sieve_scripts SET content = ?, kv = ?, size = ? WHERE id = ?",
+                    (sealed, uk.version, len(content), script_id))
+    else:
+        txn.execute("UPDATE sieve_scripts SET content = ?, kv = ?, size = ?, name = ?, name_s = ? WHERE id = ?",
+                    (sealed, uk.version, len(content), _lookup(uk, name), _seal_name(uk, name), script_id))
+
+
+def _convert_row(txn: Txn, keyring: Keyring, user_id: int, row: Sequence[Any]) -> None:
+    """A row ``(id, kv, content, name, name_s)`` re-sealed whole under the user's active data key."""
+    script_id, kv, stored, name, sealed_name = int(row[0]), int(row[1]), str(row[2]), str(row[3]), row[4]
+    uk = keyring.for_user_txn(txn, user_id)
+    _seal(txn, keyring, user_id, script_id, _content(txn, keyring, user_id, script_id, kv, stored),
+          _name(uk, name, sealed_name))
+
+
+def seal_user(txn: Txn, user_id: int) -> UserKey:
+    """Seal the user's rows whose names are still in plaintext (all at once, before a write, so a
+    name is never both a plaintext row and a hashed one); returns the user's keys."""
+    uk = key(txn, user_id)
+    keyring: Keyring = txn.keyring
+    for row in txn.query("SELECT id, kv, content, name, name_s FROM sieve_scripts WHERE user_id = ?"
+                         " AND name_s IS NULL", (user_id,)):
+        _convert_row(txn, keyring, user_id, row)
+    return uk
 
 
 def _exists(txn: Txn, user_id: int, name: str) -> tuple[int, bool] | None:
-    row = txn.query_one("SELECT id, active FROM sieve_scripts WHERE user_id = ? AND name = ?", (user_id, name))
+    row = txn.query_one(f"SELECT id, active FROM sieve_scripts WHERE user_id = ? AND {_NAME}",
+                        (user_id, *_by_name(key(txn, user_id), name)))
     return None if row is None else (int(row[0]), bool(row[1]))
 
 
 def get_script(txn: Txn, keyring: Keyring, user: str, name: str) -> Script | None:
     user_id = _user_id(txn, user)
-    row = txn.query_one("SELECT name, content, active, id, kv FROM sieve_scripts WHERE user_id = ? AND name = ?",
-                        (user_id, name))
-    return None if row is None else Script(str(row[0]), _content(txn, keyring, user_id, int(row[3]), int(row[4]),
-                                                                  str(row[1])), bool(row[2]))
+    uk = key(txn, user_id)
+    row = txn.query_one(f"SELECT name, content, active, id, kv, name_s FROM sieve_scripts WHERE user_id = ?"
+                        f" AND {_NAME}", (user_id, *_by_name(uk, name)))
+    return None if row is None else Script(_name(uk, str(row[0]), row[5]),
+                                           _content(txn, keyring, user_id, int(row[3]), int(row[4]), str(row[1])),
+                                           bool(row[2]))
 
 
 def active_script(txn: Txn, keyring: Keyring, user: str) -> Script | None:
     user_id = _user_id(txn, user)
-    row = txn.query_one("SELECT name, content, active, id, kv FROM sieve_scripts WHERE user_id = ? AND active = 1",
-                        (user_id,))
-    return None if row is None else Script(str(row[0]), _content(txn, keyring, user_id, int(row[3]), int(row[4]),
-                                                                  str(row[1])), True)
+    row = txn.query_one("SELECT name, content, active, id, kv, name_s FROM sieve_scripts WHERE user_id = ?"
+                        " AND active = 1", (user_id,))
+    if row is None:
+        return None
+    return Script(_name(key(txn, user_id), str(row[0]), row[5]),
+                  _content(txn, keyring, user_id, int(row[3]), int(row[4]), str(row[1])), True)
 
 
 def space_used(txn: Txn, user: str, except_name: str) -> tuple[int, int]:
     """(number of scripts, bytes of their content) other than ``except_name``."""
+    user_id = _user_id(txn, user)
     row = txn.query_one("SELECT COUNT(*), COALESCE(SUM(CASE WHEN kv = 0 THEN LENGTH(content) ELSE size END), 0)"
-                        " FROM sieve_scripts"
-                        " WHERE user_id = ? AND name <> ?", (_user_id(txn, user), except_name))
+                        f" FROM sieve_scripts WHERE user_id = ? AND NOT {_NAME}",
+                        (user_id, *_by_name(key(txn, user_id), except_name)))
     assert row is not None
     return int(row[0]), int(row[1])
 
 
 def put_script(txn: Txn, keyring: Keyring, user: str, name: str, content: str, activate: bool = False) -> None:
-    """Create or replace ``name`` (its text sealed); ``activate`` makes it the active script too."""
+    """Create or replace ``name`` (its text and name sealed); ``activate`` makes it the active script too."""
     user_id = _user_id(txn, user)
+    uk = seal_user(txn, user_id)
     found = _exists(txn, user_id, name)
     if found is None:
         script_id = int(txn.scalar("INSERT INTO sieve_scripts (user_id, name, content, active, updated_at)"
-                                   " VALUES (?, ?, '', 0, ?) RETURNING id", (user_id, name, int(txn.now))))
+                                   " VALUES (?, ?, '', 0, ?) RETURNING id", (user_id, _lookup(uk, name), int(txn.now))))
     else:
         script_id = found[0]
         txn.execute("UPDATE sieve_scripts SET updated_at = ? WHERE id = ?", (int(txn.now), script_id))
-    _seal(txn, keyring, user_id, script_id, content)
+    _seal(txn, keyring, user_id, script_id, content, name)
     if activate:
         set_active(txn, user, name)
 
@@ -108,11 +171,12 @@ def put_script(txn: Txn, keyring: Keyring, user: str, name: str, content: str, a
 def set_active(txn: Txn, user: str, name: str) -> None:
     """SETACTIVE: ``name`` becomes the only active script; the empty name deactivates all."""
     user_id = _user_id(txn, user)
-    if name and txn.query_one("SELECT 1 FROM sieve_scripts WHERE user_id = ? AND name = ?", (user_id, name)) is None:
+    found = _exists(txn, user_id, name) if name else None
+    if name and found is None:
         raise SieveStoreError("nonexistent", f"no script named {name}")
     txn.execute("UPDATE sieve_scripts SET active = 0 WHERE user_id = ? AND active = 1", (user_id,))
-    if name:
-        txn.execute("UPDATE sieve_scripts SET active = 1 WHERE user_id = ? AND name = ?", (user_id, name))
+    if found is not None:
+        txn.execute("UPDATE sieve_scripts SET active = 1 WHERE id = ?", (found[0],))
 
 
 def delete_script(txn: Txn, user: str, name: str) -> None:
@@ -122,17 +186,19 @@ def delete_script(txn: Txn, user: str, name: str) -> None:
         raise SieveStoreError("nonexistent", f"no script named {name}")
     if script[1]:
         raise SieveStoreError("active", "the active script cannot be deleted; deactivate it first")
-    txn.execute("DELETE FROM sieve_scripts WHERE user_id = ? AND name = ?", (_user_id(txn, user), name))
+    txn.execute("DELETE FROM sieve_scripts WHERE id = ?", (script[0],))
 
 
 def rename_script(txn: Txn, user: str, old: str, new: str) -> None:
     user_id = _user_id(txn, user)
-    if _exists(txn, user_id, old) is None:
+    uk = seal_user(txn, user_id)
+    found = _exists(txn, user_id, old)
+    if found is None:
         raise SieveStoreError("nonexistent", f"no script named {old}")
     if old != new and _exists(txn, user_id, new) is not None:
         raise SieveStoreError("alreadyexists", f"a script named {new} exists already")
-    txn.execute("UPDATE sieve_scripts SET name = ?, updated_at = ? WHERE user_id = ? AND name = ?",
-                (new, int(txn.now), user_id, old))
+    txn.execute("UPDATE sieve_scripts SET name = ?, name_s = ?, updated_at = ? WHERE id = ?",
+                (_lookup(uk, new), _seal_name(uk, new), int(txn.now), found[0]))
 
 
 # -- delivery -------------------------------------------------------------------------------------
@@ -180,20 +246,19 @@ def remember_answer(txn: Txn, user: str, sender: str, handle: str, period: int) 
 
 
 class SieveTable:
-    """The ``AtRestTable`` of Sieve scripts: seals plaintext texts, re-seals after a rotation."""
+    """The ``AtRestTable`` of Sieve scripts: seals plaintext texts and names, re-seals after a rotation."""
 
     name = "sieve"
 
     def pending(self, txn: Txn) -> int:
-        return int(txn.scalar(f"SELECT COUNT(*) FROM sieve_scripts s WHERE s.kv = 0 OR s.kv < {_ACTIVE}"))
+        return int(txn.scalar(f"SELECT COUNT(*) FROM sieve_scripts s WHERE {_PENDING}"))
 
     def convert(self, txn: Txn, keyring: Keyring, limit: int) -> int:
-        rows = txn.query(f"SELECT s.id, s.user_id, s.kv, s.content FROM sieve_scripts s"
-                         f" WHERE s.kv = 0 OR s.kv < {_ACTIVE} LIMIT ?", (int(limit),))
-        for script_id, user_id, kv, stored in rows:
-            _seal(txn, keyring, int(user_id), int(script_id),
-                  _content(txn, keyring, int(user_id), int(script_id), int(kv), str(stored)))
+        rows = txn.query(f"SELECT s.user_id, s.id, s.kv, s.content, s.name, s.name_s FROM sieve_scripts s"
+                         f" WHERE {_PENDING} LIMIT ?", (int(limit),))
+        for user_id, *row in rows:
+            _convert_row(txn, keyring, int(user_id), row)
         return len(rows)
 
 
-_ACTIVE = active_version_sql("s.user_id")
+_PENDING = f"s.kv = 0 OR s.name_s IS NULL OR s.kv < {active_version_sql('s.user_id')}"

@@ -14,6 +14,13 @@ so several nodes take disjoint rows without waiting on each other; SQLite has on
 ``queued``. Per-recipient progress is a JSON map in ``rcpt_state`` and every recipient that got
 a 250 is journaled in ``outbound_sent`` by (Message-ID, recipient) in the same transaction, so a
 retried row skips whoever already has the message.
+
+At rest (issue 16), what remote servers answered — ``last_error`` and the per-recipient replies of
+``rcpt_state`` — is sealed (``error_s``, ``state_s``) under the submitting user's data key
+(``key_user``, kept when the account is deleted without a purge: the texts are then shredded) or,
+for mail the server itself sends, under the keyring's system key. Rows from before keep their
+plaintext columns until ``QueueTable`` (the converter) seals them; readers take either form. The
+envelope (sender, recipients, DSN request) stays readable: routing needs it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tau.atrest.keyring import Keyring, UserKey
+from tau.atrest.sealed import key_if_user
+from tau.atrest.store import active_version_sql
 from tau.blobs import validate_key
 from tau.mail.store.api import MailStoreError
 from tau.mail.store.blobrefs import drop_refs, ref_blob
@@ -33,7 +43,8 @@ from tau.storage.database import Txn, placeholders
 STATUSES = ("queued", "sending", "sent", "failed")
 STATES = ("queued", "held", "sending", "sent", "failed")     # what operators see: held is a queued row on hold
 _COLS = ("q.id, u.address, q.mail_from, q.rcpt_to, q.blob_key, q.size, q.message_id, q.created_at,"
-         " q.next_attempt_at, q.attempts, q.status, q.last_error, q.held, q.rcpt_state")
+         " q.next_attempt_at, q.attempts, q.status, q.last_error, q.held, q.rcpt_state, q.key_user, q.error_s,"
+         " q.state_s")
 _STATE = "CASE WHEN q.held = 1 AND q.status = 'queued' THEN 'held' ELSE q.status END"
 
 
@@ -75,9 +86,44 @@ class QueueBusy(MailStoreError):
     code = "queue_busy"
 
 
-def _row(r: tuple[Any, ...]) -> QueuedMessage:
+def _key(txn: Txn, key_user: int | None) -> UserKey | None:
+    """The key a row's texts are sealed under: its user's, or the system key (no user); None when
+    that user is gone (their texts are shredded)."""
+    if key_user is None:
+        keyring: Keyring = txn.keyring
+        return keyring.system()
+    return key_if_user(txn, int(key_user))
+
+
+def _texts(txn: Txn, queue_id: int, key_user: int | None, error: str | None, state: str | None,
+           error_s: Any, state_s: Any) -> tuple[str | None, dict[str, list[Any]]]:
+    """(last error, per-recipient state) of a row, opened (or as a row from before holds them)."""
+    if error_s is not None or state_s is not None:
+        uk = _key(txn, key_user)
+        error = None if error_s is None or uk is None else uk.open_text(f"outbound_queue.last_error|{queue_id}",
+                                                                         error_s)
+        state = None if state_s is None or uk is None else uk.open_text(f"outbound_queue.rcpt_state|{queue_id}",
+                                                                         state_s)
+    return error, json.loads(state) if state else {}
+
+
+def _seal_texts(txn: Txn, queue_id: int, key_user: int | None, error: str | None,
+                state: dict[str, list[Any]] | None) -> tuple[bytes | None, bytes | None, int, int | None]:
+    """(error_s, state_s, kv, key_user) to store: sealed under the row's user's active key, or
+    the system key when there is none (any more)."""
+    uk = _key(txn, key_user)
+    if uk is None:
+        key_user, uk = None, _key(txn, None)
+    assert uk is not None
+    error_s = None if error is None else uk.seal(f"outbound_queue.last_error|{queue_id}", error)
+    state_s = None if state is None else uk.seal(f"outbound_queue.rcpt_state|{queue_id}", json.dumps(state))
+    return error_s, state_s, uk.version, key_user
+
+
+def _row(txn: Txn, r: tuple[Any, ...]) -> QueuedMessage:
+    error, state = _texts(txn, int(r[0]), r[14], r[11], r[13], r[15], r[16])
     return QueuedMessage(int(r[0]), r[1], r[2], tuple(json.loads(r[3])), r[4], int(r[5]), r[6], int(r[7]),
-                         int(r[8]), int(r[9]), r[10], r[11], bool(r[12]), json.loads(r[13]) if r[13] else {})
+                         int(r[8]), int(r[9]), r[10], error, bool(r[12]), state)
 
 
 def enqueue(txn: Txn, user: str | None, mail_from: str, rcpt_to: Sequence[str], blob_key: str, size: int,
@@ -98,10 +144,10 @@ def enqueue(txn: Txn, user: str | None, mail_from: str, rcpt_to: Sequence[str], 
     if user is not None:
         user_id = require_account(txn, user, 0).id
     now = int(txn.now)
-    row = txn.query_one("INSERT INTO outbound_queue (user_id, mail_from, rcpt_to, blob_key, size, message_id,"
-                        " created_at, next_attempt_at, dsn, require_tls)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                        (user_id, mail_from or "", json.dumps(recipients), blob_key, int(size), message_id,
+    row = txn.query_one("INSERT INTO outbound_queue (user_id, key_user, mail_from, rcpt_to, blob_key, size,"
+                        " message_id, created_at, next_attempt_at, dsn, require_tls)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                        (user_id, user_id, mail_from or "", json.dumps(recipients), blob_key, int(size), message_id,
                          now, now, dsn, int(require_tls)))
     assert row is not None
     ref_blob(txn, ctx, blob_key, 1)
@@ -111,7 +157,7 @@ def enqueue(txn: Txn, user: str | None, mail_from: str, rcpt_to: Sequence[str], 
 def get(txn: Txn, queue_id: int) -> QueuedMessage | None:
     row = txn.query_one(f"SELECT {_COLS} FROM outbound_queue q LEFT JOIN users u ON u.id = q.user_id"
                         " WHERE q.id = ?", (int(queue_id),))
-    return _row(row) if row else None
+    return _row(txn, row) if row else None
 
 
 def list_queue(txn: Txn, status: str | None = None, limit: int = 100) -> list[QueuedMessage]:
@@ -121,7 +167,7 @@ def list_queue(txn: Txn, status: str | None = None, limit: int = 100) -> list[Qu
     where, params = (f"WHERE {_STATE} = ?", [status]) if status else ("", [])
     rows = txn.query(f"SELECT {_COLS} FROM outbound_queue q LEFT JOIN users u ON u.id = q.user_id {where}"
                      " ORDER BY q.id LIMIT ?", [*params, int(limit)])
-    return [_row(r) for r in rows]
+    return [_row(txn, r) for r in rows]
 
 
 def finish(txn: Txn, queue_id: int, status: str, error: str | None = None) -> list[str]:
@@ -129,10 +175,14 @@ def finish(txn: Txn, queue_id: int, status: str, error: str | None = None) -> li
     Returns blob keys to garbage-collect after commit."""
     if status not in STATUSES:
         raise MailStoreError(f"unknown queue status {status!r}")
-    row = txn.query_one("SELECT blob_key, status FROM outbound_queue WHERE id = ?", (int(queue_id),))
+    row = txn.query_one("SELECT blob_key, status, key_user, rcpt_state, state_s FROM outbound_queue WHERE id = ?",
+                        (int(queue_id),))
     if row is None:
         raise MailStoreError(f"no queued message {queue_id}")
-    txn.execute("UPDATE outbound_queue SET status = ?, last_error = ? WHERE id = ?", (status, error, int(queue_id)))
+    _, state = _texts(txn, int(queue_id), row[2], None, row[3], None, row[4])  # re-sealed with the error
+    sealed = _seal_texts(txn, int(queue_id), row[2], error, state if row[3] or row[4] else None)
+    txn.execute("UPDATE outbound_queue SET status = ?, last_error = NULL, rcpt_state = NULL, error_s = ?,"
+                " state_s = ?, kv = ?, key_user = ? WHERE id = ?", (status, *sealed, int(queue_id)))
     if status in ("sent", "failed") and row[1] not in ("sent", "failed"):
         return drop_refs(txn, [row[0]])
     return []
@@ -197,7 +247,7 @@ def delete_user_rows(txn: Txn, user_id: int) -> None:
 # -- the delivery worker ---------------------------------------------------------------------
 
 _CLAIM_COLS = ("q.id, u.address, q.mail_from, q.rcpt_to, q.blob_key, q.size, q.message_id, q.created_at, q.attempts,"
-         " q.rcpt_state, q.warned, q.signed_headers, q.dsn, q.require_tls")
+         " q.rcpt_state, q.warned, q.signed_headers, q.dsn, q.require_tls, q.key_user, q.state_s")
 
 
 @dataclass
@@ -216,6 +266,7 @@ class Claimed:
     signed_headers: str | None
     dsn: str | None = None                 # RFC 3461 request, JSON (tau.mail.smtp.dsn_params)
     require_tls: bool = False              # RFC 8689 REQUIRETLS
+    key_user: int | None = None            # whose key seals the row's texts (None: the system key)
 
     @property
     def message_key(self) -> str:
@@ -225,9 +276,10 @@ class Claimed:
         return [r for r in self.rcpt_to if self.state.get(r, ["pending"])[0] not in ("sent", "failed")]
 
 
-def _claimed(r: tuple[Any, ...]) -> Claimed:
+def _claimed(txn: Txn, r: tuple[Any, ...]) -> Claimed:
+    _, state = _texts(txn, int(r[0]), r[14], None, r[9], None, r[15])
     return Claimed(int(r[0]), r[1], r[2], json.loads(r[3]), r[4], int(r[5]), r[6], int(r[7]), int(r[8]),
-                   json.loads(r[9]) if r[9] else {}, bool(r[10]), r[11], r[12], bool(r[13]))
+                   state, bool(r[10]), r[11], r[12], bool(r[13]), r[14])
 
 
 def reclaim(txn: Txn, now: int, everything: bool = False) -> int:
@@ -251,7 +303,7 @@ def claim(txn: Txn, now: int, limit: int, lease: int) -> list[Claimed]:
                 [now + lease, *ids])
     rows = txn.query(f"SELECT {_CLAIM_COLS} FROM outbound_queue q LEFT JOIN users u ON u.id = q.user_id"
                      f" WHERE q.id IN ({marks}) ORDER BY q.id", ids)
-    return [_claimed(r) for r in rows]
+    return [_claimed(txn, r) for r in rows]
 
 
 def already_sent(txn: Txn, message_key: str, rcpts: list[str]) -> set[str]:
@@ -312,17 +364,19 @@ def _update_row(txn: Txn, result: Result) -> bool:
     state = {**row.state, **result.outcomes}
     errors = [f"{r}: {s[1]} {s[2]}" for r, s in state.items() if s[0] in ("failed", "retry")]
     last_error = "; ".join(errors)[:2000] or None
+    sealed = _seal_texts(txn, row.id, row.key_user, last_error, state)
+    texts = ("rcpt_state = NULL, last_error = NULL, error_s = ?, state_s = ?, kv = ?, key_user = ?")
     if result.final:
         status = "sent" if any(s[0] == "sent" for s in state.values()) else "failed"
-        txn.execute("UPDATE outbound_queue SET status = ?, rcpt_state = ?, attempts = attempts + 1,"
-                    " last_error = ?, lease_until = 0, signed_headers = COALESCE(?, signed_headers)"
+        txn.execute(f"UPDATE outbound_queue SET status = ?, {texts}, attempts = attempts + 1,"
+                    " lease_until = 0, signed_headers = COALESCE(?, signed_headers)"
                     " WHERE id = ? AND status = 'sending'",
-                    (status, json.dumps(state), last_error, result.signed_headers, row.id))
+                    (status, *sealed, result.signed_headers, row.id))
         return txn.rowcount > 0
-    txn.execute("UPDATE outbound_queue SET status = 'queued', rcpt_state = ?, attempts = attempts + 1,"
-                " last_error = ?, next_attempt_at = ?, lease_until = 0, warned = ?,"
+    txn.execute(f"UPDATE outbound_queue SET status = 'queued', {texts}, attempts = attempts + 1,"
+                " next_attempt_at = ?, lease_until = 0, warned = ?,"
                 " signed_headers = COALESCE(?, signed_headers) WHERE id = ? AND status = 'sending'",
-                (json.dumps(state), last_error, result.next_attempt_at, int(row.warned or result.warned),
+                (*sealed, result.next_attempt_at, int(row.warned or result.warned),
                  result.signed_headers, row.id))
     return False
 
@@ -341,3 +395,29 @@ def counts(txn: Txn) -> dict[str, int]:
     """Rows per state, ``held`` apart from ``queued`` (``/api/admin/queue``, health, metrics)."""
     return {str(r[0]): int(r[1]) for r in txn.query(
         f"SELECT {_STATE}, COUNT(*) FROM outbound_queue q GROUP BY {_STATE}")}
+
+
+# -- at rest -----------------------------------------------------------------------------------
+
+# rows whose texts are still in plaintext, or sealed under a user's retired data key
+_PENDING = ("q.last_error IS NOT NULL OR q.rcpt_state IS NOT NULL OR (q.key_user IS NOT NULL AND q.kv > 0"
+            f" AND q.kv < {active_version_sql('q.key_user')})")
+
+
+class QueueTable:
+    """The ``AtRestTable`` of the outbound queue's texts (remote servers' replies)."""
+
+    name = "queue"
+
+    def pending(self, txn: Txn) -> int:
+        return int(txn.scalar(f"SELECT COUNT(*) FROM outbound_queue q WHERE {_PENDING}"))
+
+    def convert(self, txn: Txn, keyring: Keyring, limit: int) -> int:
+        rows = txn.query(f"SELECT q.id, q.key_user, q.last_error, q.rcpt_state, q.error_s, q.state_s"
+                         f" FROM outbound_queue q WHERE {_PENDING} ORDER BY q.id LIMIT ?", (int(limit),))
+        for queue_id, key_user, *texts in rows:
+            error, state = _texts(txn, int(queue_id), key_user, *texts)
+            sealed = _seal_texts(txn, int(queue_id), key_user, error, state if texts[1] or texts[3] else None)
+            txn.execute("UPDATE outbound_queue SET last_error = NULL, rcpt_state = NULL, error_s = ?, state_s = ?,"
+                        " kv = ?, key_user = ? WHERE id = ?", (*sealed, queue_id))
+        return len(rows)

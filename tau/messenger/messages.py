@@ -122,16 +122,23 @@ def post(txn: Txn, sender_id: int, sender: str, sender_device: int, conv_id: int
     k = key(txn, sender_id)
     ctx = _context(conv_id, sender_id, now_ms)
     txn.commit_in_id_order(MESSAGE_ORDER)
-    msg_id = int(txn.scalar("INSERT INTO msg_messages (conversation_id, sender_id, sender_device, created_at, body,"
-                            " attachments, body_s, attachments_s, key_user, kv)"
-                            " VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?) RETURNING id",
-                            (conv_id, sender_id, sender_device, now_ms, None if body is None else "",
-                             None if body is None else k.seal(ctx + "|body", body),
-                             k.seal(ctx + "|attachments", json.dumps(attachments)) if attachments else None,
-                             sender_id, k.version)))
     ids = {address: uid for uid, address in members.items()}
-    txn.executemany("INSERT INTO msg_queue (user_id, device_id, message_id, envelope) VALUES (?, ?, ?, ?)",
-                    [(ids[u], d, msg_id, env) for u, d, env in deliveries])
+    queue = [(ids[u], d, env) for u, d, env in deliveries]
+    row = (conv_id, sender_id, sender_device, now_ms, None if body is None else "",
+           None if body is None else k.seal(ctx + "|body", body),
+           k.seal(ctx + "|attachments", json.dumps(attachments)) if attachments else None, sender_id, k.version)
+    if txn.engine.name == "postgres" and 0 < len(queue) <= MAX_ONE_STATEMENT:
+        # one round trip for the message and its queue rows: a group commit's batch runs its sends
+        # one after another, so each statement saved is one wait less for all who follow
+        msg_id = int(txn.scalar(
+            f"WITH m AS ({_INSERT_MESSAGE}), q AS (INSERT INTO msg_queue (user_id, device_id, message_id, envelope)"
+            " SELECT v.u, v.d, m.id, v.e FROM m CROSS JOIN (VALUES "
+            + ", ".join(["(?::bigint, ?::bigint, ?::text)"] * len(queue)) + ") AS v(u, d, e))"
+            " SELECT id FROM m", (*row, *[value for entry in queue for value in entry])))
+    else:
+        msg_id = int(txn.scalar(_INSERT_MESSAGE, row))
+        txn.executemany("INSERT INTO msg_queue (user_id, device_id, message_id, envelope) VALUES (?, ?, ?, ?)",
+                        [(u, d, msg_id, env) for u, d, env in queue])
     message = {"id": str(msg_id), "conversation": str(conv_id), "from": sender, "from_device": sender_device,
                "timestamp_ms": now_ms, "encrypted": encrypted}
     if body is not None:
@@ -140,6 +147,10 @@ def post(txn: Txn, sender_id: int, sender: str, sender_device: int, conv_id: int
         message["attachments"] = attachments
     return message, deliveries
 
+
+_INSERT_MESSAGE = ("INSERT INTO msg_messages (conversation_id, sender_id, sender_device, created_at, body, attachments,"
+                   " body_s, attachments_s, key_user, kv) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?) RETURNING id")
+MAX_ONE_STATEMENT = 2000  # queue rows inserted with their message in one statement (PostgreSQL)
 
 _FRAME_SELECT = ("SELECT m.id, m.conversation_id, u.address, m.sender_device, m.created_at, c.encrypted, m.body,"
                  " m.attachments, q.envelope, m.body_s, m.attachments_s, m.key_user"

@@ -264,7 +264,9 @@ class Messenger:
                            {"message": present(message), "deliveries": deliveries})
             return message
 
-        message = await self.db.run("msg_post", post)
+        # grouped (one commit for the sends arriving meanwhile) in a lane of its own: batches run one
+        # at a time, so messages are published in commit order, which is id order
+        message = await self.db.run_in_order("messages", "msg_post", post)
         return {"id": message["id"], "conversation": message["conversation"],
                 "timestamp": rfc3339_ms(message["timestamp_ms"])}
 

@@ -99,6 +99,18 @@ class Txn:
         row = self.query_one(sql, params)
         return row[0] if row else None
 
+    def commit_in_id_order(self, key: int) -> None:
+        """Call before inserting into a table whose readers page by ``id > last seen``: every
+        transaction that does so for ``key`` then takes its ids and commits one after another, so
+        no id below one a reader has seen can commit later (concurrent PostgreSQL transactions
+        would otherwise commit ids out of order, and the reader's cursor would skip the late one)."""
+        if ("commit-order", key) in self.memo:
+            return  # held since an earlier statement of this transaction
+        if self.budget is not None:
+            self.budget.arm()
+        self.engine.lock_commit_order(self._cursor, key)
+        self.memo[("commit-order", key)] = True
+
     @staticmethod
     def in_list(values: Iterable[Any]) -> tuple[str, list[Any]]:
         """``("(?, ?)", [a, b])``: the parenthesised IN list for ``values`` and its parameters
@@ -205,6 +217,7 @@ class Database:
         # SQLite writes through one connection; on PostgreSQL half the pool may commit at once
         # (the rest stays for reads), as the SMTP deliveries' batches do
         self.grouped = GroupCommit(self, 1 if engine.single_connection else max(1, size // 2))
+        self._lanes: dict[str, GroupCommit] = {}
 
     def _opened(self, openfun: Callable[[Any], None] | None) -> Callable[[Any], None]:
         def opened(conn: Any) -> None:
@@ -299,6 +312,16 @@ class Database:
         while others commit share one transaction, each in a savepoint (``tau.storage.group``)."""
         return self.grouped.run(name, fn, *args, **kwargs)
 
+    def run_in_order(self, lane: str, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any
+                     ) -> defer.Deferred[T]:
+        """``run_grouped`` in a lane of its own that runs one batch at a time: each batch's
+        after-commit callbacks have run before the next batch starts, so events published after
+        commit leave in commit order (with ``Txn.commit_in_id_order``: in id order)."""
+        group = self._lanes.get(lane)
+        if group is None:
+            group = self._lanes[lane] = GroupCommit(self, 1)
+        return group.run(name, fn, *args, **kwargs)
+
     def _release(self, outcome: Any, user: str) -> Any:
         """The user's share of the pool is free again; passes ``outcome`` on."""
         self.shares.release(user)
@@ -347,6 +370,10 @@ class SyncDatabase:
 
     def run_grouped(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``run``: one connection has nothing to group."""
+        return self.run(name, fn, *args, **kwargs)
+
+    def run_in_order(self, lane: str, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``run``: one connection runs everything in order."""
         return self.run(name, fn, *args, **kwargs)
 
     def close(self) -> None:

@@ -45,6 +45,7 @@ def run_batch(txn: Txn, jobs: list[_Job]) -> list[tuple[bool, Any]]:
     for job in jobs:
         sub = type(txn)(txn._cursor, txn.engine, txn.budget, txn.now)
         sub.keyring, sub.memo = txn.keyring, txn.memo  # stores seal user content through the batch's keyring
+        memo = dict(txn.memo)
         txn.execute("SAVEPOINT tau_group")
         try:
             result = job.fn(sub, *job.args, **job.kwargs)
@@ -53,6 +54,10 @@ def run_batch(txn: Txn, jobs: list[_Job]) -> list[tuple[bool, Any]]:
                 raise  # the whole batch: retried, or run one by one
             txn.execute("ROLLBACK TO SAVEPOINT tau_group")
             txn.execute("RELEASE SAVEPOINT tau_group")
+            # what the job looked up or made is gone with its savepoint (a key made on first use,
+            # a lock taken): the next job must not trust a memo of it
+            txn.memo.clear()
+            txn.memo.update(memo)
             outcomes.append((False, exc))
             continue
         txn.execute("RELEASE SAVEPOINT tau_group")

@@ -143,3 +143,33 @@ def test_every_write_of_a_batch_seals_with_the_database_keyring(held: Any, regis
     held.pool_held.run_next()
     assert all(r == [None] for r in later) and held.grouped.batches == 1
     assert seen == [registry.keyring] * 4
+
+
+def test_a_refused_write_takes_its_memo_with_it(held: Any, registry: Any) -> None:
+    """What a write looked up or made inside its savepoint (a key made on first use, a lock) is
+    rolled back with it: the next write of the batch must not find it in the transaction's memo."""
+    seen: list[Any] = []
+
+    def remember_then_refuse(txn: Txn) -> None:
+        txn.memo["made"] = True
+        raise Refused("x")
+
+    def look(txn: Txn) -> None:
+        seen.append(txn.memo.get("made"))
+
+    outcome(held.run_grouped("t", look))
+    bad = outcome(held.run_grouped("t", remember_then_refuse))
+    outcome(held.run_grouped("t", look))
+    held.pool_held.run_next()
+    held.pool_held.run_next()
+    assert bad[0].check(Refused) and seen == [None, None] and held.grouped.batches == 1
+
+
+def test_an_ordered_lane_runs_one_batch_at_a_time_and_calls_back_in_order(held: Any, registry: Any) -> None:
+    held.grouped = GroupCommit(held, concurrency=4)  # as on PostgreSQL: the lane does not use it
+    calls: list[str] = []
+    got = [outcome(held.run_in_order("lane", "t", add, f"g{i}.test", calls)) for i in range(6)]
+    while held.pool_held.held:
+        assert len(held.pool_held.held) == 1  # the next batch waits for the last one's callbacks
+        held.pool_held.run_next()
+    assert [g[0] for g in got] == calls == [f"g{i}.test" for i in range(6)]

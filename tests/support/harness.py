@@ -41,6 +41,9 @@ class ImmediateDatabase:
     def run_grouped(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred:
         return self.run(name, fn, *args, **kwargs)
 
+    def run_in_order(self, lane: str, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> defer.Deferred:
+        return self.run(name, fn, *args, **kwargs)
+
     def start(self) -> None:
         pass
 

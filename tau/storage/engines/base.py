@@ -40,6 +40,10 @@ class Engine(ABC):
     def lock_for_migration(self, cursor: Any) -> None:  # noqa: B027 - optional hook, no-op by default
         """Serialise migrations between nodes starting at once."""
 
+    def lock_commit_order(self, cursor: Any, key: int) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Hold ``key`` until this transaction ends, so writers holding it commit one after another
+        (SQLite's single writer already does)."""
+
     def set_session_timeout(self, conn: Any, seconds: float) -> None:  # noqa: B027 - optional hook
         """The statement budget of a new pooled connection (engines that enforce it server-side)."""
 

@@ -75,6 +75,9 @@ class PostgresEngine(Engine):
     def lock_for_migration(self, cursor: Any) -> None:
         cursor.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
 
+    def lock_commit_order(self, cursor: Any, key: int) -> None:
+        cursor.execute(f"SELECT pg_advisory_xact_lock({int(key)})")
+
     def is_retryable(self, exc: BaseException) -> bool:
         import psycopg2.errors
 

@@ -9,6 +9,7 @@ import imaplib
 import json
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,3 +102,30 @@ def test_a_user_who_is_no_admin_sees_no_admin_view_and_the_api_refuses(browser: 
     assert status == 403  # bob's own browser session
     assert daemon.http("GET", "/api/admin/users", token=daemon.token(BOB, PASSWORD))[0] == 403
     page.context.close()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
+def test_the_admin_and_chat_views_are_photographed(browser: Any, daemon: TauDaemon, width: int, height: int) -> None:
+    """Screenshots of the shell's Admin and Chat views (issue 19: every page at both sizes), into
+    tests/web/screenshots; the phone size in the dark theme, as the other views' pictures."""
+    expect = sync_api.expect
+    scheme = "dark" if width < 600 else "light"
+    page = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme).new_page()
+    page.goto(daemon.url + "/")
+    page.get_by_label("Email").fill(ALICE)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("navigation", name="Apps").wait_for()
+    page.goto(daemon.url + "/#admin")
+    expect(page.get_by_role("table", name="Users")).to_contain_text(BOB)
+    _shoot(page, f"admin-{width}x{height}")
+    page.goto(daemon.url + "/#chat")
+    expect(page.get_by_role("navigation", name="Chats")).to_be_visible()
+    _shoot(page, f"chat-{width}x{height}")
+    page.context.close()
+
+
+def _shoot(page: Any, name: str) -> None:
+    shots = Path(__file__).resolve().parents[1] / "web" / "screenshots"
+    page.wait_for_timeout(300)  # the last render settles
+    page.screenshot(path=str(shots / f"{name}.png"))

@@ -169,8 +169,15 @@ def test_a_peer_that_closes_and_never_reads_is_reset_after_the_close_timeout(dae
         assert status == 201, body
     sock.sendall(encode_frame(CLOSE, struct.pack(">H", 1000)))
     time.sleep(15)  # the close handshake timeout is 5 s
-    with pytest.raises(ConnectionResetError):
-        while sock.recv(65536):
-            pass
+    received, reset = 0, False
+    try:
+        while chunk := sock.recv(65536):
+            received += len(chunk)
+    except ConnectionResetError:
+        reset = True
     sock.close()
+    # Given up on: reset after the timeout, or (when the socket's bounded queue overflowed first
+    # and was dropped with a 1013) ended after what the kernel already held. A server that waited
+    # forever would instead hand over all 110 messages once the peer reads again.
+    assert reset or received < 110 * len(blob), received
     no_errors_logged(daemon)

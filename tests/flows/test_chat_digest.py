@@ -12,6 +12,7 @@ import asyncio
 import email
 import email.policy
 import imaplib
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,9 +28,6 @@ pytestmark = pytest.mark.e2e
 PASSWORD = "secret-Pa55"
 NAMES = ("alice", "bob", "carol", "dave", "erin")
 AFTER = 2
-# The cluster test sends eight messages over two nodes before any may be summarised; under a
-# loaded suite that can take longer than AFTER, so its threshold is wider.
-CLUSTER_AFTER = 6
 SECRETS: list[str] = []
 
 
@@ -172,7 +170,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     folder = tmp_path_factory.mktemp("digest-cluster")
     pg = PostgresDatabase("tau_digest_cluster")
     redis, moto = RedisServer().start(), MotoServer().start()
-    env = {"TAU_REDIS_URL": redis.url(0), **moto.env("tau-digest"), "TAU_FLOWS_CHAT_DIGEST_AFTER": str(CLUSTER_AFTER)}
+    env = {"TAU_REDIS_URL": redis.url(0), **moto.env("tau-digest"), "TAU_FLOWS_CHAT_DIGEST_AFTER": str(AFTER)}
     nodes = Cluster(folder, 2, pg.url, env, listeners=("imap", "http")).init(tuple(addr(n) for n in NAMES),
                                                                             PASSWORD).start()
     try:
@@ -185,6 +183,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def test_in_a_cluster_each_digest_is_sent_by_one_node_only(cluster: Cluster) -> None:
+    """Both nodes run digest rounds over the same users: every message is summarised exactly once,
+    and every digest in a mailbox was delivered by one node (one log line each). A round only
+    summarises messages older than the delay, so two sends can land in one digest or in two,
+    depending on where the round's tick falls between them; the count per message is what holds."""
     a, b = cluster.nodes
 
     async def scenario() -> None:
@@ -196,12 +198,22 @@ def test_in_a_cluster_each_digest_is_sent_by_one_node_only(cluster: Cluster) -> 
                 await alice.send(secret(), to=addr(name))
 
     run(scenario())
+    deadline = time.monotonic() + 30 + 2 * AFTER
+    while time.monotonic() < deadline and sum(summarised(digests(a, n)) for n in NAMES[1:]) < 8:
+        time.sleep(0.5)
+    time.sleep(2 * AFTER + 2)                   # rounds keep running on both nodes
+    delivered = 0
     for name in NAMES[1:]:
-        [digest] = wait_for(b if name in ("bob", "dave") else a, name, 1, timeout=20 + CLUSTER_AFTER)
-        assert "You have 2 unread messages in 1 conversation: from alice@example.test (2)." in digest
-    time.sleep(2 * CLUSTER_AFTER + 2)           # rounds keep running on both nodes
-    for name in NAMES[1:]:
-        assert len(digests(a, name)) == 1 and len(digests(b, name)) == 1, name
+        on_a, on_b = digests(a, name), digests(b, name)
+        assert len(on_a) == len(on_b) >= 1, name  # one mailbox, seen through either node
+        assert summarised(on_a) == 2, (name, on_a)
+        delivered += len(on_a)
     logs = [n.log.read_text() for n in cluster.nodes]
     sent = sum(log.count("chat digest delivered") for log in logs)
-    assert sent == 4, logs
+    assert sent == delivered, logs
+
+
+def summarised(found: list[str]) -> int:
+    """How many chat messages these digests summarise together."""
+    counts = [re.search(r"You have (\d+) unread messages? in", text) for text in found]
+    return sum(int(m.group(1)) for m in counts if m)

@@ -144,8 +144,9 @@ def update(txn: Txn, book_id: int, display_name: str | None, description: str | 
 
 
 def delete(txn: Txn, book_id: int) -> None:
-    """Cards, index rows, changes, props and shares go with it (ON DELETE CASCADE)."""
+    """Cards, index rows, tokens, changes, props and shares go with it (ON DELETE CASCADE)."""
     txn.execute("DELETE FROM ab_index WHERE book_id = ?", (book_id,))
+    txn.execute("DELETE FROM ab_tokens WHERE book_id = ?", (book_id,))
     txn.execute("DELETE FROM ab_books WHERE id = ?", (book_id,))
 
 

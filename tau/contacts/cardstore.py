@@ -10,8 +10,8 @@ At rest (issue 16) a card's name and UID are keyed lookup hashes under the book 
 one indexed query) and the value sealed. The other text matches find candidates in ``ab_tokens``
 (keyed hashes of every three-character piece of each value, framed by a start and an end mark)
 and open only the candidates' values to verify: any substring of three or more characters (two
-for starts-with and ends-with) narrows the search; shorter needles and negated matches open every
-value of the property, as before. Rows from before (``kv = 0``) are read as they are until the
+for starts-with and ends-with) narrows the search; shorter needles, negated matches and UID
+substrings open every value of the property, as before. Rows from before (``kv = 0``) are read as they are until the
 converter seals them; lookups try both forms meanwhile.
 """
 
@@ -196,6 +196,9 @@ MAX_NEEDLE_PIECES = 8
 #: more candidates than this: one pass over the property's rows (still opening the candidates only)
 MAX_ID_LIST = 1000
 _TOKEN_ROWS = 300
+#: properties whose values get tokens: a UID is searched by ``equals`` (its keyed hash), so a UID
+#: substring search opens every UID instead of adding a quarter of a card's tokens to each write
+TOKENISED = frozenset({"FN", "EMAIL", "TEL", "NICKNAME"})
 
 
 def _pieces(text: str) -> set[str]:
@@ -213,7 +216,7 @@ def needle_terms(prop: str, needle: str, how: str) -> list[str] | None:
     framed = {"contains": needle, "starts-with": START + needle, "ends-with": needle + END,
               "equals": START + needle + END}[how]
     pieces = sorted(_pieces(framed))
-    if not pieces:
+    if not pieces or prop not in TOKENISED:
         return None
     if len(pieces) > MAX_NEEDLE_PIECES:  # a subset still finds every match
         step = len(pieces) / MAX_NEEDLE_PIECES
@@ -224,7 +227,8 @@ def needle_terms(prop: str, needle: str, how: str) -> list[str] | None:
 def _add_tokens(txn: Txn, k: UserKey, book_id: int, card_id: int, values: Sequence[tuple[str, str]]) -> None:
     terms: set[str] = set()
     for prop, value in values:
-        terms |= value_terms(prop, value)
+        if prop in TOKENISED:
+            terms |= value_terms(prop, value)
     tokens = sorted(set(k.tokens(TOKENS, terms)))
     for i in range(0, len(tokens), _TOKEN_ROWS):
         part = tokens[i:i + _TOKEN_ROWS]

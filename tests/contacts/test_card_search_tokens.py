@@ -65,6 +65,7 @@ def test_short_needles_starts_with_ends_with_and_negation_match_as_before(book: 
     assert _names(book, "FN", "t", "ends-with") == ["ben.vcf"]
     assert _names(book, "FN", "00 ", "contains", "yes") == ["clara.vcf"]
     assert _names(book, "FN", "anna 00100 müller", "equals") == ["anna.vcf"]
+    assert _names(book, "UID", "ar") == ["clara.vcf"] and _names(book, "UID", "ben", "starts-with") == ["ben.vcf"]
 
 
 def test_a_contains_search_decrypts_only_the_candidates(book: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -254,9 +254,12 @@ def _values(txn: Txn, book_id: int, prop: str, ids: set[int] | None) -> list[tup
         return every if ids is None else [r for r in every if int(r[0]) in ids]
     rows: list[tuple[Any, ...]] = []
     ordered = sorted(ids)
+    # "+book_id": not an index term, so the planner starts from the ids (SQLite without statistics
+    # would rather walk every value of the property in the book and test each card id)
+    by_id = "SELECT card_id, value, value_s FROM ab_index WHERE +book_id = ? AND prop = ? AND card_id IN"
     for i in range(0, len(ordered), 500):
         part = ordered[i:i + 500]
-        rows += txn.query(f"{select} AND card_id IN ({placeholders(len(part))})", (book_id, prop, *part))
+        rows += txn.query(f"{by_id} ({placeholders(len(part))})", (book_id, prop, *part))
     return rows
 
 

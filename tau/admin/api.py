@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from tau.admin import audit, invites, usage_store
+from tau.admin.args import limit_arg
 from tau.admin.domains_api import domain_routes
 from tau.admin.users_api import user_routes
 from tau.auth import accounts, passwords, totp
@@ -226,10 +227,7 @@ def _health_routes(registry: Registry, run: Run) -> Routes:
     async def security_events(request: Any) -> Response:
         """Recent failed and throttled logins and admin actions on this node, newest first."""
         require_admin(request)
-        try:
-            limit = max(1, min(500, int(query_arg(request, "limit", "100") or 100)))
-        except ValueError:
-            raise HttpError(400, "invalid_limit", "limit must be a number")
+        limit = limit_arg(request, 500)
         items = registry.throttle.events.recent(limit, query_arg(request, "kind") or None)
         return json_response({"items": items, "next_cursor": None})
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from tau.admin.args import limit_arg
 from tau.http.errors import HttpError
 from tau.http.router import Response, json_response, query_arg
 from tau.mail.store import queue
@@ -40,10 +41,7 @@ def _queue_id(text: str) -> int:
 def queue_routes(registry: Registry, run: Run, require_admin: Callable[[Any], Any]) -> Routes:
     async def list_queue(request: Any) -> Response:
         require_admin(request)
-        try:
-            limit = max(1, min(1000, int(query_arg(request, "limit", "100") or 100)))
-        except ValueError:
-            raise HttpError(400, "invalid_limit", "limit must be a number")
+        limit = limit_arg(request, 1000)
         status = query_arg(request, "status") or None
         if status is not None and status not in queue.STATES:
             raise HttpError(400, "invalid_status", f"status is one of {', '.join(queue.STATES)}")

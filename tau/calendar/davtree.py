@@ -9,7 +9,6 @@ leak), and a read-only share refuses writes with 403 ``DAV:need-privileges``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from tau.calendar import ical, store
@@ -18,13 +17,14 @@ from tau.calendar.domain import Calendars, Owner
 from tau.calendar.ical import InvalidObject
 from tau.calendar.objects import ObjectRow
 from tau.calendar.store import Access, CalendarError, CalendarRow
+from tau.dav.collections import Fixed, MemberResource, SizedBody, StoredCollection, SyncTokens
 from tau.dav.errors import DavError
 from tau.dav.paths import encode_path
 from tau.dav.resource import Collection, DavProvider, Resolved, Resource, SyncResult
-from tau.http.sinks import WriteOnlyBody
 
 C = "{urn:ietf:params:xml:ns:caldav}"
 TOKEN_PREFIX = "urn:tau:calendar:sync:"
+TOKENS = SyncTokens(TOKEN_PREFIX)
 READ_ONLY = DavError(403, "read-only calendar", "<D:need-privileges/>")
 
 
@@ -32,25 +32,6 @@ def dav_error(exc: InvalidObject | CalendarError) -> DavError:
     if isinstance(exc, InvalidObject):
         return DavError(exc.status, exc.message, exc.xml())
     return DavError(exc.status, exc.message)
-
-
-class Fixed(Collection):
-    """A virtual collection with a fixed name and members."""
-
-    writable = False
-
-    def __init__(self, name: str, items: list[Resource] | None = None, types: tuple[str, ...] = ()) -> None:
-        self._name, self._items, self.resource_types = name, items or [], types
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    async def members(self) -> list[Resource]:
-        return list(self._items)
-
-    async def member(self, name: str) -> Resource | None:
-        return next((m for m in self._items if m.name == name), None)
 
 
 class Principal(Fixed):
@@ -64,16 +45,14 @@ class Principal(Fixed):
         return self.user.address
 
 
-class CalendarObject(Resource):
+class CalendarObject(MemberResource):
     """One calendar object resource (RFC 4791 §4.1)."""
 
-    def __init__(self, row: ObjectRow, access: Access | None = None, hide_etag: bool = False) -> None:
-        self.row, self.access, self.hide_etag = row, access, hide_etag
-        self.writable = access.writable if access is not None else True
+    row: ObjectRow
 
-    @property
-    def name(self) -> str:
-        return self.row.name
+    def __init__(self, row: ObjectRow, access: Access | None = None, hide_etag: bool = False) -> None:
+        super().__init__(row, access)
+        self.hide_etag = hide_etag
 
     def etag(self) -> str | None:
         return None if self.hide_etag else self.row.etag
@@ -81,46 +60,18 @@ class CalendarObject(Resource):
     def content_type(self) -> str | None:
         return f"text/calendar; charset=utf-8; component={self.row.component.lower()}"
 
-    def content_length(self) -> int | None:
-        return self.row.size
 
-    def last_modified(self) -> float | None:
-        return float(self.row.modified_at)
-
-    def creation_date(self) -> float | None:
-        return float(self.row.created_at)
-
-    async def open(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:  # type: ignore[override]
-        data = (self.row.data or "").encode("utf-8")
-        yield data[start:end]
-
-
-class CalendarCollection(Collection):
+class CalendarCollection(StoredCollection):
     """A calendar (RFC 4791 §4.2) or the scheduling inbox (RFC 6638 §2.2), as one user sees it."""
 
     def __init__(self, cals: Calendars, user: Owner, access: Access) -> None:
         self.cals, self.user, self.access = cals, user, access
         self.cal: CalendarRow = access.calendar
+        self.stored = self.cal
         self.writable = access.writable
         inbox = self.cal.kind == "inbox"
         self.resource_types = (C + "schedule-inbox",) if inbox else (C + "calendar",)
         self._props: dict[str, str] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.access.name
-
-    def etag(self) -> str | None:
-        return f'"{self.cal.id}-{self.cal.sync_seq}"'
-
-    def display_name(self) -> str | None:
-        return self.cal.display_name or self.cal.name
-
-    def last_modified(self) -> float | None:
-        return float(self.cal.modified_at)
-
-    def creation_date(self) -> float | None:
-        return float(self.cal.created_at)
 
     def _wrap(self, row: ObjectRow) -> CalendarObject:
         return CalendarObject(row, self.access)
@@ -186,22 +137,14 @@ class CalendarCollection(Collection):
         return self._wrap(row)
 
     def sync_token(self) -> str | None:
-        return f"{TOKEN_PREFIX}{self.cal.id}-{self.cal.sync_seq}"
+        return TOKENS.token(self.cal.id, self.cal.sync_seq)
 
     async def sync_changes(self, token: str | None, infinite: bool) -> SyncResult:
         from tau.calendar import objects
 
-        since = 0
-        if token is not None:
-            since = _parse_token(token, self.cal)
+        since = 0 if token is None else TOKENS.parse(token, self.cal.id, self.cal.sync_seq)
         state = await self.cals.run("cal_sync", objects.sync_state, self.cal.id, since, readonly=True)
-        if state is None:
-            raise DavError(403, "sync token too old; sync again from scratch", "<D:valid-sync-token/>")
-        seq, changed, removed = state
-        result = SyncResult(f"{TOKEN_PREFIX}{self.cal.id}-{seq}")
-        result.changed = [([row.name], self._wrap(row)) for row in changed]
-        result.removed = [[name] for name in removed]
-        return result
+        return TOKENS.result(self.cal.id, state, self._wrap)
 
     async def dead_properties(self) -> dict[str, str]:
         if self._props is None:
@@ -220,16 +163,6 @@ class CalendarCollection(Collection):
 
         await self.cals.run("cal_proppatch", txn_fn)
         self._props = None
-
-
-def _parse_token(token: str, cal: CalendarRow) -> int:
-    bad = DavError(403, "invalid sync token", "<D:valid-sync-token/>")
-    if not token.startswith(TOKEN_PREFIX):
-        raise bad
-    cal_id, _, seq = token[len(TOKEN_PREFIX):].partition("-")
-    if not cal_id.isdigit() or not seq.isdigit() or int(cal_id) != cal.id or int(seq) > cal.sync_seq:
-        raise bad
-    return int(seq)
 
 
 class Home(Collection):
@@ -355,32 +288,12 @@ class CalendarProvider(DavProvider):
         return Resolved(segments, resource, collection, canonical + (rest[2],))
 
 
-class CalendarBody(WriteOnlyBody):
-    """PUT body sink for calendar objects: kept in memory up to ``limit``, then discarded.
-
-    Over the limit the PUT is refused with ``CALDAV:max-resource-size`` (RFC 4791 §5.3.2.1)
-    without ever holding more than ``limit`` bytes.
-    """
+class CalendarBody(SizedBody):
+    """PUT body sink for calendar objects: over ``limit`` the PUT is refused with
+    ``CALDAV:max-resource-size`` (RFC 4791 §5.3.2.1) without ever holding more than ``limit`` bytes."""
 
     def __init__(self, request: Any, length: int | None, limit: int = ical.MAX_RESOURCE_SIZE) -> None:
-        self._buf = bytearray()
-        self.limit = limit
-        self.overflowed = length is not None and length > limit
-        self.size = 0
+        super().__init__(request, length, limit)
 
-    def write(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.overflowed:
-            return
-        if len(self._buf) + len(data) > self.limit:
-            self.overflowed, self._buf = True, bytearray()
-            return
-        self._buf += data
-
-    async def finish(self) -> bytes:
-        if self.overflowed:
-            raise dav_error(InvalidObject("max-resource-size", f"calendar object over {self.limit} bytes"))
-        return bytes(self._buf)
-
-    async def abort(self) -> None:
-        self._buf = bytearray()
+    def too_large(self) -> Exception:
+        return dav_error(InvalidObject("max-resource-size", f"calendar object over {self.limit} bytes"))

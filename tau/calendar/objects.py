@@ -23,13 +23,15 @@ from tau.atrest.keyring import UserKey
 from tau.atrest.sealed import SealedTable, key, open_json, seal_json
 from tau.calendar.ical import LONG_SPAN, ParsedObject, etag_of
 from tau.calendar.store import CalendarError
-from tau.storage.database import Txn, placeholders
+from tau.dav.member_store import MemberTable
+from tau.storage.database import Txn
 
 TOMBSTONES = 2000           # deleted names remembered per calendar for sync-collection
 FLOAT_MARGIN = 14 * 3600 + 1
 _COLS = "id, calendar_id, name, uid, component, etag, size, created_at, modified_at, indexed_until, meta_s"
 _DATA = ", data, data_s"
 NAME, UID = "cal.name", "cal.uid"
+MEMBERS = MemberTable("cal_objects", "cal_calendars", "calendar_id", "cal_changes", NAME, TOMBSTONES)
 
 
 @dataclass(frozen=True)
@@ -47,24 +49,9 @@ class ObjectRow:
     data: str | None = None
 
 
-def owner_key(txn: Txn, calendar_id: int) -> UserKey:
-    """The calendar owner's keys (objects, changes and the calendar's own fields are sealed under them)."""
-    memo = txn.memo.get(("cal-owner", calendar_id))
-    if memo is None:
-        memo = txn.memo[("cal-owner", calendar_id)] = int(
-            txn.scalar("SELECT user_id FROM cal_calendars WHERE id = ?", (calendar_id,)) or 0)
-    return key(txn, int(memo))
-
-
-def _ctx(calendar_id: int, lookup: str, part: str = "") -> str:
-    return f"cal_objects{part}|{calendar_id}|{lookup}"
-
-
-def open_data(txn: Txn, calendar_id: int, stored_name: str, data: str, data_s: Any) -> str:
-    """An object's iCalendar text from its row (sealed, or a row still in plaintext)."""
-    if data_s is None:
-        return data
-    return owner_key(txn, calendar_id).open_text(_ctx(calendar_id, stored_name, ".data"), data_s)
+owner_key = MEMBERS.owner_key
+_ctx = MEMBERS.context
+open_data = MEMBERS.open_data
 
 
 def _row(txn: Txn, r: Sequence[Any], with_data: bool = False) -> ObjectRow:
@@ -123,55 +110,18 @@ def members(txn: Txn, calendar_id: int, with_data: bool = False) -> list[ObjectR
 def many(txn: Txn, calendar_id: int, names: Sequence[str]) -> dict[str, ObjectRow]:
     """Objects by name with their data (calendar-multiget), in chunks of 250 names."""
     out: dict[str, ObjectRow] = {}
-    names = list(dict.fromkeys(names))
-    k = owner_key(txn, calendar_id)
-    for i in range(0, len(names), 250):
-        chunk = names[i:i + 250]
-        wanted = [k.lookup(NAME, n) for n in chunk] + chunk
-        marks = placeholders(len(wanted))
-        for r in txn.query(f"SELECT {_COLS}{_DATA} FROM cal_objects WHERE calendar_id = ? AND name IN ({marks})",
-                           (calendar_id, *wanted)):
-            row = _row(txn, r, True)
-            if row.name not in out or r[10] is not None:
-                out[row.name] = row
+    for r in MEMBERS.rows_named(txn, calendar_id, names, _COLS + _DATA):
+        row = _row(txn, r, True)
+        if row.name not in out or r[10] is not None:
+            out[row.name] = row
     return out
 
 
 def with_ids(txn: Txn, ids: Sequence[int]) -> list[ObjectRow]:
-    out: list[ObjectRow] = []
-    ids = list(dict.fromkeys(ids))
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        marks = placeholders(len(chunk))
-        out += [_row(txn, r, True) for r in txn.query(f"SELECT {_COLS}{_DATA} FROM cal_objects WHERE id IN ({marks})",
-                                                      chunk)]
-    return out
+    return [_row(txn, r, True) for r in MEMBERS.rows_with_ids(txn, ids, _COLS + _DATA)]
 
 
-def _bump(txn: Txn, calendar_id: int, name: str, deleted: bool) -> int:
-    """Next sync sequence of the calendar, with ``name`` recorded as changed (RFC 6578 §3)."""
-    txn.execute("UPDATE cal_calendars SET sync_seq = sync_seq + 1, modified_at = ? WHERE id = ?",
-                (int(txn.now), calendar_id))
-    seq = int(txn.scalar("SELECT sync_seq FROM cal_calendars WHERE id = ?", (calendar_id,)))
-    k = owner_key(txn, calendar_id)
-    lookup = k.lookup(NAME, name)
-    txn.execute("DELETE FROM cal_changes WHERE calendar_id = ? AND name IN (?, ?)", (calendar_id, lookup, name))
-    txn.execute("INSERT INTO cal_changes (calendar_id, name, seq, deleted, name_s, kv) VALUES (?, ?, ?, ?, ?, ?)",
-                (calendar_id, lookup, seq, 1 if deleted else 0, k.seal(f"cal_changes|{calendar_id}|{lookup}", name),
-                 k.version))
-    if deleted and seq % 100 == 0:
-        _prune(txn, calendar_id)
-    return seq
-
-
-def _prune(txn: Txn, calendar_id: int) -> None:
-    """Forget the oldest tombstones beyond TOMBSTONES; tokens older than them must resync."""
-    cut = txn.scalar("SELECT seq FROM cal_changes WHERE calendar_id = ? AND deleted = 1 ORDER BY seq DESC"
-                     f" LIMIT 1 OFFSET {TOMBSTONES}", (calendar_id,))
-    if cut is not None:
-        txn.execute("DELETE FROM cal_changes WHERE calendar_id = ? AND deleted = 1 AND seq <= ?", (calendar_id, cut))
-        txn.execute("UPDATE cal_calendars SET pruned_seq = ? WHERE id = ? AND pruned_seq < ?",
-                    (cut, calendar_id, cut))
+_bump = MEMBERS.bump
 
 
 def put(txn: Txn, calendar_id: int, name: str, parsed: ParsedObject, if_etag: str | None = None,
@@ -241,10 +191,7 @@ def sync_state(txn: Txn, calendar_id: int, since: int) -> tuple[int, list[Object
         return None
     if not since:
         return seq, members(txn, calendar_id), []
-    k = owner_key(txn, calendar_id)
-    changed = [(r[0] if r[2] is None else k.open_text(f"cal_changes|{calendar_id}|{r[0]}", r[2]), r[1])
-               for r in txn.query("SELECT name, deleted, name_s FROM cal_changes WHERE calendar_id = ? AND seq > ?"
-                                  " ORDER BY seq", (calendar_id, since))]
+    changed = [(name, deleted) for name, _seq, deleted in MEMBERS.changed_since(txn, calendar_id, since)]
     live = many(txn, calendar_id, [r[0] for r in changed if not r[1]])
     removed = [r[0] for r in changed if r[1] or r[0] not in live]
     return seq, [live[r[0]] for r in changed if r[0] in live], removed
@@ -317,21 +264,8 @@ def _convert_object(txn: Txn, k: UserKey, row: Sequence[Any]) -> None:
                  k.seal(_ctx(calendar_id, name_h, ".data"), text), k.version, object_id))
 
 
-def _convert_change(txn: Txn, k: UserKey, row: Sequence[Any]) -> None:
-    _owner, calendar_id, stored, name_s = row
-    name = stored if name_s is None else k.open_text(f"cal_changes|{calendar_id}|{stored}", name_s)
-    lookup = k.lookup(NAME, name)
-    if stored != lookup and txn.scalar("SELECT 1 FROM cal_changes WHERE calendar_id = ? AND name = ?",
-                                       (calendar_id, lookup)):  # changed again since: the newer row stays
-        txn.execute("DELETE FROM cal_changes WHERE calendar_id = ? AND name = ?", (calendar_id, stored))
-        return
-    txn.execute("UPDATE cal_changes SET name = ?, name_s = ?, kv = ? WHERE calendar_id = ? AND name = ?",
-                (lookup, k.seal(f"cal_changes|{calendar_id}|{lookup}", name), k.version, calendar_id, stored))
-
-
 def atrest_tables() -> list[SealedTable]:
     join = " JOIN cal_calendars c ON c.id = t.calendar_id"
     return [SealedTable("cal_objects", "cal_objects", "c.user_id",
                         "t.id, t.calendar_id, t.name, t.uid, t.meta_s, t.data, t.data_s", _convert_object, join),
-            SealedTable("cal_changes", "cal_changes", "c.user_id", "t.calendar_id, t.name, t.name_s",
-                        _convert_change, join)]
+            MEMBERS.changes_atrest_table()]

@@ -12,13 +12,13 @@ and time zone.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from tau.atrest.keyring import UserKey
-from tau.atrest.sealed import SealedTable, key, open_json, seal_json
-from tau.auth import accounts
+from tau.atrest.sealed import SealedTable
+from tau.dav.collection_store import CollectionTable, share_alias, valid_name
+from tau.dav.collection_store import user_id as user_id  # the domain's own name for it
+from tau.dav.collections import CollectionError
 from tau.storage.database import Txn
 
 DEFAULTS = (("calendar", "Calendar", "VEVENT,VJOURNAL"), ("tasks", "Tasks", "VTODO"))
@@ -26,13 +26,11 @@ INBOX, OUTBOX = "inbox", "outbox"
 RESERVED = {INBOX, OUTBOX}
 _COLS = ("c.id, c.user_id, u.address, c.name, c.kind, c.display_name, c.description, c.color, c.sort_order,"
          " c.timezone, c.components, c.sync_seq, c.pruned_seq, c.created_at, c.modified_at, c.sealed")
-_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,128}$")
+TABLE = CollectionTable("cal_calendars", "cal_props", "cal_shares", "calendar_id")
 
 
-class CalendarError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class CalendarError(CollectionError):
+    """A calendar or calendar object refused (the DAV collection error of this domain)."""
 
 
 @dataclass(frozen=True)
@@ -68,28 +66,14 @@ class Access:
         return self.calendar.id
 
 
-def _ctx(owner_id: int, name: str) -> str:
-    return f"cal_calendars|{owner_id}|{name}"
-
-
-def _sealed(txn: Txn, owner_id: int, name: str, display_name: str, description: str = "") -> tuple[bytes, int]:
-    k = key(txn, owner_id)
-    return seal_json(k, _ctx(owner_id, name), {"d": display_name, "s": description}), k.version
+_sealed = TABLE.seal
 
 
 def _row(txn: Txn, r: tuple[Any, ...]) -> CalendarRow:
-    display, description = r[5], r[6]
-    if r[15] is not None:
-        fields = open_json(key(txn, int(r[1])), _ctx(int(r[1]), r[3]), r[15])
-        display, description = fields["d"], fields["s"]
+    display, description = TABLE.labels(txn, int(r[1]), r[3], r[5], r[6], r[15])
     return CalendarRow(int(r[0]), int(r[1]), r[2], r[3], r[4], display, description, r[7],
                        None if r[8] is None else int(r[8]), r[9], tuple(x for x in r[10].split(",") if x),
                        int(r[11]), int(r[12]), int(r[13]), int(r[14]))
-
-
-def user_id(txn: Txn, address: str) -> int | None:
-    user = accounts.get_user(txn, address.lower())
-    return None if user is None else user.id
 
 
 def ensure_defaults(txn: Txn, uid: int) -> None:
@@ -154,7 +138,7 @@ def access(txn: Txn, viewer_id: int, owner_id: int, name: str) -> Access | None:
 
 
 def check_name(name: str) -> None:
-    if not _NAME.match(name) or name in (".", ".."):
+    if not valid_name(name):
         raise CalendarError(400, "invalid_name", "invalid calendar name")
     if name.lower() in RESERVED:
         raise CalendarError(403, "reserved_name", f"{name} is reserved")
@@ -197,10 +181,8 @@ def update(txn: Txn, calendar_id: int, **fields: Any) -> None:
         cal = by_id(txn, calendar_id)
         if cal is None:
             return
-        txn.execute("UPDATE cal_calendars SET display_name = '', description = '', sealed = ?, kv = ?,"
-                    " modified_at = ? WHERE id = ?",
-                    (*_sealed(txn, cal.user_id, cal.name, fields.get("display_name", cal.display_name),
-                              fields.get("description", cal.description)), int(txn.now), calendar_id))
+        TABLE.set_labels(txn, calendar_id, cal.user_id, cal.name, fields.get("display_name", cal.display_name),
+                         fields.get("description", cal.description))
 
 
 def delete(txn: Txn, calendar_id: int) -> None:
@@ -209,16 +191,8 @@ def delete(txn: Txn, calendar_id: int) -> None:
     txn.execute("DELETE FROM cal_calendars WHERE id = ?", (calendar_id,))
 
 
-def props(txn: Txn, calendar_id: int) -> dict[str, str]:
-    return {r[0]: r[1] for r in txn.query("SELECT name, value FROM cal_props WHERE calendar_id = ?", (calendar_id,))}
-
-
-def set_props(txn: Txn, calendar_id: int, to_set: dict[str, str], remove: list[str]) -> None:
-    for name in remove:
-        txn.execute("DELETE FROM cal_props WHERE calendar_id = ? AND name = ?", (calendar_id, name))
-    for name, value in to_set.items():
-        txn.execute("DELETE FROM cal_props WHERE calendar_id = ? AND name = ?", (calendar_id, name))
-        txn.execute("INSERT INTO cal_props (calendar_id, name, value) VALUES (?, ?, ?)", (calendar_id, name, value))
+props = TABLE.props
+set_props = TABLE.set_props
 
 
 # -- sharing --------------------------------------------------------------------------------------
@@ -242,11 +216,7 @@ def share(txn: Txn, owner_id: int, name: str, grantee: str, permission: str) -> 
         return str(existing[0])
     taken = {r[0] for r in txn.query("SELECT name FROM cal_calendars WHERE user_id = ? UNION"
                                      " SELECT name FROM cal_shares WHERE grantee_id = ?", (gid, gid))}
-    base = f"{name}-{cal.owner.split('@')[0]}"[:120]
-    alias, n = base, 1
-    while alias in taken or alias.lower() in RESERVED:
-        n += 1
-        alias = f"{base}-{n}"
+    alias = share_alias(name, cal.owner, taken, RESERVED)
     txn.execute("INSERT INTO cal_shares (calendar_id, grantee_id, name, permission, created_at) VALUES (?, ?, ?, ?, ?)",
                 (cal.id, gid, alias, permission, int(txn.now)))
     return alias
@@ -272,11 +242,7 @@ def _drop_locks(txn: Txn, cal: Any, grantee_id: int) -> None:
         delete_held_within(txn, "/dav", ("calendars", cal.owner, cal.name), str(address))
 
 
-def shares_of(txn: Txn, calendar_id: int) -> list[tuple[str, str]]:
-    """(grantee address, permission) of one calendar."""
-    return [(r[0], r[1]) for r in txn.query("SELECT u.address, s.permission FROM cal_shares s"
-                                            " JOIN users u ON u.id = s.grantee_id WHERE s.calendar_id = ?"
-                                            " ORDER BY u.address", (calendar_id,))]
+shares_of = TABLE.shares_of
 
 
 def mark_imip_seen(txn: Txn, user_id: int, key: str) -> bool:
@@ -288,15 +254,5 @@ def mark_imip_seen(txn: Txn, user_id: int, key: str) -> bool:
     return True
 
 
-def _convert(txn: Txn, k: UserKey, row: Any) -> None:
-    owner, calendar_id, name, display, description, sealed = row
-    if sealed is not None:
-        fields = open_json(k, _ctx(owner, name), sealed)
-        display, description = fields["d"], fields["s"]
-    txn.execute("UPDATE cal_calendars SET display_name = '', description = '', sealed = ?, kv = ? WHERE id = ?",
-                (seal_json(k, _ctx(owner, name), {"d": display, "s": description}), k.version, calendar_id))
-
-
 def atrest_tables() -> list[SealedTable]:
-    return [SealedTable("cal_calendars", "cal_calendars", "t.user_id",
-                        "t.id, t.name, t.display_name, t.description, t.sealed", _convert)]
+    return [TABLE.atrest_table()]

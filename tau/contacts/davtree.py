@@ -9,7 +9,6 @@ read-only share refuses writes with 403 ``DAV:need-privileges``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from tau.contacts import store
@@ -17,14 +16,15 @@ from tau.contacts.cardstore import CardRow
 from tau.contacts.domain import Contacts, Owner
 from tau.contacts.store import Access, ContactsError
 from tau.contacts.vcard import MAX_RESOURCE_SIZE, InvalidCard
+from tau.dav.collections import Fixed, MemberResource, SizedBody, StoredCollection, SyncTokens
 from tau.dav.errors import DavError
 from tau.dav.resource import Collection, DavProvider, Resolved, Resource, SyncResult
-from tau.http.sinks import WriteOnlyBody
 
 NS_CARD = "urn:ietf:params:xml:ns:carddav"
 CARD = "{" + NS_CARD + "}"
 PREFIX = "/dav/addressbooks"
 TOKEN_PREFIX = "urn:tau:contacts:sync:"
+TOKENS = SyncTokens(TOKEN_PREFIX)
 READ_ONLY = DavError(403, "read-only address book", "<D:need-privileges/>")
 
 
@@ -34,80 +34,30 @@ def dav_error(exc: InvalidCard | ContactsError) -> DavError:
     return DavError(exc.status, exc.message)
 
 
-class Fixed(Collection):
-    writable = False
-
-    def __init__(self, name: str, items: list[Resource]) -> None:
-        self._name, self._items = name, items
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    async def members(self) -> list[Resource]:
-        return list(self._items)
-
-    async def member(self, name: str) -> Resource | None:
-        return next((m for m in self._items if m.name == name), None)
-
-
-class CardResource(Resource):
+class CardResource(MemberResource):
     """One address object resource (RFC 6352 §5.1)."""
 
+    row: CardRow
+    access: Access | None
+
     def __init__(self, row: CardRow, access: Access | None = None) -> None:
-        self.row, self.access = row, access
-        self.writable = access.writable if access is not None else True
-
-    @property
-    def name(self) -> str:
-        return self.row.name
-
-    def etag(self) -> str | None:
-        return self.row.etag
+        super().__init__(row, access)
 
     def content_type(self) -> str | None:
         return "text/vcard; charset=utf-8"
 
-    def content_length(self) -> int | None:
-        return self.row.size
 
-    def last_modified(self) -> float | None:
-        return float(self.row.modified_at)
-
-    def creation_date(self) -> float | None:
-        return float(self.row.created_at)
-
-    async def open(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:  # type: ignore[override]
-        yield (self.row.data or "").encode("utf-8")[start:end]
-
-
-class AddressBook(Collection):
+class AddressBook(StoredCollection):
     """An address book collection (RFC 6352 §5.2) as one user sees it."""
 
     sync_limit_supported = True
 
     def __init__(self, contacts: Contacts, user: Owner, access: Access) -> None:
         self.contacts, self.user, self.access = contacts, user, access
-        self.book = access.book
+        self.book = self.stored = access.book
         self.writable = access.writable
         self.resource_types = (CARD + "addressbook",)
         self._props: dict[str, str] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.access.name
-
-    def etag(self) -> str | None:
-        return f'"{self.book.id}-{self.book.sync_seq}"'
-
-    def display_name(self) -> str | None:
-        return self.book.display_name or self.book.name
-
-    def last_modified(self) -> float | None:
-        return float(self.book.modified_at)
-
-    def creation_date(self) -> float | None:
-        return float(self.book.created_at)
 
     async def members(self) -> list[Resource]:
         return [CardResource(r, self.access) for r in await self.contacts.members(self.book)]
@@ -158,18 +108,12 @@ class AddressBook(Collection):
         return CardResource(row, self.access)
 
     def sync_token(self) -> str | None:
-        return f"{TOKEN_PREFIX}{self.book.id}-{self.book.sync_seq}"
+        return TOKENS.token(self.book.id, self.book.sync_seq)
 
     async def sync_changes(self, token: str | None, infinite: bool, limit: int | None = None) -> SyncResult:
-        since = 0 if token is None else _parse_token(token, self.book.id, self.book.sync_seq)
+        since = 0 if token is None else TOKENS.parse(token, self.book.id, self.book.sync_seq)
         state = await self.contacts.sync(self.book, since, limit)
-        if state is None:
-            raise DavError(403, "sync token too old; sync again from scratch", "<D:valid-sync-token/>")
-        seq, changed, removed, truncated = state
-        result = SyncResult(f"{TOKEN_PREFIX}{self.book.id}-{seq}", truncated=truncated)
-        result.changed = [([row.name], CardResource(row, self.access)) for row in changed]
-        result.removed = [[name] for name in removed]
-        return result
+        return TOKENS.result(self.book.id, state, lambda row: CardResource(row, self.access))
 
     async def dead_properties(self) -> dict[str, str]:
         if self._props is None:
@@ -189,16 +133,6 @@ class AddressBook(Collection):
 
         await self.contacts.run("ab_proppatch", txn_fn)
         self._props = None
-
-
-def _parse_token(token: str, book_id: int, current: int) -> int:
-    bad = DavError(403, "invalid sync token", "<D:valid-sync-token/>")
-    if not token.startswith(TOKEN_PREFIX):
-        raise bad
-    bid, _, seq = token[len(TOKEN_PREFIX):].partition("-")
-    if not bid.isdigit() or not seq.isdigit() or int(bid) != book_id or int(seq) > current:
-        raise bad
-    return int(seq)
 
 
 class Home(Collection):
@@ -289,29 +223,12 @@ class ContactsProvider(DavProvider):
         return Resolved(segments, resource, book, canonical + (segments[2],))
 
 
-class CardBody(WriteOnlyBody):
-    """PUT body sink: kept in memory up to ``limit``; over it the PUT is refused with
-    ``CARDDAV:max-resource-size`` (RFC 6352 §6.3.2.1) without holding more."""
+class CardBody(SizedBody):
+    """PUT body sink: over ``limit`` the PUT is refused with ``CARDDAV:max-resource-size``
+    (RFC 6352 §6.3.2.1) without holding more."""
 
     def __init__(self, request: Any, length: int | None, limit: int = MAX_RESOURCE_SIZE) -> None:
-        self._buf = bytearray()
-        self.limit = limit
-        self.overflowed = length is not None and length > limit
-        self.size = 0
+        super().__init__(request, length, limit)
 
-    def write(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.overflowed:
-            return
-        if len(self._buf) + len(data) > self.limit:
-            self.overflowed, self._buf = True, bytearray()
-            return
-        self._buf += data
-
-    async def finish(self) -> bytes:
-        if self.overflowed:
-            raise dav_error(InvalidCard("max-resource-size", f"vCard over {self.limit} bytes"))
-        return bytes(self._buf)
-
-    async def abort(self) -> None:
-        self._buf = bytearray()
+    def too_large(self) -> Exception:
+        return dav_error(InvalidCard("max-resource-size", f"vCard over {self.limit} bytes"))

@@ -25,6 +25,7 @@ def purge(txn: Txn, user_id: int) -> int:
     for book_id in ids:
         count += int(txn.scalar("SELECT COUNT(*) FROM ab_cards WHERE book_id = ?", (book_id,)) or 0)
         txn.execute("DELETE FROM ab_index WHERE book_id = ?", (book_id,))
+        txn.execute("DELETE FROM ab_tokens WHERE book_id = ?", (book_id,))
         txn.execute("DELETE FROM ab_books WHERE id = ?", (book_id,))
     txn.execute("DELETE FROM ab_settings WHERE user_id = ?", (user_id,))
     return count

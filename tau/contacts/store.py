@@ -11,26 +11,24 @@ bound to owner and name); its name is the URL segment and stays readable.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from tau.atrest.keyring import UserKey
-from tau.atrest.sealed import SealedTable, key, open_json, seal_json
-from tau.auth import accounts
+from tau.atrest.sealed import SealedTable
+from tau.dav.collection_store import CollectionTable, share_alias, valid_name
+from tau.dav.collection_store import user_id as user_id  # the domain's own name for it
+from tau.dav.collections import CollectionError
 from tau.storage.database import Txn
 
 DEFAULT, COLLECTED = "contacts", "collected"
 DEFAULTS = ((DEFAULT, "Contacts", "contacts"), (COLLECTED, "Collected", "collected"))
 _COLS = ("b.id, b.user_id, u.address, b.name, b.kind, b.display_name, b.description, b.sync_seq, b.pruned_seq,"
          " b.created_at, b.modified_at, b.sealed")
-_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,128}$")
+TABLE = CollectionTable("ab_books", "ab_props", "ab_shares", "book_id")
 
 
-class ContactsError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class ContactsError(CollectionError):
+    """An address book or card refused (the DAV collection error of this domain)."""
 
 
 @dataclass(frozen=True)
@@ -58,27 +56,13 @@ class Access:
     owned: bool
 
 
-def _ctx(owner_id: int, name: str) -> str:
-    return f"ab_books|{owner_id}|{name}"
-
-
-def _sealed(txn: Txn, owner_id: int, name: str, display_name: str, description: str = "") -> tuple[bytes, int]:
-    k = key(txn, owner_id)
-    return seal_json(k, _ctx(owner_id, name), {"d": display_name, "s": description}), k.version
+_sealed = TABLE.seal
 
 
 def _row(txn: Txn, r: Any) -> BookRow:
-    display, description = r[5], r[6]
-    if r[11] is not None:
-        fields = open_json(key(txn, int(r[1])), _ctx(int(r[1]), r[3]), r[11])
-        display, description = fields["d"], fields["s"]
+    display, description = TABLE.labels(txn, int(r[1]), r[3], r[5], r[6], r[11])
     return BookRow(int(r[0]), int(r[1]), r[2], r[3], r[4], display, description, int(r[7]), int(r[8]), int(r[9]),
                    int(r[10]))
-
-
-def user_id(txn: Txn, address: str) -> int | None:
-    user = accounts.get_user(txn, address.lower())
-    return None if user is None else user.id
 
 
 def ensure_defaults(txn: Txn, uid: int) -> None:
@@ -139,7 +123,7 @@ def access(txn: Txn, viewer_id: int, owner_id: int, name: str) -> Access | None:
 
 def create(txn: Txn, owner_id: int, name: str, display_name: str = "", description: str = "") -> BookRow:
     """Extended MKCOL (RFC 5689) with a CARDDAV:addressbook resource type."""
-    if not _NAME.match(name) or name in (".", ".."):
+    if not valid_name(name):
         raise ContactsError(400, "invalid_name", "invalid address book name")
     ensure_defaults(txn, owner_id)
     if get(txn, owner_id, name) is not None or txn.scalar(
@@ -155,28 +139,19 @@ def update(txn: Txn, book_id: int, display_name: str | None, description: str | 
     book = by_id(txn, book_id)
     if book is None or (display_name is None and description is None):
         return
-    txn.execute("UPDATE ab_books SET display_name = '', description = '', sealed = ?, kv = ?, modified_at = ?"
-                " WHERE id = ?", (*_sealed(txn, book.user_id, book.name,
-                                           book.display_name if display_name is None else display_name,
-                                           book.description if description is None else description),
-                                  int(txn.now), book_id))
+    TABLE.set_labels(txn, book_id, book.user_id, book.name, book.display_name if display_name is None else display_name,
+                     book.description if description is None else description)
 
 
 def delete(txn: Txn, book_id: int) -> None:
-    """Cards, index rows, changes, props and shares go with it (ON DELETE CASCADE)."""
+    """Cards, index rows, tokens, changes, props and shares go with it (ON DELETE CASCADE)."""
     txn.execute("DELETE FROM ab_index WHERE book_id = ?", (book_id,))
+    txn.execute("DELETE FROM ab_tokens WHERE book_id = ?", (book_id,))
     txn.execute("DELETE FROM ab_books WHERE id = ?", (book_id,))
 
 
-def props(txn: Txn, book_id: int) -> dict[str, str]:
-    return {r[0]: r[1] for r in txn.query("SELECT name, value FROM ab_props WHERE book_id = ?", (book_id,))}
-
-
-def set_props(txn: Txn, book_id: int, to_set: dict[str, str], remove: list[str]) -> None:
-    for name in [*remove, *to_set]:
-        txn.execute("DELETE FROM ab_props WHERE book_id = ? AND name = ?", (book_id, name))
-    for name, value in to_set.items():
-        txn.execute("INSERT INTO ab_props (book_id, name, value) VALUES (?, ?, ?)", (book_id, name, value))
+props = TABLE.props
+set_props = TABLE.set_props
 
 
 # -- sharing --------------------------------------------------------------------------------------
@@ -198,12 +173,7 @@ def share(txn: Txn, owner_id: int, name: str, grantee: str, permission: str) -> 
         return str(existing[0])
     taken = {r[0] for r in txn.query("SELECT name FROM ab_books WHERE user_id = ? UNION"
                                      " SELECT name FROM ab_shares WHERE grantee_id = ?", (gid, gid))}
-    taken |= {d[0] for d in DEFAULTS}
-    base = f"{name}-{book.owner.split('@')[0]}"[:120]
-    alias, n = base, 1
-    while alias in taken:
-        n += 1
-        alias = f"{base}-{n}"
+    alias = share_alias(name, book.owner, taken | {d[0] for d in DEFAULTS})
     txn.execute("INSERT INTO ab_shares (book_id, grantee_id, name, permission, created_at) VALUES (?, ?, ?, ?, ?)",
                 (book.id, gid, alias, permission, int(txn.now)))
     return alias
@@ -222,10 +192,7 @@ def drop_share(txn: Txn, book_id: int, grantee_id: int) -> None:
     txn.execute("DELETE FROM ab_shares WHERE book_id = ? AND grantee_id = ?", (book_id, grantee_id))
 
 
-def shares_of(txn: Txn, book_id: int) -> list[tuple[str, str]]:
-    return [(r[0], r[1]) for r in txn.query("SELECT u.address, s.permission FROM ab_shares s"
-                                            " JOIN users u ON u.id = s.grantee_id WHERE s.book_id = ?"
-                                            " ORDER BY u.address", (book_id,))]
+shares_of = TABLE.shares_of
 
 
 # -- settings -------------------------------------------------------------------------------------
@@ -240,15 +207,5 @@ def set_collect(txn: Txn, uid: int, collect: bool) -> None:
                 " ON CONFLICT (user_id) DO UPDATE SET collect = excluded.collect", (uid, 1 if collect else 0))
 
 
-def _convert(txn: Txn, k: UserKey, row: Any) -> None:
-    owner, book_id, name, display, description, sealed = row
-    if sealed is not None:
-        fields = open_json(k, _ctx(owner, name), sealed)
-        display, description = fields["d"], fields["s"]
-    txn.execute("UPDATE ab_books SET display_name = '', description = '', sealed = ?, kv = ? WHERE id = ?",
-                (seal_json(k, _ctx(owner, name), {"d": display, "s": description}), k.version, book_id))
-
-
 def atrest_tables() -> list[SealedTable]:
-    return [SealedTable("ab_books", "ab_books", "t.user_id", "t.id, t.name, t.display_name, t.description, t.sealed",
-                        _convert)]
+    return [TABLE.atrest_table()]

@@ -24,8 +24,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from servercpu import meter
 
 QUERY = ('<?xml version="1.0" encoding="utf-8"?><c:calendar-query xmlns:d="DAV:" '
          'xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:getetag/>{data}</d:prop><c:filter>'
@@ -74,19 +77,22 @@ def timed(fn, repeat: int = 5) -> tuple[float, bytes]:
     return statistics.median(times) * 1000, body
 
 
-def run(home: str, user: str, password: str, n: int = 2000) -> dict[str, object]:
+def run(home: str, user: str, password: str, n: int = 2000,
+        cpu: Callable[[], float] | None = None) -> dict[str, object]:
+    """``cpu``: the server's CPU seconds so far (``--start``): adds its CPU per PUT and per query."""
     client = Client(home, user, password)
     cal = urlsplit(home).path.rstrip("/") + f"/bench-{uuid.uuid4().hex[:8]}/"
     status, body = client.request("MKCALENDAR", cal)
     assert status == 201, (status, body)
     rng = random.Random(7)
     events = [event(i, rng) for i in range(n)]
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), cpu() if cpu else 0.0
     for uid, text in events:
         status, body = client.request("PUT", cal + uid + ".ics", text,
                                       {"Content-Type": "text/calendar; charset=utf-8", "If-None-Match": "*"})
         assert status in (201, 204), (status, body)
     put_rate = n / (time.perf_counter() - started)
+    put_cpu = (cpu() - cpu0) / n * 1000 if cpu else None
     query_ms, found = timed(lambda: client.request("REPORT", cal, QUERY.format(data=""), XML)[1])
     data_ms, _ = timed(lambda: client.request("REPORT", cal, QUERY.format(data="<c:calendar-data/>"), XML)[1])
     hrefs = "".join(f"<d:href>{cal}{events[i][0]}.ics</d:href>" for i in rng.sample(range(n), 100))
@@ -95,7 +101,8 @@ def run(home: str, user: str, password: str, n: int = 2000) -> dict[str, object]
     return {"events": n, "put_events_per_s": round(put_rate, 1), "query_month_ms": round(query_ms, 2),
             "query_month_matches": found.count(b"<d:response>") + found.count(b"<D:response>"),
             "query_month_with_data_ms": round(data_ms, 2), "multiget_100_ms": round(multiget_ms, 2),
-            "multiget_returned": got.count(b"BEGIN:VCALENDAR"), "sync_initial_ms": round(sync_ms, 2)}
+            "multiget_returned": got.count(b"BEGIN:VCALENDAR"), "sync_initial_ms": round(sync_ms, 2),
+            **({"server_cpu_ms_per_put": round(put_cpu, 3)} if put_cpu is not None else {})}
 
 
 def main() -> None:
@@ -118,7 +125,8 @@ def main() -> None:
         daemon.start()
         args.home = f"{daemon.url}/dav/calendars/{args.user}/"
     try:
-        print(json.dumps(run(args.home, args.user, args.password, args.events)))
+        print(json.dumps(run(args.home, args.user, args.password, args.events,
+                             meter(daemon.proc.pid if daemon and daemon.proc else None))))
     finally:
         if daemon is not None:
             daemon.stop()

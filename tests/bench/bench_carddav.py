@@ -25,8 +25,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from servercpu import meter
 
 NS = 'xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:carddav"'
 MKCOL = (f'<?xml version="1.0" encoding="utf-8"?><d:mkcol {NS}><d:set><d:prop><d:resourcetype><d:collection/>'
@@ -88,24 +91,29 @@ def responses(body: bytes) -> int:
         body.count(b"<multistatus:response>")
 
 
-def run(home: str, user: str, password: str, n: int = 5000) -> dict[str, object]:
+def run(home: str, user: str, password: str, n: int = 5000,
+        cpu: Callable[[], float] | None = None) -> dict[str, object]:
+    """``cpu``: the server's CPU seconds so far (``--start``): adds its CPU per PUT and per query."""
     client = Client(home, user, password)
     book = urlsplit(home).path.rstrip("/") + f"/bench-{uuid.uuid4().hex[:8]}/"
     status, body = client.request("MKCOL", book, MKCOL, {"Content-Type": "application/xml; charset=utf-8"})
     assert status == 201, (status, body)
     rng = random.Random(7)
     cards = [card(i, rng) for i in range(n)]
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), cpu() if cpu else 0.0
     for uid, text in cards:
         status, body = client.request("PUT", book + uid + ".vcf", text,
                                       {"Content-Type": "text/vcard; charset=utf-8", "If-None-Match": "*"})
         assert status in (201, 204), (status, body)
     put_rate = n / (time.perf_counter() - started)
+    put_cpu = (cpu() - cpu0) / n * 1000 if cpu else None
     target = cards[n // 3][1].split("EMAIL;TYPE=")[1].split(":", 1)[1].split("\r\n")[0]
     email_ms, hit = timed(lambda: client.request("REPORT", book, QUERY.format(
         data="", prop="EMAIL", how="equals", text=target), XML)[1])
+    cpu1 = cpu() if cpu else 0.0
     fn_ms, found = timed(lambda: client.request("REPORT", book, QUERY.format(
         data="", prop="FN", how="contains", text="00 "), XML)[1])
+    fn_cpu = (cpu() - cpu1) / 5 * 1000 if cpu else None
     fn_data_ms, _ = timed(lambda: client.request("REPORT", book, QUERY.format(
         data="<c:address-data/>", prop="FN", how="contains", text="00 "), XML)[1])
     hrefs = "".join(f"<d:href>{book}{cards[i][0]}.vcf</d:href>" for i in rng.sample(range(n), 100))
@@ -115,7 +123,9 @@ def run(home: str, user: str, password: str, n: int = 5000) -> dict[str, object]
             "query_email_matches": responses(hit), "query_fn_ms": round(fn_ms, 2),
             "query_fn_matches": responses(found), "query_fn_with_data_ms": round(fn_data_ms, 2),
             "multiget_100_ms": round(multiget_ms, 2), "multiget_returned": got.count(b"BEGIN:VCARD"),
-            "sync_initial_ms": round(sync_ms, 2)}
+            "sync_initial_ms": round(sync_ms, 2),
+            **({"server_cpu_ms_per_put": round(put_cpu, 3)} if put_cpu is not None else {}),
+            **({"server_cpu_ms_query_fn": round(fn_cpu, 2)} if fn_cpu is not None else {})}
 
 
 def main() -> None:
@@ -138,7 +148,8 @@ def main() -> None:
         daemon.start()
         args.home = f"{daemon.url}/dav/addressbooks/{args.user}/"
     try:
-        print(json.dumps(run(args.home, args.user, args.password, args.cards)))
+        print(json.dumps(run(args.home, args.user, args.password, args.cards,
+                             meter(daemon.proc.pid if daemon and daemon.proc else None))))
     finally:
         if daemon is not None:
             daemon.stop()

@@ -36,8 +36,8 @@ def test_new_mail_in_other_mailboxes_gives_status_without_polling(env):
     a = env.client(ALICE)
     assert a.ok(PERSONAL) == []
     env.append(ALICE, message(1))                       # as SMTP delivery does
-    assert status_lines(a.output()) == {"INBOX": "MESSAGES 1 UIDNEXT 2 UIDVALIDITY %s UNSEEN 1" % (
-        env.client(ALICE).ok('s STATUS INBOX (UIDVALIDITY)')[0].split()[-1].rstrip(")"))}
+    uidvalidity = env.client(ALICE).ok("s STATUS INBOX (UIDVALIDITY)")[0].split()[-1].rstrip(")")
+    assert status_lines(a.output()) == {"INBOX": f"MESSAGES 1 UIDNEXT 2 UIDVALIDITY {uidvalidity} UNSEEN 1"}
     b = env.client(ALICE)
     b.send(f"a APPEND Archive {{{len(message(2))}+}}\r\n".encode() + message(2) + b"\r\n")
     assert list(status_lines(a.output())) == ["Archive"]
@@ -50,7 +50,8 @@ def test_flag_change_and_expunge_elsewhere_give_status(env):
     a.ok(PERSONAL)
     b = env.client(ALICE, mailbox="INBOX")
     b.ok("s STORE 1 +FLAGS (\\Seen \\Deleted)")
-    assert re.fullmatch(r"MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 0 HIGHESTMODSEQ \d+", status_lines(a.output())["INBOX"])
+    news = status_lines(a.output())["INBOX"]
+    assert re.fullmatch(r"MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 0 HIGHESTMODSEQ \d+", news)
     b.ok("x EXPUNGE")
     assert status_lines(a.output())["INBOX"].startswith("MESSAGES 0 UIDNEXT 2 ")
 
@@ -153,3 +154,21 @@ def test_syntax_errors_are_bad(env, args):
 
 def test_notify_needs_authentication(env):
     assert env.client().cmd("n NOTIFY NONE")[-1].startswith("n BAD")
+
+
+def test_notifications_arrive_during_idle_too(env):
+    a = env.client(ALICE, mailbox="INBOX")
+    a.ok("n NOTIFY SET (selected (MessageNew MessageExpunge)) (personal (MessageNew MessageExpunge))")
+    assert a.send(b"i IDLE\r\n") == b"+ idling\r\n"
+    env.append(ALICE, message(1), mailbox="Junk")
+    assert list(status_lines(a.output())) == ["Junk"]
+    env.append(ALICE, message(2))
+    assert a.output() == b"* 1 EXISTS\r\n* 1 RECENT\r\n"
+    assert a.send(b"DONE\r\n") == b"i OK Idle completed\r\n"
+
+
+def test_notify_set_reports_pending_news_of_the_selected_mailbox(env):
+    a = env.client(ALICE, mailbox="INBOX")
+    env.append(ALICE, message(1))
+    assert a.cmd("n NOTIFY SET (selected (MessageNew MessageExpunge))") == [
+        "* 1 EXISTS", "n OK NOTIFY completed"]  # §3: an implicit NOOP

@@ -172,3 +172,10 @@ def test_notify_set_reports_pending_news_of_the_selected_mailbox(env):
     env.append(ALICE, message(1))
     assert a.cmd("n NOTIFY SET (selected (MessageNew MessageExpunge))") == [
         "* 1 EXISTS", "n OK NOTIFY completed"]  # §3: an implicit NOOP
+
+
+def test_own_mailbox_changes_are_not_echoed(env):
+    a = env.client(ALICE)
+    a.ok("n NOTIFY SET (personal (MailboxName SubscriptionChange))")
+    assert a.cmd("c CREATE Mine") == ["c OK Create completed"]
+    assert a.cmd("u SUBSCRIBE Mine") == ["u OK Subscribe completed"]

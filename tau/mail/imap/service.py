@@ -1,7 +1,8 @@
 """The IMAP service: one factory for ``[listen] imap`` (STARTTLS) and ``imaps`` (implicit TLS).
 
 The factory owns the single ``mailbox.changed`` bus subscription and routes each event to the
-connections that have that mailbox selected, so thousands of idle sessions cost one subscriber.
+connections that have that mailbox selected, so thousands of idle sessions cost one subscriber,
+and to the connections of the event's user that asked for NOTIFY (notify.py).
 """
 
 from __future__ import annotations

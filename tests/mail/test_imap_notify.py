@@ -179,3 +179,13 @@ def test_own_mailbox_changes_are_not_echoed(env):
     a.ok("n NOTIFY SET (personal (MailboxName SubscriptionChange))")
     assert a.cmd("c CREATE Mine") == ["c OK Create completed"]
     assert a.cmd("u SUBSCRIBE Mine") == ["u OK Subscribe completed"]
+
+
+def test_overflow_turns_notify_off(env, monkeypatch):
+    monkeypatch.setattr("tau.mail.imap.notify_push.MAX_PENDING", 0)  # any backlog is too much
+    a = env.client(ALICE)
+    a.ok(PERSONAL)
+    env.append(ALICE, message(1))
+    assert a.output() == b"* OK [NOTIFICATIONOVERFLOW] Too many notifications; NOTIFY is off now\r\n"
+    env.append(ALICE, message(2))
+    assert a.output() == b""  # as after NOTIFY NONE (RFC 5465 section 5.8)

@@ -22,6 +22,8 @@ from . import (  # noqa: F401
     idle,
     listing,
     mailboxes,
+    notify,
+    notify_push,
     quota,
     search,
     sort,
@@ -34,6 +36,7 @@ from .parser import ParseError, Parser
 
 async def run(conn: Any, tag: bytes, segments: list[bytes]) -> tuple[str, str] | None:
     """Run one command: ``(status, text)`` of its tagged response, None if the handler wrote its own."""
+    await notify_push.settle(conn)  # an unsolicited push finishes before this command's output
     p = Parser(segments, utf8=conn.utf8)
     p.pos = len(tag)
     name = ""

@@ -27,7 +27,7 @@ from tau.net.slow import SlowSender
 from tau.storage.budget import QueryCancelled, act_as
 from tau.storage.faults import is_unavailable
 
-from . import auth, dispatch, idle, keywords, rev2
+from . import auth, dispatch, idle, keywords, notify_push, rev2
 from .base import State
 from .parser import ATOM_CHARS
 from .session import SelectedMailbox
@@ -62,6 +62,8 @@ class IMAPConnection(Protocol):
     tls = False
     idling = False
     idle_push: defer.Deferred[None] | None = None
+    notify_spec: Any = None          # NOTIFY SET (notify.py)
+    notify_task: defer.Deferred[None] | None = None  # a NOTIFY push under way (notify_push.py)
     _timeout_call: Any = None
 
     def __init__(self, factory: Any) -> None:
@@ -168,6 +170,10 @@ class IMAPConnection(Protocol):
             lines = rev2.scrub(lines)
         if lines:
             self.write("".join(f"* {line}\r\n" for line in lines).encode("utf-8"))
+
+    def busy(self) -> bool:
+        """A command is running (its output may be under way)."""
+        return self._busy
 
     def pauseProducing(self) -> None:
         self._paused = True
@@ -342,6 +348,7 @@ class IMAPConnection(Protocol):
         if self._input_paused:
             self._input_paused = False
             self.transport.resumeProducing()
+        notify_push.command_done(self)
         if self._buf and not self._processing:
             self._process()
 

@@ -1,7 +1,8 @@
 """The IMAP service: one factory for ``[listen] imap`` (STARTTLS) and ``imaps`` (implicit TLS).
 
 The factory owns the single ``mailbox.changed`` bus subscription and routes each event to the
-connections that have that mailbox selected, so thousands of idle sessions cost one subscriber.
+connections that have that mailbox selected, so thousands of idle sessions cost one subscriber,
+and to the connections of the event's user that asked for NOTIFY (notify.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from twisted.internet.protocol import ServerFactory
 
 from tau.bus import events
 
+from . import notify
 from .protocol import IMAPConnection
 
 if TYPE_CHECKING:
@@ -30,6 +32,8 @@ class IMAPFactory(ServerFactory):
         self.registry = registry
         self.store = store if store is not None else registry.mail_store
         self._watchers: dict[int, set[IMAPConnection]] = {}
+        #: user → connections with NOTIFY SET: they hear about that user's mailboxes only
+        self._notifiers: dict[str, set[IMAPConnection]] = {}
         self._defaults_done: set[str] = set()
         #: mailbox id → (results, waiters) of queries shared by the sessions watching it
         self._shared: dict[int, tuple[dict[tuple, Any], dict[tuple, list[defer.Deferred[Any]]]]] = {}
@@ -53,6 +57,7 @@ class IMAPFactory(ServerFactory):
         self._gauge.dec()
         if conn.selected is not None:
             self.unwatch(conn, conn.selected.mailbox_id)
+        self.notify_unwatch(conn)
 
     def watch(self, conn: IMAPConnection, mailbox_id: int) -> None:
         self._watchers.setdefault(mailbox_id, set()).add(conn)
@@ -65,11 +70,24 @@ class IMAPFactory(ServerFactory):
                 del self._watchers[mailbox_id]
                 self._shared.pop(mailbox_id, None)
 
+    def notify_watch(self, conn: IMAPConnection) -> None:
+        if conn.user is not None:
+            self._notifiers.setdefault(conn.user, set()).add(conn)
+
+    def notify_unwatch(self, conn: IMAPConnection) -> None:
+        conns = self._notifiers.get(conn.user or "")
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._notifiers[conn.user or ""]
+
     def _on_event(self, topic: str, event: dict[str, Any]) -> None:
         mailbox_id = event.get("mailbox_id")
         self._shared.pop(mailbox_id, None)  # type: ignore[arg-type]
         for conn in list(self._watchers.get(mailbox_id, ())):  # type: ignore[arg-type]
             conn.mailbox_changed(event)
+        for conn in list(self._notifiers.get(str(event.get("user", "")), ())):
+            notify.on_event(conn, event)
 
     async def shared(self, mailbox_id: int, key: tuple, query: Callable[[], Awaitable[Any]]) -> Any:
         """One store query per mailbox change, whatever the number of sessions idling on it.

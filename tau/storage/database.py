@@ -70,6 +70,25 @@ class Txn:
         #: statements without results or parameters waiting to travel with the next one
         #: (``send_ahead``): one round trip for both
         self.ahead: list[str] = []
+        #: writes queued by ``write_at_end``: key → (writer, items)
+        self.at_end: dict[str, tuple[Callable[["Txn", list[Any]], None], list[Any]]] = {}
+
+    def write_at_end(self, key: str, writer: Callable[["Txn", list[Any]], None], item: Any) -> None:
+        """Queue ``item`` for ``writer(txn, items)``, called once with every item queued under
+        ``key`` just before commit (``finish``). For writes that cannot be refused once checked:
+        a group commit's jobs then share one statement. A failure there fails the transaction
+        (a group commit's batch then runs its jobs one by one, each alone)."""
+        entry = self.at_end.get(key)
+        if entry is None:
+            entry = self.at_end[key] = (writer, [])
+        entry[1].append(item)
+
+    def finish(self) -> None:
+        """Before commit: the ``write_at_end`` writers, then what ``send_ahead`` still holds."""
+        while self.at_end:
+            writer, items = self.at_end.pop(next(iter(self.at_end)))
+            writer(self, items)
+        self.flush()
 
     def send_ahead(self, sql: str) -> None:
         """Run ``sql`` (no parameters, no rows wanted) just before the next statement, in the
@@ -172,7 +191,7 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             if budget is not None and budget.seconds != session_timeout:
                 engine.set_timeout(cursor, budget.seconds)
             result = fn(txn, *args, **kwargs)
-            txn.flush()
+            txn.finish()
             if budget is not None:
                 budget.disarm()
             if not readonly:

@@ -83,6 +83,8 @@ def run_batch(txn: Txn, jobs: list[_Job]) -> list[tuple[bool, Any]]:
         elif sub.ahead != [begin]:
             opened = True
         txn.after_commit.extend(sub.after_commit)
+        for key, (writer, items) in sub.at_end.items():  # one write for the batch, at its end
+            txn.at_end.setdefault(key, (writer, []))[1].extend(items)
         outcomes.append((True, result))
     return outcomes
 

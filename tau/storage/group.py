@@ -10,7 +10,8 @@ retryable failure (deadlock, serialisation, busy) retries the whole batch; if th
 fails, its writers run one by one, each in its own transaction, as without grouping.
 
 Transaction functions keep their usual shape ``fn(txn, *args)``; each gets its own ``Txn`` over
-the batch's cursor, so its after-commit callbacks run only if its savepoint was kept.
+the batch's cursor, so its after-commit callbacks (and its ``write_at_end`` items, written for
+the whole batch in one go before commit) are kept only if the job was.
 """
 
 from __future__ import annotations

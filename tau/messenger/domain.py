@@ -260,8 +260,7 @@ class Messenger:
                 cid, _ = convs.find_or_create_direct(txn, user.id, other, envelopes is not None, now)
             message, deliveries = messages.post(txn, user.id, user.address, dev, cid, text, envelopes,
                                                 attachments, now)
-            txn.call_after(self.bus.publish, events.MESSAGE_CREATED,
-                           {"message": present(message), "deliveries": deliveries})
+            txn.call_after(self._publish_message, message, deliveries)  # its id is known after commit
             return message
 
         # grouped (one commit for the sends arriving meanwhile) in a lane of its own: batches run one
@@ -269,6 +268,9 @@ class Messenger:
         message = await self.db.run_in_order("messages", "msg_post", post)
         return {"id": message["id"], "conversation": message["conversation"],
                 "timestamp": rfc3339_ms(message["timestamp_ms"])}
+
+    def _publish_message(self, message: dict[str, Any], deliveries: list[tuple[str, int, str | None]]) -> None:
+        self.bus.publish(events.MESSAGE_CREATED, {"message": present(message), "deliveries": deliveries})
 
     def _envelopes(self, raw: Any) -> list[messages.Envelope]:
         if not isinstance(raw, list) or len(raw) > MAX_ENVELOPES:

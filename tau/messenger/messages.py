@@ -121,36 +121,86 @@ def post(txn: Txn, sender_id: int, sender: str, sender_device: int, conv_id: int
                     deliveries.append((address, dev, None))
     k = key(txn, sender_id)
     ctx = _context(conv_id, sender_id, now_ms)
-    txn.commit_in_id_order(MESSAGE_ORDER)
     ids = {address: uid for uid, address in members.items()}
     queue = [(ids[u], d, env) for u, d, env in deliveries]
     row = (conv_id, sender_id, sender_device, now_ms, None if body is None else "",
            None if body is None else k.seal(ctx + "|body", body),
            k.seal(ctx + "|attachments", json.dumps(attachments)) if attachments else None, sender_id, k.version)
-    if txn.engine.name == "postgres" and 0 < len(queue) <= MAX_ONE_STATEMENT:
-        # one round trip for the message and its queue rows: a group commit's batch runs its sends
-        # one after another, so each statement saved is one wait less for all who follow
-        msg_id = int(txn.scalar(
-            f"WITH m AS ({_INSERT_MESSAGE}), q AS (INSERT INTO msg_queue (user_id, device_id, message_id, envelope)"
-            " SELECT v.u, v.d, m.id, v.e FROM m CROSS JOIN (VALUES "
-            + ", ".join(["(?::bigint, ?::bigint, ?::text)"] * len(queue)) + ") AS v(u, d, e))"
-            " SELECT id FROM m", (*row, *[value for entry in queue for value in entry])))
-    else:
-        msg_id = int(txn.scalar(_INSERT_MESSAGE, row))
-        txn.executemany("INSERT INTO msg_queue (user_id, device_id, message_id, envelope) VALUES (?, ?, ?, ?)",
-                        [(u, d, msg_id, env) for u, d, env in queue])
-    message = {"id": str(msg_id), "conversation": str(conv_id), "from": sender, "from_device": sender_device,
+    message = {"id": "", "conversation": str(conv_id), "from": sender, "from_device": sender_device,
                "timestamp_ms": now_ms, "encrypted": encrypted}
     if body is not None:
         message["body"] = body
     if attachments:
         message["attachments"] = attachments
+    # checked: what is left cannot be refused, so the sends of a group commit's batch are written
+    # together, in one statement on PostgreSQL, just before commit; ``message["id"]`` is set then
+    txn.write_at_end("msg-post", _write, (row, queue, message))
     return message, deliveries
+
+
+Pending = tuple[tuple[Any, ...], list[tuple[int, int, str | None]], dict[str, Any]]
+
+
+def _write(txn: Txn, pending: list[Pending]) -> None:
+    """Insert the checked sends of a transaction in their order, under the commit-order lock."""
+    txn.commit_in_id_order(MESSAGE_ORDER)
+    chunk: list[Pending] = []
+    size = 0
+    for item in pending:
+        cost = 10 + 4 * len(item[1])
+        if txn.engine.name != "postgres" or cost > MAX_PARAMETERS:
+            _write_together(txn, chunk)
+            chunk, size = [], 0
+            _write_one(txn, item)
+            continue
+        if size + cost > MAX_PARAMETERS:
+            _write_together(txn, chunk)
+            chunk, size = [], 0
+        chunk.append(item)
+        size += cost
+    _write_together(txn, chunk)
+
+
+def _write_one(txn: Txn, item: Pending) -> None:
+    row, queue, message = item
+    msg_id = int(txn.scalar(_INSERT_MESSAGE, row))
+    txn.executemany("INSERT INTO msg_queue (user_id, device_id, message_id, envelope) VALUES (?, ?, ?, ?)",
+                    [(u, d, msg_id, env) for u, d, env in queue])
+    message["id"] = str(msg_id)
+
+
+def _write_together(txn: Txn, chunk: list[Pending]) -> None:
+    """PostgreSQL: the messages and their queue rows in one statement (one round trip). Ids are
+    taken in the order of ``n`` (the insert reads its rows sorted), so the k-th smallest new id
+    is the k-th message."""
+    if not chunk:
+        return
+    params: list[Any] = []
+    queue: list[Any] = []
+    for n, (row, rows, _message) in enumerate(chunk):
+        params += [n, *row]
+        for u, d, env in rows:
+            queue += [n, u, d, env]
+    sql = ("WITH v (n, conversation_id, sender_id, sender_device, created_at, body, body_s, attachments_s, key_user,"
+           " kv) AS (VALUES " + ", ".join([_ROW] * len(chunk)) + "),"
+           " m AS (INSERT INTO msg_messages (conversation_id, sender_id, sender_device, created_at, body, attachments,"
+           " body_s, attachments_s, key_user, kv) SELECT conversation_id, sender_id, sender_device, created_at, body,"
+           " NULL, body_s, attachments_s, key_user, kv FROM v ORDER BY n RETURNING id),"
+           " o AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM m)")
+    if queue:
+        sql += (", q AS (INSERT INTO msg_queue (user_id, device_id, message_id, envelope) SELECT w.u, w.d, o.id, w.e"
+                " FROM o JOIN (VALUES " + ", ".join(["(?::bigint, ?::bigint, ?::bigint, ?::text)"] * (len(queue) // 4))
+                + ") AS w (n, u, d, e) ON w.n = o.n)")
+    ids = [int(r[0]) for r in txn.query(sql + " SELECT id FROM o ORDER BY n", [*params, *queue])]
+    for (_row, _rows, message), msg_id in zip(chunk, ids, strict=True):
+        message["id"] = str(msg_id)
 
 
 _INSERT_MESSAGE = ("INSERT INTO msg_messages (conversation_id, sender_id, sender_device, created_at, body, attachments,"
                    " body_s, attachments_s, key_user, kv) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?) RETURNING id")
-MAX_ONE_STATEMENT = 2000  # queue rows inserted with their message in one statement (PostgreSQL)
+RECEIPTS_PER_STATEMENT = 200  # rows of one receipts INSERT (4 parameters each)
+MAX_PARAMETERS = 30000  # of one statement writing several messages (PostgreSQL allows 65535)
+_ROW = "(?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::bigint, ?::text, ?::bytea, ?::bytea, ?::bigint, ?::integer)"
 
 _FRAME_SELECT = ("SELECT m.id, m.conversation_id, u.address, m.sender_device, m.created_at, c.encrypted, m.body,"
                  " m.attachments, q.envelope, m.body_s, m.attachments_s, m.key_user"
@@ -257,10 +307,15 @@ def _receipts(txn: Txn, user_id: int, kind: str, ids: list[int], now_ms: int) ->
     marks = placeholders(len(ids))
     rows = txn.query(f"SELECT m.id, m.conversation_id, u.address FROM msg_messages m JOIN users u ON u.id = m.sender_id"
                      f" WHERE m.id IN ({marks}) AND m.sender_id <> ?", (*ids, user_id))
+    created: set[int] = set()
+    for start in range(0, len(rows), RECEIPTS_PER_STATEMENT):  # one statement per chunk, not per message
+        chunk = rows[start:start + RECEIPTS_PER_STATEMENT]
+        created.update(int(r[0]) for r in txn.query(
+            "INSERT INTO msg_receipts (message_id, user_id, kind, created_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(chunk)) + " ON CONFLICT DO NOTHING RETURNING message_id",
+            [value for mid, _conv, _sender in chunk for value in (mid, user_id, kind, now_ms)]))
     groups: dict[tuple[str, int], list[str]] = {}
     for mid, conv, sender in rows:
-        created = txn.scalar("INSERT INTO msg_receipts (message_id, user_id, kind, created_at) VALUES (?, ?, ?, ?)"
-                             " ON CONFLICT DO NOTHING RETURNING message_id", (mid, user_id, kind, now_ms))
-        if created is not None:
+        if int(mid) in created:
             groups.setdefault((sender, int(conv)), []).append(str(mid))
     return [{"kind": kind, "sender": s, "conversation": str(c), "ids": ids_} for (s, c), ids_ in groups.items()]

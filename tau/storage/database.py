@@ -67,17 +67,61 @@ class Txn:
         self.after_commit: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self.keyring: Any = None  # tau.atrest.keyring.Keyring of the Database (stores seal user content with it)
         self.memo: dict[Any, Any] = {}  # per-transaction lookups a store repeats (e.g. a row's owner for its key)
+        #: statements without results or parameters waiting to travel with the next one
+        #: (``send_ahead``): one round trip for both
+        self.ahead: list[str] = []
+        #: writes queued by ``write_at_end``: key → (writer, items)
+        self.at_end: dict[str, tuple[Callable[["Txn", list[Any]], None], list[Any]]] = {}
+
+    def write_at_end(self, key: str, writer: Callable[["Txn", list[Any]], None], item: Any) -> None:
+        """Queue ``item`` for ``writer(txn, items)``, called once with every item queued under
+        ``key`` just before commit (``finish``). For writes that cannot be refused once checked:
+        a group commit's jobs then share one statement. A failure there fails the transaction
+        (a group commit's batch then runs its jobs one by one, each alone)."""
+        entry = self.at_end.get(key)
+        if entry is None:
+            entry = self.at_end[key] = (writer, [])
+        entry[1].append(item)
+
+    def finish(self) -> None:
+        """Before commit: the ``write_at_end`` writers, then what ``send_ahead`` still holds."""
+        while self.at_end:
+            writer, items = self.at_end.pop(next(iter(self.at_end)))
+            writer(self, items)
+        self.flush()
+
+    def send_ahead(self, sql: str) -> None:
+        """Run ``sql`` (no parameters, no rows wanted) just before the next statement, in the
+        same round trip where the engine takes several statements at once (PostgreSQL); at once
+        otherwise. Its error, if any, surfaces from that next statement."""
+        if self.engine.multi_statement:
+            self.ahead.append(sql)
+        else:
+            self.execute(sql)
+
+    def flush(self) -> None:
+        """Send what ``send_ahead`` still holds, now."""
+        if self.ahead:
+            sql, self.ahead = "; ".join(self.ahead), []
+            if self.budget is not None:
+                self.budget.arm()
+            self._cursor.execute(sql)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> "Txn":
         if self.budget is not None:
             self.budget.arm()
+        if self.ahead:  # no % in them: safe before a statement with parameters
+            head, self.ahead = "; ".join(self.ahead) + "; ", []
+        else:
+            head = ""
         if params:
-            self._cursor.execute(self.engine.convert(sql), tuple(params))
+            self._cursor.execute(head + self.engine.convert(sql), tuple(params))
         else:  # no placeholders: leave any literal % alone
-            self._cursor.execute(sql)
+            self._cursor.execute(head + sql)
         return self
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.flush()
         if self.budget is not None:
             self.budget.arm()
         self._cursor.executemany(self.engine.convert(sql), [tuple(r) for r in rows])
@@ -106,9 +150,9 @@ class Txn:
         would otherwise commit ids out of order, and the reader's cursor would skip the late one)."""
         if ("commit-order", key) in self.memo:
             return  # held since an earlier statement of this transaction
-        if self.budget is not None:
-            self.budget.arm()
-        self.engine.lock_commit_order(self._cursor, key)
+        sql = self.engine.commit_order_statement(key)
+        if sql:
+            self.send_ahead(sql)  # with the insert that follows: one round trip
         self.memo[("commit-order", key)] = True
 
     @staticmethod
@@ -147,6 +191,7 @@ def _run_with_retries(engine: Engine, name: str, get_cursor: Callable[[], Any], 
             if budget is not None and budget.seconds != session_timeout:
                 engine.set_timeout(cursor, budget.seconds)
             result = fn(txn, *args, **kwargs)
+            txn.finish()
             if budget is not None:
                 budget.disarm()
             if not readonly:

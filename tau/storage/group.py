@@ -10,7 +10,8 @@ retryable failure (deadlock, serialisation, busy) retries the whole batch; if th
 fails, its writers run one by one, each in its own transaction, as without grouping.
 
 Transaction functions keep their usual shape ``fn(txn, *args)``; each gets its own ``Txn`` over
-the batch's cursor, so its after-commit callbacks run only if its savepoint was kept.
+the batch's cursor, so its after-commit callbacks (and its ``write_at_end`` items, written for
+the whole batch in one go before commit) are kept only if the job was.
 """
 
 from __future__ import annotations
@@ -40,28 +41,51 @@ class _Job:
 
 
 def run_batch(txn: Txn, jobs: list[_Job]) -> list[tuple[bool, Any]]:
-    """Each job inside a savepoint of ``txn``; (True, result) or (False, exception) per job."""
+    """Each job inside a savepoint of ``txn``; (True, result) or (False, exception) per job.
+
+    Where the engine takes several statements in one round trip (PostgreSQL) a job's savepoint
+    (and the release of the one before) travels with the job's first statement, and a kept
+    savepoint is released only when the next one begins (COMMIT keeps what an open one holds):
+    a job of one statement costs one round trip, not three. A job refused before it sent any
+    statement has nothing to roll back."""
     outcomes: list[tuple[bool, Any]] = []
+    ahead = txn.engine.multi_statement
+    opened = False  # a savepoint of an earlier job is still open (only when ``ahead``)
     for job in jobs:
         sub = type(txn)(txn._cursor, txn.engine, txn.budget, txn.now)
         sub.keyring, sub.memo = txn.keyring, txn.memo  # stores seal user content through the batch's keyring
         memo = dict(txn.memo)
-        txn.execute("SAVEPOINT tau_group")
+        begin = ("RELEASE SAVEPOINT tau_group; " if opened else "") + "SAVEPOINT tau_group"
+        if ahead:
+            sub.ahead = [begin]
+        else:
+            txn.execute(begin)
         try:
             result = job.fn(sub, *job.args, **job.kwargs)
+            if sub.ahead != [begin]:
+                sub.flush()  # e.g. a lock sent ahead of a statement the job did not need after all
         except Exception as exc:
             if txn.engine.is_retryable(exc) or txn.engine.is_timeout(exc):
                 raise  # the whole batch: retried, or run one by one
-            txn.execute("ROLLBACK TO SAVEPOINT tau_group")
-            txn.execute("RELEASE SAVEPOINT tau_group")
+            if sub.ahead != [begin]:  # the savepoint reached the server: undo what the job did
+                txn.execute("ROLLBACK TO SAVEPOINT tau_group")
+                if ahead:
+                    opened = True  # rolled back to, still open: released when the next begins
+                else:
+                    txn.execute("RELEASE SAVEPOINT tau_group")
             # what the job looked up or made is gone with its savepoint (a key made on first use,
             # a lock taken): the next job must not trust a memo of it
             txn.memo.clear()
             txn.memo.update(memo)
             outcomes.append((False, exc))
             continue
-        txn.execute("RELEASE SAVEPOINT tau_group")
+        if not ahead:
+            txn.execute("RELEASE SAVEPOINT tau_group")
+        elif sub.ahead != [begin]:
+            opened = True
         txn.after_commit.extend(sub.after_commit)
+        for key, (writer, items) in sub.at_end.items():  # one write for the batch, at its end
+            txn.at_end.setdefault(key, (writer, []))[1].extend(items)
         outcomes.append((True, result))
     return outcomes
 

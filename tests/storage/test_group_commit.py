@@ -173,3 +173,45 @@ def test_an_ordered_lane_runs_one_batch_at_a_time_and_calls_back_in_order(held: 
         assert len(held.pool_held.held) == 1  # the next batch waits for the last one's callbacks
         held.pool_held.run_next()
     assert [g[0] for g in got] == calls == [f"g{i}.test" for i in range(6)]
+
+
+def add_together(txn: Txn, names: list[str]) -> None:
+    """The writer of ``queue_add``: one statement for every name queued in the transaction."""
+    txn.execute("INSERT INTO domains (name, created_at) VALUES " + ", ".join(["(?, 0)"] * len(names)), names)
+    txn.call_after(writes.append, list(names))
+
+
+writes: list[list[str]] = []
+
+
+def queue_add(txn: Txn, name: str, refuse: bool) -> str:
+    if refuse:  # refused by its checks: it sent nothing, so nothing is rolled back
+        raise Refused(name)
+    txn.write_at_end("domains", add_together, name)
+    return name
+
+
+def test_writes_queued_for_the_end_of_a_batch_go_in_one_statement_without_the_refused(
+        held: Any, registry: Any) -> None:
+    writes.clear()
+    calls: list[str] = []
+    outcome(held.run_grouped("t", add, "g0.test", calls))
+    got = [outcome(held.run_grouped("t", queue_add, f"g{i}.test", i == 2)) for i in range(1, 5)]
+    bad = outcome(held.run_grouped("t", add_then_refuse, "g5.test", calls))  # sent, then refused
+    held.pool_held.run_next()
+    held.pool_held.run_next()
+    assert [g[0] for g in got if not isinstance(g[0], Failure)] == ["g1.test", "g3.test", "g4.test"]
+    assert got[1][0].check(Refused) and bad[0].check(Refused)
+    assert writes == [["g1.test", "g3.test", "g4.test"]]  # one writer call for the batch, in order
+    assert domains(registry) == ["g0.test", "g1.test", "g3.test", "g4.test"]
+
+
+def test_a_statement_sent_ahead_travels_with_the_next_one(held: Any, registry: Any) -> None:
+    def two(txn: Txn) -> Any:
+        txn.send_ahead("INSERT INTO domains (name, created_at) VALUES ('g-ahead.test', 0)")
+        return txn.scalar("SELECT count(*) FROM domains WHERE name = 'g-ahead.test'")
+
+    got = outcome(held.run_grouped("t", two))
+    held.pool_held.run_next()
+    assert got == [1]  # it ran before the statement it was sent with
+    assert domains(registry) == ["g-ahead.test"]

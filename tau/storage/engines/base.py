@@ -17,6 +17,8 @@ class Engine(ABC):
     schema_tokens: dict[str, str]
     #: True when the pool allows only one connection (SQLite's single writer)
     single_connection: bool = False
+    #: one ``execute`` may carry several statements separated by ``;`` (``Txn.send_ahead``)
+    multi_statement: bool = False
 
     @abstractmethod
     def connect(self) -> Any:
@@ -40,9 +42,10 @@ class Engine(ABC):
     def lock_for_migration(self, cursor: Any) -> None:  # noqa: B027 - optional hook, no-op by default
         """Serialise migrations between nodes starting at once."""
 
-    def lock_commit_order(self, cursor: Any, key: int) -> None:  # noqa: B027 - optional hook, no-op by default
-        """Hold ``key`` until this transaction ends, so writers holding it commit one after another
-        (SQLite's single writer already does)."""
+    def commit_order_statement(self, key: int) -> str:
+        """The statement that holds ``key`` until this transaction ends, so writers holding it
+        commit one after another; none where a single writer already does (SQLite)."""
+        return ""
 
     def set_session_timeout(self, conn: Any, seconds: float) -> None:  # noqa: B027 - optional hook
         """The statement budget of a new pooled connection (engines that enforce it server-side)."""

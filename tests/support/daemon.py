@@ -28,10 +28,26 @@ def tool(name: str) -> str:
 LISTEN_PORTS = (20000, 32000)
 
 
+#: not the ``random`` module's generator: tests seed that one for repeatable runs, and two pytest
+#: workers that both ran such a test drew the same "free" ports and started daemons on them at once
+_PICK = random.SystemRandom()
+
+
+def _worker_range() -> tuple[int, int]:
+    """This pytest-xdist worker's own slice of LISTEN_PORTS, so two workers never pick one port."""
+    worker, workers = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and workers.isdigit() and int(workers) > 0):
+        return LISTEN_PORTS
+    size = (LISTEN_PORTS[1] - LISTEN_PORTS[0]) // int(workers)
+    lo = LISTEN_PORTS[0] + size * (int(worker[2:]) % int(workers))
+    return lo, lo + size
+
+
 def free_port() -> int:
     """A port nobody listens on now, outside the ephemeral range (see LISTEN_PORTS)."""
+    lo, hi = _worker_range()
     for _ in range(200):
-        port = random.randrange(*LISTEN_PORTS)
+        port = _PICK.randrange(lo, hi)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))

@@ -14,7 +14,7 @@ import email.policy
 import imaplib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -83,11 +83,14 @@ def digests(node: TauDaemon, name: str) -> list[str]:
         imap.logout()
 
 
-def wait_for(node: TauDaemon, name: str, count: int, timeout: float = 20) -> list[str]:
+def wait_for(node: TauDaemon, name: str, count: int, timeout: float = 20,
+             measure: Callable[[list[str]], int] = len) -> list[str]:
+    """``name``'s digests once ``measure`` of them reaches ``count`` (by default: how many), or at
+    the timeout."""
     deadline = time.monotonic() + timeout
     while True:
         found = digests(node, name)
-        if len(found) >= count or time.monotonic() > deadline:
+        if measure(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.3)
 
@@ -219,12 +222,7 @@ def test_in_a_cluster_each_digest_is_sent_by_one_node_only(cluster: Cluster) -> 
 
 def wait_summarised(node: TauDaemon, name: str, count: int, timeout: float = 30) -> list[str]:
     """``name``'s digests once together they summarise ``count`` messages (or at the timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = digests(node, name)
-        if summarised(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.3)
+    return wait_for(node, name, count, timeout, measure=summarised)
 
 
 def summarised(found: list[str]) -> int:
